@@ -1,0 +1,244 @@
+"""Command line: ``serve`` (the default), ``trigger`` and ``status``. Flags win over environment variables,
+which win over defaults. Bad settings end with one line on stderr and exit status 2, before anything runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from orchestrator import __version__
+from orchestrator.config import (
+    DEFAULT_COOLDOWN_MINUTES,
+    DEFAULT_HOST,
+    DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_PORT,
+    ConfigError,
+    Settings,
+    bind_socket,
+    parse_command,
+    parse_minutes,
+    parse_port,
+    sample_job_command,
+    validate,
+)
+from orchestrator.events import iso, utcnow
+from orchestrator.progress import PROGRESS_FILE_NAME
+from orchestrator.state import STATE_FILE_NAME
+from orchestrator.trigger_files import write_trigger_file
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+T = TypeVar("T")
+
+ENV_NAMES = {
+    "host": "SNAPSHOT_HOST",
+    "port": "SNAPSHOT_PORT",
+    "interval": "SNAPSHOT_INTERVAL",
+    "cooldown": "SNAPSHOT_COOLDOWN",
+    "command": "SNAPSHOT_COMMAND",
+    "data_dir": "SNAPSHOT_DATA_DIR",
+    "triggers_dir": "SNAPSHOT_TRIGGERS_DIR",
+    "url": "SNAPSHOT_URL",
+    "log_level": "SNAPSHOT_LOG_LEVEL",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snapshot-orchestrator",
+        description="Run a slow job every N minutes or on demand, one at a time, with live progress.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command_name", metavar="{serve,trigger,status}")
+
+    def folders(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", help="state and progress file folder (SNAPSHOT_DATA_DIR, default ./data)")
+        p.add_argument("--triggers-dir", help="trigger folder (SNAPSHOT_TRIGGERS_DIR, default ./triggers)")
+
+    serve = commands.add_parser("serve", help="run the API server and the scheduler (the default)")
+    serve.add_argument("--host", help=f"address to listen on (SNAPSHOT_HOST, default {DEFAULT_HOST})")
+    serve.add_argument("--port", help=f"port to listen on (SNAPSHOT_PORT, default {DEFAULT_PORT})")
+    serve.add_argument(
+        "--interval",
+        help="minutes between automatic runs, fractions allowed "
+        f"(SNAPSHOT_INTERVAL, default {DEFAULT_INTERVAL_MINUTES:g})",
+    )
+    serve.add_argument(
+        "--cooldown",
+        help="minutes after a manual run before the next automatic one "
+        f"(SNAPSHOT_COOLDOWN, default {DEFAULT_COOLDOWN_MINUTES:g})",
+    )
+    serve.add_argument(
+        "--command",
+        help="the job's command line, split like a shell, run without one "
+        "(SNAPSHOT_COMMAND; default: the bundled sample job)",
+    )
+    serve.add_argument("--log-level", help="debug, info, warning or error (SNAPSHOT_LOG_LEVEL, default info)")
+    folders(serve)
+
+    trig = commands.add_parser("trigger", help="ask for a run by dropping a file into the triggers folder")
+    trig.add_argument("--reason", default="", help="why; recorded with the run")
+    folders(trig)
+
+    stat = commands.add_parser("status", help="print the state, from the server or else from the data folder")
+    stat.add_argument("--json", action="store_true", help="print the raw status document")
+    stat.add_argument("--url", help=f"server address (SNAPSHOT_URL, default {DEFAULT_URL})")
+    folders(stat)
+    return parser
+
+
+def setting(args: argparse.Namespace, name: str, default: str | None, convert: Callable[[str], T]) -> T | None:
+    """The flag if given, else the environment variable, else the default; converted."""
+    raw = getattr(args, name, None)
+    if raw is None:
+        raw = os.environ.get(ENV_NAMES[name]) or default
+    return None if raw is None else convert(raw)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    command = setting(args, "command", None, parse_command)
+    return Settings(
+        host=setting(args, "host", DEFAULT_HOST, str) or DEFAULT_HOST,
+        port=setting(args, "port", str(DEFAULT_PORT), parse_port) or DEFAULT_PORT,
+        interval_minutes=setting(
+            args,
+            "interval",
+            str(DEFAULT_INTERVAL_MINUTES),
+            lambda s: parse_minutes(s, "--interval", allow_zero=False),
+        )
+        or DEFAULT_INTERVAL_MINUTES,
+        cooldown_minutes=setting(
+            args,
+            "cooldown",
+            str(DEFAULT_COOLDOWN_MINUTES),
+            lambda s: parse_minutes(s, "--cooldown", allow_zero=True),
+        )
+        or 0.0,
+        command=command or sample_job_command(),
+        data_dir=folder(args, "data_dir", "data"),
+        triggers_dir=folder(args, "triggers_dir", "triggers"),
+    )
+
+
+def folder(args: argparse.Namespace, name: str, default: str) -> Path:
+    return Path(setting(args, name, default, str) or default).expanduser()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "serve")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command_name == "trigger":
+            return cmd_trigger(args)
+        if args.command_name == "status":
+            return cmd_status(args)
+        return cmd_serve(args)
+    except ConfigError as exc:
+        print(f"snapshot-orchestrator: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from orchestrator.service import Orchestrator
+    from orchestrator.web import create_app
+
+    level_name = (setting(args, "log_level", "info", str) or "info").upper()
+    level = logging.getLevelName(level_name)
+    if not isinstance(level, int):
+        raise ConfigError(f"--log-level must be debug, info, warning or error, got {level_name.lower()!r}")
+    settings = settings_from(args)
+    validate(settings)
+    sock = bind_socket(settings.host, settings.port)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    app = create_app(Orchestrator(settings))
+    url = f"http://{settings.host}:{settings.port}/"
+    log.info("snapshot-orchestrator %s listening on %s", __version__, url)
+    # handler_cancellation: an SSE handler waiting for the next change must notice a client that left.
+    web.run_app(app, sock=sock, print=None, handler_cancellation=True, shutdown_timeout=5)
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    triggers_dir = folder(args, "triggers_dir", "triggers")
+    try:
+        path = write_trigger_file(triggers_dir, args.reason, utcnow())
+    except OSError as exc:
+        raise ConfigError(f"cannot write a trigger into {triggers_dir}: {exc.strerror or exc}") from None
+    print(f"Snapshot requested ({path}); it runs as soon as the service takes the file.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
+    source = f"server {url}"
+    try:
+        with urllib.request.urlopen(f"{url}/api/snapshot/status", timeout=5) as response:
+            document: dict[str, Any] = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        document = offline_status(folder(args, "data_dir", "data"))
+        source = f"data folder (server {url} unreachable: {getattr(exc, 'reason', exc)})"
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(format_status(document, source))
+    return 0
+
+
+def offline_status(data_dir: Path) -> dict[str, Any]:
+    """What the files say when the server is down: the progress document and the last run."""
+    from orchestrator.files import InvalidDocument, read_json_object
+
+    def read(name: str) -> dict[str, Any]:
+        try:
+            return read_json_object(data_dir / name)
+        except (OSError, InvalidDocument):
+            return {}
+
+    progress = read(PROGRESS_FILE_NAME)
+    state = read(STATE_FILE_NAME)
+    last = state.get("current") or state.get("lastRun") or {}
+    return {
+        "running": False,
+        "serverUp": False,
+        "lastRunAt": last.get("startedAt") if isinstance(last, dict) else None,
+        "nextRunAt": None,
+        "progress": {k: progress.get(k) for k in ("status", "step", "progress")} if progress else None,
+        "lastRun": state.get("lastRun"),
+        "pendingTriggers": len(state.get("pending") or []),
+        "checkedAt": iso(utcnow()),
+    }
+
+
+def format_status(doc: dict[str, Any], source: str) -> str:
+    progress = doc.get("progress") or {}
+    lines = [f"Source:   {source}"]
+    if doc.get("running"):
+        lines.append(f"State:    running, {progress.get('progress', 0)}% - {progress.get('step', '')}")
+    elif doc.get("serverUp") is False:
+        lines.append("State:    service not running")
+    else:
+        lines.append(f"State:    idle, next snapshot in {doc.get('minutesUntilNextRun')} min ({doc.get('nextRunAt')})")
+    last = doc.get("lastRun") or {}
+    if last:
+        lines.append(f"Last run: {last.get('status')} at {last.get('startedAt')}, trigger {last.get('trigger')}")
+        if last.get("error"):
+            lines.append(f"Error:    {str(last['error']).splitlines()[0]}")
+    else:
+        lines.append(f"Last run: {doc.get('lastRunAt') or 'never'}")
+    if doc.get("pendingTriggers"):
+        lines.append(f"Queued:   {doc['pendingTriggers']} trigger(s) waiting")
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""Time as a seam: the service asks a clock for "now" and waits on it, so tests can move time by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from orchestrator.events import utcnow
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current wall-clock time, timezone-aware UTC."""
+        ...
+
+    async def wait(self, wake: asyncio.Event, until: datetime | None) -> bool:
+        """Wait until ``wake`` is set or ``until`` has come; ``True`` if woken, ``False`` if the time came.
+
+        ``until=None`` waits for ``wake`` alone.
+        """
+        ...
+
+
+class SystemClock:
+    """The real clock. Waits are one sleep to the deadline (or the wake event), never a polling loop."""
+
+    def now(self) -> datetime:
+        return utcnow()
+
+    async def wait(self, wake: asyncio.Event, until: datetime | None) -> bool:
+        timeout = None if until is None else max(0.0, (until - self.now()).total_seconds())
+        try:
+            async with asyncio.timeout(timeout):
+                await wake.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+class FakeClock:
+    """A clock that moves only when told to; for tests of the schedule, cooldown and coalescing."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._sleepers: list[tuple[datetime, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        """Move time forward and release every waiter whose deadline has come."""
+        self._now += delta
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, fut = heapq.heappop(self._sleepers)
+            if not fut.done():
+                fut.set_result(None)
+
+    @property
+    def sleepers(self) -> int:
+        """How many waits are pending on a deadline (lets a test wait until the timer has gone to sleep)."""
+        return sum(1 for _, _, fut in self._sleepers if not fut.done())
+
+    async def wait(self, wake: asyncio.Event, until: datetime | None) -> bool:
+        if wake.is_set():
+            return True
+        if until is not None and until <= self._now:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline: asyncio.Future[None] = loop.create_future()
+        if until is not None:
+            heapq.heappush(self._sleepers, (until, next(self._order), deadline))
+        woken: asyncio.Future[object] = asyncio.ensure_future(wake.wait())
+        pending: set[asyncio.Future[object]] = {woken, deadline}  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            deadline.cancel()
+        return wake.is_set()

@@ -1,0 +1,85 @@
+"""The values that cross module boundaries: trigger sources, run outcomes, the trigger event itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Source(StrEnum):
+    """Where a request for a run came from; handed to the job as ``SNAPSHOT_TRIGGER``."""
+
+    TIMER = "timer"
+    """The interval timer found a run due."""
+    FILE = "file"
+    """A file appeared in (or was touched in) the triggers folder."""
+    HTTP = "http"
+    """``POST /api/snapshot/trigger``."""
+    STARTUP = "startup"
+    """A run was due when the service started (first start, or one fell due while it was down)."""
+
+    @property
+    def is_manual(self) -> bool:
+        """Manual runs push the next automatic run back by the cooldown."""
+        return self in (Source.FILE, Source.HTTP)
+
+
+class RunStatus(StrEnum):
+    """The ``status`` field of the progress document."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(at: datetime | None) -> str | None:
+    """ISO-8601 UTC with a trailing ``Z``, the form every document of ours uses."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: object) -> datetime | None:
+    """Inverse of :func:`iso`; ``None`` for anything that is not a timestamp."""
+    if not isinstance(text, str):
+        return None
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """One request for a run. Every source builds one of these and puts it on the queue."""
+
+    source: Source
+    at: datetime
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source.value, "at": iso(self.at), "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: object) -> Trigger | None:
+        """Rebuild a persisted trigger; ``None`` if the record is not one (it is then dropped)."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            source = Source(str(data.get("source")))
+        except ValueError:
+            return None
+        at = parse_iso(data.get("at"))
+        reason = data.get("reason", "")
+        if at is None or not isinstance(reason, str):
+            return None
+        return cls(source=source, at=at, reason=reason)

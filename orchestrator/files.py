@@ -1,0 +1,65 @@
+"""Atomic JSON files: one writer pattern (temp file in the same folder, fsync, rename) and one bounded reader."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MAX_DOCUMENT_BYTES = 1 << 20
+"""Largest JSON document we read; a bigger file is treated as invalid rather than loaded into memory."""
+
+
+class InvalidDocument(ValueError):
+    """A JSON file that exists but is not a usable document (torn, not JSON, not an object, too big)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = path
+        self.why = why
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    """Replace ``path`` with ``document`` so that a reader sees either the old file or the new one, whole.
+
+    The temp file is a dot-file ending in ``.tmp`` in the same folder (``os.replace`` is atomic only within
+    one file system), so watchers of the folder can tell it apart, and a crash leaves at worst a stray temp
+    file, never a half-written document.
+    """
+    data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json_object(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
+    """Read a JSON object of at most ``limit`` bytes.
+
+    Raises ``FileNotFoundError`` if there is no file and :class:`InvalidDocument` for anything else that
+    is not a JSON object (a directory, a torn write, a list, a file too big to be ours).
+    """
+    try:
+        with path.open("rb") as src:
+            data = src.read(limit + 1)
+    except IsADirectoryError as exc:
+        raise InvalidDocument(path, "is a directory") from exc
+    if len(data) > limit:
+        raise InvalidDocument(path, f"larger than {limit} bytes")
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidDocument(path, f"not JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise InvalidDocument(path, f"not a JSON object but {type(document).__name__}")
+    return document

@@ -1,0 +1,202 @@
+"""Running the job: a subprocess in its own session, its stdout read for ``PROGRESS`` lines, stopped by
+escalation (SIGTERM to the whole process group, a grace period, then SIGKILL)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.events import RunStatus, Source
+
+log = logging.getLogger(__name__)
+
+PROGRESS_LINE = re.compile(r"^PROGRESS\s+(-?\d+(?:\.\d+)?)%?(?:\s+(.*))?$")
+MAX_LINE_BYTES = 8192
+STDERR_TAIL_LINES = 10
+DRAIN_AFTER_EXIT_SECONDS = 2.0
+"""How long the pipes may stay open after the job's main process exits (a child still writing)."""
+
+Report = Callable[[float, str | None], None]
+"""Called with (percent, step or None) for each progress line the job prints."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    run_id: str
+    source: Source
+    reason: str
+    progress_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    status: RunStatus
+    exit_code: int | None = None
+    error: str | None = None
+
+
+class Job(Protocol):
+    async def run(self, ctx: RunContext, report: Report) -> JobResult:
+        """Run once. Cancelling the call stops the job (its whole process tree) before the cancel goes on."""
+        ...
+
+
+def parse_progress_line(line: str) -> tuple[float, str | None] | None:
+    """``PROGRESS 45 Fetching PRs (5/15)`` -> ``(45.0, "Fetching PRs (5/15)")``; other lines -> ``None``."""
+    match = PROGRESS_LINE.match(line.strip())
+    if match is None:
+        return None
+    step = match.group(2)
+    return float(match.group(1)), (step.strip() if step else None)
+
+
+class SubprocessJob:
+    """The real job: ``argv`` run without a shell, in a new session so its whole tree can be stopped."""
+
+    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, kill_grace: float = 10.0) -> None:
+        self.argv = tuple(argv)
+        self.env = dict(os.environ if env is None else env)
+        self.kill_grace = kill_grace
+
+    async def run(self, ctx: RunContext, report: Report) -> JobResult:
+        env = {
+            **self.env,
+            "SNAPSHOT_PROGRESS_FILE": os.fspath(ctx.progress_file),
+            "SNAPSHOT_RUN_ID": ctx.run_id,
+            "SNAPSHOT_TRIGGER": ctx.source.value,
+            "SNAPSHOT_REASON": ctx.reason,
+            "PYTHONUNBUFFERED": "1",
+        }
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.error("run %s: cannot start %s: %s", ctx.run_id, self.argv[0], exc)
+            return JobResult(RunStatus.ERROR, error=f"cannot start job: {exc}")
+        log.info("run %s: started pid %d (%s)", ctx.run_id, proc.pid, ctx.source.value)
+        assert proc.stdout is not None and proc.stderr is not None
+        tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        readers = asyncio.gather(self._read_stdout(ctx, proc.stdout, report), self._read_stderr(ctx, proc.stderr, tail))
+        try:
+            code = await proc.wait()
+            try:
+                async with asyncio.timeout(DRAIN_AFTER_EXIT_SECONDS):
+                    await asyncio.shield(readers)
+            except TimeoutError:
+                log.warning("run %s: job exited but left processes holding its output; stopping them", ctx.run_id)
+                await self._stop_group(ctx, proc)
+        except asyncio.CancelledError:
+            await self._stop_group(ctx, proc)
+            raise
+        finally:
+            await _settle(readers)
+        if code == 0:
+            return JobResult(RunStatus.COMPLETED, exit_code=0)
+        return JobResult(RunStatus.ERROR, exit_code=code, error=describe_exit(code, tail))
+
+    async def _stop_group(self, ctx: RunContext, proc: asyncio.subprocess.Process) -> None:
+        """SIGTERM the job's process group, wait ``kill_grace``, then SIGKILL; each step logged."""
+        pgid = proc.pid  # start_new_session: the job leads its own group
+        if not _signal_group(pgid, signal.SIGTERM):
+            return
+        log.info("run %s: sent SIGTERM to process group %d", ctx.run_id, pgid)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.kill_grace
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.kill_grace):
+                await proc.wait()
+        # The leader may be gone while its children linger: the group is what must be empty.
+        # The kernel tells no one when a process group empties, so this one wait has to look.
+        while _group_alive(pgid) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if _signal_group(pgid, signal.SIGKILL):
+            log.warning(
+                "run %s: process group %d ignored SIGTERM for %.0fs; sent SIGKILL",
+                ctx.run_id,
+                pgid,
+                self.kill_grace,
+            )
+        with contextlib.suppress(ProcessLookupError):
+            await proc.wait()
+
+    async def _read_stdout(self, ctx: RunContext, stream: asyncio.StreamReader, report: Report) -> None:
+        async for line in iter_lines(stream):
+            parsed = parse_progress_line(line)
+            if parsed is not None:
+                report(*parsed)
+            elif line.strip():
+                log.info("run %s | %s", ctx.run_id, line)
+
+    async def _read_stderr(self, ctx: RunContext, stream: asyncio.StreamReader, tail: deque[str]) -> None:
+        async for line in iter_lines(stream):
+            if line.strip():
+                tail.append(line)
+                log.info("run %s ! %s", ctx.run_id, line)
+
+
+async def iter_lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
+    """Lines of a pipe, decoded leniently; an over-long line is cut rather than failing the reader."""
+    buffer = b""
+    while chunk := await stream.read(65536):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            yield raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r")
+        if len(buffer) > MAX_LINE_BYTES:
+            yield buffer[:MAX_LINE_BYTES].decode("utf-8", errors="replace")
+            buffer = b""
+    if buffer:
+        yield buffer[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r")
+
+
+def describe_exit(code: int, stderr_tail: Sequence[str]) -> str:
+    if code < 0:
+        try:
+            what = f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            what = f"killed by signal {-code}"
+    else:
+        what = f"exited with code {code}"
+    if stderr_tail:
+        return what + "\n" + "\n".join(stderr_tail)
+    return what
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _settle(readers: asyncio.Future[tuple[None, None]]) -> None:
+    if not readers.done():
+        readers.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await readers

@@ -1,0 +1,58 @@
+"""A tiny helper for Python jobs. Standard library only, so a job may also copy this file instead.
+
+    from orchestrator.jobkit import report_progress
+    report_progress(45, "Fetching GitHub PRs... (5/15 repos)")
+
+It writes ``$SNAPSHOT_PROGRESS_FILE`` atomically (temp file + rename: a reader never sees half a document),
+keeping the ``startedAt``/``runId`` the service wrote. Outside the service (no such variable) it prints the
+equivalent ``PROGRESS`` line instead, so the job still works when run by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def report_progress(percent: float, step: str) -> None:
+    """Report ``percent`` (0-100) done and what the job is doing now."""
+    percent = min(100.0, max(0.0, float(percent)))
+    target = os.environ.get("SNAPSHOT_PROGRESS_FILE")
+    if not target:
+        print(f"PROGRESS {percent:g} {step}", flush=True)
+        return
+    path = Path(target)
+    document: dict[str, Any] = {}
+    try:
+        with path.open("rb") as src:
+            previous = json.loads(src.read(1 << 20))
+        if isinstance(previous, dict):
+            document = previous
+    except (OSError, ValueError):
+        pass
+    document.update(
+        {
+            "status": "running",
+            "step": step,
+            "progress": int(percent) if percent.is_integer() else round(percent, 2),
+            "runId": os.environ.get("SNAPSHOT_RUN_ID", document.get("runId")),
+        }
+    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(document, out)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+if __name__ == "__main__":  # python -m orchestrator.jobkit 45 "step text"
+    report_progress(float(sys.argv[1]), " ".join(sys.argv[2:]))

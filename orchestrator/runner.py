@@ -1,0 +1,222 @@
+"""The one consumer of the trigger queue. It alone decides what runs: one run at a time, and every trigger
+that arrives during a run folded into exactly one follow-up run that starts when the current one ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from orchestrator.clock import Clock
+from orchestrator.events import RunStatus, Trigger
+from orchestrator.job import Job, JobResult, RunContext
+from orchestrator.progress import Progress, ProgressFile
+from orchestrator.schedule import Schedule
+from orchestrator.state import RunRecord, StateStore
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """Takes :class:`Trigger` s off ``queue`` and runs ``job``; owns the persisted :class:`State`."""
+
+    def __init__(
+        self,
+        *,
+        queue: asyncio.Queue[Trigger],
+        job: Job,
+        clock: Clock,
+        schedule: Schedule,
+        store: StateStore,
+        progress_file: ProgressFile,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._queue = queue
+        self._job = job
+        self._clock = clock
+        self._schedule = schedule
+        self._store = store
+        self._progress_file = progress_file
+        self._on_change = on_change
+        self._work = asyncio.Event()
+        self._progress = Progress()
+        self._progress_dirty = asyncio.Event()
+        self._progress_failing = False
+        self.runs_started = 0
+        self.state = store.load()
+        self._recover()
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+    async def serve(self) -> None:
+        """Run until cancelled. Cancelling stops a running job and records it as ``cancelled``."""
+        if self.state.pending:
+            self._work.set()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._intake(), name="runner-intake")
+            tasks.create_task(self._write_progress_forever(), name="runner-progress-writer")
+            tasks.create_task(self._work_loop(), name="runner-work")
+
+    @property
+    def running(self) -> bool:
+        return self.state.current is not None
+
+    # ------------------------------------------------------------------------------------------ the loop
+    async def _intake(self) -> None:
+        while True:
+            trigger = await self._queue.get()
+            self._accept(trigger)
+            # Take whatever else is already queued in the same breath: one save, one wake-up.
+            while not self._queue.empty():
+                self._accept(self._queue.get_nowait())
+            self._save()
+            self._work.set()
+            self._on_change()
+
+    def _accept(self, trigger: Trigger) -> None:
+        if self.running:
+            log.info(
+                "%s trigger during run %s%s: %s",
+                trigger.source.value,
+                self.state.current.run_id if self.state.current else "?",
+                f" ({trigger.reason})" if trigger.reason else "",
+                "folded into the follow-up run" if self.state.pending else "a follow-up run is queued",
+            )
+        self.state = replace(self.state, pending=(*self.state.pending, trigger))
+
+    async def _work_loop(self) -> None:
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            if self.state.pending:
+                await self._run_once()
+
+    async def _run_once(self) -> None:
+        now = self._clock.now()
+        record = RunRecord(run_id=new_run_id(now), triggers=self.state.pending, started_at=now)
+        self.state = replace(self.state, current=record, pending=())
+        self.runs_started += 1
+        self._save()
+        if len(record.triggers) > 1:
+            log.info("run %s absorbs %d triggers", record.run_id, len(record.triggers))
+        self._set_progress(
+            Progress(
+                status=RunStatus.RUNNING,
+                step="Starting...",
+                progress=0,
+                started_at=now,
+                run_id=record.run_id,
+                trigger=record.source.value,
+            )
+        )
+        self._on_change()
+        ctx = RunContext(record.run_id, record.source, record.reason, self._progress_file.path)
+        try:
+            result = await self._job.run(ctx, self._report)
+        except asyncio.CancelledError:
+            # The job has already stopped its processes; record the outcome, then let the cancel go on.
+            self._finish(record, JobResult(RunStatus.CANCELLED, error="service stopped"))
+            await self._flush_progress()
+            raise
+        self._finish(record, result)
+
+    def _finish(self, record: RunRecord, result: JobResult) -> None:
+        now = self._clock.now()
+        error = result.error
+        done = replace(
+            record,
+            status=result.status,
+            finished_at=now,
+            exit_code=result.exit_code,
+            error=error,
+            step=self._progress.step,
+        )
+        not_before = self.state.not_before
+        if record.is_manual:
+            not_before = self._schedule.cooldown_until(now)
+        self.state = replace(self.state, current=None, last_run=done, not_before=not_before)
+        self._save()
+        if result.status is RunStatus.COMPLETED:
+            final = self._progress_for(done, step="Completed", percent=100)
+            log.info("run %s completed in %.1fs", done.run_id, done.duration_seconds or 0)
+        else:
+            headline = (error or result.status.value).splitlines()[0]
+            final = self._progress_for(done, step=f"{result.status.value.capitalize()}: {headline}")
+            log.warning("run %s ended %s: %s", done.run_id, result.status.value, headline)
+        self._set_progress(final)
+        if self.state.pending:
+            self._work.set()
+        self._on_change()
+
+    def _progress_for(self, run: RunRecord, *, step: str, percent: float | None = None) -> Progress:
+        return Progress(
+            status=run.status,
+            step=step,
+            progress=self._progress.progress if percent is None else percent,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            run_id=run.run_id,
+            trigger=run.source.value,
+            error=run.error,
+            exit_code=run.exit_code,
+        )
+
+    # --------------------------------------------------------------------------------------- progress
+    def _report(self, percent: float, step: str | None) -> None:
+        if self.state.current is None:
+            return
+        self._set_progress(self._progress.advanced(percent, self._progress.step if step is None else step))
+
+    def _set_progress(self, progress: Progress) -> None:
+        """Latest-value slot: a job printing a thousand lines a second costs one write per loop turn."""
+        self._progress = progress
+        self._progress_dirty.set()
+
+    async def _write_progress_forever(self) -> None:
+        while True:
+            await self._progress_dirty.wait()
+            await self._flush_progress()
+
+    async def _flush_progress(self) -> None:
+        if not self._progress_dirty.is_set():
+            return
+        self._progress_dirty.clear()
+        progress = self._progress
+        try:
+            await asyncio.to_thread(self._progress_file.write, progress)
+        except OSError as exc:
+            if not self._progress_failing:
+                log.error("cannot write progress file %s: %s", self._progress_file.path, exc)
+            self._progress_failing = True
+        else:
+            self._progress_failing = False
+
+    @property
+    def progress(self) -> Progress:
+        """What the runner itself last reported (the web sees the file, which the job may also write)."""
+        return self._progress
+
+    # ---------------------------------------------------------------------------------------- recovery
+    def _recover(self) -> None:
+        """A run still marked current means the previous service died during it: record it as an error."""
+        current = self.state.current
+        if current is None:
+            return
+        now = self._clock.now()
+        done = replace(current, status=RunStatus.ERROR, finished_at=now, error="interrupted: service stopped")
+        log.warning("run %s was interrupted by a service stop; recorded as an error", current.run_id)
+        self.state = replace(self.state, current=None, last_run=done)
+        self._save()
+        with contextlib.suppress(OSError):
+            self._progress_file.write(self._progress_for(done, step="Error: interrupted: service stopped"))
+
+    def _save(self) -> None:
+        self._store.save(self.state)
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable and unique enough: ``20260120T100000Z-3fa9c1``."""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"

@@ -1,0 +1,148 @@
+"""The service: one queue, its producers, its one consumer, the progress monitor and the hub, wired up and
+started and stopped in one place. Also builds the status document that HTTP and SSE serve."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.config import Settings
+from orchestrator.events import Source, Trigger, iso
+from orchestrator.hub import Hub
+from orchestrator.job import Job, SubprocessJob
+from orchestrator.monitor import ProgressMonitor
+from orchestrator.progress import Progress, ProgressFile
+from orchestrator.runner import Runner
+from orchestrator.schedule import Schedule, minutes_until
+from orchestrator.sources import FolderSource, IntervalTimer
+from orchestrator.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, job: Job | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.schedule = Schedule(settings.interval, settings.cooldown)
+        self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
+        self.hub = Hub()
+        self.progress_file = ProgressFile(settings.progress_path)
+        self.runner = Runner(
+            queue=self.queue,
+            job=job or SubprocessJob(settings.command, kill_grace=settings.kill_grace_seconds),
+            clock=self.clock,
+            schedule=self.schedule,
+            store=StateStore(settings.state_path),
+            progress_file=self.progress_file,
+            on_change=self._on_runner_change,
+        )
+        self.timer = IntervalTimer(self.queue, self.clock, self._due)
+        self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)
+        self.monitor = ProgressMonitor(self.progress_file, lambda _: self.publish())
+        self._tasks: list[asyncio.Task[None]] = []
+        self._was_running = False
+
+    # ------------------------------------------------------------------------------------------- control
+    async def request_run(self, source: Source, reason: str = "") -> Trigger:
+        trigger = Trigger(source, self.clock.now(), reason)
+        await self.queue.put(trigger)
+        return trigger
+
+    async def start(self) -> None:
+        self.monitor.read_now()
+        self.publish()
+        self.monitor.start()
+        self.folder.start()
+        for name, coro in (
+            ("runner", self.runner.serve()),
+            ("timer", self.timer.serve()),
+            ("trigger-folder", self.folder.serve()),
+            ("progress-monitor", self.monitor.serve()),
+        ):
+            self._tasks.append(asyncio.create_task(coro, name=name))
+            self._tasks[-1].add_done_callback(_crashed)
+        log.info(
+            "every %g min (cooldown %g min after manual runs); job: %s; triggers: %s; data: %s",
+            self.settings.interval_minutes,
+            self.settings.cooldown_minutes,
+            " ".join(self.settings.command),
+            self.settings.triggers_dir,
+            self.settings.data_dir,
+        )
+
+    async def stop(self) -> None:
+        """Stop producers first, then the runner (which ends a running job), then the watchers."""
+        self.hub.close()
+        for task in reversed(self._tasks):  # monitor, folder, timer, then the runner last
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.folder.stop()
+        self.monitor.stop()
+
+    # ------------------------------------------------------------------------------------------ schedule
+    def _due(self) -> tuple[datetime, object]:
+        state = self.runner.state
+        inputs = (state.last_run_at, state.not_before)
+        due = self.schedule.next_run_at(
+            last_run_at=state.last_run_at, not_before=state.not_before, now=self.clock.now()
+        )
+        return due, inputs
+
+    def _on_runner_change(self) -> None:
+        self.timer.reschedule()
+        if self._was_running and not self.runner.running:
+            self.folder.rescan()  # a burst of events may have been dropped while we were busy
+        self._was_running = self.runner.running
+        self.publish()
+
+    # ------------------------------------------------------------------------------------------- status
+    def publish(self) -> None:
+        self.hub.publish(self.status())
+
+    def progress(self) -> Progress:
+        """The progress document as the file says (the job may write it), else as the runner knows it."""
+        return self.monitor.latest or self.runner.progress
+
+    def status(self) -> dict[str, Any]:
+        """``GET /api/snapshot/status``: the original design's fields first, then what users need beyond."""
+        now = self.clock.now()
+        state = self.runner.state
+        due, _ = self._due()
+        progress = self.progress()
+        current = state.current
+        return {
+            "running": current is not None,
+            "lastRunAt": iso(state.last_run_at),
+            "nextRunAt": iso(due),
+            "intervalMinutes": _tidy(self.settings.interval_minutes),
+            "minutesUntilNextRun": minutes_until(due, now),
+            "progress": {
+                "status": progress.status.value,
+                "step": progress.step,
+                "progress": progress.to_json()["progress"],
+            },
+            "secondsUntilNextRun": max(0.0, round((due - now).total_seconds(), 1)),
+            "cooldownMinutes": _tidy(self.settings.cooldown_minutes),
+            "cooldownUntil": iso(state.not_before) if state.not_before and state.not_before > now else None,
+            "queued": bool(state.pending),
+            "pendingTriggers": len(state.pending),
+            "currentRun": current.to_json() if current else None,
+            "lastRun": state.last_run.to_json() if state.last_run else None,
+            "serverTime": iso(now),
+        }
+
+
+def _tidy(minutes: float) -> float | int:
+    return int(minutes) if float(minutes).is_integer() else minutes
+
+
+def _crashed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("background task %s died", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,98 @@
+"""The producers: the interval timer and the triggers folder. Each only builds a :class:`Trigger` and puts it
+on the queue; what happens next is the runner's business. (The HTTP source is a route in :mod:`web`.)"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent
+
+from orchestrator.clock import Clock
+from orchestrator.events import Source, Trigger
+from orchestrator.trigger_files import TriggerFolder, is_trigger_name
+from orchestrator.watch import CONTENT_EVENTS, FolderWatch, event_paths
+
+log = logging.getLogger(__name__)
+
+
+class IntervalTimer:
+    """Puts a ``timer`` trigger on the queue when the next automatic run is due.
+
+    It sleeps until that moment or until :meth:`reschedule` is called (a run started or ended, a cooldown
+    began), then looks again: no polling. ``due`` returns the due time and the inputs it was computed from;
+    once the timer has fired for a set of inputs it waits for them to change, so it never asks twice for
+    the same run.
+    """
+
+    def __init__(
+        self,
+        queue: asyncio.Queue[Trigger],
+        clock: Clock,
+        due: Callable[[], tuple[datetime, object]],
+    ) -> None:
+        self._queue = queue
+        self._clock = clock
+        self._due = due
+        self._wake = asyncio.Event()
+
+    def reschedule(self) -> None:
+        self._wake.set()
+
+    async def serve(self) -> None:
+        fired_for: object = None
+        source = Source.STARTUP
+        while True:
+            self._wake.clear()
+            due, inputs = self._due()
+            if inputs == fired_for:
+                await self._clock.wait(self._wake, None)
+                continue
+            if due <= self._clock.now():
+                await self._queue.put(Trigger(source, self._clock.now(), "scheduled"))
+                fired_for = inputs
+                continue
+            source = Source.TIMER
+            await self._clock.wait(self._wake, due)
+
+
+class FolderSource:
+    """Turns files in the triggers folder into ``file`` triggers, consuming each file."""
+
+    def __init__(self, folder: Path, queue: asyncio.Queue[Trigger], clock: Clock) -> None:
+        self._folder = TriggerFolder(folder)
+        self._queue = queue
+        self._clock = clock
+        self.watch = FolderWatch(folder, _is_trigger_event, "triggers")
+
+    def start(self) -> None:
+        self.watch.start()
+
+    def stop(self) -> None:
+        self.watch.stop()
+
+    def rescan(self) -> None:
+        """Look at the folder again even without an event (after each run: inotify can drop events)."""
+        self.watch.changed.set()
+
+    async def serve(self) -> None:
+        """Take what is there at start, then once per burst of file events."""
+        self.watch.changed.set()
+        while True:
+            await self.watch.changed.wait()
+            self.watch.changed.clear()
+            self.watch.recover()
+            for taken in self._folder.take_all():
+                log.info("trigger file %s taken (reason: %s)", taken.name, taken.reason)
+                await self._queue.put(Trigger(Source.FILE, self._clock.now(), taken.reason))
+
+
+def _is_trigger_event(event: FileSystemEvent) -> bool:
+    if event.is_directory or event.event_type not in CONTENT_EVENTS:
+        return False
+    # For a move the new name decides: writing ``x.tmp`` and renaming it to ``x`` is the safe way.
+    return is_trigger_name(os.path.basename(event_paths(event)[-1]))

@@ -1,0 +1,174 @@
+"""What must survive a restart: when the last run started and how it ended, the cooldown, pending triggers,
+and the run in flight (so a crash mid-run is noticed at the next start). One JSON file, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.events import RunStatus, Source, Trigger, iso, parse_iso
+from orchestrator.files import InvalidDocument, read_json_object, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+STATE_FILE_NAME = "orchestrator_state.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run: what asked for it, when it ran, how it ended (``status`` is ``running`` while it runs)."""
+
+    run_id: str
+    triggers: tuple[Trigger, ...]
+    started_at: datetime
+    status: RunStatus = RunStatus.RUNNING
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    step: str = ""
+
+    @property
+    def source(self) -> Source:
+        """The source the job is told about: the first trigger's (the one that started the run)."""
+        return self.triggers[0].source if self.triggers else Source.TIMER
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(dict.fromkeys(t.reason for t in self.triggers if t.reason))
+
+    @property
+    def is_manual(self) -> bool:
+        return any(t.source.is_manual for t in self.triggers)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "status": self.status.value,
+            "trigger": self.source.value,
+            "reason": self.reason,
+            "triggers": [t.to_json() for t in self.triggers],
+            "startedAt": iso(self.started_at),
+            "finishedAt": iso(self.finished_at),
+            "durationSeconds": self.duration_seconds,
+            "exitCode": self.exit_code,
+            "error": self.error,
+            "step": self.step,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> RunRecord | None:
+        if not isinstance(data, dict):
+            return None
+        started_at = parse_iso(data.get("startedAt"))
+        run_id = data.get("runId")
+        try:
+            status = RunStatus(str(data.get("status")))
+        except ValueError:
+            return None
+        if started_at is None or not isinstance(run_id, str):
+            return None
+        raw_triggers = data.get("triggers")
+        triggers = tuple(
+            t
+            for t in (Trigger.from_json(x) for x in (raw_triggers if isinstance(raw_triggers, list) else []))
+            if t is not None
+        )
+        exit_code = data.get("exitCode")
+        error = data.get("error")
+        step = data.get("step")
+        return cls(
+            run_id=run_id,
+            triggers=triggers,
+            started_at=started_at,
+            status=status,
+            finished_at=parse_iso(data.get("finishedAt")),
+            exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+            error=error if isinstance(error, str) else None,
+            step=step if isinstance(step, str) else "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    last_run: RunRecord | None = None
+    """The last run that ended (its ``started_at`` is the ``lastRunAt`` of the status document)."""
+    current: RunRecord | None = None
+    """The run in flight; still set at start-up only if the service died during a run."""
+    not_before: datetime | None = None
+    """End of the cooldown after the last manual run: no automatic run before it."""
+    pending: tuple[Trigger, ...] = field(default=())
+    """Triggers taken but not yet run; they become the next run."""
+
+    @property
+    def last_run_at(self) -> datetime | None:
+        run = self.current or self.last_run
+        return run.started_at if run else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "lastRun": self.last_run.to_json() if self.last_run else None,
+            "current": self.current.to_json() if self.current else None,
+            "notBefore": iso(self.not_before),
+            "pending": [t.to_json() for t in self.pending],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> State:
+        pending = doc.get("pending")
+        return cls(
+            last_run=RunRecord.from_json(doc.get("lastRun")),
+            current=RunRecord.from_json(doc.get("current")),
+            not_before=parse_iso(doc.get("notBefore")),
+            pending=tuple(
+                t
+                for t in (Trigger.from_json(x) for x in (pending if isinstance(pending, list) else []))
+                if t is not None
+            ),
+        )
+
+
+class StateStore:
+    """Loads and saves :class:`State`. A save that fails is logged once per streak and retried next time:
+    the service keeps working from memory rather than dying because the disk is full."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._failing = False
+
+    def load(self) -> State:
+        try:
+            doc = read_json_object(self.path)
+        except FileNotFoundError:
+            return State()
+        except (InvalidDocument, OSError) as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt")
+            with contextlib.suppress(OSError):
+                os.replace(self.path, aside)
+            log.warning("state file %s is unusable (%s); moved it to %s and starting fresh", self.path, exc, aside)
+            return State()
+        return State.from_json(doc)
+
+    def save(self, state: State) -> bool:
+        try:
+            write_json_atomic(self.path, state.to_json())
+        except OSError as exc:
+            if not self._failing:
+                log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, exc)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("state saved to %s again", self.path)
+        self._failing = False
+        return True
