@@ -46,6 +46,7 @@ class Orchestrator:
         self.monitor = ProgressMonitor(self.progress_file, lambda _: self.publish())
         self._tasks: list[asyncio.Task[None]] = []
         self._was_running = False
+        self._published: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------------------- control
     async def request_run(self, source: Source, reason: str = "") -> Trigger:
@@ -104,11 +105,23 @@ class Orchestrator:
 
     # ------------------------------------------------------------------------------------------- status
     def publish(self) -> None:
-        self.hub.publish(self.status())
+        document = self.status()
+        # The clock fields change every call; a document that differs only in them is no news.
+        key = {k: v for k, v in document.items() if k not in ("serverTime", "secondsUntilNextRun")}
+        if key != self._published:
+            self._published = key
+            self.hub.publish(document)
 
     def progress(self) -> Progress:
-        """The progress document as the file says (the job may write it), else as the runner knows it."""
-        return self.monitor.latest or self.runner.progress
+        """The progress to show: the file's while it describes the run we know of (the job may write it
+        itself), else the runner's own, which is ahead of the file for the moment a write takes to land."""
+        ours = self.runner.progress
+        from_file = self.monitor.latest
+        if ours.run_id is None:
+            return from_file or ours  # nothing ran in this process yet: the file is all we know
+        if from_file is not None and from_file.run_id in (ours.run_id, None) and from_file.status == ours.status:
+            return from_file
+        return ours
 
     def status(self) -> dict[str, Any]:
         """``GET /api/snapshot/status``: the original design's fields first, then what users need beyond."""

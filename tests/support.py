@@ -1,0 +1,185 @@
+"""Test support: a real service process, a real SSE client, and bounded waits on real events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+PYTHON = sys.executable
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def job_command(script: str) -> str:
+    """A ``--command`` that runs a small inline Python job."""
+    return f"{PYTHON} -c {json.dumps(script)}"
+
+
+def sample_command(duration: float) -> str:
+    return f"{PYTHON} -m orchestrator.sample_job --duration {duration}"
+
+
+@dataclass
+class ServiceProcess:
+    """``python -m orchestrator serve`` as a real subprocess, on a free port, in a temp folder."""
+
+    root: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    listening: threading.Event
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def triggers_dir(self) -> Path:
+        return self.root / "triggers"
+
+    def get_json(self, path: str, timeout: float = 10) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return json.load(response)
+
+    def post_json(self, path: str, body: dict[str, Any] | None = None, timeout: float = 10) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else b""
+        request = urllib.request.Request(
+            self.url + path, data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.load(response)
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        """Wait for the "listening" log line: the socket is bound and listening by then, so one request
+        simply waits in the backlog until the app answers."""
+        if not self.listening.wait(timeout):
+            raise AssertionError(f"service did not log 'listening' within {timeout}s\n{self.logs()}")
+        try:
+            self.get_json("/health", timeout=timeout)
+        except Exception as exc:
+            raise AssertionError(f"service did not come up: {exc}\n{self.logs()}") from exc
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"service did not stop within {timeout}s\n{self.logs()}") from None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start_service(root: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> ServiceProcess:
+    root.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log_path = root / f"service-{port}.log"
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "orchestrator",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(root / "data"),
+                "--triggers-dir",
+                str(root / "triggers"),
+                *args,
+            ],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+    listening = threading.Event()
+    threading.Thread(target=_copy_log, args=(proc, log_path, listening), daemon=True).start()
+    return ServiceProcess(root=root, port=port, proc=proc, log_path=log_path, listening=listening)
+
+
+def _copy_log(proc: subprocess.Popen[bytes], log_path: Path, listening: threading.Event) -> None:
+    assert proc.stdout is not None
+    with proc.stdout, log_path.open("ab", buffering=0) as log:
+        for line in proc.stdout:  # ends when the process and its children close the pipe
+            log.write(line)
+            if b"listening on" in line:
+                listening.set()
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    event: str
+    data: str
+    id: str | None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+async def sse_stream(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None, comments: list[str] | None = None
+) -> AsyncIterator[SSEEvent]:
+    """A minimal but real SSE client over aiohttp: yields each dispatched event; records comment lines."""
+    async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
+        assert resp.status == 200, resp.status
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        event, data, event_id = "message", [], None
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\r\n")
+            if not line:
+                if data:
+                    yield SSEEvent(event, "\n".join(data), event_id)
+                event, data = "message", []
+                continue
+            if line.startswith(":"):
+                if comments is not None:
+                    comments.append(line)
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+            elif field == "id":
+                event_id = value
+
+
+async def next_status(
+    events: AsyncIterator[SSEEvent], predicate: Callable[[dict[str, Any]], bool], timeout: float = 20
+) -> dict[str, Any]:
+    """Read ``status`` events until one satisfies ``predicate``; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        async for event in events:
+            if event.event == "status":
+                document: dict[str, Any] = event.json()
+                if predicate(document):
+                    return document
+    raise AssertionError("event stream ended before the expected status")

@@ -1,0 +1,26 @@
+"""The whole flow, end to end, against a real service process: start-up run, HTTP trigger, file trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from tests.support import next_status, sample_command, sse_stream
+
+
+async def test_startup_run_then_http_trigger(service_factory: Any) -> None:
+    service = service_factory("--command", sample_command(0.3), "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        first = await next_status(events, lambda d: d["lastRun"] is not None and not d["running"])
+        assert first["lastRun"]["status"] == "completed"
+        assert first["lastRun"]["trigger"] == "startup"
+        status, body = service.post_json("/api/snapshot/trigger", {"reason": "smoke"})
+        assert status == 202 and body["success"] is True
+        done = await next_status(
+            events, lambda d: not d["running"] and d["lastRun"]["runId"] != first["lastRun"]["runId"]
+        )
+        assert done["lastRun"]["trigger"] == "http"
+        assert done["lastRun"]["reason"] == "smoke"
+        assert done["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
