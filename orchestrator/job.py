@@ -76,8 +76,10 @@ class SubprocessJob:
             "SNAPSHOT_REASON": ctx.reason,
             "PYTHONUNBUFFERED": "1",
         }
+        loop = asyncio.get_running_loop()
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitAwareProtocol(loop),
                 *self.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -88,20 +90,21 @@ class SubprocessJob:
         except OSError as exc:
             log.error("run %s: cannot start %s: %s", ctx.run_id, self.argv[0], exc)
             return JobResult(RunStatus.ERROR, error=f"cannot start job: {exc}")
+        proc = asyncio.subprocess.Process(transport, protocol, loop)
         log.info("run %s: started pid %d (%s)", ctx.run_id, proc.pid, ctx.source.value)
         assert proc.stdout is not None and proc.stderr is not None
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         readers = asyncio.gather(self._read_stdout(ctx, proc.stdout, report), self._read_stderr(ctx, proc.stderr, tail))
         try:
-            code = await proc.wait()
+            code = await asyncio.shield(protocol.exited)
             try:
                 async with asyncio.timeout(DRAIN_AFTER_EXIT_SECONDS):
                     await asyncio.shield(readers)
             except TimeoutError:
                 log.warning("run %s: job exited but left processes holding its output; stopping them", ctx.run_id)
-                await self._stop_group(ctx, proc)
+                await self._stop_group(ctx, proc.pid, protocol.exited)
         except asyncio.CancelledError:
-            await self._stop_group(ctx, proc)
+            await self._stop_group(ctx, proc.pid, protocol.exited)
             raise
         finally:
             await _settle(readers)
@@ -109,9 +112,10 @@ class SubprocessJob:
             return JobResult(RunStatus.COMPLETED, exit_code=0)
         return JobResult(RunStatus.ERROR, exit_code=code, error=describe_exit(code, tail))
 
-    async def _stop_group(self, ctx: RunContext, proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM the job's process group, wait ``kill_grace``, then SIGKILL; each step logged."""
-        pgid = proc.pid  # start_new_session: the job leads its own group
+    async def _stop_group(self, ctx: RunContext, pgid: int, exited: asyncio.Future[int]) -> None:
+        """SIGTERM the job's process group, wait ``kill_grace``, then SIGKILL; each step logged.
+
+        ``pgid`` is the job's pid: with ``start_new_session`` the job leads its own group."""
         if not _signal_group(pgid, signal.SIGTERM):
             return
         log.info("run %s: sent SIGTERM to process group %d", ctx.run_id, pgid)
@@ -119,7 +123,7 @@ class SubprocessJob:
         deadline = loop.time() + self.kill_grace
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.kill_grace):
-                await proc.wait()
+                await asyncio.shield(exited)
         # The leader may be gone while its children linger: the group is what must be empty.
         # The kernel tells no one when a process group empties, so this one wait has to look.
         while _group_alive(pgid) and loop.time() < deadline:  # noqa: ASYNC110
@@ -131,8 +135,9 @@ class SubprocessJob:
                 pgid,
                 self.kill_grace,
             )
-        with contextlib.suppress(ProcessLookupError):
-            await proc.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.kill_grace):
+                await asyncio.shield(exited)
 
     async def _read_stdout(self, ctx: RunContext, stream: asyncio.StreamReader, report: Report) -> None:
         async for line in iter_lines(stream):
@@ -162,6 +167,27 @@ async def iter_lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
             buffer = b""
     if buffer:
         yield buffer[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r")
+
+
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Tells when the process itself exits. ``Process.wait()`` also waits for every pipe to close, which
+    never happens while a child the job left behind holds stdout open."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self._process: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if isinstance(transport, asyncio.SubprocessTransport):
+            self._process = transport
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        code = self._process.get_returncode() if self._process is not None else None
+        if not self.exited.done():
+            self.exited.set_result(-1 if code is None else code)
 
 
 def describe_exit(code: int, stderr_tail: Sequence[str]) -> str:

@@ -45,19 +45,18 @@ class IntervalTimer:
 
     async def serve(self) -> None:
         fired_for: object = None
-        source = Source.STARTUP
+        source = Source.STARTUP  # a run due at the first look was due before we started
         while True:
             self._wake.clear()
             due, inputs = self._due()
             if inputs == fired_for:
                 await self._clock.wait(self._wake, None)
-                continue
-            if due <= self._clock.now():
+            elif due <= self._clock.now():
                 await self._queue.put(Trigger(source, self._clock.now(), "scheduled"))
                 fired_for = inputs
-                continue
+            else:
+                await self._clock.wait(self._wake, due)
             source = Source.TIMER
-            await self._clock.wait(self._wake, due)
 
 
 class FolderSource:

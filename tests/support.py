@@ -101,24 +101,24 @@ def start_service(root: Path, *args: str, env: dict[str, str] | None = None, por
     log_path = root / f"service-{port}.log"
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "orchestrator",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(root / "data"),
-                "--triggers-dir",
-                str(root / "triggers"),
-                *args,
-            ],
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-        )
+        [
+            PYTHON,
+            "-m",
+            "orchestrator",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(root / "data"),
+            "--triggers-dir",
+            str(root / "triggers"),
+            *args,
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+    )
     listening = threading.Event()
     threading.Thread(target=_copy_log, args=(proc, log_path, listening), daemon=True).start()
     return ServiceProcess(root=root, port=port, proc=proc, log_path=log_path, listening=listening)

@@ -1,0 +1,72 @@
+"""Fakes at the logic seams: a scripted job the test finishes by hand, and an orchestrator built on it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from orchestrator.clock import FakeClock
+from orchestrator.config import Settings
+from orchestrator.events import RunStatus
+from orchestrator.job import JobResult, Report, RunContext
+from orchestrator.service import Orchestrator
+
+T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
+WAIT = 10.0
+
+
+@dataclass
+class ScriptedRun:
+    ctx: RunContext
+    report: Report
+    outcome: asyncio.Future[JobResult]
+
+    def finish(self, status: RunStatus = RunStatus.COMPLETED, exit_code: int = 0, error: str | None = None) -> None:
+        self.outcome.set_result(JobResult(status, exit_code=exit_code, error=error))
+
+
+@dataclass
+class ScriptedJob:
+    """Each run waits until the test calls ``finish``; ``started`` hands the test each run as it starts."""
+
+    started: asyncio.Queue[ScriptedRun] = field(default_factory=asyncio.Queue)
+    runs: list[ScriptedRun] = field(default_factory=list)
+
+    async def run(self, ctx: RunContext, report: Report) -> JobResult:
+        run = ScriptedRun(ctx, report, asyncio.get_running_loop().create_future())
+        self.runs.append(run)
+        self.started.put_nowait(run)
+        return await run.outcome
+
+    async def next_start(self, timeout: float = WAIT) -> ScriptedRun:
+        async with asyncio.timeout(timeout):
+            return await self.started.get()
+
+
+async def settle(turns: int = 50) -> None:
+    """Let every ready task run (no time passes: the clock is fake and nothing here sleeps)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+def make_settings(root: Path, interval: float = 30, cooldown: float = 5) -> Settings:
+    return Settings(
+        interval_minutes=interval,
+        cooldown_minutes=cooldown,
+        command=("true",),
+        data_dir=root / "data",
+        triggers_dir=root / "triggers",
+    )
+
+
+def make_orchestrator(
+    root: Path, clock: FakeClock, job: ScriptedJob, interval: float = 30, cooldown: float = 5
+) -> Orchestrator:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    return Orchestrator(make_settings(root, interval, cooldown), clock=clock, job=job)
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)

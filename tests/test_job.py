@@ -1,0 +1,158 @@
+"""The job as a real subprocess: its environment, progress lines, exit codes, and stopping its whole tree."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.events import RunStatus, Source
+from orchestrator.job import RunContext, SubprocessJob, describe_exit, parse_progress_line
+
+PY = sys.executable
+
+
+def ctx(tmp_path: Path) -> RunContext:
+    return RunContext("run-1", Source.FILE, "because", tmp_path / "progress.json")
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("PROGRESS 45 Fetching GitHub PRs... (5/15 repos)", (45.0, "Fetching GitHub PRs... (5/15 repos)")),
+        ("PROGRESS 12.5% step", (12.5, "step")),
+        ("PROGRESS 100", (100.0, None)),
+        ("  PROGRESS 7 padded  ", (7.0, "padded")),
+        ("progress 45 lower case", None),
+        ("PROGRESS abc", None),
+        ("Some other output", None),
+    ],
+)
+def test_parse_progress_line(line: str, parsed: tuple[float, str | None] | None) -> None:
+    assert parse_progress_line(line) == parsed
+
+
+def test_describe_exit() -> None:
+    assert describe_exit(3, ["a", "b"]) == "exited with code 3\na\nb"
+    assert describe_exit(-9, []) == "killed by SIGKILL"
+
+
+async def test_job_gets_its_environment_and_reports_progress(tmp_path: Path) -> None:
+    out = tmp_path / "env.txt"
+    script = (
+        "import os\n"
+        f"open({str(out)!r}, 'w').write(' '.join(os.environ[k] for k in "
+        "('SNAPSHOT_PROGRESS_FILE', 'SNAPSHOT_RUN_ID', 'SNAPSHOT_TRIGGER', 'SNAPSHOT_REASON')))\n"
+        "print('PROGRESS 10 one', flush=True)\n"
+        "print('hello')\n"
+        "print('PROGRESS 90 two', flush=True)\n"
+    )
+    reports: list[tuple[float, str | None]] = []
+    result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: reports.append((p, s)))
+    assert result.status is RunStatus.COMPLETED and result.exit_code == 0
+    assert reports == [(10.0, "one"), (90.0, "two")]
+    assert out.read_text() == f"{tmp_path / 'progress.json'} run-1 file because"
+
+
+async def test_failure_carries_exit_code_and_stderr_tail(tmp_path: Path) -> None:
+    script = "import sys\nfor i in range(30): print('err', i, file=sys.stderr)\nsys.exit(3)"
+    result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: None)
+    assert result.status is RunStatus.ERROR and result.exit_code == 3
+    assert result.error is not None
+    lines = result.error.splitlines()
+    assert lines[0] == "exited with code 3"
+    assert lines[1:] == [f"err {i}" for i in range(20, 30)]
+
+
+async def test_command_that_cannot_start_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    result = await SubprocessJob([str(tmp_path / "missing")]).run(ctx(tmp_path), lambda p, s: None)
+    assert result.status is RunStatus.ERROR
+    assert result.error is not None and result.error.startswith("cannot start job")
+
+
+async def test_huge_lines_are_cut_not_fatal(tmp_path: Path) -> None:
+    script = "print('x' * 1_000_000); print('PROGRESS 50 after')"
+    reports: list[tuple[float, str | None]] = []
+    result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: reports.append((p, s)))
+    assert result.status is RunStatus.COMPLETED
+    assert reports == [(50.0, "after")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is dead for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class PidReport:
+    """The job prints ``PROGRESS 1 <pid> <pid>...``; the test waits on that report, not on a timer."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.seen = asyncio.Event()
+
+    def __call__(self, percent: float, step: str | None) -> None:
+        self.pids = [int(p) for p in (step or "").split()]
+        self.seen.set()
+
+    async def wait(self) -> list[int]:
+        async with asyncio.timeout(10):
+            await self.seen.wait()
+        return self.pids
+
+
+async def test_cancel_stops_the_whole_process_tree(tmp_path: Path) -> None:
+    script = 'sleep 1000 & a=$!; sleep 1000 & b=$!; echo "PROGRESS 1 $a $b $$"; wait'
+    job = SubprocessJob(["sh", "-c", script], kill_grace=5)
+    report = PidReport()
+    task = asyncio.create_task(job.run(ctx(tmp_path), report))
+    found = await report.wait()
+    assert len(found) == 3
+    assert all(_alive(pid) for pid in found)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not any(_alive(pid) for pid in found)
+
+
+async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    script = (
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('PROGRESS 1', os.getpid(), flush=True)\n"
+        "time.sleep(1000)\n"
+    )
+    job = SubprocessJob([PY, "-c", script], kill_grace=0.3)
+    report = PidReport()
+    task = asyncio.create_task(job.run(ctx(tmp_path), report))
+    [pid] = await report.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _alive(pid)
+
+
+async def test_children_left_behind_after_exit_are_stopped(tmp_path: Path) -> None:
+    # The shell exits at once; its background child keeps stdout open.
+    script = 'sleep 1000 & echo "PROGRESS 1 $!"; exit 0'
+    job = SubprocessJob(["sh", "-c", script], kill_grace=2)
+    report = PidReport()
+    result = await job.run(ctx(tmp_path), report)
+    assert result.status is RunStatus.COMPLETED
+    [pid] = report.pids
+    assert not _alive(pid)
+
+
+def test_signal_names_are_known() -> None:
+    assert signal.Signals(9).name == "SIGKILL"

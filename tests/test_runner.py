@@ -1,0 +1,239 @@
+"""Scheduling, cooldown, coalescing and persistence, driven by a fake clock and a scripted job.
+
+Nothing here sleeps: time moves only when the test advances the fake clock, and a run ends only when the
+test finishes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.clock import FakeClock
+from orchestrator.events import RunStatus, Source, iso
+from orchestrator.service import Orchestrator
+from tests.fakes import T0, ScriptedJob, make_orchestrator, minutes, settle
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def job() -> ScriptedJob:
+    return ScriptedJob()
+
+
+@pytest.fixture
+async def service(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> AsyncIterator[Orchestrator]:
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=30, cooldown=5)
+    await orchestrator.start()
+    yield orchestrator
+    await orchestrator.stop()
+
+
+async def test_first_start_runs_at_once_then_every_interval(
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob
+) -> None:
+    first = await job.next_start()
+    assert first.ctx.source is Source.STARTUP
+    assert service.status()["lastRunAt"] == iso(T0)
+    clock.advance(minutes(2))
+    first.finish()
+    await settle()
+    assert service.status()["nextRunAt"] == iso(T0 + minutes(30))
+    assert service.status()["minutesUntilNextRun"] == 28
+
+    clock.advance(minutes(27))
+    await settle()
+    assert job.started.empty(), "nothing is due a minute early"
+
+    clock.advance(minutes(1))
+    second = await job.next_start()
+    assert second.ctx.source is Source.TIMER
+    assert second.ctx.run_id != first.ctx.run_id
+
+
+async def test_manual_trigger_runs_at_once_and_cooldown_delays_the_timer(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    service = make_orchestrator(tmp_path, clock, job, interval=5, cooldown=5)
+    await service.start()
+    try:
+        (await job.next_start()).finish()
+        clock.advance(minutes(1))
+        await service.request_run(Source.HTTP, "button")
+        manual = await job.next_start()
+        assert manual.ctx.source is Source.HTTP
+        assert manual.ctx.reason == "button"
+        clock.advance(minutes(2))
+        manual.finish()  # ended at T0+3: automatic runs wait until T0+8, not T0+1+5=T0+6
+        await settle()
+        assert service.status()["nextRunAt"] == iso(T0 + minutes(8))
+        assert service.status()["cooldownUntil"] == iso(T0 + minutes(8))
+        clock.advance(minutes(4))  # T0+7
+        await settle()
+        assert job.started.empty()
+        clock.advance(minutes(1))  # T0+8
+        assert (await job.next_start()).ctx.source is Source.TIMER
+    finally:
+        await service.stop()
+
+
+async def test_twenty_triggers_during_a_run_make_exactly_one_follow_up(
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob
+) -> None:
+    first = await job.next_start()
+    for n in range(10):
+        await service.request_run(Source.HTTP, f"http {n}")
+        await service.queue.put(service_trigger(Source.FILE, f"file {n}", clock))
+    await settle()
+    status = service.status()
+    assert status["running"] and status["queued"] and status["pendingTriggers"] == 20
+    first.finish()
+    follow_up = await job.next_start()
+    assert len(service.runner.state.current.triggers) == 20  # type: ignore[union-attr]
+    assert follow_up.ctx.source is Source.HTTP
+    follow_up.finish()
+    await settle()
+    assert job.started.empty()
+    assert len(job.runs) == 2
+    assert not service.status()["queued"]
+
+
+async def test_timer_due_during_a_run_becomes_the_follow_up(
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob
+) -> None:
+    first = await job.next_start()
+    clock.advance(minutes(45))  # the job outlives its interval
+    await settle()
+    assert service.status()["queued"]
+    first.finish()
+    follow_up = await job.next_start()
+    assert follow_up.ctx.source is Source.TIMER
+    follow_up.finish()
+    await settle()
+    assert job.started.empty(), "the timer fired once for that slot, not once per look"
+
+
+async def test_failed_run_is_recorded_and_schedule_goes_on(
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob
+) -> None:
+    run = await job.next_start()
+    run.report(40, "half way")
+    clock.advance(minutes(1))
+    run.finish(RunStatus.ERROR, exit_code=3, error="exited with code 3\nboom")
+    await settle()
+    status = service.status()
+    assert status["lastRun"]["status"] == "error"
+    assert status["lastRun"]["exitCode"] == 3
+    assert status["lastRun"]["step"] == "half way"
+    assert status["nextRunAt"] == iso(T0 + minutes(30))
+    assert service.runner.progress.status is RunStatus.ERROR
+    assert service.runner.progress.error == "exited with code 3\nboom"
+
+
+async def test_pending_triggers_survive_a_restart_and_nothing_runs_twice(tmp_path: Path, clock: FakeClock) -> None:
+    job = ScriptedJob()
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    await job.next_start()  # the start-up run, left running
+    await service.request_run(Source.HTTP, "while running")
+    await settle()
+    await service.stop()  # stops the running job: it is recorded as cancelled
+    state = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
+    assert state["lastRun"]["status"] == "cancelled"
+    assert [t["reason"] for t in state["pending"]] == ["while running"]
+
+    clock.advance(minutes(1))
+    job2 = ScriptedJob()
+    restarted = make_orchestrator(tmp_path, clock, job2)
+    await restarted.start()
+    try:
+        run = await job2.next_start()
+        assert run.ctx.source is Source.HTTP and run.ctx.reason == "while running"
+        run.finish()
+        await settle()
+        assert len(job2.runs) == 1, "the last run is recent: no start-up run on top of the pending one"
+        assert restarted.status()["lastRun"]["trigger"] == "http"
+    finally:
+        await restarted.stop()
+
+
+async def test_run_missed_while_down_starts_once_at_start_up(tmp_path: Path, clock: FakeClock) -> None:
+    seed = ScriptedJob()
+    service = make_orchestrator(tmp_path, clock, seed)
+    await service.start()
+    (await seed.next_start()).finish()
+    await settle()
+    await service.stop()
+
+    clock.advance(minutes(200))  # six intervals pass while the service is down
+    job = ScriptedJob()
+    restarted = make_orchestrator(tmp_path, clock, job)
+    await restarted.start()
+    try:
+        run = await job.next_start()
+        assert run.ctx.source is Source.STARTUP
+        run.finish()
+        await settle()
+        assert len(job.runs) == 1
+        assert restarted.status()["nextRunAt"] == iso(T0 + minutes(230))
+    finally:
+        await restarted.stop()
+
+
+async def test_a_crash_mid_run_is_recorded_as_interrupted(tmp_path: Path, clock: FakeClock) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orchestrator_state.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "lastRun": None,
+                "current": {"runId": "r1", "status": "running", "startedAt": iso(T0), "triggers": []},
+                "pending": [],
+            }
+        )
+    )
+    (data / "snapshot_progress.json").write_text(json.dumps({"status": "running", "step": "x", "progress": 40}))
+    clock.advance(minutes(5))
+    job = ScriptedJob()
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        status = service.status()
+        assert status["lastRun"]["status"] == "error"
+        assert status["lastRun"]["error"] == "interrupted: service stopped"
+        assert status["lastRunAt"] == iso(T0)
+        assert status["nextRunAt"] == iso(T0 + minutes(30))
+        assert status["progress"]["status"] == "error"
+        assert json.loads((data / "snapshot_progress.json").read_text())["status"] == "error"
+        await settle()
+        assert job.started.empty(), "the schedule carries on from the interrupted run's start"
+    finally:
+        await service.stop()
+
+
+async def test_unreadable_state_file_is_set_aside(tmp_path: Path, clock: FakeClock) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orchestrator_state.json").write_text("{torn")
+    job = ScriptedJob()
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        assert (await job.next_start()).ctx.source is Source.STARTUP
+        assert (data / "orchestrator_state.json.corrupt").read_text() == "{torn"
+    finally:
+        await service.stop()
+
+
+def service_trigger(source: Source, reason: str, clock: FakeClock):  # type: ignore[no-untyped-def]
+    from orchestrator.events import Trigger
+
+    return Trigger(source, clock.now(), reason)
