@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import aiohttp
+import pytest
 
-from tests.support import next_status, sample_command, sse_stream
+from tests.support import job_command, next_status, sample_command, sse_stream
 
 
 async def test_startup_run_then_http_trigger(service_factory: Any) -> None:
@@ -24,3 +27,38 @@ async def test_startup_run_then_http_trigger(service_factory: Any) -> None:
         assert done["lastRun"]["trigger"] == "http"
         assert done["lastRun"]["reason"] == "smoke"
         assert done["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
+
+
+async def test_touch_runs_the_job_and_the_file_is_consumed(service_factory: Any) -> None:
+    service = service_factory("--command", sample_command(0.2), "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        first = await next_status(events, lambda d: d["lastRun"] is not None and not d["running"])
+        (service.triggers_dir / "run-now").write_text("data refreshed")
+        running = await next_status(events, lambda d: d["running"])
+        assert running["currentRun"]["trigger"] == "file"
+        assert running["currentRun"]["reason"] == "data refreshed"
+        assert not (service.triggers_dir / "run-now").exists()
+        done = await next_status(events, lambda d: not d["running"])
+        assert done["lastRun"]["runId"] != first["lastRun"]["runId"]
+        assert done["lastRun"]["status"] == "completed"
+
+
+async def test_sigterm_mid_run_stops_job_and_exits_zero_then_restart_does_not_rerun(service_factory: Any) -> None:
+    script = "import os,time; print('PROGRESS 5', os.getpid(), flush=True); time.sleep(1000)"
+    service = service_factory("--command", job_command(script), "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        running = await next_status(events, lambda d: d["progress"]["progress"] == 5)
+        job_pid = int(running["progress"]["step"])
+        assert service.stop() == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(job_pid, 0)
+    state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
+    assert state["lastRun"]["status"] == "cancelled"
+    assert json.loads((service.data_dir / "snapshot_progress.json").read_text())["status"] == "cancelled"
+
+    again = service_factory("--command", sample_command(0.1), "--interval", "60")
+    doc = again.get_json("/api/snapshot/status")
+    assert doc["running"] is False, "the cancelled run started less than an interval ago: nothing is due"
+    assert doc["lastRun"]["runId"] == state["lastRun"]["runId"]

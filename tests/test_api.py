@@ -1,0 +1,247 @@
+"""The HTTP API and the SSE stream over real HTTP (aiohttp's test server on a real socket), with the job
+scripted and the clock fake so every state is reached on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from orchestrator.clock import FakeClock
+from orchestrator.events import Source
+from orchestrator.service import Orchestrator
+from orchestrator.web import create_app
+from tests.fakes import T0, ScriptedJob, make_settings, minutes, settle
+from tests.support import next_status, sse_stream
+
+Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
+VOLATILE = ("serverTime", "secondsUntilNextRun")
+
+
+@pytest.fixture
+def job() -> ScriptedJob:
+    return ScriptedJob()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def orchestrator(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> Orchestrator:
+    settings = dataclasses.replace(make_settings(tmp_path), sse_ping_seconds=0.2)
+    (tmp_path / "data").mkdir()
+    return Orchestrator(settings, clock=clock, job=job)
+
+
+@pytest.fixture
+async def client(
+    orchestrator: Orchestrator, aiohttp_client: Callable[[aiohttp.web.Application], Awaitable[Client]]
+) -> Client:
+    return await aiohttp_client(create_app(orchestrator))
+
+
+@pytest.fixture
+async def idle(client: Client, job: ScriptedJob, clock: FakeClock) -> Client:
+    """The service after its start-up run has ended, a minute ago."""
+    (await job.next_start()).finish()
+    clock.advance(minutes(1))
+    await settle()
+    return client
+
+
+async def test_status_has_the_original_fields_with_their_types(idle: Client) -> None:
+    response = await idle.get("/api/snapshot/status")
+    assert response.status == 200
+    doc = await response.json()
+    assert list(doc)[:6] == ["running", "lastRunAt", "nextRunAt", "intervalMinutes", "minutesUntilNextRun", "progress"]
+    assert doc["running"] is False
+    assert doc["lastRunAt"] == "2026-01-20T10:00:00.000Z"
+    assert doc["nextRunAt"] == "2026-01-20T10:30:00.000Z"
+    assert doc["intervalMinutes"] == 30
+    assert doc["minutesUntilNextRun"] == 29
+    assert doc["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
+    assert doc["lastRun"]["status"] == "completed" and doc["lastRun"]["trigger"] == "startup"
+    assert doc["queued"] is False
+
+
+def test_last_run_at_is_null_before_any_run(orchestrator: Orchestrator) -> None:
+    doc = orchestrator.status()
+    assert doc["lastRunAt"] is None
+    assert doc["lastRun"] is None
+    assert doc["nextRunAt"] == "2026-01-20T10:00:00.000Z"
+    assert doc["minutesUntilNextRun"] == 0
+
+
+async def test_trigger_runs_with_reason(idle: Client, job: ScriptedJob) -> None:
+    response = await idle.post("/api/snapshot/trigger", json={"reason": "new data"})
+    assert response.status == 202
+    body = await response.json()
+    assert body["success"] is True and body["message"]
+    run = await job.next_start()
+    assert (run.ctx.source, run.ctx.reason) == (Source.HTTP, "new data")
+
+
+async def test_trigger_without_body(idle: Client, job: ScriptedJob) -> None:
+    response = await idle.post("/api/snapshot/trigger")
+    assert response.status == 202
+    assert (await job.next_start()).ctx.reason == ""
+
+
+async def test_trigger_while_running_says_queued(client: Client, job: ScriptedJob) -> None:
+    await job.next_start()
+    body = await (await client.post("/api/snapshot/trigger")).json()
+    assert body["queued"] is True
+    assert "queued" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "must be JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"reason": 5}', "reason must be a string"),
+    ],
+)
+async def test_bad_trigger_bodies_get_400_and_start_nothing(
+    idle: Client, job: ScriptedJob, body: bytes, message: str
+) -> None:
+    response = await idle.post("/api/snapshot/trigger", data=body, headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    doc = await response.json()
+    assert doc["success"] is False and message in doc["message"]
+    await settle()
+    assert job.started.empty()
+
+
+async def published(orchestrator: Orchestrator, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Wait (bounded) until the hub publishes a status that satisfies ``predicate``."""
+    version, doc = orchestrator.hub.latest()
+    async with asyncio.timeout(5):
+        while not predicate(doc):
+            version, doc = await orchestrator.hub.next_after(version)
+    return doc
+
+
+async def test_progress_and_health(client: Client, job: ScriptedJob, orchestrator: Orchestrator) -> None:
+    run = await job.next_start()
+    run.report(45, "Fetching GitHub PRs... (5/15 repos)")
+    # The report travels the real path: runner -> progress file -> inotify -> monitor -> hub.
+    await published(orchestrator, lambda d: d["progress"]["progress"] == 45)
+    doc = await (await client.get("/api/snapshot/progress")).json()
+    assert doc["status"] == "running"
+    assert doc["step"] == "Fetching GitHub PRs... (5/15 repos)"
+    assert doc["progress"] == 45
+    assert doc["startedAt"] == "2026-01-20T10:00:00.000Z"
+    health = await client.get("/health")
+    assert health.status == 200
+    assert (await health.json())["status"] == "ok"
+
+
+async def test_page_is_served(client: Client) -> None:
+    response = await client.get("/")
+    assert response.status == 200
+    assert "text/html" in response.headers["Content-Type"]
+    assert "EventSource" in (await (await client.get("/app.js")).text())
+
+
+@pytest.mark.parametrize("path", ["/../pyproject.toml", "/%2e%2e/pyproject.toml", "/nope.js"])
+async def test_static_never_leaves_web(client: Client, path: str) -> None:
+    response = await client.get(path)
+    assert response.status == 404
+
+
+# ------------------------------------------------------------------------------------------------- SSE
+@pytest.fixture
+async def events(client: Client) -> AsyncIterator[Callable[..., AsyncIterator[Any]]]:
+    session = aiohttp.ClientSession()
+
+    def open_stream(headers: dict[str, str] | None = None, comments: list[str] | None = None) -> AsyncIterator[Any]:
+        return sse_stream(session, str(client.make_url("/api/snapshot/events")), headers, comments)
+
+    yield open_stream
+    await session.close()
+
+
+async def test_stream_starts_with_current_status(idle: Client, events: Callable[..., AsyncIterator[Any]]) -> None:
+    stream = events()
+    first = await anext(stream)
+    assert first.event == "status" and first.id
+    current = await (await idle.get("/api/snapshot/status")).json()
+    assert strip(first.json()) == strip(current)
+
+
+async def test_stream_pushes_every_change(
+    client: Client, job: ScriptedJob, events: Callable[..., AsyncIterator[Any]]
+) -> None:
+    run = await job.next_start()
+    stream = events()
+    await next_status(stream, lambda d: d["running"])
+    run.report(30, "thirty")
+    doc = await next_status(stream, lambda d: d["progress"]["step"] == "thirty", timeout=5)
+    assert doc["progress"]["progress"] == 30
+    run.finish()
+    doc = await next_status(stream, lambda d: not d["running"], timeout=5)
+    assert doc["lastRun"]["status"] == "completed"
+
+
+async def test_resume_with_latest_id_sends_nothing_until_a_change(
+    idle: Client, orchestrator: Orchestrator, events: Callable[..., AsyncIterator[Any]]
+) -> None:
+    first = await anext(events())
+    resumed = events({"Last-Event-ID": first.id})
+    pending = asyncio.ensure_future(anext(resumed))
+    await settle()
+    assert not pending.done(), "an up-to-date client gets no repeat"
+    await orchestrator.request_run(Source.HTTP, "after resume")
+    event = await asyncio.wait_for(pending, 5)
+    assert int(event.id) > int(first.id)
+    assert event.json()["running"] or event.json()["queued"]
+
+
+async def test_stale_id_gets_the_current_state_at_once(idle: Client, events: Callable[..., AsyncIterator[Any]]) -> None:
+    event = await asyncio.wait_for(anext(events({"Last-Event-ID": "12"})), 5)
+    assert event.event == "status"
+
+
+async def test_heartbeat_comments_keep_idle_streams_alive(
+    idle: Client, events: Callable[..., AsyncIterator[Any]]
+) -> None:
+    comments: list[str] = []
+    stream = events(comments=comments)
+    await anext(stream)
+    reader = asyncio.ensure_future(anext(stream))
+    async with asyncio.timeout(5):
+        while not comments:
+            await asyncio.wait({reader}, timeout=0.05)
+    reader.cancel()
+    assert comments[0].startswith(": ping")
+
+
+async def test_shutdown_does_not_hang_on_open_streams(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> None:
+    (tmp_path / "data").mkdir()
+    orchestrator = Orchestrator(make_settings(tmp_path), clock=clock, job=job)
+    server = TestServer(create_app(orchestrator))
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        streams = [sse_stream(session, str(server.make_url("/api/snapshot/events"))) for _ in range(5)]
+        for stream in streams:
+            await anext(stream)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(server.close(), 10)
+        assert loop.time() - started < 5
+        for stream in streams:
+            with pytest.raises((StopAsyncIteration, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
+                await asyncio.wait_for(anext(stream), 5)
+
+
+def strip(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in VOLATILE}

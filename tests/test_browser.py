@@ -1,0 +1,323 @@
+"""The status page in a real headless Chromium, against a real service process.
+
+Needs Debian's ``/usr/bin/chromium``: without it these tests skip, except under ``CI=true``, where they fail.
+``SNAPSHOT_SCREENSHOT=1`` also saves ``docs/screenshot.png`` of the page while a snapshot runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import REPO, ServiceProcess, sample_command, start_service
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1200, "height": 500}
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+WAIT_MS = 10_000
+IDLE_60 = re.compile(r"^Next snapshot in (59|60) minutes$")
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if sync_playwright is None:
+        _unavailable("playwright is not installed")
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Watched:
+    """A page and every script error and console error it produced."""
+
+    page: Page
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def assert_no_page_errors(self) -> None:
+        assert self.page_errors == [], self.page_errors
+
+    def assert_clean(self) -> None:
+        self.assert_no_page_errors()
+        assert self.console_errors == [], self.console_errors
+
+
+OpenPage = Callable[..., Watched]
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[OpenPage]:
+    """Open a URL in a fresh browser context (optionally with an init script); closed at the end."""
+    contexts = []
+
+    def open_(url: str, *, init_script: str | None = None, before: Callable[[Page], None] | None = None) -> Watched:
+        context = browser.new_context(viewport=VIEWPORT)
+        contexts.append(context)
+        context.set_default_timeout(WAIT_MS)
+        if init_script:
+            context.add_init_script(init_script)
+        page = context.new_page()
+        watched = Watched(page)
+        page.on("pageerror", lambda exc: watched.page_errors.append(str(exc)))
+        page.on("console", lambda msg: watched.console_errors.append(msg.text) if msg.type == "error" else None)
+        if before is not None:
+            before(page)
+        page.goto(url)
+        return watched
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def expect_idle(page: Page, text: str | re.Pattern[str] = IDLE_60, timeout: int = 15_000) -> None:
+    expect(page.locator("body")).to_have_attribute("data-state", "idle", timeout=timeout)
+    expect(page.locator("#snapshot-status")).to_have_text(text, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------------------ tests
+@pytest.mark.browser
+def test_page_shows_countdown_when_idle(service_factory: Any, open_page: OpenPage) -> None:
+    service = service_factory("--command", sample_command(0.5), "--interval", "60")
+    watched = open_page(service.url + "/")
+    page = watched.page
+
+    expect_idle(page)  # after the start-up run
+    expect(page.locator("#snapshot-last")).to_contain_text("Completed")
+    expect(page.locator("#snapshot-last")).to_contain_text("start-up run")
+    expect(page.locator("#snapshot-last")).to_contain_text("just now")
+    expect(page.locator("#snapshot-connection")).to_have_attribute("data-connected", "true")
+    expect(page.locator("#run-now")).to_be_enabled()
+    expect(page.locator("#snapshot-progress")).to_be_hidden()
+    expect(page.locator("#snapshot-status")).to_have_attribute("aria-live", "polite")
+    expect(page.get_by_role("heading", name="Your app here")).to_be_visible()
+    watched.assert_clean()
+
+
+@pytest.mark.browser
+def test_countdown_ticks_without_server_events(service_factory: Any, open_page: OpenPage) -> None:
+    # 64.8 s between runs: right after the start-up run "1 minute" is left, a few seconds later less than one.
+    service = service_factory("--command", sample_command(0.2), "--interval", "1.08")
+    watched = open_page(service.url + "/")
+    page = watched.page
+    expect_idle(page, "Next snapshot in 1 minute")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    expect(page.locator("#snapshot-status")).to_have_text("Next snapshot in less than a minute", timeout=10_000)
+    assert requests == []  # the countdown moved by itself: no polling
+    watched.assert_clean()
+
+
+@pytest.mark.browser
+def test_run_now_shows_progress_then_the_outcome(service_factory: Any, open_page: OpenPage) -> None:
+    service = service_factory("--command", sample_command(3), "--interval", "60")
+    watched = open_page(service.url + "/")
+    page = watched.page
+    expect_idle(page)  # the start-up run is over
+    expect(page.locator("#snapshot-last")).to_contain_text("start-up run")
+
+    # Record every progress value and state the page shows from here on.
+    page.evaluate(
+        """() => {
+            window.__seen = [];
+            const bar = document.getElementById('snapshot-progress');
+            const note = () => window.__seen.push({state: document.body.dataset.state,
+                                                   value: Number(bar.getAttribute('aria-valuenow'))});
+            new MutationObserver(note).observe(bar, {attributes: true, attributeFilter: ['aria-valuenow']});
+        }"""
+    )
+    button = page.locator("#run-now")
+    button.click()
+
+    expect(page.locator("body")).to_have_attribute("data-state", "running", timeout=5_000)
+    expect(page.locator("#snapshot-status")).to_have_text("Snapshot: Running...")
+    expect(button).to_be_disabled()
+    progress = page.get_by_role("progressbar", name="Snapshot progress")
+    expect(progress).to_be_visible()
+    expect(page.locator("#snapshot-step")).to_contain_text("Fetching GitHub PRs")
+    page.wait_for_function(
+        "() => document.body.dataset.state === 'running'"
+        " && Number(document.getElementById('snapshot-progress').getAttribute('aria-valuenow')) >= 20",
+        timeout=5_000,
+    )
+    expect(button).to_be_disabled()
+    if os.environ.get("SNAPSHOT_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
+
+    expect(page.locator("body")).to_have_attribute("data-state", "idle", timeout=10_000)
+    last = page.locator("#snapshot-last")
+    expect(last).to_contain_text("Completed")
+    expect(last).to_contain_text("manual")
+    expect(last).to_have_attribute("data-outcome", "completed")
+    expect(button).to_be_enabled()
+    expect(page.locator("#run-now-message")).to_have_text("")
+
+    seen = page.evaluate("window.__seen")
+    running_values = {s["value"] for s in seen if s["state"] == "running" and s["value"] > 0}
+    assert len(running_values) >= 2, seen
+    watched.assert_clean()
+
+
+@pytest.mark.browser
+def test_offline_then_back_when_the_service_returns(service_factory: Any, open_page: OpenPage, tmp_path: Path) -> None:
+    args = ("--command", sample_command(0.3), "--interval", "60")
+    root = tmp_path / "svc"
+    service: ServiceProcess = service_factory(*args, root=root)
+    watched = open_page(service.url + "/")
+    page = watched.page
+    expect_idle(page)
+
+    service.stop()
+    expect(page.locator("body")).to_have_attribute("data-state", "offline", timeout=5_000)
+    expect(page.locator("#snapshot-status")).to_have_text("Snapshot service unreachable — reconnecting…")
+    expect(page.locator("#snapshot-connection")).to_have_attribute("data-connected", "false")
+    expect(page.locator("#run-now")).to_be_disabled()
+
+    again = start_service(root, *args, port=service.port)
+    try:
+        again.wait_ready()
+        expect_idle(page, timeout=10_000)  # EventSource reconnects by itself (retry: 2000)
+        expect(page.locator("#snapshot-last")).to_contain_text("start-up run")  # the state survived
+        expect(page.locator("#run-now")).to_be_enabled()
+    finally:
+        again.stop()
+    # Connection-refused errors of the reconnect attempts are logged to the console; scripts must not throw.
+    watched.assert_no_page_errors()
+
+
+SKEW_SCRIPT = """
+(() => {
+  const shift = %d;
+  const RealDate = Date;
+  const realNow = RealDate.now.bind(RealDate);
+  const Skewed = new Proxy(RealDate, {
+    construct(target, args, newTarget) {
+      return args.length ? Reflect.construct(target, args, newTarget) : new target(realNow() + shift);
+    },
+    apply() { return new RealDate(realNow() + shift).toString(); },
+  });
+  RealDate.now = () => realNow() + shift;
+  globalThis.Date = Skewed;
+})();
+"""
+
+
+@pytest.mark.browser
+def test_countdown_ignores_a_skewed_browser_clock(service_factory: Any, open_page: OpenPage) -> None:
+    service = service_factory("--command", sample_command(0.3), "--interval", "60")
+    for shift in (timedelta(hours=2), -timedelta(hours=3)):
+        shift_ms = int(shift.total_seconds() * 1000)
+        watched = open_page(service.url + "/", init_script=SKEW_SCRIPT % shift_ms)
+        page = watched.page
+        skew = page.evaluate("Date.now() - (performance.timeOrigin + performance.now())")
+        assert abs(skew - shift_ms) < 5_000, skew  # the page's clock really is off
+        expect_idle(page)
+        expect(page.locator("#snapshot-last")).to_contain_text("just now")
+        watched.assert_clean()
+
+
+def _status_document(server_time: datetime, next_run: datetime) -> dict[str, Any]:
+    def iso(at: datetime) -> str:
+        return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    return {
+        "running": False,
+        "lastRunAt": iso(next_run - timedelta(minutes=60)),
+        "nextRunAt": iso(next_run),
+        "intervalMinutes": 60,
+        "minutesUntilNextRun": 0,
+        "progress": {"status": "completed", "step": "Completed", "progress": 100},
+        "secondsUntilNextRun": round((next_run - server_time).total_seconds(), 1),
+        "queued": False,
+        "currentRun": None,
+        "lastRun": None,
+        "serverTime": iso(server_time),
+    }
+
+
+FAKE_EVENT_SOURCE = """
+(() => {
+  class FakeEventSource extends EventTarget {
+    constructor(url) {
+      super();
+      this.url = url;
+      this.readyState = 0;
+      window.__stream = this;
+      setTimeout(() => { this.readyState = 1; this.dispatchEvent(new Event('open')); }, 0);
+    }
+    close() { this.readyState = 2; }
+    send(data) { this.dispatchEvent(new MessageEvent('status', {data})); }
+  }
+  Object.assign(FakeEventSource, {CONNECTING: 0, OPEN: 1, CLOSED: 2});
+  window.EventSource = FakeEventSource;
+})();
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("status_answers", "expected"), [(True, "30 minutes"), (False, "60 minutes")])
+def test_stale_stream_document_is_reanchored(open_page: OpenPage, status_answers: bool, expected: str) -> None:
+    """The stream re-sends the last *published* document on connect, whose serverTime may be long past; the
+    page re-reads the server's clock once per connection. The event stream is faked here, the files real."""
+    published = datetime.now(UTC) - timedelta(minutes=30)
+    stale = _status_document(published, published + timedelta(minutes=60, seconds=30))
+    fresh = _status_document(published + timedelta(minutes=30), published + timedelta(minutes=60, seconds=30))
+    web = REPO / "web"
+
+    def routes(page: Page) -> None:
+        page.route("http://snapshot.test/", lambda route: route.fulfill(path=web / "index.html"))
+        for name in ("app.js", "style.css"):
+            page.route(f"http://snapshot.test/{name}", lambda route, name=name: route.fulfill(path=web / name))
+        if status_answers:
+            page.route(
+                "http://snapshot.test/api/snapshot/status",
+                lambda route: route.fulfill(json=fresh, headers={"Cache-Control": "no-store"}),
+            )
+        else:
+            page.route("http://snapshot.test/api/snapshot/status", lambda route: route.abort())
+
+    watched = open_page("http://snapshot.test/", init_script=FAKE_EVENT_SOURCE, before=routes)
+    page = watched.page
+    page.wait_for_function("() => window.__stream && window.__stream.readyState === 1")
+    page.evaluate("data => window.__stream.send(data)", json.dumps(stale))
+    expect_idle(page, f"Next snapshot in {expected}", timeout=5_000)
+    page.evaluate("data => window.__stream.send(data)", "not json {")
+    expect_idle(page, f"Next snapshot in {expected}", timeout=5_000)
+    if status_answers:
+        watched.assert_clean()
+    else:
+        watched.assert_no_page_errors()  # the aborted request is a console error

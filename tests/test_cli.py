@@ -1,0 +1,109 @@
+"""The command line as users run it: a real ``python -m orchestrator`` process each time."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import PYTHON, free_port, sample_command
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--interval", "-5"], {}, "--interval must be more than zero minutes"),
+        (["--interval", "0"], {}, "--interval must be more than zero minutes"),
+        (["--interval", "soon"], {}, "--interval must be a number of minutes"),
+        ([], {"SNAPSHOT_INTERVAL": "-1"}, "--interval must be more than zero minutes"),
+        (["--cooldown", "-1"], {}, "--cooldown must be zero or more minutes"),
+        (["--port", "99999"], {}, "--port must be between 1 and 65535"),
+        (["--command", "no-such-program-xyz --flag"], {}, "'no-such-program-xyz' not found on PATH"),
+        (["--command", "/nonexistent/job"], {}, "/nonexistent/job not found"),
+        (["--command", "'unbalanced"], {}, "cannot be split"),
+        (["--data-dir", "{file}/sub"], {}, "--data-dir"),
+        (["--log-level", "chatty"], {}, "--log-level"),
+    ],
+)
+def test_bad_settings_end_with_one_clear_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    (tmp_path / "file").write_text("")
+    args = [a.replace("{file}", str(tmp_path / "file")) for a in args]
+    port = [] if "--port" in args else ["--port", str(free_port())]
+    result = run_cli("serve", *port, *args, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "data" / "orchestrator_state.json").exists(), "nothing ran"
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("--port", str(port), "--command", sample_command(1), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"snapshot-orchestrator: error: port {port} on 127.0.0.1 is already in use"
+
+
+def test_env_settings_and_flags_win(service_factory: Any, tmp_path: Path) -> None:
+    env = {"SNAPSHOT_INTERVAL": "7", "SNAPSHOT_COOLDOWN": "2"}
+    service = service_factory("--command", sample_command(0.1), env=env, root=tmp_path / "a")
+    doc = service.get_json("/api/snapshot/status")
+    assert (doc["intervalMinutes"], doc["cooldownMinutes"]) == (7, 2)
+    service = service_factory("--command", sample_command(0.1), "--interval", "0.5", env=env, root=tmp_path / "b")
+    assert service.get_json("/api/snapshot/status")["intervalMinutes"] == 0.5
+
+
+def test_trigger_drops_a_file_that_the_service_takes_later(tmp_path: Path) -> None:
+    result = run_cli("trigger", "--reason", "nightly export", "--triggers-dir", "t", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [path] = (tmp_path / "t").iterdir()
+    assert json.loads(path.read_text()) == {"reason": "nightly export"}
+    assert "Snapshot requested" in result.stdout
+
+
+def test_status_from_server_and_from_files_when_down(service_factory: Any, tmp_path: Path) -> None:
+    service = service_factory("--command", sample_command(0.1), "--interval", "60")
+    url = ["--url", service.url, "--data-dir", str(service.data_dir)]
+    live = run_cli("status", "--json", *url, cwd=tmp_path)
+    assert live.returncode == 0, live.stderr
+    assert json.loads(live.stdout)["intervalMinutes"] == 60
+    human = run_cli("status", *url, cwd=tmp_path)
+    assert f"server {service.url}" in human.stdout
+    service.stop()
+    down = run_cli("status", "--json", *url, cwd=tmp_path)
+    assert down.returncode == 0
+    doc = json.loads(down.stdout)
+    assert doc["serverUp"] is False
+    assert doc["lastRunAt"] is not None
+    readable = run_cli("status", *url, cwd=tmp_path)
+    assert "service not running" in readable.stdout
+    assert "unreachable" in readable.stdout
+
+
+def test_help_lists_the_options(tmp_path: Path) -> None:
+    result = run_cli("serve", "--help", cwd=tmp_path)
+    for flag in ("--host", "--port", "--interval", "--cooldown", "--command", "--data-dir", "--triggers-dir"):
+        assert flag in result.stdout

@@ -1,0 +1,176 @@
+"""Real files and real inotify: the triggers folder source and the progress monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.clock import SystemClock
+from orchestrator.events import RunStatus, Source, Trigger
+from orchestrator.files import write_json_atomic
+from orchestrator.monitor import ProgressMonitor
+from orchestrator.progress import Progress, ProgressFile
+from orchestrator.sources import FolderSource
+
+WAIT = 5.0
+
+
+@pytest.fixture
+async def folder_source(tmp_path: Path) -> AsyncIterator[tuple[FolderSource, asyncio.Queue[Trigger]]]:
+    queue: asyncio.Queue[Trigger] = asyncio.Queue()
+    source = FolderSource(tmp_path / "triggers", queue, SystemClock())
+    source.start()
+    task = asyncio.create_task(source.serve())
+    yield source, queue
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    source.stop()
+
+
+async def next_trigger(queue: asyncio.Queue[Trigger]) -> Trigger:
+    async with asyncio.timeout(WAIT):
+        return await queue.get()
+
+
+async def until_gone(path: Path, queue: asyncio.Queue[Trigger]) -> Trigger:
+    trigger = await next_trigger(queue)
+    assert not path.exists(), "a taken trigger file is removed"
+    return trigger
+
+
+async def test_touch_works_every_time(folder_source: tuple[FolderSource, asyncio.Queue[Trigger]]) -> None:
+    source, queue = folder_source
+    path = source.watch.folder / "run-now"
+    for _ in range(5):
+        subprocess.run(["touch", str(path)], check=True)  # /usr/bin/touch: opened, attrib, closed
+        trigger = await until_gone(path, queue)
+        assert (trigger.source, trigger.reason) == (Source.FILE, "run-now")
+    for _ in range(3):
+        path.touch()  # Path.touch on a new file: created, closed
+        await until_gone(path, queue)
+    assert queue.empty()
+
+
+async def test_tmp_then_rename_carries_the_reason(folder_source: tuple[FolderSource, asyncio.Queue[Trigger]]) -> None:
+    source, queue = folder_source
+    tmp = source.watch.folder / "deploy.tmp"
+    tmp.write_text(json.dumps({"reason": "deploy 42"}))
+    await asyncio.sleep(0)
+    assert queue.empty(), "a .tmp file is not a trigger"
+    os.replace(tmp, source.watch.folder / "deploy")
+    assert (await next_trigger(queue)).reason == "deploy 42"
+    assert list(source.watch.folder.iterdir()) == []
+
+
+async def test_files_present_at_start_are_taken(tmp_path: Path) -> None:
+    folder = tmp_path / "triggers"
+    folder.mkdir()
+    (folder / "early").write_text("left while we were down")
+    queue: asyncio.Queue[Trigger] = asyncio.Queue()
+    source = FolderSource(folder, queue, SystemClock())
+    source.start()
+    task = asyncio.create_task(source.serve())
+    try:
+        assert (await next_trigger(queue)).reason == "left while we were down"
+    finally:
+        task.cancel()
+        source.stop()
+
+
+async def test_folder_missing_at_start_is_created(tmp_path: Path) -> None:
+    folder = tmp_path / "not" / "yet"
+    queue: asyncio.Queue[Trigger] = asyncio.Queue()
+    source = FolderSource(folder, queue, SystemClock())
+    source.start()
+    task = asyncio.create_task(source.serve())
+    try:
+        (folder / "go").touch()
+        assert (await next_trigger(queue)).reason == "go"
+    finally:
+        task.cancel()
+        source.stop()
+
+
+async def test_folder_deleted_and_recreated_keeps_working(
+    folder_source: tuple[FolderSource, asyncio.Queue[Trigger]],
+) -> None:
+    source, queue = folder_source
+    folder = source.watch.folder
+    shutil.rmtree(folder)
+    # The watch notices the deletion, re-creates the folder and watches it again.
+    async with asyncio.timeout(WAIT):
+        while not folder.is_dir():
+            await source.watch.changed.wait()
+            await asyncio.sleep(0)
+    (folder / "after").touch()
+    assert (await next_trigger(queue)).reason == "after"
+
+
+# --------------------------------------------------------------------------------------------- progress
+@pytest.fixture
+async def monitor(tmp_path: Path) -> AsyncIterator[tuple[ProgressMonitor, asyncio.Queue[Progress]]]:
+    seen: asyncio.Queue[Progress] = asyncio.Queue()
+    monitor = ProgressMonitor(ProgressFile(tmp_path / "snapshot_progress.json"), seen.put_nowait)
+    monitor.start()
+    task = asyncio.create_task(monitor.serve())
+    yield monitor, seen
+    task.cancel()
+    monitor.stop()
+
+
+async def next_progress(seen: asyncio.Queue[Progress]) -> Progress:
+    async with asyncio.timeout(WAIT):
+        return await seen.get()
+
+
+async def test_every_atomic_write_is_seen(monitor: tuple[ProgressMonitor, asyncio.Queue[Progress]]) -> None:
+    mon, seen = monitor
+    path = mon.watch.folder / "snapshot_progress.json"
+    for n in range(1, 20):
+        write_json_atomic(path, {"status": "running", "step": f"step {n}", "progress": n})
+        progress = await next_progress(seen)
+        assert (progress.status, progress.step, progress.progress) == (RunStatus.RUNNING, f"step {n}", n)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"status": "running", "st',
+        b"not json",
+        b"[1, 2]",
+        b'{"status": "bogus"}',
+        b'{"status": "running", "progress": "x"}',
+    ],
+)
+async def test_bad_writes_keep_the_last_good_state(
+    monitor: tuple[ProgressMonitor, asyncio.Queue[Progress]], bad: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    mon, seen = monitor
+    path = mon.watch.folder / "snapshot_progress.json"
+    write_json_atomic(path, {"status": "running", "step": "good", "progress": 10})
+    assert (await next_progress(seen)).step == "good"
+    for _ in range(3):
+        path.write_bytes(bad)  # in place, as a careless job would
+    write_json_atomic(path, {"status": "running", "step": "good again", "progress": 20})
+    assert (await next_progress(seen)).step == "good again"
+    assert mon.latest is not None and mon.latest.step == "good again"
+    warnings = [r for r in caplog.records if "keeping the last good state" in r.message]
+    assert len(warnings) <= 1, "one line per problem, not one per event"
+
+
+async def test_deleted_file_keeps_last_state(monitor: tuple[ProgressMonitor, asyncio.Queue[Progress]]) -> None:
+    mon, seen = monitor
+    path = mon.watch.folder / "snapshot_progress.json"
+    write_json_atomic(path, {"status": "completed", "step": "Completed", "progress": 100})
+    await next_progress(seen)
+    path.unlink()
+    write_json_atomic(path, {"status": "running", "step": "new run", "progress": 1})
+    assert (await next_progress(seen)).step == "new run"
