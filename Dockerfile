@@ -1,0 +1,19 @@
+# docker build -t snapshot-orchestrator .
+# docker run --init -p 8001:8001 -v "$PWD/data:/app/data" -v "$PWD/triggers:/app/triggers" snapshot-orchestrator
+# Your own job: add it to the image (or mount it) and set SNAPSHOT_COMMAND.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY orchestrator ./orchestrator
+COPY web ./web
+RUN pip install --no-cache-dir . && useradd --system --home /app snapshot && mkdir -p data triggers \
+    && chown snapshot data triggers
+USER snapshot
+ENV SNAPSHOT_HOST=0.0.0.0 SNAPSHOT_PORT=8001 SNAPSHOT_DATA_DIR=/app/data SNAPSHOT_TRIGGERS_DIR=/app/triggers
+EXPOSE 8001
+VOLUME ["/app/data", "/app/triggers"]
+# The service handles SIGTERM itself (stops the job, exits 0). Run with `docker run --init` so that
+# processes the job orphans are reaped by a real init rather than left as zombies.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8001/health', timeout=4)"
+CMD ["snapshot-orchestrator", "serve"]
