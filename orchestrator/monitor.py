@@ -79,7 +79,7 @@ class ProgressMonitor:
         self._problem = why
 
 
-def _names(event: FileSystemEvent, target: str) -> bool:
+def _names(event: FileSystemEvent, target: str) -> float | None:
     if event.event_type not in CONTENT_EVENTS and event.event_type != EVENT_TYPE_DELETED:
-        return False
-    return target in event_paths(event)
+        return None
+    return 0 if target in event_paths(event) else None

@@ -55,10 +55,17 @@ class Runner:
         """Run until cancelled. Cancelling stops a running job and records it as ``cancelled``."""
         if self.state.pending:
             self._work.set()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._intake(), name="runner-intake")
-            tasks.create_task(self._write_progress_forever(), name="runner-progress-writer")
-            tasks.create_task(self._work_loop(), name="runner-work")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._intake(), name="runner-intake")
+                tasks.create_task(self._write_progress_forever(), name="runner-progress-writer")
+                tasks.create_task(self._work_loop(), name="runner-work")
+        finally:
+            # A trigger accepted by a source in the last instant is on the queue only: keep it for next time.
+            if not self._queue.empty():
+                while not self._queue.empty():
+                    self._accept(self._queue.get_nowait())
+                self._save()
 
     @property
     def running(self) -> bool:
@@ -77,15 +84,16 @@ class Runner:
             self._on_change()
 
     def _accept(self, trigger: Trigger) -> None:
-        if self.running:
+        current = self.state.current
+        if current is not None and not self.state.pending:
+            # Logged once per follow-up, not once per trigger: a burst of files is one line.
             log.info(
-                "%s trigger during run %s%s: %s",
+                "%s trigger during run %s%s: a follow-up run is queued",
                 trigger.source.value,
-                self.state.current.run_id if self.state.current else "?",
+                current.run_id,
                 f" ({trigger.reason})" if trigger.reason else "",
-                "folded into the follow-up run" if self.state.pending else "a follow-up run is queued",
             )
-        self.state = replace(self.state, pending=(*self.state.pending, trigger))
+        self.state = self.state.with_trigger(trigger)
 
     async def _work_loop(self) -> None:
         while True:
@@ -96,12 +104,18 @@ class Runner:
 
     async def _run_once(self) -> None:
         now = self._clock.now()
-        record = RunRecord(run_id=new_run_id(now), triggers=self.state.pending, started_at=now)
-        self.state = replace(self.state, current=record, pending=())
+        pending = self.state
+        record = RunRecord(
+            run_id=new_run_id(now),
+            triggers=pending.pending,
+            started_at=now,
+            trigger_count=max(pending.pending_count, len(pending.pending)),
+        )
+        self.state = replace(self.state, current=record, pending=(), pending_count=0)
         self.runs_started += 1
         self._save()
-        if len(record.triggers) > 1:
-            log.info("run %s absorbs %d triggers", record.run_id, len(record.triggers))
+        if record.trigger_count > 1:
+            log.info("run %s absorbs %d triggers", record.run_id, record.trigger_count)
         self._set_progress(
             Progress(
                 status=RunStatus.RUNNING,

@@ -145,7 +145,7 @@ class Orchestrator:
             "cooldownMinutes": _tidy(self.settings.cooldown_minutes),
             "cooldownUntil": iso(state.not_before) if state.not_before and state.not_before > now else None,
             "queued": bool(state.pending),
-            "pendingTriggers": len(state.pending),
+            "pendingTriggers": max(state.pending_count, len(state.pending)),
             "currentRun": current.to_json() if current else None,
             "lastRun": state.last_run.to_json() if state.last_run else None,
             "serverTime": iso(now),

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent
+from watchdog.events import EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, FileSystemEvent
 
 from orchestrator.clock import Clock
 from orchestrator.events import Source, Trigger
 from orchestrator.trigger_files import TriggerFolder, is_trigger_name
-from orchestrator.watch import CONTENT_EVENTS, FolderWatch, event_paths
+from orchestrator.watch import CONTENT_EVENTS, FolderWatch
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class FolderSource:
         self._folder = TriggerFolder(folder)
         self._queue = queue
         self._clock = clock
-        self.watch = FolderWatch(folder, _is_trigger_event, "triggers")
+        self.watch = FolderWatch(folder, _trigger_event_delay, "triggers", full_events=True)
 
     def start(self) -> None:
         self.watch.start()
@@ -90,8 +91,29 @@ class FolderSource:
                 await self._queue.put(Trigger(Source.FILE, self._clock.now(), taken.reason))
 
 
-def _is_trigger_event(event: FileSystemEvent) -> bool:
+CREATED_GRACE_SECONDS = 0.2
+"""A regular file that was just created is normally taken when its writer closes it (so that
+``echo reason > triggers/x`` keeps its reason); this is the fallback for a creation with no close
+(a hard link)."""
+
+
+def _trigger_event_delay(event: FileSystemEvent) -> float | None:
+    """When to look at the folder after ``event``: now, a little later, or not at all."""
     if event.is_directory or event.event_type not in CONTENT_EVENTS:
-        return False
+        return None
     # For a move the new name decides: writing ``x.tmp`` and renaming it to ``x`` is the safe way.
-    return is_trigger_name(os.path.basename(event_paths(event)[-1]))
+    path = os.fsdecode(event.dest_path if event.event_type == EVENT_TYPE_MOVED else event.src_path)
+    if not is_trigger_name(os.path.basename(path)):
+        return None
+    if event.event_type == EVENT_TYPE_MODIFIED:
+        return None  # a writer is mid-way; its close follows
+    if event.event_type == EVENT_TYPE_CREATED and _is_regular_file(path):
+        return CREATED_GRACE_SECONDS  # its writer may still be writing: wait for the close
+    return 0
+
+
+def _is_regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from orchestrator.files import InvalidDocument, read_json_object, write_json_ato
 log = logging.getLogger(__name__)
 
 STATE_FILE_NAME = "orchestrator_state.json"
+MAX_RECORDED_TRIGGERS = 100
+"""Triggers kept by name for one run; beyond that only counted (a burst of thousands of files is one run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class RunRecord:
     exit_code: int | None = None
     error: str | None = None
     step: str = ""
+    trigger_count: int = 0
+    """How many triggers this run absorbed (``triggers`` keeps the first :data:`MAX_RECORDED_TRIGGERS`)."""
 
     @property
     def source(self) -> Source:
@@ -58,6 +62,7 @@ class RunRecord:
             "trigger": self.source.value,
             "reason": self.reason,
             "triggers": [t.to_json() for t in self.triggers],
+            "triggerCount": max(self.trigger_count, len(self.triggers)),
             "startedAt": iso(self.started_at),
             "finishedAt": iso(self.finished_at),
             "durationSeconds": self.duration_seconds,
@@ -87,6 +92,7 @@ class RunRecord:
         exit_code = data.get("exitCode")
         error = data.get("error")
         step = data.get("step")
+        count = data.get("triggerCount")
         return cls(
             run_id=run_id,
             triggers=triggers,
@@ -96,6 +102,7 @@ class RunRecord:
             exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
             error=error if isinstance(error, str) else None,
             step=step if isinstance(step, str) else "",
+            trigger_count=count if isinstance(count, int) and not isinstance(count, bool) else len(triggers),
         )
 
 
@@ -109,6 +116,12 @@ class State:
     """End of the cooldown after the last manual run: no automatic run before it."""
     pending: tuple[Trigger, ...] = field(default=())
     """Triggers taken but not yet run; they become the next run."""
+    pending_count: int = 0
+    """How many triggers are pending, counting those beyond the recorded ones."""
+
+    def with_trigger(self, trigger: Trigger) -> State:
+        pending = self.pending if len(self.pending) >= MAX_RECORDED_TRIGGERS else (*self.pending, trigger)
+        return replace(self, pending=pending, pending_count=max(self.pending_count, len(self.pending)) + 1)
 
     @property
     def last_run_at(self) -> datetime | None:
@@ -122,12 +135,15 @@ class State:
             "current": self.current.to_json() if self.current else None,
             "notBefore": iso(self.not_before),
             "pending": [t.to_json() for t in self.pending],
+            "pendingCount": max(self.pending_count, len(self.pending)),
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> State:
         pending = doc.get("pending")
+        count = doc.get("pendingCount")
         return cls(
+            pending_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
             last_run=RunRecord.from_json(doc.get("lastRun")),
             current=RunRecord.from_json(doc.get("current")),
             not_before=parse_iso(doc.get("notBefore")),

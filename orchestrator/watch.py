@@ -27,6 +27,11 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+try:
+    from watchdog.observers.inotify import InotifyObserver
+except ImportError:  # not Linux: the platform's observer, without full move events
+    InotifyObserver = None  # type: ignore[assignment,misc]
+
 log = logging.getLogger(__name__)
 
 CONTENT_EVENTS = frozenset(
@@ -45,13 +50,24 @@ def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
 class FolderWatch:
     """Watches one folder (not recursively) and sets :attr:`changed` when ``relevant(event)`` says so.
 
+    ``relevant`` returns ``None`` (ignore the event), ``0`` (look now) or a delay in seconds (look then,
+    for events that may be followed by a better one, such as a file created but not yet closed).
+
     If the folder itself is deleted, watchdog's emitter stops for good; the watch notices, re-creates the
     folder and schedules a fresh emitter, so a ``rm -r triggers && mkdir triggers`` does not leave us deaf.
     """
 
-    def __init__(self, folder: Path, relevant: Callable[[FileSystemEvent], bool], name: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        relevant: Callable[[FileSystemEvent], float | None],
+        name: str,
+        *,
+        full_events: bool = False,
+    ) -> None:
         self.folder = folder
         self.name = name
+        self._full_events = full_events
         self.changed = asyncio.Event()
         self._relevant = relevant
         self._observer: BaseObserver | None = None
@@ -61,7 +77,12 @@ class FolderWatch:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.folder.mkdir(parents=True, exist_ok=True)
-        observer = Observer()
+        # Full events: a file moved in from another folder is a move (with its name), not a bare "created".
+        observer = (
+            InotifyObserver(generate_full_events=True)
+            if self._full_events and InotifyObserver is not None
+            else Observer()
+        )
         observer.name = f"watch-{self.name}"
         observer.daemon = True
         observer.schedule(_Handler(self), os.fspath(self.folder), recursive=False)
@@ -95,18 +116,21 @@ class FolderWatch:
                 and event_paths(event) == (os.fspath(self.folder),)
             ):
                 self._lost = True
-                self._notify()
-            elif self._relevant(event):
-                self._notify()
+                self._notify(0)
+            elif (delay := self._relevant(event)) is not None:
+                self._notify(delay)
         except Exception:
             log.exception("ignoring a file event that could not be handled: %r", event)
 
-    def _notify(self) -> None:
+    def _notify(self, delay: float) -> None:
         loop = self._loop
         if loop is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closing; nobody is left to tell
-            loop.call_soon_threadsafe(self.changed.set)
+            if delay > 0:
+                loop.call_soon_threadsafe(loop.call_later, delay, self.changed.set)
+            else:
+                loop.call_soon_threadsafe(self.changed.set)
 
 
 class _Handler(FileSystemEventHandler):

@@ -17,7 +17,7 @@ from orchestrator.events import RunStatus, Source, Trigger
 from orchestrator.files import write_json_atomic
 from orchestrator.monitor import ProgressMonitor
 from orchestrator.progress import Progress, ProgressFile
-from orchestrator.sources import FolderSource
+from orchestrator.sources import CREATED_GRACE_SECONDS, FolderSource
 
 WAIT = 5.0
 
@@ -68,6 +68,39 @@ async def test_tmp_then_rename_carries_the_reason(folder_source: tuple[FolderSou
     os.replace(tmp, source.watch.folder / "deploy")
     assert (await next_trigger(queue)).reason == "deploy 42"
     assert list(source.watch.folder.iterdir()) == []
+
+
+async def test_a_file_is_taken_when_its_writer_closes_it(
+    folder_source: tuple[FolderSource, asyncio.Queue[Trigger]],
+) -> None:
+    source, queue = folder_source
+    with (source.watch.folder / "slow-writer").open("w") as out:
+        out.write("first half")
+        out.flush()
+        with pytest.raises(TimeoutError):  # still open: not taken yet, so the reason is not cut short
+            await asyncio.wait_for(queue.get(), CREATED_GRACE_SECONDS / 2)
+        out.write(" and second half")
+    assert (await next_trigger(queue)).reason == "first half and second half"
+
+
+async def test_a_hard_link_is_taken_without_a_close(
+    folder_source: tuple[FolderSource, asyncio.Queue[Trigger]], tmp_path: Path
+) -> None:
+    source, queue = folder_source
+    original = tmp_path / "outside"
+    original.write_text("linked in")
+    os.link(original, source.watch.folder / "hard-link")
+    assert (await next_trigger(queue)).reason == "linked in"
+
+
+async def test_a_file_moved_in_from_another_folder_is_taken(
+    folder_source: tuple[FolderSource, asyncio.Queue[Trigger]], tmp_path: Path
+) -> None:
+    source, queue = folder_source
+    outside = tmp_path / "prepared"
+    outside.write_text('{"reason": "moved in"}')
+    os.replace(outside, source.watch.folder / "moved")
+    assert (await next_trigger(queue)).reason == "moved in"
 
 
 async def test_files_present_at_start_are_taken(tmp_path: Path) -> None:
