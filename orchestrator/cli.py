@@ -164,6 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock = bind_socket(settings.host, settings.port)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("watchdog").setLevel(max(level, logging.INFO))  # its debug is one line per inotify event
     app = create_app(Orchestrator(settings))
     url = f"http://{settings.host}:{settings.port}/"
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -30,7 +31,7 @@ def free_port() -> int:
 
 def job_command(script: str) -> str:
     """A ``--command`` that runs a small inline Python job."""
-    return f"{PYTHON} -c {json.dumps(script)}"
+    return f"{shlex.quote(PYTHON)} -c {shlex.quote(script)}"
 
 
 def sample_command(duration: float) -> str:

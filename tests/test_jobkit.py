@@ -1,0 +1,65 @@
+"""The helper for Python jobs, alone and through a real service run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from orchestrator.files import write_json_atomic
+from orchestrator.jobkit import report_progress
+from tests.support import PYTHON, job_command, next_status, sse_stream
+
+
+def test_without_the_service_it_prints_a_progress_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SNAPSHOT_PROGRESS_FILE", raising=False)
+    report_progress(45, "Fetching GitHub PRs... (5/15 repos)")
+    assert capsys.readouterr().out == "PROGRESS 45 Fetching GitHub PRs... (5/15 repos)\n"
+
+
+def test_it_writes_the_file_atomically_keeping_what_the_service_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "snapshot_progress.json"
+    write_json_atomic(path, {"status": "running", "startedAt": "2026-01-20T10:00:00.000Z", "step": "", "progress": 0})
+    monkeypatch.setenv("SNAPSHOT_PROGRESS_FILE", str(path))
+    monkeypatch.setenv("SNAPSHOT_RUN_ID", "r-1")
+    report_progress(150, "over the top")
+    assert json.loads(path.read_text()) == {
+        "status": "running",
+        "startedAt": "2026-01-20T10:00:00.000Z",
+        "step": "over the top",
+        "progress": 100,
+        "runId": "r-1",
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["snapshot_progress.json"], "no temp file left behind"
+
+
+async def test_a_job_writing_the_file_itself_shows_up_live(service_factory: Any, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    # The job reports through the helper, then blocks on the FIFO until the test has seen the report.
+    script = (
+        "from orchestrator.jobkit import report_progress\n"
+        "report_progress(33, 'written by the job')\n"
+        f"open({str(gate)!r}).read()\n"
+    )
+    service = service_factory("--command", job_command(script), "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        doc = await next_status(events, lambda d: d["progress"]["step"] == "written by the job", timeout=5)
+        assert doc["running"] is True
+        assert doc["progress"] == {"status": "running", "step": "written by the job", "progress": 33}
+        file_doc = json.loads((service.data_dir / "snapshot_progress.json").read_text())
+        assert file_doc["runId"] == doc["currentRun"]["runId"]
+        assert file_doc["startedAt"] == doc["currentRun"]["startedAt"]
+        subprocess.run([PYTHON, "-c", f"open({str(gate)!r}, 'w').close()"], check=True, timeout=10)
+        done = await next_status(events, lambda d: not d["running"])
+        assert done["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
