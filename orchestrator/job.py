@@ -199,7 +199,8 @@ def describe_exit(code: int, stderr_tail: Sequence[str]) -> str:
     else:
         what = f"exited with code {code}"
     if stderr_tail:
-        return what + "\n" + "\n".join(stderr_tail)
+        # The headline carries the job's last word, which usually says what went wrong.
+        return f"{what}: {stderr_tail[-1].strip()}\n" + "\n".join(stderr_tail)
     return what
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings
-from orchestrator.events import Source, Trigger, iso
+from orchestrator.events import Source, Trigger, iso, parse_iso
 from orchestrator.hub import Hub
 from orchestrator.job import Job, SubprocessJob
 from orchestrator.monitor import ProgressMonitor
@@ -22,6 +22,9 @@ from orchestrator.sources import FolderSource, IntervalTimer
 from orchestrator.state import StateStore
 
 log = logging.getLogger(__name__)
+
+CLOCK_FIELDS = ("serverTime", "secondsUntilNextRun", "minutesUntilNextRun")
+"""Fields that change with time alone; a document that differs only in them is no news."""
 
 
 class Orchestrator:
@@ -107,7 +110,7 @@ class Orchestrator:
     def publish(self) -> None:
         document = self.status()
         # The clock fields change every call; a document that differs only in them is no news.
-        key = {k: v for k, v in document.items() if k not in ("serverTime", "secondsUntilNextRun")}
+        key = {k: v for k, v in document.items() if k not in CLOCK_FIELDS}
         if key != self._published:
             self._published = key
             self.hub.publish(document)
@@ -122,6 +125,20 @@ class Orchestrator:
         if from_file is not None and from_file.run_id in (ours.run_id, None) and from_file.status == ours.status:
             return from_file
         return ours
+
+    def with_clock(self, document: dict[str, Any]) -> dict[str, Any]:
+        """``document`` with its clock fields as of now: a published state may be old when it is sent (a
+        client connecting long after the last change), and a page counts down from these fields."""
+        next_run_at = parse_iso(document.get("nextRunAt"))
+        if next_run_at is None:
+            return document
+        now = self.clock.now()
+        return {
+            **document,
+            "minutesUntilNextRun": minutes_until(next_run_at, now),
+            "secondsUntilNextRun": max(0.0, round((next_run_at - now).total_seconds(), 1)),
+            "serverTime": iso(now),
+        }
 
     def status(self) -> dict[str, Any]:
         """``GET /api/snapshot/status``: the original design's fields first, then what users need beyond."""

@@ -137,10 +137,10 @@ async def events(request: web.Request) -> web.StreamResponse:
         try:
             version, document = hub.latest()
             if stream.last_event_id != str(version):
-                await _send(stream, version, document)
+                await _send(stream, version, orchestrator.with_clock(document))
             while stream.is_connected():
                 version, document = await hub.next_after(version)
-                await _send(stream, version, document)
+                await _send(stream, version, orchestrator.with_clock(document))
         except (HubClosed, ConnectionResetError, TimeoutError):
             pass
         finally:

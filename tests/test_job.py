@@ -37,7 +37,7 @@ def test_parse_progress_line(line: str, parsed: tuple[float, str | None] | None)
 
 
 def test_describe_exit() -> None:
-    assert describe_exit(3, ["a", "b"]) == "exited with code 3\na\nb"
+    assert describe_exit(3, ["a", "b"]) == "exited with code 3: b\na\nb"
     assert describe_exit(-9, []) == "killed by SIGKILL"
 
 
@@ -64,7 +64,7 @@ async def test_failure_carries_exit_code_and_stderr_tail(tmp_path: Path) -> None
     assert result.status is RunStatus.ERROR and result.exit_code == 3
     assert result.error is not None
     lines = result.error.splitlines()
-    assert lines[0] == "exited with code 3"
+    assert lines[0] == "exited with code 3: err 29"
     assert lines[1:] == [f"err {i}" for i in range(20, 30)]
 
 
