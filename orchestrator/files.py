@@ -22,15 +22,31 @@ class InvalidDocument(ValueError):
         self.why = why
 
 
+TEMP_FOLDER_NAME = ".tmp"
+
+
+def temp_folder(folder: Path) -> Path:
+    """Where temp files for ``folder`` go: its ``.tmp`` sub-folder, else (if that cannot be made) itself.
+
+    Not the folder itself, because watchdog pairs the two halves of a rename inside a watched folder and,
+    now and then, waits 0.5 s for the second half: a rename *into* the folder from a sub-folder it does not
+    watch is seen as one event and reported at once."""
+    sub = folder / TEMP_FOLDER_NAME
+    try:
+        sub.mkdir(exist_ok=True)
+    except OSError:
+        return folder
+    return sub
+
+
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     """Replace ``path`` with ``document`` so that a reader sees either the old file or the new one, whole.
 
-    The temp file is a dot-file ending in ``.tmp`` in the same folder (``os.replace`` is atomic only within
-    one file system), so watchers of the folder can tell it apart, and a crash leaves at worst a stray temp
-    file, never a half-written document.
+    The temp file is a dot-file ending in ``.tmp`` on the same file system (``os.replace`` is atomic only
+    within one), so a crash leaves at worst a stray temp file, never a half-written document.
     """
     data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=temp_folder(path.parent))
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)

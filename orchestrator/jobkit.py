@@ -43,7 +43,14 @@ def report_progress(percent: float, step: str) -> None:
             "runId": os.environ.get("SNAPSHOT_RUN_ID", document.get("runId")),
         }
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temp file goes in the ``.tmp`` sub-folder, as the service's own writes do: a rename from there is
+    # one inotify event, seen at once (a rename inside the watched folder is now and then held 0.5 s).
+    folder = path.parent / ".tmp"
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError:
+        folder = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(document, out)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from orchestrator.files import temp_folder
+
 log = logging.getLogger(__name__)
 
 MAX_TRIGGER_BYTES = 4096
@@ -122,7 +124,7 @@ def write_trigger_file(folder: Path, reason: str, now: datetime) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
     final = folder / f"cli-{stamp}-{os.getpid()}"
-    tmp = folder / f"{final.name}.tmp"
+    tmp = temp_folder(folder) / f"{final.name}.tmp"
     tmp.write_text(json.dumps({"reason": reason}) if reason else "", encoding="utf-8")
     os.replace(tmp, final)
     return final

@@ -80,7 +80,7 @@ def test_env_settings_and_flags_win(service_factory: Any, tmp_path: Path) -> Non
 def test_trigger_drops_a_file_that_the_service_takes_later(tmp_path: Path) -> None:
     result = run_cli("trigger", "--reason", "nightly export", "--triggers-dir", "t", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    [path] = (tmp_path / "t").iterdir()
+    [path] = (p for p in (tmp_path / "t").iterdir() if p.is_file())
     assert json.loads(path.read_text()) == {"reason": "nightly export"}
     assert "Snapshot requested" in result.stdout
 

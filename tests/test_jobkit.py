@@ -39,7 +39,8 @@ def test_it_writes_the_file_atomically_keeping_what_the_service_wrote(
         "progress": 100,
         "runId": "r-1",
     }
-    assert [p.name for p in tmp_path.iterdir()] == ["snapshot_progress.json"], "no temp file left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp", "snapshot_progress.json"]
+    assert list((tmp_path / ".tmp").iterdir()) == [], "no temp file left behind"
 
 
 async def test_a_job_writing_the_file_itself_shows_up_live(service_factory: Any, tmp_path: Path) -> None:
