@@ -1,5 +1,5 @@
 # docker build -t snapshot-orchestrator .
-# docker run --init -p 8001:8001 -v "$PWD/data:/app/data" -v "$PWD/triggers:/app/triggers" snapshot-orchestrator
+# docker run --init --stop-timeout 30 -p 8001:8001 -v "$PWD/data:/app/data" -v "$PWD/triggers:/app/triggers" snapshot-orchestrator
 # Your own job: add it to the image (or mount it) and set SNAPSHOT_COMMAND.
 FROM python:3.11-slim
 WORKDIR /app

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import urllib.error
 import urllib.request
@@ -165,12 +166,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))  # its debug is one line per inotify event
-    app = create_app(Orchestrator(settings))
+    orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    app = create_app(orchestrator)
     url = f"http://{settings.host}:{settings.port}/"
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)
     # handler_cancellation: an SSE handler waiting for the next change must notice a client that left.
     web.run_app(app, sock=sock, print=None, handler_cancellation=True, shutdown_timeout=5)
-    return 0
+    return 1 if orchestrator.failed else 0
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

@@ -36,6 +36,18 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+MAX_REASON_CHARS = 500
+
+
+def clean_reason(text: str) -> str:
+    """A reason fit for logs, the job's environment and JSON: one line of printable text, at most
+    :data:`MAX_REASON_CHARS`. Control characters (a NUL would make the job impossible to start) become
+    spaces and lone surrogates (from undecodable bytes) become U+FFFD."""
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(printable.split())[:MAX_REASON_CHARS]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -65,6 +77,10 @@ class Trigger:
     source: Source
     at: datetime
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        # Every source goes through here, so no unclean reason reaches the state file or the job.
+        object.__setattr__(self, "reason", clean_reason(self.reason))
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source.value, "at": iso(self.at), "reason": self.reason}

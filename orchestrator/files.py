@@ -39,11 +39,12 @@ def temp_folder(folder: Path) -> Path:
     return sub
 
 
-def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, document: dict[str, Any], *, durable: bool = True) -> None:
     """Replace ``path`` with ``document`` so that a reader sees either the old file or the new one, whole.
 
     The temp file is a dot-file ending in ``.tmp`` on the same file system (``os.replace`` is atomic only
-    within one), so a crash leaves at worst a stray temp file, never a half-written document.
+    within one), so a crash leaves at worst a stray temp file, never a half-written document. ``durable``
+    adds an fsync before the rename, so the new content also survives a power cut.
     """
     data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=temp_folder(path.parent))
@@ -51,7 +52,8 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -24,7 +24,6 @@ class Hub:
         self._document: dict[str, Any] = {}
         self._changed = asyncio.Event()
         self._closed = False
-        self.listeners = 0
 
     @property
     def version(self) -> int:
@@ -33,15 +32,14 @@ class Hub:
     def latest(self) -> tuple[int, dict[str, Any]]:
         return self._version, self._document
 
-    def publish(self, document: dict[str, Any]) -> bool:
-        """Make ``document`` the latest; ``False`` (and nothing sent) if it equals the current one."""
-        if document == self._document or self._closed:
-            return False
+    def publish(self, document: dict[str, Any]) -> None:
+        """Make ``document`` the latest and wake every listener."""
+        if self._closed:
+            return
         self._version += 1
         self._document = document
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
-        return True
 
     async def next_after(self, seen: int) -> tuple[int, dict[str, Any]]:
         """Wait for a version newer than ``seen`` and return the latest one."""

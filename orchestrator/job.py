@@ -103,6 +103,10 @@ class SubprocessJob:
             except TimeoutError:
                 log.warning("run %s: job exited but left processes holding its output; stopping them", ctx.run_id)
                 await self._stop_group(ctx, proc.pid, protocol.exited)
+            if _group_alive(proc.pid):
+                # Children that outlive the job would run on beside the next run: one run at a time.
+                log.warning("run %s: job exited but left processes behind; stopping them", ctx.run_id)
+                await self._stop_group(ctx, proc.pid, protocol.exited)
         except asyncio.CancelledError:
             await self._stop_group(ctx, proc.pid, protocol.exited)
             raise
@@ -213,13 +217,32 @@ def _signal_group(pgid: int, sig: signal.Signals) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is left in the group.
+
+    ``killpg(pgid, 0)`` alone also counts zombies, which linger where no init reaps orphans (a container
+    without ``--init``); on Linux /proc tells them apart."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command name: state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 async def _settle(readers: asyncio.Future[tuple[None, None]]) -> None:

@@ -27,22 +27,21 @@ def report_progress(percent: float, step: str) -> None:
         print(f"PROGRESS {percent:g} {step}", flush=True)
         return
     path = Path(target)
-    document: dict[str, Any] = {}
+    run_id = os.environ.get("SNAPSHOT_RUN_ID")
+    document: dict[str, Any] = {
+        "status": "running",
+        "step": step,
+        "progress": int(percent) if percent.is_integer() else round(percent, 2),
+        "runId": run_id,
+    }
     try:
         with path.open("rb") as src:
             previous = json.loads(src.read(1 << 20))
-        if isinstance(previous, dict):
-            document = previous
     except (OSError, ValueError):
-        pass
-    document.update(
-        {
-            "status": "running",
-            "step": step,
-            "progress": int(percent) if percent.is_integer() else round(percent, 2),
-            "runId": os.environ.get("SNAPSHOT_RUN_ID", document.get("runId")),
-        }
-    )
+        previous = None
+    # Keep what the service wrote for this run (when it started, what triggered it), nothing of older runs.
+    if isinstance(previous, dict) and previous.get("runId") == run_id:
+        document.update({k: previous[k] for k in ("startedAt", "trigger") if k in previous})
     # The temp file goes in the ``.tmp`` sub-folder, as the service's own writes do: a rename from there is
     # one inotify event, seen at once (a rename inside the watched folder is now and then held 0.5 s).
     folder = path.parent / ".tmp"

@@ -95,7 +95,9 @@ class ProgressFile:
         self.path = path
 
     def write(self, progress: Progress) -> None:
-        write_json_atomic(self.path, progress.to_json())
+        # Not fsynced: it is a live view rewritten many times a run, and the state file is the record; an
+        # fsync here would only delay each run's start. Still atomic: readers never see half a document.
+        write_json_atomic(self.path, progress.to_json(), durable=False)
 
     def read(self) -> Progress:
         """The current document; raises ``FileNotFoundError`` or :class:`InvalidDocument`."""

@@ -46,7 +46,7 @@ class Runner:
         self._progress = Progress()
         self._progress_dirty = asyncio.Event()
         self._progress_failing = False
-        self.runs_started = 0
+        self._stopping = False
         self.state = store.load()
         self._recover()
 
@@ -62,10 +62,14 @@ class Runner:
                 tasks.create_task(self._work_loop(), name="runner-work")
         finally:
             # A trigger accepted by a source in the last instant is on the queue only: keep it for next time.
-            if not self._queue.empty():
-                while not self._queue.empty():
-                    self._accept(self._queue.get_nowait())
+            while not self._queue.empty():
+                self._accept(self._queue.get_nowait())
+            if self.state.pending:
                 self._save()
+
+    def stop_starting(self) -> None:
+        """Start no new run from now on (the service is shutting down); triggers stay pending."""
+        self._stopping = True
 
     @property
     def running(self) -> bool:
@@ -101,7 +105,7 @@ class Runner:
         while True:
             await self._work.wait()
             self._work.clear()
-            if self.state.pending:
+            if self.state.pending and not self._stopping:
                 await self._run_once()
 
     async def _run_once(self) -> None:
@@ -111,10 +115,9 @@ class Runner:
             run_id=new_run_id(now),
             triggers=pending.pending,
             started_at=now,
-            trigger_count=max(pending.pending_count, len(pending.pending)),
+            trigger_count=pending.pending_count,
         )
         self.state = replace(self.state, current=record, pending=(), pending_count=0)
-        self.runs_started += 1
         self._save()
         if record.trigger_count > 1:
             log.info("run %s absorbs %d triggers", record.run_id, record.trigger_count)
@@ -129,6 +132,8 @@ class Runner:
             )
         )
         self._on_change()
+        # Land "running" before the job starts, so it cannot overwrite the job's own first report.
+        await self._flush_progress()
         ctx = RunContext(record.run_id, record.source, record.reason, self._progress_file.path)
         try:
             result = await self._job.run(ctx, self._report)
@@ -137,6 +142,10 @@ class Runner:
             self._finish(record, JobResult(RunStatus.CANCELLED, error="service stopped"))
             await self._flush_progress()
             raise
+        except Exception as exc:
+            # A bug in supervising one run must not stop every later run.
+            log.exception("run %s: supervising the job failed", record.run_id)
+            result = JobResult(RunStatus.ERROR, error=f"internal error: {exc!r}")
         self._finish(record, result)
 
     def _finish(self, record: RunRecord, result: JobResult) -> None:

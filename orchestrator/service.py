@@ -4,8 +4,8 @@ started and stopped in one place. Also builds the status document that HTTP and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +28,17 @@ CLOCK_FIELDS = ("serverTime", "secondsUntilNextRun", "minutesUntilNextRun")
 
 
 class Orchestrator:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, job: Job | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        job: Job | None = None,
+        on_fatal: Callable[[], None] = lambda: None,
+    ) -> None:
         self.settings = settings
+        self.failed = False
+        self._on_fatal = on_fatal
         self.clock = clock or SystemClock()
         self.schedule = Schedule(settings.interval, settings.cooldown)
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
@@ -69,7 +78,7 @@ class Orchestrator:
             ("progress-monitor", self.monitor.serve()),
         ):
             self._tasks.append(asyncio.create_task(coro, name=name))
-            self._tasks[-1].add_done_callback(_crashed)
+            self._tasks[-1].add_done_callback(self._crashed)
         log.info(
             "every %g min (cooldown %g min after manual runs); job: %s; triggers: %s; data: %s",
             self.settings.interval_minutes,
@@ -81,23 +90,34 @@ class Orchestrator:
 
     async def stop(self) -> None:
         """Stop producers first, then the runner (which ends a running job), then the watchers."""
+        self.runner.stop_starting()
         self.hub.close()
-        for task in reversed(self._tasks):  # monitor, folder, timer, then the runner last
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        self.folder.stop()
-        self.monitor.stop()
+        try:
+            for task in reversed(self._tasks):  # monitor, folder, timer, then the runner last
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:
+                    log.exception("background task %s failed", task.get_name())
+        finally:
+            self._tasks.clear()
+            self.folder.stop()
+            self.monitor.stop()
 
     # ------------------------------------------------------------------------------------------ schedule
-    def _due(self) -> tuple[datetime, object]:
+    def next_run_at(self) -> datetime:
         state = self.runner.state
-        inputs = (state.last_run_at, state.not_before)
-        due = self.schedule.next_run_at(
+        return self.schedule.next_run_at(
             last_run_at=state.last_run_at, not_before=state.not_before, now=self.clock.now()
         )
-        return due, inputs
+
+    def _due(self) -> tuple[datetime | None, object]:
+        """For the timer: nothing is due while a run goes on (its end may start a cooldown)."""
+        state = self.runner.state
+        inputs = (state.last_run_at, state.not_before, self.runner.running)
+        return (None if self.runner.running else self.next_run_at()), inputs
 
     def _on_runner_change(self) -> None:
         self.timer.reschedule()
@@ -144,7 +164,7 @@ class Orchestrator:
         """``GET /api/snapshot/status``: the original design's fields first, then what users need beyond."""
         now = self.clock.now()
         state = self.runner.state
-        due, _ = self._due()
+        due = self.next_run_at()
         progress = self.progress()
         current = state.current
         return {
@@ -162,17 +182,21 @@ class Orchestrator:
             "cooldownMinutes": _tidy(self.settings.cooldown_minutes),
             "cooldownUntil": iso(state.not_before) if state.not_before and state.not_before > now else None,
             "queued": bool(state.pending),
-            "pendingTriggers": max(state.pending_count, len(state.pending)),
+            "pendingTriggers": state.pending_count,
             "currentRun": current.to_json() if current else None,
             "lastRun": state.last_run.to_json() if state.last_run else None,
             "serverTime": iso(now),
         }
 
+    def _crashed(self, task: asyncio.Task[None]) -> None:
+        """A background task that ends by itself is a bug; a half-working service would be worse than none,
+        so the service stops (and the CLI exits non-zero, for systemd to restart it)."""
+        if task.cancelled():
+            return
+        log.critical("background task %s died; stopping the service", task.get_name(), exc_info=task.exception())
+        self.failed = True
+        self._on_fatal()
+
 
 def _tidy(minutes: float) -> float | int:
     return int(minutes) if float(minutes).is_integer() else minutes
-
-
-def _crashed(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.critical("background task %s died", task.get_name(), exc_info=task.exception())

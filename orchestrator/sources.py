@@ -25,7 +25,8 @@ class IntervalTimer:
     """Puts a ``timer`` trigger on the queue when the next automatic run is due.
 
     It sleeps until that moment or until :meth:`reschedule` is called (a run started or ended, a cooldown
-    began), then looks again: no polling. ``due`` returns the due time and the inputs it was computed from;
+    began), then looks again: no polling. ``due`` returns the due time (``None`` while a run is going: the
+    due time is only known once it ends, when a cooldown may begin) and the inputs it was computed from;
     once the timer has fired for a set of inputs it waits for them to change, so it never asks twice for
     the same run.
     """
@@ -34,7 +35,7 @@ class IntervalTimer:
         self,
         queue: asyncio.Queue[Trigger],
         clock: Clock,
-        due: Callable[[], tuple[datetime, object]],
+        due: Callable[[], tuple[datetime | None, object]],
     ) -> None:
         self._queue = queue
         self._clock = clock
@@ -50,7 +51,7 @@ class IntervalTimer:
         while True:
             self._wake.clear()
             due, inputs = self._due()
-            if inputs == fired_for:
+            if due is None or inputs == fired_for:
                 await self._clock.wait(self._wake, None)
             elif due <= self._clock.now():
                 await self._queue.put(Trigger(source, self._clock.now(), "scheduled"))

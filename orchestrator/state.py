@@ -36,6 +36,9 @@ class RunRecord:
     trigger_count: int = 0
     """How many triggers this run absorbed (``triggers`` keeps the first :data:`MAX_RECORDED_TRIGGERS`)."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "trigger_count", max(self.trigger_count, len(self.triggers)))
+
     @property
     def source(self) -> Source:
         """The source the job is told about: the first trigger's (the one that started the run)."""
@@ -62,7 +65,7 @@ class RunRecord:
             "trigger": self.source.value,
             "reason": self.reason,
             "triggers": [t.to_json() for t in self.triggers],
-            "triggerCount": max(self.trigger_count, len(self.triggers)),
+            "triggerCount": self.trigger_count,
             "startedAt": iso(self.started_at),
             "finishedAt": iso(self.finished_at),
             "durationSeconds": self.duration_seconds,
@@ -102,7 +105,7 @@ class RunRecord:
             exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
             error=error if isinstance(error, str) else None,
             step=step if isinstance(step, str) else "",
-            trigger_count=count if isinstance(count, int) and not isinstance(count, bool) else len(triggers),
+            trigger_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
         )
 
 
@@ -119,9 +122,12 @@ class State:
     pending_count: int = 0
     """How many triggers are pending, counting those beyond the recorded ones."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pending_count", max(self.pending_count, len(self.pending)))
+
     def with_trigger(self, trigger: Trigger) -> State:
         pending = self.pending if len(self.pending) >= MAX_RECORDED_TRIGGERS else (*self.pending, trigger)
-        return replace(self, pending=pending, pending_count=max(self.pending_count, len(self.pending)) + 1)
+        return replace(self, pending=pending, pending_count=self.pending_count + 1)
 
     @property
     def last_run_at(self) -> datetime | None:
@@ -135,7 +141,7 @@ class State:
             "current": self.current.to_json() if self.current else None,
             "notBefore": iso(self.not_before),
             "pending": [t.to_json() for t in self.pending],
-            "pendingCount": max(self.pending_count, len(self.pending)),
+            "pendingCount": self.pending_count,
         }
 
     @classmethod
@@ -179,7 +185,7 @@ class StateStore:
     def save(self, state: State) -> bool:
         try:
             write_json_atomic(self.path, state.to_json())
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             if not self._failing:
                 log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, exc)
             self._failing = True

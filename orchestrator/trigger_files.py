@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from orchestrator.events import clean_reason
 from orchestrator.files import temp_folder
 
 log = logging.getLogger(__name__)
 
 MAX_TRIGGER_BYTES = 4096
 """Bytes of a trigger file that are read; the reason is cut there."""
-MAX_REASON_CHARS = 500
 
 
 def is_trigger_name(name: str) -> bool:
@@ -37,7 +37,8 @@ class TakenFile:
 
 
 def reason_from_payload(name: str, payload: bytes) -> str:
-    """Empty file: the file's name. JSON object with ``reason``: that. Anything else: the text itself."""
+    """Empty file: the file's name. JSON object with ``reason``: that. Anything else: the text itself.
+    Always cleaned (one printable line, capped)."""
     text = payload.decode("utf-8", errors="replace").strip()
     if not text:
         return name
@@ -48,8 +49,8 @@ def reason_from_payload(name: str, payload: bytes) -> str:
             doc = None
         if isinstance(doc, dict):
             reason = doc.get("reason")
-            return str(reason).strip()[:MAX_REASON_CHARS] if reason not in (None, "") else name
-    return " ".join(text.split())[:MAX_REASON_CHARS]
+            return clean_reason(str(reason)) if reason not in (None, "") else clean_reason(name)
+    return clean_reason(text) or clean_reason(name)
 
 
 class TriggerFolder:

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from orchestrator import __version__
-from orchestrator.events import Source
+from orchestrator.events import Source, clean_reason
 from orchestrator.hub import HubClosed
 from orchestrator.service import Orchestrator
 
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 STREAMS = web.AppKey("streams", set[EventSourceResponse])
 MAX_BODY_BYTES = 16 * 1024
-MAX_REASON_CHARS = 500
 SSE_RETRY_MS = 2000
 
 
@@ -102,20 +101,19 @@ async def _reason_from_body(request: web.Request) -> str:
     try:
         body: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _json_error(400, 'body must be JSON like {"reason": "..."}') from None
+        raise _bad_request('body must be JSON like {"reason": "..."}') from None
     if not isinstance(body, dict):
-        raise _json_error(400, 'body must be a JSON object like {"reason": "..."}')
+        raise _bad_request('body must be a JSON object like {"reason": "..."}')
     reason = body.get("reason", "")
     if reason is None:
         return ""
     if not isinstance(reason, str):
-        raise _json_error(400, "reason must be a string")
-    return " ".join(reason.split())[:MAX_REASON_CHARS]
+        raise _bad_request("reason must be a string")
+    return clean_reason(reason)
 
 
-def _json_error(status_code: int, message: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest}.get(status_code, web.HTTPBadRequest)
-    return cls(text=json.dumps({"success": False, "message": message}), content_type="application/json")
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"success": False, "message": message}), content_type="application/json")
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -133,7 +131,6 @@ async def events(request: web.Request) -> web.StreamResponse:
         headers={"Cache-Control": "no-cache"},
     ) as stream:
         request.app[STREAMS].add(stream)
-        hub.listeners += 1
         try:
             version, document = hub.latest()
             if stream.last_event_id != str(version):
@@ -144,7 +141,6 @@ async def events(request: web.Request) -> web.StreamResponse:
         except (HubClosed, ConnectionResetError, TimeoutError):
             pass
         finally:
-            hub.listeners -= 1
             request.app[STREAMS].discard(stream)
     return stream
 

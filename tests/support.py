@@ -145,9 +145,13 @@ class SSEEvent:
 
 
 async def sse_stream(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None, comments: list[str] | None = None
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str] | None = None,
+    on_comment: Callable[[str], None] | None = None,
 ) -> AsyncIterator[SSEEvent]:
-    """A minimal but real SSE client over aiohttp: yields each dispatched event; records comment lines."""
+    """A minimal but real SSE client over aiohttp: yields each dispatched event; hands comment lines to
+    ``on_comment``."""
     async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
         assert resp.status == 200, resp.status
         assert resp.headers["Content-Type"].startswith("text/event-stream")
@@ -160,8 +164,8 @@ async def sse_stream(
                 event, data = "message", []
                 continue
             if line.startswith(":"):
-                if comments is not None:
-                    comments.append(line)
+                if on_comment is not None:
+                    on_comment(line)
                 continue
             field, _, value = line.partition(":")
             value = value.removeprefix(" ")

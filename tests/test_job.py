@@ -156,3 +156,13 @@ async def test_children_left_behind_after_exit_are_stopped(tmp_path: Path) -> No
 
 def test_signal_names_are_known() -> None:
     assert signal.Signals(9).name == "SIGKILL"
+
+
+async def test_detached_children_do_not_outlive_the_run(tmp_path: Path) -> None:
+    # The child lets go of the job's output, so only a look at the process group finds it.
+    script = 'sleep 1000 >/dev/null 2>&1 & echo "PROGRESS 1 $!"; exit 0'
+    report = PidReport()
+    result = await SubprocessJob(["sh", "-c", script], kill_grace=2).run(ctx(tmp_path), report)
+    assert result.status is RunStatus.COMPLETED
+    [pid] = report.pids
+    assert not _alive(pid)

@@ -28,19 +28,24 @@ def test_it_writes_the_file_atomically_keeping_what_the_service_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "snapshot_progress.json"
-    write_json_atomic(path, {"status": "running", "startedAt": "2026-01-20T10:00:00.000Z", "step": "", "progress": 0})
+    started = {"status": "running", "startedAt": "2026-01-20T10:00:00.000Z", "runId": "r-1", "trigger": "file"}
+    write_json_atomic(path, {**started, "step": "Starting...", "progress": 0})
     monkeypatch.setenv("SNAPSHOT_PROGRESS_FILE", str(path))
     monkeypatch.setenv("SNAPSHOT_RUN_ID", "r-1")
     report_progress(150, "over the top")
-    assert json.loads(path.read_text()) == {
-        "status": "running",
-        "startedAt": "2026-01-20T10:00:00.000Z",
-        "step": "over the top",
-        "progress": 100,
-        "runId": "r-1",
-    }
+    assert json.loads(path.read_text()) == {**started, "step": "over the top", "progress": 100}
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp", "snapshot_progress.json"]
     assert list((tmp_path / ".tmp").iterdir()) == [], "no temp file left behind"
+
+
+def test_nothing_of_an_older_run_is_carried_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "snapshot_progress.json"
+    old = {"status": "error", "runId": "r-0", "error": "exited with code 3", "exitCode": 3, "startedAt": "x"}
+    write_json_atomic(path, old)
+    monkeypatch.setenv("SNAPSHOT_PROGRESS_FILE", str(path))
+    monkeypatch.setenv("SNAPSHOT_RUN_ID", "r-1")
+    report_progress(5, "fresh")
+    assert json.loads(path.read_text()) == {"status": "running", "step": "fresh", "progress": 5, "runId": "r-1"}
 
 
 async def test_a_job_writing_the_file_itself_shows_up_live(service_factory: Any, tmp_path: Path) -> None:

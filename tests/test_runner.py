@@ -6,6 +6,7 @@ test finishes it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, iso
+from orchestrator.job import JobResult, Report, RunContext
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, make_orchestrator, minutes, settle
 
@@ -105,19 +107,95 @@ async def test_twenty_triggers_during_a_run_make_exactly_one_follow_up(
     assert not service.status()["queued"]
 
 
-async def test_timer_due_during_a_run_becomes_the_follow_up(
+async def test_a_run_that_outlives_its_interval_is_followed_at_once(
     service: Orchestrator, clock: FakeClock, job: ScriptedJob
 ) -> None:
     first = await job.next_start()
     clock.advance(minutes(45))  # the job outlives its interval
     await settle()
-    assert service.status()["queued"]
+    assert service.status()["minutesUntilNextRun"] == 0
     first.finish()
     follow_up = await job.next_start()
     assert follow_up.ctx.source is Source.TIMER
     follow_up.finish()
     await settle()
     assert job.started.empty(), "the timer fired once for that slot, not once per look"
+    assert service.status()["nextRunAt"] == iso(T0 + minutes(75))
+
+
+async def test_cooldown_holds_after_a_manual_run_longer_than_the_interval(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    service = make_orchestrator(tmp_path, clock, job, interval=10, cooldown=5)
+    await service.start()
+    try:
+        (await job.next_start()).finish()
+        clock.advance(minutes(2))
+        await service.request_run(Source.HTTP, "long one")
+        manual = await job.next_start()
+        clock.advance(minutes(11))  # T0+13: the interval (T0+12) passed during the manual run
+        await settle()
+        manual.finish()
+        await settle()
+        assert service.status()["nextRunAt"] == iso(T0 + minutes(18))
+        assert job.started.empty(), "no automatic run right after a manual one: the cooldown holds"
+        clock.advance(minutes(5))
+        assert (await job.next_start()).ctx.source is Source.TIMER
+    finally:
+        await service.stop()
+
+
+async def test_a_trigger_during_shutdown_starts_nothing_and_is_kept(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    (await job.next_start()).finish()
+    await settle()
+    await service.request_run(Source.HTTP, "just before stop")
+    await service.stop()
+    assert len(job.runs) == 1, "no run starts once the service is stopping"
+    state = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
+    assert [t["reason"] for t in state["pending"]] == ["just before stop"]
+
+
+async def test_a_failure_in_supervision_is_an_error_run_not_a_dead_runner(tmp_path: Path, clock: FakeClock) -> None:
+    class Exploding(ScriptedJob):
+        async def run(self, ctx: RunContext, report: Report) -> JobResult:
+            if not self.runs:
+                self.runs.append(None)  # type: ignore[arg-type]
+                raise ValueError("embedded null byte")
+            return await super().run(ctx, report)
+
+    job = Exploding()
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        version, doc = service.hub.latest()
+        async with asyncio.timeout(5):  # the start-up run blows up in supervision...
+            while doc["lastRun"] is None:
+                version, doc = await service.hub.next_after(version)
+        assert doc["lastRun"]["status"] == "error"
+        assert "embedded null byte" in doc["lastRun"]["error"]
+        await service.request_run(Source.HTTP, "next")
+        run = await job.next_start()  # ...and the runner still takes the next trigger
+        assert run.ctx.reason == "next"
+        assert not service.failed
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize("reason", ["a\x00b", "bad \ud800 surrogate", "tab\there\nnewline"])
+async def test_unclean_reasons_are_cleaned_at_the_door(service: Orchestrator, job: ScriptedJob, reason: str) -> None:
+    (await job.next_start()).finish()
+    await service.request_run(Source.HTTP, reason)
+    run = await job.next_start()
+    assert run.ctx.reason.isprintable()
+    assert "\x00" not in run.ctx.reason
+    run.ctx.reason.encode("utf-8")  # no lone surrogate left
+    run.finish()
+    await settle()
+    assert service.runner.state.last_run is not None and service.runner.state.last_run.status is RunStatus.COMPLETED
 
 
 async def test_failed_run_is_recorded_and_schedule_goes_on(

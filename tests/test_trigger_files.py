@@ -36,6 +36,8 @@ def test_which_names_are_triggers(name: str, counts: bool) -> None:
         (b"{not json", "{not json"),
         (b"\xff\xfe bad utf-8", "\ufffd\ufffd bad utf-8"),
         (b"line one\nline two", "line one line two"),
+        (b"nul\x00byte", "nul byte"),
+        (b'{"reason": "tab\\there\\u0000"}', "tab here"),
     ],
 )
 def test_reason_from_payload(payload: bytes, reason: str) -> None:
