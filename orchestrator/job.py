@@ -27,6 +27,12 @@ DRAIN_AFTER_EXIT_SECONDS = 2.0
 
 Report = Callable[[float, str | None], None]
 """Called with (percent, step or None) for each progress line the job prints."""
+Started = Callable[[int], None]
+"""Called with the job's process group id once it runs, so that it can be recorded."""
+
+
+def _ignore_pid(pid: int) -> None:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,7 @@ class JobResult:
 
 
 class Job(Protocol):
-    async def run(self, ctx: RunContext, report: Report) -> JobResult:
+    async def run(self, ctx: RunContext, report: Report, started: Started = _ignore_pid) -> JobResult:
         """Run once. Cancelling the call stops the job (its whole process tree) before the cancel goes on."""
         ...
 
@@ -67,7 +73,7 @@ class SubprocessJob:
         self.env = dict(os.environ if env is None else env)
         self.kill_grace = kill_grace
 
-    async def run(self, ctx: RunContext, report: Report) -> JobResult:
+    async def run(self, ctx: RunContext, report: Report, started: Started = _ignore_pid) -> JobResult:
         env = {
             **self.env,
             "SNAPSHOT_PROGRESS_FILE": os.fspath(ctx.progress_file),
@@ -92,6 +98,7 @@ class SubprocessJob:
             return JobResult(RunStatus.ERROR, error=f"cannot start job: {exc}")
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         log.info("run %s: started pid %d (%s)", ctx.run_id, proc.pid, ctx.source.value)
+        started(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         readers = asyncio.gather(self._read_stdout(ctx, proc.stdout, report), self._read_stderr(ctx, proc.stderr, tail))
@@ -206,6 +213,33 @@ def describe_exit(code: int, stderr_tail: Sequence[str]) -> str:
         # The headline carries the job's last word, which usually says what went wrong.
         return f"{what}: {stderr_tail[-1].strip()}\n" + "\n".join(stderr_tail)
     return what
+
+
+async def stop_leftover(pgid: int, run_id: str, grace: float) -> bool:
+    """Stop the process group of a job that an earlier service left running (it was killed, not stopped).
+
+    Only if the group's leader is still that run's job, told by ``SNAPSHOT_RUN_ID`` in its environment: a
+    pid reused since by something else is left alone. ``True`` if a leftover job was found and stopped."""
+    if not _runs_for(pgid, run_id):
+        return False
+    log.warning("run %s: its job (process group %d) outlived the service; stopping it", run_id, pgid)
+    _signal_group(pgid, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    # Not our child, so no exit notification: look until the group is empty or the grace is over.
+    while _group_alive(pgid) and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if _signal_group(pgid, signal.SIGKILL) and _group_alive(pgid):
+        log.warning("run %s: process group %d ignored SIGTERM for %.0fs; sent SIGKILL", run_id, pgid, grace)
+    return True
+
+
+def _runs_for(pid: int, run_id: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as env:  # once, at start-up: a tiny read
+            return f"SNAPSHOT_RUN_ID={run_id}".encode() in env.read().split(b"\0")
+    except OSError:
+        return False  # gone (or not Linux): nothing we can prove is ours
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:

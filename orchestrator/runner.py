@@ -13,7 +13,7 @@ from datetime import datetime
 
 from orchestrator.clock import Clock
 from orchestrator.events import RunStatus, Trigger
-from orchestrator.job import Job, JobResult, RunContext
+from orchestrator.job import Job, JobResult, RunContext, stop_leftover
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.schedule import Schedule
 from orchestrator.state import RunRecord, StateStore
@@ -34,6 +34,7 @@ class Runner:
         store: StateStore,
         progress_file: ProgressFile,
         on_change: Callable[[], None] = lambda: None,
+        kill_grace: float = 10.0,
     ) -> None:
         self._queue = queue
         self._job = job
@@ -47,12 +48,18 @@ class Runner:
         self._progress_dirty = asyncio.Event()
         self._progress_failing = False
         self._stopping = False
+        self._kill_grace = kill_grace
+        self._leftover: RunRecord | None = None
         self.state = store.load()
         self._recover()
 
     # ----------------------------------------------------------------------------------------- lifecycle
     async def serve(self) -> None:
         """Run until cancelled. Cancelling stops a running job and records it as ``cancelled``."""
+        leftover, self._leftover = self._leftover, None
+        if leftover is not None and leftover.pid is not None:
+            # Before anything runs: never two jobs at once, not even across a crash of the service.
+            await stop_leftover(leftover.pid, leftover.run_id, self._kill_grace)
         if self.state.pending:
             self._work.set()
         try:
@@ -136,7 +143,7 @@ class Runner:
         await self._flush_progress()
         ctx = RunContext(record.run_id, record.source, record.reason, self._progress_file.path)
         try:
-            result = await self._job.run(ctx, self._report)
+            result = await self._job.run(ctx, self._report, self._started)
         except asyncio.CancelledError:
             # The job has already stopped its processes; record the outcome, then let the cancel go on.
             self._finish(record, JobResult(RunStatus.CANCELLED, error="service stopped"))
@@ -148,11 +155,18 @@ class Runner:
             result = JobResult(RunStatus.ERROR, error=f"internal error: {exc!r}")
         self._finish(record, result)
 
+    def _started(self, pid: int) -> None:
+        """Record the job's process group, so a service that dies mid-run can stop it at its next start."""
+        if self.state.current is not None:
+            self.state = replace(self.state, current=replace(self.state.current, pid=pid))
+            self._save()
+
     def _finish(self, record: RunRecord, result: JobResult) -> None:
         now = self._clock.now()
         error = result.error
         done = replace(
             record,
+            pid=None,
             status=result.status,
             finished_at=now,
             exit_code=result.exit_code,
@@ -231,7 +245,8 @@ class Runner:
         if current is None:
             return
         now = self._clock.now()
-        done = replace(current, status=RunStatus.ERROR, finished_at=now, error="interrupted: service stopped")
+        done = replace(current, pid=None, status=RunStatus.ERROR, finished_at=now, error="interrupted: service stopped")
+        self._leftover = current
         log.warning("run %s was interrupted by a service stop; recorded as an error", current.run_id)
         self.state = replace(self.state, current=None, last_run=done)
         self._save()

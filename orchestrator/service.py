@@ -52,6 +52,7 @@ class Orchestrator:
             store=StateStore(settings.state_path),
             progress_file=self.progress_file,
             on_change=self._on_runner_change,
+            kill_grace=settings.kill_grace_seconds,
         )
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
         self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)

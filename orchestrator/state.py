@@ -35,6 +35,8 @@ class RunRecord:
     step: str = ""
     trigger_count: int = 0
     """How many triggers this run absorbed (``triggers`` keeps the first :data:`MAX_RECORDED_TRIGGERS`)."""
+    pid: int | None = None
+    """The job's process (and process group) id while it runs, to stop it after a crash of the service."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trigger_count", max(self.trigger_count, len(self.triggers)))
@@ -72,6 +74,7 @@ class RunRecord:
             "exitCode": self.exit_code,
             "error": self.error,
             "step": self.step,
+            "pid": self.pid,
         }
 
     @classmethod
@@ -96,6 +99,7 @@ class RunRecord:
         error = data.get("error")
         step = data.get("step")
         count = data.get("triggerCount")
+        pid = data.get("pid")
         return cls(
             run_id=run_id,
             triggers=triggers,
@@ -106,6 +110,7 @@ class RunRecord:
             error=error if isinstance(error, str) else None,
             step=step if isinstance(step, str) else "",
             trigger_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
+            pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 else None,
         )
 
 

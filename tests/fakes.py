@@ -10,7 +10,7 @@ from pathlib import Path
 from orchestrator.clock import FakeClock
 from orchestrator.config import Settings
 from orchestrator.events import RunStatus
-from orchestrator.job import JobResult, Report, RunContext
+from orchestrator.job import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 
 T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
@@ -34,7 +34,7 @@ class ScriptedJob:
     started: asyncio.Queue[ScriptedRun] = field(default_factory=asyncio.Queue)
     runs: list[ScriptedRun] = field(default_factory=list)
 
-    async def run(self, ctx: RunContext, report: Report) -> JobResult:
+    async def run(self, ctx: RunContext, report: Report, started: Started = lambda pid: None) -> JobResult:
         run = ScriptedRun(ctx, report, asyncio.get_running_loop().create_future())
         self.runs.append(run)
         self.started.put_nowait(run)

@@ -23,6 +23,15 @@ PYTHON = sys.executable
 REPO = Path(__file__).resolve().parent.parent
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from orchestrator.events import RunStatus, Source
 from orchestrator.job import RunContext, SubprocessJob, describe_exit, parse_progress_line
+from tests.support import alive as _alive
 
 PY = sys.executable
 
@@ -80,19 +80,6 @@ async def test_huge_lines_are_cut_not_fatal(tmp_path: Path) -> None:
     result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: reports.append((p, s)))
     assert result.status is RunStatus.COMPLETED
     assert reports == [(50.0, "after")]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purpose.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 class PidReport:

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, iso
-from orchestrator.job import JobResult, Report, RunContext
+from orchestrator.job import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, make_orchestrator, minutes, settle
 
@@ -161,11 +161,11 @@ async def test_a_trigger_during_shutdown_starts_nothing_and_is_kept(
 
 async def test_a_failure_in_supervision_is_an_error_run_not_a_dead_runner(tmp_path: Path, clock: FakeClock) -> None:
     class Exploding(ScriptedJob):
-        async def run(self, ctx: RunContext, report: Report) -> JobResult:
+        async def run(self, ctx: RunContext, report: Report, started: Started = lambda pid: None) -> JobResult:
             if not self.runs:
                 self.runs.append(None)  # type: ignore[arg-type]
                 raise ValueError("embedded null byte")
-            return await super().run(ctx, report)
+            return await super().run(ctx, report, started)
 
     job = Exploding()
     service = make_orchestrator(tmp_path, clock, job)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
+import signal
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.support import job_command, next_status, sample_command, sse_stream
+from tests.support import alive, job_command, next_status, sample_command, sse_stream
 
 
 async def test_startup_run_then_http_trigger(service_factory: Any) -> None:
@@ -52,8 +51,7 @@ async def test_sigterm_mid_run_stops_job_and_exits_zero_then_restart_does_not_re
         running = await next_status(events, lambda d: d["progress"]["progress"] == 5)
         job_pid = int(running["progress"]["step"])
         assert service.stop() == 0
-    with pytest.raises(ProcessLookupError):
-        os.kill(job_pid, 0)
+    assert not alive(job_pid)
     state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
     assert state["lastRun"]["status"] == "cancelled"
     assert json.loads((service.data_dir / "snapshot_progress.json").read_text())["status"] == "cancelled"
@@ -62,3 +60,25 @@ async def test_sigterm_mid_run_stops_job_and_exits_zero_then_restart_does_not_re
     doc = again.get_json("/api/snapshot/status")
     assert doc["running"] is False, "the cancelled run started less than an interval ago: nothing is due"
     assert doc["lastRun"]["runId"] == state["lastRun"]["runId"]
+
+
+async def test_kill_9_mid_run_is_recorded_and_the_orphaned_job_is_stopped(service_factory: Any) -> None:
+    script = "import os,time; print('PROGRESS 5', os.getpid(), flush=True); time.sleep(1000)"
+    service = service_factory("--command", job_command(script), "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        running = await next_status(events, lambda d: d["progress"]["progress"] == 5)
+    job_pid = int(running["progress"]["step"])
+    service.stop(signal.SIGKILL)
+    assert alive(job_pid), "the job lives on in its own session: the service could not stop it"
+
+    again = service_factory("--command", sample_command(0.1), "--interval", "60")
+    doc = again.get_json("/api/snapshot/status")
+    assert doc["lastRun"]["runId"] == running["currentRun"]["runId"]
+    assert doc["lastRun"]["status"] == "error"
+    assert doc["lastRun"]["error"] == "interrupted: service stopped"
+    assert doc["running"] is False, "the schedule carries on from the interrupted run: nothing is due"
+    assert doc["progress"]["status"] == "error"
+    assert json.loads((again.data_dir / "snapshot_progress.json").read_text())["status"] == "error"
+    assert not alive(job_pid), "stopped before the new service answered anything"
+    assert "outlived the service; stopping it" in again.logs()
