@@ -46,6 +46,7 @@ class Runner:
         self._work = asyncio.Event()
         self._progress = Progress()
         self._progress_dirty = asyncio.Event()
+        self._write_lock = asyncio.Lock()
         self._progress_failing = False
         self._stopping = False
         self._kill_grace = kill_grace
@@ -56,10 +57,7 @@ class Runner:
     # ----------------------------------------------------------------------------------------- lifecycle
     async def serve(self) -> None:
         """Run until cancelled. Cancelling stops a running job and records it as ``cancelled``."""
-        leftover, self._leftover = self._leftover, None
-        if leftover is not None and leftover.pid is not None:
-            # Before anything runs: never two jobs at once, not even across a crash of the service.
-            await stop_leftover(leftover.pid, leftover.run_id, self._kill_grace)
+        await self.stop_leftover()
         if self.state.pending:
             self._work.set()
         try:
@@ -73,6 +71,13 @@ class Runner:
                 self._accept(self._queue.get_nowait())
             if self.state.pending:
                 self._save()
+
+    async def stop_leftover(self) -> None:
+        """Stop the job of a run that the previous service died in, if it still runs: never two jobs at
+        once, not even across a crash. Called at start-up, before anything else happens."""
+        leftover, self._leftover = self._leftover, None
+        if leftover is not None and leftover.pid is not None:
+            await stop_leftover(leftover.pid, leftover.run_id, self._kill_grace)
 
     def stop_starting(self) -> None:
         """Start no new run from now on (the service is shutting down); triggers stay pending."""
@@ -220,18 +225,26 @@ class Runner:
             await self._flush_progress()
 
     async def _flush_progress(self) -> None:
-        if not self._progress_dirty.is_set():
-            return
-        self._progress_dirty.clear()
-        progress = self._progress
-        try:
-            await asyncio.to_thread(self._progress_file.write, progress)
-        except OSError as exc:
-            if not self._progress_failing:
-                log.error("cannot write progress file %s: %s", self._progress_file.path, exc)
-            self._progress_failing = True
-        else:
-            self._progress_failing = False
+        # One write at a time: two writes in flight in two threads could land in the wrong order.
+        async with self._write_lock:
+            if not self._progress_dirty.is_set():
+                return
+            self._progress_dirty.clear()
+            progress = self._progress
+            try:
+                await asyncio.to_thread(self._progress_file.write, progress)
+            except OSError as exc:
+                if not self._progress_failing:
+                    log.error("cannot write progress file %s: %s", self._progress_file.path, exc)
+                self._progress_failing = True
+            else:
+                self._progress_failing = False
+
+    def observe(self, progress: Progress) -> None:
+        """Progress the job wrote into the file itself: remember it as the run's latest (no write back)."""
+        current = self.state.current
+        if current is not None and progress.run_id == current.run_id and progress.status is RunStatus.RUNNING:
+            self._progress = progress
 
     @property
     def progress(self) -> Progress:

@@ -56,6 +56,7 @@ class ServiceProcess:
     proc: subprocess.Popen[bytes]
     log_path: Path
     listening: threading.Event
+    log_lines: LogLines
 
     @property
     def url(self) -> str:
@@ -104,6 +105,28 @@ class ServiceProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_for_log(self, text: str, timeout: float = 10) -> None:
+        """Wait (bounded) until the service has logged a line containing ``text``."""
+        if not self.log_lines.wait_for(text, timeout):
+            raise AssertionError(f"service did not log {text!r} within {timeout}s\n{self.logs()}")
+
+
+class LogLines:
+    """The service's output lines as they arrive, with a wait for a given one."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._arrived = threading.Condition()
+
+    def add(self, line: str) -> None:
+        with self._arrived:
+            self._lines.append(line)
+            self._arrived.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        with self._arrived:
+            return self._arrived.wait_for(lambda: any(text in line for line in self._lines), timeout)
+
 
 def start_service(root: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> ServiceProcess:
     root.mkdir(parents=True, exist_ok=True)
@@ -130,15 +153,17 @@ def start_service(root: Path, *args: str, env: dict[str, str] | None = None, por
         env=full_env,
     )
     listening = threading.Event()
-    threading.Thread(target=_copy_log, args=(proc, log_path, listening), daemon=True).start()
-    return ServiceProcess(root=root, port=port, proc=proc, log_path=log_path, listening=listening)
+    lines = LogLines()
+    threading.Thread(target=_copy_log, args=(proc, log_path, listening, lines), daemon=True).start()
+    return ServiceProcess(root=root, port=port, proc=proc, log_path=log_path, listening=listening, log_lines=lines)
 
 
-def _copy_log(proc: subprocess.Popen[bytes], log_path: Path, listening: threading.Event) -> None:
+def _copy_log(proc: subprocess.Popen[bytes], log_path: Path, listening: threading.Event, lines: LogLines) -> None:
     assert proc.stdout is not None
     with proc.stdout, log_path.open("ab", buffering=0) as log:
         for line in proc.stdout:  # ends when the process and its children close the pipe
             log.write(line)
+            lines.add(line.decode(errors="replace"))
             if b"listening on" in line:
                 listening.set()
 

@@ -69,3 +69,4 @@ async def test_a_job_writing_the_file_itself_shows_up_live(service_factory: Any,
         subprocess.run([PYTHON, "-c", f"open({str(gate)!r}, 'w').close()"], check=True, timeout=10)
         done = await next_status(events, lambda d: not d["running"])
         assert done["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
+        assert done["lastRun"]["step"] == "written by the job", "the run's last step, whoever reported it"
