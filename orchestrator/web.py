@@ -86,6 +86,7 @@ async def trigger(request: web.Request) -> web.Response:
     reason = await _reason_from_body(request)
     orchestrator = request.app[ORCHESTRATOR]
     running = orchestrator.runner.running
+    log.info("HTTP trigger from %s%s", request.remote, f" (reason: {reason})" if reason else "")
     await orchestrator.request_run(Source.HTTP, reason)
     message = "Snapshot queued to run when the current one ends" if running else "Snapshot triggered"
     return web.json_response({"success": True, "message": message, "queued": running}, status=202)
