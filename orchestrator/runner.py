@@ -13,6 +13,7 @@ from datetime import datetime
 
 from orchestrator.clock import Clock
 from orchestrator.events import RunStatus, Trigger
+from orchestrator.files import InvalidDocument
 from orchestrator.job import Job, JobResult, RunContext, stop_leftover
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.schedule import Schedule
@@ -151,6 +152,7 @@ class Runner:
             result = await self._job.run(ctx, self._report, self._started)
         except asyncio.CancelledError:
             # The job has already stopped its processes; record the outcome, then let the cancel go on.
+            await self._flush_progress()
             self._finish(record, JobResult(RunStatus.CANCELLED, error="service stopped"))
             await self._flush_progress()
             raise
@@ -158,6 +160,7 @@ class Runner:
             # A bug in supervising one run must not stop every later run.
             log.exception("run %s: supervising the job failed", record.run_id)
             result = JobResult(RunStatus.ERROR, error=f"internal error: {exc!r}")
+        await self._flush_progress()
         self._finish(record, result)
 
     def _started(self, pid: int) -> None:
@@ -176,7 +179,7 @@ class Runner:
             finished_at=now,
             exit_code=result.exit_code,
             error=error,
-            step=self._progress.step,
+            step=self._last_step(record.run_id),
         )
         not_before = self.state.not_before
         if record.is_manual:
@@ -240,11 +243,16 @@ class Runner:
             else:
                 self._progress_failing = False
 
-    def observe(self, progress: Progress) -> None:
-        """Progress the job wrote into the file itself: remember it as the run's latest (no write back)."""
-        current = self.state.current
-        if current is not None and progress.run_id == current.run_id and progress.status is RunStatus.RUNNING:
-            self._progress = progress
+    def _last_step(self, run_id: str) -> str:
+        """The run's last step, whoever reported it: the file holds the later of our writes (all landed by
+        now) and the job's own, if it wrote the file itself."""
+        try:
+            on_file = self._progress_file.read()
+        except (OSError, InvalidDocument):
+            on_file = None
+        if on_file is not None and on_file.run_id == run_id and on_file.status is RunStatus.RUNNING:
+            return on_file.step
+        return self._progress.step
 
     @property
     def progress(self) -> Progress:

@@ -56,7 +56,7 @@ class Orchestrator:
         )
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
         self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)
-        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file)
+        self.monitor = ProgressMonitor(self.progress_file, lambda _: self.publish())
         self._tasks: list[asyncio.Task[None]] = []
         self._was_running = False
         self._published: dict[str, Any] = {}
@@ -120,10 +120,6 @@ class Orchestrator:
         state = self.runner.state
         inputs = (state.last_run_at, state.not_before, self.runner.running)
         return (None if self.runner.running else self.next_run_at()), inputs
-
-    def _on_progress_file(self, progress: Progress) -> None:
-        self.runner.observe(progress)
-        self.publish()
 
     def _on_runner_change(self) -> None:
         self.timer.reschedule()

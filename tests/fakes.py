@@ -45,6 +45,14 @@ class ScriptedJob:
             return await self.started.get()
 
 
+async def ended(service: Orchestrator, run: ScriptedRun, timeout: float = WAIT) -> None:
+    """Wait (bounded) until the service has recorded how ``run`` ended (it publishes that as ``lastRun``)."""
+    version, doc = service.hub.latest()
+    async with asyncio.timeout(timeout):
+        while (doc.get("lastRun") or {}).get("runId") != run.ctx.run_id:
+            version, doc = await service.hub.next_after(version)
+
+
 async def settle(turns: int = 50) -> None:
     """Let every ready task run (no time passes: the clock is fake and nothing here sleeps)."""
     for _ in range(turns):

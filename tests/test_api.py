@@ -17,7 +17,7 @@ from orchestrator.clock import FakeClock
 from orchestrator.events import Source
 from orchestrator.service import Orchestrator
 from orchestrator.web import create_app
-from tests.fakes import T0, ScriptedJob, make_settings, minutes, settle
+from tests.fakes import T0, ScriptedJob, ended, make_settings, minutes, settle
 from tests.support import next_status, sse_stream
 
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
@@ -48,9 +48,11 @@ async def client(
 
 
 @pytest.fixture
-async def idle(client: Client, job: ScriptedJob, clock: FakeClock) -> Client:
+async def idle(client: Client, job: ScriptedJob, clock: FakeClock, orchestrator: Orchestrator) -> Client:
     """The service after its start-up run has ended, a minute ago."""
-    (await job.next_start()).finish()
+    startup = await job.next_start()
+    startup.finish()
+    await ended(orchestrator, startup)
     clock.advance(minutes(1))
     await settle()
     return client

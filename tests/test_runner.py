@@ -17,7 +17,7 @@ from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, iso
 from orchestrator.job import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
-from tests.fakes import T0, ScriptedJob, make_orchestrator, minutes, settle
+from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ async def test_first_start_runs_at_once_then_every_interval(
     assert service.status()["lastRunAt"] == iso(T0)
     clock.advance(minutes(2))
     first.finish()
-    await settle()
+    await ended(service, first)
     assert service.status()["nextRunAt"] == iso(T0 + minutes(30))
     assert service.status()["minutesUntilNextRun"] == 28
 
@@ -66,7 +66,9 @@ async def test_manual_trigger_runs_at_once_and_cooldown_delays_the_timer(
     service = make_orchestrator(tmp_path, clock, job, interval=5, cooldown=5)
     await service.start()
     try:
-        (await job.next_start()).finish()
+        startup = await job.next_start()
+        startup.finish()
+        await ended(service, startup)
         clock.advance(minutes(1))
         await service.request_run(Source.HTTP, "button")
         manual = await job.next_start()
@@ -74,7 +76,7 @@ async def test_manual_trigger_runs_at_once_and_cooldown_delays_the_timer(
         assert manual.ctx.reason == "button"
         clock.advance(minutes(2))
         manual.finish()  # ended at T0+3: automatic runs wait until T0+8, not T0+1+5=T0+6
-        await settle()
+        await ended(service, manual)
         assert service.status()["nextRunAt"] == iso(T0 + minutes(8))
         assert service.status()["cooldownUntil"] == iso(T0 + minutes(8))
         clock.advance(minutes(4))  # T0+7
@@ -101,7 +103,7 @@ async def test_twenty_triggers_during_a_run_make_exactly_one_follow_up(
     assert len(service.runner.state.current.triggers) == 20  # type: ignore[union-attr]
     assert follow_up.ctx.source is Source.HTTP
     follow_up.finish()
-    await settle()
+    await ended(service, follow_up)
     assert job.started.empty()
     assert len(job.runs) == 2
     assert not service.status()["queued"]
@@ -118,7 +120,7 @@ async def test_a_run_that_outlives_its_interval_is_followed_at_once(
     follow_up = await job.next_start()
     assert follow_up.ctx.source is Source.TIMER
     follow_up.finish()
-    await settle()
+    await ended(service, follow_up)
     assert job.started.empty(), "the timer fired once for that slot, not once per look"
     assert service.status()["nextRunAt"] == iso(T0 + minutes(75))
 
@@ -129,14 +131,16 @@ async def test_cooldown_holds_after_a_manual_run_longer_than_the_interval(
     service = make_orchestrator(tmp_path, clock, job, interval=10, cooldown=5)
     await service.start()
     try:
-        (await job.next_start()).finish()
+        startup = await job.next_start()
+        startup.finish()
+        await ended(service, startup)
         clock.advance(minutes(2))
         await service.request_run(Source.HTTP, "long one")
         manual = await job.next_start()
         clock.advance(minutes(11))  # T0+13: the interval (T0+12) passed during the manual run
         await settle()
         manual.finish()
-        await settle()
+        await ended(service, manual)
         assert service.status()["nextRunAt"] == iso(T0 + minutes(18))
         assert job.started.empty(), "no automatic run right after a manual one: the cooldown holds"
         clock.advance(minutes(5))
@@ -150,8 +154,9 @@ async def test_a_trigger_during_shutdown_starts_nothing_and_is_kept(
 ) -> None:
     service = make_orchestrator(tmp_path, clock, job)
     await service.start()
-    (await job.next_start()).finish()
-    await settle()
+    first = await job.next_start()
+    first.finish()
+    await ended(service, first)
     await service.request_run(Source.HTTP, "just before stop")
     await service.stop()
     assert len(job.runs) == 1, "no run starts once the service is stopping"
@@ -187,14 +192,16 @@ async def test_a_failure_in_supervision_is_an_error_run_not_a_dead_runner(tmp_pa
 
 @pytest.mark.parametrize("reason", ["a\x00b", "bad \ud800 surrogate", "tab\there\nnewline"])
 async def test_unclean_reasons_are_cleaned_at_the_door(service: Orchestrator, job: ScriptedJob, reason: str) -> None:
-    (await job.next_start()).finish()
+    startup = await job.next_start()
+    startup.finish()
+    await ended(service, startup)
     await service.request_run(Source.HTTP, reason)
     run = await job.next_start()
     assert run.ctx.reason.isprintable()
     assert "\x00" not in run.ctx.reason
     run.ctx.reason.encode("utf-8")  # no lone surrogate left
     run.finish()
-    await settle()
+    await ended(service, run)
     assert service.runner.state.last_run is not None and service.runner.state.last_run.status is RunStatus.COMPLETED
 
 
@@ -205,7 +212,7 @@ async def test_failed_run_is_recorded_and_schedule_goes_on(
     run.report(40, "half way")
     clock.advance(minutes(1))
     run.finish(RunStatus.ERROR, exit_code=3, error="exited with code 3\nboom")
-    await settle()
+    await ended(service, run)
     status = service.status()
     assert status["lastRun"]["status"] == "error"
     assert status["lastRun"]["exitCode"] == 3
@@ -235,7 +242,7 @@ async def test_pending_triggers_survive_a_restart_and_nothing_runs_twice(tmp_pat
         run = await job2.next_start()
         assert run.ctx.source is Source.HTTP and run.ctx.reason == "while running"
         run.finish()
-        await settle()
+        await ended(restarted, run)
         assert len(job2.runs) == 1, "the last run is recent: no start-up run on top of the pending one"
         assert restarted.status()["lastRun"]["trigger"] == "http"
     finally:
@@ -246,8 +253,9 @@ async def test_run_missed_while_down_starts_once_at_start_up(tmp_path: Path, clo
     seed = ScriptedJob()
     service = make_orchestrator(tmp_path, clock, seed)
     await service.start()
-    (await seed.next_start()).finish()
-    await settle()
+    seeded = await seed.next_start()
+    seeded.finish()
+    await ended(service, seeded)
     await service.stop()
 
     clock.advance(minutes(200))  # six intervals pass while the service is down
@@ -258,7 +266,7 @@ async def test_run_missed_while_down_starts_once_at_start_up(tmp_path: Path, clo
         run = await job.next_start()
         assert run.ctx.source is Source.STARTUP
         run.finish()
-        await settle()
+        await ended(restarted, run)
         assert len(job.runs) == 1
         assert restarted.status()["nextRunAt"] == iso(T0 + minutes(230))
     finally:
