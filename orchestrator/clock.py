@@ -59,11 +59,6 @@ class FakeClock:
             if not fut.done():
                 fut.set_result(None)
 
-    @property
-    def sleepers(self) -> int:
-        """How many waits are pending on a deadline (lets a test wait until the timer has gone to sleep)."""
-        return sum(1 for _, _, fut in self._sleepers if not fut.done())
-
     async def wait(self, wake: asyncio.Event, until: datetime | None) -> bool:
         if wake.is_set():
             return True

@@ -61,10 +61,6 @@ class Settings:
     def state_path(self) -> Path:
         return self.data_dir / STATE_FILE_NAME
 
-    @property
-    def uses_sample_job(self) -> bool:
-        return self.command == sample_job_command()
-
 
 def parse_minutes(text: str, name: str, *, allow_zero: bool) -> float:
     try:

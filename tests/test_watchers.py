@@ -8,7 +8,9 @@ import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -20,24 +22,49 @@ from orchestrator.progress import Progress, ProgressFile
 from orchestrator.sources import CREATED_GRACE_SECONDS, FolderSource
 
 WAIT = 5.0
+T = TypeVar("T")
+
+
+class Watcher(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    async def serve(self) -> None: ...
+
+
+@asynccontextmanager
+async def serving(watcher: Watcher) -> AsyncIterator[None]:
+    """Run a watcher's observer and its task for the block, then stop both."""
+    watcher.start()
+    task = asyncio.create_task(watcher.serve())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        watcher.stop()
+
+
+@asynccontextmanager
+async def trigger_source(folder: Path) -> AsyncIterator[tuple[FolderSource, asyncio.Queue[Trigger]]]:
+    queue: asyncio.Queue[Trigger] = asyncio.Queue()
+    source = FolderSource(folder, queue, SystemClock())
+    async with serving(source):
+        yield source, queue
 
 
 @pytest.fixture
 async def folder_source(tmp_path: Path) -> AsyncIterator[tuple[FolderSource, asyncio.Queue[Trigger]]]:
-    queue: asyncio.Queue[Trigger] = asyncio.Queue()
-    source = FolderSource(tmp_path / "triggers", queue, SystemClock())
-    source.start()
-    task = asyncio.create_task(source.serve())
-    yield source, queue
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    source.stop()
+    async with trigger_source(tmp_path / "triggers") as running:
+        yield running
 
 
-async def next_trigger(queue: asyncio.Queue[Trigger]) -> Trigger:
+async def next_item(queue: asyncio.Queue[T]) -> T:
     async with asyncio.timeout(WAIT):
         return await queue.get()
+
+
+next_trigger = next_item
 
 
 async def until_gone(path: Path, queue: asyncio.Queue[Trigger]) -> Trigger:
@@ -108,29 +135,15 @@ async def test_files_present_at_start_are_taken(tmp_path: Path) -> None:
     folder = tmp_path / "triggers"
     folder.mkdir()
     (folder / "early").write_text("left while we were down")
-    queue: asyncio.Queue[Trigger] = asyncio.Queue()
-    source = FolderSource(folder, queue, SystemClock())
-    source.start()
-    task = asyncio.create_task(source.serve())
-    try:
+    async with trigger_source(folder) as (_, queue):
         assert (await next_trigger(queue)).reason == "left while we were down"
-    finally:
-        task.cancel()
-        source.stop()
 
 
 async def test_folder_missing_at_start_is_created(tmp_path: Path) -> None:
     folder = tmp_path / "not" / "yet"
-    queue: asyncio.Queue[Trigger] = asyncio.Queue()
-    source = FolderSource(folder, queue, SystemClock())
-    source.start()
-    task = asyncio.create_task(source.serve())
-    try:
+    async with trigger_source(folder) as (_, queue):
         (folder / "go").touch()
         assert (await next_trigger(queue)).reason == "go"
-    finally:
-        task.cancel()
-        source.stop()
 
 
 async def test_folder_deleted_and_recreated_keeps_working(
@@ -153,18 +166,11 @@ async def test_folder_deleted_and_recreated_keeps_working(
 async def monitor(tmp_path: Path) -> AsyncIterator[tuple[ProgressMonitor, asyncio.Queue[Progress]]]:
     seen: asyncio.Queue[Progress] = asyncio.Queue()
     monitor = ProgressMonitor(ProgressFile(tmp_path / "snapshot_progress.json"), seen.put_nowait)
-    monitor.start()
-    task = asyncio.create_task(monitor.serve())
-    yield monitor, seen
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    monitor.stop()
+    async with serving(monitor):
+        yield monitor, seen
 
 
-async def next_progress(seen: asyncio.Queue[Progress]) -> Progress:
-    async with asyncio.timeout(WAIT):
-        return await seen.get()
+next_progress = next_item
 
 
 async def test_every_atomic_write_is_seen(monitor: tuple[ProgressMonitor, asyncio.Queue[Progress]]) -> None:
