@@ -20,13 +20,21 @@ from orchestrator.config import (
     DEFAULT_COOLDOWN_MINUTES,
     DEFAULT_HOST,
     DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_KILL_GRACE_SECONDS,
     DEFAULT_PORT,
+    DEFAULT_TRIGGER_LIMIT,
     ConfigError,
     Settings,
     bind_socket,
+    is_loopback,
+    parse_bool,
     parse_command,
+    parse_count,
     parse_minutes,
+    parse_origins,
     parse_port,
+    parse_seconds,
+    parse_token,
     sample_job_command,
     validate,
 )
@@ -50,6 +58,13 @@ ENV_NAMES = {
     "triggers_dir": "SNAPSHOT_TRIGGERS_DIR",
     "url": "SNAPSHOT_URL",
     "log_level": "SNAPSHOT_LOG_LEVEL",
+    "timeout": "SNAPSHOT_TIMEOUT",
+    "stall_timeout": "SNAPSHOT_STALL_TIMEOUT",
+    "kill_grace": "SNAPSHOT_KILL_GRACE",
+    "token": "SNAPSHOT_TOKEN",
+    "token_for_reads": "SNAPSHOT_TOKEN_FOR_READS",
+    "allow_origin": "SNAPSHOT_ALLOW_ORIGIN",
+    "trigger_limit": "SNAPSHOT_TRIGGER_LIMIT",
 }
 
 
@@ -59,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a slow job every N minutes or on demand, one at a time, with live progress.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command_name", metavar="{serve,trigger,status}")
+    commands = parser.add_subparsers(dest="command_name", metavar="{serve,trigger,status,cancel}")
 
     def folders(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", help="state and progress file folder (SNAPSHOT_DATA_DIR, default ./data)")
@@ -84,6 +99,43 @@ def build_parser() -> argparse.ArgumentParser:
         "(SNAPSHOT_COMMAND; default: the bundled sample job)",
     )
     serve.add_argument("--log-level", help="debug, info, warning or error (SNAPSHOT_LOG_LEVEL, default info)")
+    serve.add_argument(
+        "--timeout",
+        help="minutes a run may take before it is stopped and recorded as an error "
+        "(SNAPSHOT_TIMEOUT, default 0 = no limit)",
+    )
+    serve.add_argument(
+        "--stall-timeout",
+        help="minutes a run may go without a progress change before it is stopped "
+        "(SNAPSHOT_STALL_TIMEOUT, default 0 = never)",
+    )
+    serve.add_argument(
+        "--kill-grace",
+        help="seconds between SIGTERM and SIGKILL when a job is stopped "
+        f"(SNAPSHOT_KILL_GRACE, default {DEFAULT_KILL_GRACE_SECONDS:g})",
+    )
+    serve.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on requests that change state "
+        "(SNAPSHOT_TOKEN; prefer the variable, flags show in ps)",
+    )
+    serve.add_argument(
+        "--token-for-reads",
+        action="store_const",
+        const="true",
+        help="require the token for reading the API and events too (SNAPSHOT_TOKEN_FOR_READS=true)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        help="a web origin (https://host:port) whose pages may call the API; repeatable "
+        "(SNAPSHOT_ALLOW_ORIGIN, comma-separated)",
+    )
+    serve.add_argument(
+        "--trigger-limit",
+        help=f"HTTP triggers accepted per minute, then 429 (SNAPSHOT_TRIGGER_LIMIT, default {DEFAULT_TRIGGER_LIMIT}, "
+        "0 = no limit)",
+    )
     folders(serve)
 
     trig = commands.add_parser("trigger", help="ask for a run by dropping a file into the triggers folder")
@@ -93,13 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     stat = commands.add_parser("status", help="print the state, from the server or else from the data folder")
     stat.add_argument("--json", action="store_true", help="print the raw status document")
     stat.add_argument("--url", help=f"server address (SNAPSHOT_URL, default {DEFAULT_URL})")
+    stat.add_argument("--token", help="the server's token, if reads need one (SNAPSHOT_TOKEN)")
     folders(stat)
+
+    cancel = commands.add_parser("cancel", help="stop the running snapshot (recorded as cancelled)")
+    cancel.add_argument("--reason", default="", help="why; recorded with the run")
+    cancel.add_argument("--url", help=f"server address (SNAPSHOT_URL, default {DEFAULT_URL})")
+    cancel.add_argument("--token", help="the server's token, if it has one (SNAPSHOT_TOKEN)")
     return parser
 
 
 def setting(args: argparse.Namespace, name: str, default: str | None, convert: Callable[[str], T]) -> T | None:
     """The flag if given, else the environment variable, else the default; converted."""
     raw = getattr(args, name, None)
+    if isinstance(raw, list):
+        raw = ",".join(raw)
     if raw is None:
         raw = os.environ.get(ENV_NAMES[name]) or default
     return None if raw is None else convert(raw)
@@ -127,6 +187,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
         command=command or sample_job_command(),
         data_dir=folder(args, "data_dir", "data"),
         triggers_dir=folder(args, "triggers_dir", "triggers"),
+        timeout_minutes=setting(args, "timeout", "0", lambda s: parse_minutes(s, "--timeout", allow_zero=True)) or 0.0,
+        stall_timeout_minutes=setting(
+            args, "stall_timeout", "0", lambda s: parse_minutes(s, "--stall-timeout", allow_zero=True)
+        )
+        or 0.0,
+        kill_grace_seconds=setting(
+            args, "kill_grace", str(DEFAULT_KILL_GRACE_SECONDS), lambda s: parse_seconds(s, "--kill-grace")
+        )
+        or 0.0,
+        token=setting(args, "token", None, parse_token),
+        token_for_reads=bool(setting(args, "token_for_reads", "false", lambda s: parse_bool(s, "--token-for-reads"))),
+        allow_origins=setting(args, "allow_origin", "", lambda s: parse_origins([s])) or (),
+        trigger_limit=setting(
+            args, "trigger_limit", str(DEFAULT_TRIGGER_LIMIT), lambda s: parse_count(s, "--trigger-limit")
+        )
+        or 0,
     )
 
 
@@ -144,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_trigger(args)
         if args.command_name == "status":
             return cmd_status(args)
+        if args.command_name == "cancel":
+            return cmd_cancel(args)
         return cmd_serve(args)
     except ConfigError as exc:
         print(f"snapshot-orchestrator: error: {exc}", file=sys.stderr)
@@ -166,6 +244,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))  # its debug is one line per inotify event
+    if not is_loopback(settings.host) and not settings.token:
+        log.warning(
+            "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this port can start and cancel snapshots. "
+            "Set SNAPSHOT_TOKEN (or --token), or listen on 127.0.0.1.",
+            settings.host,
+        )
     orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
     app = create_app(orchestrator)
     url = f"http://{settings.host}:{settings.port}/"
@@ -188,9 +272,12 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
     source = f"server {url}"
+    request = urllib.request.Request(f"{url}/api/snapshot/status", headers=auth_headers(args))
     try:
-        with urllib.request.urlopen(f"{url}/api/snapshot/status", timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             document: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         document = offline_status(folder(args, "data_dir", "data"))
         source = f"data folder (server {url} unreachable: {getattr(exc, 'reason', exc)})"
@@ -199,6 +286,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(format_status(document, source))
     return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
+    body = json.dumps({"reason": args.reason}).encode() if args.reason else b""
+    request = urllib.request.Request(
+        f"{url}/api/snapshot/cancel",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", **auth_headers(args)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 409:
+            print(f"Nothing to cancel: {error_message(exc)}")
+            return 1
+        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+    print(answer.get("message", "Cancelling"))
+    return 0
+
+
+def auth_headers(args: argparse.Namespace) -> dict[str, str]:
+    token = setting(args, "token", None, str)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def error_message(error: urllib.error.HTTPError) -> str:
+    """The ``message`` of a JSON error answer, else the HTTP reason."""
+    try:
+        document = json.loads(error.read(65536))
+    except (OSError, ValueError):
+        return str(error.reason)
+    message = document.get("message") if isinstance(document, dict) else None
+    return str(message or error.reason)
 
 
 def offline_status(data_dir: Path) -> dict[str, Any]:

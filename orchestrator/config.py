@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import math
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -22,6 +24,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
 DEFAULT_INTERVAL_MINUTES = 30.0
 DEFAULT_COOLDOWN_MINUTES = 5.0
+DEFAULT_KILL_GRACE_SECONDS = 10.0
+DEFAULT_TRIGGER_LIMIT = 30
+"""HTTP triggers accepted per minute; runs coalesce anyway, so more than this is a script gone wrong."""
 
 
 class ConfigError(ValueError):
@@ -42,8 +47,29 @@ class Settings:
     command: tuple[str, ...] = field(default_factory=sample_job_command)
     data_dir: Path = Path("data")
     triggers_dir: Path = Path("triggers")
-    kill_grace_seconds: float = 10.0
+    kill_grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS
+    timeout_minutes: float = 0.0
+    """A run longer than this is stopped and recorded as an error ("timed out"); 0 = no limit."""
+    stall_timeout_minutes: float = 0.0
+    """A run whose progress has not changed for this long is stopped ("stalled"); 0 = never."""
+    token: str | None = field(default=None, repr=False)
+    """Bearer token required for state-changing requests (and reads too with ``token_for_reads``)."""
+    token_for_reads: bool = False
+    allow_origins: tuple[str, ...] = ()
+    """Other web origins that may call the API from a browser (they get CORS headers)."""
+    trigger_limit: int = DEFAULT_TRIGGER_LIMIT
+    """HTTP triggers per minute before 429; 0 = no limit."""
     sse_ping_seconds: float = 15.0
+    sse_send_timeout: float = 10.0
+    """An event stream client that has not taken an event for this long is dropped."""
+
+    @property
+    def timeout(self) -> timedelta | None:
+        return timedelta(minutes=self.timeout_minutes) if self.timeout_minutes else None
+
+    @property
+    def stall_timeout(self) -> timedelta | None:
+        return timedelta(minutes=self.stall_timeout_minutes) if self.stall_timeout_minutes else None
 
     @property
     def interval(self) -> timedelta:
@@ -71,6 +97,77 @@ def parse_minutes(text: str, name: str, *, allow_zero: bool) -> float:
         bound = "zero or more" if allow_zero else "more than zero"
         raise ConfigError(f"{name} must be {bound} minutes, got {text!r}")
     return value
+
+
+def parse_seconds(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be zero or more seconds, got {text!r}")
+    return value
+
+
+def parse_count(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be zero or more, got {value}")
+    return value
+
+
+def parse_bool(text: str, name: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {text!r}")
+
+
+TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9._~+/=-]{8,512}$")
+"""RFC 6750 bearer token characters; at least 8 of them, so a typo like ``--token 1`` is caught."""
+
+
+def parse_token(text: str) -> str:
+    if not TOKEN_ALPHABET.match(text):
+        raise ConfigError(
+            "--token must be 8 to 512 characters of letters, digits and ._~+/=- "
+            "(for example: python -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
+    return text
+
+
+ORIGIN = re.compile(r"^https?://[^/\s?#@]+$")
+
+
+def parse_origins(values: list[str]) -> tuple[str, ...]:
+    """``--allow-origin`` values (each may hold several, split by commas or spaces) as exact origins."""
+    origins: list[str] = []
+    for value in values:
+        for word in re.split(r"[,\s]+", value.strip()):
+            if not word:
+                continue
+            origin = word.rstrip("/")
+            if not ORIGIN.match(origin):
+                raise ConfigError(
+                    f"--allow-origin must be an origin like https://dash.example.com:8443 (scheme, host, "
+                    f"optional port, nothing after), got {origin!r}"
+                )
+            origins.append(origin.lower())
+    return tuple(dict.fromkeys(origins))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_port(text: str) -> int:
@@ -138,6 +235,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def validate(settings: Settings) -> None:
     """Everything that can be checked without starting: the command, the folders."""
+    if settings.token_for_reads and not settings.token:
+        raise ConfigError("--token-for-reads needs a --token (or SNAPSHOT_TOKEN)")
     check_command(settings.command)
     check_writable_dir(settings.data_dir, "--data-dir")
     check_writable_dir(settings.triggers_dir, "--triggers-dir")

@@ -8,8 +8,8 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from orchestrator.clock import Clock
 from orchestrator.events import RunStatus, Trigger
@@ -20,6 +20,15 @@ from orchestrator.schedule import Schedule
 from orchestrator.state import RunRecord, StateStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why the runner is ending a run that has not ended by itself."""
+
+    status: RunStatus
+    reason: str
+    detail: str = ""
 
 
 class Runner:
@@ -36,6 +45,8 @@ class Runner:
         progress_file: ProgressFile,
         on_change: Callable[[], None] = lambda: None,
         kill_grace: float = 10.0,
+        timeout: timedelta | None = None,
+        stall_timeout: timedelta | None = None,
     ) -> None:
         self._queue = queue
         self._job = job
@@ -51,6 +62,13 @@ class Runner:
         self._progress_failing = False
         self._stopping = False
         self._kill_grace = kill_grace
+        self._timeout = timeout
+        self._stall_timeout = stall_timeout
+        self._stop_request: Stop | None = None
+        self._watch = asyncio.Event()
+        """Wakes the supervisor of the running run: it ended, was cancelled, or made progress."""
+        self._seen_progress: tuple[float, str] | None = None
+        self._last_progress_at: datetime | None = None
         self._leftover: RunRecord | None = None
         self.state = store.load()
         self._recover()
@@ -87,6 +105,27 @@ class Runner:
     @property
     def running(self) -> bool:
         return self.state.current is not None
+
+    def cancel(self, reason: str) -> str | None:
+        """Ask the running run to end as ``cancelled``; its id, or ``None`` if nothing runs."""
+        current = self.state.current
+        if current is None:
+            return None
+        if self._stop_request is None:
+            self._stop_request = Stop(RunStatus.CANCELLED, reason)
+            self._watch.set()
+            self._on_change()
+        return current.run_id
+
+    def saw_progress(self, run_id: str | None, percent: float, step: str) -> None:
+        """Progress of the running run, from its output or from the progress file it writes itself: what
+        stall detection watches. Only a change counts; the same report again is no sign of life."""
+        current = self.state.current
+        if current is None or run_id != current.run_id or (percent, step) == self._seen_progress:
+            return
+        self._seen_progress = (percent, step)
+        self._last_progress_at = self._clock.now()
+        self._watch.set()
 
     # ------------------------------------------------------------------------------------------ the loop
     async def _intake(self) -> None:
@@ -148,20 +187,53 @@ class Runner:
         # Land "running" before the job starts, so it cannot overwrite the job's own first report.
         await self._flush_progress()
         ctx = RunContext(record.run_id, record.source, record.reason, self._progress_file.path)
+        self._stop_request = None
+        self._seen_progress = None
+        self._last_progress_at = now
+        job = asyncio.create_task(self._job.run(ctx, self._report, self._started), name=f"job-{record.run_id}")
+        job.add_done_callback(lambda _: self._watch.set())
         try:
-            result = await self._job.run(ctx, self._report, self._started)
+            stop = await self._supervise(job, record)
         except asyncio.CancelledError:
-            # The job has already stopped its processes; record the outcome, then let the cancel go on.
+            # The service is stopping: end the job, record the outcome, then let the cancel go on.
+            await _end(job)
             await self._flush_progress()
             self._finish(record, JobResult(RunStatus.CANCELLED, error="service stopped"))
             await self._flush_progress()
             raise
-        except Exception as exc:
-            # A bug in supervising one run must not stop every later run.
-            log.exception("run %s: supervising the job failed", record.run_id)
-            result = JobResult(RunStatus.ERROR, error=f"internal error: {exc!r}")
+        if stop is not None and not job.done():
+            log.warning("run %s: %s%s; stopping the job", record.run_id, stop.reason, stop.detail)
+            cancelled = await _end(job)
+            result = JobResult(stop.status, error=stop.reason)
+            if cancelled:
+                # The service began stopping while this run was being ended; the outcome stands.
+                await self._flush_progress()
+                self._finish(record, result)
+                await self._flush_progress()
+                raise asyncio.CancelledError
+        else:
+            try:
+                result = job.result()
+            except Exception as exc:
+                # A bug in supervising one run must not stop every later run.
+                log.error("run %s: supervising the job failed", record.run_id, exc_info=exc)
+                result = JobResult(RunStatus.ERROR, error=f"internal error: {exc!r}")
         await self._flush_progress()
         self._finish(record, result)
+
+    async def _supervise(self, job: asyncio.Task[JobResult], record: RunRecord) -> Stop | None:
+        """Wait for the job to end by itself (``None``), or for a reason to end it: a cancel request, the
+        timeout, or no progress for the stall timeout. Sleeps to the nearest deadline; never polls."""
+        while not job.done():
+            self._watch.clear()
+            if self._stop_request is not None:
+                return self._stop_request
+            self._stop_request = self._overdue(record)
+            if self._stop_request is not None:
+                self._on_change()  # "stopping" shows while the job gets its grace period
+                return self._stop_request
+            await self._clock.wait(self._watch, self._next_deadline(record))
+        return None
 
     def _started(self, pid: int) -> None:
         """Record the job's process group, so a service that dies mid-run can stop it at its next start."""
@@ -211,11 +283,34 @@ class Runner:
             exit_code=run.exit_code,
         )
 
+    def _deadlines(self, record: RunRecord) -> list[tuple[datetime, Stop]]:
+        found: list[tuple[datetime, Stop]] = []
+        if self._timeout is not None:
+            detail = f" (still running after {_minutes(self._timeout)})"
+            found.append((record.started_at + self._timeout, Stop(RunStatus.ERROR, "timed out", detail)))
+        if self._stall_timeout is not None and self._last_progress_at is not None:
+            detail = f" (no progress for {_minutes(self._stall_timeout)})"
+            found.append((self._last_progress_at + self._stall_timeout, Stop(RunStatus.ERROR, "stalled", detail)))
+        return found
+
+    def _overdue(self, record: RunRecord) -> Stop | None:
+        now = self._clock.now()
+        return next((stop for at, stop in self._deadlines(record) if now >= at), None)
+
+    def _next_deadline(self, record: RunRecord) -> datetime | None:
+        return min((at for at, _ in self._deadlines(record)), default=None)
+
+    @property
+    def stopping(self) -> Stop | None:
+        """Why the running run is being ended, while it gets its grace period."""
+        return self._stop_request if self.running else None
+
     # --------------------------------------------------------------------------------------- progress
     def _report(self, percent: float, step: str | None) -> None:
         if self.state.current is None:
             return
         self._set_progress(self._progress.advanced(percent, self._progress.step if step is None else step))
+        self.saw_progress(self._progress.run_id, self._progress.progress, self._progress.step)
 
     def _set_progress(self, progress: Progress) -> None:
         """Latest-value slot: a job printing a thousand lines a second costs one write per loop turn."""
@@ -276,6 +371,26 @@ class Runner:
 
     def _save(self) -> None:
         self._store.save(self.state)
+
+
+async def _end(job: asyncio.Task[JobResult]) -> bool:
+    """Cancel the job's task, which stops its process group (SIGTERM, grace, SIGKILL), and wait for that to
+    finish even if we are cancelled meanwhile: a second cancel would cut the escalation short.
+    ``True`` if we were cancelled while waiting."""
+    job.cancel()
+    interrupted = False
+    while not job.done():
+        try:
+            await asyncio.wait({job})
+        except asyncio.CancelledError:
+            interrupted = True
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        job.result()
+    return interrupted
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:g} min"
 
 
 def new_run_id(now: datetime) -> str:

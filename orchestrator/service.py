@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings
-from orchestrator.events import Source, Trigger, iso, parse_iso
+from orchestrator.events import RunStatus, Source, Trigger, iso, parse_iso
 from orchestrator.hub import Hub
 from orchestrator.job import Job, SubprocessJob
 from orchestrator.monitor import ProgressMonitor
@@ -53,10 +53,12 @@ class Orchestrator:
             progress_file=self.progress_file,
             on_change=self._on_runner_change,
             kill_grace=settings.kill_grace_seconds,
+            timeout=settings.timeout,
+            stall_timeout=settings.stall_timeout,
         )
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
         self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)
-        self.monitor = ProgressMonitor(self.progress_file, lambda _: self.publish())
+        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file)
         self._tasks: list[asyncio.Task[None]] = []
         self._was_running = False
         self._published: dict[str, Any] = {}
@@ -66,6 +68,10 @@ class Orchestrator:
         trigger = Trigger(source, self.clock.now(), reason)
         await self.queue.put(trigger)
         return trigger
+
+    def cancel(self, reason: str) -> str | None:
+        """End the running run as ``cancelled``; its id, or ``None`` if nothing runs."""
+        return self.runner.cancel(reason)
 
     async def start(self) -> None:
         await self.runner.stop_leftover()
@@ -128,6 +134,12 @@ class Orchestrator:
         self._was_running = self.runner.running
         self.publish()
 
+    def _on_progress_file(self, progress: Progress) -> None:
+        # A job that writes the progress file itself shows signs of life there, not on stdout.
+        if progress.status is RunStatus.RUNNING:
+            self.runner.saw_progress(progress.run_id, progress.progress, progress.step)
+        self.publish()
+
     # ------------------------------------------------------------------------------------------- status
     def publish(self) -> None:
         document = self.status()
@@ -186,6 +198,7 @@ class Orchestrator:
             "queued": bool(state.pending),
             "pendingTriggers": state.pending_count,
             "currentRun": current.to_json() if current else None,
+            "stopping": stopping.reason if (stopping := self.runner.stopping) else None,
             "lastRun": state.last_run.to_json() if state.last_run else None,
             "serverTime": iso(now),
         }

@@ -10,19 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse, sse_response
 
-from orchestrator import __version__
+from orchestrator import __version__, stream
 from orchestrator.events import Source, clean_reason
-from orchestrator.hub import HubClosed
 from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
 
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
-STREAMS = web.AppKey("streams", set[EventSourceResponse])
 MAX_BODY_BYTES = 16 * 1024
-SSE_RETRY_MS = 2000
+
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
 
 def web_root() -> Path:
@@ -36,17 +35,18 @@ def web_root() -> Path:
 def create_app(orchestrator: Orchestrator) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[ORCHESTRATOR] = orchestrator
-    app[STREAMS] = set()
     app.router.add_get("/health", health)
     app.router.add_get("/api/snapshot/status", status)
     app.router.add_get("/api/snapshot/progress", progress)
     app.router.add_post("/api/snapshot/trigger", trigger)
-    app.router.add_get("/api/snapshot/events", events)
+    app.router.add_post("/api/snapshot/cancel", cancel)
+    app.router.add_get("/api/openapi.json", openapi)
+    stream.add_routes(app, ORCHESTRATOR)
     root = web_root()
     app.router.add_get("/", index)
     app.router.add_static("/", root, show_index=False, follow_symlinks=False, append_version=False)
     app.cleanup_ctx.append(_run_service)
-    app.on_shutdown.append(_close_streams)
+    app.on_shutdown.insert(0, _close_hub)
     return app
 
 
@@ -57,12 +57,8 @@ async def _run_service(app: web.Application) -> AsyncIterator[None]:
     await orchestrator.stop()
 
 
-async def _close_streams(app: web.Application) -> None:
-    # Without this, shutdown waits out its timeout on every open event stream.
+async def _close_hub(app: web.Application) -> None:
     app[ORCHESTRATOR].hub.close()
-    streams: set[EventSourceResponse] = app[STREAMS]
-    for stream in tuple(streams):
-        stream.stop_streaming()
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -71,7 +67,14 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def health(request: web.Request) -> web.Response:
     orchestrator = request.app[ORCHESTRATOR]
-    return web.json_response({"status": "ok", "version": __version__, "running": orchestrator.runner.running})
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "running": orchestrator.runner.running,
+            "sseClients": stream.open_streams(request.app),
+        }
+    )
 
 
 async def status(request: web.Request) -> web.Response:
@@ -90,6 +93,25 @@ async def trigger(request: web.Request) -> web.Response:
     await orchestrator.request_run(Source.HTTP, reason)
     message = "Snapshot queued to run when the current one ends" if running else "Snapshot triggered"
     return web.json_response({"success": True, "message": message, "queued": running}, status=202)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """End the running run the way a timeout would (SIGTERM, grace, SIGKILL); it is recorded as cancelled."""
+    reason = await _reason_from_body(request)
+    orchestrator = request.app[ORCHESTRATOR]
+    run_id = orchestrator.cancel(reason or "cancelled by request")
+    if run_id is None:
+        return web.json_response({"success": False, "message": "No snapshot is running"}, status=409)
+    log.info("HTTP cancel of run %s from %s%s", run_id, request.remote, f" (reason: {reason})" if reason else "")
+    return web.json_response(
+        {"success": True, "message": f"Cancelling snapshot {run_id}", "runId": run_id},
+        status=202,
+    )
+
+
+async def openapi(request: web.Request) -> web.FileResponse:
+    """The API's OpenAPI 3 document, the same file that is kept in the repository."""
+    return web.FileResponse(OPENAPI_PATH, headers={"Content-Type": "application/json"})
 
 
 async def _reason_from_body(request: web.Request) -> str:
@@ -115,36 +137,3 @@ async def _reason_from_body(request: web.Request) -> str:
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"success": False, "message": message}), content_type="application/json")
-
-
-async def events(request: web.Request) -> web.StreamResponse:
-    """``text/event-stream`` of ``status`` events: the current state on connect, then every change.
-
-    Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
-    latest version gets nothing until the next change; any other client gets the current state at once.
-    """
-    orchestrator = request.app[ORCHESTRATOR]
-    hub = orchestrator.hub
-    async with sse_response(
-        request,
-        ping_interval=orchestrator.settings.sse_ping_seconds,
-        send_timeout=30,
-        headers={"Cache-Control": "no-cache"},
-    ) as stream:
-        request.app[STREAMS].add(stream)
-        try:
-            version, document = hub.latest()
-            if stream.last_event_id != str(version):
-                await _send(stream, version, orchestrator.with_clock(document))
-            while stream.is_connected():
-                version, document = await hub.next_after(version)
-                await _send(stream, version, orchestrator.with_clock(document))
-        except (HubClosed, ConnectionResetError, TimeoutError):
-            pass
-        finally:
-            request.app[STREAMS].discard(stream)
-    return stream
-
-
-async def _send(stream: EventSourceResponse, version: int, document: dict[str, Any]) -> None:
-    await stream.send(json.dumps(document), event="status", id=str(version), retry=SSE_RETRY_MS)
