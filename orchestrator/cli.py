@@ -39,6 +39,7 @@ from orchestrator.config import (
     validate,
 )
 from orchestrator.events import iso, utcnow
+from orchestrator.lock import AlreadyLocked, InstanceLock
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME
 from orchestrator.trigger_files import write_trigger_file
@@ -229,17 +230,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from orchestrator.service import Orchestrator
-    from orchestrator.web import create_app
-
     level_name = (setting(args, "log_level", "info", str) or "info").upper()
     level = logging.getLevelName(level_name)
     if not isinstance(level, int):
         raise ConfigError(f"--log-level must be debug, info, warning or error, got {level_name.lower()!r}")
     settings = settings_from(args)
     validate(settings)
+    url = f"http://{settings.host}:{settings.port}/"
+    lock = InstanceLock(settings.data_dir)
+    try:
+        lock.acquire({"pid": os.getpid(), "url": url, "startedAt": iso(utcnow())})
+    except AlreadyLocked as exc:
+        raise ConfigError(
+            f"data folder {settings.data_dir} is in use by {exc.holder}; stop that one first, or give this one "
+            "another --data-dir"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
+    try:
+        return serve(settings, level, url)
+    finally:
+        lock.release()
+
+
+def serve(settings: Settings, level: int, url: str) -> int:
+    from aiohttp import web
+
+    from orchestrator.service import Orchestrator
+    from orchestrator.web import create_app
+
     sock = bind_socket(settings.host, settings.port)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -252,7 +271,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
     app = create_app(orchestrator)
-    url = f"http://{settings.host}:{settings.port}/"
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)
     # handler_cancellation: an SSE handler waiting for the next change must notice a client that left.
     web.run_app(app, sock=sock, print=None, handler_cancellation=True, shutdown_timeout=5)

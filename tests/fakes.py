@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from orchestrator.clock import FakeClock
 from orchestrator.config import Settings
@@ -22,6 +23,8 @@ class ScriptedRun:
     ctx: RunContext
     report: Report
     outcome: asyncio.Future[JobResult]
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the runner stopped this run (cancelled its ``run`` call) instead of it finishing."""
 
     def finish(self, status: RunStatus = RunStatus.COMPLETED, exit_code: int = 0, error: str | None = None) -> None:
         self.outcome.set_result(JobResult(status, exit_code=exit_code, error=error))
@@ -38,7 +41,11 @@ class ScriptedJob:
         run = ScriptedRun(ctx, report, asyncio.get_running_loop().create_future())
         self.runs.append(run)
         self.started.put_nowait(run)
-        return await run.outcome
+        try:
+            return await run.outcome
+        except asyncio.CancelledError:
+            run.stopped.set()
+            raise
 
     async def next_start(self, timeout: float = WAIT) -> ScriptedRun:
         async with asyncio.timeout(timeout):
@@ -59,21 +66,23 @@ async def settle(turns: int = 50) -> None:
         await asyncio.sleep(0)
 
 
-def make_settings(root: Path, interval: float = 30, cooldown: float = 5) -> Settings:
-    return Settings(
+def make_settings(root: Path, interval: float = 30, cooldown: float = 5, **overrides: Any) -> Settings:
+    settings = Settings(
         interval_minutes=interval,
         cooldown_minutes=cooldown,
         command=("true",),
         data_dir=root / "data",
         triggers_dir=root / "triggers",
     )
+    return replace(settings, **overrides)
 
 
 def make_orchestrator(
-    root: Path, clock: FakeClock, job: ScriptedJob, interval: float = 30, cooldown: float = 5
+    root: Path, clock: FakeClock, job: ScriptedJob, interval: float = 30, cooldown: float = 5, **overrides: Any
 ) -> Orchestrator:
+    """``overrides``: any other :class:`Settings` field, e.g. ``timeout_minutes=20``."""
     (root / "data").mkdir(parents=True, exist_ok=True)
-    return Orchestrator(make_settings(root, interval, cooldown), clock=clock, job=job)
+    return Orchestrator(make_settings(root, interval, cooldown, **overrides), clock=clock, job=job)
 
 
 def minutes(n: float) -> timedelta:

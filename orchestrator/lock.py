@@ -1,0 +1,70 @@
+"""One service per data folder: an exclusive ``flock`` on ``<data>/orchestrator.lock``, held for the process's
+life. The kernel drops it when the process dies, however it dies, so a crash never leaves a stale lock; the file's
+content (who holds it) is only there to name the first instance in the second one's error message."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+LOCK_FILE_NAME = "orchestrator.lock"
+
+
+class AlreadyLocked(Exception):
+    """Another live process holds the lock; ``holder`` says who, as far as its file tells."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is held by {holder}")
+        self.path = path
+        self.holder = holder
+
+
+class InstanceLock:
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE_NAME
+        self._fd: int | None = None
+
+    def acquire(self, holder: dict[str, Any]) -> None:
+        """Take the lock or raise :class:`AlreadyLocked`; on success write ``holder`` into the file.
+
+        ``O_CLOEXEC``: the job must not inherit the lock, or a job outliving a crashed service would keep the
+        next service from starting (and the next service is the one that stops that job)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = _read_holder(fd)
+            os.close(fd)
+            raise AlreadyLocked(self.path, text) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        with contextlib.suppress(OSError):  # the lock is what counts; the note is a courtesy
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock; the file stays, harmless
+            self._fd = None
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        raw = os.pread(fd, 4096, 0)
+        note = json.loads(raw)
+    except (OSError, ValueError):
+        return "another process (no details in the lock file)"
+    if not isinstance(note, dict):
+        return "another process (no details in the lock file)"
+    parts = [f"pid {note.get('pid', '?')}"]
+    if note.get("url"):
+        parts.append(str(note["url"]))
+    if note.get("startedAt"):
+        parts.append(f"started {note['startedAt']}")
+    return "snapshot-orchestrator " + ", ".join(parts)

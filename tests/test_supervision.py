@@ -1,0 +1,122 @@
+"""Ending runs that do not end by themselves: timeout, stall and cancel, on a fake clock with a scripted job.
+
+The real process side (SIGTERM to the group, grace, SIGKILL) is in tests/faults/test_supervision.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.clock import FakeClock
+from orchestrator.events import RunStatus, Source
+from orchestrator.service import Orchestrator
+from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
+
+# (timeout min, stall min, progress reports as {minute: (percent, step)}, minute the run is stopped or None, error)
+SCENARIOS = [
+    pytest.param(20, 0, {}, 20, "timed out", id="timeout"),
+    pytest.param(20, 0, {5: (10, "a"), 10: (50, "b"), 19: (90, "c")}, 20, "timed out", id="progress-does-not-extend"),
+    pytest.param(0, 5, {}, 5, "stalled", id="stall-without-any-progress"),
+    pytest.param(0, 5, {3: (10, "a"), 6: (20, "b"), 9: (30, "c")}, 14, "stalled", id="stall-counts-from-last-change"),
+    pytest.param(0, 5, {3: (10, "a"), 6: (10, "a")}, 8, "stalled", id="same-report-again-is-no-progress"),
+    pytest.param(0, 5, {3: (10, "a"), 6: (10, "b")}, 11, "stalled", id="a-new-step-alone-is-progress"),
+    pytest.param(20, 5, {k: (k, "x") for k in range(2, 30, 2)}, 20, "timed out", id="both-timeout-first"),
+    pytest.param(30, 5, {2: (1, "x"), 4: (2, "x")}, 9, "stalled", id="both-stall-first"),
+    pytest.param(0, 0, {}, None, None, id="off-by-default"),
+]
+
+
+@pytest.mark.parametrize(("timeout", "stall", "reports", "stopped_at", "error"), SCENARIOS)
+async def test_timeout_and_stall_table(
+    tmp_path: Path,
+    timeout: float,
+    stall: float,
+    reports: dict[int, tuple[float, str]],
+    stopped_at: int | None,
+    error: str | None,
+) -> None:
+    clock, job = FakeClock(T0), ScriptedJob()
+    service = make_orchestrator(
+        tmp_path, clock, job, interval=600, timeout_minutes=timeout, stall_timeout_minutes=stall
+    )
+    await service.start()
+    try:
+        run = await job.next_start()
+        for minute in range(1, 61):
+            clock.advance(minutes(1))
+            if minute in reports:
+                run.report(*reports[minute])
+            await settle()
+            if run.stopped.is_set():
+                break
+        if stopped_at is None:
+            assert not run.stopped.is_set(), "nothing ends a run when both limits are off"
+            run.finish()
+            await ended(service, run)
+            return
+        assert minute == stopped_at, f"stopped at minute {minute}, expected {stopped_at}"
+        await ended(service, run)
+        last = service.status()["lastRun"]
+        assert (last["status"], last["error"]) == ("error", error)
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[tuple[Orchestrator, FakeClock, ScriptedJob]]:
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600, cooldown=5)
+    await orchestrator.start()
+    yield orchestrator, clock, job
+    await orchestrator.stop()
+
+
+async def test_cancel_ends_the_run_as_cancelled_and_keeps_what_is_queued(
+    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+) -> None:
+    orchestrator, clock, job = service
+    run = await job.next_start()
+    run.report(40, "Fetching PRs (6/15)")
+    await orchestrator.request_run(Source.HTTP, "after the release")
+    await settle()
+    assert orchestrator.cancel("wrong branch") == run.ctx.run_id
+    assert orchestrator.cancel("twice") == run.ctx.run_id, "a second cancel is the same request, not an error"
+    await ended(orchestrator, run)
+    assert run.stopped.is_set()
+    last = orchestrator.status()["lastRun"]
+    assert (last["status"], last["error"], last["step"]) == ("cancelled", "wrong branch", "Fetching PRs (6/15)")
+
+    follow_up = await job.next_start()
+    assert follow_up.ctx.source is Source.HTTP, "the trigger queued during the cancelled run still runs"
+    assert follow_up.ctx.reason == "after the release"
+    assert orchestrator.status()["stopping"] is None, "a cancel is for one run, not the next"
+
+
+async def test_cancel_when_idle_is_none_and_changes_nothing(
+    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+) -> None:
+    orchestrator, _, job = service
+    run = await job.next_start()
+    run.finish()
+    await ended(orchestrator, run)
+    before = orchestrator.status()
+    assert orchestrator.cancel("nothing to cancel") is None
+    assert orchestrator.status()["lastRun"] == before["lastRun"]
+
+
+async def test_stopping_shows_while_the_job_gets_its_grace(
+    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+) -> None:
+    orchestrator, _, job = service
+    run = await job.next_start()
+    version, _ = orchestrator.hub.latest()
+    orchestrator.cancel("by hand")
+    # Published at once, before the job has stopped: the page can say "Stopping…" during the grace period.
+    _, document = await orchestrator.hub.next_after(version)
+    assert document["stopping"] == "by hand"
+    assert document["running"] is True
+    await ended(orchestrator, run)
+    assert orchestrator.status()["lastRun"]["status"] == RunStatus.CANCELLED.value
