@@ -141,7 +141,7 @@ class SubprocessJob:
             await asyncio.sleep(0.05)
         if _signal_group(pgid, signal.SIGKILL):
             log.warning(
-                "run %s: process group %d ignored SIGTERM for %.0fs; sent SIGKILL",
+                "run %s: process group %d ignored SIGTERM for %gs; sent SIGKILL",
                 ctx.run_id,
                 pgid,
                 self.kill_grace,
@@ -230,7 +230,7 @@ async def stop_leftover(pgid: int, run_id: str, grace: float) -> bool:
     while _group_alive(pgid) and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     if _signal_group(pgid, signal.SIGKILL) and _group_alive(pgid):
-        log.warning("run %s: process group %d ignored SIGTERM for %.0fs; sent SIGKILL", run_id, pgid, grace)
+        log.warning("run %s: process group %d ignored SIGTERM for %gs; sent SIGKILL", run_id, pgid, grace)
     return True
 
 

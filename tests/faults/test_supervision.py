@@ -1,0 +1,208 @@
+"""Supervising the job, for real: process trees, timeouts, stalls, cancels, service signals and crashes, and a
+second service on the same data folder. Every test runs ``python -m orchestrator serve`` as a subprocess with a
+real job, and checks what the job's processes, the service's answers and the files say afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.support import PYTHON, ServiceProcess, alive, free_port, job_command, next_status, sample_command, sse_stream
+
+TREE_JOB = "sh -c 'sleep 1000 & sleep 1000 & echo PROGRESS 5 children started; wait'"
+"""A job whose children and grandchildren would outlive it if only the job itself were signalled."""
+
+DEAF_JOB = job_command(
+    "import os, signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('PROGRESS 5', os.getpid(), flush=True)\n"
+    "time.sleep(1000)\n"
+)
+"""A job that ignores SIGTERM: only SIGKILL ends it."""
+
+QUIET_JOB = job_command("import os, time\nprint('PROGRESS 5', os.getpid(), flush=True)\ntime.sleep(1000)\n")
+"""A job that reports once and then hangs."""
+
+
+def processes_of(run_id: str) -> list[int]:
+    """Live processes started for ``run_id``: the job hands ``SNAPSHOT_RUN_ID`` to everything it starts."""
+    marker = f"SNAPSHOT_RUN_ID={run_id}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as env:
+                if marker in env.read().split(b"\0") and alive(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@asynccontextmanager
+async def running(service: ServiceProcess) -> AsyncIterator[tuple[AsyncIterator[Any], dict[str, Any]]]:
+    """An open event stream of ``service`` and the status once its job has reported 5 %."""
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        yield events, await next_status(events, lambda d: d["running"] and d["progress"]["progress"] == 5)
+
+
+def ended(document: dict[str, Any], run_id: str) -> bool:
+    return not document["running"] and (document["lastRun"] or {}).get("runId") == run_id
+
+
+async def test_cancel_stops_the_whole_process_tree(service_factory: Any) -> None:
+    service = service_factory("--command", TREE_JOB, "--interval", "60")
+    async with running(service) as (events, status):
+        run_id = status["currentRun"]["runId"]
+        assert len(processes_of(run_id)) >= 3, "the shell and its two sleeps"
+        code, answer = service.post_json("/api/snapshot/cancel", {"reason": "wrong data"})
+        assert (code, answer["runId"]) == (202, run_id)
+        done = await next_status(events, lambda d: ended(d, run_id))
+    assert (done["lastRun"]["status"], done["lastRun"]["error"]) == ("cancelled", "wrong data")
+    assert done["progress"]["status"] == "cancelled"
+    assert processes_of(run_id) == [], "no child or grandchild is left behind"
+    service.wait_for_log(f"run {run_id}: wrong data; stopping the job")
+
+
+async def test_cancel_when_nothing_runs_is_409_and_the_cli_says_so(service_factory: Any) -> None:
+    service = service_factory("--command", "true", "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        await next_status(events, lambda d: d["lastRun"] is not None and not d["running"])
+        async with session.post(service.url + "/api/snapshot/cancel") as response:
+            assert response.status == 409
+            assert await response.json() == {"success": False, "message": "No snapshot is running"}
+    cli = subprocess.run(
+        [PYTHON, "-m", "orchestrator", "cancel", "--url", service.url],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (cli.returncode, cli.stdout.strip()) == (1, "Nothing to cancel: No snapshot is running")
+
+
+async def test_timeout_ends_a_deaf_job_with_sigterm_then_sigkill(service_factory: Any) -> None:
+    # 0.01 min = 0.6 s; the job ignores SIGTERM, so the 0.5 s grace runs out and SIGKILL follows.
+    service = service_factory("--command", DEAF_JOB, "--interval", "60", "--timeout", "0.01", "--kill-grace", "0.5")
+    async with running(service) as (events, status):
+        run_id, job_pid = status["currentRun"]["runId"], int(status["progress"]["step"])
+        done = await next_status(events, lambda d: ended(d, run_id))
+    assert (done["lastRun"]["status"], done["lastRun"]["error"]) == ("error", "timed out")
+    assert not alive(job_pid)
+    for line in (
+        f"run {run_id}: timed out (still running after 0.01 min); stopping the job",
+        f"run {run_id}: sent SIGTERM to process group {job_pid}",
+        f"run {run_id}: process group {job_pid} ignored SIGTERM for 0.5s; sent SIGKILL",
+    ):
+        service.wait_for_log(line)
+    # The service goes on: the next trigger runs as usual.
+    assert service.post_json("/api/snapshot/trigger")[0] == 202
+    service.wait_for_log("(http)")
+
+
+async def test_stall_ends_a_job_whose_progress_stops(service_factory: Any) -> None:
+    service = service_factory("--command", QUIET_JOB, "--interval", "60", "--stall-timeout", "0.01")
+    async with running(service) as (events, status):
+        run_id, job_pid = status["currentRun"]["runId"], int(status["progress"]["step"])
+        done = await next_status(events, lambda d: ended(d, run_id))
+    assert (done["lastRun"]["status"], done["lastRun"]["error"]) == ("error", "stalled")
+    assert not alive(job_pid)
+    service.wait_for_log(f"run {run_id}: stalled (no progress for 0.01 min); stopping the job")
+
+
+async def test_progress_the_job_writes_to_the_file_itself_keeps_it_from_stalling(service_factory: Any) -> None:
+    # Reports every 0.1 s for 1.5 s through the progress file (not stdout); the stall limit is 0.6 s.
+    writer = job_command(
+        "import time\n"
+        "from orchestrator.jobkit import report_progress\n"
+        "for i in range(15):\n"
+        "    report_progress(i * 6, f'step {i}')\n"
+        "    time.sleep(0.1)\n"
+    )
+    service = service_factory("--command", writer, "--interval", "60", "--stall-timeout", "0.01")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        done = await next_status(events, lambda d: d["lastRun"] is not None and not d["running"])
+    assert done["lastRun"]["status"] == "completed", done["lastRun"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_service_signal_mid_run_cancels_the_run_keeps_the_queue_and_exits_zero(
+    service_factory: Any, sig: signal.Signals
+) -> None:
+    service = service_factory("--command", DEAF_JOB, "--interval", "60", "--kill-grace", "1")
+    async with running(service) as (events, status):
+        run_id, job_pid = status["currentRun"]["runId"], int(status["progress"]["step"])
+        assert service.post_json("/api/snapshot/trigger", {"reason": "queued before the stop"})[0] == 202
+        await next_status(events, lambda d: d["pendingTriggers"] == 1)
+        started = time.monotonic()
+        assert service.stop(sig) == 0
+        took = time.monotonic() - started
+        with pytest.raises(StopAsyncIteration):
+            await anext(events)  # the event stream was closed cleanly, not left hanging
+    assert took < 1 + 5, f"the grace period (1 s) plus a few seconds, took {took:.1f}s"
+    assert not alive(job_pid), "the job ignored SIGTERM and was killed after the grace"
+    state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
+    assert (state["lastRun"]["runId"], state["lastRun"]["status"]) == (run_id, "cancelled")
+    assert state["lastRun"]["error"] == "service stopped"
+    assert json.loads((service.data_dir / "snapshot_progress.json").read_text())["status"] == "cancelled"
+
+    again = service_factory("--command", sample_command(0.1), "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, again.url + "/api/snapshot/events")
+        follow_up = await next_status(events, lambda d: d["lastRun"]["runId"] != run_id and not d["running"])
+    assert (follow_up["lastRun"]["trigger"], follow_up["lastRun"]["reason"]) == ("http", "queued before the stop")
+
+
+async def test_kill_9_mid_run_is_recorded_and_the_orphaned_job_is_stopped(service_factory: Any) -> None:
+    service = service_factory("--command", QUIET_JOB, "--interval", "60")
+    async with running(service) as (_, status):
+        run_id, job_pid = status["currentRun"]["runId"], int(status["progress"]["step"])
+        service.stop(signal.SIGKILL)
+    assert alive(job_pid), "the job lives on in its own session: the service could not stop it"
+
+    # The orphaned job does not hold the instance lock (it is close-on-exec), so this start succeeds.
+    again = service_factory("--command", sample_command(0.1), "--interval", "60")
+    doc = again.get_json("/api/snapshot/status")
+    assert doc["lastRun"]["runId"] == run_id
+    assert (doc["lastRun"]["status"], doc["lastRun"]["error"]) == ("error", "interrupted: service stopped")
+    assert doc["running"] is False, "the schedule carries on from the interrupted run: nothing is due"
+    assert doc["nextRunAt"] > doc["serverTime"]
+    assert doc["progress"]["status"] == "error"
+    assert json.loads((again.data_dir / "snapshot_progress.json").read_text())["status"] == "error"
+    assert not alive(job_pid), "stopped before the new service answered anything"
+    again.wait_for_log("outlived the service; stopping it")
+
+
+def test_a_second_service_on_the_same_data_folder_refuses_and_names_the_first(
+    service_factory: Any, tmp_path: Path
+) -> None:
+    first = service_factory("--command", "true", "--interval", "60")
+    second = subprocess.run(
+        [PYTHON, "-m", "orchestrator", "serve", "--port", str(free_port()), "--data-dir", str(first.data_dir)],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode == 2
+    assert f"is in use by snapshot-orchestrator pid {first.proc.pid}, {first.url}/" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1, second.stderr
+
+    first.stop(signal.SIGKILL)  # a crash: the kernel drops the lock with the process
+    third = service_factory("--command", "true", "--interval", "60", root=tmp_path)
+    assert third.get_json("/health")["status"] == "ok"
