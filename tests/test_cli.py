@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.cli import build_parser, settings_from
 from tests.support import PYTHON, free_port, sample_command
 
 
@@ -42,6 +43,12 @@ def run_cli(
         (["--command", "'unbalanced"], {}, "cannot be split"),
         (["--data-dir", "{file}/sub"], {}, "--data-dir"),
         (["--log-level", "chatty"], {}, "--log-level"),
+        (["--timeout", "-1"], {}, "--timeout must be zero or more minutes"),
+        (["--kill-grace", "soon"], {}, "--kill-grace must be a number of seconds"),
+        (["--token", "short"], {}, "--token must be 8 to 512 characters"),
+        (["--token-for-reads"], {}, "--token-for-reads needs a --token"),
+        (["--allow-origin", "evil.example"], {}, "--allow-origin must be an origin like"),
+        ([], {"SNAPSHOT_TRIGGER_LIMIT": "-3"}, "--trigger-limit must be zero or more"),
     ],
 )
 def test_bad_settings_end_with_one_clear_line(
@@ -56,6 +63,23 @@ def test_bad_settings_end_with_one_clear_line(
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert not (tmp_path / "data" / "orchestrator_state.json").exists(), "nothing ran"
+
+
+def test_supervision_and_guard_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNAPSHOT_TOKEN", "s3cret-token")
+    monkeypatch.setenv("SNAPSHOT_STALL_TIMEOUT", "5")
+    monkeypatch.setenv("SNAPSHOT_ALLOW_ORIGIN", "https://ignored.example")
+    origins = ["--allow-origin", "https://A.example", "--allow-origin", "https://b.example:8443/, http://c.example"]
+    args = build_parser().parse_args(
+        ["serve", "--timeout", "20", "--kill-grace", "2.5", "--token-for-reads", "--trigger-limit", "0", *origins]
+    )
+    settings = settings_from(args)
+    assert (settings.timeout_minutes, settings.stall_timeout_minutes, settings.kill_grace_seconds) == (20, 5, 2.5)
+    assert (settings.token, settings.token_for_reads, settings.trigger_limit) == ("s3cret-token", True, 0)
+    assert settings.allow_origins == ("https://a.example", "https://b.example:8443", "http://c.example")
+    assert "s3cret" not in repr(settings), "the token never shows up in a log of the settings"
+    defaults = settings_from(build_parser().parse_args(["serve", "--allow-origin", "https://x.example"]))
+    assert (defaults.timeout, defaults.kill_grace_seconds, defaults.trigger_limit) == (None, 10.0, 30)
 
 
 def test_port_in_use(tmp_path: Path) -> None:
