@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -65,19 +66,31 @@ def read_json_object(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, A
     """Read a JSON object of at most ``limit`` bytes.
 
     Raises ``FileNotFoundError`` if there is no file and :class:`InvalidDocument` for anything else that
-    is not a JSON object (a directory, a torn write, a list, a file too big to be ours).
+    is not a JSON object (a directory, a FIFO or device, a torn write, a list, a file too big to be ours,
+    nesting too deep to parse); ``OSError`` if it cannot be opened or read at all.
     """
-    try:
-        with path.open("rb") as src:
-            data = src.read(limit + 1)
-    except IsADirectoryError as exc:
-        raise InvalidDocument(path, "is a directory") from exc
+    # O_NONBLOCK: a FIFO put where the file should be would otherwise block the open (and the event loop)
+    # until some writer shows up. It changes nothing for a regular file.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as src:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InvalidDocument(path, "is a directory")
+        if not stat.S_ISREG(mode):
+            raise InvalidDocument(path, "is not a regular file")
+        data = src.read(limit + 1)
     if len(data) > limit:
         raise InvalidDocument(path, f"larger than {limit} bytes")
     try:
         document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidDocument(path, f"not JSON ({exc})") from exc
+    # ValueError: also a number too long to convert (over 4300 digits) and bad UTF-8. RecursionError:
+    # ``[[[[...`` nested deeper than the interpreter's stack; neither is a JSONDecodeError.
+    except (ValueError, RecursionError) as exc:
+        raise InvalidDocument(path, f"not JSON ({_short(exc)})") from exc
     if not isinstance(document, dict):
         raise InvalidDocument(path, f"not a JSON object but {type(document).__name__}")
     return document
+
+
+def _short(exc: BaseException) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]

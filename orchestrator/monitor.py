@@ -76,6 +76,9 @@ class ProgressMonitor:
         if self._problem is None and not normal:
             log.warning("progress file %s %s; keeping the last good state", self._file.path, why)
             self._warned = True
+        else:
+            # One warning per streak; each further look is only worth a debug line (tests count them).
+            log.debug("progress file %s still unusable (%s)", self._file.path, why)
         self._problem = why
 
 

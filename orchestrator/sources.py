@@ -87,9 +87,15 @@ class FolderSource:
             await self.watch.changed.wait()
             self.watch.changed.clear()
             self.watch.recover()
-            for taken in self._folder.take_all():
-                log.info("trigger file %s taken (reason: %s)", taken.name, taken.reason)
-                await self._queue.put(Trigger(Source.FILE, self._clock.now(), taken.reason))
+            taken = self._folder.take_all()
+            for item in taken:
+                log.debug("trigger file %s taken (reason: %s)", item.name, item.reason)
+                await self._queue.put(Trigger(Source.FILE, self._clock.now(), item.reason))
+            # One line per look at the folder, not one per file: a burst of thousands is a few lines.
+            if len(taken) == 1:
+                log.info("trigger file %s taken (reason: %s)", taken[0].name, taken[0].reason)
+            elif taken:
+                log.info("%d trigger files taken (the first: %s)", len(taken), taken[0].name)
 
 
 CREATED_GRACE_SECONDS = 0.2

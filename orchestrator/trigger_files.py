@@ -45,7 +45,8 @@ def reason_from_payload(name: str, payload: bytes) -> str:
     if text.startswith("{"):
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError:
+        # RecursionError: ``{"a": [[[[...`` parses deeper than the stack; it must not kill the folder source.
+        except (ValueError, RecursionError):
             doc = None
         if isinstance(doc, dict):
             reason = doc.get("reason")
@@ -59,6 +60,7 @@ class TriggerFolder:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._warned: set[tuple[str, int]] = set()
+        self._unlistable = False
 
     def take_all(self) -> list[TakenFile]:
         """Take every trigger file present now, oldest first."""
@@ -66,6 +68,15 @@ class TriggerFolder:
             entries = [e for e in os.scandir(self.folder) if is_trigger_name(e.name)]
         except FileNotFoundError:
             return []
+        except OSError as exc:  # e.g. replaced by a file; logged once per streak, looked at again later
+            if not self._unlistable:
+                log.warning("triggers folder %s cannot be listed: %s", self.folder, exc.strerror)
+            self._unlistable = True
+            return []
+        self._unlistable = False
+        # Forget warnings about entries that are gone, so the set cannot grow without bound.
+        present = {(e.name, e.inode()) for e in entries}
+        self._warned &= present
         taken = []
         for entry in sorted(entries, key=_mtime):
             item = self._take(entry)
@@ -92,8 +103,12 @@ class TriggerFolder:
         except OSError as exc:
             self._warn_once(entry.name, st.st_ino, f"cannot be read ({exc.strerror}); taking it without a reason")
             return self._unlink(entry.name, st.st_ino, b"")
-        with os.fdopen(fd, "rb") as src:
-            payload = src.read(MAX_TRIGGER_BYTES)
+        try:
+            with os.fdopen(fd, "rb") as src:
+                payload = src.read(MAX_TRIGGER_BYTES)
+        except OSError as exc:
+            self._warn_once(entry.name, st.st_ino, f"cannot be read ({exc.strerror}); taking it without a reason")
+            payload = b""
         return self._unlink(entry.name, st.st_ino, payload)
 
     def _unlink(self, name: str, inode: int, payload: bytes) -> TakenFile | None:

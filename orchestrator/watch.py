@@ -73,6 +73,7 @@ class FolderWatch:
         self._observer: BaseObserver | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lost = False
+        self._recovery_failed = False
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -102,9 +103,24 @@ class FolderWatch:
         if not self._lost:
             return False
         self._lost = False
-        log.warning("%s folder %s was removed; re-creating it and watching again", self.name, self.folder)
+        if not self._recovery_failed:
+            log.warning("%s folder %s was removed; re-creating it and watching again", self.name, self.folder)
         self.stop()
-        self.start()
+        try:
+            self.start()
+        except OSError as exc:
+            # Say, a file now sits where the folder was. Stay deaf rather than die; the consumer's next
+            # look (after each run) tries again. Logged once per streak.
+            self._lost = True
+            if not self._recovery_failed:
+                log.error(
+                    "cannot watch %s folder %s again (%s); will retry after the next run", self.name, self.folder, exc
+                )
+            self._recovery_failed = True
+            return True
+        if self._recovery_failed:
+            log.info("watching %s folder %s again", self.name, self.folder)
+        self._recovery_failed = False
         return True
 
     # Called on the observer thread. Anything raised here would kill the observer, so nothing may be.
