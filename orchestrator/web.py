@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from orchestrator import __version__, stream
+from orchestrator import __version__, guard, stream
 from orchestrator.events import Source, clean_reason
 from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
 
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+WEB_DIR = web.AppKey("web_dir", Path)
 MAX_BODY_BYTES = 16 * 1024
+PAGE_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+"""Names the page's files may have: no dot-files, nothing a URL or a route pattern would need to escape."""
 
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -32,9 +37,11 @@ def web_root() -> Path:
     return Path(__file__).resolve().parent.parent / "web"
 
 
-def create_app(orchestrator: Orchestrator) -> web.Application:
+def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> web.Application:
+    """The app; ``web_dir`` replaces the page's folder (tests serve a made-up one)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[ORCHESTRATOR] = orchestrator
+    guard.install(app, guard.Guard(orchestrator.settings, orchestrator.clock, MAX_BODY_BYTES))
     app.router.add_get("/health", health)
     app.router.add_get("/api/snapshot/status", status)
     app.router.add_get("/api/snapshot/progress", progress)
@@ -42,9 +49,7 @@ def create_app(orchestrator: Orchestrator) -> web.Application:
     app.router.add_post("/api/snapshot/cancel", cancel)
     app.router.add_get("/api/openapi.json", openapi)
     stream.add_routes(app, ORCHESTRATOR)
-    root = web_root()
-    app.router.add_get("/", index)
-    app.router.add_static("/", root, show_index=False, follow_symlinks=False, append_version=False)
+    add_page(app, web_dir or web_root())
     app.cleanup_ctx.append(_run_service)
     app.on_shutdown.insert(0, _close_hub)
     return app
@@ -61,8 +66,46 @@ async def _close_hub(app: web.Application) -> None:
     app[ORCHESTRATOR].hub.close()
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(web_root() / "index.html", headers={"Cache-Control": "no-cache"})
+def add_page(app: web.Application, root: Path) -> None:
+    """One route per file of the page, found now: anything else (``..``, encoded dots, folders) is simply not
+    a route, so it is a 404 by construction; a file is also checked again when served (see ``_serve``)."""
+    root = root.resolve()
+    app[WEB_DIR] = root
+    app.router.add_get("/", _file_handler("index.html"))
+    for relative in page_files(root):
+        app.router.add_get("/" + relative, _file_handler(relative))
+
+
+def page_files(root: Path) -> Iterator[str]:
+    """The page's files under ``root`` as ``a/b.js``: regular files, or symlinks to files inside ``root``."""
+    for folder, dirs, files in os.walk(root):  # never into symlinked folders (followlinks=False)
+        dirs[:] = sorted(d for d in dirs if PAGE_FILE_NAME.match(d))
+        for name in sorted(files):
+            path = Path(folder, name)
+            if PAGE_FILE_NAME.match(name) and _inside(root, path) is not None:
+                yield path.relative_to(root).as_posix()
+
+
+def _inside(root: Path, path: Path) -> Path | None:
+    """``path`` resolved, if it is a regular file inside ``root`` (a symlink may point within ``root`` only)."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # gone, or a symlink loop
+        return None
+    return real if real.is_relative_to(root) and real.is_file() else None
+
+
+def _file_handler(relative: str) -> guard.Handler:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        # Checked again per request: the file may have been replaced by a symlink since the start. (Whoever
+        # can write the page's folder could change the page anyway; this keeps the rest of the disk out.)
+        root = request.app[WEB_DIR]
+        real = _inside(root, root / relative)
+        if real is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(real, headers={"Cache-Control": "no-cache"})
+
+    return serve
 
 
 async def health(request: web.Request) -> web.Response:

@@ -1,0 +1,243 @@
+"""The HTTP guard: what every request passes before a route sees it.
+
+Two middlewares, outermost first, and one response hook:
+
+1. ``json_errors``: every 4xx that the router or a handler raises (404, 405, 413, ...) leaves as JSON
+   ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``, ...) kept.
+2. ``guard``: the body cap (by ``Content-Length``, before anything is read), CORS preflight answers,
+   refusal of cross-site state-changing requests, the bearer token, and the trigger rate limit.
+3. ``cors_headers`` (``on_response_prepare``): CORS headers for allowed origins on ``/api/*``. It is a hook,
+   not a middleware, because the event stream's handler sends its headers itself, before a middleware
+   could add any.
+
+Why not aiohttp-cors (0.8.1 runs cleanly on aiohttp 3.14, checked): it answers a refused preflight with a
+plain-text 403, sends no ``Vary: Origin`` (so a cache may hand one origin's answer to another), must be
+registered route by route, and knows nothing of refusing cross-site POSTs, which needs the same origin
+decision anyway. The hand-rolled version is these few functions.
+
+A state-changing request is any method but GET, HEAD and OPTIONS, on any path: a route added later is
+guarded without anyone remembering to. Requests the router cannot match (404, 405) are answered as they
+are: nothing would run, and the answer gives away nothing the token protects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from orchestrator.clock import Clock
+from orchestrator.config import Settings
+from orchestrator.ratelimit import SlidingWindowLimit
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_PREFIX = "/api/"
+TRIGGER_PATH = "/api/snapshot/trigger"
+TOKEN_COOKIE = "snapshot_token"
+"""Read-only stand-in for the bearer header, set by the page: ``EventSource`` cannot send headers."""
+REALM = 'Bearer realm="snapshot-orchestrator"'
+CORS_METHODS = "GET, POST"
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+CORS_EXPOSE = "Retry-After, WWW-Authenticate"
+CORS_MAX_AGE_SECONDS = 600
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """The one shape of every error answer."""
+    return web.json_response({"success": False, "message": message}, status=status, headers=headers)
+
+
+class Guard:
+    """The HTTP policy built from the settings; lives in the app under ``GUARD``."""
+
+    def __init__(self, settings: Settings, clock: Clock, max_body_bytes: int) -> None:
+        # Digests of equal length make the constant-time comparison independent of the token's length too.
+        self._token = _digest(settings.token) if settings.token else None
+        self.token_for_reads = settings.token_for_reads
+        self.allow_origins = frozenset(settings.allow_origins)
+        self.max_body_bytes = max_body_bytes
+        self.clock = clock
+        self.triggers = SlidingWindowLimit(settings.trigger_limit)
+        self.trigger_limit = settings.trigger_limit
+        self._limiting = False
+
+    # ------------------------------------------------------------------------------------------ the token
+    def _matches(self, given: str) -> bool:
+        return self._token is not None and hmac.compare_digest(_digest(given), self._token)
+
+    def _bearer(self, request: web.Request) -> str | None:
+        scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+    def _cookie(self, request: web.Request) -> str | None:
+        value = request.cookies.get(TOKEN_COOKIE)
+        return unquote(value) if value else None
+
+    def authenticate(self, request: web.Request, *, cookie_ok: bool) -> web.Response | None:
+        """``None`` if the request may go on, else the 401 to send."""
+        if self._token is None:
+            return None
+        bearer = self._bearer(request)
+        if bearer is not None:
+            return None if self._matches(bearer) else self._unauthorized("The token is not valid", invalid=True)
+        cookie = self._cookie(request) if cookie_ok else None
+        if cookie is not None:
+            return None if self._matches(cookie) else self._unauthorized("The token is not valid", invalid=True)
+        if not cookie_ok and self._cookie(request) is not None:
+            # Browsers send cookies on their own, so a cookie proves nothing about who asked for a change.
+            return self._unauthorized(
+                "Changes need the token as 'Authorization: Bearer <token>'; cookies are not accepted for them"
+            )
+        return self._unauthorized("This needs the service's token: send 'Authorization: Bearer <token>'")
+
+    def _unauthorized(self, message: str, *, invalid: bool = False) -> web.Response:
+        challenge = REALM + (', error="invalid_token"' if invalid else "")
+        return json_error(401, message, {"WWW-Authenticate": challenge})
+
+    # --------------------------------------------------------------------------------------- origins
+    def origin_allowed(self, request: web.Request, origin: str) -> bool:
+        origin = origin.lower()
+        return origin == own_origin(request) or origin in self.allow_origins
+
+    def cross_site(self, request: web.Request) -> str | None:
+        """Why a state-changing request looks like another site's page sent it, or ``None``."""
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            return None if self.origin_allowed(request, origin) else f"origin {origin} is not allowed"
+        # No Origin: curl and scripts send neither header. A browser sends Sec-Fetch-Site; "same-site" covers
+        # another port on the same host, which is a different origin all the same.
+        site = request.headers.get("Sec-Fetch-Site", "").lower()
+        return f"Sec-Fetch-Site is {site}" if site in ("cross-site", "same-site") else None
+
+    def preflight(self, request: web.Request, origin: str) -> web.StreamResponse:
+        if not self.origin_allowed(request, origin):
+            return json_error(403, f"Origin {origin} may not call this API (see --allow-origin)")
+        # cors_headers adds Access-Control-Allow-Origin, -Credentials and Vary to this response as it is sent.
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Methods": CORS_METHODS,
+                "Access-Control-Allow-Headers": CORS_HEADERS,
+                "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS),
+            },
+        )
+
+    # ------------------------------------------------------------------------------------- rate limit
+    def admit_trigger(self) -> web.Response | None:
+        admission = self.triggers.admit(self.clock.now())
+        if admission.allowed:
+            self._limiting = False
+            return None
+        if not self._limiting:  # one line per burst, not one per refused request
+            self._limiting = True
+            log.warning("more than %d HTTP triggers in a minute; refusing more with 429", self.trigger_limit)
+        return json_error(
+            429,
+            f"Too many triggers: at most {self.trigger_limit} a minute. Try again in {admission.retry_after} s.",
+            {"Retry-After": str(admission.retry_after)},
+        )
+
+
+GUARD = web.AppKey("guard", Guard)
+
+
+def install(app: web.Application, guard: Guard) -> None:
+    app[GUARD] = guard
+    app.middlewares.extend([json_errors, guard_requests])
+    app.on_response_prepare.append(cors_headers)
+
+
+def own_origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}".lower()
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
+def _is_preflight(request: web.Request) -> bool:
+    return (
+        request.method == "OPTIONS"
+        and "Origin" in request.headers
+        and "Access-Control-Request-Method" in request.headers
+        and request.path.startswith(API_PREFIX)
+    )
+
+
+# ------------------------------------------------------------------------------------------ middlewares
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        headers = {name: exc.headers[name] for name in KEPT_HEADERS if name in exc.headers}
+        return json_error(exc.status, _message(request, exc), headers)
+
+
+def _message(request: web.Request, exc: web.HTTPException) -> str:
+    path = request.path if len(request.path) <= 200 else request.path[:200] + "…"
+    if isinstance(exc, web.HTTPNotFound):
+        return f"Not found: {path}"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return f"{request.method} is not allowed on {path}; allowed: {', '.join(sorted(exc.allowed_methods))}"
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return f"Request body too large: at most {request.client_max_size} bytes"
+    return exc.reason
+
+
+@web.middleware
+async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    guard = request.app[GUARD]
+    # Chunked bodies have no length; the handler's read() stops them at client_max_size (json_errors → 413).
+    if request.content_length is not None and request.content_length > guard.max_body_bytes:
+        return json_error(413, f"Request body too large: at most {guard.max_body_bytes} bytes")
+    if _is_preflight(request) and not isinstance(request.match_info.http_exception, web.HTTPNotFound):
+        return guard.preflight(request, request.headers["Origin"])
+    if request.match_info.http_exception is not None:
+        return await handler(request)  # 404 / 405: nothing runs
+    if request.method not in SAFE_METHODS:
+        why = guard.cross_site(request)
+        if why is not None:
+            log.debug("refused %s %s from %s: %s", request.method, request.path, request.remote, why)
+            return json_error(403, f"Cross-site request refused: {why} (see --allow-origin)")
+        refusal = guard.authenticate(request, cookie_ok=False)
+        if refusal is not None:
+            return refusal
+        if request.path == TRIGGER_PATH:
+            refusal = guard.admit_trigger()
+            if refusal is not None:
+                return refusal
+    elif guard.token_for_reads and request.path.startswith(API_PREFIX):
+        refusal = guard.authenticate(request, cookie_ok=True)
+        if refusal is not None:
+            return refusal
+    return await handler(request)
+
+
+async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    guard = request.app.get(GUARD)
+    if guard is None or not guard.allow_origins or not request.path.startswith(API_PREFIX):
+        return
+    vary = response.headers.get("Vary")
+    if vary is None:
+        response.headers["Vary"] = "Origin"
+    elif "origin" not in vary.lower():
+        response.headers["Vary"] = f"{vary}, Origin"
+    origin = request.headers.get("Origin", "")
+    if origin.lower() not in guard.allow_origins:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
+    if guard.token_for_reads:  # the page's cookie is then a credential the other origin's reads may carry
+        response.headers["Access-Control-Allow-Credentials"] = "true"
