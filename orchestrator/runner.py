@@ -21,6 +21,9 @@ from orchestrator.state import RunRecord, StateStore
 
 log = logging.getLogger(__name__)
 
+STARTING = "Starting..."
+MAX_REMEMBERED_REPORTS = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class Stop:
@@ -68,6 +71,8 @@ class Runner:
         self._watch = asyncio.Event()
         """Wakes the supervisor of the running run: it ended, was cancelled, or made progress."""
         self._seen_progress: tuple[float, str] | None = None
+        self._reported: set[tuple[float, str]] = set()
+        """Every (percent, step) of the running run already seen, to tell echoes in the file from news."""
         self._last_progress_at: datetime | None = None
         self._leftover: RunRecord | None = None
         self.state = store.load()
@@ -117,13 +122,22 @@ class Runner:
             self._on_change()
         return current.run_id
 
-    def saw_progress(self, run_id: str | None, percent: float, step: str) -> None:
-        """Progress of the running run, from its output or from the progress file it writes itself: what
-        stall detection watches. Only a change counts; the same report again is no sign of life."""
+    def saw_file_progress(self, run_id: str | None, percent: float, step: str) -> None:
+        """Progress read from the progress file. A job may write it itself, and that is a sign of life for
+        stall detection; but the file also echoes what we wrote, late and perhaps out of order, and an echo
+        must not count again (it would move the stall deadline by however late it is)."""
+        if (percent, step) not in self._reported:
+            self._saw_progress(run_id, percent, step)
+
+    def _saw_progress(self, run_id: str | None, percent: float, step: str) -> None:
+        """What stall detection watches. Only a change counts; the same report again is no sign of life."""
         current = self.state.current
         if current is None or run_id != current.run_id or (percent, step) == self._seen_progress:
             return
         self._seen_progress = (percent, step)
+        if len(self._reported) >= MAX_REMEMBERED_REPORTS:
+            self._reported.clear()  # forgetting costs at most a stale echo counted as progress
+        self._reported.add((percent, step))
         self._last_progress_at = self._clock.now()
         self._watch.set()
 
@@ -169,6 +183,11 @@ class Runner:
             started_at=now,
             trigger_count=pending.pending_count,
         )
+        # Fresh supervision before the run is visible: a cancel from now on is for this run.
+        self._stop_request = None
+        self._seen_progress = (0.0, STARTING)
+        self._reported = {self._seen_progress}
+        self._last_progress_at = now
         self.state = replace(self.state, current=record, pending=(), pending_count=0)
         self._save()
         if record.trigger_count > 1:
@@ -176,7 +195,7 @@ class Runner:
         self._set_progress(
             Progress(
                 status=RunStatus.RUNNING,
-                step="Starting...",
+                step=STARTING,
                 progress=0,
                 started_at=now,
                 run_id=record.run_id,
@@ -184,19 +203,18 @@ class Runner:
             )
         )
         self._on_change()
-        # Land "running" before the job starts, so it cannot overwrite the job's own first report.
-        await self._flush_progress()
         ctx = RunContext(record.run_id, record.source, record.reason, self._progress_file.path)
-        self._stop_request = None
-        self._seen_progress = None
-        self._last_progress_at = now
-        job = asyncio.create_task(self._job.run(ctx, self._report, self._started), name=f"job-{record.run_id}")
-        job.add_done_callback(lambda _: self._watch.set())
+        job: asyncio.Task[JobResult] | None = None
         try:
+            # Land "running" before the job starts, so it cannot overwrite the job's own first report.
+            await self._flush_progress()
+            job = asyncio.create_task(self._job.run(ctx, self._report, self._started), name=f"job-{record.run_id}")
+            job.add_done_callback(lambda _: self._watch.set())
             stop = await self._supervise(job, record)
         except asyncio.CancelledError:
             # The service is stopping: end the job, record the outcome, then let the cancel go on.
-            await _end(job)
+            if job is not None:
+                await _end(job)
             await self._flush_progress()
             self._finish(record, JobResult(RunStatus.CANCELLED, error="service stopped"))
             await self._flush_progress()
@@ -310,7 +328,7 @@ class Runner:
         if self.state.current is None:
             return
         self._set_progress(self._progress.advanced(percent, self._progress.step if step is None else step))
-        self.saw_progress(self._progress.run_id, self._progress.progress, self._progress.step)
+        self._saw_progress(self._progress.run_id, self._progress.progress, self._progress.step)
 
     def _set_progress(self, progress: Progress) -> None:
         """Latest-value slot: a job printing a thousand lines a second costs one write per loop turn."""

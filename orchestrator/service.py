@@ -137,7 +137,7 @@ class Orchestrator:
     def _on_progress_file(self, progress: Progress) -> None:
         # A job that writes the progress file itself shows signs of life there, not on stdout.
         if progress.status is RunStatus.RUNNING:
-            self.runner.saw_progress(progress.run_id, progress.progress, progress.step)
+            self.runner.saw_file_progress(progress.run_id, progress.progress, progress.step)
         self.publish()
 
     # ------------------------------------------------------------------------------------------- status

@@ -5,7 +5,9 @@ The real process side (SIGTERM to the group, grace, SIGKILL) is in tests/faults/
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,29 +17,34 @@ from orchestrator.events import RunStatus, Source
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
 
-# (timeout min, stall min, progress reports as {minute: (percent, step)}, minute the run is stopped or None, error)
-SCENARIOS = [
-    pytest.param(20, 0, {}, 20, "timed out", id="timeout"),
-    pytest.param(20, 0, {5: (10, "a"), 10: (50, "b"), 19: (90, "c")}, 20, "timed out", id="progress-does-not-extend"),
-    pytest.param(0, 5, {}, 5, "stalled", id="stall-without-any-progress"),
-    pytest.param(0, 5, {3: (10, "a"), 6: (20, "b"), 9: (30, "c")}, 14, "stalled", id="stall-counts-from-last-change"),
-    pytest.param(0, 5, {3: (10, "a"), 6: (10, "a")}, 8, "stalled", id="same-report-again-is-no-progress"),
-    pytest.param(0, 5, {3: (10, "a"), 6: (10, "b")}, 11, "stalled", id="a-new-step-alone-is-progress"),
-    pytest.param(20, 5, {k: (k, "x") for k in range(2, 30, 2)}, 20, "timed out", id="both-timeout-first"),
-    pytest.param(30, 5, {2: (1, "x"), 4: (2, "x")}, 9, "stalled", id="both-stall-first"),
-    pytest.param(0, 0, {}, None, None, id="off-by-default"),
-]
+
+@dataclass(frozen=True)
+class Case:
+    timeout: float
+    stall: float
+    reports: dict[int, tuple[float, str]]
+    """{minute: (percent, step)} reported by the job."""
+    stopped_at: int | None
+    """The minute the runner ends the run, or ``None`` if it never does."""
+    error: str | None
 
 
-@pytest.mark.parametrize(("timeout", "stall", "reports", "stopped_at", "error"), SCENARIOS)
-async def test_timeout_and_stall_table(
-    tmp_path: Path,
-    timeout: float,
-    stall: float,
-    reports: dict[int, tuple[float, str]],
-    stopped_at: int | None,
-    error: str | None,
-) -> None:
+CASES = {
+    "timeout": Case(20, 0, {}, 20, "timed out"),
+    "progress-does-not-extend-timeout": Case(20, 0, {5: (10, "a"), 10: (50, "b"), 19: (90, "c")}, 20, "timed out"),
+    "stall-without-any-progress": Case(0, 5, {}, 5, "stalled"),
+    "stall-counts-from-last-change": Case(0, 5, {3: (10, "a"), 6: (20, "b"), 9: (30, "c")}, 14, "stalled"),
+    "same-report-again-is-no-progress": Case(0, 5, {3: (10, "a"), 6: (10, "a")}, 8, "stalled"),
+    "a-new-step-alone-is-progress": Case(0, 5, {3: (10, "a"), 6: (10, "b")}, 11, "stalled"),
+    "both-timeout-first": Case(20, 5, {k: (k, "x") for k in range(2, 30, 2)}, 20, "timed out"),
+    "both-stall-first": Case(30, 5, {2: (1, "x"), 4: (2, "x")}, 9, "stalled"),
+    "off-by-default": Case(0, 0, {}, None, None),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+async def test_timeout_and_stall_table(tmp_path: Path, case: Case) -> None:
+    timeout, stall, reports, stopped_at, error = case.timeout, case.stall, case.reports, case.stopped_at, case.error
     clock, job = FakeClock(T0), ScriptedJob()
     service = make_orchestrator(
         tmp_path, clock, job, interval=600, timeout_minutes=timeout, stall_timeout_minutes=stall
@@ -77,7 +84,7 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[Orchestrator, FakeClock
 async def test_cancel_ends_the_run_as_cancelled_and_keeps_what_is_queued(
     service: tuple[Orchestrator, FakeClock, ScriptedJob],
 ) -> None:
-    orchestrator, clock, job = service
+    orchestrator, _, job = service
     run = await job.next_start()
     run.report(40, "Fetching PRs (6/15)")
     await orchestrator.request_run(Source.HTTP, "after the release")
@@ -120,3 +127,52 @@ async def test_stopping_shows_while_the_job_gets_its_grace(
     assert document["running"] is True
     await ended(orchestrator, run)
     assert orchestrator.status()["lastRun"]["status"] == RunStatus.CANCELLED.value
+
+
+async def test_a_cancel_in_the_first_instant_of_a_run_is_not_lost(tmp_path: Path) -> None:
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600)
+
+    async def cancel_as_soon_as_it_shows() -> str | None:
+        version, document = orchestrator.hub.latest()
+        while not document.get("running"):
+            version, document = await orchestrator.hub.next_after(version)
+        # The run is visible, and its "Starting..." progress is still being written: cancel now.
+        return orchestrator.cancel("too early")
+
+    canceller = asyncio.create_task(cancel_as_soon_as_it_shows())
+    await orchestrator.start()
+    try:
+        run_id = await asyncio.wait_for(canceller, 10)
+        assert run_id is not None
+        version, document = orchestrator.hub.latest()
+        async with asyncio.timeout(10):
+            while (document.get("lastRun") or {}).get("runId") != run_id:
+                version, document = await orchestrator.hub.next_after(version)
+        assert (document["lastRun"]["status"], document["lastRun"]["error"]) == ("cancelled", "too early")
+    finally:
+        await orchestrator.stop()
+
+
+async def test_file_progress_counts_but_echoes_of_our_own_writes_do_not(tmp_path: Path) -> None:
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600, stall_timeout_minutes=5)
+    await orchestrator.start()
+    try:
+        run = await job.next_start()
+        run_id = run.ctx.run_id
+        for minute in range(1, 20):
+            clock.advance(minutes(1))
+            if minute == 2:
+                run.report(10, "from stdout")
+            if minute == 3:
+                orchestrator.runner.saw_file_progress(run_id, 20, "written by the job itself")
+            if minute == 6:
+                orchestrator.runner.saw_file_progress(run_id, 10, "from stdout")  # a late echo
+                orchestrator.runner.saw_file_progress("another-run", 50, "not this run")
+            await settle()
+            if run.stopped.is_set():
+                break
+        assert minute == 8, "stalled 5 minutes after the job's own write at minute 3"
+    finally:
+        await orchestrator.stop()
