@@ -372,8 +372,11 @@ def offline_status(data_dir: Path) -> dict[str, Any]:
 def format_status(doc: dict[str, Any], source: str) -> str:
     progress = doc.get("progress") or {}
     lines = [f"Source:   {source}"]
-    if doc.get("running"):
-        lines.append(f"State:    running, {progress.get('progress', 0)}% - {progress.get('step', '')}")
+    where = f"{progress.get('progress', 0)}% - {progress.get('step', '')}"
+    if doc.get("stopping"):
+        lines.append(f"State:    stopping ({doc['stopping']}), {where}")
+    elif doc.get("running"):
+        lines.append(f"State:    running, {where}")
     elif doc.get("serverUp") is False:
         lines.append("State:    service not running")
     else:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import build_parser, settings_from
+from orchestrator.cli import build_parser, format_status, settings_from
 from tests.support import PYTHON, free_port, sample_command
 
 
@@ -132,3 +132,9 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run_cli("serve", "--help", cwd=tmp_path)
     for flag in ("--host", "--port", "--interval", "--cooldown", "--command", "--data-dir", "--triggers-dir"):
         assert flag in result.stdout
+
+
+def test_status_says_when_a_run_is_being_stopped() -> None:
+    doc = {"running": True, "stopping": "timed out", "progress": {"progress": 40, "step": "Fetching PRs (6/15)"}}
+    assert "State:    stopping (timed out), 40% - Fetching PRs (6/15)" in format_status(doc, "server x")
+    assert "State:    running, 40%" in format_status({**doc, "stopping": None}, "server x")
