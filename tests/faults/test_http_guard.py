@@ -1,0 +1,463 @@
+"""The HTTP surface under attack: missing and wrong tokens, cookies offered for changes, other sites' pages,
+oversized bodies, trigger floods, unknown paths and wrong methods, and paths that try to leave the page's
+folder. Requests go over a real socket to the real app (aiohttp's test server; raw bytes where a client would
+tidy the path first); the job is scripted and the clock fake, so "a minute later" needs no sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from orchestrator.clock import FakeClock
+from orchestrator.service import Orchestrator
+from orchestrator.web import MAX_BODY_BYTES, create_app
+from tests.fakes import T0, ScriptedJob, ended, make_settings, settle
+from tests.support import ServiceProcess, start_service
+
+Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
+TOKEN = "s3cret-Token+/=xyz"
+TRIGGER = "/api/snapshot/trigger"
+CANCEL = "/api/snapshot/cancel"
+STATUS = "/api/snapshot/status"
+EVENTS = "/api/snapshot/events"
+ALLOWED = "https://dash.example.com:8443"
+SECRET = "TOP-SECRET-CONTENT"
+
+
+@dataclass
+class Served:
+    client: Client
+    orchestrator: Orchestrator
+    job: ScriptedJob
+    clock: FakeClock
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.client.host}:{self.client.port}"
+
+    async def status(self) -> dict[str, Any]:
+        response = await self.client.get(STATUS, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status == 200
+        document: dict[str, Any] = await response.json()
+        return document
+
+    async def nothing_happened(self, before: dict[str, Any]) -> None:
+        """No trigger was queued and no run started since ``before`` was taken."""
+        await settle()
+        after = await self.status()
+        keys = ("running", "pendingTriggers", "queued", "lastRun", "currentRun")
+        assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
+        assert self.job.started.empty()
+
+
+Serve = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+def web_dir(tmp_path: Path) -> Path:
+    """A page folder of our own, with a secret file beside it (outside) and links pointing out of it."""
+    root = tmp_path / "web"
+    (root / "sub").mkdir(parents=True)
+    (root / "index.html").write_text("<!doctype html><title>test page</title>")
+    (root / "app.js").write_text("console.log('app');")
+    (root / "sub" / "ok.txt").write_text("fine")
+    (root / ".hidden").write_text(SECRET)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(SECRET)
+    (tmp_path / "secret.txt").write_text(SECRET)
+    (root / "leak.txt").symlink_to(outside / "secret.txt")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "alias.js").symlink_to(root / "app.js")  # a link that stays inside is fine
+    return root
+
+
+@pytest.fixture
+async def serve(
+    tmp_path: Path, web_dir: Path, aiohttp_client: Callable[[aiohttp.web.Application], Awaitable[Client]]
+) -> Serve:
+    async def start(**overrides: Any) -> Served:
+        settings = dataclasses.replace(make_settings(tmp_path), **overrides)
+        (tmp_path / "data").mkdir(exist_ok=True)
+        clock, job = FakeClock(T0), ScriptedJob()
+        orchestrator = Orchestrator(settings, clock=clock, job=job)
+        client = await aiohttp_client(create_app(orchestrator, web_dir=web_dir))
+        startup = await job.next_start()
+        startup.finish()
+        await ended(orchestrator, startup)
+        return Served(client, orchestrator, job, clock)
+
+    return start
+
+
+def bearer(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def expect_error(response: aiohttp.ClientResponse, status: int, *words: str) -> dict[str, Any]:
+    """``response`` is ``status`` with the one JSON error shape, and its message mentions ``words``."""
+    assert response.status == status, (response.status, await response.text())
+    assert response.content_type == "application/json"
+    body: dict[str, Any] = await response.json()
+    assert body["success"] is False and isinstance(body["message"], str) and body["message"], body
+    for word in words:
+        assert word.lower() in body["message"].lower(), body
+    return body
+
+
+# ------------------------------------------------------------------------------------------------ auth
+async def test_changes_need_the_bearer_token(serve: Serve) -> None:
+    served = await serve(token=TOKEN)
+    before = await served.status()
+    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer"}):
+        for path in (TRIGGER, CANCEL):
+            response = await served.client.post(path, headers=headers)
+            await expect_error(response, 401, "token")
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    await served.nothing_happened(before)
+
+    response = await served.client.post(TRIGGER, headers={"Authorization": f"bearer {TOKEN}"}, json={"reason": "ok"})
+    assert response.status == 202  # the scheme is case-insensitive
+    run = await served.job.next_start()
+    assert run.ctx.reason == "ok"
+    response = await served.client.post(CANCEL, headers=bearer())
+    assert response.status == 202
+
+
+@pytest.mark.parametrize("wrong", [TOKEN[:-1] + "Q", TOKEN[:-1], TOKEN + "x", "x" * 200])
+async def test_a_wrong_token_is_compared_in_constant_time_and_refused(
+    serve: Serve, wrong: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same length or not, the check goes through ``hmac.compare_digest`` on equal-length digests, so neither
+    the token's content nor its length shows in how long a refusal takes."""
+    served = await serve(token=TOKEN)
+    before = await served.status()
+    compared: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    response = await served.client.post(TRIGGER, headers=bearer(wrong))
+    await expect_error(response, 401, "not valid")
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert compared == [(32, 32)]
+    await served.nothing_happened(before)
+
+
+async def test_reads_stay_open_without_token_for_reads(serve: Serve) -> None:
+    served = await serve(token=TOKEN)
+    for path in (STATUS, "/api/snapshot/progress", "/health", "/", "/app.js"):
+        assert (await served.client.get(path)).status == 200, path
+    async with served.client.get(EVENTS) as stream:
+        assert stream.status == 200
+
+
+async def test_token_for_reads_takes_the_header_or_the_cookie(serve: Serve) -> None:
+    served = await serve(token=TOKEN, token_for_reads=True)
+    cookie = {"Cookie": "snapshot_token=" + TOKEN.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")}
+    for path in (STATUS, "/api/snapshot/progress", EVENTS):
+        await expect_error(await served.client.get(path), 401, "token")
+        await expect_error(await served.client.get(path, headers={"Cookie": "snapshot_token=wrong-token"}), 401)
+        await expect_error(await served.client.get(path, headers=bearer("wrong-token")), 401)
+        for headers in (bearer(), cookie):  # the page's cookie is URL-encoded (encodeURIComponent)
+            async with served.client.get(path, headers=headers) as response:
+                assert response.status == 200, (path, headers)
+                if path == EVENTS:
+                    line = await asyncio.wait_for(response.content.readline(), 5)
+                    while not line.startswith(b"data:"):
+                        line = await asyncio.wait_for(response.content.readline(), 5)
+                    assert json.loads(line[5:])["running"] is False
+    for path in ("/health", "/", "/app.js"):  # the page must load to ask for the token
+        assert (await served.client.get(path)).status == 200, path
+
+
+async def test_the_cookie_never_authorises_a_change(serve: Serve) -> None:
+    served = await serve(token=TOKEN, token_for_reads=True)
+    before = await served.status()
+    for path in (TRIGGER, CANCEL):
+        response = await served.client.post(path, headers={"Cookie": f"snapshot_token={TOKEN}"})
+        await expect_error(response, 401, "cookies are not accepted")
+    await served.nothing_happened(before)
+
+
+# ------------------------------------------------------------------------------------------ cross-site
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},  # sandboxed frames, file:// pages
+        {"Origin": "http://127.0.0.1:1"},  # another port on this host: same site, another origin
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},  # Origin wins
+    ],
+    ids=["evil", "null", "other-port", "sfs-cross-site", "sfs-same-site", "origin-beats-sfs"],
+)
+async def test_cross_site_changes_are_refused_and_queue_nothing(serve: Serve, headers: dict[str, str]) -> None:
+    served = await serve(token=TOKEN)
+    before = await served.status()
+    for path in (TRIGGER, CANCEL):
+        response = await served.client.post(path, headers={**headers, **bearer()}, json={"reason": "csrf"})
+        await expect_error(response, 403, "cross-site")
+        assert "Access-Control-Allow-Origin" not in response.headers
+    await served.nothing_happened(before)
+
+
+async def test_own_origin_and_plain_clients_are_not_cross_site(serve: Serve) -> None:
+    served = await serve()
+    for headers in (
+        {},  # curl, scripts
+        {"Origin": served.origin},
+        {"Origin": served.origin.upper()},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},  # typed into the address bar
+    ):
+        response = await served.client.post(TRIGGER, headers=headers)
+        assert response.status == 202, (headers, await response.text())
+
+
+async def test_allowed_origin_gets_cors_headers_and_preflight(serve: Serve) -> None:
+    served = await serve(token=TOKEN, token_for_reads=True, allow_origins=(ALLOWED,))
+    preflight = await served.client.options(
+        TRIGGER,
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+        },
+    )
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert {"GET", "POST"} <= {m.strip() for m in preflight.headers["Access-Control-Allow-Methods"].split(",")}
+    allowed_headers = preflight.headers["Access-Control-Allow-Headers"].lower()
+    for name in ("authorization", "content-type", "idempotency-key", "last-event-id"):
+        assert name in allowed_headers
+    assert int(preflight.headers["Access-Control-Max-Age"]) > 0
+    assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in preflight.headers["Vary"]
+
+    response = await served.client.post(TRIGGER, headers={"Origin": ALLOWED, **bearer()})
+    assert response.status == 202
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "Origin" in response.headers["Vary"]
+    await served.job.next_start()
+
+    refused = await served.client.post(TRIGGER, headers={"Origin": ALLOWED})  # no token: still 401, readable
+    await expect_error(refused, 401)
+    assert refused.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "Retry-After" in refused.headers["Access-Control-Expose-Headers"]
+
+    async with served.client.get(EVENTS, headers={"Origin": ALLOWED, **bearer()}) as stream:
+        assert stream.status == 200
+        assert stream.headers["Access-Control-Allow-Origin"] == ALLOWED
+        assert stream.headers["Access-Control-Allow-Credentials"] == "true"
+
+    evil_read = await served.client.get(STATUS, headers={"Origin": "https://evil.example", **bearer()})
+    assert evil_read.status == 200  # a read is harmless; without CORS headers the browser hides the answer
+    assert "Access-Control-Allow-Origin" not in evil_read.headers
+    assert "Origin" in evil_read.headers["Vary"]
+
+    evil = await served.client.options(
+        TRIGGER, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    await expect_error(evil, 403, "allow-origin")
+    assert "Access-Control-Allow-Origin" not in evil.headers
+
+
+# --------------------------------------------------------------------------------------------- abuse
+async def test_bodies_over_the_cap_get_413_and_queue_nothing(serve: Serve) -> None:
+    served = await serve(token=TOKEN)
+    before = await served.status()
+    too_big = json.dumps({"reason": "x" * MAX_BODY_BYTES}).encode()
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: only reading can tell the size
+        for start in range(0, len(too_big), 4096):
+            yield too_big[start : start + 4096]
+
+    for body in (too_big, chunked()):
+        response = await served.client.post(
+            TRIGGER, data=body, headers={**bearer(), "Content-Type": "application/json"}
+        )
+        await expect_error(response, 413, str(MAX_BODY_BYTES))
+    await served.nothing_happened(before)
+
+    # Refused by its Content-Length alone, before a byte of it is read (the client never sends it) and before
+    # the token is even looked at.
+    async with asyncio.timeout(5):
+        reader, writer = await asyncio.open_connection(served.client.host, served.client.port)
+        writer.write(f"POST {TRIGGER} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n".encode())
+        status_line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+    assert status_line.split()[1] == b"413", status_line
+
+    just_fits = b'{"reason": "' + b"y" * (MAX_BODY_BYTES - 14) + b'"}'
+    assert len(just_fits) == MAX_BODY_BYTES
+    response = await served.client.post(TRIGGER, data=just_fits, headers=bearer())
+    assert response.status == 202, await response.text()
+
+
+async def test_trigger_flood_gets_429_then_is_let_in_after_the_window(serve: Serve) -> None:
+    served = await serve(token=TOKEN, trigger_limit=3)
+    for _ in range(5):  # refused by auth: not counted
+        await expect_error(await served.client.post(TRIGGER), 401)
+    await expect_error(await served.client.post(TRIGGER, headers={"Origin": "https://evil.example", **bearer()}), 403)
+    for _ in range(3):
+        assert (await served.client.post(TRIGGER, headers=bearer())).status == 202
+    await served.job.next_start()
+    before = await served.status()
+
+    response = await served.client.post(TRIGGER, headers=bearer())
+    await expect_error(response, 429, "at most 3 a minute")
+    assert response.headers["Retry-After"] == "60"
+    served.clock.advance(timedelta(seconds=45))
+    response = await served.client.post(TRIGGER, headers=bearer())
+    await expect_error(response, 429)
+    assert response.headers["Retry-After"] == "15"
+    await served.nothing_happened(before)
+
+    assert (await served.client.post(CANCEL, headers=bearer())).status == 202  # only triggers are limited
+    served.clock.advance(timedelta(seconds=15))
+    assert (await served.client.post(TRIGGER, headers=bearer())).status == 202
+
+
+@pytest.mark.parametrize(
+    "method, path, status, allow",
+    [
+        ("GET", "/nope", 404, None),
+        ("GET", "/api/nope", 404, None),
+        ("POST", "/nope", 404, None),  # unknown is unknown, whatever the method (and no token asked for)
+        ("DELETE", "/api/snapshot/nope", 404, None),
+        ("GET", "/sub", 404, None),  # a folder: never listed
+        ("GET", "/sub/", 404, None),
+        ("GET", TRIGGER, 405, "POST"),
+        ("DELETE", TRIGGER, 405, "POST"),
+        ("POST", STATUS, 405, "GET,HEAD"),
+        ("PUT", "/", 405, "GET,HEAD"),
+        ("POST", "/app.js", 405, "GET,HEAD"),
+        ("OPTIONS", STATUS, 405, "GET,HEAD"),  # OPTIONS without CORS request headers is not a preflight
+    ],
+)
+async def test_unknown_paths_and_wrong_methods_answer_json(
+    serve: Serve, method: str, path: str, status: int, allow: str | None
+) -> None:
+    served = await serve(token=TOKEN)
+    response = await served.client.request(method, path)
+    body = await expect_error(response, status, path)
+    assert response.headers.get("Allow") == allow
+    if allow:
+        assert allow.split(",")[0] in body["message"]
+
+
+# ---------------------------------------------------------------------------------------------- static
+async def raw_get(served: Served, target: str) -> tuple[int, str, bytes]:
+    """GET ``target`` exactly as written (a client library would normalise ``..`` and decode first)."""
+    async with asyncio.timeout(5):
+        reader, writer = await asyncio.open_connection(served.client.host, served.client.port)
+        host = f"{served.client.host}:{served.client.port}"
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    content_type = next(
+        (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("content-type")), ""
+    )
+    return int(lines[0].split()[1]), content_type, body
+
+
+ESCAPES = [
+    "/../secret.txt",
+    "/../outside/secret.txt",
+    "/%2e%2e/secret.txt",
+    "/%2E%2E/outside/secret.txt",
+    "/..%2fsecret.txt",
+    "/%2e%2e%2fsecret.txt",
+    "/sub/..%2f..%2fsecret.txt",
+    "/sub/%2e%2e/%2e%2e/secret.txt",
+    "/%252e%252e/secret.txt",  # double-encoded
+    "/%252e%252e%252fsecret.txt",
+    "/..%5csecret.txt",  # a backslash
+    "/.hidden",
+    "/leak.txt",  # a symlink inside the page folder pointing out of it
+    "/linked/secret.txt",  # a symlinked folder pointing out of it
+    "/sub/",
+    "/sub",
+    "/linked/",
+]
+
+
+async def test_static_files_never_leave_the_page_folder(serve: Serve, web_dir: Path, tmp_path: Path) -> None:
+    served = await serve()
+    escapes = [*ESCAPES, "/" + str(tmp_path / "secret.txt"), "//" + str(tmp_path / "secret.txt").lstrip("/")]
+    escapes.append(f"http://{served.client.host}:{served.client.port}/../secret.txt")  # absolute-form target
+    for target in escapes:
+        status, content_type, body = await raw_get(served, target)
+        assert SECRET.encode() not in body, target
+        assert b"ok.txt" not in body, target  # no listing
+        assert status == 404, (target, status, body[:200])
+        assert content_type.startswith("application/json"), target
+        assert json.loads(body)["success"] is False
+    for target, expected in (("/", b"test page"), ("/sub/ok.txt", b"fine"), ("/alias.js", b"console.log")):
+        status, _, body = await raw_get(served, target)
+        assert (status, expected in body) == (200, True), target
+
+    # A file replaced by a symlink after start-up is checked again when served.
+    (web_dir / "app.js").unlink()
+    (web_dir / "app.js").symlink_to(tmp_path / "secret.txt")
+    status, _, body = await raw_get(served, "/app.js")
+    assert status == 404 and SECRET.encode() not in body
+    (web_dir / "app.js").unlink()
+    os.mkfifo(web_dir / "app.js")  # a FIFO would block a reader forever
+    status, _, _ = await raw_get(served, "/app.js")
+    assert status == 404
+
+
+# ------------------------------------------------------------------------------------ a real process
+def _post(service: ServiceProcess, path: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(service.url + path, data=b"", method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return error.code
+
+
+def test_a_public_address_without_a_token_is_warned_about_loudly(tmp_path: Path) -> None:
+    service = start_service(tmp_path, "--host", "0.0.0.0", "--command", "true", env={"SNAPSHOT_TOKEN": ""})
+    try:
+        service.wait_for_log("WITHOUT A TOKEN")
+        service.wait_ready()
+    finally:
+        assert service.stop() == 0
+
+
+def test_a_real_service_with_a_token(tmp_path: Path) -> None:
+    service = start_service(tmp_path, "--host", "0.0.0.0", "--command", "true", env={"SNAPSHOT_TOKEN": TOKEN})
+    try:
+        service.wait_ready()
+        assert "WITHOUT A TOKEN" not in service.logs()
+        assert _post(service, TRIGGER, {}) == 401
+        assert _post(service, TRIGGER, {"Origin": "https://evil.example", **bearer()}) == 403
+        assert _post(service, TRIGGER, bearer()) == 202
+    finally:
+        assert service.stop() == 0
