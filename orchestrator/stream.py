@@ -1,13 +1,27 @@
 """The event stream: ``GET /api/snapshot/events``, one ``status`` event per change of the status document.
 
-Each client has its own handler waiting on the hub's latest-value slot, so a slow client only ever delays
-itself, and one that stops reading is dropped after ``sse_send_timeout`` instead of holding memory.
+Each client has its own sender task waiting on the hub's latest-value slot, so a slow client only ever delays
+itself and the memory it can hold is bounded. The drop rule, explicit:
+
+- **Buffer cap.** Before each event, a client with more than ``WRITE_BUFFER_CAP`` bytes still waiting in the
+  server's write buffer is dropped at once. Those bytes wait in user space only once the kernel's socket
+  buffer (up to megabytes) is full too, so the client is far behind: it stopped reading. Its connection is
+  aborted (RST), which frees both buffers; a browser reconnects after ``retry`` and gets the latest state.
+- **Send timeout.** A write that cannot be handed over within ``Settings.sse_send_timeout`` (an event larger
+  than the cap's headroom, or a ping on a quiet stream) drops the client too; aiohttp-sse aborts it.
+- **Gone clients.** The handler waits on the stream's life, not on the hub: it ends when the sender stops,
+  and when aiohttp-sse's ping task ends because a ping could not be written (a client that vanished is
+  found by its next ping even where aiohttp does not cancel handlers of lost connections).
+
+Each drop is logged once, at info, with the client's address.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -18,8 +32,36 @@ from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
 
-STREAMS = web.AppKey("streams", set[EventSourceResponse])
 SSE_RETRY_MS = 2000
+WRITE_BUFFER_CAP = 32 * 1024
+"""Bytes a client may leave unsent in the server's write buffer before it is dropped. Half of asyncio's
+default high-water mark (64 KiB): a status event (~1-2 KiB) sent below the cap never reaches the mark, so
+aiohttp's write never blocks on drain and the cap, not the send timeout, decides. The kernel's socket buffer
+comes first, so a reading client on a slow link has that much more headroom."""
+
+
+class ClientNotReading(ConnectionError):
+    """An event stream client left more than the cap unsent: it stopped reading."""
+
+    def __init__(self, peer: str, buffered: int) -> None:
+        super().__init__(f"event stream client {peer} dropped: {buffered} bytes unsent (cap {WRITE_BUFFER_CAP})")
+        self.buffered = buffered
+
+
+@dataclass(frozen=True, eq=False)
+class Client:
+    """One open event stream: the response, its connection, and who is on the other end."""
+
+    response: EventSourceResponse
+    transport: asyncio.Transport
+    peer: str
+
+    def buffered(self) -> int:
+        """Bytes written for this client that are still in the server's user-space write buffer."""
+        return 0 if self.transport.is_closing() else self.transport.get_write_buffer_size()
+
+
+STREAMS = web.AppKey("streams", set[Client])
 
 
 def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
@@ -36,11 +78,17 @@ def open_streams(app: web.Application) -> int:
     return len(app[STREAMS])
 
 
+def clients(app: web.Application) -> tuple[Client, ...]:
+    """The open event streams (for tests and benchmarks that watch the server's side of a connection)."""
+    streams: set[Client] = app[STREAMS]
+    return tuple(streams)
+
+
 async def _close_streams(app: web.Application) -> None:
     # Without this, shutdown waits out its timeout on every open event stream.
-    streams: set[EventSourceResponse] = app[STREAMS]
-    for stream in tuple(streams):
-        stream.stop_streaming()
+    streams: set[Client] = app[STREAMS]
+    for client in tuple(streams):
+        client.response.stop_streaming()
 
 
 async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
@@ -49,27 +97,82 @@ async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web
     Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
     latest version gets nothing until the next change; any other client gets the current state at once.
     """
-    hub = orchestrator.hub
+    try:
+        return await _stream(request, orchestrator)
+    except ConnectionResetError:
+        # The client left before the response head could be written. Nothing can be sent; aiohttp's attempt
+        # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
+        # (raised from here, it would log a traceback per vanished client).
+        return web.Response(status=503)
+
+
+async def _stream(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
     async with sse_response(
         request,
         ping_interval=orchestrator.settings.sse_ping_seconds,
         send_timeout=orchestrator.settings.sse_send_timeout,
         headers={"Cache-Control": "no-cache"},
     ) as stream:
-        request.app[STREAMS].add(stream)
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError
+        client = Client(stream, transport, _peer(transport))
+        streams = request.app[STREAMS]
+        streams.add(client)
+        sender = asyncio.create_task(_send_changes(client, orchestrator), name=f"sse-sender {client.peer}")
         try:
-            version, document = hub.latest()
-            if stream.last_event_id != str(version):
-                await _send(stream, version, orchestrator.with_clock(document))
-            while stream.is_connected():
-                version, document = await hub.next_after(version)
-                await _send(stream, version, orchestrator.with_clock(document))
-        except (HubClosed, ConnectionResetError, TimeoutError):
-            pass
+            # Returns once the sender stops the stream, or aiohttp-sse's ping task ends (a ping could not be
+            # written: the client is gone). Cancelled when aiohttp cancels the handler of a lost connection.
+            await stream.wait()
         finally:
-            request.app[STREAMS].discard(stream)
+            streams.discard(client)
+            sender.cancel()
+            await asyncio.wait({sender})  # not ``await sender``: that would swallow a cancel of this handler
+            if not sender.cancelled():
+                sender.result()  # a bug in the sender surfaces here, once, instead of as an unretrieved task
     return stream
 
 
-async def _send(stream: EventSourceResponse, version: int, document: dict[str, Any]) -> None:
-    await stream.send(json.dumps(document), event="status", id=str(version), retry=SSE_RETRY_MS)
+async def _send_changes(client: Client, orchestrator: Orchestrator) -> None:
+    """Send the current state, then each newer one, until the hub closes or the client is dropped."""
+    hub = orchestrator.hub
+    stream = client.response
+    try:
+        version, document = hub.latest()
+        if stream.last_event_id != str(version):
+            await _send(client, version, orchestrator.with_clock(document))
+        while True:
+            version, document = await hub.next_after(version)
+            await _send(client, version, orchestrator.with_clock(document))
+    except HubClosed:
+        pass  # shutting down: the stream ends cleanly
+    except ClientNotReading as exc:
+        log.info("%s; it stopped reading", exc)
+        client.transport.abort()  # a graceful close would wait for the client to read the buffer
+    except TimeoutError:
+        # aiohttp-sse has aborted the connection already.
+        log.info(
+            "event stream client %s dropped: an event could not be sent within %g s",
+            client.peer,
+            orchestrator.settings.sse_send_timeout,
+        )
+    except ConnectionResetError:
+        pass  # the client left; nothing to tell anyone
+    finally:
+        stream.stop_streaming()
+
+
+async def _send(client: Client, version: int, document: dict[str, Any]) -> None:
+    if client.transport.is_closing():
+        raise ConnectionResetError
+    buffered = client.buffered()
+    if buffered > WRITE_BUFFER_CAP:
+        raise ClientNotReading(client.peer, buffered)
+    await client.response.send(json.dumps(document), event="status", id=str(version), retry=SSE_RETRY_MS)
+
+
+def _peer(transport: asyncio.Transport) -> str:
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
