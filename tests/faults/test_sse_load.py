@@ -17,17 +17,18 @@ import resource
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from orchestrator.clock import FakeClock
 from orchestrator.service import Orchestrator
-from orchestrator.stream import WRITE_BUFFER_CAP, Client, clients
+from orchestrator.stream import WRITE_BUFFER_CAP, Client, clients, open_streams
 from orchestrator.web import create_app
 from tests.fakes import T0, ScriptedJob, make_settings
 from tests.support import ServiceProcess, SSEEvent, sse_stream
@@ -147,6 +148,7 @@ async def test_client_that_stops_reading_is_dropped_at_the_buffer_cap(
             # The reading client carries on as before.
             hub.publish({"seq": "after"})
             assert (await next_at_least(reader, hub.version, timeout=2)).json() == {"seq": "after"}
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # e.g. an unretrieved task
         finally:
             reset(slow)
 
@@ -181,6 +183,31 @@ async def test_send_that_cannot_complete_in_time_drops_the_client(
         assert took < send_timeout + 5
         drops = [r.getMessage() for r in caplog.records if stalled.peer in r.getMessage()]
         assert len(drops) == 1 and "could not be sent within 0.5 s" in drops[0], drops
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_ping_ends_the_stream_of_a_vanished_client_without_handler_cancellation(tmp_path: Path) -> None:
+    """``web.run_app`` does not cancel the handler of a lost connection unless told to. The stream must end
+    anyway, found by its next ping, instead of waiting for the next change, which may be hours away."""
+    (tmp_path / "data").mkdir()
+    job = ScriptedJob()
+    settings = dataclasses.replace(make_settings(tmp_path), sse_ping_seconds=0.05)
+    app = create_app(Orchestrator(settings, clock=FakeClock(T0), job=job))
+    runner = web.AppRunner(app, handler_cancellation=False)
+    await runner.setup()
+    site = web.SockSite(runner, socket.create_server(("127.0.0.1", 0)))
+    await site.start()
+    try:
+        await job.next_start()  # the start-up run never ends: nothing else is published
+        port = runner.addresses[0][1]
+        gone = await connect_raw(port)
+        await asyncio.get_running_loop().sock_sendall(gone, REQUEST)
+        await read_until(gone, b" 200 ", b"event: status", b"\r\n\r\n")
+        assert open_streams(app) == 1
+        reset(gone)
+        await wait_until("the stream of the vanished client ended", lambda: open_streams(app) == 0, timeout=5)
+    finally:
+        await runner.cleanup()
 
 
 # ------------------------------------------------------------------ a thousand clients vanish, repeatedly
@@ -248,18 +275,16 @@ def sse_clients(service: ServiceProcess) -> int:
     return int(service.get_json("/health")["sseClients"])
 
 
-async def wait_until(what: str, check: Any, timeout: float = 10) -> Any:
-    """Poll ``check()`` until it returns a truthy value. Polling, because nothing tells us when the service
-    has noticed that thousands of peers reset their connections (no event to wait on over HTTP): a short
-    interval inside a bounded loop. ``check`` runs in a thread, so the blocking HTTP call leaves our loop free."""
+async def wait_until(what: str, check: Callable[[], Any], timeout: float = 10) -> Any:
+    """Poll ``check()`` until it returns a truthy value, and return that. Polling, because nothing tells us
+    when a server has noticed that its peers reset their connections (no event to wait on, in process or over
+    HTTP): a short interval inside a bounded loop."""
     deadline = time.monotonic() + timeout
-    while True:
-        result = await asyncio.to_thread(check)
-        if result:
-            return result
+    while not (result := check()):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s")
         await asyncio.sleep(0.02)
+    return result
 
 
 @pytest.fixture
