@@ -1,0 +1,230 @@
+"""The API contract: ``orchestrator/openapi.json`` describes the whole HTTP API, and a running service keeps to it.
+
+Schemathesis (its CLI, every check) generates requests from the document and sends them to a real
+``python -m orchestrator serve`` process; the run fails on any 5xx and on any answer (status, headers, body)
+that the document does not allow. Two services: an open one, where the fuzzing reaches every handler, and
+one with a token (``--token-for-reads``), where the 401 and 429 answers are checked against the document.
+
+The event stream never ends, so Schemathesis reads one event of it per request (``max-stream-events = 1``,
+set for that operation in a config file) and validates it against the document; ``--request-timeout`` bounds
+a request that gets no event at all (a ``Last-Event-ID`` that happens to be the latest version).
+
+Reproduce a failure by hand with the command the test prints (it is the same as the README's).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from aiohttp import web
+
+from orchestrator.config import Settings
+from orchestrator.service import Orchestrator
+from orchestrator.web import OPENAPI_PATH, create_app, page_files, web_root
+from tests.support import PYTHON, ServiceProcess, start_service
+
+SEED = 20260120
+"""Fixed, so a failure in CI is the same failure on a laptop."""
+TOKEN = "contract-test-token"
+SCHEMATHESIS_TIMEOUT = 45
+"""Bound on one Schemathesis run (each takes ~5 s here); a hang fails the test instead of the whole job."""
+
+EVENTS_CONFIG = """
+[[operations]]
+include-path = "/api/snapshot/events"
+max-stream-events = 1
+"""
+
+OPEN_CONFIG = (
+    EVENTS_CONFIG
+    + """
+[warnings]
+# A warning here means part of the API was not reached (e.g. "rate_limited": the fuzzing only saw 429s).
+fail-on = true
+"""
+)
+
+GUARDED_CONFIG = (
+    EVENTS_CONFIG
+    + f"""
+# Triggers carry the token, so they pass the guard and meet the rate limit (429); every other /api request
+# has none (401).
+[[operations]]
+include-path = "/api/snapshot/trigger"
+headers = {{ Authorization = "Bearer {TOKEN}" }}
+"""
+)
+
+
+def schemathesis_command(url: str, config: Path, max_examples: int) -> list[str]:
+    return [
+        PYTHON,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(config),
+        "run",
+        str(OPENAPI_PATH),
+        "--url",
+        url,
+        "--checks",
+        "all",
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        str(SEED),
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "5",
+        "--workers",
+        "1",
+        "--no-color",
+    ]
+
+
+def run_schemathesis(service: ServiceProcess, workdir: Path, config_text: str, max_examples: int) -> str:
+    """Run the Schemathesis CLI against ``service``; its whole output if it passed, else fail showing it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "schemathesis.toml"
+    config.write_text(config_text)
+    command = schemathesis_command(service.url, config, max_examples)
+    try:
+        result = subprocess.run(
+            command,
+            cwd=workdir,  # its .hypothesis/ and reports stay out of the checkout
+            capture_output=True,
+            text=True,
+            timeout=SCHEMATHESIS_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"Schemathesis did not finish within {SCHEMATHESIS_TIMEOUT}s\n{exc.stdout}\n{service.logs()}")
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        pytest.fail(
+            f"Schemathesis found the service breaking its API document (exit {result.returncode}).\n"
+            f"$ {shlex.join(command)}\n\n{output}\n--- service log ---\n{service.logs()}",
+            pytrace=False,
+        )
+    return output
+
+
+def status_of(service: ServiceProcess, method: str, path: str, headers: dict[str, str] | None = None) -> int:
+    return requests.request(method, service.url + path, headers=headers, timeout=10).status_code
+
+
+@pytest.fixture(scope="module")
+def open_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One open service for the module's tests (each start costs ~1 s). No trigger limit: with one, most
+    generated triggers would meet the 429 before their body is even read."""
+    root = tmp_path_factory.mktemp("open")
+    service = start_service(root, "--command", "true", "--interval", "600", "--trigger-limit", "0")
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()
+
+
+def test_document_is_valid_openapi() -> None:
+    """The document itself: valid against the OpenAPI 3.1 meta-schema, and every schema in it loads."""
+    document = json.loads(OPENAPI_PATH.read_text())
+    assert document["openapi"].startswith("3.1.")
+    loaded = schemathesis.openapi.from_path(str(OPENAPI_PATH))
+    loaded.validate()  # raises with the JSON path of the first problem
+    operations = [result.ok() for result in loaded.get_all_operations()]  # ok() raises on a broken operation
+    assert len(operations) == sum(len(item) for item in document["paths"].values())
+
+
+def test_every_route_is_in_the_document_and_nothing_else(tmp_path: Path) -> None:
+    """A route added to the app without a line in the document (or the reverse) fails here, before any fuzzing."""
+    settings = Settings(data_dir=tmp_path / "data", triggers_dir=tmp_path / "triggers")
+    app = create_app(Orchestrator(settings))
+    page = {"/"} | {f"/{name}" for name in page_files(web_root())}
+    served = {
+        (route.method.lower(), route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None and route.resource.canonical not in page
+    }
+    document = json.loads(OPENAPI_PATH.read_text())
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert served == documented
+    assert isinstance(app, web.Application)
+
+
+def test_served_document_is_the_file_in_the_repository(open_service: ServiceProcess) -> None:
+    with urllib.request.urlopen(open_service.url + "/api/openapi.json", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.read() == OPENAPI_PATH.read_bytes()
+
+
+def test_answers_schemathesis_does_not_provoke_are_documented(open_service: ServiceProcess) -> None:
+    """A body over the cap (413), a cross-site request (403), an unknown path (404), a wrong method (405):
+    JSON errors as documented."""
+    loaded = schemathesis.openapi.from_path(str(OPENAPI_PATH))
+    trigger = loaded["/api/snapshot/trigger"]["POST"]
+    too_big = requests.post(f"{open_service.url}/api/snapshot/trigger", data=b"x" * (17 * 1024), timeout=10)
+    assert too_big.status_code == 413
+    trigger.validate_response(too_big)  # raises if the answer breaks the document
+    cross_site = requests.post(
+        f"{open_service.url}/api/snapshot/trigger", headers={"Origin": "https://elsewhere.example"}, timeout=10
+    )
+    assert cross_site.status_code == 403
+    trigger.validate_response(cross_site)
+
+    for method, path, expected in (("GET", "/api/nothing-here", 404), ("DELETE", "/api/snapshot/status", 405)):
+        answer = requests.request(method, open_service.url + path, timeout=10)
+        assert answer.status_code == expected, (method, path, answer.status_code, answer.text)
+        assert answer.headers["Content-Type"].startswith("application/json")
+        body = answer.json()
+        assert body["success"] is False and isinstance(body["message"], str) and body["message"], body
+    assert set(answer.headers["Allow"].split(",")) == {"GET", "HEAD"}
+
+
+def test_schemathesis_finds_no_contract_violation(open_service: ServiceProcess, tmp_path: Path) -> None:
+    """No generated request (valid or not) gets a 5xx or an answer the document does not allow."""
+    output = run_schemathesis(open_service, tmp_path / "st-open", OPEN_CONFIG, max_examples=100)
+    # It did test: every operation, and no phase errored (an error is not a failure, but hides one).
+    assert "Tested: 7" in output, output
+    assert "errored" not in output, output
+    assert open_service.proc.poll() is None, open_service.logs()
+
+
+def test_guarded_service_keeps_to_the_contract(tmp_path: Path) -> None:
+    """With a token: reads without it get the documented 401, triggers past the limit the documented 429."""
+    service = start_service(
+        tmp_path / "guarded",
+        "--command",
+        "true",
+        "--interval",
+        "600",
+        "--token",
+        TOKEN,
+        "--token-for-reads",
+        "--trigger-limit",
+        "1",
+    )
+    try:
+        service.wait_ready()
+        output = run_schemathesis(service, tmp_path / "st-guarded", GUARDED_CONFIG, max_examples=15)
+        assert "Tested: 7" in output, output
+        # The answers checked against the document were really the guarded ones (Schemathesis says so in its
+        # warnings): 401 for the four reads under /api and for cancel, 429 for the triggers.
+        assert "5 operations returned only 401/403 responses" in output, output
+        assert "Rate limited: 1 operation" in output, output
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert status_of(service, "GET", "/api/snapshot/status") == 401
+        assert status_of(service, "GET", "/api/snapshot/status", auth) == 200
+        assert status_of(service, "GET", "/health") == 200  # outside /api: always open
+        assert service.proc.poll() is None, service.logs()
+    finally:
+        service.stop()
