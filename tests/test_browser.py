@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support import REPO, ServiceProcess, sample_command, start_service
+from tests.support import REPO, ServiceProcess, job_command, sample_command, start_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 WAIT_MS = 10_000
 IDLE_60 = re.compile(r"^Next snapshot in (59|60) minutes$")
+TOKEN = "browser-test-token-0123"
 
 
 def _unavailable(why: str) -> None:
@@ -339,4 +340,129 @@ def test_a_garbled_event_breaks_nothing(open_page: OpenPage) -> None:
     expect_idle(page, "Next snapshot in 60 minutes", timeout=5_000)
     page.evaluate("data => window.__stream.send(data)", "not json {")
     expect_idle(page, "Next snapshot in 60 minutes", timeout=5_000)
+    watched.assert_clean()
+
+
+# ----------------------------------------------------------------------------------- token and cancel
+def _authorizations(page: Page) -> list[str | None]:
+    """The ``Authorization`` header of every POST the page sends from now on."""
+    seen: list[str | None] = []
+    page.on(
+        "request",
+        lambda request: seen.append(request.headers.get("authorization")) if request.method == "POST" else None,
+    )
+    return seen
+
+
+@pytest.mark.browser
+def test_token_is_asked_once_and_remembered_across_reload(service_factory: Any, open_page: OpenPage) -> None:
+    service = service_factory("--command", sample_command(0.2), "--interval", "60", env={"SNAPSHOT_TOKEN": TOKEN})
+    watched = open_page(service.url + "/")
+    page = watched.page
+    expect_idle(page)  # reads are open: the page works without the token until it changes something
+    form, field, button = page.locator("#token-form"), page.locator("#token-input"), page.locator("#run-now")
+    expect(form).to_be_hidden()
+    sent = _authorizations(page)
+
+    with page.expect_response("**/api/snapshot/trigger") as refused:
+        button.click()
+    assert refused.value.status == 401
+    expect(form).to_be_visible()
+    expect(page.locator("#token-label")).to_have_text("Token needed")
+    expect(field).to_be_focused()
+    with page.expect_response("**/api/snapshot/trigger") as accepted:
+        field.fill(TOKEN)
+        field.press("Enter")  # the run the click asked for starts now, without a second click
+    assert accepted.value.status == 202
+    expect(form).to_be_hidden()
+    expect(page.locator("#snapshot-last")).to_contain_text("manual")
+    expect(page.locator("body")).to_have_attribute("data-state", "idle")
+
+    page.reload()
+    expect_idle(page, re.compile(r"^Next snapshot in"))
+    expect(button).to_be_enabled()
+    with page.expect_response("**/api/snapshot/trigger") as again:
+        button.click()
+    assert again.value.status == 202
+    expect(form).to_be_hidden()
+    assert sent == [None, f"Bearer {TOKEN}", f"Bearer {TOKEN}"]
+    assert page.evaluate("localStorage.getItem('snapshot-token')") == TOKEN
+    watched.assert_no_page_errors()  # the 401 itself is a console error
+
+
+@pytest.mark.browser
+def test_a_wrong_token_is_asked_again_and_reads_can_need_it(service_factory: Any, open_page: OpenPage) -> None:
+    env = {"SNAPSHOT_TOKEN": TOKEN, "SNAPSHOT_TOKEN_FOR_READS": "true"}
+    service = service_factory("--command", sample_command(0.2), "--interval", "60", env=env)
+    watched = open_page(service.url + "/")
+    page = watched.page
+    form, field, label = page.locator("#token-form"), page.locator("#token-input"), page.locator("#token-label")
+    expect(form).to_be_visible()  # the event stream was refused: the page asks before it can show anything
+    expect(label).to_have_text("Token needed")
+    expect(page.locator("#snapshot-status")).to_have_text("Enter the service's token to see snapshots")
+    expect(page.locator("body")).to_have_attribute("data-state", "offline")
+
+    field.fill("not-the-token-0000")
+    field.press("Enter")
+    expect(label).to_have_text("Token not accepted, try again")
+    expect(form).to_be_visible()
+    assert page.evaluate("localStorage.getItem('snapshot-token')") is None
+
+    field.fill(TOKEN)
+    field.press("Enter")
+    expect_idle(page)
+    expect(form).to_be_hidden()
+
+    page.reload()  # the cookie (for the stream) and the stored token (for changes) both survive it
+    expect_idle(page)
+    expect(form).to_be_hidden()
+    with page.expect_response("**/api/snapshot/trigger") as accepted:
+        page.locator("#run-now").click()
+    assert accepted.value.status == 202
+    expect(form).to_be_hidden()
+
+    page.context.clear_cookies()  # the cookie gone, the stored token is enough: it is set again, not asked for
+    page.reload()
+    expect_idle(page, re.compile(r"^Next snapshot in"))
+    expect(form).to_be_hidden()
+    assert [cookie["name"] for cookie in page.context.cookies()] == ["snapshot_token"]
+    watched.assert_no_page_errors()
+
+
+STUBBORN_JOB = job_command(
+    "import signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('PROGRESS 10 Working', flush=True)\n"
+    "time.sleep(50)\n"
+)
+"""Ignores SIGTERM, so the run stays "stopping" for the kill grace and the page has time to show it."""
+
+
+@pytest.mark.browser
+def test_cancel_ends_a_running_run_as_cancelled(service_factory: Any, open_page: OpenPage) -> None:
+    service = service_factory("--command", STUBBORN_JOB, "--interval", "60", "--kill-grace", "1")
+    watched = open_page(service.url + "/")  # the start-up run is running
+    page = watched.page
+    cancel, confirm = page.locator("#cancel-run"), page.locator("#cancel-confirm")
+    expect(page.locator("body")).to_have_attribute("data-state", "running")
+    expect(page.locator("#snapshot-step")).to_have_text("Working")
+    expect(confirm).to_be_hidden()
+
+    cancel.click()
+    expect(confirm).to_be_visible()
+    expect(cancel).to_be_hidden()
+    page.locator("#cancel-no").click()  # changed our mind: nothing is sent
+    expect(confirm).to_be_hidden()
+    expect(cancel).to_be_visible()
+    assert service.get_json("/api/snapshot/status")["stopping"] is None
+
+    cancel.click()
+    page.locator("#cancel-yes").click()
+    expect(page.locator("#snapshot-status")).to_have_text("Stopping… (cancelled by request)")
+    expect(cancel).to_be_hidden()
+    expect(page.locator("body")).to_have_attribute("data-state", "idle")
+    last = page.locator("#snapshot-last")
+    expect(last).to_have_attribute("data-outcome", "cancelled")
+    expect(last).to_contain_text("Cancelled")
+    expect(cancel).to_be_hidden()
     watched.assert_clean()

@@ -6,12 +6,23 @@
  * long the document waited before it was sent). The largest such estimate per connection wins, so the server's
  * "now" is `performance.now() + offset`, and the countdown is `nextRunAt - that`. Date.now() is not used.
  * The server refreshes the clock fields of every event it sends, including the first one on connect.
+ *
+ * The token: a service started with --token answers 401 to Run Now and Cancel without it (and, with
+ * --token-for-reads, to the event stream too). The page then asks for it once, in a small form in the bar,
+ * keeps it in localStorage, sends it as "Authorization: Bearer" on changes, and asks again only when the
+ * service refuses it. EventSource cannot send headers, so when reads need the token it also goes into the
+ * cookie `snapshot_token` (SameSite=Strict, path /api/), which the service accepts for reads only.
  */
 (function () {
   "use strict";
 
   var EVENTS_URL = "/api/snapshot/events";
   var TRIGGER_URL = "/api/snapshot/trigger";
+  var CANCEL_URL = "/api/snapshot/cancel";
+  var STATUS_URL = "/api/snapshot/status";
+  var TOKEN_KEY = "snapshot-token";
+  var TOKEN_COOKIE = "snapshot_token";
+  var COOKIE_MAX_AGE_S = 365 * 24 * 3600;
   var RECONNECT_MIN_MS = 2000;
   var RECONNECT_MAX_MS = 30000;
   var TRIGGER_SETTLE_MS = 5000;
@@ -46,6 +57,12 @@
   var awaitingTimer = null;
   var sawRunningSinceClick = false;
   var messageTimer = null;
+  var cancelInFlight = false;
+  var confirmingCancel = false;
+  var tokenWanted = null; // while the token form shows: {retry: function, forReads: boolean}
+  var memoryToken = null; // the token when localStorage is unavailable
+  var readsNeedToken = false; // the event stream was refused for want of the token (this page load)
+  var cookieSetFor = null; // the token the cookie was set to by this page load
 
   // ---------------------------------------------------------------------------------------------- helpers
   function parseTime(value) {
@@ -161,6 +178,12 @@
     var running = current === "running";
     ui.button.disabled = !connected || doc === null || running || triggerInFlight || awaitingRun;
     setAttr(ui.button, "aria-busy", triggerInFlight || awaitingRun ? "true" : null);
+
+    var stopping = running && typeof doc.stopping === "string";
+    if (!running || stopping) confirmingCancel = false;
+    ui.cancel.hidden = !running || stopping || confirmingCancel;
+    ui.cancel.disabled = cancelInFlight;
+    ui.confirm.hidden = !confirmingCancel;
   }
 
   function renderStatus(current) {
@@ -169,13 +192,16 @@
     ui.queued.hidden = !(doc && connected && doc.queued === true);
 
     if (current === "offline") {
-      setText(ui.status, doc === null && !everFailed ? "Connecting to the snapshot service…"
+      setText(ui.status, tokenWanted && tokenWanted.forReads ? "Enter the service's token to see snapshots"
+        : doc === null && !everFailed ? "Connecting to the snapshot service…"
         : "Snapshot service unreachable — reconnecting…");
       setAttr(ui.status, "title", null);
       return;
     }
     if (running) {
-      setText(ui.status, "Snapshot: Running...");
+      var stopping = typeof doc.stopping === "string" ? doc.stopping : null;
+      setText(ui.status, stopping === null ? "Snapshot: Running..."
+        : "Stopping…" + (stopping ? " (" + stopping + ")" : ""));
       setAttr(ui.status, "title", null);
       var progress = doc.progress && typeof doc.progress === "object" ? doc.progress : {};
       var percent = toNumber(progress.progress);
@@ -273,9 +299,33 @@
         render();
       }
       // CONNECTING: the browser retries by itself (the server asks for 2 s). CLOSED: it gave up (an HTTP
-      // error or a wrong content type, e.g. from a proxy while the service restarts), so we retry.
-      if (es.readyState === EventSource.CLOSED) scheduleReconnect();
+      // error or a wrong content type, e.g. from a proxy while the service restarts, or a 401), so we find
+      // out which and retry.
+      if (es.readyState === EventSource.CLOSED) probeReads();
     });
+  }
+
+  /** The stream was refused: EventSource does not say why, so ask the status once. A 401 means reads need
+   * the token: send the stored one as the cookie, or ask for one. Anything else: reconnect later. */
+  function probeReads() {
+    fetch(STATUS_URL, { cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        if (response.status !== 401) {
+          scheduleReconnect();
+          return;
+        }
+        readsNeedToken = true;
+        var token = storedToken();
+        if (token && cookieSetFor !== token) {
+          setCookie(token);
+          connect();
+          return;
+        }
+        unauthorized(token, connect, true);
+      })
+      .catch(function () {
+        scheduleReconnect();
+      });
   }
 
   function scheduleReconnect() {
@@ -325,37 +375,160 @@
     awaitingTimer = null;
   }
 
+  // --------------------------------------------------------------------------------------------- the token
+  function storedToken() {
+    try {
+      return window.localStorage.getItem(TOKEN_KEY) || memoryToken;
+    } catch (e) {
+      return memoryToken;
+    }
+  }
+
+  function storeToken(token) {
+    memoryToken = token;
+    try {
+      window.localStorage.setItem(TOKEN_KEY, token);
+    } catch (e) {
+      // private mode or storage full: the token lasts as long as the page
+    }
+  }
+
+  function forgetToken() {
+    memoryToken = null;
+    try {
+      window.localStorage.removeItem(TOKEN_KEY);
+    } catch (e) {
+      // nothing stored
+    }
+    if (cookieSetFor !== null || readsNeedToken) setCookie(null);
+  }
+
+  function setCookie(token) {
+    var secure = window.location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = TOKEN_COOKIE + "=" + (token ? encodeURIComponent(token) : "")
+      + "; Path=/api/; SameSite=Strict; Max-Age=" + (token ? COOKIE_MAX_AGE_S : 0) + secure;
+    cookieSetFor = token;
+  }
+
+  function withToken(headers) {
+    var token = storedToken();
+    if (token) headers.Authorization = "Bearer " + token;
+    return headers;
+  }
+
+  /** A 401: the token we sent stopped working (forget it), or we had none. Ask, and `retry` once given. */
+  function unauthorized(sentToken, retry, forReads) {
+    if (sentToken) forgetToken();
+    tokenWanted = { retry: retry, forReads: !!forReads };
+    setText(ui.tokenLabel, sentToken ? "Token not accepted, try again" : "Token needed");
+    var wasHidden = ui.tokenForm.hidden;
+    ui.tokenForm.hidden = false;
+    if (wasHidden || sentToken) {
+      ui.tokenInput.value = "";
+      ui.tokenInput.focus();
+    }
+    render();
+  }
+
+  function onTokenSubmit(event) {
+    event.preventDefault();
+    var token = ui.tokenInput.value.trim();
+    if (!token) {
+      ui.tokenInput.focus();
+      return;
+    }
+    var wanted = tokenWanted;
+    tokenWanted = null;
+    ui.tokenInput.value = "";
+    ui.tokenForm.hidden = true;
+    storeToken(token);
+    if (readsNeedToken) setCookie(token);
+    render();
+    if (wanted) wanted.retry();
+  }
+
+  /** POST `url` with the token if we have one, then `onDone(response, parsedBody)`; on a 401 the token is
+   * asked for instead, and `retry` runs once it is given. */
+  function post(url, body, retry, onDone) {
+    var sentToken = storedToken();
+    var init = { method: "POST", headers: withToken({}) };
+    if (body !== null) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(url, init).then(function (response) {
+      if (response.status === 401) {
+        unauthorized(sentToken, retry, false);
+        return null;
+      }
+      return response.json().catch(function () { return null; }).then(function (parsed) {
+        onDone(response, parsed);
+      });
+    });
+  }
+
+  function errorText(response, body) {
+    return body && typeof body.message === "string" ? body.message : "HTTP " + response.status;
+  }
+
+  // ------------------------------------------------------------------------------------------- Run Now
   function runNow() {
     if (triggerInFlight || ui.button.disabled) return;
     triggerInFlight = true;
     sawRunningSinceClick = false;
     showMessage("");
     render();
-    fetch(TRIGGER_URL, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ reason: "web" }),
+    post(TRIGGER_URL, { reason: "web" }, runNow, function (response, body) {
+      if (!response.ok || !body || body.success === false) {
+        showMessage("Could not start a snapshot: " + errorText(response, body), "error");
+        return;
+      }
+      if (body.queued === true) showMessage("follow-up queued", "info");
+      if (!sawRunningSinceClick) {
+        // Keep the button disabled until the run shows up on the stream, so a double click is one run.
+        awaitingRun = true;
+        awaitingTimer = setTimeout(function () { settleTrigger(); render(); }, TRIGGER_SETTLE_MS);
+      }
     })
-      .then(function (response) {
-        return response.json().catch(function () { return null; }).then(function (body) {
-          if (!response.ok || !body || body.success === false) {
-            var why = body && typeof body.message === "string" ? body.message : "HTTP " + response.status;
-            showMessage("Could not start a snapshot: " + why, "error");
-            return;
-          }
-          if (body.queued === true) showMessage("follow-up queued", "info");
-          if (!sawRunningSinceClick) {
-            // Keep the button disabled until the run shows up on the stream, so a double click is one run.
-            awaitingRun = true;
-            awaitingTimer = setTimeout(function () { settleTrigger(); render(); }, TRIGGER_SETTLE_MS);
-          }
-        });
-      })
       .catch(function () {
         showMessage("Could not reach the snapshot service", "error");
       })
       .then(function () {
         triggerInFlight = false;
+        render();
+      });
+  }
+
+  // -------------------------------------------------------------------------------------------- Cancel
+  function askCancel() {
+    confirmingCancel = true;
+    render();
+    ui.cancelNo.focus();
+  }
+
+  function keepRunning() {
+    confirmingCancel = false;
+    render();
+    if (!ui.cancel.hidden) ui.cancel.focus();
+  }
+
+  function cancelRun() {
+    confirmingCancel = false;
+    if (cancelInFlight) return;
+    cancelInFlight = true;
+    showMessage("");
+    render();
+    post(CANCEL_URL, null, cancelRun, function (response, body) {
+      // Success shows on the stream: "Stopping… (cancelled by request)", then the outcome.
+      if (!response.ok || !body || body.success === false) {
+        showMessage("Could not cancel: " + errorText(response, body), "error");
+      }
+    })
+      .catch(function () {
+        showMessage("Could not reach the snapshot service", "error");
+      })
+      .then(function () {
+        cancelInFlight = false;
         render();
       });
   }
@@ -374,8 +547,19 @@
       last: document.getElementById("snapshot-last"),
       message: document.getElementById("run-now-message"),
       button: document.getElementById("run-now"),
+      cancel: document.getElementById("cancel-run"),
+      confirm: document.getElementById("cancel-confirm"),
+      cancelYes: document.getElementById("cancel-yes"),
+      cancelNo: document.getElementById("cancel-no"),
+      tokenForm: document.getElementById("token-form"),
+      tokenLabel: document.getElementById("token-label"),
+      tokenInput: document.getElementById("token-input"),
     };
     ui.button.addEventListener("click", runNow);
+    ui.cancel.addEventListener("click", askCancel);
+    ui.cancelYes.addEventListener("click", cancelRun);
+    ui.cancelNo.addEventListener("click", keepRunning);
+    ui.tokenForm.addEventListener("submit", onTokenSubmit);
     render();
     connect();
     // The countdown and "N minutes ago" move with time alone; nothing is fetched for this.
