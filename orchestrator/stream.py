@@ -9,11 +9,14 @@ itself and the memory it can hold is bounded. The drop rule, explicit:
   aborted (RST), which frees both buffers; a browser reconnects after ``retry`` and gets the latest state.
 - **Send timeout.** A write that cannot be handed over within ``Settings.sse_send_timeout`` (an event larger
   than the cap's headroom, or a ping on a quiet stream) drops the client too; aiohttp-sse aborts it.
+  aiohttp-sse also sets the socket's ``TCP_USER_TIMEOUT`` to the send timeout, so on Linux the kernel aborts
+  a connection whose data (or whose closed window) has gone unacknowledged that long. That drop is the
+  kernel's: the service only sees the connection lost, and logs it at debug like any client that left.
 - **Gone clients.** The handler waits on the stream's life, not on the hub: it ends when the sender stops,
   and when aiohttp-sse's ping task ends because a ping could not be written (a client that vanished is
   found by its next ping even where aiohttp does not cancel handlers of lost connections).
 
-Each drop is logged once, at info, with the client's address.
+Each drop the service decides is logged once, at info, with the client's address.
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ async def _stream(request: web.Request, orchestrator: Orchestrator) -> web.Strea
             # written: the client is gone). Cancelled when aiohttp cancels the handler of a lost connection.
             await stream.wait()
         finally:
+            log.debug("event stream client %s closed", client.peer)
             streams.discard(client)
             sender.cancel()
             await asyncio.wait({sender})  # not ``await sender``: that would swallow a cancel of this handler
