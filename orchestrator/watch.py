@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +41,9 @@ CONTENT_EVENTS = frozenset(
 """Event types that can mean new content. Opened and closed-without-write are left out on purpose: our
 own reads raise them, and reacting to them would make a reader feed itself forever."""
 
+PARENT_EVENTS = frozenset({EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MOVED})
+"""What, seen in the parent, can mean the watched folder is no longer the one at its path."""
+
 
 def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
     """The paths an event names (a move names two)."""
@@ -53,8 +57,12 @@ class FolderWatch:
     ``relevant`` returns ``None`` (ignore the event), ``0`` (look now) or a delay in seconds (look then,
     for events that may be followed by a better one, such as a file created but not yet closed).
 
-    If the folder itself is deleted, watchdog's emitter stops for good; the watch notices, re-creates the
-    folder and schedules a fresh emitter, so a ``rm -r triggers && mkdir triggers`` does not leave us deaf.
+    The folder itself may go away under us: deleted (watchdog's emitter then stops for good), moved aside
+    (the watch would follow it to its new name), or replaced by another folder or a file. A second observer
+    watches the parent for entries with the folder's name; on any such hint the consumer's next
+    :meth:`recover` re-creates the folder if needed and re-arms the watch, so ``rm -r triggers && mkdir
+    triggers`` or ``mv triggers old && mkdir triggers`` does not leave us deaf. (A separate observer, so that
+    renames next to the folder cannot delay the folder's own events by watchdog's 0.5 s move pairing.)
     """
 
     def __init__(
@@ -70,52 +78,73 @@ class FolderWatch:
         self._full_events = full_events
         self.changed = asyncio.Event()
         self._relevant = relevant
-        self._observer: BaseObserver | None = None
+        self._observers: list[BaseObserver] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._watched: tuple[int, int] | None = None
+        """Device and inode of the folder being watched: what a hint from the parent is checked against."""
         self._lost = False
+        """The watched folder was deleted: re-arm whatever the folder at our path looks like now."""
+        self._maybe_moved = False
+        """The parent saw something happen to an entry with the folder's name: re-arm if it is not ours."""
         self._recovery_failed = False
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.folder.mkdir(parents=True, exist_ok=True)
+        info = os.stat(self.folder)
         # Full events: a file moved in from another folder is a move (with its name), not a bare "created".
         observer = (
             InotifyObserver(generate_full_events=True)
             if self._full_events and InotifyObserver is not None
             else Observer()
         )
-        observer.name = f"watch-{self.name}"
-        observer.daemon = True
-        observer.schedule(_Handler(self), os.fspath(self.folder), recursive=False)
-        observer.start()
-        self._observer = observer
+        parent = Observer()
+        for thread, suffix, handler, path in (
+            (observer, "", self._on_event, self.folder),
+            (parent, "-parent", self._on_parent_event, self.folder.parent),
+        ):
+            thread.name = f"watch-{self.name}{suffix}"
+            thread.daemon = True
+            thread.schedule(_Handler(handler), os.fspath(path), recursive=False)
+        try:
+            for thread in (observer, parent):
+                thread.start()
+                self._observers.append(thread)
+        except BaseException:
+            self.stop()
+            raise
+        self._watched = (info.st_dev, info.st_ino)
         log.debug("watching %s for %s", self.folder, self.name)
 
     def stop(self) -> None:
-        """Stop and join the observer thread; must run before the event loop closes."""
-        observer, self._observer = self._observer, None
-        if observer is not None:
+        """Stop and join the observer threads; must run before the event loop closes."""
+        observers, self._observers = self._observers, []
+        for observer in observers:
             observer.stop()
+        for observer in observers:
             observer.join(timeout=5)
 
     def recover(self) -> bool:
-        """Re-create the folder and re-arm the watch if it was deleted; ``True`` if that happened."""
+        """Re-create the folder and re-arm the watch if it went away; ``True`` if that happened."""
         if not self._lost:
-            return False
-        self._lost = False
+            if not self._maybe_moved:
+                return False
+            self._maybe_moved = False
+            if not self._replaced():
+                return False
         if not self._recovery_failed:
-            log.warning("%s folder %s was removed; re-creating it and watching again", self.name, self.folder)
+            log.warning("%s folder %s was removed or replaced; watching it again", self.name, self.folder)
         self.stop()
+        # Cleared only now: the old observers are joined, so no late event of theirs can set them again.
+        self._lost = self._maybe_moved = False
         try:
             self.start()
         except OSError as exc:
-            # Say, a file now sits where the folder was. Stay deaf rather than die; the consumer's next
-            # look (after each run) tries again. Logged once per streak.
+            # Say, a file now sits where the folder was. Stay deaf rather than die: the parent's watch or the
+            # consumer's next look (after each run) tries again. Logged once per streak.
             self._lost = True
             if not self._recovery_failed:
-                log.error(
-                    "cannot watch %s folder %s again (%s); will retry after the next run", self.name, self.folder, exc
-                )
+                log.error("cannot watch %s folder %s (%s); will try again", self.name, self.folder, exc)
             self._recovery_failed = True
             return True
         if self._recovery_failed:
@@ -123,7 +152,15 @@ class FolderWatch:
         self._recovery_failed = False
         return True
 
-    # Called on the observer thread. Anything raised here would kill the observer, so nothing may be.
+    def _replaced(self) -> bool:
+        """Whether the path no longer leads to the folder we watch (gone, another folder, not a folder)."""
+        try:
+            info = os.stat(self.folder)
+        except OSError:
+            return True
+        return not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) != self._watched
+
+    # Called on the observer threads. Anything raised here would kill the observer, so nothing may be.
     def _on_event(self, event: FileSystemEvent) -> None:
         try:
             if (
@@ -135,6 +172,14 @@ class FolderWatch:
                 self._notify(0)
             elif (delay := self._relevant(event)) is not None:
                 self._notify(delay)
+        except Exception:
+            log.exception("ignoring a file event that could not be handled: %r", event)
+
+    def _on_parent_event(self, event: FileSystemEvent) -> None:
+        try:
+            if event.event_type in PARENT_EVENTS and os.fspath(self.folder) in event_paths(event):
+                self._maybe_moved = True
+                self._notify(0)
         except Exception:
             log.exception("ignoring a file event that could not be handled: %r", event)
 
@@ -150,8 +195,8 @@ class FolderWatch:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, watch: FolderWatch) -> None:
-        self._watch = watch
+    def __init__(self, handle: Callable[[FileSystemEvent], None]) -> None:
+        self._handle = handle
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        self._watch._on_event(event)
+        self._handle(event)

@@ -1,0 +1,359 @@
+"""Fault injection: the triggers folder lies. Other tools write this folder, so it can hold symlinks, folders,
+FIFOs, device files, huge or undecodable payloads; it can be deleted, moved aside or replaced while the service
+runs; and a script gone wrong can drop thousands of files in a second. Each case is provoked for real against
+a real service, which must take what is a trigger, ignore what is not (once, with one warning), never block,
+never die, and keep one run at a time.
+
+Most tests share one service whose job (``true``) ends at once; the bursts get a service each, with a job the
+test ends by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import stat
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from watchdog.events import EVENT_TYPE_OPENED, FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from orchestrator.events import MAX_REASON_CHARS
+from tests.faults.harness import FifoJob, LogFollower, ci, peak_rss_kib
+from tests.support import ServiceProcess, SSEEvent, next_status, sse_stream, start_service
+
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    service = start_service(tmp_path_factory.mktemp("trigger-lies"), "--command", "true", "--log-level", "debug")
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        assert service.stop() == 0, service.logs()
+
+
+@pytest.fixture
+async def follower(service: ServiceProcess) -> AsyncIterator[LogFollower]:
+    follower = LogFollower(service)
+    yield follower
+    follower.close()
+
+
+@pytest.fixture
+async def stream(service: ServiceProcess) -> AsyncIterator[AsyncIterator[SSEEvent]]:
+    async with aiohttp.ClientSession() as session:
+        yield sse_stream(session, service.url + "/api/snapshot/events")
+
+
+def last_reason_is(reason: str) -> Callable[[Doc], bool]:
+    return lambda d: not d["running"] and (d["lastRun"] or {}).get("reason") == reason
+
+
+async def ran(stream: AsyncIterator[SSEEvent], reason: str) -> Doc:
+    """Wait until a run with exactly this reason has ended; its record."""
+    doc = await next_status(stream, last_reason_is(reason), timeout=10)
+    run: Doc = doc["lastRun"]
+    assert run["status"] == "completed", run
+    return run
+
+
+def entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ------------------------------------------------------------------------------------------- what is in it
+class Opens(FileSystemEventHandler):
+    """Records every open of a file in a folder, as inotify reports it (whoever opened it)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.paths: list[str] = []
+        self.arrived = asyncio.Event()
+        self._loop = loop
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type == EVENT_TYPE_OPENED:
+            self.paths.append(os.fsdecode(event.src_path))
+            self._loop.call_soon_threadsafe(self.arrived.set)
+
+    async def wait_for(self, path: Path) -> None:
+        async with asyncio.timeout(5):
+            while os.fspath(path) not in self.paths:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+async def test_a_symlink_is_taken_but_never_followed(
+    service: ServiceProcess, stream: AsyncIterator[SSEEvent], tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret"
+    secret.write_text('{"reason": "leaked"}')
+    sentinel = outside / "sentinel"
+    sentinel.write_text("")
+    pipe = outside / "pipe"
+    os.mkfifo(pipe)  # no writer: following a link to it would block
+    opens = Opens(asyncio.get_running_loop())
+    observer = Observer()
+    observer.schedule(opens, os.fspath(outside), recursive=False)
+    observer.start()
+    try:
+        for name, target in [("to-secret", secret), ("to-fifo", pipe), ("to-folder", outside), ("dangling", "nope")]:
+            link = service.triggers_dir / name
+            link.symlink_to(target)
+            await ran(stream, name)  # a trigger, whose reason is its name (the target's content is not read)
+            assert not link.is_symlink(), "the link is removed like any trigger file"
+        # inotify reports events in order: once the sentinel's open is seen, any open of the targets was too.
+        sentinel.read_text()
+        await opens.wait_for(sentinel)
+        assert opens.paths == [os.fspath(sentinel)], "a target was opened"
+    finally:
+        observer.stop()
+        observer.join(timeout=5)
+    assert secret.read_text() == '{"reason": "leaked"}'
+    assert entries(service.triggers_dir) == []
+
+
+def make_device(path: Path) -> None:
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # a /dev/null of its own
+    except PermissionError as exc:
+        if ci():
+            raise
+        pytest.skip(f"cannot make a device file here: {exc}")
+
+
+async def test_folders_fifos_and_devices_are_ignored_with_one_warning_and_never_block(
+    service: ServiceProcess, stream: AsyncIterator[SSEEvent], follower: LogFollower
+) -> None:
+    folder = service.triggers_dir
+    mark = follower.mark()
+    make_device(folder / "device")
+    (folder / "a-folder").mkdir()
+    os.mkfifo(folder / "a-fifo")
+    writer = os.open(folder / "a-fifo", os.O_RDWR)  # a FIFO with a writer that never writes: reads would hang
+    try:
+        (folder / "go-1").touch()
+        first = await ran(stream, "go-1")
+        (folder / "go-2").write_text("go-2")
+        second = await ran(stream, "go-2")
+        service.wait_for_log(f"run {second['runId']} completed")
+    finally:
+        os.close(writer)
+    assert first["runId"] != second["runId"]
+    assert entries(folder) == ["a-fifo", "a-folder", "device"], "what is not a trigger is left alone"
+    for name in ("a-fifo", "a-folder", "device"):
+        # Looked at on every event and after each run, warned about once.
+        assert follower.count(f"{folder / name} is not a regular file", since=mark) == 1, follower.text(mark)
+    for name in ("a-fifo", "device"):
+        (folder / name).unlink()
+    (folder / "a-folder").rmdir()
+
+
+async def test_a_payload_over_the_cap_is_taken_with_its_reason_cut(
+    service: ServiceProcess, stream: AsyncIterator[SSEEvent]
+) -> None:
+    folder = service.triggers_dir
+    words = "new data arrived " * 8192  # 136 KiB
+    (folder / "long").write_text(words)
+    run = await ran(stream, words[:MAX_REASON_CHARS].strip())
+    assert run["triggerCount"] == 1
+    with (folder / "endless").open("wb") as out:  # 8 GiB, sparse: all zeros, which are no reason at all
+        out.truncate(8 << 30)
+    await ran(stream, "endless")
+    assert entries(folder) == []
+    peak = peak_rss_kib(service.proc.pid)
+    assert peak < 200 * 1024, f"the service read more than the cap: peak RSS {peak} KiB"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        pytest.param(b"\xff\xfedeploy \xc3(", "\ufffd\ufffddeploy \ufffd(", id="invalid-utf8"),
+        pytest.param(b'{"reason": "half a doc', '{"reason": "half a doc', id="invalid-json"),
+        pytest.param(b'{"reason": "x", "more": [1, 2', '{"reason": "x", "more": [1, 2', id="torn-json"),
+        # Nested deeper than the parser's stack: this raised RecursionError, which killed the folder source.
+        pytest.param(b'{"reason": ' + b"[" * 4000, ('{"reason": ' + "[" * 4000)[:MAX_REASON_CHARS], id="json-nested"),
+        pytest.param(b'{"reason": 42}', "42", id="reason-not-a-string"),
+        pytest.param(b"[1, 2, 3]", "[1, 2, 3]", id="json-not-an-object"),
+    ],
+)
+async def test_an_undecodable_payload_becomes_a_plain_reason(
+    service: ServiceProcess, stream: AsyncIterator[SSEEvent], payload: bytes, reason: str
+) -> None:
+    (service.triggers_dir / "odd").write_bytes(payload)
+    await ran(stream, reason)
+    assert entries(service.triggers_dir) == []
+    assert service.proc.poll() is None
+
+
+# ------------------------------------------------------------------------------------- the folder itself
+def rm_then_mkdir(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.mkdir(exist_ok=True)  # exist_ok: the service may have re-created it already
+
+
+def rm_only(folder: Path) -> None:
+    shutil.rmtree(folder)
+
+
+def mv_then_mkdir(folder: Path) -> None:
+    aside = folder.with_name("triggers.old")
+    shutil.rmtree(aside, ignore_errors=True)
+    folder.rename(aside)  # the old watch would follow the folder to its new name
+    folder.mkdir(exist_ok=True)
+
+
+@pytest.mark.parametrize("replace", [rm_then_mkdir, rm_only, mv_then_mkdir], ids=["rm-mkdir", "rm", "mv-mkdir"])
+async def test_the_folder_deleted_or_moved_and_recreated_keeps_file_triggers_working(
+    service: ServiceProcess,
+    stream: AsyncIterator[SSEEvent],
+    follower: LogFollower,
+    replace: Callable[[Path], None],
+) -> None:
+    folder = service.triggers_dir
+    for n in range(2):  # twice: the fresh watch must notice the next time too
+        mark = follower.mark()
+        replace(folder)
+        # The service re-creates the folder if need be and watches the new one ("watching" is a debug line).
+        await follower.until_count(f"watching {folder} for triggers", at_least=1, since=mark)
+        name = f"after-{replace.__name__}-{n}"
+        (folder / name).touch()
+        await ran(stream, name)
+        assert follower.count(f"triggers folder {folder} was removed or replaced", since=mark) == 1
+    assert entries(folder) == []
+
+
+async def test_the_folder_replaced_by_a_file_does_not_stop_the_service(
+    service: ServiceProcess, stream: AsyncIterator[SSEEvent], follower: LogFollower
+) -> None:
+    folder = service.triggers_dir
+    mark = follower.mark()
+    shutil.rmtree(folder)
+    try:
+        folder.write_text("not a folder")
+    except IsADirectoryError:  # the service re-created the folder first; put the file in its place again
+        folder.rmdir()
+        folder.write_text("not a folder")
+    await follower.until_count(f"cannot watch triggers folder {folder}", at_least=1, since=mark)
+    # Other triggers still work, and runs still end (each end looks at the folder again: no crash there).
+    for n in range(2):
+        status, _ = service.post_json("/api/snapshot/trigger", {"reason": f"http-{n}"})
+        assert status == 202
+        await ran(stream, f"http-{n}")
+    assert follower.count(f"cannot watch triggers folder {folder}", since=mark) == 1, follower.text(mark)
+    # Put right, the folder is watched again at once, without waiting for a run.
+    folder.unlink()
+    folder.mkdir(exist_ok=True)
+    await follower.until_count(f"watching triggers folder {folder} again", at_least=1, since=mark)
+    (folder / "back").touch()
+    await ran(stream, "back")
+    assert service.proc.poll() is None
+
+
+# ---------------------------------------------------------------------------------------------- bursts
+BURST = 3000
+
+
+def burst(folder: Path, count: int = BURST) -> float:
+    """Drop ``count`` empty trigger files as fast as this process can; the seconds it took."""
+    started = time.monotonic()
+    for n in range(count):
+        os.close(os.open(folder / f"burst-{n:05d}", os.O_WRONLY | os.O_CREAT, 0o644))
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def fifo_job(tmp_path: Path) -> Iterator[FifoJob]:
+    job = FifoJob(tmp_path / "job")
+    yield job
+    job.close()
+
+
+def files_taken(log: str) -> int:
+    """How many trigger files the log says were taken (one line per look at the folder)."""
+    total = 0
+    for line in log.splitlines():
+        if "trigger files taken" in line:
+            total += int(line.split(": ", 1)[1].split()[0])
+        elif "trigger file " in line and " taken (reason" in line:
+            total += 1
+    return total
+
+
+async def test_a_burst_during_a_run_gives_exactly_one_follow_up_and_consumes_every_file(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob
+) -> None:
+    service = service_factory("--command", fifo_job.command)
+    async with aiohttp.ClientSession() as session:
+        stream = sse_stream(session, service.url + "/api/snapshot/events")
+        first = (await next_status(stream, lambda d: d["running"]))["currentRun"]
+        took = burst(service.triggers_dir)
+        doc = await next_status(stream, lambda d: d["pendingTriggers"] == BURST, timeout=30)
+        assert entries(service.triggers_dir) == [], "every file is consumed"
+        assert doc["running"] and doc["currentRun"]["runId"] == first["runId"] and doc["queued"]
+
+        fifo_job.finish()
+        after_first = await next_status(
+            stream, lambda d: d["running"] and (d["lastRun"] or {}).get("runId") == first["runId"]
+        )
+        follow_up = after_first["currentRun"]
+        assert follow_up is not None, "the follow-up starts as the first run ends"
+        assert (follow_up["trigger"], follow_up["triggerCount"]) == ("file", BURST)
+        fifo_job.finish()
+        doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == follow_up["runId"])
+        assert (doc["running"], doc["queued"], doc["pendingTriggers"]) == (False, False, 0), "no third run owed"
+    service.wait_for_log(f"run {follow_up['runId']} completed")
+    log = service.logs()
+    assert log.count("a follow-up run is queued") == 1, "one line for the follow-up, not one per file"
+    assert log.count(f"absorbs {BURST} triggers") == 1
+    assert files_taken(log) == BURST
+    looks = log.count("trigger files taken") + log.count("taken (reason")
+    assert looks < BURST / 20, f"{looks} lines for {BURST} files"
+    print(f"\n{BURST} files in {took:.2f}s during a run: 1 follow-up, {looks} log lines for the files")
+
+
+async def test_a_burst_while_idle_gives_one_run_plus_at_most_one_follow_up(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob
+) -> None:
+    fifo_job.finish()  # the start-up run ends at once: the service is idle when the burst comes
+    service = service_factory("--command", fifo_job.command)
+    async with aiohttp.ClientSession() as session:
+        stream = sse_stream(session, service.url + "/api/snapshot/events")
+        startup = await next_status(stream, lambda d: not d["running"] and d["lastRun"] is not None)
+        took = burst(service.triggers_dir)
+        doc = await next_status(
+            stream,
+            lambda d: d["running"] and d["currentRun"]["triggerCount"] + d["pendingTriggers"] == BURST,
+            timeout=30,
+        )
+        assert entries(service.triggers_dir) == [], "every file is consumed"
+        runs = [doc["currentRun"]]
+        fifo_job.finish()
+        if doc["pendingTriggers"]:
+            first_id = runs[0]["runId"]
+            runs.append(
+                (await next_status(stream, lambda d: d["running"] and (d["lastRun"] or {}).get("runId") == first_id))[
+                    "currentRun"
+                ]
+            )
+            assert runs[1] is not None, "the follow-up starts as the first run ends"
+            fifo_job.finish()
+        doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == runs[-1]["runId"])
+        assert (doc["running"], doc["pendingTriggers"]) == (False, 0)
+    assert startup["lastRun"]["runId"] not in {r["runId"] for r in runs}
+    assert sum(r["triggerCount"] for r in runs) == BURST
+    assert {r["trigger"] for r in runs} == {"file"}
+    service.wait_for_log(f"run {runs[-1]['runId']} completed")
+    log = service.logs()
+    assert log.count("a follow-up run is queued") == len(runs) - 1
+    assert files_taken(log) == BURST
+    print(f"\n{BURST} files in {took:.2f}s while idle: {len(runs)} runs ({[r['triggerCount'] for r in runs]})")
