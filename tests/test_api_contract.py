@@ -14,22 +14,27 @@ Reproduce a failure by hand with the command the test prints (it is the same as 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import requests
 import schemathesis
 from aiohttp import web
 
 from orchestrator.config import Settings
+from orchestrator.files import write_json_atomic
+from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.service import Orchestrator
 from orchestrator.web import OPENAPI_PATH, create_app, page_files, web_root
-from tests.support import PYTHON, ServiceProcess, start_service
+from tests.support import PYTHON, ServiceProcess, next_status, sse_stream, start_service
 
 SEED = 20260120
 """Fixed, so a failure in CI is the same failure on a laptop."""
@@ -190,9 +195,32 @@ def test_answers_schemathesis_does_not_provoke_are_documented(open_service: Serv
     assert set(answer.headers["Allow"].split(",")) == {"GET", "HEAD"}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=(AssertionError, TimeoutError),
+    reason="bug: events.parse_iso accepts a time that overflows when converted to UTC; the service then dies",
+)
+async def test_progress_file_with_an_out_of_range_time_keeps_the_contract(service_factory: Any) -> None:
+    """A progress file is written by the job: whatever it says, the API answers as documented and lives on.
+
+    "9999-12-31T23:59:59-05:00" is a valid ISO time that cannot be expressed in UTC (year 10000)."""
+    service = service_factory("--command", "true", "--interval", "600")
+    lying = {"status": "completed", "step": "lying clock", "progress": 100, "startedAt": "9999-12-31T23:59:59-05:00"}
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        # After the start-up run has ended, so that its own last write cannot replace ours.
+        await next_status(events, lambda doc: doc["lastRun"] is not None and not doc["running"])
+        write_json_atomic(service.data_dir / PROGRESS_FILE_NAME, lying)
+        # With the bug the service stops instead: the stream ends (or has not yet ended) without this event.
+        await next_status(events, lambda doc: doc["progress"]["step"] == "lying clock", timeout=5)
+    answer = await asyncio.to_thread(requests.get, service.url + "/api/snapshot/progress", timeout=10)
+    assert answer.status_code == 200, service.logs()
+    schemathesis.openapi.from_path(str(OPENAPI_PATH))["/api/snapshot/progress"]["GET"].validate_response(answer)
+
+
 def test_schemathesis_finds_no_contract_violation(open_service: ServiceProcess, tmp_path: Path) -> None:
     """No generated request (valid or not) gets a 5xx or an answer the document does not allow."""
-    output = run_schemathesis(open_service, tmp_path / "st-open", OPEN_CONFIG, max_examples=100)
+    output = run_schemathesis(open_service, tmp_path / "st-open", OPEN_CONFIG, max_examples=75)
     # It did test: every operation, and no phase errored (an error is not a failure, but hides one).
     assert "Tested: 7" in output, output
     assert "errored" not in output, output
