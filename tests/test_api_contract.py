@@ -7,7 +7,9 @@ one with a token (``--token-for-reads``), where the 401 and 429 answers are chec
 
 The event stream never ends, so Schemathesis reads one event of it per request (``max-stream-events = 1``,
 set for that operation in a config file) and validates it against the document; ``--request-timeout`` bounds
-a request that gets no event at all (a ``Last-Event-ID`` that happens to be the latest version).
+a request that gets no event at all (a ``Last-Event-ID`` that happens to be the latest version). The document
+does not list ``retry`` as required in an event although the service sends it with every one: Schemathesis
+4.32.5 cuts a CRLF stream (aiohttp-sse's) at the first line break, after ``data`` and before ``retry``.
 
 Reproduce a failure by hand with the command the test prints (it is the same as the README's).
 """
@@ -27,7 +29,6 @@ import aiohttp
 import pytest
 import requests
 import schemathesis
-from aiohttp import web
 
 from orchestrator.config import Settings
 from orchestrator.files import write_json_atomic
@@ -163,7 +164,6 @@ def test_every_route_is_in_the_document_and_nothing_else(tmp_path: Path) -> None
     document = json.loads(OPENAPI_PATH.read_text())
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
     assert served == documented
-    assert isinstance(app, web.Application)
 
 
 def test_served_document_is_the_file_in_the_repository(open_service: ServiceProcess) -> None:
