@@ -33,7 +33,7 @@ class InstanceLock:
 
         ``O_CLOEXEC``: the job must not inherit the lock, or a job outliving a crashed service would keep the
         next service from starting (and the next service is the one that stops that job)."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)  # read-only: see below
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -45,8 +45,9 @@ class InstanceLock:
             raise
         self._fd = fd
         with contextlib.suppress(OSError):  # the lock is what counts; the note is a courtesy
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+            # Through a short-lived second fd: a file held open for writing would keep the data folder from
+            # being remounted read-only (EBUSY); flock belongs to ``fd`` alone, so closing this one keeps it.
+            self.path.write_text(json.dumps(holder) + "\n")
 
     def release(self) -> None:
         if self._fd is not None:
