@@ -1,0 +1,169 @@
+"""Fault injection: the data folder stops taking writes while the service runs, because it is full (ENOSPC) or
+was remounted read-only (EROFS). Provoked for real on a tiny tmpfs mounted as the service's data folder (we run
+as root with CAP_SYS_ADMIN here and in CI; without it these tests skip locally and fail under ``CI=true``).
+
+While the folder refuses writes, runs go on: their outcome still reaches HTTP and SSE clients from memory, each
+kind of failing write is logged once (not once per write), and the service does not die. Once the folder takes
+writes again, the next run lands on disk as usual."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from orchestrator.progress import PROGRESS_FILE_NAME
+from orchestrator.state import STATE_FILE_NAME
+from tests.faults.harness import FifoJob, LogFollower, ci, remount, tmpfs
+from tests.support import ServiceProcess, next_status, sse_stream
+
+Doc = dict[str, Any]
+
+
+def fill(folder: Path) -> None:
+    """Write until the file system says it is full (unbuffered: nothing is held back to fail later)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+
+
+def unfill(folder: Path) -> None:
+    (folder / "filler").unlink()
+
+
+def read_only(folder: Path) -> None:
+    remount(folder, "ro")
+
+
+def writable(folder: Path) -> None:
+    remount(folder, "rw")
+
+
+def refuses_writes(folder: Path) -> int:
+    """The errno a small write in ``folder`` fails with (asserting that it fails)."""
+    try:
+        (folder / "probe").write_bytes(b"x" * 4096)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            (folder / "probe").unlink()
+        return exc.errno or 0
+    raise AssertionError(f"{folder} still takes writes")
+
+
+FAULTS: dict[str, tuple[Callable[[Path], None], Callable[[Path], None], int]] = {
+    "full": (fill, unfill, errno.ENOSPC),
+    "read-only": (read_only, writable, errno.EROFS),
+}
+
+
+@pytest.fixture
+def data_mount(tmp_path: Path) -> Iterator[Path]:
+    try:
+        with tmpfs(tmp_path / "data", "512k") as mounted:
+            yield mounted
+    except PermissionError as exc:
+        if ci():
+            raise
+        pytest.skip(f"needs root with CAP_SYS_ADMIN to mount a tmpfs: {exc}")
+
+
+@pytest.fixture
+def fifo_job(tmp_path: Path) -> Iterator[FifoJob]:
+    job = FifoJob(tmp_path / "job")
+    yield job
+    job.close()
+
+
+def on_disk(data: Path, name: str) -> Doc:
+    doc: Doc = json.loads((data / name).read_text())
+    return doc
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
+    data_mount: Path, fifo_job: FifoJob, service_factory: Callable[..., ServiceProcess], fault: str
+) -> None:
+    break_it, repair, expected_errno = FAULTS[fault]
+    service = service_factory("--command", fifo_job.command)
+    follower = LogFollower(service)
+    try:
+        async with aiohttp.ClientSession() as session:
+            stream = sse_stream(session, service.url + "/api/snapshot/events")
+            first = (await next_status(stream, lambda d: d["running"]))["currentRun"]
+
+            break_it(data_mount)
+            assert refuses_writes(data_mount) == expected_errno
+
+            # Writes fail from here on: a state save per trigger taken during the run, a progress write per
+            # report, then the outcome of this run and the start and outcome of the follow-up.
+            for n in range(1, 4):
+                assert service.post_json("/api/snapshot/trigger", {"reason": f"during-{n}"})[0] == 202
+                await next_status(stream, lambda d, n=n: d["pendingTriggers"] == n)
+            fifo_job.send("PROGRESS 50 halfway")
+            fifo_job.finish()
+            doc = await next_status(
+                stream, lambda d: d["running"] and (d["lastRun"] or {}).get("runId") == first["runId"]
+            )
+            assert doc["lastRun"]["status"] == "completed"
+            follow_up = doc["currentRun"]
+            assert follow_up["triggerCount"] == 3
+            fifo_job.send("PROGRESS 70 almost")
+            fifo_job.finish(4)
+            doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == follow_up["runId"])
+
+            # The outcome, from memory, over SSE and HTTP alike.
+            assert not doc["running"]
+            assert (doc["lastRun"]["status"], doc["lastRun"]["exitCode"]) == ("error", 4)
+            assert doc["progress"]["status"] == "error"
+            status = service.get_json("/api/snapshot/status")
+            assert (status["lastRun"]["runId"], status["lastRun"]["status"]) == (follow_up["runId"], "error")
+            progress = service.get_json("/api/snapshot/progress")
+            assert (progress["runId"], progress["status"]) == (follow_up["runId"], "error")
+            # ...and not from the disk, which still shows the first run going on.
+            assert on_disk(data_mount, PROGRESS_FILE_NAME)["runId"] == first["runId"]
+            assert on_disk(data_mount, STATE_FILE_NAME)["current"]["runId"] == first["runId"]
+
+            service.wait_for_log(f"run {follow_up['runId']} ended error")
+            log = service.logs()
+            assert log.count("cannot save state") == 1, log
+            assert log.count("cannot write progress file") == 1, log
+            assert "Traceback" not in log
+            assert service.proc.poll() is None
+
+            # Writable again: the next run lands on disk as usual.
+            repair(data_mount)
+            mark = follower.mark()
+            assert service.post_json("/api/snapshot/trigger", {"reason": "after the repair"})[0] == 202
+            doc = await next_status(stream, lambda d: d["running"] and d["currentRun"]["reason"] == "after the repair")
+            again = doc["currentRun"]
+            await follower.until_count("state saved to", "again", at_least=1, since=mark)
+            fifo_job.finish()
+            await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == again["runId"])
+        service.wait_for_log(f"run {again['runId']} completed")
+        saved = on_disk(data_mount, STATE_FILE_NAME)
+        assert (saved["lastRun"]["runId"], saved["lastRun"]["status"], saved["current"]) == (
+            again["runId"],
+            "completed",
+            None,
+        )
+        progress_file = on_disk(data_mount, PROGRESS_FILE_NAME)
+        assert (progress_file["runId"], progress_file["status"]) == (again["runId"], "completed")
+        # Each problem and its end were logged once.
+        assert service.logs().count("cannot save state") == 1
+    finally:
+        follower.close()
+        # Stop before the mount goes, so the service never sees its data folder vanish.
+        if service.proc.poll() is None:
+            assert service.stop() == 0, service.logs()
