@@ -65,9 +65,10 @@ def parse_iso(text: object) -> datetime | None:
         return None
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC, as every time of ours; a time at the ends of the calendar may not fit ("9999-12-31T23:59-05:00").
+        return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

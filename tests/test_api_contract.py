@@ -195,11 +195,6 @@ def test_answers_schemathesis_does_not_provoke_are_documented(open_service: Serv
     assert set(answer.headers["Allow"].split(",")) == {"GET", "HEAD"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, TimeoutError),
-    reason="bug: events.parse_iso accepts a time that overflows when converted to UTC; the service then dies",
-)
 async def test_progress_file_with_an_out_of_range_time_keeps_the_contract(service_factory: Any) -> None:
     """A progress file is written by the job: whatever it says, the API answers as documented and lives on.
 
