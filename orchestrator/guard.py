@@ -26,12 +26,12 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
 from orchestrator.clock import Clock
-from orchestrator.config import Settings
+from orchestrator.config import Settings, is_loopback
 from orchestrator.ratelimit import SlidingWindowLimit
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,12 @@ class Guard:
         self.triggers = SlidingWindowLimit(settings.trigger_limit)
         self.trigger_limit = settings.trigger_limit
         self._limiting = False
+        # DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 is same-origin with
+        # us as far as the browser knows. Its requests still say "Host: evil.example", so a service that only
+        # listens on loopback answers only to loopback names and to the hosts of --allow-origin.
+        self.loopback_only = is_loopback(settings.host)
+        self.allowed_hosts = frozenset(filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins)))
+        self._rebinding_logged = False
 
     # ------------------------------------------------------------------------------------------ the token
     def _matches(self, given: str) -> bool:
@@ -102,6 +108,19 @@ class Guard:
     def _unauthorized(self, message: str, *, invalid: bool = False) -> web.Response:
         challenge = REALM + (', error="invalid_token"' if invalid else "")
         return json_error(401, message, {"WWW-Authenticate": challenge})
+
+    # ----------------------------------------------------------------------------------------- hosts
+    def foreign_host(self, request: web.Request) -> str | None:
+        """The Host a request to a loopback-only service names, if that is not one of our names."""
+        if not self.loopback_only:
+            return None
+        host = (request.url.host or "").lower().strip("[]")
+        if host == "localhost" or host.endswith(".localhost") or is_loopback(host) or host in self.allowed_hosts:
+            return None
+        if not self._rebinding_logged:  # one line, not one per request of a page that keeps trying
+            self._rebinding_logged = True
+            log.warning("refusing requests for host %r: not a loopback name nor an --allow-origin host", host)
+        return host or "(none)"
 
     # --------------------------------------------------------------------------------------- origins
     def origin_allowed(self, request: web.Request, origin: str) -> bool:
@@ -199,6 +218,11 @@ def _message(request: web.Request, exc: web.HTTPException) -> str:
 @web.middleware
 async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     guard = request.app[GUARD]
+    host = guard.foreign_host(request)
+    if host is not None:
+        return json_error(
+            403, f"Host {host} is not a name of this service (it listens on loopback); see --allow-origin"
+        )
     # Chunked bodies have no length; the handler's read() stops them at client_max_size (json_errors → 413).
     if request.content_length is not None and request.content_length > guard.max_body_bytes:
         return json_error(413, f"Request body too large: at most {guard.max_body_bytes} bytes")

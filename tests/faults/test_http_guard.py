@@ -233,6 +233,33 @@ async def test_own_origin_and_plain_clients_are_not_cross_site(serve: Serve) -> 
         assert response.status == 202, (headers, await response.text())
 
 
+async def test_dns_rebinding_a_foreign_host_name_is_refused_on_loopback(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A page on evil.example whose name now resolves to 127.0.0.1 is "same-origin" to the browser: its
+    requests carry ``Origin: http://evil.example:8001`` and ``Host: evil.example:8001``. Only the Host gives
+    it away, so a loopback-only service answers to loopback names and --allow-origin hosts alone."""
+    served = await serve(allow_origins=("https://snap.example.com",))
+    before = await served.status()
+    port = served.client.port
+    for _ in range(3):
+        evil = f"evil.example:{port}"
+        response = await served.client.post(TRIGGER, headers={"Host": evil, "Origin": f"http://{evil}"})
+        await expect_error(response, 403, "evil.example", "not a name of this service")
+        await expect_error(await served.client.get(STATUS, headers={"Host": evil}), 403)
+    await served.nothing_happened(before)
+    assert sum("refusing requests for host 'evil.example'" in r.getMessage() for r in caplog.records) == 1
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "app.localhost", "snap.example.com"):
+        response = await served.client.get(STATUS, headers={"Host": host})
+        assert response.status == 200, (host, await response.text())
+
+
+async def test_a_service_on_all_addresses_answers_any_host_name(serve: Serve) -> None:
+    served = await serve(host="0.0.0.0", token=TOKEN)
+    response = await served.client.get(STATUS, headers={"Host": "snapshots.internal:8001"})
+    assert response.status == 200
+
+
 async def test_allowed_origin_gets_cors_headers_and_preflight(serve: Serve) -> None:
     served = await serve(token=TOKEN, token_for_reads=True, allow_origins=(ALLOWED,))
     preflight = await served.client.options(
@@ -302,7 +329,7 @@ async def test_bodies_over_the_cap_get_413_and_queue_nothing(serve: Serve) -> No
     # the token is even looked at.
     async with asyncio.timeout(5):
         reader, writer = await asyncio.open_connection(served.client.host, served.client.port)
-        writer.write(f"POST {TRIGGER} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n".encode())
+        writer.write(f"POST {TRIGGER} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000\r\n\r\n".encode())
         status_line = await reader.readline()
         writer.close()
         await writer.wait_closed()
