@@ -167,3 +167,28 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
         # Stop before the mount goes, so the service never sees its data folder vanish.
         if service.proc.poll() is None:
             assert service.stop() == 0, service.logs()
+
+
+def nested_too_deep(path: Path) -> None:
+    path.write_text("[" * 100_000)  # parsing it raised RecursionError: the service could not start at all
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)  # no writer: a plain open() for reading blocked the start-up for good
+
+
+@pytest.mark.parametrize("lie", [nested_too_deep, fifo], ids=["nested-too-deep", "fifo"])
+async def test_a_state_file_that_lies_at_start_is_set_aside(
+    tmp_path: Path, service_factory: Callable[..., ServiceProcess], lie: Callable[[Path], None]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    lie(data / STATE_FILE_NAME)
+    service = service_factory("--command", "true")  # fails if the service does not come up
+    service.wait_for_log("is unusable")
+    assert (data / f"{STATE_FILE_NAME}.corrupt").exists(), "kept for a post-mortem"
+    async with aiohttp.ClientSession() as session:
+        stream = sse_stream(session, service.url + "/api/snapshot/events")
+        doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("status") == "completed")
+    service.wait_for_log(f"run {doc['lastRun']['runId']} completed")
+    assert on_disk(data, STATE_FILE_NAME)["lastRun"]["runId"] == doc["lastRun"]["runId"]
