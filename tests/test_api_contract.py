@@ -173,7 +173,8 @@ def test_served_document_is_the_file_in_the_repository(open_service: ServiceProc
 
 
 def test_answers_schemathesis_does_not_provoke_are_documented(open_service: ServiceProcess) -> None:
-    """A body over the cap (413), a cross-site request (403), an unknown path (404), a wrong method (405):
+    """A body over the cap (413), a cross-site request or a foreign Host (403), an unknown path (404), a wrong
+    method (405):
     JSON errors as documented."""
     loaded = schemathesis.openapi.from_path(str(OPENAPI_PATH))
     trigger = loaded["/api/snapshot/trigger"]["POST"]
@@ -185,6 +186,9 @@ def test_answers_schemathesis_does_not_provoke_are_documented(open_service: Serv
     )
     assert cross_site.status_code == 403
     trigger.validate_response(cross_site)
+    rebound = requests.get(f"{open_service.url}/api/snapshot/status", headers={"Host": "evil.example"}, timeout=10)
+    assert rebound.status_code == 403
+    loaded["/api/snapshot/status"]["GET"].validate_response(rebound)
 
     for method, path, expected in (("GET", "/api/nothing-here", 404), ("DELETE", "/api/snapshot/status", 405)):
         answer = requests.request(method, open_service.url + path, timeout=10)
