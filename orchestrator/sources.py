@@ -8,14 +8,14 @@ import logging
 import os
 import stat
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from watchdog.events import EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, FileSystemEvent
 
 from orchestrator.clock import Clock
 from orchestrator.events import Source, Trigger
-from orchestrator.trigger_files import TriggerFolder, is_trigger_name
+from orchestrator.trigger_files import TakenFile, TriggerFolder, is_trigger_name
 from orchestrator.watch import CONTENT_EVENTS, FolderWatch
 
 log = logging.getLogger(__name__)
@@ -83,19 +83,59 @@ class FolderSource:
     async def serve(self) -> None:
         """Take what is there at start, then once per burst of file events."""
         self.watch.changed.set()
+        taken_log = _TakenLog()
         while True:
-            await self.watch.changed.wait()
+            woken = await self._clock.wait(self.watch.changed, taken_log.deadline)
+            now = self._clock.now()
+            taken_log.flush_if_due(now)
+            if not woken:
+                continue
             self.watch.changed.clear()
             self.watch.recover()
             taken = self._folder.take_all()
             for item in taken:
                 log.debug("trigger file %s taken (reason: %s)", item.name, item.reason)
-                await self._queue.put(Trigger(Source.FILE, self._clock.now(), item.reason))
-            # One line per look at the folder, not one per file: a burst of thousands is a few lines.
-            if len(taken) == 1:
-                log.info("trigger file %s taken (reason: %s)", taken[0].name, taken[0].reason)
-            elif taken:
-                log.info("%d trigger files taken (the first: %s)", len(taken), taken[0].name)
+                await self._queue.put(Trigger(Source.FILE, now, item.reason))
+            taken_log.add(taken, now)
+
+
+LOG_WINDOW = timedelta(seconds=1)
+"""After a line about taken trigger files, further takes are summed up for this long."""
+
+
+class _TakenLog:
+    """Logs taken trigger files: the first look that takes some gets a line at once; whatever is taken during
+    the next :data:`LOG_WINDOW` is summed up in one line when it ends. A burst of thousands of files, for which
+    the folder may be looked at hundreds of times, is a line or two a second, not one line per file."""
+
+    def __init__(self) -> None:
+        self._window_ends: datetime | None = None
+        self._held = 0
+        self._first_held = ""
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When a summary is due (``None``: nothing to sum up)."""
+        return self._window_ends if self._held else None
+
+    def flush_if_due(self, now: datetime) -> None:
+        if self._held and self._window_ends is not None and now >= self._window_ends:
+            log.info("%d more trigger files taken (the first: %s)", self._held, self._first_held)
+            self._held, self._window_ends = 0, None
+
+    def add(self, taken: list[TakenFile], now: datetime) -> None:
+        if not taken:
+            return
+        if self._window_ends is not None and now < self._window_ends:
+            if not self._held:
+                self._first_held = taken[0].name
+            self._held += len(taken)
+            return
+        if len(taken) == 1:
+            log.info("trigger file %s taken (reason: %s)", taken[0].name, taken[0].reason)
+        else:
+            log.info("%d trigger files taken (the first: %s)", len(taken), taken[0].name)
+        self._window_ends = now + LOG_WINDOW
 
 
 CREATED_GRACE_SECONDS = 0.2

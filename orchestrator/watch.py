@@ -90,7 +90,11 @@ class FolderWatch:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        # The parent first: should the folder itself not be watchable (a file sits there), we still hear
+        # when it comes back.
+        self._observe(Observer(), "-parent", self._on_parent_event, self.folder.parent)
+        self.folder.mkdir(exist_ok=True)
         info = os.stat(self.folder)
         # Full events: a file moved in from another folder is a move (with its name), not a bare "created".
         observer = (
@@ -98,23 +102,18 @@ class FolderWatch:
             if self._full_events and InotifyObserver is not None
             else Observer()
         )
-        parent = Observer()
-        for thread, suffix, handler, path in (
-            (observer, "", self._on_event, self.folder),
-            (parent, "-parent", self._on_parent_event, self.folder.parent),
-        ):
-            thread.name = f"watch-{self.name}{suffix}"
-            thread.daemon = True
-            thread.schedule(_Handler(handler), os.fspath(path), recursive=False)
-        try:
-            for thread in (observer, parent):
-                thread.start()
-                self._observers.append(thread)
-        except BaseException:
-            self.stop()
-            raise
+        self._observe(observer, "", self._on_event, self.folder)
         self._watched = (info.st_dev, info.st_ino)
         log.debug("watching %s for %s", self.folder, self.name)
+
+    def _observe(
+        self, observer: BaseObserver, suffix: str, handle: Callable[[FileSystemEvent], None], path: Path
+    ) -> None:
+        observer.name = f"watch-{self.name}{suffix}"
+        observer.daemon = True
+        observer.schedule(_Handler(handle), os.fspath(path), recursive=False)
+        observer.start()
+        self._observers.append(observer)
 
     def stop(self) -> None:
         """Stop and join the observer threads; must run before the event loop closes."""

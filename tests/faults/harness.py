@@ -59,24 +59,53 @@ class FifoJob:
         os.close(self._fd)
 
 
-class LogFollower:
-    """Waits until the service's log satisfies a condition, looking again on each write to the log file."""
+class FileChanges:
+    """Waits until a condition on one file holds, looking again on each inotify event for it (no polling)."""
 
-    def __init__(self, service: ServiceProcess) -> None:
-        self._service = service
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._changed = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        self._observer = Observer()
-        log_path = os.fspath(service.log_path)
-        follower = self
+        loop = asyncio.get_running_loop()
+        target = os.fspath(path)
+        changed = self._changed
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
-                if os.fsdecode(event.src_path) == log_path:
-                    follower._loop.call_soon_threadsafe(follower._changed.set)
+                if target in (os.fsdecode(event.src_path), os.fsdecode(event.dest_path)):
+                    loop.call_soon_threadsafe(changed.set)
 
-        self._observer.schedule(Handler(), os.fspath(service.log_path.parent), recursive=False)
+        self._observer = Observer()
+        self._observer.schedule(Handler(), os.fspath(path.parent), recursive=False)
         self._observer.start()
+
+    async def until(self, check: Callable[[], bool], what: str, timeout: float = 10) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    self._changed.clear()
+                    if check():
+                        return
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"{self.path}: no {what} within {timeout}s\n{self.describe()}") from None
+
+    def describe(self) -> str:
+        try:
+            return self.path.read_text(errors="replace")[-20000:]
+        except OSError as exc:
+            return str(exc)
+
+    def close(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=5)
+
+
+class LogFollower(FileChanges):
+    """Waits on the service's log; counts lines in it."""
+
+    def __init__(self, service: ServiceProcess) -> None:
+        super().__init__(service.log_path)
+        self._service = service
 
     def text(self, since: int = 0) -> str:
         return self._service.logs()[since:]
@@ -89,24 +118,9 @@ class LogFollower:
         """Lines (written after ``since``) that contain every one of ``needles``."""
         return sum(all(n in line for n in needles) for line in self.text(since).splitlines())
 
-    async def until(self, check: Callable[[], bool], what: str, timeout: float = 10) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    self._changed.clear()
-                    if check():
-                        return
-                    await self._changed.wait()
-        except TimeoutError:
-            raise AssertionError(f"service log: no {what} within {timeout}s\n{self.text()}") from None
-
     async def until_count(self, *needles: str, at_least: int, since: int = 0, timeout: float = 10) -> int:
         await self.until(lambda: self.count(*needles, since=since) >= at_least, f"{at_least}x {needles}", timeout)
         return self.count(*needles, since=since)
-
-    def close(self) -> None:
-        self._observer.stop()
-        self._observer.join(timeout=5)
 
 
 def ci() -> bool:

@@ -21,7 +21,7 @@ import pytest
 
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME
-from tests.faults.harness import FifoJob, LogFollower, ci, remount, tmpfs
+from tests.faults.harness import FifoJob, FileChanges, LogFollower, ci, remount, tmpfs
 from tests.support import ServiceProcess, next_status, sse_stream
 
 Doc = dict[str, Any]
@@ -102,6 +102,10 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
         async with aiohttp.ClientSession() as session:
             stream = sse_stream(session, service.url + "/api/snapshot/events")
             first = (await next_status(stream, lambda d: d["running"]))["currentRun"]
+            # Once this report is on the page it is on disk too: no write of the service is in flight (a
+            # file open for writing would make the remount fail with EBUSY).
+            fifo_job.send("PROGRESS 10 ready")
+            await next_status(stream, lambda d: d["progress"]["step"] == "ready")
 
             break_it(data_mount)
             assert refuses_writes(data_mount) == expected_errno
@@ -132,7 +136,7 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
             progress = service.get_json("/api/snapshot/progress")
             assert (progress["runId"], progress["status"]) == (follow_up["runId"], "error")
             # ...and not from the disk, which still shows the first run going on.
-            assert on_disk(data_mount, PROGRESS_FILE_NAME)["runId"] == first["runId"]
+            assert on_disk(data_mount, PROGRESS_FILE_NAME)["step"] == "ready"
             assert on_disk(data_mount, STATE_FILE_NAME)["current"]["runId"] == first["runId"]
 
             service.wait_for_log(f"run {follow_up['runId']} ended error")
@@ -158,8 +162,18 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
             "completed",
             None,
         )
-        progress_file = on_disk(data_mount, PROGRESS_FILE_NAME)
-        assert (progress_file["runId"], progress_file["status"]) == (again["runId"], "completed")
+        # The outcome's progress write lands a moment after the outcome is published.
+        written = FileChanges(data_mount / PROGRESS_FILE_NAME)
+        try:
+            await written.until(
+                lambda: (
+                    on_disk(data_mount, PROGRESS_FILE_NAME).get("runId") == again["runId"]
+                    and on_disk(data_mount, PROGRESS_FILE_NAME).get("status") == "completed"
+                ),
+                "outcome of the run after the repair",
+            )
+        finally:
+            written.close()
         # Each problem and its end were logged once.
         assert service.logs().count("cannot save state") == 1
     finally:
