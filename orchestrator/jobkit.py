@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -34,11 +35,7 @@ def report_progress(percent: float, step: str) -> None:
         "progress": int(percent) if percent.is_integer() else round(percent, 2),
         "runId": run_id,
     }
-    try:
-        with path.open("rb") as src:
-            previous = json.loads(src.read(1 << 20))
-    except (OSError, ValueError):
-        previous = None
+    previous = _read_previous(path)
     # Keep what the service wrote for this run (when it started, what triggered it), nothing of older runs.
     if isinstance(previous, dict) and previous.get("runId") == run_id:
         document.update({k: previous[k] for k in ("startedAt", "trigger") if k in previous})
@@ -58,6 +55,23 @@ def report_progress(percent: float, step: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _read_previous(path: Path) -> Any:
+    """The progress file as it is, or ``None``. Never blocks (a FIFO there), never reads more than 1 MiB, never
+    fails on a lie (deep nesting, huge numbers): reporting progress must not be what breaks the job."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return json.loads(os.read(fd, 1 << 20))
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":  # python -m orchestrator.jobkit 45 "step text"

@@ -353,6 +353,8 @@ class Runner:
                 if not self._progress_failing:
                     log.error("cannot write progress file %s: %s", self._progress_file.path, exc)
                 self._progress_failing = True
+                # The file will not carry this news to the watchers: publish it from memory instead.
+                self._on_change()
             else:
                 self._progress_failing = False
 
@@ -366,6 +368,11 @@ class Runner:
         if on_file is not None and on_file.run_id == run_id and on_file.status is RunStatus.RUNNING:
             return on_file.step
         return self._progress.step
+
+    @property
+    def progress_on_disk(self) -> bool:
+        """Whether the last progress write landed; if not, the file is behind and memory is the truth."""
+        return not self._progress_failing
 
     @property
     def progress(self) -> Progress:

@@ -151,12 +151,18 @@ class Orchestrator:
 
     def progress(self) -> Progress:
         """The progress to show: the file's while it describes the run we know of (the job may write it
-        itself), else the runner's own, which is ahead of the file for the moment a write takes to land."""
+        itself), else the runner's own, which is ahead of the file for the moment a write takes to land, and
+        for as long as writes fail (a full or read-only data folder)."""
         ours = self.runner.progress
         from_file = self.monitor.latest
         if ours.run_id is None:
             return from_file or ours  # nothing ran in this process yet: the file is all we know
-        if from_file is not None and from_file.run_id in (ours.run_id, None) and from_file.status == ours.status:
+        if (
+            from_file is not None
+            and self.runner.progress_on_disk
+            and from_file.run_id in (ours.run_id, None)
+            and from_file.status == ours.status
+        ):
             return from_file
         return ours
 

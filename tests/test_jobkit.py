@@ -48,6 +48,25 @@ def test_nothing_of_an_older_run_is_carried_over(tmp_path: Path, monkeypatch: py
     assert json.loads(path.read_text()) == {"status": "running", "step": "fresh", "progress": 5, "runId": "r-1"}
 
 
+@pytest.mark.parametrize("lie", ["fifo", "nested-too-deep", "huge-number", "folder-symlink"])
+def test_a_lying_progress_file_neither_blocks_nor_breaks_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lie: str
+) -> None:
+    path = tmp_path / "snapshot_progress.json"
+    if lie == "fifo":
+        os.mkfifo(path)  # no writer: a blocking open would wait forever
+    elif lie == "nested-too-deep":
+        path.write_text("[" * 100_000)
+    elif lie == "huge-number":
+        path.write_text('{"runId": ' + "9" * 5000 + "}")
+    else:
+        path.symlink_to(tmp_path)
+    monkeypatch.setenv("SNAPSHOT_PROGRESS_FILE", str(path))
+    monkeypatch.setenv("SNAPSHOT_RUN_ID", "r-1")
+    report_progress(5, "still going")
+    assert json.loads(path.read_text()) == {"status": "running", "step": "still going", "progress": 5, "runId": "r-1"}
+
+
 async def test_a_job_writing_the_file_itself_shows_up_live(service_factory: Any, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     os.mkfifo(gate)

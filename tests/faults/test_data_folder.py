@@ -116,6 +116,9 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
                 assert service.post_json("/api/snapshot/trigger", {"reason": f"during-{n}"})[0] == 202
                 await next_status(stream, lambda d, n=n: d["pendingTriggers"] == n)
             fifo_job.send("PROGRESS 50 halfway")
+            # Live progress too comes from memory while the file cannot take it.
+            live = await next_status(stream, lambda d: d["progress"]["step"] == "halfway")
+            assert (live["running"], live["progress"]["progress"]) == (True, 50)
             fifo_job.finish()
             doc = await next_status(
                 stream, lambda d: d["running"] and (d["lastRun"] or {}).get("runId") == first["runId"]
@@ -124,6 +127,8 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
             follow_up = doc["currentRun"]
             assert follow_up["triggerCount"] == 3
             fifo_job.send("PROGRESS 70 almost")
+            await next_status(stream, lambda d: d["progress"]["step"] == "almost")
+            assert service.get_json("/api/snapshot/progress")["step"] == "almost"
             fifo_job.finish(4)
             doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == follow_up["runId"])
 
