@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from orchestrator.clock import Clock
 from orchestrator.events import RunStatus, Trigger
@@ -20,6 +21,8 @@ from orchestrator.schedule import Schedule
 from orchestrator.state import RunRecord, StateStore
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 STARTING = "Starting..."
 MAX_REMEMBERED_REPORTS = 4096
@@ -236,7 +239,13 @@ class Runner:
                 # A bug in supervising one run must not stop every later run.
                 log.error("run %s: supervising the job failed", record.run_id, exc_info=exc)
                 result = JobResult(RunStatus.ERROR, error=f"internal error: {exc!r}")
-        await self._flush_progress()
+        try:
+            await self._flush_progress()
+        except asyncio.CancelledError:
+            # The service is stopping just as the run ended: its outcome is known and must be recorded.
+            self._finish(record, result)
+            await self._flush_progress()
+            raise
         self._finish(record, result)
 
     async def _supervise(self, job: asyncio.Task[JobResult], record: RunRecord) -> Stop | None:
@@ -348,7 +357,9 @@ class Runner:
             self._progress_dirty.clear()
             progress = self._progress
             try:
-                await asyncio.to_thread(self._progress_file.write, progress)
+                # Held to its end even if we are cancelled: a write still running in its thread after we let go
+                # of the lock could land after the outcome's write and leave the file saying "running".
+                await _outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self._progress_file.write, progress)))
             except OSError as exc:
                 if not self._progress_failing:
                     log.error("cannot write progress file %s: %s", self._progress_file.path, exc)
@@ -396,6 +407,21 @@ class Runner:
 
     def _save(self) -> None:
         self._store.save(self.state)
+
+
+async def _outlast_cancel(future: asyncio.Future[T]) -> T:
+    """Await ``future`` to its end even if we are cancelled meanwhile; then let the cancel go on."""
+    interrupted = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        if not future.cancelled():
+            future.exception()  # retrieved: its outcome no longer matters
+        raise asyncio.CancelledError
+    return future.result()
 
 
 async def _end(job: asyncio.Task[JobResult]) -> bool:

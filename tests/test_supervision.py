@@ -6,14 +6,18 @@ The real process side (SIGTERM to the group, grace, SIGKILL) is in tests/faults/
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source
+from orchestrator.progress import Progress
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
 
@@ -176,3 +180,85 @@ async def test_file_progress_counts_but_echoes_of_our_own_writes_do_not(tmp_path
         assert minute == 8, "stalled 5 minutes after the job's own write at minute 3"
     finally:
         await orchestrator.stop()
+
+
+class GatedWrites:
+    """One progress write that waits for the test to open a gate: a disk hiccup, at a moment the test picks.
+    Later writes go through at once."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+        self._hold_next = threading.Event()
+        progress_file = orchestrator.runner._progress_file
+        real_write = progress_file.write
+
+        def write(progress: Progress) -> None:
+            if self._hold_next.is_set():
+                self._hold_next.clear()
+                self.waiting.set()
+                assert self.gate.wait(10), "the test never opened the gate"
+            real_write(progress)
+
+        progress_file.write = write  # type: ignore[method-assign]
+
+    def hold(self) -> None:
+        self.gate.clear()
+        self.waiting.clear()
+        self._hold_next.set()
+
+    async def until_a_write_waits(self) -> None:
+        assert await asyncio.to_thread(self.waiting.wait, 10), "no progress write came"
+
+
+async def stop_while_a_write_waits(orchestrator: Orchestrator, writes: GatedWrites) -> None:
+    """SIGTERM (``stop``) while a progress write is stuck in its thread; then the disk catches up."""
+    await writes.until_a_write_waits()
+    stopping = asyncio.create_task(orchestrator.stop())
+    await settle()
+    writes.gate.set()
+    await asyncio.wait_for(stopping, 10)
+
+
+def on_disk(root: Path, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((root / "data" / name).read_text())
+    return document
+
+
+async def test_a_stop_just_as_a_run_ends_still_records_its_outcome(tmp_path: Path) -> None:
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600)
+    writes = GatedWrites(orchestrator)
+    await orchestrator.start()
+    run = await job.next_start()
+    await settle()
+    writes.hold()
+    run.report(90, "almost")  # its write hangs: the runner's flush after the job's end waits behind it
+    run.finish()
+    await stop_while_a_write_waits(orchestrator, writes)
+    state = on_disk(tmp_path, "orchestrator_state.json")
+    assert state["current"] is None, "the run ended before the stop: it is not 'interrupted'"
+    assert (state["lastRun"]["runId"], state["lastRun"]["status"]) == (run.ctx.run_id, "completed")
+    assert on_disk(tmp_path, "snapshot_progress.json")["status"] == "completed"
+
+
+async def test_a_write_in_flight_at_stop_never_lands_after_the_outcome(tmp_path: Path) -> None:
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600)
+    writes = GatedWrites(orchestrator)
+    await orchestrator.start()
+    run = await job.next_start()
+    await settle()
+    writes.hold()
+    run.report(50, "half way")  # the writer task's thread hangs on this "running" document
+    await stop_while_a_write_waits(orchestrator, writes)
+    progress = on_disk(tmp_path, "snapshot_progress.json")
+    assert (progress["status"], progress["runId"]) == ("cancelled", run.ctx.run_id)
+
+    again = make_orchestrator(tmp_path, FakeClock(T0), ScriptedJob(), interval=600)
+    await again.start()
+    try:
+        document = again.status()
+        assert (document["running"], document["progress"]["status"]) == (False, "cancelled")
+    finally:
+        await again.stop()
