@@ -106,6 +106,12 @@ class Runner:
         if leftover is not None and leftover.pid is not None:
             await stop_leftover(leftover.pid, leftover.run_id, self._kill_grace)
 
+    def keep_for_next_start(self, trigger: Trigger) -> None:
+        """A trigger that came after the runner stopped taking work: saved as pending, for the next start."""
+        log.info("%s trigger while stopping: kept for the next start", trigger.source.value)
+        self._accept(trigger)
+        self._save()
+
     def stop_starting(self) -> None:
         """Start no new run from now on (the service is shutting down); triggers stay pending."""
         self._stopping = True

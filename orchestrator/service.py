@@ -62,11 +62,17 @@ class Orchestrator:
         self._tasks: list[asyncio.Task[None]] = []
         self._was_running = False
         self._published: dict[str, Any] = {}
+        self._stopping = False
 
     # ------------------------------------------------------------------------------------------- control
     async def request_run(self, source: Source, reason: str = "") -> Trigger:
         trigger = Trigger(source, self.clock.now(), reason)
-        await self.queue.put(trigger)
+        if self._stopping:
+            # A request that was already in flight when the service began to stop: nothing runs any more,
+            # but the trigger is saved and runs at the next start.
+            self.runner.keep_for_next_start(trigger)
+        else:
+            await self.queue.put(trigger)
         return trigger
 
     def cancel(self, reason: str) -> str | None:
@@ -97,7 +103,12 @@ class Orchestrator:
         )
 
     async def stop(self) -> None:
-        """Stop producers first, then the runner (which ends a running job), then the watchers."""
+        """Stop producers first, then the runner (which ends a running job), then the watchers. Called as
+        soon as the service is told to stop (before in-flight requests are drained); a second call is a no-op."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("stopping: no new runs start from now on; pending triggers are kept for the next start")
         self.runner.stop_starting()
         self.hub.close()
         try:

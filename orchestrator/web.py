@@ -51,7 +51,7 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     stream.add_routes(app, ORCHESTRATOR)
     add_page(app, web_dir or web_root())
     app.cleanup_ctx.append(_run_service)
-    app.on_shutdown.insert(0, _close_hub)
+    app.on_shutdown.insert(0, _stop_service)
     return app
 
 
@@ -59,11 +59,13 @@ async def _run_service(app: web.Application) -> AsyncIterator[None]:
     orchestrator = app[ORCHESTRATOR]
     await orchestrator.start()
     yield
-    await orchestrator.stop()
+    await orchestrator.stop()  # already done by _stop_service, unless shutdown never got that far
 
 
-async def _close_hub(app: web.Application) -> None:
-    app[ORCHESTRATOR].hub.close()
+async def _stop_service(app: web.Application) -> None:
+    # First thing on SIGTERM, before aiohttp drains in-flight requests (up to its shutdown timeout): no trigger
+    # may start a run from here on, and the running job is stopped now, not after the drain.
+    await app[ORCHESTRATOR].stop()
 
 
 def add_page(app: web.Application, root: Path) -> None:

@@ -262,3 +262,18 @@ async def test_a_write_in_flight_at_stop_never_lands_after_the_outcome(tmp_path:
         assert (document["running"], document["progress"]["status"]) == (False, "cancelled")
     finally:
         await again.stop()
+
+
+async def test_a_request_that_arrives_while_stopping_is_kept_for_the_next_start(tmp_path: Path) -> None:
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600)
+    await orchestrator.start()
+    run = await job.next_start()
+    run.finish()
+    await ended(orchestrator, run)
+    await orchestrator.stop()
+    # An HTTP handler that read its body just before the stop calls request_run just after it.
+    await orchestrator.request_run(Source.HTTP, "late")
+    assert job.started.empty(), "nothing runs once the service is stopping"
+    again = make_orchestrator(tmp_path, clock, job, interval=600)
+    assert [t.reason for t in again.runner.state.pending] == ["late"]

@@ -4,9 +4,11 @@ real job, and checks what the job's processes, the service's answers and the fil
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -206,3 +208,32 @@ def test_a_second_service_on_the_same_data_folder_refuses_and_names_the_first(
     first.stop(signal.SIGKILL)  # a crash: the kernel drops the lock with the process
     third = service_factory("--command", "true", "--interval", "60", root=tmp_path)
     assert third.get_json("/health")["status"] == "ok"
+
+
+async def test_a_trigger_file_during_the_shutdown_drain_starts_nothing_and_is_kept(service_factory: Any) -> None:
+    """SIGTERM while a request is in flight: aiohttp waits for it, up to its shutdown timeout (5 s) here, as it
+    would for a slow client. A trigger file dropped meanwhile must not start a run; it runs at the next start."""
+    service = service_factory("--command", "true", "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        await next_status(events, lambda d: d["lastRun"] is not None and not d["running"])
+        with socket.create_connection(("127.0.0.1", service.port), timeout=10) as slow:
+            head = "POST /api/snapshot/trigger HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+            head += "Content-Length: 99\r\n\r\n"
+            slow.sendall(head.encode())
+            # "100 Continue": the service is handling the request, in flight, waiting for a body that never comes.
+            assert slow.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+            service.proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                async for _ in events:  # shutdown has begun once the service closes the event stream
+                    pass
+            (service.triggers_dir / "during-stop").write_text("dropped while stopping")
+            assert service.proc.wait(timeout=20) == 0  # once the drain gives up on the slow request
+    assert "started pid" not in service.logs().split("stopping: no new runs")[1], "nothing ran after the stop"
+    assert (service.triggers_dir / "during-stop").exists(), "the file is left for the next start"
+
+    again = service_factory("--command", "true", "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, again.url + "/api/snapshot/events")
+        done = await next_status(events, lambda d: d["lastRun"]["trigger"] == "file" and not d["running"])
+    assert done["lastRun"]["reason"] == "dropped while stopping"
