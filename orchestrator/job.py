@@ -218,9 +218,10 @@ def describe_exit(code: int, stderr_tail: Sequence[str]) -> str:
 async def stop_leftover(pgid: int, run_id: str, grace: float) -> bool:
     """Stop the process group of a job that an earlier service left running (it was killed, not stopped).
 
-    Only if the group's leader is still that run's job, told by ``SNAPSHOT_RUN_ID`` in its environment: a
-    pid reused since by something else is left alone. ``True`` if a leftover job was found and stopped."""
-    if not _runs_for(pgid, run_id):
+    Only if a process of the group is still that run's, told by ``SNAPSHOT_RUN_ID`` in its environment (the
+    leader may have exited while its children work on): a group id reused since by something else is left
+    alone. ``True`` if a leftover job was found and stopped."""
+    if not any(_runs_for(pid, run_id) for pid in _group_members(pgid)):
         return False
     log.warning("run %s: its job (process group %d) outlived the service; stopping it", run_id, pgid)
     _signal_group(pgid, signal.SIGTERM)
@@ -251,20 +252,26 @@ def _signal_group(pgid: int, sig: signal.Signals) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether any live (not zombie) process is left in the group.
+    """Whether any live (not zombie) process is left in the group."""
+    return bool(_group_members(pgid))
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group; the leader may be gone while members live on.
 
     ``killpg(pgid, 0)`` alone also counts zombies, which linger where no init reaps orphans (a container
     without ``--init``); on Linux /proc tells them apart."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
-        return False
+        return []
     except PermissionError:
-        return True
+        return [pgid]
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return True
+        return [pgid]
+    members = []
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -275,8 +282,8 @@ def _group_alive(pgid: int) -> bool:
             continue
         # After the command name: state, ppid, pgrp, ...
         if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
-            return True
-    return False
+            members.append(int(entry))
+    return members
 
 
 async def _settle(readers: asyncio.Future[tuple[None, None]]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -187,6 +188,39 @@ async def test_kill_9_mid_run_is_recorded_and_the_orphaned_job_is_stopped(servic
     assert json.loads((again.data_dir / "snapshot_progress.json").read_text())["status"] == "error"
     assert not alive(job_pid), "stopped before the new service answered anything"
     again.wait_for_log("outlived the service; stopping it")
+
+
+def wait_for_exit(pid: int, timeout: float = 10) -> None:
+    """Wait (bounded) for a process that is not our child to end: a pidfd becomes readable when it does."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        readable, _, _ = select.select([pidfd], [], [], timeout)
+        assert readable, f"process {pid} still runs after {timeout}s"
+    finally:
+        os.close(pidfd)
+
+
+async def test_after_kill_9_a_leftover_group_is_stopped_even_when_its_leader_has_exited(
+    service_factory: Any,
+) -> None:
+    """The job's leader is gone (say a wrapper shell died of SIGPIPE once the service's end of its stdout
+    closed) while its child works on: the next start must still find and stop what is left of the group."""
+    wrapper = "sh -c 'sleep 1000 & echo \"PROGRESS 5 $!\"; wait'"
+    service = service_factory("--command", wrapper, "--interval", "60")
+    async with running(service) as (_, status):
+        run_id, child = status["currentRun"]["runId"], int(status["progress"]["step"])
+        leader = status["currentRun"]["pid"]
+        service.stop(signal.SIGKILL)
+    os.kill(leader, signal.SIGKILL)
+    wait_for_exit(leader)
+    assert alive(child) and processes_of(run_id) == [child], "only the child is left, in the old group"
+
+    again = service_factory("--command", sample_command(0.1), "--interval", "60")
+    assert not alive(child), "stopped before the new service answered anything"
+    again.wait_for_log(f"run {run_id}: its job (process group {leader}) outlived the service; stopping it")
 
 
 def test_a_second_service_on_the_same_data_folder_refuses_and_names_the_first(
