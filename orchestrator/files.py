@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -45,7 +46,8 @@ def write_json_atomic(path: Path, document: dict[str, Any], *, durable: bool = T
 
     The temp file is a dot-file ending in ``.tmp`` on the same file system (``os.replace`` is atomic only
     within one), so a crash leaves at worst a stray temp file, never a half-written document. ``durable``
-    adds an fsync before the rename, so the new content also survives a power cut.
+    adds an fsync of the file before the rename and of the folder after it, so that both the new content and
+    the rename itself survive a power cut.
     """
     data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=temp_folder(path.parent))
@@ -60,6 +62,21 @@ def write_json_atomic(path: Path, document: dict[str, Any], *, durable: bool = T
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if durable:
+        _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """The rename is an entry in the folder: only an fsync of the folder makes it durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some file systems cannot fsync a folder; the rename has happened, and that is the best there is.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_json_object(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
