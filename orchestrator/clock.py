@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -14,6 +15,10 @@ from orchestrator.events import utcnow
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current wall-clock time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (for durations: a wall-clock step must not end a run early)."""
         ...
 
     async def wait(self, wake: asyncio.Event, until: datetime | None) -> bool:
@@ -30,6 +35,9 @@ class SystemClock:
     def now(self) -> datetime:
         return utcnow()
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
     async def wait(self, wake: asyncio.Event, until: datetime | None) -> bool:
         timeout = None if until is None else max(0.0, (until - self.now()).total_seconds())
         try:
@@ -45,11 +53,20 @@ class FakeClock:
 
     def __init__(self, start: datetime) -> None:
         self._now = start
+        self._start = start
         self._sleepers: list[tuple[datetime, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
     def now(self) -> datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        return (self._now - self._start).total_seconds()
+
+    def step_wall_clock(self, delta: timedelta) -> None:
+        """The wall clock is set (an NTP step, a resumed VM) while no time passes: ``monotonic`` stays put."""
+        self._now += delta
+        self._start += delta
 
     def advance(self, delta: timedelta) -> None:
         """Move time forward and release every waiter whose deadline has come."""

@@ -76,7 +76,9 @@ class Runner:
         self._seen_progress: tuple[float, str] | None = None
         self._reported: set[tuple[float, str]] = set()
         """Every (percent, step) of the running run already seen, to tell echoes in the file from news."""
-        self._last_progress_at: datetime | None = None
+        # Durations on the monotonic clock: an NTP step or a resumed VM must not end a run early.
+        self._started_mono = 0.0
+        self._last_progress_mono = 0.0
         self._leftover: RunRecord | None = None
         self.state = store.load()
         self._recover()
@@ -147,7 +149,7 @@ class Runner:
         if len(self._reported) >= MAX_REMEMBERED_REPORTS:
             self._reported.clear()  # forgetting costs at most a stale echo counted as progress
         self._reported.add((percent, step))
-        self._last_progress_at = self._clock.now()
+        self._last_progress_mono = self._clock.monotonic()
         self._watch.set()
 
     # ------------------------------------------------------------------------------------------ the loop
@@ -196,7 +198,7 @@ class Runner:
         self._stop_request = None
         self._seen_progress = (0.0, STARTING)
         self._reported = {self._seen_progress}
-        self._last_progress_at = now
+        self._started_mono = self._last_progress_mono = self._clock.monotonic()
         self.state = replace(self.state, current=record, pending=(), pending_count=0)
         self._save()
         if record.trigger_count > 1:
@@ -219,7 +221,7 @@ class Runner:
             await self._flush_progress()
             job = asyncio.create_task(self._job.run(ctx, self._report, self._started), name=f"job-{record.run_id}")
             job.add_done_callback(lambda _: self._watch.set())
-            stop = await self._supervise(job, record)
+            stop = await self._supervise(job)
         except asyncio.CancelledError:
             # The service is stopping: end the job, record the outcome, then let the cancel go on.
             if job is not None:
@@ -254,18 +256,18 @@ class Runner:
             raise
         self._finish(record, result)
 
-    async def _supervise(self, job: asyncio.Task[JobResult], record: RunRecord) -> Stop | None:
+    async def _supervise(self, job: asyncio.Task[JobResult]) -> Stop | None:
         """Wait for the job to end by itself (``None``), or for a reason to end it: a cancel request, the
         timeout, or no progress for the stall timeout. Sleeps to the nearest deadline; never polls."""
         while not job.done():
             self._watch.clear()
             if self._stop_request is not None:
                 return self._stop_request
-            self._stop_request = self._overdue(record)
+            self._stop_request = self._overdue()
             if self._stop_request is not None:
                 self._on_change()  # "stopping" shows while the job gets its grace period
                 return self._stop_request
-            await self._clock.wait(self._watch, self._next_deadline(record))
+            await self._clock.wait(self._watch, self._next_deadline())
         return None
 
     def _started(self, pid: int) -> None:
@@ -316,22 +318,29 @@ class Runner:
             exit_code=run.exit_code,
         )
 
-    def _deadlines(self, record: RunRecord) -> list[tuple[datetime, Stop]]:
-        found: list[tuple[datetime, Stop]] = []
+    def _deadlines(self) -> list[tuple[float, Stop]]:
+        """(monotonic time, why) at which the running run is to be ended."""
+        found: list[tuple[float, Stop]] = []
         if self._timeout is not None:
             detail = f" (still running after {_minutes(self._timeout)})"
-            found.append((record.started_at + self._timeout, Stop(RunStatus.ERROR, "timed out", detail)))
-        if self._stall_timeout is not None and self._last_progress_at is not None:
+            at = self._started_mono + self._timeout.total_seconds()
+            found.append((at, Stop(RunStatus.ERROR, "timed out", detail)))
+        if self._stall_timeout is not None:
             detail = f" (no progress for {_minutes(self._stall_timeout)})"
-            found.append((self._last_progress_at + self._stall_timeout, Stop(RunStatus.ERROR, "stalled", detail)))
+            at = self._last_progress_mono + self._stall_timeout.total_seconds()
+            found.append((at, Stop(RunStatus.ERROR, "stalled", detail)))
         return found
 
-    def _overdue(self, record: RunRecord) -> Stop | None:
-        now = self._clock.now()
-        return next((stop for at, stop in self._deadlines(record) if now >= at), None)
+    def _overdue(self) -> Stop | None:
+        now = self._clock.monotonic()
+        return next((stop for at, stop in self._deadlines() if now >= at), None)
 
-    def _next_deadline(self, record: RunRecord) -> datetime | None:
-        return min((at for at, _ in self._deadlines(record)), default=None)
+    def _next_deadline(self) -> datetime | None:
+        """The nearest deadline as a wall-clock time for :meth:`Clock.wait`, recomputed on each wake."""
+        at = min((at for at, _ in self._deadlines()), default=None)
+        if at is None:
+            return None
+        return self._clock.now() + timedelta(seconds=max(0.0, at - self._clock.monotonic()))
 
     @property
     def stopping(self) -> Stop | None:

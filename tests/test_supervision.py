@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,23 @@ async def test_a_request_that_arrives_while_stopping_is_kept_for_the_next_start(
     assert job.started.empty(), "nothing runs once the service is stopping"
     again = make_orchestrator(tmp_path, clock, job, interval=600)
     assert [t.reason for t in again.runner.state.pending] == ["late"]
+
+
+async def test_a_wall_clock_step_does_not_end_a_run_early(tmp_path: Path) -> None:
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600, timeout_minutes=20)
+    await orchestrator.start()
+    try:
+        run = await job.next_start()
+        clock.advance(minutes(5))
+        clock.step_wall_clock(timedelta(hours=3))  # NTP corrects a clock that was three hours behind
+        await settle()
+        assert not run.stopped.is_set(), "five minutes of a twenty-minute limit have passed, not three hours"
+        clock.advance(minutes(14))
+        await settle()
+        assert not run.stopped.is_set()
+        clock.advance(minutes(1))
+        await ended(orchestrator, run)
+        assert orchestrator.status()["lastRun"]["error"] == "timed out"
+    finally:
+        await orchestrator.stop()
