@@ -13,11 +13,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from orchestrator.events import RunStatus, Source
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PROGRESS_LINE = re.compile(r"^PROGRESS\s+(-?\d+(?:\.\d+)?)%?(?:\s+(.*))?$")
 MAX_LINE_BYTES = 8192
@@ -115,7 +117,8 @@ class SubprocessJob:
                 log.warning("run %s: job exited but left processes behind; stopping them", ctx.run_id)
                 await self._stop_group(ctx, proc.pid, protocol.exited)
         except asyncio.CancelledError:
-            await self._stop_group(ctx, proc.pid, protocol.exited)
+            # To its end even if cancelled again (a second Ctrl-C): a cut-short escalation leaves the job running.
+            await outlast_cancel(asyncio.ensure_future(self._stop_group(ctx, proc.pid, protocol.exited)))
             raise
         finally:
             await _settle(readers)
@@ -284,6 +287,21 @@ def _group_members(pgid: int) -> list[int]:
         if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
             members.append(int(entry))
     return members
+
+
+async def outlast_cancel(future: asyncio.Future[T]) -> T:
+    """Await ``future`` to its end even if we are cancelled meanwhile; then let the cancel go on."""
+    interrupted = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        if not future.cancelled():
+            future.exception()  # retrieved: its outcome no longer matters
+        raise asyncio.CancelledError
+    return future.result()
 
 
 async def _settle(readers: asyncio.Future[tuple[None, None]]) -> None:

@@ -10,19 +10,16 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from orchestrator.clock import Clock
 from orchestrator.events import RunStatus, Trigger
 from orchestrator.files import InvalidDocument
-from orchestrator.job import Job, JobResult, RunContext, stop_leftover
+from orchestrator.job import Job, JobResult, RunContext, outlast_cancel, stop_leftover
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.schedule import Schedule
 from orchestrator.state import RunRecord, StateStore
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 STARTING = "Starting..."
 MAX_REMEMBERED_REPORTS = 4096
@@ -374,7 +371,7 @@ class Runner:
             try:
                 # Held to its end even if we are cancelled: a write still running in its thread after we let go
                 # of the lock could land after the outcome's write and leave the file saying "running".
-                await _outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self._progress_file.write, progress)))
+                await outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self._progress_file.write, progress)))
             except OSError as exc:
                 if not self._progress_failing:
                     log.error("cannot write progress file %s: %s", self._progress_file.path, exc)
@@ -422,21 +419,6 @@ class Runner:
 
     def _save(self) -> None:
         self._store.save(self.state)
-
-
-async def _outlast_cancel(future: asyncio.Future[T]) -> T:
-    """Await ``future`` to its end even if we are cancelled meanwhile; then let the cancel go on."""
-    interrupted = False
-    while not future.done():
-        try:
-            await asyncio.wait({future})
-        except asyncio.CancelledError:
-            interrupted = True
-    if interrupted:
-        if not future.cancelled():
-            future.exception()  # retrieved: its outcome no longer matters
-        raise asyncio.CancelledError
-    return future.result()
 
 
 async def _end(job: asyncio.Task[JobResult]) -> bool:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from pathlib import Path
@@ -65,7 +68,26 @@ async def _run_service(app: web.Application) -> AsyncIterator[None]:
 async def _stop_service(app: web.Application) -> None:
     # First thing on SIGTERM, before aiohttp drains in-flight requests (up to its shutdown timeout): no trigger
     # may start a run from here on, and the running job is stopped now, not after the drain.
-    await app[ORCHESTRATOR].stop()
+    orchestrator = app[ORCHESTRATOR]
+    _ignore_further_stop_signals(orchestrator.settings.kill_grace_seconds)
+    await orchestrator.stop()
+
+
+def _ignore_further_stop_signals(grace: float) -> None:
+    """A second Ctrl-C (or SIGTERM) would abort the shutdown half-way, with the job's SIGTERM sent but its
+    SIGKILL not: a job that ignores SIGTERM would live on, unrecorded, beside the next service's runs."""
+    loop = asyncio.get_running_loop()
+    said = False
+
+    def already_stopping() -> None:
+        nonlocal said
+        if not said:
+            said = True
+            log.warning("already stopping: the job gets up to %gs to end; use SIGKILL to force", grace)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, not Unix
+            loop.add_signal_handler(sig, already_stopping)
 
 
 def add_page(app: web.Application, root: Path) -> None:

@@ -170,6 +170,22 @@ async def test_service_signal_mid_run_cancels_the_run_keeps_the_queue_and_exits_
     assert (follow_up["lastRun"]["trigger"], follow_up["lastRun"]["reason"]) == ("http", "queued before the stop")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_second_stop_signal_does_not_cut_the_job_stop_short(service_factory: Any, sig: signal.Signals) -> None:
+    """Ctrl-C pressed twice: the second must not abort the shutdown between the job's SIGTERM and SIGKILL."""
+    service = service_factory("--command", DEAF_JOB, "--interval", "60", "--kill-grace", "1")
+    async with running(service) as (_, status):
+        run_id, job_pid = status["currentRun"]["runId"], int(status["progress"]["step"])
+        service.proc.send_signal(sig)
+        service.wait_for_log(f"run {run_id}: sent SIGTERM to process group {job_pid}")
+        service.proc.send_signal(sig)
+        assert service.proc.wait(timeout=20) == 0
+    assert not alive(job_pid), "the job that ignores SIGTERM was still killed after the grace"
+    assert service.logs().count("already stopping: the job gets up to 1s to end") == 1
+    state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
+    assert (state["lastRun"]["runId"], state["lastRun"]["status"], state["current"]) == (run_id, "cancelled", None)
+
+
 async def test_kill_9_mid_run_is_recorded_and_the_orphaned_job_is_stopped(service_factory: Any) -> None:
     service = service_factory("--command", QUIET_JOB, "--interval", "60")
     async with running(service) as (_, status):
