@@ -8,6 +8,7 @@ import ipaddress
 import math
 import os
 import re
+import resource
 import shlex
 import shutil
 import socket
@@ -38,6 +39,15 @@ def sample_job_command() -> tuple[str, ...]:
     return (sys.executable, "-m", "orchestrator.sample_job")
 
 
+def default_max_streams() -> int:
+    """Half the process's file descriptor limit (at most 2000): the rest is for the job's pipes, the files and
+    the page's other requests. Raising the limit (``LimitNOFILE=`` under systemd) raises this too."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 2000
+    return max(16, min(2000, soft // 2))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = DEFAULT_HOST
@@ -62,6 +72,8 @@ class Settings:
     sse_ping_seconds: float = 15.0
     sse_send_timeout: float = 10.0
     """An event stream client that has not taken an event for this long is dropped."""
+    sse_max_clients: int = field(default_factory=default_max_streams)
+    """Open event streams beyond this get 503: each holds a file descriptor, and the job needs some too."""
 
     @property
     def timeout(self) -> timedelta | None:

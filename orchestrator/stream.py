@@ -30,12 +30,16 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
+from orchestrator.guard import json_error
 from orchestrator.hub import HubClosed
 from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
 
 SSE_RETRY_MS = 2000
+FULL_RETRY_AFTER_SECONDS = 10
+REFUSING = web.AppKey("sse_refusing", set[bool])
+"""Non-empty while new streams are being refused for want of room (so the refusal is logged once)."""
 WRITE_BUFFER_CAP = 32 * 1024
 """Bytes a client may leave unsent in the server's write buffer before it is dropped. Half of asyncio's
 default high-water mark (64 KiB): a status event (~1-2 KiB) sent below the cap never reaches the mark, so
@@ -69,6 +73,7 @@ STREAMS = web.AppKey("streams", set[Client])
 
 def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
     app[STREAMS] = set()
+    app[REFUSING] = set()
 
     async def events(request: web.Request) -> web.StreamResponse:
         return await stream_events(request, request.app[orchestrator_key])
@@ -100,6 +105,9 @@ async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web
     Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
     latest version gets nothing until the next change; any other client gets the current state at once.
     """
+    refusal = _refuse_if_full(request, orchestrator.settings.sse_max_clients)
+    if refusal is not None:
+        return refusal
     try:
         return await _stream(request, orchestrator)
     except ConnectionResetError:
@@ -107,6 +115,22 @@ async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web
         # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
         # (raised from here, it would log a traceback per vanished client).
         return web.Response(status=503)
+
+
+def _refuse_if_full(request: web.Request, limit: int) -> web.Response | None:
+    """A 503 when ``limit`` streams are open already; logged once per spell of refusals, not per client."""
+    refusing = request.app[REFUSING]
+    if open_streams(request.app) < limit:
+        refusing.clear()
+        return None
+    if not refusing:
+        refusing.add(True)
+        log.warning("%d event streams open, the most allowed: refusing more with 503 until some close", limit)
+    return json_error(
+        503,
+        f"Too many open event streams ({limit}); try again in {FULL_RETRY_AFTER_SECONDS} s",
+        {"Retry-After": str(FULL_RETRY_AFTER_SECONDS)},
+    )
 
 
 async def _stream(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:

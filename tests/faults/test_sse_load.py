@@ -336,3 +336,28 @@ async def test_thousand_clients_vanishing_leave_memory_and_fds_where_they_were(
     # Still serving: a new client gets the current state.
     async with aiohttp.ClientSession() as session:
         assert (await next_at_least(sse_stream(session, service.url + EVENTS_PATH), 0, timeout=5)).json()
+
+
+# --------------------------------------------------------------------------------- too many streams
+async def test_streams_beyond_the_limit_get_503_until_one_closes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each stream holds a file descriptor, and the job needs some too: past ``sse_max_clients`` a client is
+    told to come back later, once (one log line for the whole spell), and let in again when there is room."""
+    async with serving(tmp_path, sse_max_clients=3) as (_, server), aiohttp.ClientSession() as session:
+        url = str(server.make_url(EVENTS_PATH))
+        open_ones = [sse_stream(session, url) for _ in range(3)]
+        for stream in open_ones:
+            await next_at_least(stream, 0, timeout=5)
+        for _ in range(2):
+            async with session.get(url) as refused:
+                assert refused.status == 503
+                assert refused.headers["Retry-After"] == "10"
+                body = await refused.json()
+                assert body["success"] is False and "Too many open event streams (3)" in body["message"]
+        assert sum("event streams open, the most allowed" in r.getMessage() for r in caplog.records) == 1
+
+        await open_ones.pop().aclose()  # one client leaves
+        assert server.app is not None
+        await wait_until("the server noticed", lambda: open_streams(server.app) == 2)
+        await next_at_least(sse_stream(session, url), 0, timeout=5)
