@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 PROGRESS_LINE = re.compile(r"^PROGRESS\s+(-?\d+(?:\.\d+)?)%?(?:\s+(.*))?$")
 MAX_LINE_BYTES = 8192
+CUT_MARK = f" [line cut at {MAX_LINE_BYTES} bytes]"
 STDERR_TAIL_LINES = 10
 DRAIN_AFTER_EXIT_SECONDS = 2.0
 """How long the pipes may stay open after the job's main process exits (a child still writing)."""
@@ -110,8 +111,15 @@ class SubprocessJob:
                 async with asyncio.timeout(DRAIN_AFTER_EXIT_SECONDS):
                     await asyncio.shield(readers)
             except TimeoutError:
-                log.warning("run %s: job exited but left processes holding its output; stopping them", ctx.run_id)
-                await self._stop_group(ctx, proc.pid, protocol.exited)
+                if _group_alive(proc.pid):
+                    log.warning("run %s: job exited but left processes holding its output; stopping them", ctx.run_id)
+                    await self._stop_group(ctx, proc.pid, protocol.exited)
+                else:
+                    log.warning(
+                        "run %s: job exited, but a process that left its session (setsid) holds its output; "
+                        "that process is not stopped",
+                        ctx.run_id,
+                    )
             if _group_alive(proc.pid):
                 # Children that outlive the job would run on beside the next run: one run at a time.
                 log.warning("run %s: job exited but left processes behind; stopping them", ctx.run_id)
@@ -122,6 +130,7 @@ class SubprocessJob:
             raise
         finally:
             await _settle(readers)
+            transport.close()  # the pipes: held open by an escaped process, they would leak two fds a run
         if code == 0:
             return JobResult(RunStatus.COMPLETED, exit_code=0)
         return JobResult(RunStatus.ERROR, exit_code=code, error=describe_exit(code, tail))
@@ -142,7 +151,8 @@ class SubprocessJob:
         # The kernel tells no one when a process group empties, so this one wait has to look.
         while _group_alive(pgid) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        if _signal_group(pgid, signal.SIGKILL):
+        if _group_alive(pgid):  # zombies waiting for a reaper count for killpg, not for us
+            _signal_group(pgid, signal.SIGKILL)
             log.warning(
                 "run %s: process group %d ignored SIGTERM for %gs; sent SIGKILL",
                 ctx.run_id,
@@ -169,18 +179,29 @@ class SubprocessJob:
 
 
 async def iter_lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
-    """Lines of a pipe, decoded leniently; an over-long line is cut rather than failing the reader."""
+    """Lines of a pipe, decoded leniently. An over-long line is cut: its first :data:`MAX_LINE_BYTES` and a
+    marker, once; the rest up to the next newline is dropped (gigabytes without a newline are one log line)."""
     buffer = b""
+    dropping = False
     while chunk := await stream.read(65536):
+        if dropping:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                continue
+            chunk, dropping = chunk[newline + 1 :], False
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for raw in lines:
-            yield raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r")
+            yield _decode(raw)
         if len(buffer) > MAX_LINE_BYTES:
-            yield buffer[:MAX_LINE_BYTES].decode("utf-8", errors="replace")
-            buffer = b""
+            yield _decode(buffer[:MAX_LINE_BYTES]) + CUT_MARK
+            buffer, dropping = b"", True
     if buffer:
-        yield buffer[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r")
+        yield _decode(buffer)
+
+
+def _decode(raw: bytes) -> str:
+    return raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r")
 
 
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -233,7 +254,8 @@ async def stop_leftover(pgid: int, run_id: str, grace: float) -> bool:
     # Not our child, so no exit notification: look until the group is empty or the grace is over.
     while _group_alive(pgid) and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
-    if _signal_group(pgid, signal.SIGKILL) and _group_alive(pgid):
+    if _group_alive(pgid):
+        _signal_group(pgid, signal.SIGKILL)
         log.warning("run %s: process group %d ignored SIGTERM for %gs; sent SIGKILL", run_id, pgid, grace)
     return True
 
@@ -247,33 +269,36 @@ def _runs_for(pid: int, run_id: str) -> bool:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    try:
+    """Signal the job's tree: its process group, and members of its session in other groups."""
+    signalled = False
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    return True
+        signalled = True
+    for pid in _group_members(pgid):
+        if pid != pgid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)  # already signalled if still in the group: a second one is harmless
+                signalled = True
+    return signalled
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether any live (not zombie) process is left in the group."""
+    """Whether any live (not zombie) process of the job's tree is left."""
     return bool(_group_members(pgid))
 
 
 def _group_members(pgid: int) -> list[int]:
-    """The live (not zombie) processes of a process group; the leader may be gone while members live on.
+    """The live (not zombie) processes of the job's tree: its process group, and any process of its session
+    that moved to a group of its own (``setpgid``). The leader may be gone while members live on. Only a
+    process that started a new session (``setsid``) has left for good; nothing short of a cgroup finds it.
 
     ``killpg(pgid, 0)`` alone also counts zombies, which linger where no init reaps orphans (a container
     without ``--init``); on Linux /proc tells them apart."""
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return []
-    except PermissionError:
-        return [pgid]
-    try:
         entries = os.listdir("/proc")
     except OSError:
-        return [pgid]
+        return [pgid] if _group_signalable(pgid) else []
+    wanted = str(pgid).encode()
     members = []
     for entry in entries:
         if not entry.isdigit():
@@ -283,10 +308,20 @@ def _group_members(pgid: int) -> list[int]:
                 fields = stat.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        # After the command name: state, ppid, pgrp, ...
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+        # After the command name: state, ppid, pgrp, session, ...
+        if len(fields) > 3 and wanted in (fields[2], fields[3]) and fields[0] != b"Z":
             members.append(int(entry))
     return members
+
+
+def _group_signalable(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def outlast_cancel(future: asyncio.Future[T]) -> T:

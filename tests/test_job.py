@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -10,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.events import RunStatus, Source
-from orchestrator.job import RunContext, SubprocessJob, describe_exit, parse_progress_line
+from orchestrator.job import (
+    CUT_MARK,
+    MAX_LINE_BYTES,
+    RunContext,
+    SubprocessJob,
+    describe_exit,
+    parse_progress_line,
+)
 from tests.support import alive as _alive
 
 PY = sys.executable
@@ -74,12 +83,19 @@ async def test_command_that_cannot_start_is_an_error_not_a_crash(tmp_path: Path)
     assert result.error is not None and result.error.startswith("cannot start job")
 
 
-async def test_huge_lines_are_cut_not_fatal(tmp_path: Path) -> None:
-    script = "print('x' * 1_000_000); print('PROGRESS 50 after')"
+async def test_huge_lines_are_cut_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="orchestrator.job")
+    script = "print('x' * 1_000_000); print('PROGRESS 50 after'); print('y' * 3_000_000, end='', flush=True)"
     reports: list[tuple[float, str | None]] = []
     result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: reports.append((p, s)))
     assert result.status is RunStatus.COMPLETED
     assert reports == [(50.0, "after")]
+    output = [r.getMessage() for r in caplog.records if r.getMessage().startswith("run run-1 | ")]
+    # Four megabytes without a newline between them: two log lines of 8 KiB each, marked as cut.
+    assert [(line[12], len(line), line.endswith(CUT_MARK)) for line in output] == [
+        ("x", 12 + MAX_LINE_BYTES + len(CUT_MARK), True),
+        ("y", 12 + MAX_LINE_BYTES + len(CUT_MARK), True),
+    ]
 
 
 class PidReport:
@@ -111,6 +127,51 @@ async def test_cancel_stops_the_whole_process_tree(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not any(_alive(pid) for pid in found)
+
+
+async def test_a_child_that_moved_to_its_own_process_group_is_stopped_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``setpgid`` takes a process out of the job's group but not out of its session: still the job's tree."""
+    script = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1000)'], process_group=0)\n"
+        "print('PROGRESS 1', child.pid, os.getpid(), flush=True)\n"
+        "time.sleep(1000)\n"
+    )
+    job = SubprocessJob([PY, "-c", script], kill_grace=5)
+    report = PidReport()
+    task = asyncio.create_task(job.run(ctx(tmp_path), report))
+    child, leader = await report.wait()
+    assert os.getpgid(child) == child != os.getpgid(leader)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _alive(child) and not _alive(leader)
+    assert not any("ignored SIGTERM" in r.getMessage() for r in caplog.records), "both ended on SIGTERM"
+
+
+async def test_a_process_that_left_the_session_is_reported_not_leaked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``setsid`` escapes the job's tree for good: the run ends, the log says what happened, and the pipes the
+    escaped process still holds are closed on our side (they used to leak two descriptors a run)."""
+    script = 'setsid sleep 1000 & echo "PROGRESS 1 $!"'
+    job = SubprocessJob(["sh", "-c", script], kill_grace=5)
+    report = PidReport()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    escaped: list[int] = []
+    try:
+        task = asyncio.create_task(job.run(ctx(tmp_path), report))
+        escaped = await report.wait()
+        result = await asyncio.wait_for(task, 10)
+        assert result.status is RunStatus.COMPLETED
+        assert _alive(escaped[0]), "out of reach, as documented"
+        assert any("left its session (setsid)" in r.getMessage() for r in caplog.records)
+        assert len(os.listdir("/proc/self/fd")) <= fds_before
+    finally:
+        for pid in escaped:
+            os.kill(pid, signal.SIGKILL)
 
 
 async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
