@@ -6,9 +6,17 @@ Two middlewares, outermost first, and one response hook:
    ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``, ...) kept.
 2. ``guard``: the body cap (by ``Content-Length``, before anything is read), CORS preflight answers,
    refusal of cross-site state-changing requests, the bearer token, and the trigger rate limit.
-3. ``cors_headers`` (``on_response_prepare``): CORS headers for allowed origins on ``/api/*``. It is a hook,
-   not a middleware, because the event stream's handler sends its headers itself, before a middleware
-   could add any.
+3. ``cors_headers`` (``on_response_prepare``): CORS headers for allowed origins on ``/api/*``, and the read
+   cookie (below). It is a hook, not a middleware, because the event stream's handler sends its headers
+   itself, before a middleware could add any.
+
+The read cookie. ``EventSource`` cannot send headers, so with ``--token-for-reads`` a read under ``/api/``
+that carries a valid bearer header is answered with a cookie the stream can use instead. Its value is
+derived from the token (an HMAC of it), never the token: cookies ignore ports, so every other server on the
+same host receives it under ``/api/``, and what it learns there must not authorise a change, nor be turned
+back into the token. The guard accepts it for reads only. Its name and value carry the port the browser
+addressed, so two services on one host each keep their own cookie instead of overwriting each other's, and
+one service's cookie does not open another's reads when both share a token.
 
 Why not aiohttp-cors (0.8.1 runs cleanly on aiohttp 3.14, checked): it answers a refused preflight with a
 plain-text 403, sends no ``Vary: Origin`` (so a cache may hand one origin's answer to another), must be
@@ -26,7 +34,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -41,8 +49,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/"
 TRIGGER_PATH = "/api/snapshot/trigger"
-TOKEN_COOKIE = "snapshot_token"
-"""Read-only stand-in for the bearer header, set by the page: ``EventSource`` cannot send headers."""
+READ_COOKIE_PREFIX = "snapshot_read_"
+"""The read cookie is ``snapshot_read_<port>``: the port the browser addressed (``Host``)."""
+LEGACY_TOKEN_COOKIE = "snapshot_token"
+"""Where earlier pages put the token itself; never accepted, and expired wherever a browser still sends it."""
+READ_COOKIE_CONTEXT = "snapshot-orchestrator read cookie"
 REALM = 'Bearer realm="snapshot-orchestrator"'
 CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
@@ -62,6 +73,7 @@ class Guard:
     def __init__(self, settings: Settings, clock: Clock, max_body_bytes: int) -> None:
         # Digests of equal length make the constant-time comparison independent of the token's length too.
         self._token = _digest(settings.token) if settings.token else None
+        self._cookie_key = settings.token.encode("utf-8", "surrogateescape") if settings.token else None
         self.token_for_reads = settings.token_for_reads
         self.allow_origins = frozenset(settings.allow_origins)
         self.max_body_bytes = max_body_bytes
@@ -84,21 +96,45 @@ class Guard:
         scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
-    def _cookie(self, request: web.Request) -> str | None:
-        value = request.cookies.get(TOKEN_COOKIE)
-        return unquote(value) if value else None
+    def read_cookie(self, request: web.Request) -> tuple[str, str] | None:
+        """The read cookie's name and value for the port ``request`` addressed; ``None`` without a token."""
+        if self._cookie_key is None:
+            return None
+        port = request.url.port or 0
+        message = f"{READ_COOKIE_CONTEXT} for port {port}".encode()
+        return f"{READ_COOKIE_PREFIX}{port}", hmac.new(self._cookie_key, message, hashlib.sha256).hexdigest()
+
+    def _read_cookie_matches(self, request: web.Request) -> bool | None:
+        """Whether the request's read cookie is right; ``None`` if it has none."""
+        expected = self.read_cookie(request)
+        given = request.cookies.get(expected[0]) if expected else None
+        if expected is None or given is None:
+            return None
+        # Both are 64 hex digits when right: a wrong length gives away nothing that is not public.
+        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected[1].encode())
 
     def authenticate(self, request: web.Request, *, cookie_ok: bool) -> web.Response | None:
-        """``None`` if the request may go on, else the 401 to send."""
+        """``None`` if the request may go on, else the 401 to send.
+
+        ``cookie_ok`` (reads under --token-for-reads): the read cookie is accepted, and a valid bearer header
+        earns the response a fresh one (see ``cors_headers``)."""
         if self._token is None:
             return None
         bearer = self._bearer(request)
         if bearer is not None:
-            return None if self._matches(bearer) else self._unauthorized("The token is not valid", invalid=True)
-        cookie = self._cookie(request) if cookie_ok else None
-        if cookie is not None:
-            return None if self._matches(cookie) else self._unauthorized("The token is not valid", invalid=True)
-        if not cookie_ok and self._cookie(request) is not None:
+            if not self._matches(bearer):
+                return self._unauthorized("The token is not valid", invalid=True)
+            if cookie_ok:
+                request[ISSUE_READ_COOKIE] = True
+            return None
+        if cookie_ok:
+            matches = self._read_cookie_matches(request)
+            if matches:
+                return None
+            if matches is not None:
+                message = "The read cookie is not valid: send 'Authorization: Bearer <token>' for a new one"
+                return self._unauthorized(message, invalid=True)
+        elif any(name == LEGACY_TOKEN_COOKIE or name.startswith(READ_COOKIE_PREFIX) for name in request.cookies):
             # Browsers send cookies on their own, so a cookie proves nothing about who asked for a change.
             return self._unauthorized(
                 "Changes need the token as 'Authorization: Bearer <token>'; cookies are not accepted for them"
@@ -167,6 +203,8 @@ class Guard:
 
 
 GUARD = web.AppKey("guard", Guard)
+ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
+"""Set on a read that a valid bearer header let in under --token-for-reads: its answer sets the read cookie."""
 
 
 def install(app: web.Application, guard: Guard) -> None:
@@ -251,7 +289,10 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
 
 async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
     guard = request.app.get(GUARD)
-    if guard is None or not guard.allow_origins or not request.path.startswith(API_PREFIX):
+    if guard is None or not request.path.startswith(API_PREFIX):
+        return
+    _read_cookie_headers(guard, request, response)
+    if not guard.allow_origins:
         return
     vary = response.headers.get("Vary")
     if vary is None:
@@ -265,3 +306,25 @@ async def cors_headers(request: web.Request, response: web.StreamResponse) -> No
     response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
     if guard.token_for_reads:  # the page's cookie is then a credential the other origin's reads may carry
         response.headers["Access-Control-Allow-Credentials"] = "true"
+
+
+def _read_cookie_headers(guard: Guard, request: web.Request, response: web.StreamResponse) -> None:
+    # Added as headers: aiohttp has already turned ``response.cookies`` into headers when this hook runs.
+    if LEGACY_TOKEN_COOKIE in request.cookies:  # an earlier page's cookie holds the token itself: drop it
+        response.headers.add("Set-Cookie", _set_cookie(LEGACY_TOKEN_COOKIE, "", max_age=0))
+    cookie = guard.read_cookie(request)
+    if cookie is None or not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
+        return
+    # HttpOnly: the page never reads it, so no script on it can either. No Max-Age (a session cookie): the page
+    # keeps the token and gets a new cookie with one bearer request whenever the stream is refused.
+    response.headers.add("Set-Cookie", _set_cookie(*cookie, secure=request.secure))
+
+
+def _set_cookie(name: str, value: str, *, max_age: int | None = None, secure: bool = False) -> str:
+    """A ``Set-Cookie`` value; names and values here are fixed words and hex digits, so nothing needs quoting."""
+    attributes = [f"{name}={value}", f"Path={API_PREFIX}", "HttpOnly", "SameSite=Strict"]
+    if max_age is not None:
+        attributes.append(f"Max-Age={max_age}")
+    if secure:
+        attributes.append("Secure")
+    return "; ".join(attributes)

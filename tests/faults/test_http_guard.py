@@ -169,29 +169,104 @@ async def test_reads_stay_open_without_token_for_reads(serve: Serve) -> None:
         assert stream.status == 200
 
 
-async def test_token_for_reads_takes_the_header_or_the_cookie(serve: Serve) -> None:
+async def read_ok(served: Served, path: str, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    """GET ``path``: it is let in (for the stream, its first status event arrives)."""
+    async with served.client.get(path, headers=headers) as response:
+        assert response.status == 200, (path, headers, await response.text())
+        if path == EVENTS:
+            line = await asyncio.wait_for(response.content.readline(), 5)
+            while not line.startswith(b"data:"):
+                line = await asyncio.wait_for(response.content.readline(), 5)
+            assert json.loads(line[5:])["running"] is False
+    return response
+
+
+async def issued_read_cookie(served: Served) -> tuple[str, str]:
+    """The cookie a bearer read earns, checked for its attributes, then left in the client's cookie jar."""
+    response = await read_ok(served, STATUS, bearer())
+    cookies = response.headers.getall("Set-Cookie")
+    assert len(cookies) == 1, cookies
+    name, _, rest = cookies[0].partition("=")
+    value, *attributes = (part.strip() for part in rest.split(";"))
+    assert name == f"snapshot_read_{served.client.port}"
+    assert {a.lower() for a in attributes} >= {"httponly", "samesite=strict", "path=/api/"}, attributes
+    assert not any(a.lower().startswith(("max-age", "expires")) for a in attributes), attributes
+    return name, value
+
+
+async def test_token_for_reads_takes_the_header_or_the_cookie_it_issues(serve: Serve) -> None:
     served = await serve(token=TOKEN, token_for_reads=True)
-    cookie = {"Cookie": "snapshot_token=" + TOKEN.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")}
     for path in (STATUS, "/api/snapshot/progress", EVENTS):
+        served.client.session.cookie_jar.clear()  # the bearer read of the path before left a cookie
         await expect_error(await served.client.get(path), 401, "token")
-        await expect_error(await served.client.get(path, headers={"Cookie": "snapshot_token=wrong-token"}), 401)
         await expect_error(await served.client.get(path, headers=bearer("wrong-token")), 401)
-        for headers in (bearer(), cookie):  # the page's cookie is URL-encoded (encodeURIComponent)
-            async with served.client.get(path, headers=headers) as response:
-                assert response.status == 200, (path, headers)
-                if path == EVENTS:
-                    line = await asyncio.wait_for(response.content.readline(), 5)
-                    while not line.startswith(b"data:"):
-                        line = await asyncio.wait_for(response.content.readline(), 5)
-                    assert json.loads(line[5:])["running"] is False
+        await read_ok(served, path, bearer())
     for path in ("/health", "/", "/app.js"):  # the page must load to ask for the token
         assert (await served.client.get(path)).status == 200, path
+    served.client.session.cookie_jar.clear()
+
+    _, value = await issued_read_cookie(served)
+    # Derived from the token, never the token: other servers on this host receive it (cookies ignore ports).
+    assert len(value) == 64 and int(value, 16) >= 0 and TOKEN not in value
+    for path in (STATUS, "/api/snapshot/progress", EVENTS):  # the jar sends it back, as a browser would
+        await read_ok(served, path)
+    for path in (STATUS, EVENTS):  # and it is not a token: never accepted as the bearer header
+        await expect_error(await served.client.get(path, headers=bearer(value)), 401, "not valid")
+    for path in (TRIGGER, CANCEL):
+        await expect_error(await served.client.post(path, headers=bearer(value)), 401, "not valid")
+
+
+def forged(served: Served, value: str, port: int | None = None) -> dict[str, str]:
+    return {"Cookie": f"snapshot_read_{port or served.client.port}={value}"}
+
+
+async def test_a_forged_read_cookie_is_refused_in_constant_time(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    served = await serve(token=TOKEN, token_for_reads=True)
+    _, value = await issued_read_cookie(served)
+    served.client.session.cookie_jar.clear()
+    other_port = served.client.port + 1
+    guess = hmac.new(b"another-token", b"snapshot-orchestrator read cookie", "sha256").hexdigest()
+    forgeries = [
+        forged(served, TOKEN),  # the token itself under the new name
+        forged(served, guess),
+        forged(served, value[:-1] + ("0" if value[-1] != "0" else "1")),
+        forged(served, value[:32]),
+        {"Cookie": f"snapshot_token={TOKEN}"},  # an earlier page's cookie: no longer accepted
+    ]
+    compared: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    for headers in forgeries:
+        for path in (STATUS, EVENTS):
+            await expect_error(await served.client.get(path, headers=headers), 401)
+    assert (64, 64) in compared and all(b == 64 for _, b in compared), compared
+
+    # Bound to the port the browser addressed: another service on this host (same token, say) that receives
+    # this cookie can use it neither under its own name nor under ours.
+    elsewhere = {"Host": f"localhost:{other_port}"}
+    for headers in (forged(served, value), forged(served, value, other_port)):
+        await expect_error(await served.client.get(STATUS, headers={**headers, **elsewhere}), 401)
+    await read_ok(served, STATUS, forged(served, value))
+
+    # An earlier page's cookie holding the token is expired wherever it still shows up.
+    response = await served.client.get(STATUS, headers={"Cookie": f"snapshot_token={TOKEN}"})
+    legacy = [c for c in response.headers.getall("Set-Cookie") if c.startswith("snapshot_token=")]
+    assert len(legacy) == 1 and "max-age=0" in legacy[0].lower() and TOKEN not in legacy[0], legacy
 
 
 async def test_the_cookie_never_authorises_a_change(serve: Serve) -> None:
     served = await serve(token=TOKEN, token_for_reads=True)
     before = await served.status()
+    await issued_read_cookie(served)  # in the client's jar from here on, as in a browser
+    await read_ok(served, STATUS)
     for path in (TRIGGER, CANCEL):
+        response = await served.client.post(path)
+        await expect_error(response, 401, "cookies are not accepted")
         response = await served.client.post(path, headers={"Cookie": f"snapshot_token={TOKEN}"})
         await expect_error(response, 401, "cookies are not accepted")
     await served.nothing_happened(before)
