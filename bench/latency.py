@@ -299,7 +299,7 @@ async def touch_phase(root: Path, label: str, command: str, *, tries: int, warmu
         Series(f"[{label}] touch -> job's first line"),
         Series(f"[{label}] touch -> SSE shows it finished"),
     ]
-    taken_at, spawned_at = log_times_ns(log, "trigger file run-now taken"), log_times_ns(log, ": started pid ")
+    taken_at, spawned_at = log_times_ns(log, "trigger file 'run-now' taken"), log_times_ns(log, ": started pid ")
     if len(taken_at) == len(spawned_at) == len(done):  # else a run is missing or extra: counted below
         for t, took, spawned in zip(timed, taken_at[warmup:], spawned_at[warmup:], strict=True):
             series[0].add_ns(took - t.touched)

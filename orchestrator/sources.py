@@ -4,6 +4,7 @@ on the queue; what happens next is the runner's business. (The HTTP source is a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat
@@ -62,7 +63,11 @@ class IntervalTimer:
 
 
 class FolderSource:
-    """Turns files in the triggers folder into ``file`` triggers, consuming each file."""
+    """Turns files in the triggers folder into ``file`` triggers, consuming each file.
+
+    The folder is listed and its files are taken on a worker thread, :data:`TAKE_BATCH` files at a time,
+    each batch queued as it is taken: a burst of tens of thousands of files takes seconds to consume, and
+    the event loop (HTTP, event streams, the job's output) must keep answering meanwhile."""
 
     def __init__(self, folder: Path, queue: asyncio.Queue[Trigger], clock: Clock) -> None:
         self._folder = TriggerFolder(folder)
@@ -81,22 +86,60 @@ class FolderSource:
         self.watch.changed.set()
 
     async def serve(self) -> None:
-        """Take what is there at start, then once per burst of file events."""
+        """Take what is there at start, then once per burst of file events, and on a timer while the folder
+        cannot be listed (making it readable again raises no event for the files waiting in it)."""
         self.watch.changed.set()
         taken_log = _TakenLog()
+        retry_at: datetime | None = None
         while True:
-            woken = await self._clock.wait(self.watch.changed, taken_log.deadline)
+            woken = await self._clock.wait(self.watch.changed, _earliest(taken_log.deadline, retry_at))
             now = self._clock.now()
             taken_log.flush_if_due(now)
-            if not woken:
+            if not woken and (retry_at is None or now < retry_at):
                 continue
             self.watch.changed.clear()
             self.watch.recover()
-            taken = self._folder.take_all()
+            await self._take_all(taken_log)
+            retry_at = None if self._folder.listable else self._clock.now() + RELIST_INTERVAL
+
+    async def _take_all(self, taken_log: _TakenLog) -> None:
+        entries = await asyncio.to_thread(self._folder.scan)  # nothing is consumed yet: a cancel may cut it
+        for start in range(0, len(entries), TAKE_BATCH):
+            taken = await self._take(entries[start : start + TAKE_BATCH])
+            now = self._clock.now()
             for item in taken:
-                log.debug("trigger file %s taken (reason: %s)", item.name, item.reason)
+                log.debug("trigger file %r taken (reason: %s)", item.name, item.reason)
                 await self._queue.put(Trigger(Source.FILE, now, item.reason))
+            taken_log.flush_if_due(now)
             taken_log.add(taken, now)
+
+    async def _take(self, entries: list[os.DirEntry[str]]) -> list[TakenFile]:
+        batch = asyncio.ensure_future(asyncio.to_thread(self._folder.take, entries))
+        try:
+            return await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped, and the files it takes are gone from the folder: wait for the batch
+            # (a fraction of a second) and queue what it took, which the runner keeps for the next start.
+            while not batch.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(batch)
+            if not batch.cancelled() and batch.exception() is None:
+                now = self._clock.now()
+                for item in batch.result():
+                    self._queue.put_nowait(Trigger(Source.FILE, now, item.reason))
+            raise
+
+
+TAKE_BATCH = 256
+"""Trigger files taken per trip to the worker thread (a few tens of milliseconds of work): what a burst
+shows the runner at a time, and what a stop waits for."""
+
+RELIST_INTERVAL = timedelta(seconds=2)
+"""How often a triggers folder that cannot be listed (no permission, not a folder) is tried again."""
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
 
 
 LOG_WINDOW = timedelta(seconds=1)
@@ -120,7 +163,7 @@ class _TakenLog:
 
     def flush_if_due(self, now: datetime) -> None:
         if self._held and self._window_ends is not None and now >= self._window_ends:
-            log.info("%d more trigger files taken (the first: %s)", self._held, self._first_held)
+            log.info("%d more trigger files taken (the first: %r)", self._held, self._first_held)
             self._held, self._window_ends = 0, None
 
     def add(self, taken: list[TakenFile], now: datetime) -> None:
@@ -131,17 +174,18 @@ class _TakenLog:
                 self._first_held = taken[0].name
             self._held += len(taken)
             return
+        # Names with %r: a name may hold a newline, which would forge a log line. (Reasons are clean.)
         if len(taken) == 1:
-            log.info("trigger file %s taken (reason: %s)", taken[0].name, taken[0].reason)
+            log.info("trigger file %r taken (reason: %s)", taken[0].name, taken[0].reason)
         else:
-            log.info("%d trigger files taken (the first: %s)", len(taken), taken[0].name)
+            log.info("%d trigger files taken (the first: %r)", len(taken), taken[0].name)
         self._window_ends = now + LOG_WINDOW
 
 
-CREATED_GRACE_SECONDS = 0.2
-"""A regular file that was just created is normally taken when its writer closes it (so that
-``echo reason > triggers/x`` keeps its reason); this is the fallback for a creation with no close
-(a hard link)."""
+UNCLOSED_SECONDS = 60.0
+"""A regular file created in the folder is taken when its writer closes it, so that a slow writer's reason
+is not cut short. This is the safety net for a creation whose close never comes (a hard link whose other
+name was removed at once): the folder is looked at this long after the creation anyway."""
 
 
 def _trigger_event_delay(event: FileSystemEvent) -> float | None:
@@ -154,13 +198,20 @@ def _trigger_event_delay(event: FileSystemEvent) -> float | None:
         return None
     if event.event_type == EVENT_TYPE_MODIFIED:
         return None  # a writer is mid-way; its close follows
-    if event.event_type == EVENT_TYPE_CREATED and _is_regular_file(path):
-        return CREATED_GRACE_SECONDS  # its writer may still be writing: wait for the close
+    if event.event_type == EVENT_TYPE_CREATED and _is_new_file(path):
+        return UNCLOSED_SECONDS  # its writer may still be writing: wait for the close
     return 0
 
 
-def _is_regular_file(path: str) -> bool:
+def _is_new_file(path: str) -> bool:
+    """Whether ``path`` is a regular file that a writer has just created, rather than a hard link to content
+    that exists already (which gives no close event: nobody writes through the new name)."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        info = os.lstat(path)
     except OSError:
         return False
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    # A link adds a name (st_nlink > 1) and changes only the inode's ctime. A writer sets mtime and ctime
+    # together, so ctime past mtime marks a link whose other name is already gone.
+    return info.st_nlink == 1 and info.st_ctime_ns <= info.st_mtime_ns

@@ -41,7 +41,8 @@ def reason_from_payload(name: str, payload: bytes) -> str:
     Always cleaned (one printable line, capped)."""
     text = payload.decode("utf-8", errors="replace").strip()
     if not text:
-        return name
+        # Cleaned too: a name may hold a newline, and a reason ends up in the log and the job's environment.
+        return clean_reason(name)
     if text.startswith("{"):
         try:
             doc = json.loads(text)
@@ -55,34 +56,46 @@ def reason_from_payload(name: str, payload: bytes) -> str:
 
 
 class TriggerFolder:
-    """Lists and takes trigger files. Synchronous and quick: trigger files are tiny by contract."""
+    """Lists and takes trigger files. Synchronous, and slow only for a big burst: the caller runs it off the
+    event loop (one call at a time), in batches."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._warned: set[tuple[str, int]] = set()
         self._unlistable = False
 
-    def take_all(self) -> list[TakenFile]:
-        """Take every trigger file present now, oldest first."""
+    @property
+    def listable(self) -> bool:
+        """``False`` while the last :meth:`scan` could not list the folder (it then needs a look on a timer:
+        a folder made readable again raises no event for the files that wait in it)."""
+        return not self._unlistable
+
+    def scan(self) -> list[os.DirEntry[str]]:
+        """The trigger files present now, oldest first; none if the folder is missing or cannot be listed."""
         try:
             entries = [e for e in os.scandir(self.folder) if is_trigger_name(e.name)]
         except FileNotFoundError:
             return []
-        except OSError as exc:  # e.g. replaced by a file; logged once per streak, looked at again later
+        except OSError as exc:  # e.g. no permission, or replaced by a file; logged once per streak
             if not self._unlistable:
                 log.warning("triggers folder %s cannot be listed: %s", self.folder, exc.strerror)
             self._unlistable = True
             return []
+        if self._unlistable:
+            log.info("triggers folder %s can be listed again", self.folder)
         self._unlistable = False
         # Forget warnings about entries that are gone, so the set cannot grow without bound.
         present = {(e.name, e.inode()) for e in entries}
         self._warned &= present
-        taken = []
-        for entry in sorted(entries, key=_mtime):
-            item = self._take(entry)
-            if item is not None:
-                taken.append(item)
-        return taken
+        return sorted(entries, key=_mtime)
+
+    def take(self, entries: list[os.DirEntry[str]]) -> list[TakenFile]:
+        """Take these entries (from :meth:`scan`); what is gone or not a trigger is skipped."""
+        return [item for item in map(self._take, entries) if item is not None]
+
+    def take_all(self) -> list[TakenFile]:
+        """Take every trigger file present now, oldest first."""
+        return self.take(self.scan())
 
     def _take(self, entry: os.DirEntry[str]) -> TakenFile | None:
         try:
@@ -126,7 +139,8 @@ class TriggerFolder:
     def _warn_once(self, name: str, inode: int, why: str) -> None:
         if (name, inode) not in self._warned:
             self._warned.add((name, inode))
-            log.warning("trigger file %s %s", self.folder / name, why)
+            # %r: a name may hold a newline, which would forge a log line.
+            log.warning("trigger file %r in %s %s", name, self.folder, why)
 
 
 def _mtime(entry: os.DirEntry[str]) -> float:

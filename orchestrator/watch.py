@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import stat
 from collections.abc import Callable
@@ -87,6 +88,8 @@ class FolderWatch:
         self._maybe_moved = False
         """The parent saw something happen to an entry with the folder's name: re-arm if it is not ours."""
         self._recovery_failed = False
+        self._later: set[int] = set()
+        """Whole seconds of the loop's clock at which :attr:`changed` is already due to be set."""
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -188,9 +191,22 @@ class FolderWatch:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closing; nobody is left to tell
             if delay > 0:
-                loop.call_soon_threadsafe(loop.call_later, delay, self.changed.set)
+                loop.call_soon_threadsafe(self._set_later, delay)
             else:
                 loop.call_soon_threadsafe(self.changed.set)
+
+    def _set_later(self, delay: float) -> None:
+        """Set :attr:`changed` ``delay`` seconds from now, rounded up to a whole second of the loop's clock:
+        a burst of thousands of events asks for a handful of timers, not one each. On the loop."""
+        assert self._loop is not None
+        at = math.ceil(self._loop.time() + delay)
+        if at not in self._later:
+            self._later.add(at)
+            self._loop.call_at(at, self._fire_later, at)
+
+    def _fire_later(self, at: int) -> None:
+        self._later.discard(at)
+        self.changed.set()
 
 
 class _Handler(FileSystemEventHandler):

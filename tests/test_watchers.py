@@ -19,7 +19,7 @@ from orchestrator.events import RunStatus, Source, Trigger
 from orchestrator.files import write_json_atomic
 from orchestrator.monitor import ProgressMonitor
 from orchestrator.progress import Progress, ProgressFile
-from orchestrator.sources import CREATED_GRACE_SECONDS, FolderSource
+from orchestrator.sources import FolderSource
 
 WAIT = 5.0
 T = TypeVar("T")
@@ -102,23 +102,40 @@ async def test_a_file_is_taken_when_its_writer_closes_it(
     folder_source: tuple[FolderSource, asyncio.Queue[Trigger]],
 ) -> None:
     source, queue = folder_source
+    # Any look at the folder takes what is there, half-written or not; wait until the look at start is over.
+    (source.watch.folder / "ready").touch()
+    assert (await next_trigger(queue)).reason == "ready"
     with (source.watch.folder / "slow-writer").open("w") as out:
         out.write("first half")
         out.flush()
-        with pytest.raises(TimeoutError):  # still open: not taken yet, so the reason is not cut short
-            await asyncio.wait_for(queue.get(), CREATED_GRACE_SECONDS / 2)
+        # Still open: not taken, so the reason is not cut short. (Longer than the 0.2 s after which a
+        # created file used to be taken whether its writer was done or not.)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(queue.get(), 0.5)
         out.write(" and second half")
     assert (await next_trigger(queue)).reason == "first half and second half"
 
 
-async def test_a_hard_link_is_taken_without_a_close(
+async def test_a_hard_link_is_taken_at_once(
     folder_source: tuple[FolderSource, asyncio.Queue[Trigger]], tmp_path: Path
 ) -> None:
     source, queue = folder_source
     original = tmp_path / "outside"
     original.write_text("linked in")
-    os.link(original, source.watch.folder / "hard-link")
+    os.link(original, source.watch.folder / "hard-link")  # no writer, so no close event: nothing to wait for
     assert (await next_trigger(queue)).reason == "linked in"
+
+
+async def test_a_hard_link_whose_original_is_removed_at_once_is_taken_at_once(
+    folder_source: tuple[FolderSource, asyncio.Queue[Trigger]], tmp_path: Path
+) -> None:
+    source, queue = folder_source
+    original = tmp_path / "outside"
+    original.write_text("linked, then unlinked")
+    os.utime(original, (1e9, 1e9))  # written long ago: the link's ctime is past its mtime, whatever the timing
+    os.link(original, source.watch.folder / "hard-link")
+    original.unlink()  # the event may be looked at after this: one name left, as for a file just written
+    assert (await next_trigger(queue)).reason == "linked, then unlinked"
 
 
 async def test_a_file_moved_in_from_another_folder_is_taken(

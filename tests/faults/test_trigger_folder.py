@@ -153,7 +153,9 @@ async def test_folders_fifos_and_devices_are_ignored_with_one_warning_and_never_
     assert entries(folder) == ["a-fifo", "a-folder", "device"], "what is not a trigger is left alone"
     for name in ("a-fifo", "a-folder", "device"):
         # Looked at on every event and after each run, warned about once.
-        assert follower.count(f"{folder / name} is not a regular file", since=mark) == 1, follower.text(mark)
+        assert follower.count(f"trigger file {name!r} in {folder} is not a regular file", since=mark) == 1, (
+            follower.text(mark)
+        )
     for name in ("a-fifo", "device"):
         (folder / name).unlink()
     (folder / "a-folder").rmdir()
