@@ -4,9 +4,11 @@ which win over defaults. Bad settings end with one line on stderr and exit statu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 import urllib.error
@@ -47,6 +49,7 @@ from orchestrator.trigger_files import write_trigger_file
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+KEEPALIVE_SECONDS = 15
 T = TypeVar("T")
 
 ENV_NAMES = {
@@ -208,7 +211,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def folder(args: argparse.Namespace, name: str, default: str) -> Path:
-    return Path(setting(args, name, default, str) or default).expanduser()
+    """The folder, with symlinks resolved: inotify does not follow a symlink it is asked to watch (watchdog
+    adds ``IN_DONT_FOLLOW``), so a watch on a linked folder would hear nothing of what happens in it."""
+    return Path(setting(args, name, default, str) or default).expanduser().resolve()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,6 +264,7 @@ def serve(settings: Settings, level: int, url: str) -> int:
     from orchestrator.service import Orchestrator
     from orchestrator.web import create_app
 
+    raise_fd_limit()
     sock = bind_socket(settings.host, settings.port)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -273,8 +279,26 @@ def serve(settings: Settings, level: int, url: str) -> int:
     app = create_app(orchestrator)
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)
     # handler_cancellation: an SSE handler waiting for the next change must notice a client that left.
-    web.run_app(app, sock=sock, print=None, handler_cancellation=True, shutdown_timeout=5)
+    # keepalive_timeout: aiohttp's default keeps an idle connection (and its descriptor) for an hour.
+    web.run_app(
+        app,
+        sock=sock,
+        print=None,
+        handler_cancellation=True,
+        shutdown_timeout=5,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
     return 1 if orchestrator.failed else 0
+
+
+def raise_fd_limit() -> None:
+    """Soft file descriptor limit up to the hard one (systemd's soft default is 1024): every connection and
+    event stream holds one, and running out would also keep the job from getting its pipes."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

@@ -26,6 +26,10 @@ DEFAULT_PORT = 8001
 DEFAULT_INTERVAL_MINUTES = 30.0
 DEFAULT_COOLDOWN_MINUTES = 5.0
 DEFAULT_KILL_GRACE_SECONDS = 10.0
+MAX_MINUTES = 525_600
+"""A year: longer intervals and limits are typos, and dates much further out do not fit a datetime."""
+MAX_SECONDS = 3600
+"""The longest kill grace: a job that needs more than an hour to stop is not stopping."""
 DEFAULT_TRIGGER_LIMIT = 30
 """HTTP triggers accepted per minute; runs coalesce anyway, so more than this is a script gone wrong."""
 
@@ -108,6 +112,8 @@ def parse_minutes(text: str, name: str, *, allow_zero: bool) -> float:
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise ConfigError(f"{name} must be {bound} minutes, got {text!r}")
+    if value > MAX_MINUTES:
+        raise ConfigError(f"{name} must be at most {MAX_MINUTES} minutes (a year), got {text!r}")
     return value
 
 
@@ -118,6 +124,8 @@ def parse_seconds(text: str, name: str) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name} must be zero or more seconds, got {text!r}")
+    if value > MAX_SECONDS:
+        raise ConfigError(f"{name} must be at most {MAX_SECONDS} seconds, got {text!r}")
     return value
 
 

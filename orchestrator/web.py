@@ -60,9 +60,35 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
 
 async def _run_service(app: web.Application) -> AsyncIterator[None]:
     orchestrator = app[ORCHESTRATOR]
+    _quiet_accept_errors(asyncio.get_running_loop())
     await orchestrator.start()
     yield
     await orchestrator.stop()  # already done by _stop_service, unless shutdown never got that far
+
+
+ACCEPT_ERROR_QUIET_SECONDS = 60.0
+
+
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Out of file descriptors, asyncio logs a traceback for every failed ``accept`` (tens of thousands a
+    minute under a connection flood). Log it once a minute instead; everything else as asyncio would."""
+    last = -ACCEPT_ERROR_QUIET_SECONDS
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        nonlocal last
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            now = loop.time()
+            if now - last >= ACCEPT_ERROR_QUIET_SECONDS:
+                last = now
+                log.error("cannot accept connections: %s (said once a minute)", context.get("exception"))
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 async def _stop_service(app: web.Application) -> None:

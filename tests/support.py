@@ -128,13 +128,21 @@ class LogLines:
             return self._arrived.wait_for(lambda: any(text in line for line in self._lines), timeout)
 
 
-def start_service(root: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> ServiceProcess:
+def start_service(
+    root: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    prefix: tuple[str, ...] = (),
+) -> ServiceProcess:
+    """``prefix``: a command the service runs under, e.g. ``("prlimit", "--nofile=256")``."""
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = root / f"service-{port}.log"
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
         [
+            *prefix,
             PYTHON,
             "-m",
             "orchestrator",

@@ -49,6 +49,9 @@ def run_cli(
         (["--token-for-reads"], {}, "--token-for-reads needs a --token"),
         (["--allow-origin", "evil.example"], {}, "--allow-origin must be an origin like"),
         ([], {"SNAPSHOT_TRIGGER_LIMIT": "-3"}, "--trigger-limit must be zero or more"),
+        (["--interval", "1e300"], {}, "--interval must be at most 525600 minutes"),
+        (["--timeout", "1e10"], {}, "--timeout must be at most 525600 minutes"),
+        (["--kill-grace", "1e308"], {}, "--kill-grace must be at most 3600 seconds"),
     ],
 )
 def test_bad_settings_end_with_one_clear_line(

@@ -1,0 +1,80 @@
+"""Folders behind symlinks, and running out of file descriptors: real service processes, real sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.support import free_port, job_command, next_status, sse_stream, start_service
+
+STEPPER = job_command(
+    "import time\n"
+    "from orchestrator.jobkit import report_progress\n"
+    "for i in range(1, 4):\n"
+    "    report_progress(i * 25, f'step {i}')\n"
+    "    time.sleep(0.3)\n"
+)
+"""Reports three steps through the progress file (the path a watch on a symlinked data folder would miss)."""
+
+
+async def test_symlinked_data_and_trigger_folders_are_watched_where_they_point(tmp_path: Path) -> None:
+    """inotify does not follow a symlink it is asked to watch: a watch on ``data -> real-data`` heard nothing,
+    so live progress froze (and a healthy job could be killed as stalled) and file triggers waited."""
+    (tmp_path / "real-data").mkdir()
+    (tmp_path / "real-triggers").mkdir()
+    (tmp_path / "data").symlink_to(tmp_path / "real-data", target_is_directory=True)
+    (tmp_path / "triggers").symlink_to(tmp_path / "real-triggers", target_is_directory=True)
+    service = start_service(tmp_path, "--command", STEPPER, "--interval", "60", "--stall-timeout", "0.1")
+    try:
+        service.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            events = sse_stream(session, service.url + "/api/snapshot/events")
+            for step in ("step 1", "step 2", "step 3"):  # live, each one, from the job's own writes
+                await next_status(events, lambda d, step=step: d["progress"]["step"] == step)
+            first = await next_status(events, lambda d: d["lastRun"] is not None and not d["running"])
+            assert first["lastRun"]["status"] == "completed"
+            (tmp_path / "triggers" / "run-now").touch()
+            again = await next_status(events, lambda d: d["running"] and d["currentRun"]["trigger"] == "file")
+            assert again["currentRun"]["runId"] != first["lastRun"]["runId"]
+    finally:
+        assert service.stop() == 0
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None and os.environ.get("CI") != "true", reason="needs prlimit")
+async def test_running_out_of_descriptors_is_logged_once_and_survived(tmp_path: Path) -> None:
+    """A connection flood past the descriptor limit (prlimit caps the hard limit, so the service cannot raise
+    it): asyncio logs a traceback per failed accept, tens of thousands; the service logs one line, answers again
+    once the flood ends, and still runs triggers."""
+    service = start_service(
+        tmp_path, "--command", "true", "--interval", "60", prefix=("prlimit", "--nofile=128:128"), port=free_port()
+    )
+    flood: list[socket.socket] = []
+    try:
+        service.wait_ready()
+        for _ in range(200):  # 128 descriptors, and the backlog of 128 behind them
+            try:
+                flood.append(socket.create_connection(("127.0.0.1", service.port), timeout=2))
+            except TimeoutError:
+                break  # the backlog is full too
+        service.wait_for_log("cannot accept connections")
+    finally:
+        for sock in flood:
+            with contextlib.suppress(OSError):
+                sock.close()
+    try:
+        status: Any = service.get_json("/health", timeout=20)  # waits in the backlog until there is room
+        assert status["status"] == "ok"
+        assert service.post_json("/api/snapshot/trigger", {"reason": "after the flood"})[0] == 202
+        service.wait_for_log("(http)")
+    finally:
+        assert service.stop() == 0
+    log = service.logs()
+    assert log.count("cannot accept connections") == 1, log[-3000:]
+    assert "Traceback" not in log and "out of system resource\n" not in log
