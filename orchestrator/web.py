@@ -192,14 +192,17 @@ async def cancel(request: web.Request) -> web.Response:
     """End the running run the way a timeout would (SIGTERM, grace, SIGKILL); it is recorded as cancelled."""
     reason = await _reason_from_body(request)
     orchestrator = request.app[ORCHESTRATOR]
+    already = orchestrator.runner.stopping
     run_id = orchestrator.cancel(reason or "cancelled by request")
     if run_id is None:
         return web.json_response({"success": False, "message": "No snapshot is running"}, status=409)
-    log.info("HTTP cancel of run %s from %s%s", run_id, request.remote, f" (reason: {reason})" if reason else "")
-    return web.json_response(
-        {"success": True, "message": f"Cancelling snapshot {run_id}", "runId": run_id},
-        status=202,
-    )
+    if already is not None:
+        # Still 202: the caller's wish (the run ends) is being carried out, for the reason given first.
+        message = f"Already stopping snapshot {run_id} ({already.reason})"
+    else:
+        message = f"Cancelling snapshot {run_id}"
+        log.info("HTTP cancel of run %s from %s%s", run_id, request.remote, f" (reason: {reason})" if reason else "")
+    return web.json_response({"success": True, "message": message, "runId": run_id}, status=202)
 
 
 async def openapi(request: web.Request) -> web.FileResponse:

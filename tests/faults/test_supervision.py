@@ -98,17 +98,22 @@ async def test_cancel_when_nothing_runs_is_409_and_the_cli_says_so(service_facto
 
 
 async def test_timeout_ends_a_deaf_job_with_sigterm_then_sigkill(service_factory: Any) -> None:
-    # 0.01 min = 0.6 s; the job ignores SIGTERM, so the 0.5 s grace runs out and SIGKILL follows.
-    service = service_factory("--command", DEAF_JOB, "--interval", "60", "--timeout", "0.01", "--kill-grace", "0.5")
+    # 0.01 min = 0.6 s; the job ignores SIGTERM, so the 1.5 s grace runs out and SIGKILL follows.
+    service = service_factory("--command", DEAF_JOB, "--interval", "60", "--timeout", "0.01", "--kill-grace", "1.5")
     async with running(service) as (events, status):
         run_id, job_pid = status["currentRun"]["runId"], int(status["progress"]["step"])
+        stopping = await next_status(events, lambda d: d["stopping"] is not None)
+        assert (stopping["stopping"], stopping["running"]) == ("timed out", True)
+        # A cancel during the grace period changes nothing: the run is already being ended, for its reason.
+        code, answer = service.post_json("/api/snapshot/cancel", {"reason": "too late"})
+        assert (code, answer["message"]) == (202, f"Already stopping snapshot {run_id} (timed out)")
         done = await next_status(events, lambda d: ended(d, run_id))
     assert (done["lastRun"]["status"], done["lastRun"]["error"]) == ("error", "timed out")
     assert not alive(job_pid)
     for line in (
         f"run {run_id}: timed out (still running after 0.01 min); stopping the job",
         f"run {run_id}: sent SIGTERM to process group {job_pid}",
-        f"run {run_id}: process group {job_pid} ignored SIGTERM for 0.5s; sent SIGKILL",
+        f"run {run_id}: process group {job_pid} ignored SIGTERM for 1.5s; sent SIGKILL",
     ):
         service.wait_for_log(line)
     # The service goes on: the next trigger runs as usual.
