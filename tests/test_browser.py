@@ -413,7 +413,7 @@ def test_a_wrong_token_is_asked_again_and_reads_can_need_it(service_factory: Any
     expect_idle(page)
     expect(form).to_be_hidden()
 
-    page.reload()  # the cookie (for the stream) and the stored token (for changes) both survive it
+    page.reload()  # the read cookie (for the stream) and the stored token (for changes) both survive it
     expect_idle(page)
     expect(form).to_be_hidden()
     with page.expect_response("**/api/snapshot/trigger") as accepted:
@@ -425,8 +425,57 @@ def test_a_wrong_token_is_asked_again_and_reads_can_need_it(service_factory: Any
     page.reload()
     expect_idle(page, re.compile(r"^Next snapshot in"))
     expect(form).to_be_hidden()
-    assert [cookie["name"] for cookie in page.context.cookies()] == ["snapshot_token"]
+    assert [cookie["name"] for cookie in page.context.cookies()] == [f"snapshot_read_{service.port}"]
     watched.assert_no_page_errors()
+
+
+@pytest.mark.browser
+def test_the_read_cookie_is_not_the_token_and_two_services_keep_theirs(
+    service_factory: Any, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """Cookies ignore ports: every server on this host receives the page's cookies under /api/. So the one
+    the stream rides on is the service's own (HttpOnly, derived from the token), named after the service's
+    port: two services on one host keep one each, and a refused cookie never costs the page its token."""
+    tokens = [TOKEN, "second-service-token-4567"]
+    env = {"SNAPSHOT_TOKEN_FOR_READS": "true"}
+    services = [
+        service_factory(
+            "--command", sample_command(0.2), "--interval", "60", env={**env, "SNAPSHOT_TOKEN": token}, root=root
+        )
+        for token, root in zip(tokens, (tmp_path / "a", tmp_path / "b"), strict=True)
+    ]
+
+    def earlier_page_cookie(page: Page) -> None:  # what the page before this fix left: the token itself
+        page.context.add_cookies([{"name": "snapshot_token", "value": TOKEN, "domain": "127.0.0.1", "path": "/api/"}])
+
+    watched = open_page(services[0].url + "/", before=earlier_page_cookie)
+    pages = [watched.page, watched.page.context.new_page()]
+    pages[1].on("pageerror", lambda exc: watched.page_errors.append(str(exc)))
+    pages[1].goto(services[1].url + "/")
+    for page, token in zip(pages, tokens, strict=True):
+        expect(page.locator("#token-form")).to_be_visible()
+        page.locator("#token-input").fill(token)
+        page.locator("#token-input").press("Enter")
+        expect_idle(page)
+
+    cookies = {cookie["name"]: cookie for cookie in pages[0].context.cookies()}
+    names = [f"snapshot_read_{service.port}" for service in services]
+    assert sorted(cookies) == sorted(names)  # the earlier page's token cookie is gone too
+    for cookie in cookies.values():
+        assert not any(token in cookie["value"] for token in tokens), cookie
+        assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/api/"), cookie
+    assert pages[0].evaluate("document.cookie") == ""  # and no script on the page can read it
+
+    # A cookie the service refuses (the other service's value, say) costs a bearer read, not the stored token.
+    wrong = {**cookies[names[0]], "value": cookies[names[1]]["value"]}
+    pages[0].context.add_cookies([wrong])
+    for page, token in zip(pages, tokens, strict=True):
+        page.reload()
+        expect_idle(page)
+        expect(page.locator("#token-form")).to_be_hidden()
+        assert page.evaluate("localStorage.getItem('snapshot-token')") == token
+    assert {c["name"]: c["value"] for c in pages[0].context.cookies()} == {n: cookies[n]["value"] for n in names}
+    watched.assert_no_page_errors()  # the refused stream is a console error
 
 
 STUBBORN_JOB = job_command(

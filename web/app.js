@@ -10,8 +10,10 @@
  * The token: a service started with --token answers 401 to Run Now and Cancel without it (and, with
  * --token-for-reads, to the event stream too). The page then asks for it once, in a small form in the bar,
  * keeps it in localStorage, sends it as "Authorization: Bearer" on changes, and asks again only when the
- * service refuses it. EventSource cannot send headers, so when reads need the token it also goes into the
- * cookie `snapshot_token` (SameSite=Strict, path /api/), which the service accepts for reads only.
+ * service refuses it. EventSource cannot send headers, so when reads need the token the page asks for the
+ * status once with the bearer header, and the service answers with a read cookie of its own (HttpOnly,
+ * derived from the token, never the token, good for reads only) that the stream then carries. The page never
+ * writes the token into a cookie: cookies ignore ports, so every other server on this host would receive it.
  */
 (function () {
   "use strict";
@@ -21,8 +23,6 @@
   var CANCEL_URL = "/api/snapshot/cancel";
   var STATUS_URL = "/api/snapshot/status";
   var TOKEN_KEY = "snapshot-token";
-  var TOKEN_COOKIE = "snapshot_token";
-  var COOKIE_MAX_AGE_S = 365 * 24 * 3600;
   var RECONNECT_MIN_MS = 2000;
   var RECONNECT_MAX_MS = 30000;
   var TRIGGER_SETTLE_MS = 5000;
@@ -61,8 +61,7 @@
   var confirmingCancel = false;
   var tokenWanted = null; // while the token form shows: {retry: function, forReads: boolean}
   var memoryToken = null; // the token when localStorage is unavailable
-  var readsNeedToken = false; // the event stream was refused for want of the token (this page load)
-  var cookieSetFor = null; // the token the cookie was set to by this page load
+  var cookieRenewed = false; // a bearer read renewed the read cookie since the stream last opened
 
   // ---------------------------------------------------------------------------------------------- helpers
   function parseTime(value) {
@@ -283,6 +282,7 @@
     es.addEventListener("open", function () {
       if (source !== es) return;
       connected = true;
+      cookieRenewed = false;
       reconnectDelay = RECONNECT_MIN_MS;
       generation += 1;
       render();
@@ -305,23 +305,26 @@
     });
   }
 
-  /** The stream was refused: EventSource does not say why, so ask the status once. A 401 means reads need
-   * the token: send the stored one as the cookie, or ask for one. Anything else: reconnect later. */
+  /** The stream was refused: EventSource does not say why, so ask for the status once, with the bearer header
+   * if the page has a token. Under --token-for-reads a good token's answer also carries the service's read
+   * cookie, so the stream is opened again at once (once: if it is refused again, for whatever reason, the
+   * page backs off as usual). A 401 to a request that carried the token means the token is wrong: forget it
+   * and ask. A refused stream alone says nothing about the token (the cookie may be missing, or another
+   * service's), so the token is never forgotten for that. Anything else: reconnect later. */
   function probeReads() {
-    fetch(STATUS_URL, { cache: "no-store", credentials: "same-origin" })
+    var token = storedToken();
+    fetch(STATUS_URL, { cache: "no-store", credentials: "same-origin", headers: withToken({}) })
       .then(function (response) {
-        if (response.status !== 401) {
-          scheduleReconnect();
+        if (response.status === 401) {
+          unauthorized(token, probeReads, true);
           return;
         }
-        readsNeedToken = true;
-        var token = storedToken();
-        if (token && cookieSetFor !== token) {
-          setCookie(token);
+        if (response.ok && token && !cookieRenewed) {
+          cookieRenewed = true;
           connect();
           return;
         }
-        unauthorized(token, connect, true);
+        scheduleReconnect();
       })
       .catch(function () {
         scheduleReconnect();
@@ -400,14 +403,6 @@
     } catch (e) {
       // nothing stored
     }
-    if (cookieSetFor !== null || readsNeedToken) setCookie(null);
-  }
-
-  function setCookie(token) {
-    var secure = window.location.protocol === "https:" ? "; Secure" : "";
-    document.cookie = TOKEN_COOKIE + "=" + (token ? encodeURIComponent(token) : "")
-      + "; Path=/api/; SameSite=Strict; Max-Age=" + (token ? COOKIE_MAX_AGE_S : 0) + secure;
-    cookieSetFor = token;
   }
 
   function withToken(headers) {
@@ -416,7 +411,8 @@
     return headers;
   }
 
-  /** A 401: the token we sent stopped working (forget it), or we had none. Ask, and `retry` once given. */
+  /** A 401 to a request that carried `sentToken` in the bearer header: that token stopped working (forget
+   * it). Without one, we had none. Ask, and `retry` once given. */
   function unauthorized(sentToken, retry, forReads) {
     if (sentToken) forgetToken();
     tokenWanted = { retry: retry, forReads: !!forReads };
@@ -442,7 +438,7 @@
     ui.tokenInput.value = "";
     ui.tokenForm.hidden = true;
     storeToken(token);
-    if (readsNeedToken) setCookie(token);
+    cookieRenewed = false;
     render();
     if (wanted) wanted.retry();
   }
