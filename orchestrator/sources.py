@@ -100,7 +100,7 @@ class FolderSource:
             self.watch.changed.clear()
             self.watch.recover()
             await self._take_all(taken_log)
-            retry_at = None if self._folder.listable else self._clock.now() + RELIST_INTERVAL
+            retry_at = self._clock.now() + RELIST_INTERVAL if self._folder.retry_soon else None
 
     async def _take_all(self, taken_log: _TakenLog) -> None:
         entries = await asyncio.to_thread(self._folder.scan)  # nothing is consumed yet: a cancel may cut it
@@ -135,7 +135,8 @@ TAKE_BATCH = 256
 shows the runner at a time, and what a stop waits for."""
 
 RELIST_INTERVAL = timedelta(seconds=2)
-"""How often a triggers folder that cannot be listed (no permission, not a folder) is tried again."""
+"""How often a triggers folder that cannot be listed or looked into (no permission, not a folder) is tried
+again."""
 
 
 def _earliest(*times: datetime | None) -> datetime | None:

@@ -63,21 +63,25 @@ class TriggerFolder:
         self.folder = folder
         self._warned: set[tuple[str, int]] = set()
         self._unlistable = False
+        self._unreadable = False
 
     @property
-    def listable(self) -> bool:
-        """``False`` while the last :meth:`scan` could not list the folder (it then needs a look on a timer:
-        a folder made readable again raises no event for the files that wait in it)."""
-        return not self._unlistable
+    def retry_soon(self) -> bool:
+        """Whether the last look could not list the folder or look at a file in it. It then needs another
+        look on a timer: a folder made readable again raises no event for the files that wait in it."""
+        return self._unlistable or self._unreadable
 
     def scan(self) -> list[os.DirEntry[str]]:
         """The trigger files present now, oldest first; none if the folder is missing or cannot be listed."""
+        self._unreadable = False
         try:
             entries = [e for e in os.scandir(self.folder) if is_trigger_name(e.name)]
         except FileNotFoundError:
             return []
         except OSError as exc:  # e.g. no permission, or replaced by a file; logged once per streak
-            if not self._unlistable:
+            if self._unlistable:  # the same problem again: a debug line, not one warning per look
+                log.debug("triggers folder %s still cannot be listed: %s", self.folder, exc.strerror)
+            else:
                 log.warning("triggers folder %s cannot be listed: %s", self.folder, exc.strerror)
             self._unlistable = True
             return []
@@ -102,6 +106,10 @@ class TriggerFolder:
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             return None  # taken by someone else, or the writer renamed it away
+        except OSError as exc:  # the folder lost its search permission since it was listed
+            self._unreadable = True
+            self._warn_once(entry.name, entry.inode(), f"cannot be looked at ({exc.strerror}); will try again")
+            return None
         if stat.S_ISLNK(st.st_mode):
             # A symlink counts as a trigger, but what it points to is never opened.
             return self._unlink(entry.name, st.st_ino, b"")

@@ -10,6 +10,7 @@ test ends by hand."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from watchdog.events import EVENT_TYPE_OPENED, FileSystemEvent, FileSystemEventH
 from watchdog.observers import Observer
 
 from orchestrator.events import MAX_REASON_CHARS
+from tests import support
 from tests.faults.harness import FifoJob, LogFollower, ci, peak_rss_kib
 from tests.support import ServiceProcess, SSEEvent, next_status, sse_stream, start_service
 
@@ -369,3 +371,179 @@ async def test_a_burst_while_idle_gives_one_run_plus_at_most_one_follow_up(
     assert len(lines) <= 2 * (took + 2), f"{len(lines)} lines for {BURST} files in {took:.1f}s: {lines}"
     counts = [r["triggerCount"] for r in runs]
     print(f"\n{BURST} files in {took:.2f}s while idle: runs of {counts}; lines for the files: {lines}")
+
+
+BURST_WRITER = """
+import os, sys
+for n in range(int(sys.argv[2])):
+    os.close(os.open(os.path.join(sys.argv[1], f"burst-{n:05d}"), os.O_WRONLY | os.O_CREAT, 0o644))
+"""
+
+
+async def test_a_big_burst_does_not_freeze_the_event_loop(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob
+) -> None:
+    """30,000 files used to be taken on the event loop in one go: /health took up to 6.7 s to answer."""
+    count = 10_000
+    service = service_factory("--command", fifo_job.command)
+    lags: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        stream = sse_stream(session, service.url + "/api/snapshot/events")
+        await next_status(stream, lambda d: d["running"])  # the start-up run holds: the burst is one follow-up
+        done = asyncio.Event()
+
+        async def probe() -> None:
+            """Ask /health back to back: each answer's delay is how long the service's loop was busy."""
+            while not done.is_set():
+                started = time.monotonic()
+                async with session.get(service.url + "/health") as response:
+                    assert response.status == 200
+                lags.append(time.monotonic() - started)
+
+        prober = asyncio.create_task(probe())
+        try:
+            # From a process of its own, so that the burst is as fast as the reviewer's (30,000 in 0.42 s).
+            started = time.monotonic()
+            writer = await asyncio.create_subprocess_exec(
+                support.PYTHON, "-c", BURST_WRITER, os.fspath(service.triggers_dir), str(count)
+            )
+            async with asyncio.timeout(30):
+                assert await writer.wait() == 0
+            written = time.monotonic()
+            took = written - started
+            await next_status(stream, lambda d: d["pendingTriggers"] == count, timeout=45)
+            consumed = time.monotonic() - written
+        finally:
+            done.set()
+            await prober
+    assert entries(service.triggers_dir) == [], "every file is consumed"
+    assert len(lags) >= 10, f"the probe hardly ran: {lags}"
+    # The loop stays quick while a worker thread takes the files; taken on the loop, 10,000 files kept it
+    # busy for about 1.5 s here. 0.5 s leaves room for a loaded 2-core CI box.
+    assert max(lags) < 0.5, f"/health took {max(lags):.2f}s while the burst was consumed"
+    lags.sort()
+    print(
+        f"\n{count} files written in {took:.2f}s, all consumed {consumed:.2f}s later; /health over {len(lags)}"
+        f" requests: p50 {lags[len(lags) // 2] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
+    )
+
+
+async def test_a_stop_in_the_middle_of_a_burst_loses_no_file(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob
+) -> None:
+    """Files are taken on a worker thread, which a stop cannot interrupt: what it took must still be saved."""
+    service = service_factory("--command", fifo_job.command)
+    async with aiohttp.ClientSession() as session:
+        stream = sse_stream(session, service.url + "/api/snapshot/events")
+        await next_status(stream, lambda d: d["running"])
+        burst(service.triggers_dir)
+        # Stop while the files are being taken: some are taken, some are still in the folder.
+        await next_status(stream, lambda d: d["pendingTriggers"] > 0, timeout=30)
+    assert service.stop() == 0, service.logs()
+    state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
+    left = len(entries(service.triggers_dir))
+    assert state["pendingCount"] + left == BURST, (state["pendingCount"], left)
+    print(f"\nstopped mid-burst: {state['pendingCount']} files saved as pending, {left} left in the folder")
+
+
+# ------------------------------------------------------------------------------------ the folder unreadable
+@pytest.fixture
+def without_dac_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Services started in this test lack CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so that a ``chmod 000``
+    keeps them out of a folder even though the tests run as root (the test itself keeps both)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        if ci():
+            raise AssertionError("setpriv (util-linux) is needed")
+        pytest.skip("no setpriv here")
+    if os.geteuid() != 0:
+        pytest.skip("running unprivileged already: chmod 000 works as is, but the test chmods as root")
+    wrapper = tmp_path / "python-without-dac-override"
+    wrapper.write_text(
+        f'#!/bin/sh\nexec {setpriv} --bounding-set=-dac_override,-dac_read_search -- {support.PYTHON} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(support, "PYTHON", os.fspath(wrapper))  # start_service runs PYTHON -m orchestrator
+
+
+@pytest.mark.usefixtures("without_dac_override")
+async def test_files_that_arrive_while_the_folder_cannot_be_listed_are_taken_once_it_can(
+    service_factory: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    service = service_factory("--command", "true", "--log-level", "debug")
+    folder = service.triggers_dir
+    follower = LogFollower(service)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    try:
+        async with aiohttp.ClientSession() as session:
+            stream = sse_stream(session, service.url + "/api/snapshot/events")
+            await next_status(stream, lambda d: not d["running"] and d["lastRun"] is not None)  # start-up run
+            mark = follower.mark()
+            folder.chmod(0)
+            try:
+                # Hard links of empty files: one event each (no close), so one look each, which fails.
+                for n, failed_looks in [(1, "cannot be listed"), (2, "still cannot be listed")]:
+                    (outside / f"meanwhile-{n}").touch()
+                    os.link(outside / f"meanwhile-{n}", folder / f"meanwhile-{n}")
+                    await follower.until_count(f"triggers folder {folder} {failed_looks}", at_least=1, since=mark)
+            finally:
+                folder.chmod(0o755)  # no event for the files in it: only a look on a timer finds them
+            doc = await next_status(
+                stream,
+                lambda d: (
+                    {"meanwhile-1", "meanwhile-2"} <= {t["reason"] for t in (d["lastRun"] or {}).get("triggers", [])}
+                ),
+                timeout=15,
+            )
+        assert doc["lastRun"]["status"] == "completed"
+        await follower.until_count(f"triggers folder {folder} can be listed again", at_least=1, since=mark)
+        assert entries(folder) == []
+        assert follower.count("WARNING", "cannot be listed", since=mark) == 1, follower.text(mark)
+        assert follower.count("can be listed again", since=mark) == 1, follower.text(mark)
+    finally:
+        follower.close()
+
+
+# ---------------------------------------------------------------------------------------- names and writers
+async def test_a_name_with_a_newline_cannot_forge_a_log_line(
+    service: ServiceProcess, stream: AsyncIterator[SSEEvent], follower: LogFollower
+) -> None:
+    forged = "2026-11-28 12:00:00,000 CRITICAL orchestrator.service: FORGED"
+    folder = service.triggers_dir
+    mark = follower.mark()
+    (folder / f"evil\n{forged}").touch()
+    run = await ran(stream, f"evil {forged}")  # the reason is one clean line
+    os.mkfifo(folder / f"evil-fifo\n{forged}")  # warned about, by name
+    try:
+        (folder / "after-fifo").touch()
+        await ran(stream, "after-fifo")
+        service.wait_for_log(f"run {run['runId']} completed")
+        await follower.until_count("evil-fifo", "is not a regular file", at_least=1, since=mark)
+    finally:
+        (folder / f"evil-fifo\n{forged}").unlink()
+    lines = follower.text(mark).splitlines()
+    assert not [line for line in lines if line.startswith(forged[:23])], follower.text(mark)
+    assert any("'evil\\n2026-11-28" in line for line in lines), follower.text(mark)
+
+
+async def test_a_slow_writer_is_waited_for_and_a_hard_link_is_taken_at_once(
+    service: ServiceProcess, stream: AsyncIterator[SSEEvent], tmp_path: Path
+) -> None:
+    folder = service.triggers_dir
+    # The writer pauses mid-file for a second (the fault); the file used to be taken 0.2 s after its creation.
+    script = f"""(printf '{{"reason": "slow '; sleep 1; printf 'writer"}}') > {folder / "slowone"}"""
+    writer = await asyncio.create_subprocess_exec("sh", "-c", script)
+    try:
+        await ran(stream, "slow writer")
+    finally:
+        async with asyncio.timeout(10):
+            assert await writer.wait() == 0
+    original = tmp_path / "linked"
+    original.write_text("linked in")
+    started = time.monotonic()
+    os.link(original, folder / "linked")  # a link has no writer, so no close event: taken at once
+    await ran(stream, "linked in")
+    took = time.monotonic() - started
+    assert took < 1, f"a hard link took {took:.2f}s to run"
+    assert entries(folder) == []
