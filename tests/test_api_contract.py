@@ -35,6 +35,7 @@ from orchestrator.files import write_json_atomic
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.service import Orchestrator
 from orchestrator.web import OPENAPI_PATH, create_app, page_files, web_root
+from tests.faults.harness import FileChanges
 from tests.support import PYTHON, ServiceProcess, next_status, sse_stream, start_service
 
 SEED = 20260120
@@ -207,9 +208,22 @@ async def test_progress_file_with_an_out_of_range_time_keeps_the_contract(servic
     lying = {"status": "completed", "step": "lying clock", "progress": 100, "startedAt": "9999-12-31T23:59:59-05:00"}
     async with aiohttp.ClientSession() as session:
         events = sse_stream(session, service.url + "/api/snapshot/events")
-        # After the start-up run has ended, so that its own last write cannot replace ours.
-        await next_status(events, lambda doc: doc["lastRun"] is not None and not doc["running"])
-        write_json_atomic(service.data_dir / PROGRESS_FILE_NAME, lying)
+        # After the start-up run's own last write has landed (it is published before it is on disk), so that it
+        # cannot replace ours.
+        done = await next_status(events, lambda doc: doc["lastRun"] is not None and not doc["running"])
+        progress_path = service.data_dir / PROGRESS_FILE_NAME
+        landed = FileChanges(progress_path)
+        try:
+            await landed.until(
+                lambda: (
+                    _on_disk(progress_path).get("runId") == done["lastRun"]["runId"]
+                    and _on_disk(progress_path).get("status") == "completed"
+                ),
+                "outcome of the start-up run",
+            )
+        finally:
+            landed.close()
+        write_json_atomic(progress_path, lying)
         # With the bug the service stops instead: the stream ends (or has not yet ended) without this event.
         await next_status(events, lambda doc: doc["progress"]["step"] == "lying clock", timeout=5)
     answer = await asyncio.to_thread(requests.get, service.url + "/api/snapshot/progress", timeout=10)
@@ -255,3 +269,11 @@ def test_guarded_service_keeps_to_the_contract(tmp_path: Path) -> None:
         assert service.proc.poll() is None, service.logs()
     finally:
         service.stop()
+
+
+def _on_disk(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
