@@ -454,7 +454,7 @@ LEGEND = [
     "- *[python job]*: the job is `python -c 'import time; t = time.time_ns(); ...'` run directly (no shell), "
     "with the venv's interpreter: its first line includes interpreter start-up.",
     "- *touch -> service took the file (log)* / *spawn call returned (log)*: from the service's log lines "
-    "`trigger file run-now taken` and `run ...: started pid`, whole-millisecond timestamps, so +-0.5 ms; the "
+    "`trigger file 'run-now' taken` and `run ...: started pid`, whole-millisecond timestamps, so +-0.5 ms; the "
     "second is logged after asyncio has set up the child's pipes, so it may come after the job's first line.",
     "- *touch -> SSE shows the run*: the first `status` event naming the new run (running, or already finished "
     "if the hub coalesced). The service publishes `running` just before it spawns the job.",
