@@ -20,7 +20,7 @@ from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source
 from orchestrator.progress import Progress
 from orchestrator.service import Orchestrator
-from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
+from tests.fakes import T0, ScriptedJob, ScriptedRun, ended, make_orchestrator, minutes, settle
 
 
 @dataclass(frozen=True)
@@ -226,14 +226,23 @@ def on_disk(root: Path, name: str) -> dict[str, Any]:
     return document
 
 
-async def test_a_stop_just_as_a_run_ends_still_records_its_outcome(tmp_path: Path) -> None:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600)
+@pytest.fixture
+async def gated(tmp_path: Path) -> tuple[Orchestrator, GatedWrites, ScriptedRun]:
+    """A service with its start-up run going and the next progress write held (the test stops the service)."""
+    job = ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, FakeClock(T0), job, interval=600)
     writes = GatedWrites(orchestrator)
     await orchestrator.start()
     run = await job.next_start()
     await settle()
     writes.hold()
+    return orchestrator, writes, run
+
+
+async def test_a_stop_just_as_a_run_ends_still_records_its_outcome(
+    tmp_path: Path, gated: tuple[Orchestrator, GatedWrites, ScriptedRun]
+) -> None:
+    orchestrator, writes, run = gated
     run.report(90, "almost")  # its write hangs: the runner's flush after the job's end waits behind it
     run.finish()
     await stop_while_a_write_waits(orchestrator, writes)
@@ -243,14 +252,10 @@ async def test_a_stop_just_as_a_run_ends_still_records_its_outcome(tmp_path: Pat
     assert on_disk(tmp_path, "snapshot_progress.json")["status"] == "completed"
 
 
-async def test_a_write_in_flight_at_stop_never_lands_after_the_outcome(tmp_path: Path) -> None:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600)
-    writes = GatedWrites(orchestrator)
-    await orchestrator.start()
-    run = await job.next_start()
-    await settle()
-    writes.hold()
+async def test_a_write_in_flight_at_stop_never_lands_after_the_outcome(
+    tmp_path: Path, gated: tuple[Orchestrator, GatedWrites, ScriptedRun]
+) -> None:
+    orchestrator, writes, run = gated
     run.report(50, "half way")  # the writer task's thread hangs on this "running" document
     await stop_while_a_write_waits(orchestrator, writes)
     progress = on_disk(tmp_path, "snapshot_progress.json")

@@ -104,6 +104,19 @@ async def serve(
     return start
 
 
+def spy_on_compare_digest(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record the lengths ``hmac.compare_digest`` is called with (and let it compare as usual)."""
+    compared: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    return compared
+
+
 def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -146,14 +159,7 @@ async def test_a_wrong_token_is_compared_in_constant_time_and_refused(
     the token's content nor its length shows in how long a refusal takes."""
     served = await serve(token=TOKEN)
     before = await served.status()
-    compared: list[tuple[int, int]] = []
-    real = hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        compared.append((len(a), len(b)))
-        return real(a, b)
-
-    monkeypatch.setattr(hmac, "compare_digest", spy)
+    compared = spy_on_compare_digest(monkeypatch)
     response = await served.client.post(TRIGGER, headers=bearer(wrong))
     await expect_error(response, 401, "not valid")
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
@@ -233,14 +239,7 @@ async def test_a_forged_read_cookie_is_refused_in_constant_time(serve: Serve, mo
         forged(served, value[:32]),
         {"Cookie": f"snapshot_token={TOKEN}"},  # an earlier page's cookie: no longer accepted
     ]
-    compared: list[tuple[int, int]] = []
-    real = hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        compared.append((len(a), len(b)))
-        return real(a, b)
-
-    monkeypatch.setattr(hmac, "compare_digest", spy)
+    compared = spy_on_compare_digest(monkeypatch)
     for headers in forgeries:
         for path in (STATUS, EVENTS):
             await expect_error(await served.client.get(path, headers=headers), 401)

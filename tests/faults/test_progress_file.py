@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +118,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
         yield service
     finally:
         assert service.stop() == 0, service.logs()
-
-
-@pytest.fixture
-async def follower(service: ServiceProcess) -> AsyncIterator[LogFollower]:
-    follower = LogFollower(service)
-    yield follower
-    follower.close()
 
 
 def good(run_id: str, step: str, percent: int) -> dict[str, Any]:

@@ -44,13 +44,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
 
 
 @pytest.fixture
-async def follower(service: ServiceProcess) -> AsyncIterator[LogFollower]:
-    follower = LogFollower(service)
-    yield follower
-    follower.close()
-
-
-@pytest.fixture
 async def stream(service: ServiceProcess) -> AsyncIterator[AsyncIterator[SSEEvent]]:
     async with aiohttp.ClientSession() as session:
         yield sse_stream(session, service.url + "/api/snapshot/events")
