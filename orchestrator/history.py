@@ -1,0 +1,151 @@
+"""The run history: every run's record in an SQLite file under the data folder (issue 4, first part).
+
+SQLite through the standard library, in WAL mode: a crash of the service (even ``kill -9`` mid-write) leaves the
+file consistent, and readers never wait for the writer. Each run is one row, keyed by its id and ordered by its
+start; the record itself is stored as the same JSON the API serves, so a field added to :class:`RunRecord`
+needs no migration. A file that is not a database (or is corrupt) is set aside and a new one started.
+
+Not wired into the service yet: the runner, the API (``GET /api/snapshot/runs``) and the per-run logs come next.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.events import iso
+from orchestrator.state import RunRecord
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE_NAME = "runs.sqlite3"
+MAX_PAGE = 500
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    record TEXT NOT NULL,
+    log_path TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_newest_first ON runs (started_at DESC, run_id DESC);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of runs, newest first; ``next_cursor`` asks for the page after it (``None``: no more)."""
+
+    runs: tuple[dict[str, Any], ...]
+    next_cursor: str | None
+
+
+class RunHistory:
+    """The runs table. Calls are short synchronous statements: the caller decides which thread runs them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return _connect(self.path)
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", self.path, exc, aside)
+            self.path.replace(aside)
+            for suffix in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            return _connect(self.path)
+
+    def record(self, run: RunRecord, log_path: str | None = None) -> None:
+        """Insert or update ``run`` (recorded when it starts, and again when it ends)."""
+        with self._db:
+            self._db.execute(
+                "INSERT INTO runs (run_id, started_at, record, log_path) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET record = excluded.record, "
+                "log_path = COALESCE(excluded.log_path, runs.log_path)",
+                (run.run_id, _sortable(run.started_at), json.dumps(run.to_json()), log_path),
+            )
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _record(row[0])
+
+    def log_path(self, run_id: str) -> str | None:
+        row = self._db.execute("SELECT log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Runs newest first, ``limit`` (1 to :data:`MAX_PAGE`) of them, after ``cursor`` (a run id)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        if cursor is None:
+            rows = self._db.execute(
+                "SELECT run_id, record FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit + 1,)
+            ).fetchall()
+        else:
+            anchor = self._db.execute("SELECT started_at FROM runs WHERE run_id = ?", (cursor,)).fetchone()
+            if anchor is None:
+                raise KeyError(cursor)
+            rows = self._db.execute(
+                "SELECT run_id, record FROM runs WHERE (started_at, run_id) < (?, ?) "
+                "ORDER BY started_at DESC, run_id DESC LIMIT ?",
+                (anchor[0], cursor, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(tuple(_record(r[1]) for r in rows), rows[-1][0] if more and rows else None)
+
+    def count(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM runs").fetchone()
+        return int(row[0])
+
+    def prune(self, *, keep: int, older_than: datetime | None = None) -> list[tuple[str, str | None]]:
+        """Remove all but the newest ``keep`` runs, and any run started before ``older_than``; the removed
+        (run id, log path) pairs are returned so their logs can be removed too."""
+        if keep < 0:
+            raise ValueError(f"keep must be zero or more, got {keep}")
+        with self._db:
+            doomed = self._db.execute(
+                "SELECT run_id, log_path FROM runs WHERE run_id NOT IN "
+                "(SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?) "
+                "OR started_at < ?",
+                (keep, _sortable(older_than) if older_than is not None else ""),
+            ).fetchall()
+            self._db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id, _ in doomed])
+        return [(run_id, log_path) for run_id, log_path in doomed]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: consistent after any crash of the process
+        db.executescript(SCHEMA)
+        db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    db.isolation_level = "DEFERRED"  # ``with db:`` now wraps statements in one transaction
+    return db
+
+
+def _sortable(at: datetime) -> str:
+    """ISO-8601 UTC with a fixed width, so that text order is time order."""
+    text = iso(at)
+    assert text is not None
+    return text
+
+
+def _record(text: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(text)
+    return document

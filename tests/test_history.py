@@ -1,0 +1,115 @@
+"""The run history store: a real SQLite file, no service around it yet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from orchestrator.events import RunStatus, Source, Trigger
+from orchestrator.history import RunHistory
+from orchestrator.state import RunRecord
+from tests.fakes import T0
+
+
+def run(n: int, *, minutes_after: float | None = None, status: RunStatus = RunStatus.COMPLETED) -> RunRecord:
+    started = T0 + timedelta(minutes=n if minutes_after is None else minutes_after)
+    triggers = (Trigger(Source.HTTP, started, f"reason {n}"), Trigger(Source.FILE, started, "another"))
+    return RunRecord(
+        run_id=f"run-{n:05d}",
+        triggers=triggers,
+        started_at=started,
+        status=status,
+        finished_at=started + timedelta(seconds=90),
+        exit_code=0,
+        step="Snapshot written",
+        trigger_count=7,
+    )
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[RunHistory]:
+    store = RunHistory(tmp_path / "runs.sqlite3")
+    yield store
+    store.close()
+
+
+def test_a_run_is_recorded_at_start_and_updated_at_its_end(history: RunHistory) -> None:
+    started = replace(run(1), status=RunStatus.RUNNING, finished_at=None, exit_code=None, step="")
+    history.record(started, log_path="logs/run-00001.log")
+    assert history.get("run-00001")["status"] == "running"  # type: ignore[index]
+    history.record(run(1))
+    record = history.get("run-00001")
+    assert record is not None
+    assert (record["status"], record["durationSeconds"], record["step"]) == ("completed", 90.0, "Snapshot written")
+    assert (record["triggerCount"], [t["source"] for t in record["triggers"]]) == (7, ["http", "file"])
+    assert history.log_path("run-00001") == "logs/run-00001.log", "the end keeps the log path given at start"
+    assert history.count() == 1
+    assert history.get("no-such-run") is None
+
+
+def test_pages_are_newest_first_and_follow_their_cursor(history: RunHistory) -> None:
+    for n in (3, 1, 5, 2, 4):
+        history.record(run(n))
+    first = history.page(limit=2)
+    assert [r["runId"] for r in first.runs] == ["run-00005", "run-00004"]
+    second = history.page(limit=2, cursor=first.next_cursor)
+    assert [r["runId"] for r in second.runs] == ["run-00003", "run-00002"]
+    last = history.page(limit=2, cursor=second.next_cursor)
+    assert ([r["runId"] for r in last.runs], last.next_cursor) == (["run-00001"], None)
+    with pytest.raises(KeyError):
+        history.page(cursor="no-such-run")
+    with pytest.raises(ValueError, match="limit"):
+        history.page(limit=0)
+
+
+def test_runs_started_in_the_same_millisecond_keep_a_stable_order(history: RunHistory) -> None:
+    for n in range(6):
+        history.record(run(n, minutes_after=0))
+    seen = []
+    page = history.page(limit=4)
+    seen += [r["runId"] for r in page.runs]
+    page = history.page(limit=4, cursor=page.next_cursor)
+    seen += [r["runId"] for r in page.runs]
+    assert seen == [f"run-{n:05d}" for n in range(5, -1, -1)]
+
+
+def test_pruning_by_count_and_age_returns_what_went(history: RunHistory) -> None:
+    for n in range(1, 11):
+        history.record(run(n), log_path=f"logs/{n}.log")
+    gone = history.prune(keep=5)
+    assert sorted(run_id for run_id, _ in gone) == [f"run-{n:05d}" for n in range(1, 6)]
+    assert ("run-00001", "logs/1.log") in gone
+    gone = history.prune(keep=5, older_than=T0 + timedelta(minutes=8))
+    assert sorted(run_id for run_id, _ in gone) == ["run-00006", "run-00007"]
+    assert [r["runId"] for r in history.page().runs] == ["run-00010", "run-00009", "run-00008"]
+
+
+def test_the_history_survives_a_reopen(tmp_path: Path) -> None:
+    store = RunHistory(tmp_path / "runs.sqlite3")
+    store.record(run(1))
+    store.close()
+    again = RunHistory(tmp_path / "runs.sqlite3")
+    try:
+        assert again.get("run-00001") is not None
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("content", [b"not a database at all", b"SQLite format 3\x00" + b"\xff" * 4000])
+def test_a_file_that_is_not_a_database_is_set_aside(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "runs.sqlite3"
+    path.write_bytes(content)
+    store = RunHistory(path)
+    try:
+        store.record(run(1))
+        assert store.count() == 1
+    finally:
+        store.close()
+    assert (tmp_path / "runs.sqlite3.corrupt").read_bytes() == content
+    assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
