@@ -10,9 +10,11 @@ Not wired into the service yet: the runner, the API (``GET /api/snapshot/runs``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,27 +48,35 @@ class Page:
 
 
 class RunHistory:
-    """The runs table. Calls are short synchronous statements: the caller decides which thread runs them."""
+    """The runs table. Each call opens the file, does one short thing and closes it again: no descriptor stays
+    open between runs (a data folder held open for writing could not be remounted read-only, for one), and the
+    caller decides which thread a call runs in."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = self._open()
-
-    def _open(self) -> sqlite3.Connection:
         try:
-            return _connect(self.path)
+            _connect(path, check=True).close()
         except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(self.path.name + ".corrupt")
-            log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", self.path, exc, aside)
-            self.path.replace(aside)
+            aside = path.with_name(path.name + ".corrupt")
+            log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", path, exc, aside)
+            path.replace(aside)
             for suffix in ("-wal", "-shm"):
-                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
-            return _connect(self.path)
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+            _connect(path).close()
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = _connect(self.path)
+        try:
+            with db:  # one transaction: committed, or rolled back on an error
+                yield db
+        finally:
+            db.close()
 
     def record(self, run: RunRecord, log_path: str | None = None) -> None:
         """Insert or update ``run`` (recorded when it starts, and again when it ends)."""
-        with self._db:
-            self._db.execute(
+        with self._db() as db:
+            db.execute(
                 "INSERT INTO runs (run_id, started_at, record, log_path) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (run_id) DO UPDATE SET record = excluded.record, "
                 "log_path = COALESCE(excluded.log_path, runs.log_path)",
@@ -74,36 +84,40 @@ class RunHistory:
             )
 
     def get(self, run_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        with self._db() as db:
+            row = db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _record(row[0])
 
     def log_path(self, run_id: str) -> str | None:
-        row = self._db.execute("SELECT log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        with self._db() as db:
+            row = db.execute("SELECT log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else row[0]
 
     def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
         """Runs newest first, ``limit`` (1 to :data:`MAX_PAGE`) of them, after ``cursor`` (a run id)."""
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
-        if cursor is None:
-            rows = self._db.execute(
-                "SELECT run_id, record FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit + 1,)
-            ).fetchall()
-        else:
-            anchor = self._db.execute("SELECT started_at FROM runs WHERE run_id = ?", (cursor,)).fetchone()
-            if anchor is None:
-                raise KeyError(cursor)
-            rows = self._db.execute(
-                "SELECT run_id, record FROM runs WHERE (started_at, run_id) < (?, ?) "
-                "ORDER BY started_at DESC, run_id DESC LIMIT ?",
-                (anchor[0], cursor, limit + 1),
-            ).fetchall()
+        with self._db() as db:
+            if cursor is None:
+                rows = db.execute(
+                    "SELECT run_id, record FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit + 1,)
+                ).fetchall()
+            else:
+                anchor = db.execute("SELECT started_at FROM runs WHERE run_id = ?", (cursor,)).fetchone()
+                if anchor is None:
+                    raise KeyError(cursor)
+                rows = db.execute(
+                    "SELECT run_id, record FROM runs WHERE (started_at, run_id) < (?, ?) "
+                    "ORDER BY started_at DESC, run_id DESC LIMIT ?",
+                    (anchor[0], cursor, limit + 1),
+                ).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(tuple(_record(r[1]) for r in rows), rows[-1][0] if more and rows else None)
 
     def count(self) -> int:
-        row = self._db.execute("SELECT COUNT(*) FROM runs").fetchone()
+        with self._db() as db:
+            row = db.execute("SELECT COUNT(*) FROM runs").fetchone()
         return int(row[0])
 
     def prune(self, *, keep: int, older_than: datetime | None = None) -> list[tuple[str, str | None]]:
@@ -111,27 +125,25 @@ class RunHistory:
         (run id, log path) pairs are returned so their logs can be removed too."""
         if keep < 0:
             raise ValueError(f"keep must be zero or more, got {keep}")
-        with self._db:
-            doomed = self._db.execute(
+        with self._db() as db:
+            doomed = db.execute(
                 "SELECT run_id, log_path FROM runs WHERE run_id NOT IN "
                 "(SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?) "
                 "OR started_at < ?",
                 (keep, _sortable(older_than) if older_than is not None else ""),
             ).fetchall()
-            self._db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id, _ in doomed])
+            db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id, _ in doomed])
         return [(run_id, log_path) for run_id, log_path in doomed]
 
-    def close(self) -> None:
-        self._db.close()
 
-
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+def _connect(path: Path, *, check: bool = False) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: consistent after any crash of the process
         db.executescript(SCHEMA)
-        db.execute("PRAGMA quick_check").fetchone()
+        if check:  # once, at start: it reads the whole file
+            db.execute("PRAGMA quick_check").fetchone()
     except sqlite3.DatabaseError:
         db.close()
         raise

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -31,10 +32,8 @@ def run(n: int, *, minutes_after: float | None = None, status: RunStatus = RunSt
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> Iterator[RunHistory]:
-    store = RunHistory(tmp_path / "runs.sqlite3")
-    yield store
-    store.close()
+def history(tmp_path: Path) -> RunHistory:
+    return RunHistory(tmp_path / "runs.sqlite3")
 
 
 def test_a_run_is_recorded_at_start_and_updated_at_its_end(history: RunHistory) -> None:
@@ -89,14 +88,8 @@ def test_pruning_by_count_and_age_returns_what_went(history: RunHistory) -> None
 
 
 def test_the_history_survives_a_reopen(tmp_path: Path) -> None:
-    store = RunHistory(tmp_path / "runs.sqlite3")
-    store.record(run(1))
-    store.close()
-    again = RunHistory(tmp_path / "runs.sqlite3")
-    try:
-        assert again.get("run-00001") is not None
-    finally:
-        again.close()
+    RunHistory(tmp_path / "runs.sqlite3").record(run(1))
+    assert RunHistory(tmp_path / "runs.sqlite3").get("run-00001") is not None
 
 
 @pytest.mark.parametrize("content", [b"not a database at all", b"SQLite format 3\x00" + b"\xff" * 4000])
@@ -106,10 +99,18 @@ def test_a_file_that_is_not_a_database_is_set_aside(
     path = tmp_path / "runs.sqlite3"
     path.write_bytes(content)
     store = RunHistory(path)
-    try:
-        store.record(run(1))
-        assert store.count() == 1
-    finally:
-        store.close()
+    store.record(run(1))
+    assert store.count() == 1
     assert (tmp_path / "runs.sqlite3.corrupt").read_bytes() == content
     assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_no_descriptor_stays_open_between_calls(history: RunHistory) -> None:
+    """A data folder with a file open for writing cannot be remounted read-only: the store holds none."""
+    history.record(run(1))
+    history.page()
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the descriptor listdir itself used is gone by now
+            held.append(os.readlink(f"/proc/self/fd/{fd}"))
+    assert not [path for path in held if "runs.sqlite3" in path]
