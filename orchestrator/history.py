@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_FILE_NAME = "runs.sqlite3"
 MAX_PAGE = 500
+NEWEST_FIRST = "started_at DESC, rowid DESC"
+"""By start; runs that started in the same millisecond by when they were first recorded."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS runs (
     record TEXT NOT NULL,
     log_path TEXT
 );
-CREATE INDEX IF NOT EXISTS runs_newest_first ON runs (started_at DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
 """
 
 
@@ -100,16 +102,16 @@ class RunHistory:
         with self._db() as db:
             if cursor is None:
                 rows = db.execute(
-                    "SELECT run_id, record FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit + 1,)
+                    f"SELECT run_id, record FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit + 1,)
                 ).fetchall()
             else:
-                anchor = db.execute("SELECT started_at FROM runs WHERE run_id = ?", (cursor,)).fetchone()
+                anchor = db.execute("SELECT started_at, rowid FROM runs WHERE run_id = ?", (cursor,)).fetchone()
                 if anchor is None:
                     raise KeyError(cursor)
                 rows = db.execute(
-                    "SELECT run_id, record FROM runs WHERE (started_at, run_id) < (?, ?) "
-                    "ORDER BY started_at DESC, run_id DESC LIMIT ?",
-                    (anchor[0], cursor, limit + 1),
+                    "SELECT run_id, record FROM runs WHERE (started_at, rowid) < (?, ?) "
+                    f"ORDER BY {NEWEST_FIRST} LIMIT ?",
+                    (anchor[0], anchor[1], limit + 1),
                 ).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
@@ -128,7 +130,7 @@ class RunHistory:
         with self._db() as db:
             doomed = db.execute(
                 "SELECT run_id, log_path FROM runs WHERE run_id NOT IN "
-                "(SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?) "
+                f"(SELECT run_id FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?) "
                 "OR started_at < ?",
                 (keep, _sortable(older_than) if older_than is not None else ""),
             ).fetchall()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from orchestrator.clock import Clock
 from orchestrator.events import RunStatus, Trigger
 from orchestrator.files import InvalidDocument
+from orchestrator.history import RunHistory
 from orchestrator.job import Job, JobResult, RunContext, outlast_cancel, stop_leftover
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.schedule import Schedule
@@ -50,6 +52,7 @@ class Runner:
         kill_grace: float = 10.0,
         timeout: timedelta | None = None,
         stall_timeout: timedelta | None = None,
+        history: RunHistory | None = None,
     ) -> None:
         self._queue = queue
         self._job = job
@@ -66,6 +69,8 @@ class Runner:
         self._stopping = False
         self._kill_grace = kill_grace
         self._timeout = timeout
+        self._history = history
+        self._history_failing = False
         self._stall_timeout = stall_timeout
         self._stop_request: Stop | None = None
         self._watch = asyncio.Event()
@@ -270,8 +275,23 @@ class Runner:
     def _started(self, pid: int) -> None:
         """Record the job's process group, so a service that dies mid-run can stop it at its next start."""
         if self.state.current is not None:
-            self.state = replace(self.state, current=replace(self.state.current, pid=pid))
+            current = replace(self.state.current, pid=pid)
+            self.state = replace(self.state, current=current)
             self._save()
+            self._record_history(current)  # after the spawn: it costs the job's start nothing
+
+    def _record_history(self, run: RunRecord) -> None:
+        if self._history is None:
+            return
+        try:
+            self._history.record(replace(run, pid=None))
+        except (sqlite3.Error, OSError) as exc:
+            # The run itself goes on, and the state file still has it: the history only misses it.
+            if not self._history_failing:
+                log.error("cannot record run %s in the history %s: %s", run.run_id, self._history.path, exc)
+            self._history_failing = True
+        else:
+            self._history_failing = False
 
     def _finish(self, record: RunRecord, result: JobResult) -> None:
         now = self._clock.now()
@@ -290,6 +310,7 @@ class Runner:
             not_before = self._schedule.cooldown_until(now)
         self.state = replace(self.state, current=None, last_run=done, not_before=not_before)
         self._save()
+        self._record_history(done)
         if result.status is RunStatus.COMPLETED:
             final = self._progress_for(done, step="Completed", percent=100)
             log.info("run %s completed in %.1fs", done.run_id, done.duration_seconds or 0)
@@ -414,6 +435,7 @@ class Runner:
         log.warning("run %s was interrupted by a service stop; recorded as an error", current.run_id)
         self.state = replace(self.state, current=None, last_run=done)
         self._save()
+        self._record_history(done)
         with contextlib.suppress(OSError):
             self._progress_file.write(self._progress_for(done, step="Error: interrupted: service stopped"))
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings
 from orchestrator.events import RunStatus, Source, Trigger, iso, parse_iso
+from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.hub import Hub
 from orchestrator.job import Job, SubprocessJob
 from orchestrator.monitor import ProgressMonitor
@@ -44,6 +47,7 @@ class Orchestrator:
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
         self.hub = Hub()
         self.progress_file = ProgressFile(settings.progress_path)
+        self.history = open_history(settings.data_dir / HISTORY_FILE_NAME)
         self.runner = Runner(
             queue=self.queue,
             job=job or SubprocessJob(settings.command, kill_grace=settings.kill_grace_seconds),
@@ -55,6 +59,7 @@ class Orchestrator:
             kill_grace=settings.kill_grace_seconds,
             timeout=settings.timeout,
             stall_timeout=settings.stall_timeout,
+            history=self.history,
         )
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
         self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)
@@ -228,6 +233,15 @@ class Orchestrator:
         log.critical("background task %s died; stopping the service", task.get_name(), exc_info=task.exception())
         self.failed = True
         self._on_fatal()
+
+
+def open_history(path: Path) -> RunHistory | None:
+    """The run history, or ``None`` (logged) if its file cannot be made at all: runs matter more than records."""
+    try:
+        return RunHistory(path)
+    except (sqlite3.Error, OSError) as exc:
+        log.error("cannot open the run history %s: %s; runs go on without it", path, exc)
+        return None
 
 
 def _tidy(minutes: float) -> float | int:

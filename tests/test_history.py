@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, Trigger
-from orchestrator.history import RunHistory
+from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.state import RunRecord
-from tests.fakes import T0
+from tests.fakes import T0, ScriptedJob, ended, make_orchestrator
 
 
 def run(n: int, *, minutes_after: float | None = None, status: RunStatus = RunStatus.COMPLETED) -> RunRecord:
@@ -73,7 +74,7 @@ def test_runs_started_in_the_same_millisecond_keep_a_stable_order(history: RunHi
     seen += [r["runId"] for r in page.runs]
     page = history.page(limit=4, cursor=page.next_cursor)
     seen += [r["runId"] for r in page.runs]
-    assert seen == [f"run-{n:05d}" for n in range(5, -1, -1)]
+    assert seen == [f"run-{n:05d}" for n in range(5, -1, -1)], "the later recorded first"
 
 
 def test_pruning_by_count_and_age_returns_what_went(history: RunHistory) -> None:
@@ -114,3 +115,24 @@ def test_no_descriptor_stays_open_between_calls(history: RunHistory) -> None:
         with contextlib.suppress(OSError):  # the descriptor listdir itself used is gone by now
             held.append(os.readlink(f"/proc/self/fd/{fd}"))
     assert not [path for path in held if "runs.sqlite3" in path]
+
+
+async def test_the_service_records_every_run_and_one_cancelled_by_a_stop(tmp_path: Path) -> None:
+    clock, job = FakeClock(T0), ScriptedJob()
+    service = make_orchestrator(tmp_path, clock, job, interval=600)
+    await service.start()
+    try:
+        first = await job.next_start()
+        first.finish(RunStatus.ERROR, exit_code=3, error="exited with code 3")
+        await ended(service, first)
+        await service.request_run(Source.HTTP, "again")
+        second = await job.next_start()
+    finally:
+        await service.stop()  # mid-run: recorded as cancelled
+    history = RunHistory(tmp_path / "data" / HISTORY_FILE_NAME)
+    runs = history.page().runs
+    assert [(r["runId"], r["status"]) for r in runs] == [
+        (second.ctx.run_id, "cancelled"),
+        (first.ctx.run_id, "error"),
+    ]
+    assert (runs[1]["exitCode"], runs[1]["error"], runs[0]["reason"]) == (3, "exited with code 3", "again")
