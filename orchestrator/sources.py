@@ -74,6 +74,8 @@ class FolderSource:
         self._queue = queue
         self._clock = clock
         self.watch = FolderWatch(folder, _trigger_event_delay, "triggers", full_events=True)
+        self.waiting = asyncio.Event()
+        """Set while the source waits for the next event (no look at the folder going on or due)."""
 
     def start(self) -> None:
         self.watch.start()
@@ -92,7 +94,9 @@ class FolderSource:
         taken_log = _TakenLog()
         retry_at: datetime | None = None
         while True:
+            self.waiting.set()
             woken = await self._clock.wait(self.watch.changed, _earliest(taken_log.deadline, retry_at))
+            self.waiting.clear()
             now = self._clock.now()
             taken_log.flush_if_due(now)
             if not woken and (retry_at is None or now < retry_at):
@@ -199,6 +203,10 @@ def _trigger_event_delay(event: FileSystemEvent) -> float | None:
         return None
     if event.event_type == EVENT_TYPE_MODIFIED:
         return None  # a writer is mid-way; its close follows
+    if not os.path.lexists(path):
+        # Gone already: most often a file we just took, whose unlink raises an attrib event (the link count).
+        # A look for it would only take whatever else is there, perhaps still half-written.
+        return None
     if event.event_type == EVENT_TYPE_CREATED and _is_new_file(path):
         return UNCLOSED_SECONDS  # its writer may still be writing: wait for the close
     return 0

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from orchestrator import __version__, guard, stream
 from orchestrator.events import Source, clean_reason
+from orchestrator.history import MAX_PAGE, RunHistory
 from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 WEB_DIR = web.AppKey("web_dir", Path)
 MAX_BODY_BYTES = 16 * 1024
+DEFAULT_PAGE = 50
 PAGE_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 """Names the page's files may have: no dot-files, nothing a URL or a route pattern would need to escape."""
 
@@ -50,6 +53,8 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     app.router.add_get("/api/snapshot/progress", progress)
     app.router.add_post("/api/snapshot/trigger", trigger)
     app.router.add_post("/api/snapshot/cancel", cancel)
+    app.router.add_get("/api/snapshot/runs", runs)
+    app.router.add_get("/api/snapshot/runs/{runId}", run)
     app.router.add_get("/api/openapi.json", openapi)
     stream.add_routes(app, ORCHESTRATOR)
     add_page(app, web_dir or web_root())
@@ -203,6 +208,57 @@ async def cancel(request: web.Request) -> web.Response:
         message = f"Cancelling snapshot {run_id}"
         log.info("HTTP cancel of run %s from %s%s", run_id, request.remote, f" (reason: {reason})" if reason else "")
     return web.json_response({"success": True, "message": message, "runId": run_id}, status=202)
+
+
+async def runs(request: web.Request) -> web.Response:
+    """The run history, newest first: ``?limit=`` (1-500, default 50) and ``?cursor=`` (a page's nextCursor)."""
+    history = _history(request)
+    raw_limit = request.query.get("limit", str(DEFAULT_PAGE))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise _bad_request(f"limit must be a whole number from 1 to {MAX_PAGE}, got {raw_limit[:40]!r}") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise _bad_request(f"limit must be a whole number from 1 to {MAX_PAGE}, got {limit}")
+    cursor = request.query.get("cursor") or None
+    try:
+        page = await asyncio.to_thread(history.page, limit=limit, cursor=cursor)
+    except KeyError:
+        # The run the cursor points at is gone (pruned) or never was: not found, like the run itself.
+        raise _not_found(f"cursor {(cursor or '')[:80]!r} is no run in the history") from None
+    except (sqlite3.Error, OSError) as exc:
+        raise _unavailable(f"the run history cannot be read: {exc}") from None
+    return web.json_response({"runs": list(page.runs), "nextCursor": page.next_cursor})
+
+
+async def run(request: web.Request) -> web.Response:
+    """One run of the history by its id."""
+    history = _history(request)
+    run_id = request.match_info["runId"]
+    try:
+        record = await asyncio.to_thread(history.get, run_id)
+    except (sqlite3.Error, OSError) as exc:
+        raise _unavailable(f"the run history cannot be read: {exc}") from None
+    if record is None:
+        raise _not_found(f"No run {run_id[:80]!r} in the history")
+    return web.json_response(record)
+
+
+def _not_found(message: str) -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=json.dumps({"success": False, "message": message}), content_type="application/json")
+
+
+def _history(request: web.Request) -> RunHistory:
+    history = request.app[ORCHESTRATOR].history
+    if history is None:
+        raise _unavailable("the run history could not be opened; see the service's log")
+    return history
+
+
+def _unavailable(message: str) -> web.HTTPServiceUnavailable:
+    return web.HTTPServiceUnavailable(
+        text=json.dumps({"success": False, "message": message}), content_type="application/json"
+    )
 
 
 async def openapi(request: web.Request) -> web.FileResponse:

@@ -7,7 +7,9 @@ import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from orchestrator.clock import FakeClock
@@ -15,6 +17,7 @@ from orchestrator.events import RunStatus, Source, Trigger
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.state import RunRecord
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator
+from tests.support import next_status, sse_stream
 
 
 def run(n: int, *, minutes_after: float | None = None, status: RunStatus = RunStatus.COMPLETED) -> RunRecord:
@@ -136,3 +139,38 @@ async def test_the_service_records_every_run_and_one_cancelled_by_a_stop(tmp_pat
         (first.ctx.run_id, "error"),
     ]
     assert (runs[1]["exitCode"], runs[1]["error"], runs[0]["reason"]) == (3, "exited with code 3", "again")
+
+
+async def test_the_history_over_http(service_factory: Any) -> None:
+    service = service_factory("--command", "true", "--interval", "60")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        done = await next_status(events, lambda d: d["lastRun"] is not None and not d["running"])
+        ids = [done["lastRun"]["runId"]]
+        for n in range(2):
+            assert service.post_json("/api/snapshot/trigger", {"reason": f"run {n}"})[0] == 202
+            done = await next_status(events, lambda d: not d["running"] and d["lastRun"]["runId"] not in ids)
+            ids.append(done["lastRun"]["runId"])
+
+        async def get(path: str) -> tuple[int, Any]:
+            async with session.get(service.url + path) as response:
+                return response.status, await response.json()
+
+        status, first = await get("/api/snapshot/runs?limit=2")
+        assert status == 200
+        assert [r["runId"] for r in first["runs"]] == ids[:0:-1], "newest first"
+        assert first["runs"][0]["reason"] == "run 1"
+        status, rest = await get(f"/api/snapshot/runs?limit=2&cursor={first['nextCursor']}")
+        assert (status, [r["runId"] for r in rest["runs"]], rest["nextCursor"]) == (200, ids[:1], None)
+        status, one = await get(f"/api/snapshot/runs/{ids[0]}")
+        assert (status, one["runId"], one["trigger"], one["status"]) == (200, ids[0], "startup", "completed")
+
+        for path, expected, words in (
+            ("/api/snapshot/runs/no-such-run", 404, "No run 'no-such-run'"),
+            ("/api/snapshot/runs?cursor=no-such-run", 404, "is no run in the history"),
+            ("/api/snapshot/runs?limit=0", 400, "limit must be a whole number from 1 to 500"),
+            ("/api/snapshot/runs?limit=many", 400, "limit must be a whole number"),
+        ):
+            status, body = await get(path)
+            assert (status, body["success"]) == (expected, False), (path, body)
+            assert words in body["message"], (path, body)

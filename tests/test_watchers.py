@@ -98,13 +98,22 @@ async def test_tmp_then_rename_carries_the_reason(folder_source: tuple[FolderSou
     assert list(source.watch.folder.iterdir()) == []
 
 
+async def until_waiting(source: FolderSource) -> None:
+    """Until the source waits for an event with nothing due: events of files already taken start no look."""
+    async with asyncio.timeout(5):
+        while not source.waiting.is_set() or source.watch.changed.is_set():  # noqa: ASYNC110 (two flags)
+            await asyncio.sleep(0)  # one loop turn: the source's task runs, nothing else is waited for
+
+
 async def test_a_file_is_taken_when_its_writer_closes_it(
     folder_source: tuple[FolderSource, asyncio.Queue[Trigger]],
 ) -> None:
     source, queue = folder_source
-    # Any look at the folder takes what is there, half-written or not; wait until the look at start is over.
+    # Any look at the folder takes what is there, half-written or not: wait until the looks for "ready" (and
+    # for its own events) are over, and the source waits for the next event.
     (source.watch.folder / "ready").touch()
     assert (await next_trigger(queue)).reason == "ready"
+    await until_waiting(source)
     with (source.watch.folder / "slow-writer").open("w") as out:
         out.write("first half")
         out.flush()
