@@ -203,13 +203,24 @@ def _trigger_event_delay(event: FileSystemEvent) -> float | None:
         return None
     if event.event_type == EVENT_TYPE_MODIFIED:
         return None  # a writer is mid-way; its close follows
-    if not os.path.lexists(path):
+    if _gone(path):
         # Gone already: most often a file we just took, whose unlink raises an attrib event (the link count).
         # A look for it would only take whatever else is there, perhaps still half-written.
         return None
     if event.event_type == EVENT_TYPE_CREATED and _is_new_file(path):
         return UNCLOSED_SECONDS  # its writer may still be writing: wait for the close
     return 0
+
+
+def _gone(path: str) -> bool:
+    """Known to be gone. A folder that cannot be looked into is not "gone": its look must fail, and say so."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _is_new_file(path: str) -> bool:
