@@ -58,23 +58,23 @@ async def test_running_out_of_descriptors_is_logged_once_and_survived(tmp_path: 
     flood: list[socket.socket] = []
     try:
         service.wait_ready()
-        for _ in range(200):  # 128 descriptors, and the backlog of 128 behind them
-            try:
-                flood.append(socket.create_connection(("127.0.0.1", service.port), timeout=2))
-            except TimeoutError:
-                break  # the backlog is full too
-        service.wait_for_log("cannot accept connections")
-    finally:
-        for sock in flood:
-            with contextlib.suppress(OSError):
-                sock.close()
-    try:
+        try:
+            for _ in range(200):  # 128 descriptors, and the backlog of 128 behind them
+                try:
+                    flood.append(socket.create_connection(("127.0.0.1", service.port), timeout=2))
+                except TimeoutError:
+                    break  # the backlog is full too
+            service.wait_for_log("cannot accept connections")
+        finally:
+            for sock in flood:
+                with contextlib.suppress(OSError):
+                    sock.close()
         status: Any = service.get_json("/health", timeout=20)  # waits in the backlog until there is room
         assert status["status"] == "ok"
         assert service.post_json("/api/snapshot/trigger", {"reason": "after the flood"})[0] == 202
         service.wait_for_log("(http)")
     finally:
-        assert service.stop() == 0
+        assert service.stop() == 0  # whatever failed above: no service is left running
     log = service.logs()
     assert log.count("cannot accept connections") == 1, log[-3000:]
     assert "Traceback" not in log and "out of system resource\n" not in log
