@@ -8,9 +8,10 @@ import contextlib
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from orchestrator.clock import Clock
 from orchestrator.events import RunStatus, Trigger
@@ -36,6 +37,15 @@ class Stop:
     detail: str = ""
 
 
+class RunListener(Protocol):
+    """Told of every run's start and end (history-like consumers: notifications, metrics, logs). Called on
+    the event loop, in the runner's own turn: it must return at once and do any slow work in a task."""
+
+    def run_started(self, run: RunRecord) -> None: ...
+
+    def run_finished(self, run: RunRecord) -> None: ...
+
+
 class Runner:
     """Takes :class:`Trigger` s off ``queue`` and runs ``job``; owns the persisted :class:`State`."""
 
@@ -53,6 +63,7 @@ class Runner:
         timeout: timedelta | None = None,
         stall_timeout: timedelta | None = None,
         history: RunHistory | None = None,
+        listeners: Sequence[RunListener] = (),
     ) -> None:
         self._queue = queue
         self._job = job
@@ -71,6 +82,8 @@ class Runner:
         self._timeout = timeout
         self._history = history
         self._history_failing = False
+        self._listeners = listeners
+        """Kept by reference: the service adds its listeners to the same list after the runner is made."""
         self._stall_timeout = stall_timeout
         self._stop_request: Stop | None = None
         self._watch = asyncio.Event()
@@ -82,6 +95,8 @@ class Runner:
         self._started_mono = 0.0
         self._last_progress_mono = 0.0
         self._leftover: RunRecord | None = None
+        self._recovered: RunRecord | None = None
+        """A run the previous service died in, recorded as an error: listeners hear of it once we serve."""
         self.state = store.load()
         self._recover()
 
@@ -89,6 +104,9 @@ class Runner:
     async def serve(self) -> None:
         """Run until cancelled. Cancelling stops a running job and records it as ``cancelled``."""
         await self.stop_leftover()
+        recovered, self._recovered = self._recovered, None
+        if recovered is not None:
+            self._tell("run_finished", recovered)
         if self.state.pending:
             self._work.set()
         try:
@@ -205,6 +223,7 @@ class Runner:
         self._save()
         if record.trigger_count > 1:
             log.info("run %s absorbs %d triggers", record.run_id, record.trigger_count)
+        self._tell("run_started", record)
         self._set_progress(
             Progress(
                 status=RunStatus.RUNNING,
@@ -293,6 +312,14 @@ class Runner:
         else:
             self._history_failing = False
 
+    def _tell(self, event: str, run: RunRecord) -> None:
+        for listener in self._listeners:
+            try:
+                getattr(listener, event)(run)
+            except Exception:
+                # A listener's bug must not stop runs (nor the other listeners); it is logged with its trace.
+                log.exception("run %s: %s.%s failed", run.run_id, type(listener).__name__, event)
+
     def _finish(self, record: RunRecord, result: JobResult) -> None:
         now = self._clock.now()
         error = result.error
@@ -311,6 +338,7 @@ class Runner:
         self.state = replace(self.state, current=None, last_run=done, not_before=not_before)
         self._save()
         self._record_history(done)
+        self._tell("run_finished", done)
         if result.status is RunStatus.COMPLETED:
             final = self._progress_for(done, step="Completed", percent=100)
             log.info("run %s completed in %.1fs", done.run_id, done.duration_seconds or 0)
@@ -436,6 +464,7 @@ class Runner:
         self.state = replace(self.state, current=None, last_run=done)
         self._save()
         self._record_history(done)
+        self._recovered = done
         with contextlib.suppress(OSError):
             self._progress_file.write(self._progress_for(done, step="Error: interrupted: service stopped"))
 

@@ -19,7 +19,7 @@ from orchestrator.hub import Hub
 from orchestrator.job import Job, SubprocessJob
 from orchestrator.monitor import ProgressMonitor
 from orchestrator.progress import Progress, ProgressFile
-from orchestrator.runner import Runner
+from orchestrator.runner import RunListener, Runner
 from orchestrator.schedule import Schedule, minutes_until
 from orchestrator.sources import FolderSource, IntervalTimer
 from orchestrator.state import StateStore
@@ -48,6 +48,8 @@ class Orchestrator:
         self.hub = Hub()
         self.progress_file = ProgressFile(settings.progress_path)
         self.history = open_history(settings.data_dir / HISTORY_FILE_NAME)
+        self.listeners: list[RunListener] = []
+        """Told of each run's start and end (notifications, metrics, logs); the runner holds this same list."""
         self.runner = Runner(
             queue=self.queue,
             job=job or SubprocessJob(settings.command, kill_grace=settings.kill_grace_seconds),
@@ -60,6 +62,7 @@ class Orchestrator:
             timeout=settings.timeout,
             stall_timeout=settings.stall_timeout,
             history=self.history,
+            listeners=self.listeners,
         )
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
         self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)

@@ -17,6 +17,7 @@ from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, iso
 from orchestrator.job import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
+from orchestrator.state import RunRecord
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
 
 
@@ -323,3 +324,64 @@ def service_trigger(source: Source, reason: str, clock: FakeClock):  # type: ign
     from orchestrator.events import Trigger
 
     return Trigger(source, clock.now(), reason)
+
+
+class Recorder:
+    """A run listener that writes down what it is told (and can be told to fail)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.events: list[tuple[str, str, str]] = []
+        self.fail = fail
+
+    def run_started(self, run: RunRecord) -> None:
+        self.events.append(("started", run.run_id, run.status.value))
+        if self.fail:
+            raise RuntimeError("listener bug")
+
+    def run_finished(self, run: RunRecord) -> None:
+        self.events.append(("finished", run.run_id, run.status.value))
+        if self.fail:
+            raise RuntimeError("listener bug")
+
+
+async def test_listeners_hear_each_start_and_end_and_a_failing_one_stops_nothing(
+    service: Orchestrator, job: ScriptedJob, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken, heard = Recorder(fail=True), Recorder()
+    service.listeners.extend([broken, heard])
+    first = await job.next_start()  # started before the listeners were added: only its end is heard
+    first.finish(RunStatus.ERROR, exit_code=3, error="boom")
+    await ended(service, first)
+    await service.request_run(Source.HTTP, "again")
+    second = await job.next_start()
+    second.finish()
+    await ended(service, second)
+    run_a, run_b = first.ctx.run_id, second.ctx.run_id
+    assert heard.events == [
+        ("finished", run_a, "error"),
+        ("started", run_b, "running"),
+        ("finished", run_b, "completed"),
+    ]
+    assert broken.events == heard.events
+    assert sum("Recorder.run_finished failed" in r.message for r in caplog.records) == 2
+
+
+async def test_a_run_the_last_service_died_in_is_told_as_finished_at_the_next_start(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    first = make_orchestrator(tmp_path, clock, job)
+    await first.start()
+    run = await job.next_start()
+    # The service "dies": its state file still says the run is current. A new service recovers it.
+    state = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
+    await first.stop()
+    (tmp_path / "data" / "orchestrator_state.json").write_text(json.dumps(state))
+    second = make_orchestrator(tmp_path, clock, ScriptedJob())
+    heard = Recorder()
+    second.listeners.append(heard)
+    await second.start()
+    try:
+        await settle()
+        assert heard.events[0] == ("finished", run.ctx.run_id, "error")
+    finally:
+        await second.stop()
