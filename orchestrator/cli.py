@@ -13,6 +13,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,7 +41,7 @@ from orchestrator.config import (
     sample_job_command,
     validate,
 )
-from orchestrator.events import iso, utcnow
+from orchestrator.events import iso, parse_iso, utcnow
 from orchestrator.lock import AlreadyLocked, InstanceLock
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME
@@ -142,8 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     folders(serve)
 
-    trig = commands.add_parser("trigger", help="ask for a run by dropping a file into the triggers folder")
+    trig = commands.add_parser(
+        "trigger",
+        help="ask for a run by dropping a file into the triggers folder (--wait: over HTTP, and follow the run)",
+    )
     trig.add_argument("--reason", default="", help="why; recorded with the run")
+    trig.add_argument(
+        "--wait",
+        action="store_true",
+        help="trigger over HTTP and follow the run to its end with a progress bar; exit 0 if it completed, "
+        "1 if it failed or was cancelled, 2 if it could not be followed",
+    )
+    trig.add_argument("--url", help=f"server address for --wait (SNAPSHOT_URL, default {DEFAULT_URL})")
+    trig.add_argument("--token", help="the server's token, if it has one (SNAPSHOT_TOKEN)")
     folders(trig)
 
     stat = commands.add_parser("status", help="print the state, from the server or else from the data folder")
@@ -302,6 +314,8 @@ def raise_fd_limit() -> None:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
+    if args.wait:
+        return trigger_and_wait(args)
     triggers_dir = folder(args, "triggers_dir", "triggers")
     try:
         path = write_trigger_file(triggers_dir, args.reason, utcnow())
@@ -309,6 +323,50 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write a trigger into {triggers_dir}: {exc.strerror or exc}") from None
     print(f"Snapshot requested ({path}); it runs as soon as the service takes the file.")
     return 0
+
+
+def trigger_and_wait(args: argparse.Namespace) -> int:
+    """``trigger --wait``: an HTTP trigger (so the service names its time), then the run followed to its end."""
+    from orchestrator.follow import Display, Exit, Follower, Lost, outcome_exit, summary
+
+    url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
+    headers = auth_headers(args)
+    body = json.dumps({"reason": args.reason}).encode() if args.reason else b""
+    request = urllib.request.Request(
+        f"{url}/api/snapshot/trigger",
+        data=body,
+        method="POST",
+        # One key per invocation: if urllib's request is retried by a proxy, still one run.
+        headers={"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4()), **headers},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+    requested_at = parse_iso(answer.get("requestedAt"))
+    if requested_at is None:
+        raise ConfigError(f"{url} did not say when the trigger was taken (an older service?); cannot follow the run")
+    display = Display(sys.stderr)
+    display.waiting(str(answer.get("message") or "Snapshot triggered"))
+    try:
+        record = Follower(url, headers, display=display).follow(requested_at)
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
+    except Lost as exc:
+        display.close()
+        print(f"snapshot-orchestrator: stopped waiting: {exc}", file=sys.stderr)
+        return Exit.TROUBLE
+    except KeyboardInterrupt:
+        display.close()
+        print("snapshot-orchestrator: stopped waiting; the snapshot goes on", file=sys.stderr)
+        return Exit.INTERRUPTED
+    finally:
+        display.close()
+    print(summary(record))
+    return int(outcome_exit(record))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -326,8 +384,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, indent=2))
     else:
-        print(format_status(document, source))
+        runs = recent_runs(url, auth_headers(args)) if document.get("serverUp") is not False else []
+        print(format_status(document, source, runs))
     return 0
+
+
+def recent_runs(url: str, headers: dict[str, str], count: int = 5) -> list[dict[str, Any]]:
+    """The last runs from the history, or none if it cannot be read (the status is still worth showing)."""
+    request = urllib.request.Request(f"{url}/api/snapshot/runs?limit={count}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            page = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return []
+    runs = page.get("runs") if isinstance(page, dict) else None
+    return [run for run in runs if isinstance(run, dict)] if isinstance(runs, list) else []
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -393,18 +464,47 @@ def offline_status(data_dir: Path) -> dict[str, Any]:
     }
 
 
-def format_status(doc: dict[str, Any], source: str) -> str:
+def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any]] = ()) -> str:
+    """The status for people: what runs now, what comes next, and the last runs (newest first)."""
+    from orchestrator.follow import duration_text
+
     progress = doc.get("progress") or {}
     lines = [f"Source:   {source}"]
     where = f"{progress.get('progress', 0)}% - {progress.get('step', '')}"
+    eta = doc.get("eta") or {}
+    if isinstance(eta, dict) and eta.get("secondsLeft") is not None:
+        where += f", about {duration_text(eta['secondsLeft'])} left"
+    paused = doc.get("paused") or None
     if doc.get("stopping"):
         lines.append(f"State:    stopping ({doc['stopping']}), {where}")
     elif doc.get("running"):
         lines.append(f"State:    running, {where}")
     elif doc.get("serverUp") is False:
         lines.append("State:    service not running")
+    elif paused:
+        lines.append("State:    idle")
     else:
         lines.append(f"State:    idle, next snapshot in {doc.get('minutesUntilNextRun')} min ({doc.get('nextRunAt')})")
+    if isinstance(paused, dict):
+        why = f": {paused['reason']}" if paused.get("reason") else ""
+        lines.append(f"Paused:   since {paused.get('since')}{why} (automatic snapshots off; resume to restart them)")
+    for check in doc.get("checks") or []:
+        if isinstance(check, dict):
+            lines.append(f"Warning:  {check.get('message')}")
+    if doc.get("pendingTriggers"):
+        lines.append(f"Queued:   {doc['pendingTriggers']} trigger(s) waiting")
+    if runs:
+        lines.append("Last runs:")
+        for run in runs:
+            trigger = str(run.get("trigger", "?"))
+            if (run.get("triggerCount") or 1) > 1:
+                trigger += f" + {run['triggerCount'] - 1} more"
+            reason = f" ({run['reason']})" if run.get("reason") else ""
+            error = str(run.get("error") or "").strip()
+            took = duration_text(run.get("durationSeconds")) if run.get("finishedAt") else "..."
+            line = f"  {run.get('startedAt')}  {run.get('status', '?'):<9} {took:>8}  {trigger}{reason}"
+            lines.append(line + (f" - {error.splitlines()[0]}" if error else ""))
+        return "\n".join(lines)
     last = doc.get("lastRun") or {}
     if last:
         lines.append(f"Last run: {last.get('status')} at {last.get('startedAt')}, trigger {last.get('trigger')}")
@@ -412,6 +512,4 @@ def format_status(doc: dict[str, Any], source: str) -> str:
             lines.append(f"Error:    {str(last['error']).splitlines()[0]}")
     else:
         lines.append(f"Last run: {doc.get('lastRunAt') or 'never'}")
-    if doc.get("pendingTriggers"):
-        lines.append(f"Queued:   {doc['pendingTriggers']} trigger(s) waiting")
     return "\n".join(lines)

@@ -1,0 +1,237 @@
+"""``trigger --wait`` and ``status``: the CLI run as a real process against a real service, and the logic that
+finds the run a trigger caused, as a table."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import pytest
+
+from orchestrator.events import iso
+from orchestrator.follow import Display, Exit, sight, summary
+from tests.fakes import T0
+from tests.faults.harness import FifoJob
+from tests.support import PYTHON, ServiceProcess, free_port, next_status, sse_stream
+
+WAIT = 20.0
+
+
+def at(seconds: float) -> str | None:
+    return iso(T0 + timedelta(seconds=seconds))
+
+
+def run(run_id: str, started: float, status: str = "running") -> dict[str, Any]:
+    return {"runId": run_id, "startedAt": at(started), "status": status}
+
+
+@pytest.mark.parametrize(
+    ("document", "known", "expected"),
+    [
+        # Idle, nothing started since the trigger yet: still waiting.
+        ({"currentRun": None, "lastRun": run("old", -60, "completed")}, None, (None, None, None, False)),
+        # A run that was going on when we triggered is not ours: ours is the follow-up.
+        ({"currentRun": run("busy", -5), "lastRun": None}, None, (None, None, None, False)),
+        # The run started at (or after) the trigger is ours.
+        ({"currentRun": run("ours", 0), "lastRun": None}, None, ("ours", "ours", None, False)),
+        # It started and ended between two documents (a quick job).
+        ({"currentRun": None, "lastRun": run("ours", 1, "error")}, None, ("ours", None, "ours", False)),
+        # Ours ended and the next (a timer run) started before we looked: the earlier one is ours.
+        ({"currentRun": run("next", 9), "lastRun": run("ours", 1, "completed")}, None, ("ours", None, "ours", False)),
+        # Once known, followed by id.
+        ({"currentRun": run("ours", 0), "lastRun": run("old", -9, "error")}, "ours", ("ours", "ours", None, False)),
+        ({"currentRun": None, "lastRun": run("ours", 0, "completed")}, "ours", ("ours", None, "ours", False)),
+        # Ours ended while we were away and another run ended since: look it up.
+        ({"currentRun": None, "lastRun": run("later", 50, "completed")}, "ours", ("ours", None, None, True)),
+    ],
+)
+def test_the_run_a_trigger_caused_is_the_first_to_start_after_it(
+    document: dict[str, Any], known: str | None, expected: tuple[str | None, str | None, str | None, bool]
+) -> None:
+    seen = sight(document, T0, known)
+    running = seen.running["runId"] if seen.running else None
+    finished = seen.finished["runId"] if seen.finished else None
+    assert (seen.run_id, running, finished, seen.missed) == expected
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_log_gets_one_line_per_step() -> None:
+    document = {"progress": {"progress": 45, "step": "Fetching PRs (5/15)"}, "serverTime": at(75)}
+    document["eta"] = {"secondsLeft": 130, "finishAt": at(205), "basis": "progress"}
+    current = run("ours", 0)
+    terminal = Terminal()
+    bar = Display(terminal)
+    bar.show(document, current)
+    bar.close()
+    drawn = terminal.getvalue()
+    assert "\r" in drawn and "45%" in drawn and "Fetching PRs (5/15)" in drawn
+    assert "1:15 elapsed, about 2:10 left" in drawn
+
+    log = io.StringIO()
+    lines = Display(log)
+    for _ in range(3):
+        lines.show(document, current)  # the same step again is no news
+    lines.show({**document, "progress": {"progress": 60, "step": "Writing"}}, current)
+    assert log.getvalue().splitlines() == [
+        " 45% Fetching PRs (5/15) (1:15 elapsed, about 2:10 left)",
+        " 60% Writing (1:15 elapsed, about 2:10 left)",
+    ]
+
+
+def test_the_summary_says_how_the_run_ended() -> None:
+    done = {"runId": "r1", "status": "completed", "durationSeconds": 3725.2}
+    assert summary(done) == "Run r1 completed in 1:02:05"
+    failed = {"runId": "r2", "status": "error", "durationSeconds": 12, "error": "exit 3\nmore", "step": "Fetching"}
+    assert summary(failed) == "Run r2 error in 0:12: exit 3 (last step: Fetching)"
+
+
+# ---------------------------------------------------------------------------------- a real service and CLI
+@pytest.fixture
+def fifo_job(tmp_path: Path) -> Iterator[FifoJob]:
+    job = FifoJob(tmp_path / "job")
+    yield job
+    job.close()
+
+
+def cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PYTHON, "-m", "orchestrator", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+
+
+async def read_until(stream: IO[str], wanted: str, seen: list[str]) -> None:
+    """Read ``stream`` line by line (in a thread: the pipe blocks) until a line contains ``wanted``."""
+
+    def read() -> None:
+        while line := stream.readline():
+            seen.append(line)
+            if wanted in line:
+                return
+        raise AssertionError(f"ended before {wanted!r}: {seen}")
+
+    async with asyncio.timeout(WAIT):
+        await asyncio.to_thread(read)
+
+
+async def idle_after_first_run(service: ServiceProcess, job: FifoJob) -> None:
+    """The service's first start runs the job at once: let that run end before the tests trigger theirs."""
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        await next_status(events, lambda doc: doc["running"])
+        job.finish(0)
+        await next_status(events, lambda doc: not doc["running"] and doc["lastRun"] is not None)
+
+
+async def test_trigger_wait_follows_the_run_it_caused_and_exits_by_its_outcome(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob, tmp_path: Path
+) -> None:
+    service = service_factory("--command", fifo_job.command, "--interval", "600")
+    await idle_after_first_run(service, fifo_job)
+
+    waiting = cli("trigger", "--wait", "--reason", "fresh data please", "--url", service.url, cwd=tmp_path)
+    seen: list[str] = []
+    try:
+        assert waiting.stderr is not None
+        await read_until(waiting.stderr, "Snapshot triggered", seen)
+        fifo_job.send("PROGRESS 40 Fetching PRs (6/15)")
+        await read_until(waiting.stderr, "40% Fetching PRs (6/15)", seen)
+        fifo_job.finish(0)
+        out, err = await asyncio.to_thread(waiting.communicate, timeout=WAIT)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == Exit.COMPLETED, (seen, err)
+    assert out.startswith("Run ") and " completed in " in out, out
+    runs = service.get_json("/api/snapshot/runs")["runs"]
+    assert runs[0]["status"] == "completed" and runs[0]["reason"] == "fresh data please"
+    assert runs[0]["runId"] in out
+
+    # A failing run: exit 1, and the summary says why.
+    failing = cli("trigger", "--wait", "--url", service.url, cwd=tmp_path)
+    try:
+        assert failing.stderr is not None
+        await read_until(failing.stderr, "Snapshot triggered", seen)
+        fifo_job.finish(3)
+        out, err = await asyncio.to_thread(failing.communicate, timeout=WAIT)
+    finally:
+        failing.kill()
+    assert failing.returncode == Exit.FAILED, err
+    assert " error in " in out and "exit" in out, out
+
+
+async def test_trigger_wait_behind_a_running_run_follows_the_follow_up(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob, tmp_path: Path
+) -> None:
+    service = service_factory("--command", fifo_job.command, "--interval", "600")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        first = (await next_status(events, lambda doc: doc["running"]))["currentRun"]
+        waiting = cli("trigger", "--wait", "--url", service.url, cwd=tmp_path)
+        seen: list[str] = []
+        try:
+            assert waiting.stderr is not None
+            await read_until(waiting.stderr, f"Queued behind run {first['runId']}", seen)
+            fifo_job.finish(0)  # the first run ends well: that says nothing about ours
+            follow_up = (
+                await next_status(events, lambda d: d["running"] and d["currentRun"]["runId"] != first["runId"])
+            )["currentRun"]
+            fifo_job.finish(4)
+            out, err = await asyncio.to_thread(waiting.communicate, timeout=WAIT)
+        finally:
+            waiting.kill()
+    assert waiting.returncode == Exit.FAILED, (seen, err)
+    assert follow_up["runId"] in out and first["runId"] not in out
+
+
+def test_trigger_wait_without_a_service_says_so_and_exits_2(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [PYTHON, "-m", "orchestrator", "trigger", "--wait", "--url", url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert done.returncode == Exit.TROUBLE
+    assert done.stderr.strip() == f"snapshot-orchestrator: error: cannot reach {url}: [Errno 111] Connection refused"
+    assert not (tmp_path / "triggers").exists(), "no trigger file is left behind to run later"
+
+
+async def test_status_lists_the_last_runs(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob, tmp_path: Path
+) -> None:
+    service = service_factory("--command", fifo_job.command, "--interval", "600")
+    await idle_after_first_run(service, fifo_job)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [PYTHON, "-m", "orchestrator", "status", "--url", service.url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"Source:   server {service.url}"
+    assert lines[1].startswith("State:    idle, next snapshot in ")
+    first = service.get_json("/api/snapshot/runs")["runs"][0]
+    assert lines[-2] == "Last runs:"
+    assert lines[-1].startswith(f"  {first['startedAt']}  completed ")
+    assert lines[-1].endswith("  startup (scheduled)")
