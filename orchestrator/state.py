@@ -1,5 +1,6 @@
 """What must survive a restart: when the last run started and how it ended, the cooldown, pending triggers,
-and the run in flight (so a crash mid-run is noticed at the next start). One JSON file, written atomically."""
+the run in flight (so a crash mid-run is noticed at the next start) and a pause of the automatic schedule.
+One JSON file, written atomically."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.events import RunStatus, Source, Trigger, iso, parse_iso
+from orchestrator.events import RunStatus, Source, Trigger, clean_reason, iso, parse_iso
 from orchestrator.files import InvalidDocument, read_json_object, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class RunRecord:
             "reason": self.reason,
             "triggers": [t.to_json() for t in self.triggers],
             "triggerCount": self.trigger_count,
+            "queuedAt": iso(min((t.at for t in self.triggers), default=self.started_at)),
             "startedAt": iso(self.started_at),
             "finishedAt": iso(self.finished_at),
             "durationSeconds": self.duration_seconds,
@@ -115,6 +117,32 @@ class RunRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """The automatic schedule is off (manual triggers still run): since when, and why (may be empty)."""
+
+    since: datetime
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", clean_reason(self.reason))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"since": iso(self.since), "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: object) -> Pause | None:
+        """``None`` for anything that is not a pause: a damaged record resumes the schedule rather than
+        stopping the service from starting (the file's other contents matter more)."""
+        if not isinstance(data, dict):
+            return None
+        since = parse_iso(data.get("since"))
+        reason = data.get("reason", "")
+        if since is None:
+            return None
+        return cls(since=since, reason=reason if isinstance(reason, str) else "")
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     last_run: RunRecord | None = None
     """The last run that ended (its ``started_at`` is the ``lastRunAt`` of the status document)."""
@@ -126,6 +154,8 @@ class State:
     """Triggers taken but not yet run; they become the next run."""
     pending_count: int = 0
     """How many triggers are pending, counting those beyond the recorded ones."""
+    paused: Pause | None = None
+    """Set while the automatic schedule is paused (``POST /api/snapshot/pause``); survives restarts."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pending_count", max(self.pending_count, len(self.pending)))
@@ -147,6 +177,7 @@ class State:
             "notBefore": iso(self.not_before),
             "pending": [t.to_json() for t in self.pending],
             "pendingCount": self.pending_count,
+            "paused": self.paused.to_json() if self.paused else None,
         }
 
     @classmethod
@@ -163,6 +194,7 @@ class State:
                 for t in (Trigger.from_json(x) for x in (pending if isinstance(pending, list) else []))
                 if t is not None
             ),
+            paused=Pause.from_json(doc.get("paused")),  # absent in files written before pausing existed
         )
 
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, Trigger
+from orchestrator.events import RunStatus, Source, Trigger, iso
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.state import RunRecord
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator
@@ -22,7 +22,11 @@ from tests.support import next_status, sse_stream
 
 def run(n: int, *, minutes_after: float | None = None, status: RunStatus = RunStatus.COMPLETED) -> RunRecord:
     started = T0 + timedelta(minutes=n if minutes_after is None else minutes_after)
-    triggers = (Trigger(Source.HTTP, started, f"reason {n}"), Trigger(Source.FILE, started, "another"))
+    # Asked for twice while the run before was going on: first over HTTP, then by a file.
+    triggers = (
+        Trigger(Source.HTTP, started - timedelta(minutes=3), f"reason {n}"),
+        Trigger(Source.FILE, started - timedelta(minutes=1), "another"),
+    )
     return RunRecord(
         run_id=f"run-{n:05d}",
         triggers=triggers,
@@ -49,6 +53,7 @@ def test_a_run_is_recorded_at_start_and_updated_at_its_end(history: RunHistory) 
     assert record is not None
     assert (record["status"], record["durationSeconds"], record["step"]) == ("completed", 90.0, "Snapshot written")
     assert (record["triggerCount"], [t["source"] for t in record["triggers"]]) == (7, ["http", "file"])
+    assert (record["queuedAt"], record["startedAt"]) == (iso(T0 - timedelta(minutes=2)), iso(T0 + timedelta(minutes=1)))
     assert history.log_path("run-00001") == "logs/run-00001.log", "the end keeps the log path given at start"
     assert history.count() == 1
     assert history.get("no-such-run") is None
