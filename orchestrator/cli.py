@@ -42,6 +42,7 @@ from orchestrator.config import (
     validate,
 )
 from orchestrator.events import iso, parse_iso, utcnow
+from orchestrator.history import HISTORY_FILE_NAME, read_recent
 from orchestrator.lock import AlreadyLocked, InstanceLock
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 KEEPALIVE_SECONDS = 15
+RECENT_RUNS = 5
+"""Runs listed by ``status``."""
 T = TypeVar("T")
 
 ENV_NAMES = {
@@ -384,12 +387,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, indent=2))
     else:
-        runs = recent_runs(url, auth_headers(args)) if document.get("serverUp") is not False else []
+        if document.get("serverUp") is False:
+            runs = read_recent(folder(args, "data_dir", "data") / HISTORY_FILE_NAME, RECENT_RUNS)
+        else:
+            runs = recent_runs(url, auth_headers(args))
         print(format_status(document, source, runs))
     return 0
 
 
-def recent_runs(url: str, headers: dict[str, str], count: int = 5) -> list[dict[str, Any]]:
+def recent_runs(url: str, headers: dict[str, str], count: int = RECENT_RUNS) -> list[dict[str, Any]]:
     """The last runs from the history, or none if it cannot be read (the status is still worth showing)."""
     request = urllib.request.Request(f"{url}/api/snapshot/runs?limit={count}", headers=headers)
     try:

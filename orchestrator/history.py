@@ -163,3 +163,21 @@ def _sortable(at: datetime) -> str:
 def _record(text: str) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(text)
     return document
+
+
+def read_recent(path: Path, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` runs, read without changing anything (``status`` while the service is down): no
+    file is made, no journal mode set, nothing set aside. An absent or unreadable history is no runs."""
+    if not path.is_file():
+        return []
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        rows = db.execute(f"SELECT record FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit,)).fetchall()
+        return [_record(row[0]) for row in rows]
+    except (sqlite3.Error, ValueError):
+        return []
+    finally:
+        db.close()

@@ -218,15 +218,7 @@ async def test_status_lists_the_last_runs(
 ) -> None:
     service = service_factory("--command", fifo_job.command, "--interval", "600")
     await idle_after_first_run(service, fifo_job)
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [PYTHON, "-m", "orchestrator", "status", "--url", service.url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
+    done = await asyncio.to_thread(run_status, service, tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == f"Source:   server {service.url}"
@@ -235,3 +227,35 @@ async def test_status_lists_the_last_runs(
     assert lines[-2] == "Last runs:"
     assert lines[-1].startswith(f"  {first['startedAt']}  completed ")
     assert lines[-1].endswith("  startup (scheduled)")
+
+    # The service stops: the same runs come from the data folder, read-only.
+    assert service.stop() == 0
+    done = await asyncio.to_thread(run_status, service, tmp_path)
+    lines = done.stdout.splitlines()
+    assert lines[1] == "State:    service not running", done.stdout
+    assert lines[-1].startswith(f"  {first['startedAt']}  completed "), done.stdout
+
+
+def run_status(service: ServiceProcess, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "orchestrator", "status", "--url", service.url, "--data-dir", str(service.data_dir)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+
+
+def test_status_of_a_folder_that_never_ran_makes_no_history_file(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [PYTHON, "-m", "orchestrator", "status", "--url", f"http://127.0.0.1:{free_port()}", "--data-dir", "data"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "State:    service not running" in done.stdout and "Last run: never" in done.stdout
+    assert not (tmp_path / "data").exists()
