@@ -49,6 +49,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/"
 TRIGGER_PATH = "/api/snapshot/trigger"
+METRICS_PATH = "/metrics"
+"""Outside ``/api/`` where Prometheus looks for it, but it tells what the status document tells: a read."""
 READ_COOKIE_PREFIX = "snapshot_read_"
 """The read cookie is ``snapshot_read_<port>``: the port the browser addressed (``Host``)."""
 LEGACY_TOKEN_COOKIE = "snapshot_token"
@@ -280,7 +282,7 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
             refusal = guard.admit_trigger()
             if refusal is not None:
                 return refusal
-    elif guard.token_for_reads and request.path.startswith(API_PREFIX):
+    elif guard.token_for_reads and (request.path.startswith(API_PREFIX) or request.path == METRICS_PATH):
         refusal = guard.authenticate(request, cookie_ok=True)
         if refusal is not None:
             return refusal

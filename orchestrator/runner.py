@@ -4,6 +4,7 @@ that arrives during a run folded into exactly one follow-up run that starts when
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from orchestrator.clock import Clock
-from orchestrator.events import RunStatus, Trigger
+from orchestrator.events import RunStatus, Source, Trigger
 from orchestrator.files import InvalidDocument
 from orchestrator.history import RunHistory
 from orchestrator.job import Job, JobResult, RunContext, outlast_cancel, stop_leftover
@@ -84,6 +85,8 @@ class Runner:
         self._history_failing = False
         self._listeners = listeners
         """Kept by reference: the service adds its listeners to the same list after the runner is made."""
+        self.triggers_received: collections.Counter[Source] = collections.Counter()
+        """Every trigger taken, by source (for the metrics): each passes :meth:`_accept` exactly once."""
         self._stall_timeout = stall_timeout
         self._stop_request: Stop | None = None
         self._watch = asyncio.Event()
@@ -187,6 +190,7 @@ class Runner:
             self._on_change()
 
     def _accept(self, trigger: Trigger) -> None:
+        self.triggers_received[trigger.source] += 1
         current = self.state.current
         if current is not None and not self.state.pending:
             # Logged once per follow-up, not once per trigger: a burst of files is one line.

@@ -17,6 +17,7 @@ from orchestrator.events import RunStatus, Source, Trigger, iso, parse_iso
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.hub import Hub
 from orchestrator.job import Job, SubprocessJob
+from orchestrator.metrics import Metrics
 from orchestrator.monitor import ProgressMonitor
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.runner import RunListener, Runner
@@ -71,6 +72,9 @@ class Orchestrator:
         self._was_running = False
         self._published: dict[str, Any] = {}
         self._stopping = False
+        # Metrics (issue 4): last, so that the state and history it reads at start are all there.
+        self.metrics = Metrics(self)
+        self.listeners.append(self.metrics)
 
     # ------------------------------------------------------------------------------------------- control
     async def request_run(self, source: Source, reason: str = "") -> Trigger:

@@ -20,6 +20,7 @@ from aiohttp import web
 from orchestrator import __version__, guard, stream
 from orchestrator.events import Source, clean_reason
 from orchestrator.history import MAX_PAGE, RunHistory
+from orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     app.router.add_get("/api/snapshot/runs/{runId}", run)
     app.router.add_get("/api/openapi.json", openapi)
     stream.add_routes(app, ORCHESTRATOR)
+    # Metrics (issue 4): Prometheus text; a read like the status document (guard.py: same token rule).
+    app.router.add_get(guard.METRICS_PATH, metrics)
+    orchestrator.metrics.count_streams(lambda: stream.open_streams(app))
     add_page(app, web_dir or web_root())
     app.cleanup_ctx.append(_run_service)
     app.on_shutdown.insert(0, _stop_service)
@@ -259,6 +263,12 @@ def _unavailable(message: str) -> web.HTTPServiceUnavailable:
     return web.HTTPServiceUnavailable(
         text=json.dumps({"success": False, "message": message}), content_type="application/json"
     )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: the service's metrics in the Prometheus text format (see orchestrator/metrics.py)."""
+    body = request.app[ORCHESTRATOR].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE, "Cache-Control": "no-store"})
 
 
 async def openapi(request: web.Request) -> web.FileResponse:

@@ -1,0 +1,244 @@
+"""``GET /metrics``: parsed with prometheus_client's own parser, from a real service after real runs (a completed
+and a failing job), across a restart, behind ``--token-for-reads``; the counting logic with a fake clock and a
+scripted job."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from orchestrator.clock import FakeClock
+from orchestrator.events import RunStatus, Source, Trigger, parse_iso
+from orchestrator.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.service import Orchestrator
+from orchestrator.state import RunRecord, State, StateStore
+from tests.fakes import T0, WAIT, ScriptedJob, ended, make_orchestrator, make_settings, minutes
+from tests.support import ServiceProcess, job_command, next_status, sse_stream, start_service
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+# Fails when its reason says so, after reporting 40 %: one completed and one failing run from one command.
+JOB = job_command(
+    "import os, sys\n"
+    "print('PROGRESS 40 half way', flush=True)\n"
+    "sys.exit(3 if 'fail' in os.environ['SNAPSHOT_REASON'] else 0)\n"
+)
+TOKEN = "metrics-test-token"
+
+
+def parse(text: str) -> Samples:
+    """Every sample as ``(name, sorted labels) -> value``; the parser raises on anything not in the format."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def scrape(service: ServiceProcess, headers: dict[str, str] | None = None) -> tuple[str, Samples]:
+    request = urllib.request.Request(service.url + "/metrics", headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        content_type = response.headers["Content-Type"]
+        return content_type, parse(response.read().decode())
+
+
+def unix(text: str) -> float:
+    at = parse_iso(text)
+    assert at is not None, text
+    return at.timestamp()
+
+
+# ------------------------------------------------------------------------------------------ real service
+async def test_runs_durations_and_last_success_after_real_runs(tmp_path: Path) -> None:
+    service = start_service(tmp_path, "--command", JOB, "--interval", "600")
+    try:
+        service.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            events = sse_stream(session, service.url + "/api/snapshot/events")
+            completed = (await next_status(events, lambda d: _ended(d, "completed")))["lastRun"]
+            await asyncio.to_thread(service.post_json, "/api/snapshot/trigger", {"reason": "please fail"})
+            failed = (await next_status(events, lambda d: _ended(d, "error")))["lastRun"]
+            # The stream is still open: it counts as a client.
+            content_type, samples = await asyncio.to_thread(scrape, service)
+        assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+        assert value(samples, "snapshot_runs_total", source="startup", outcome="completed") == 1
+        assert value(samples, "snapshot_runs_total", source="http", outcome="error") == 1
+        assert value(samples, "snapshot_runs_total", source="http", outcome="completed") == 0
+        assert value(samples, "snapshot_run_duration_seconds_count", outcome="completed") == 1
+        assert value(samples, "snapshot_run_duration_seconds_count", outcome="error") == 1
+        assert value(samples, "snapshot_run_duration_seconds_sum", outcome="error") == pytest.approx(
+            failed["durationSeconds"], abs=0.002
+        )
+        assert value(samples, "snapshot_run_duration_seconds_bucket", outcome="error", le="+Inf") == 1
+        assert value(samples, "snapshot_last_success_timestamp_seconds") == pytest.approx(
+            unix(completed["finishedAt"]), abs=0.002
+        )
+        assert value(samples, "snapshot_last_run_end_timestamp_seconds") == pytest.approx(
+            unix(failed["finishedAt"]), abs=0.002
+        )
+        assert value(samples, "snapshot_last_run_success") == 0
+        assert value(samples, "snapshot_progress_percent") == 40  # where the failing run stopped
+        assert value(samples, "snapshot_triggers_total", source="http") == 1
+        assert value(samples, "snapshot_triggers_total", source="startup") == 1
+        assert value(samples, "snapshot_triggers_coalesced_total") == 0
+        assert value(samples, "snapshot_running") == 0
+        assert value(samples, "snapshot_paused") == 0
+        assert value(samples, "snapshot_sse_clients") == 1
+        assert value(samples, "snapshot_interval_seconds") == 36000
+        assert ("snapshot_current_run_start_timestamp_seconds", ()) not in samples  # only while running
+    finally:
+        service.stop()
+
+    # Restarted: the counters start again from 0, the last success is still the one before (from the history:
+    # the state file's last run is the failing one).
+    restarted = start_service(tmp_path, "--command", JOB, "--interval", "600")
+    try:
+        restarted.wait_ready()
+        _, samples = await asyncio.to_thread(scrape, restarted)
+        assert value(samples, "snapshot_last_success_timestamp_seconds") == pytest.approx(
+            unix(completed["finishedAt"]), abs=0.002
+        )
+        assert value(samples, "snapshot_runs_total", source="http", outcome="error") == 0
+        assert value(samples, "snapshot_last_run_success") == 0
+    finally:
+        restarted.stop()
+
+
+def _ended(document: dict[str, Any], status: str) -> bool:
+    last = document["lastRun"]
+    return not document["running"] and last is not None and last["status"] == status
+
+
+def test_token_for_reads_guards_metrics(service_factory: Callable[..., ServiceProcess], tmp_path: Path) -> None:
+    service = service_factory("--command", "true", "--interval", "600", env={"SNAPSHOT_TOKEN": TOKEN})
+    assert "snapshot_running" in {name for name, _ in scrape(service)[1]}, "open without --token-for-reads"
+    guarded = service_factory(
+        "--command",
+        "true",
+        "--interval",
+        "600",
+        "--token-for-reads",
+        env={"SNAPSHOT_TOKEN": TOKEN},
+        root=tmp_path / "guarded",
+    )
+    for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            scrape(guarded, headers)
+        with refused.value:  # closes its connection
+            assert refused.value.code == 401
+            assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+    request = urllib.request.Request(guarded.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert "Set-Cookie" not in response.headers  # the read cookie is for /api/ only
+        assert parse(response.read().decode())[("snapshot_running", ())] in (0, 1)
+
+
+# ------------------------------------------------------------------------------------------------ logic
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[tuple[Orchestrator, FakeClock, ScriptedJob]]:
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job, interval=30)
+    await orchestrator.start()
+    yield orchestrator, clock, job
+    await orchestrator.stop()
+
+
+async def until(service: Orchestrator, predicate: Callable[[dict[str, Any]], bool]) -> None:
+    version, document = service.hub.latest()
+    async with asyncio.timeout(WAIT):
+        while not predicate(document):
+            version, document = await service.hub.next_after(version)
+
+
+def metrics_of(service: Orchestrator) -> Samples:
+    return parse(service.metrics.render().decode())
+
+
+async def test_triggers_during_a_run_are_counted_as_coalesced(
+    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+) -> None:
+    orchestrator, clock, job = service
+    first = await job.next_start()
+    running = metrics_of(orchestrator)
+    assert value(running, "snapshot_running") == 1
+    assert value(running, "snapshot_current_run_start_timestamp_seconds") == T0.timestamp()
+    for n in range(5):
+        await orchestrator.request_run(Source.HTTP, f"click {n}")
+    await until(orchestrator, lambda d: d["pendingTriggers"] == 5)
+    queued = metrics_of(orchestrator)
+    assert value(queued, "snapshot_pending_triggers") == 5
+    assert value(queued, "snapshot_run_queued") == 1
+    assert value(queued, "snapshot_triggers_total", source="http") == 5
+    assert value(queued, "snapshot_triggers_coalesced_total") == 0, "counted when the run absorbs them"
+
+    clock.advance(minutes(3))
+    first.finish()
+    follow_up = await job.next_start()
+    assert value(metrics_of(orchestrator), "snapshot_triggers_coalesced_total") == 4  # 5 triggers, 1 run
+    follow_up.finish(RunStatus.ERROR, exit_code=1, error="exit code 1")
+    await ended(orchestrator, follow_up)
+    done = metrics_of(orchestrator)
+    assert value(done, "snapshot_runs_total", source="startup", outcome="completed") == 1
+    assert value(done, "snapshot_runs_total", source="http", outcome="error") == 1
+    assert value(done, "snapshot_run_duration_seconds_bucket", outcome="completed", le="120.0") == 0
+    assert value(done, "snapshot_run_duration_seconds_bucket", outcome="completed", le="300.0") == 1
+    assert value(done, "snapshot_last_success_timestamp_seconds") == (T0 + minutes(3)).timestamp()
+    assert value(done, "snapshot_last_run_success") == 0
+    assert value(done, "snapshot_pending_triggers") == 0
+    assert value(done, "snapshot_next_run_timestamp_seconds") == (T0 + minutes(33)).timestamp()  # follow-up + 30
+
+
+async def test_paused_is_read_from_the_status_document(
+    service: tuple[Orchestrator, FakeClock, ScriptedJob], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orchestrator, _, _ = service
+    status = orchestrator.status
+    monkeypatch.setattr(orchestrator, "status", lambda: {**status(), "paused": {"since": "x", "reason": "r"}})
+    assert value(metrics_of(orchestrator), "snapshot_paused") == 1
+    monkeypatch.setattr(orchestrator, "status", lambda: {**status(), "paused": None})
+    assert value(metrics_of(orchestrator), "snapshot_paused") == 0
+
+
+async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(tmp_path: Path) -> None:
+    """The service died mid-run: its end is told at start; its "duration" would include the downtime."""
+    settings = make_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True)
+    lost = RunRecord("20260120T080000Z-abcdef", (Trigger(Source.FILE, T0 - minutes(120)),), T0 - minutes(120))
+    success = RunRecord(
+        "20260120T070000Z-abcdef", (), T0 - minutes(180), status=RunStatus.COMPLETED, finished_at=T0 - minutes(170)
+    )
+    StateStore(settings.state_path).save(State(last_run=success, current=lost))
+    RunHistory(settings.data_dir / HISTORY_FILE_NAME).record(success)
+    clock, job = FakeClock(T0), ScriptedJob()
+    orchestrator = make_orchestrator(tmp_path, clock, job)
+    await orchestrator.start()
+    try:
+        await job.next_start()  # the start-up run: the recovered one was told as finished before it
+        samples = metrics_of(orchestrator)
+        assert value(samples, "snapshot_runs_total", source="file", outcome="error") == 1
+        assert value(samples, "snapshot_run_duration_seconds_count", outcome="error") == 0
+        # The state's last run is now the interrupted one; the last success is found in the history instead.
+        assert value(samples, "snapshot_last_success_timestamp_seconds") == (T0 - minutes(170)).timestamp()
+    finally:
+        await orchestrator.stop()
+
+
+def test_each_service_has_its_own_registry(tmp_path: Path) -> None:
+    one = make_orchestrator(tmp_path / "a", FakeClock(T0), ScriptedJob())
+    two = make_orchestrator(tmp_path / "b", FakeClock(T0), ScriptedJob())
+    one.metrics.coalesced.inc(3)
+    assert value(metrics_of(one), "snapshot_triggers_coalesced_total") == 3
+    assert value(metrics_of(two), "snapshot_triggers_coalesced_total") == 0
