@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a slow job every N minutes or on demand, one at a time, with live progress.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command_name", metavar="{serve,trigger,status,cancel}")
+    commands = parser.add_subparsers(dest="command_name", metavar="{serve,trigger,status,cancel,pause,resume}")
 
     def folders(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", help="state and progress file folder (SNAPSHOT_DATA_DIR, default ./data)")
@@ -171,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", default="", help="why; recorded with the run")
     cancel.add_argument("--url", help=f"server address (SNAPSHOT_URL, default {DEFAULT_URL})")
     cancel.add_argument("--token", help="the server's token, if it has one (SNAPSHOT_TOKEN)")
+
+    # Pause/resume of the automatic schedule (issue 4; the server side is orchestrator/control.py).
+    pause = commands.add_parser("pause", help="pause the automatic schedule (manual triggers still run)")
+    pause.add_argument("--reason", default="", help="why; shown in the status")
+    resume = commands.add_parser("resume", help="resume the automatic schedule")
+    for sub in (pause, resume):
+        sub.add_argument("--url", help=f"server address (SNAPSHOT_URL, default {DEFAULT_URL})")
+        sub.add_argument("--token", help="the server's token, if it has one (SNAPSHOT_TOKEN)")
     return parser
 
 
@@ -243,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_status(args)
         if args.command_name == "cancel":
             return cmd_cancel(args)
+        if args.command_name in ("pause", "resume"):
+            return cmd_pause_resume(args)
         return cmd_serve(args)
     except ConfigError as exc:
         print(f"snapshot-orchestrator: error: {exc}", file=sys.stderr)
@@ -430,6 +440,27 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pause_resume(args: argparse.Namespace) -> int:
+    """``pause [--reason R]`` / ``resume``: 0 when the schedule is now as asked (also if it already was)."""
+    url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
+    reason = getattr(args, "reason", "")
+    request = urllib.request.Request(
+        f"{url}/api/snapshot/{args.command_name}",
+        data=json.dumps({"reason": reason}).encode() if reason else b"",
+        method="POST",
+        headers={"Content-Type": "application/json", **auth_headers(args)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+    print(answer.get("message", args.command_name.capitalize() + "d"))
+    return 0
+
+
 def auth_headers(args: argparse.Namespace) -> dict[str, str]:
     token = setting(args, "token", None, str)
     return {"Authorization": f"Bearer {token}"} if token else {}
@@ -466,6 +497,7 @@ def offline_status(data_dir: Path) -> dict[str, Any]:
         "progress": {k: progress.get(k) for k in ("status", "step", "progress")} if progress else None,
         "lastRun": state.get("lastRun"),
         "pendingTriggers": len(state.get("pending") or []),
+        "paused": state.get("paused"),
         "checkedAt": iso(utcnow()),
     }
 

@@ -11,8 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator import eta
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings
+from orchestrator.estimator import FinishEstimator
 from orchestrator.events import RunStatus, Source, Trigger, iso, parse_iso
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.hub import Hub
@@ -51,12 +53,16 @@ class Orchestrator:
         self.history = open_history(settings.data_dir / HISTORY_FILE_NAME)
         self.listeners: list[RunListener] = []
         """Told of each run's start and end (notifications, metrics, logs); the runner holds this same list."""
+        self.state_store = StateStore(settings.state_path)
+        """The runner's store; also saves a pause (orchestrator/control.py) at once."""
+        self.estimator = FinishEstimator(self.history, on_change=self.publish)
+        self.listeners.append(self.estimator)
         self.runner = Runner(
             queue=self.queue,
             job=job or SubprocessJob(settings.command, kill_grace=settings.kill_grace_seconds),
             clock=self.clock,
             schedule=self.schedule,
-            store=StateStore(settings.state_path),
+            store=self.state_store,
             progress_file=self.progress_file,
             on_change=self._on_runner_change,
             kill_grace=settings.kill_grace_seconds,
@@ -102,6 +108,7 @@ class Orchestrator:
             ("timer", self.timer.serve()),
             ("trigger-folder", self.folder.serve()),
             ("progress-monitor", self.monitor.serve()),
+            ("eta-durations", self.estimator.serve()),
         ):
             self._tasks.append(asyncio.create_task(coro, name=name))
             self._tasks[-1].add_done_callback(self._crashed)
@@ -145,10 +152,11 @@ class Orchestrator:
         )
 
     def _due(self) -> tuple[datetime | None, object]:
-        """For the timer: nothing is due while a run goes on (its end may start a cooldown)."""
+        """For the timer: nothing is due while a run goes on (its end may start a cooldown), nor while the
+        schedule is paused (on resume, a run that fell due meanwhile is due at once)."""
         state = self.runner.state
         inputs = (state.last_run_at, state.not_before, self.runner.running)
-        return (None if self.runner.running else self.next_run_at()), inputs
+        return (None if self.runner.running or state.paused else self.next_run_at()), inputs
 
     def _on_runner_change(self) -> None:
         self.timer.reschedule()
@@ -168,6 +176,7 @@ class Orchestrator:
         document = self.status()
         # The clock fields change every call; a document that differs only in them is no news.
         key = {k: v for k, v in document.items() if k not in CLOCK_FIELDS}
+        key["eta"] = eta.without_clock(key.get("eta"))  # a clock field one level down: eta.secondsLeft
         if key != self._published:
             self._published = key
             self.hub.publish(document)
@@ -200,6 +209,7 @@ class Orchestrator:
             **document,
             "minutesUntilNextRun": minutes_until(next_run_at, now),
             "secondsUntilNextRun": max(0.0, round((next_run_at - now).total_seconds(), 1)),
+            "eta": eta.with_clock(document.get("eta"), now),
             "serverTime": iso(now),
         }
 
@@ -229,6 +239,9 @@ class Orchestrator:
             "currentRun": current.to_json() if current else None,
             "stopping": stopping.reason if (stopping := self.runner.stopping) else None,
             "lastRun": state.last_run.to_json() if state.last_run else None,
+            # Pause and ETA (issue 4, orchestrator/control.py and estimator.py):
+            "paused": state.paused.to_json() if state.paused else None,
+            "eta": self.estimator.status_field(current, progress, now),
             "serverTime": iso(now),
         }
 

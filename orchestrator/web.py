@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator import __version__, guard, stream
+from orchestrator import __version__, control, guard, idempotency, stream
 from orchestrator.events import Source, clean_reason
 from orchestrator.history import MAX_PAGE, RunHistory
 from orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -52,12 +52,15 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     app.router.add_get("/health", health)
     app.router.add_get("/api/snapshot/status", status)
     app.router.add_get("/api/snapshot/progress", progress)
-    app.router.add_post("/api/snapshot/trigger", trigger)
+    app.router.add_post("/api/snapshot/trigger", idempotency.once(trigger))  # Idempotency-Key: idempotency.py
     app.router.add_post("/api/snapshot/cancel", cancel)
     app.router.add_get("/api/snapshot/runs", runs)
     app.router.add_get("/api/snapshot/runs/{runId}", run)
     app.router.add_get("/api/openapi.json", openapi)
     stream.add_routes(app, ORCHESTRATOR)
+    # Pause/resume and double-click safety (issue 4): control.py, idempotency.py.
+    control.add_routes(app, ORCHESTRATOR, _reason_from_body)
+    idempotency.install(app, orchestrator.clock)
     # Metrics (issue 4): Prometheus text; a read like the status document (guard.py: same token rule).
     app.router.add_get(guard.METRICS_PATH, metrics)
     orchestrator.metrics.count_streams(lambda: stream.open_streams(app))
