@@ -1,0 +1,112 @@
+"""How long ``GET /metrics`` takes, and whether it depends on the size of the run history (it should not).
+
+    python bench/metrics.py [--runs 10000] [--tries 300]
+
+For an empty history and one of ``--runs`` runs (one in ten failed, as in bench/history.py): starts a real
+service process on that data folder, scrapes ``/metrics`` over HTTP ``--tries`` times and prints the times in
+milliseconds. Then times what the metrics read from the history at all, once at start: the last success, when
+the newest run completed (the usual case) and when every recorded run failed (the whole history is read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from orchestrator.events import RunStatus, Source, Trigger
+from orchestrator.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.metrics import last_success
+from orchestrator.state import RunRecord
+from tests.support import start_service
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_run(n: int, *, failed: bool) -> RunRecord:
+    started = T0 + timedelta(minutes=30 * n)
+    return RunRecord(
+        run_id=f"{started:%Y%m%dT%H%M%SZ}-{n:06x}",
+        triggers=(Trigger(Source.TIMER, started, "scheduled"),),
+        started_at=started,
+        status=RunStatus.ERROR if failed else RunStatus.COMPLETED,
+        finished_at=started + timedelta(minutes=20),
+        exit_code=1 if failed else 0,
+        error="exited with code 1: rate limited" if failed else None,
+        step="Snapshot written",
+    )
+
+
+def fill(data_dir: Path, runs: int, failed: Callable[[int], bool]) -> RunHistory:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    history = RunHistory(data_dir / HISTORY_FILE_NAME)
+    for n in range(runs):
+        history.record(make_run(n, failed=failed(n)))
+    return history
+
+
+def timed(tries: int, call: Callable[[], object]) -> list[float]:
+    samples = []
+    for _ in range(tries):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def scrape_times(root: Path, tries: int) -> tuple[list[float], int]:
+    service = start_service(root, "--command", shlex.join([sys.executable, "-c", "pass"]), "--interval", "600")
+    try:
+        service.wait_ready()
+
+        def scrape() -> bytes:
+            with urllib.request.urlopen(service.url + "/metrics", timeout=10) as response:
+                return bytes(response.read())
+
+        size = len(scrape())
+        return timed(tries, scrape), size
+    finally:
+        service.stop()
+
+
+def row(name: str, samples: list[float]) -> str:
+    if len(samples) < 100:  # too few for tail quantiles to mean anything
+        return f"{name:46} {statistics.median(samples):8.2f} {'':8} {'':8} {max(samples):8.2f}"
+    q = statistics.quantiles(samples, n=100)
+    return f"{name:46} {statistics.median(samples):8.2f} {q[89]:8.2f} {q[98]:8.2f} {max(samples):8.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--tries", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        empty, empty_size = scrape_times(root / "empty", args.tries)
+        start = time.perf_counter()
+        usual = fill(root / "full" / "data", args.runs, lambda n: n % 10 == 0)
+        filled = time.perf_counter() - start
+        full, full_size = scrape_times(root / "full", args.tries)
+        failing = fill(root / "failing" / "data", args.runs, lambda n: True)
+        restore_usual = timed(20, lambda: last_success(None, usual))
+        restore_failing = timed(5, lambda: last_success(None, failing))
+    print(f"history of {args.runs} runs recorded in {filled:.1f} s; /metrics is {empty_size} / {full_size} bytes")
+    print(f"{'call':46} {'median':>8} {'p90':>8} {'p99':>8} {'worst':>8}  (ms)")
+    print(row(f"GET /metrics, empty history ({args.tries})", empty))
+    print(row(f"GET /metrics, {args.runs} runs ({args.tries})", full))
+    print(row("last success at start: newest completed (20)", restore_usual))
+    print(row(f"last success at start: {args.runs} failed (5)", restore_failing))
+
+
+if __name__ == "__main__":
+    main()
