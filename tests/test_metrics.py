@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, Trigger, parse_iso
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.metrics import last_success
 from orchestrator.service import Orchestrator
 from orchestrator.state import RunRecord, State, StateStore
 from tests.fakes import T0, WAIT, ScriptedJob, ended, make_orchestrator, make_settings, minutes
@@ -242,3 +243,15 @@ def test_each_service_has_its_own_registry(tmp_path: Path) -> None:
     one.metrics.coalesced.inc(3)
     assert value(metrics_of(one), "snapshot_triggers_coalesced_total") == 3
     assert value(metrics_of(two), "snapshot_triggers_coalesced_total") == 0
+
+
+def test_an_unreadable_history_leaves_the_last_success_unknown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The history's file made unopenable after the start (a folder where the file was): one error line, 0."""
+    path = tmp_path / HISTORY_FILE_NAME
+    history = RunHistory(path)
+    path.unlink()
+    path.mkdir()
+    assert last_success(None, history) is None
+    assert [r.levelname for r in caplog.records if "last success" in r.getMessage()] == ["ERROR"]
