@@ -327,6 +327,8 @@ def test_a_garbled_event_breaks_nothing(open_page: OpenPage) -> None:
         path = urlsplit(route.request.url).path
         if path in ("/", "/app.js", "/style.css"):
             route.fulfill(path=web / (path.lstrip("/") or "index.html"))
+        elif path == "/api/snapshot/runs":
+            route.fulfill(json={"runs": [], "nextCursor": None})
         else:
             route.fulfill(status=404)
 
@@ -344,14 +346,16 @@ def test_a_garbled_event_breaks_nothing(open_page: OpenPage) -> None:
 
 
 # ----------------------------------------------------------------------------------- token and cancel
+def _post_headers(page: Page, name: str) -> list[str | None]:
+    """Header ``name`` (lower case) of every POST the page sends from now on."""
+    seen: list[str | None] = []
+    page.on("request", lambda request: seen.append(request.headers.get(name)) if request.method == "POST" else None)
+    return seen
+
+
 def _authorizations(page: Page) -> list[str | None]:
     """The ``Authorization`` header of every POST the page sends from now on."""
-    seen: list[str | None] = []
-    page.on(
-        "request",
-        lambda request: seen.append(request.headers.get("authorization")) if request.method == "POST" else None,
-    )
-    return seen
+    return _post_headers(page, "authorization")
 
 
 @pytest.mark.browser
@@ -514,4 +518,178 @@ def test_cancel_ends_a_running_run_as_cancelled(service_factory: Any, open_page:
     expect(last).to_have_attribute("data-outcome", "cancelled")
     expect(last).to_contain_text("Cancelled")
     expect(cancel).to_be_hidden()
+    watched.assert_clean()
+
+
+# ------------------------------------------------------------------------------ history, logs and pause
+GATED_JOB = job_command(
+    "import os, sys\n"
+    "reason = os.environ.get('SNAPSHOT_REASON', '')\n"
+    "print('PROGRESS 50 Halfway', flush=True)\n"
+    "print('<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>', flush=True)\n"
+    "if 'many' in reason:\n"
+    "    sys.stdout.write(''.join(f'line {i}\\n' for i in range(6000)))\n"
+    "    sys.stdout.flush()\n"
+    "if 'wait' in reason:\n"
+    "    with open(os.environ['TEST_GATE']) as gate:\n"
+    "        print('waiting at the gate', flush=True)\n"
+    "        gate.readline()\n"
+    "        print('through the gate', flush=True)\n"
+    "        if 'twice' in reason:\n"
+    "            gate.readline()\n"
+    "            print('through the second gate', flush=True)\n"
+    "if 'fail' in reason:\n"
+    "    print('boom: disk full', file=sys.stderr, flush=True)\n"
+    "    sys.exit(3)\n"
+)
+"""Prints a progress line and some markup; with "wait" in its reason it waits at the gate (a FIFO) for each
+line the test writes; with "many", prints 6,000 lines first; with "fail", fails with a message on stderr."""
+
+
+@dataclass
+class Gate:
+    """A FIFO the gated job reads a line from to go on. The test holds it open for reading and writing, so the
+    job's ``open`` never blocks and its ``readline`` waits exactly until :meth:`release`."""
+
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        os.write(self.fd, b"go\n")
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    path = tmp_path / "gate.fifo"
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDWR)
+    yield Gate(path, fd)
+    os.close(fd)  # a job still waiting reads end-of-file and goes on
+
+
+def gated_service(service_factory: Any, gate: Gate, *args: str) -> ServiceProcess:
+    service: ServiceProcess = service_factory(
+        "--command", GATED_JOB, "--interval", "60", *args, env={"TEST_GATE": str(gate.path)}
+    )
+    return service
+
+
+def history_row(page: Page, index: int) -> Any:
+    return page.locator("#history-rows tr").nth(index)
+
+
+def _trigger(service: ServiceProcess, reason: str) -> None:
+    status, body = service.post_json("/api/snapshot/trigger", {"reason": reason})
+    assert status == 202, body
+
+
+@pytest.mark.browser
+def test_history_lists_real_runs_with_outcome_trigger_and_reason(
+    service_factory: Any, open_page: OpenPage, gate: Gate
+) -> None:
+    service = gated_service(service_factory, gate)
+    watched = open_page(service.url + "/")
+    page = watched.page
+    expect_idle(page)
+    rows = page.locator("#history-rows tr")
+    expect(rows).to_have_count(1)
+    expect(history_row(page, 0)).to_contain_text("Completed")
+    expect(history_row(page, 0)).to_contain_text("start-up")
+
+    _trigger(service, "wait here")
+    expect(history_row(page, 0)).to_contain_text("Running")  # the panel refreshes when a run starts
+    expect(history_row(page, 0).locator("td").nth(2)).to_have_text(re.compile(r"^running "))
+    for reason in ("a", "b", "c fail"):
+        _trigger(service, reason)  # folded into one follow-up run
+    gate.release()
+
+    expect(rows).to_have_count(3)
+    failed, done, first = history_row(page, 0), history_row(page, 1), history_row(page, 2)
+    expect(failed).to_have_attribute("data-outcome", "error", timeout=10_000)
+    expect(failed.locator(".outcome")).to_have_text("Failed")  # a word, not a colour alone
+    cells = failed.locator("td")
+    expect(cells.nth(3)).to_have_text("manual + 2 more")
+    expect(cells.nth(3)).to_have_attribute("title", re.compile(r"^manual at .*: a\nmanual at .*: b\nmanual at"))
+    expect(failed.locator(".history-reason")).to_have_text("a; b; c fail")
+    expect(failed.locator(".history-error")).to_have_text("exited with code 3: boom: disk full")
+    expect(cells.nth(1)).to_have_text("just now")
+    expect(cells.nth(1).locator("time")).to_have_attribute("title", re.compile(r"\d"))
+    expect(cells.nth(2)).to_have_text(re.compile(r"^(< 0\.1|\d+(\.\d)?) s$"))
+    expect(done.locator(".outcome")).to_have_text("Completed")
+    expect(done.locator("td").nth(3)).to_have_text("manual")
+    expect(done.locator(".history-reason")).to_have_text("wait here")
+    expect(first.locator("td").nth(3)).to_have_text("start-up")
+    expect(page.locator("#history-more")).to_be_hidden()
+
+    # Pages of two: "Show more" fetches the rest with the answer's nextCursor.
+    page.route(
+        re.compile(r".*/api/snapshot/runs\?limit=20$"),
+        lambda route: route.continue_(url=route.request.url.replace("limit=20", "limit=2")),
+    )
+    page.reload()
+    expect(rows).to_have_count(2)
+    more = page.locator("#history-more")
+    more.click()
+    expect(rows).to_have_count(3)
+    expect(history_row(page, 2).locator("td").nth(3)).to_have_text("start-up")
+    expect(more).to_be_hidden()
+    watched.assert_clean()
+
+
+@pytest.mark.browser
+def test_double_click_on_run_now_starts_one_run(service_factory: Any, open_page: OpenPage) -> None:
+    service = service_factory("--command", sample_command(0.5), "--interval", "60")
+    uuid = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    # The second page has no crypto.randomUUID (as on a plain-http origin): the key comes from getRandomValues.
+    for init_script in (None, "delete Crypto.prototype.randomUUID;"):
+        watched = open_page(service.url + "/", init_script=init_script)
+        page = watched.page
+        expect_idle(page)
+        runs = len(service.get_json("/api/snapshot/runs")["runs"])
+        keys = _post_headers(page, "idempotency-key")
+        page.locator("#run-now").dblclick()
+        expect(page.locator("body")).to_have_attribute("data-state", "running")
+        expect(page.locator("body")).to_have_attribute("data-state", "idle")
+        expect(history_row(page, 0)).to_contain_text("manual")
+        assert len(keys) == 1 and uuid.match(keys[0] or ""), keys
+        assert len(service.get_json("/api/snapshot/runs")["runs"]) == runs + 1
+        watched.assert_clean()
+
+
+@pytest.mark.browser
+def test_pause_and_resume_from_the_page(service_factory: Any, open_page: OpenPage) -> None:
+    service = service_factory("--command", sample_command(0.3), "--interval", "60")
+    watched = open_page(service.url + "/")
+    page = watched.page
+    expect_idle(page)
+    status = page.locator("#snapshot-status")
+    pause, resume, form = page.locator("#pause-run"), page.locator("#resume-run"), page.locator("#pause-form")
+    expect(resume).to_be_hidden()
+
+    pause.click()
+    expect(form).to_be_visible()
+    expect(page.locator("#pause-reason")).to_be_focused()
+    page.keyboard.press("Escape")  # changed our mind: nothing is sent
+    expect(form).to_be_hidden()
+    expect(pause).to_be_focused()
+    assert service.get_json("/api/snapshot/status")["paused"] is None
+
+    page.keyboard.press("Enter")  # the keyboard alone does it
+    page.locator("#pause-reason").fill("maintenance")
+    page.keyboard.press("Enter")
+    expect(status).to_have_text("Paused — automatic snapshots off (maintenance)")
+    expect(resume).to_be_visible()
+    expect(resume).to_be_focused()
+    expect(pause).to_be_hidden()
+    assert service.get_json("/api/snapshot/status")["paused"]["reason"] == "maintenance"
+
+    page.locator("#run-now").click()  # manual runs still run
+    expect(history_row(page, 0)).to_contain_text("manual")
+    expect(history_row(page, 0)).to_have_attribute("data-outcome", "completed")
+    expect(status).to_have_text("Paused — automatic snapshots off (maintenance)")
+
+    resume.click()
+    expect(status).to_have_text(re.compile(r"^Next snapshot in"))
+    expect(pause).to_be_visible()
+    assert service.get_json("/api/snapshot/status")["paused"] is None
     watched.assert_clean()

@@ -14,6 +14,11 @@
  * status once with the bearer header, and the service answers with a read cookie of its own (HttpOnly,
  * derived from the token, never the token, good for reads only) that the stream then carries. The page never
  * writes the token into a cookie: cookies ignore ports, so every other server on this host would receive it.
+ *
+ * The history panel (GET /api/snapshot/runs) is fetched when the page connects and whenever a status event
+ * says a run started or ended (`currentRun` / `lastRun` changed): never on a timer. A run's log is fetched as
+ * its last LOG_TAIL_BYTES (a Range request) and, while the run runs, followed over its log stream (SSE), resumed
+ * by byte offset after a break. Job output only ever goes into the page as text (textContent), never as HTML.
  */
 (function () {
   "use strict";
@@ -21,7 +26,14 @@
   var EVENTS_URL = "/api/snapshot/events";
   var TRIGGER_URL = "/api/snapshot/trigger";
   var CANCEL_URL = "/api/snapshot/cancel";
+  var PAUSE_URL = "/api/snapshot/pause";
+  var RESUME_URL = "/api/snapshot/resume";
   var STATUS_URL = "/api/snapshot/status";
+  var RUNS_URL = "/api/snapshot/runs";
+  var HISTORY_PAGE = 20;
+  var HISTORY_MAX = 500; // the API's largest page
+  var LOG_MAX_LINES = 5000; // lines kept in the page; the full log is a link away
+  var LOG_TAIL_BYTES = 256 * 1024; // how much of a log is fetched when it is opened
   var TOKEN_KEY = "snapshot-token";
   var RECONNECT_MIN_MS = 2000;
   var RECONNECT_MAX_MS = 30000;
@@ -40,6 +52,7 @@
     cancelled: "Cancelled",
     running: "Interrupted",
   };
+  var CHECK_KINDS = { late: "Late", long: "Long run", fast: "Suspiciously fast" };
 
   var ui = {};
   var doc = null; // the latest status document from the stream
@@ -62,6 +75,20 @@
   var tokenWanted = null; // while the token form shows: {retry: function, forReads: boolean}
   var memoryToken = null; // the token when localStorage is unavailable
   var cookieRenewed = false; // a bearer read renewed the read cookie since the stream last opened
+  var pauseInFlight = false;
+  var pausing = false; // the pause form shows
+  var history = {
+    rows: [], // run records, newest first
+    nextCursor: null,
+    key: null, // what the shown rows reflect (see historyKey)
+    loading: false,
+    again: false, // a refresh was asked for while one was loading
+    loadingMore: false,
+    loaded: false, // a page has been fetched (until then the panel does not say "no runs")
+    limit: HISTORY_PAGE, // how many rows the reader asked to see ("Show more" adds a page)
+    available: true, // false: this service has no history API (404)
+  };
+  var logv = null; // the open log view, see openLog
 
   // ---------------------------------------------------------------------------------------------- helpers
   function parseTime(value) {
@@ -102,6 +129,54 @@
     } catch (e) {
       return "";
     }
+  }
+
+  function text(value) {
+    return typeof value === "string" ? value : "";
+  }
+
+  function isObject(value) {
+    return !!value && typeof value === "object" && !Array.isArray(value);
+  }
+
+  function localDateTime(ms) {
+    try {
+      return new Date(ms).toLocaleString();
+    } catch (e) {
+      return "";
+    }
+  }
+
+  /** "12 s", "3 min 20 s", "1 h 5 min". */
+  function durationText(seconds) {
+    if (seconds === null || seconds < 0) return "";
+    if (seconds < 0.1) return "< 0.1 s";
+    if (seconds < 10) return (Math.round(seconds * 10) / 10) + " s";
+    if (seconds < 60) return Math.round(seconds) + " s";
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) {
+      var rest = Math.round(seconds - minutes * 60);
+      return minutes + " min" + (rest && minutes < 10 ? " " + rest + " s" : "");
+    }
+    var hours = Math.floor(minutes / 60);
+    return hours + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
+  }
+
+  /** A fresh Idempotency-Key. crypto.randomUUID exists only on secure origins (https, localhost): a page
+   * served over plain http from another host builds a version-4 UUID from crypto.getRandomValues instead. */
+  function newKey() {
+    var c = window.crypto;
+    if (c && typeof c.randomUUID === "function") return c.randomUUID();
+    var bytes = new Uint8Array(16);
+    if (c && typeof c.getRandomValues === "function") {
+      c.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
+    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
   }
 
   // ----------------------------------------------------------------------------------------- server clock
@@ -157,6 +232,36 @@
     return plural(Math.floor(hours / 24), "day") + " ago";
   }
 
+  /** "5 min ago" by the server's clock (the history's short form of agoText). */
+  function shortAgo(ms) {
+    var now = serverNow();
+    if (now === null) return "";
+    var seconds = (now - ms) / 1000;
+    if (seconds < 60) return "just now";
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min ago";
+    var hours = Math.floor(minutes / 60);
+    if (hours < 48) return hours + " h ago";
+    return plural(Math.floor(hours / 24), "day") + " ago";
+  }
+
+  /** Seconds left for the running run by the status document's `eta`, moved on locally since it arrived. */
+  function etaSeconds() {
+    var eta = isObject(doc.eta) ? doc.eta : null;
+    if (eta === null) return null;
+    var finish = parseTime(eta.finishAt);
+    var now = serverNow();
+    if (finish !== null && now !== null) return (finish - now) / 1000;
+    var left = toNumber(eta.secondsLeft);
+    return left === null ? null : left - (performance.now() - docArrival) / 1000;
+  }
+
+  function etaText(seconds) {
+    if (seconds <= 0) return "taking longer than estimated";
+    if (seconds < 60) return "less than a minute left";
+    return "about " + Math.round(seconds / 60) + " min left";
+  }
+
   // ------------------------------------------------------------------------------------------- rendering
   function state() {
     if (!connected || doc === null) return "offline";
@@ -183,6 +288,57 @@
     ui.cancel.hidden = !running || stopping || confirmingCancel;
     ui.cancel.disabled = cancelInFlight;
     ui.confirm.hidden = !confirmingCancel;
+
+    renderPause(current);
+    renderChecks(current);
+    tickHistory();
+  }
+
+  /** Pause/Resume show only when the service tells its pause state (a service without it shows neither). */
+  function renderPause(current) {
+    var known = current !== "offline" && "paused" in doc;
+    var paused = known && isObject(doc.paused);
+    var focused = document.activeElement;
+    var hadFocus = focused === ui.pause || focused === ui.resume || ui.pauseForm.contains(focused);
+    document.body.dataset.paused = paused ? "true" : "false";
+    if (!known || paused) pausing = false;
+    ui.pauseForm.hidden = !pausing;
+    ui.pause.hidden = !known || paused || pausing;
+    ui.resume.hidden = !paused;
+    // Not disabled while a request is out (sendPause ignores a second one): a disabled button cannot take the
+    // focus handed to it below, when the stream says "paused" before the POST has answered.
+    setAttr(ui.resume, "aria-busy", pauseInFlight ? "true" : null);
+    ui.pauseYes.disabled = pauseInFlight;
+    // The control in use was just hidden (Pause became Resume, or back): keep the keyboard where it was.
+    if (hadFocus && focused.closest("[hidden]")) {
+      if (!ui.resume.hidden) ui.resume.focus();
+      else if (!ui.pause.hidden) ui.pause.focus();
+    }
+    // While a run runs the status line shows it; a chip keeps the pause in sight.
+    ui.paused.hidden = !(paused && current === "running");
+    setText(ui.paused, "automatic snapshots paused");
+    setAttr(ui.paused, "title", paused ? pausedTitle(doc.paused) : null);
+  }
+
+  function pausedTitle(paused) {
+    var since = parseTime(paused.since);
+    var title = "Paused" + (since !== null ? " since " + localDateTime(since) : "");
+    return title + (text(paused.reason) ? ": " + paused.reason : "");
+  }
+
+  function renderChecks(current) {
+    var checks = current !== "offline" && Array.isArray(doc.checks) ? doc.checks.filter(isObject) : [];
+    ui.checks.hidden = checks.length === 0;
+    if (!checks.length) {
+      setText(ui.checks, "");
+      setAttr(ui.checks, "title", null);
+      return;
+    }
+    var first = text(checks[0].message) || CHECK_KINDS[checks[0].kind] || "check failed";
+    setText(ui.checks, "⚠ " + first + (checks.length > 1 ? " (+" + (checks.length - 1) + " more)" : ""));
+    setAttr(ui.checks, "title", checks.map(function (check) {
+      return (CHECK_KINDS[check.kind] || text(check.kind) || "Check") + ": " + text(check.message);
+    }).join("\n"));
   }
 
   function renderStatus(current) {
@@ -191,6 +347,7 @@
     ui.queued.hidden = !(doc && connected && doc.queued === true);
 
     if (current === "offline") {
+      ui.eta.hidden = true;
       setText(ui.status, tokenWanted && tokenWanted.forReads ? "Enter the service's token to see snapshots"
         : doc === null && !everFailed ? "Connecting to the snapshot service…"
         : "Snapshot service unreachable — reconnecting…");
@@ -213,6 +370,20 @@
       setText(ui.percent, Math.round(percent) + "%");
       setText(ui.step, step);
       setAttr(ui.step, "title", step || null);
+      var left = stopping === null ? etaSeconds() : null;
+      ui.eta.hidden = left === null;
+      setText(ui.eta, left === null ? "" : etaText(left));
+      var finish = left === null ? null : parseTime(doc.eta.finishAt);
+      setAttr(ui.eta, "title", left === null ? null
+        : (doc.eta.basis === "progress" ? "Estimated from the progress so far"
+          : "Estimated from recent runs") + (finish !== null ? "; done about " + localClock(finish) : ""));
+      return;
+    }
+    ui.eta.hidden = true;
+    if (isObject(doc.paused)) {
+      var reason = text(doc.paused.reason);
+      setText(ui.status, "Paused — automatic snapshots off" + (reason ? " (" + reason + ")" : ""));
+      setAttr(ui.status, "title", pausedTitle(doc.paused));
       return;
     }
     setText(ui.status, countdownText(remainingMs()));
@@ -359,6 +530,12 @@
       settleTrigger();
     }
     render();
+    var key = historyKey();
+    if (key !== history.key) {
+      history.key = key;
+      if (history.loaded) renderHistory(); // the stream's news at once, the rest when the fetch answers
+      loadHistory();
+    }
   }
 
   /** One fresh reading of the server's clock per connection (see the note at the top). */
@@ -445,9 +622,9 @@
 
   /** POST `url` with the token if we have one, then `onDone(response, parsedBody)`; on a 401 the token is
    * asked for instead, and `retry` runs once it is given. */
-  function post(url, body, retry, onDone) {
+  function post(url, body, retry, onDone, headers) {
     var sentToken = storedToken();
-    var init = { method: "POST", headers: withToken({}) };
+    var init = { method: "POST", headers: withToken(headers || {}) };
     if (body !== null) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -474,6 +651,7 @@
     sawRunningSinceClick = false;
     showMessage("");
     render();
+    // A fresh key per request: the same click sent twice (a retried request) starts one run, server-side.
     post(TRIGGER_URL, { reason: "web" }, runNow, function (response, body) {
       if (!response.ok || !body || body.success === false) {
         showMessage("Could not start a snapshot: " + errorText(response, body), "error");
@@ -485,7 +663,7 @@
         awaitingRun = true;
         awaitingTimer = setTimeout(function () { settleTrigger(); render(); }, TRIGGER_SETTLE_MS);
       }
-    })
+    }, { "Idempotency-Key": newKey() })
       .catch(function () {
         showMessage("Could not reach the snapshot service", "error");
       })
@@ -529,6 +707,562 @@
       });
   }
 
+  // ------------------------------------------------------------------------------------- Pause / Resume
+  function askPause() {
+    pausing = true;
+    ui.pauseReason.value = "";
+    render();
+    ui.pauseReason.focus();
+  }
+
+  function keepSchedule() {
+    pausing = false;
+    render();
+    if (!ui.pause.hidden) ui.pause.focus();
+  }
+
+  function onPauseSubmit(event) {
+    event.preventDefault();
+    var reason = ui.pauseReason.value.trim();
+    sendPause(PAUSE_URL, reason ? { reason: reason } : null, "Could not pause");
+  }
+
+  function resumeRun() {
+    sendPause(RESUME_URL, null, "Could not resume");
+  }
+
+  /** The answer shows on the stream (the bar changes); only a failure is said here. */
+  function sendPause(url, body, failure) {
+    if (pauseInFlight) return;
+    pauseInFlight = true;
+    showMessage("");
+    render();
+    var retry = function () { sendPause(url, body, failure); };
+    post(url, body, retry, function (response, answer) {
+      if (!response.ok || !answer || answer.success === false) {
+        showMessage(failure + ": " + errorText(response, answer), "error");
+        return;
+      }
+      pausing = false;
+    })
+      .catch(function () {
+        showMessage("Could not reach the snapshot service", "error");
+      })
+      .then(function () {
+        pauseInFlight = false;
+        render();
+      });
+  }
+
+  // --------------------------------------------------------------------------------------------- history
+  /** What the history reflects: the connection and the runs the stream names. When it changes, refetch. */
+  function historyKey() {
+    var last = isObject(doc.lastRun) ? doc.lastRun : {};
+    var current = isObject(doc.currentRun) ? doc.currentRun : {};
+    return [generation, last.runId, last.status, last.finishedAt, current.runId].join("|");
+  }
+
+  /** GET `url` with the token when the page has one (the read cookie is sent too, same-origin). */
+  function read(url, headers) {
+    return fetch(url, { cache: "no-store", credentials: "same-origin", headers: withToken(headers || {}) });
+  }
+
+  function answerMessage(response) {
+    return response.json().then(function (body) {
+      return body && typeof body.message === "string" ? body.message : "HTTP " + response.status;
+    }, function () {
+      return "HTTP " + response.status;
+    });
+  }
+
+  function historyNote(message) {
+    setText(ui.historyNote, message);
+  }
+
+  function loadHistory() {
+    if (history.loading) {
+      history.again = true;
+      return;
+    }
+    history.loading = true;
+    history.again = false;
+    var limit = Math.min(HISTORY_MAX, history.limit);
+    fetchRuns("?limit=" + limit).then(function (page) {
+      if (page) {
+        history.loaded = true;
+        history.rows = page.runs;
+        history.nextCursor = page.nextCursor;
+        renderHistory();
+      }
+    }).then(function () {
+      history.loading = false;
+      if (history.again) loadHistory();
+    });
+  }
+
+  function loadMore() {
+    if (history.loadingMore || !history.nextCursor) return;
+    history.loadingMore = true;
+    ui.historyMore.disabled = true;
+    var cursor = history.nextCursor;
+    fetchRuns("?limit=" + HISTORY_PAGE + "&cursor=" + encodeURIComponent(cursor), true).then(function (page) {
+      if (page === "gone") {
+        // The run the cursor named was pruned meanwhile: fetch the whole list again, one page longer.
+        history.limit = Math.min(HISTORY_MAX, history.rows.length + HISTORY_PAGE);
+        loadHistory();
+      } else if (page) {
+        var seen = {};
+        history.rows.forEach(function (run) { seen[run.runId] = true; });
+        history.rows = history.rows.concat(page.runs.filter(function (run) { return !seen[run.runId]; }));
+        history.nextCursor = page.nextCursor;
+        history.limit = history.rows.length;
+        renderHistory();
+      }
+    }).then(function () {
+      history.loadingMore = false;
+      ui.historyMore.disabled = false;
+    });
+  }
+
+  /** One page of runs, or null (the note says why); with `cursorGone`, a 404 gives "gone" instead. */
+  function fetchRuns(query, cursorGone) {
+    return read(RUNS_URL + query).then(function (response) {
+      if (response.ok) {
+        return response.json().then(function (body) {
+          if (!isObject(body) || !Array.isArray(body.runs)) throw new Error("not a page of runs");
+          history.available = true;
+          return {
+            runs: body.runs.filter(function (run) { return isObject(run) && typeof run.runId === "string"; }),
+            nextCursor: typeof body.nextCursor === "string" ? body.nextCursor : null,
+          };
+        });
+      }
+      if (response.status === 404 && cursorGone) return "gone";
+      return answerMessage(response).then(function (message) {
+        if (response.status === 404) {
+          history.available = false; // a service without a run history
+          historyNote("This service keeps no run history");
+        } else if (response.status === 401) {
+          historyNote("The run history needs the service's token");
+        } else {
+          historyNote("History unavailable: " + message);
+        }
+        renderHistory();
+        return null;
+      });
+    }).catch(function () {
+      historyNote("History unavailable — the service cannot be reached");
+      return null;
+    });
+  }
+
+  /** The fetched rows, with the running run from the stream on top: the status event that says a run started
+   * can arrive before the history has it, and the stream's record of it is the freshest anyway. */
+  function shownRuns() {
+    var rows = history.rows.filter(isObject);
+    var current = doc && connected && isObject(doc.currentRun) && typeof doc.currentRun.runId === "string"
+      ? doc.currentRun : null;
+    var last = doc && isObject(doc.lastRun) ? doc.lastRun : null;
+    if (last !== null) {
+      rows = rows.map(function (run) { return run.runId === last.runId ? last : run; });
+    }
+    if (current === null || !history.available) return rows;
+    return [current].concat(rows.filter(function (run) { return run.runId !== current.runId; }));
+  }
+
+  function renderHistory() {
+    var rows = shownRuns();
+    var body = ui.historyRows;
+    body.textContent = "";
+    rows.forEach(function (run) { body.append(historyRow(run)); });
+    ui.historyTable.hidden = rows.length === 0;
+    ui.historyMore.hidden = !history.nextCursor;
+    if (history.available) {
+      historyNote(rows.length ? "" : "No snapshot has run yet");
+    }
+    tickHistory();
+  }
+
+  function outcomeOf(run) {
+    if (run.status === "running") {
+      var current = doc && isObject(doc.currentRun) ? doc.currentRun.runId : null;
+      return current === run.runId ? "Running" : "Interrupted";
+    }
+    return OUTCOMES[run.status] || text(run.status) || "Unknown";
+  }
+
+  function triggerLabel(source) {
+    return TRIGGERS[source] || text(source) || "?";
+  }
+
+  function historyRow(run) {
+    var row = document.createElement("tr");
+    row.dataset.runId = run.runId;
+    row.dataset.outcome = text(run.status);
+    if (logv && logv.runId === run.runId) row.setAttribute("aria-current", "true");
+
+    var cell = row.insertCell();
+    var open = document.createElement("button");
+    open.type = "button";
+    open.className = "history-open outcome";
+    open.dataset.outcome = text(run.status);
+    open.textContent = outcomeOf(run);
+    open.setAttribute("aria-label", outcomeOf(run) + ": show the log of run " + run.runId);
+    open.title = "Show this run's log (" + run.runId + ")";
+    cell.append(open);
+
+    cell = row.insertCell();
+    var started = parseTime(run.startedAt);
+    if (started !== null) {
+      var time = document.createElement("time");
+      time.dateTime = run.startedAt;
+      time.title = localDateTime(started);
+      time.dataset.at = String(started);
+      time.className = "history-ago";
+      cell.append(time);
+    }
+
+    cell = row.insertCell();
+    cell.className = "history-duration";
+    var seconds = toNumber(run.durationSeconds);
+    if (seconds !== null) {
+      cell.textContent = durationText(seconds);
+    } else if (run.status === "running" && started !== null) {
+      cell.dataset.since = String(started); // ticks: "running 1 min 5 s"
+    }
+
+    cell = row.insertCell();
+    var count = Math.max(toNumber(run.triggerCount) || 0, Array.isArray(run.triggers) ? run.triggers.length : 0);
+    cell.textContent = triggerLabel(run.trigger) + (count > 1 ? " + " + (count - 1) + " more" : "");
+    if (Array.isArray(run.triggers) && run.triggers.length) {
+      cell.title = run.triggers.filter(isObject).map(function (t) {
+        var at = parseTime(t.at);
+        return triggerLabel(t.source) + (at !== null ? " at " + localClock(at) : "") + (t.reason ? ": " + t.reason : "");
+      }).join("\n") + (count > run.triggers.length ? "\n… and " + (count - run.triggers.length) + " more" : "");
+    }
+
+    cell = row.insertCell();
+    cell.className = "history-why";
+    if (text(run.reason)) {
+      var reason = document.createElement("span");
+      reason.className = "history-reason";
+      reason.textContent = run.reason;
+      cell.append(reason);
+    }
+    if (text(run.error)) {
+      var error = document.createElement("span");
+      error.className = "history-error";
+      error.textContent = firstLine(run.error);
+      cell.append(error);
+      cell.title = run.error;
+    } else if (run.status === "running" && text(run.step)) {
+      var step = document.createElement("span");
+      step.className = "history-step";
+      step.textContent = run.step;
+      cell.append(step);
+    }
+    return row;
+  }
+
+  /** Move the history's relative times along (every second, with the countdown; nothing is fetched). */
+  function tickHistory() {
+    if (!ui.historyRows) return;
+    var now = serverNow();
+    ui.historyRows.querySelectorAll("time[data-at]").forEach(function (node) {
+      setText(node, shortAgo(Number(node.dataset.at)) || localClock(Number(node.dataset.at)));
+    });
+    ui.historyRows.querySelectorAll("td[data-since]").forEach(function (node) {
+      setText(node, now === null ? "running" : "running " + durationText((now - Number(node.dataset.since)) / 1000));
+    });
+  }
+
+  function onHistoryClick(event) {
+    var row = event.target.closest("tr[data-run-id]");
+    if (!row) return;
+    var run = shownRuns().find(function (r) { return r.runId === row.dataset.runId; });
+    if (run) openLog(run);
+  }
+
+  // -------------------------------------------------------------------------------------------- log view
+  var encoder = typeof TextEncoder === "function" ? new TextEncoder() : null;
+
+  function byteLength(value) {
+    return encoder ? encoder.encode(value).length : unescape(encodeURIComponent(value)).length;
+  }
+
+  function logUrl(runId) {
+    return RUNS_URL + "/" + encodeURIComponent(runId) + "/log";
+  }
+
+  /** Show `run`'s log: its tail at once; if it is running, then its new lines as they come. */
+  function openLog(run) {
+    closeStream();
+    logv = {
+      runId: run.runId,
+      record: run,
+      offset: 0, // bytes of the log file shown (or skipped) so far
+      lines: 0,
+      source: null,
+      ended: run.status !== "running",
+      retryTimer: null,
+      retryDelay: RECONNECT_MIN_MS,
+    };
+    var mine = logv;
+    ui.logLines.textContent = "";
+    ui.logTrimmed.hidden = true;
+    ui.logFull.href = logUrl(run.runId);
+    setLogTitle(run);
+    setText(ui.logState, "Loading…");
+    ui.logView.hidden = false;
+    markCurrentRow();
+    ui.logView.scrollIntoView({ block: "nearest" });
+    ui.logLines.focus({ preventScroll: true });
+
+    read(logUrl(run.runId), { Range: "bytes=-" + LOG_TAIL_BYTES }).then(function (response) {
+      if (logv !== mine) return null;
+      if (response.status === 416) return ""; // an empty log
+      if (!response.ok) {
+        return answerMessage(response).then(function (message) {
+          if (logv !== mine) return;
+          if (response.status === 404 && !mine.ended) {
+            follow(mine); // a run that just started may have no log file yet: its stream starts at 0
+            return;
+          }
+          mine.ended = true;
+          setText(ui.logState, response.status === 404 ? message : "Log unavailable: " + message);
+        }).then(function () { return null; });
+      }
+      var start = 0;
+      var range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get("Content-Range") || "");
+      if (response.status === 206 && range) start = Number(range[1]);
+      return response.text().then(function (body) {
+        if (logv !== mine) return null;
+        if (start > 0) {
+          // The tail starts mid-line (maybe mid-character): drop that first partial line.
+          var cut = body.indexOf("\n");
+          var dropped = cut < 0 ? body : body.slice(0, cut + 1);
+          start += byteLength(dropped);
+          body = body.slice(dropped.length);
+          showTrimmed();
+        }
+        mine.offset = start;
+        appendLog(mine, body, start);
+        return body;
+      });
+    }).then(function (body) {
+      if (logv !== mine || body === null) return;
+      if (mine.ended) {
+        setLogState(mine);
+      } else {
+        follow(mine);
+      }
+    }).catch(function () {
+      if (logv !== mine) return;
+      setText(ui.logState, "Log unavailable — the service cannot be reached");
+    });
+  }
+
+  function setLogTitle(run) {
+    var started = parseTime(run.startedAt);
+    setText(ui.logTitle, "Log — " + outcomeOf(run) + (started !== null ? ", started " + localDateTime(started) : ""));
+    setAttr(ui.logTitle, "title", "Run " + run.runId);
+  }
+
+  function setLogState(view) {
+    var run = view.record;
+    if (!view.ended) {
+      setText(ui.logState, "Following live…");
+      return;
+    }
+    var took = toNumber(run.durationSeconds);
+    var lines = view.lines === 0 ? " — the job printed nothing" : "";
+    setText(ui.logState, (OUTCOMES[run.status] || outcomeOf(run)) + (took !== null ? " after " + durationText(took) : "")
+      + lines);
+  }
+
+  /** Follow the running run's log from `view.offset` over its stream; `end` closes it for good. */
+  function follow(view) {
+    if (logv !== view || view.ended) return;
+    closeStream();
+    var es;
+    try {
+      es = new EventSource(logUrl(view.runId) + "/stream?offset=" + view.offset);
+    } catch (e) {
+      return;
+    }
+    view.source = es;
+    setLogState(view);
+    es.addEventListener("open", function () {
+      if (view.source === es) view.retryDelay = RECONNECT_MIN_MS;
+    });
+    es.addEventListener("log", function (event) {
+      if (view.source !== es) return;
+      var data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      if (!isObject(data) || typeof data.text !== "string") return;
+      var at = toNumber(data.offset);
+      appendLog(view, data.text, at === null ? view.offset : at);
+    });
+    es.addEventListener("end", function (event) {
+      if (view.source !== es) return;
+      es.close();
+      view.source = null;
+      view.ended = true;
+      try {
+        var record = JSON.parse(event.data);
+        if (isObject(record) && record.runId === view.runId) view.record = record;
+      } catch (e) {
+        // the record is a nicety; the log is complete either way
+      }
+      setLogTitle(view.record);
+      setLogState(view);
+    });
+    es.addEventListener("error", function () {
+      if (view.source !== es) return;
+      // Closed by the server or refused: we reopen it ourselves from the offset we reached (the browser's own
+      // reconnect would start again from the offset in the URL and repeat lines).
+      es.close();
+      view.source = null;
+      setText(ui.logState, "Reconnecting…");
+      var delay = view.retryDelay;
+      view.retryDelay = Math.min(RECONNECT_MAX_MS, view.retryDelay * 2);
+      view.retryTimer = setTimeout(function () { recheck(view); }, delay);
+    });
+  }
+
+  /** After a broken log stream: is the run still there, and still running? */
+  function recheck(view) {
+    view.retryTimer = null;
+    if (logv !== view) return;
+    read(RUNS_URL + "/" + encodeURIComponent(view.runId)).then(function (response) {
+      if (logv !== view) return null;
+      if (response.status === 404) {
+        view.ended = true;
+        setText(ui.logState, "This run is no longer in the history");
+        return null;
+      }
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.json().then(function (record) {
+        if (logv !== view) return;
+        if (isObject(record) && record.status !== "running") {
+          view.record = record;
+          finish(view); // ended meanwhile: the rest of the log by one plain read
+        } else {
+          follow(view);
+        }
+      });
+    }).catch(function () {
+      if (logv !== view) return;
+      var delay = view.retryDelay;
+      view.retryDelay = Math.min(RECONNECT_MAX_MS, view.retryDelay * 2);
+      setText(ui.logState, "Reconnecting…");
+      view.retryTimer = setTimeout(function () { recheck(view); }, delay);
+    });
+  }
+
+  /** The run ended while its stream was broken: read what is left of its log from our offset, and stop. */
+  function finish(view) {
+    read(logUrl(view.runId) + "?offset=" + view.offset).then(function (response) {
+      if (logv !== view) return null;
+      view.ended = true;
+      if (response.ok) {
+        return response.text().then(function (rest) {
+          if (logv !== view) return;
+          appendLog(view, rest, view.offset);
+          setLogTitle(view.record);
+          setLogState(view);
+        });
+      }
+      if (response.status === 416) {
+        setLogTitle(view.record);
+        setLogState(view); // nothing more was written
+        return null;
+      }
+      return answerMessage(response).then(function (message) {
+        if (logv === view) setText(ui.logState, "Log unavailable: " + message);
+      });
+    }).catch(function () {
+      if (logv !== view) return;
+      view.ended = false;
+      view.retryTimer = setTimeout(function () { recheck(view); }, view.retryDelay);
+    });
+  }
+
+  /** Append `chunk` (whole lines) that starts at byte `at` of the log; what was shown already is skipped. */
+  function appendLog(view, chunk, at) {
+    if (chunk === "") return;
+    if (at < view.offset) {
+      var bytes = encoder ? encoder.encode(chunk) : null;
+      var skip = view.offset - at;
+      if (!bytes || skip >= bytes.length) return;
+      chunk = new TextDecoder().decode(bytes.slice(skip));
+      at = view.offset;
+    }
+    view.offset = at + byteLength(chunk);
+    var box = ui.logLines;
+    var atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 8;
+    var lines = chunk.split("\n");
+    if (lines[lines.length - 1] === "") lines.pop();
+    var fragment = document.createDocumentFragment();
+    lines.forEach(function (line) {
+      var node = document.createElement("div");
+      node.className = "log-line";
+      var kind = /^\d\d:\d\d:\d\d\.\d{3} (out|err) /.exec(line);
+      if (kind) node.dataset.stream = kind[1];
+      node.textContent = line; // text only: job output is never markup
+      fragment.append(node);
+    });
+    box.append(fragment);
+    view.lines += lines.length;
+    var extra = box.childElementCount - LOG_MAX_LINES;
+    if (extra > 0) {
+      while (extra-- > 0) box.firstElementChild.remove();
+      showTrimmed();
+    }
+    if (atBottom) box.scrollTop = box.scrollHeight;
+  }
+
+  function showTrimmed() {
+    if (!ui.logTrimmed.hidden) return;
+    ui.logTrimmed.textContent = "Earlier lines are not shown here; they are in the ";
+    var link = document.createElement("a");
+    link.href = ui.logFull.href;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = "full log";
+    ui.logTrimmed.append(link, ".");
+    ui.logTrimmed.hidden = false;
+  }
+
+  function closeStream() {
+    if (!logv) return;
+    if (logv.source) logv.source.close();
+    logv.source = null;
+    clearTimeout(logv.retryTimer);
+    logv.retryTimer = null;
+  }
+
+  function closeLog() {
+    var runId = logv ? logv.runId : null;
+    closeStream();
+    logv = null;
+    ui.logView.hidden = true;
+    ui.logLines.textContent = "";
+    markCurrentRow();
+    var row = runId && Array.prototype.find.call(ui.historyRows.rows, function (r) { return r.dataset.runId === runId; });
+    if (row) row.querySelector("button").focus();
+  }
+
+  function markCurrentRow() {
+    Array.prototype.forEach.call(ui.historyRows.rows, function (row) {
+      setAttr(row, "aria-current", logv && logv.runId === row.dataset.runId ? "true" : null);
+    });
+  }
+
   // ---------------------------------------------------------------------------------------------- start
   function start() {
     ui = {
@@ -550,12 +1284,42 @@
       tokenForm: document.getElementById("token-form"),
       tokenLabel: document.getElementById("token-label"),
       tokenInput: document.getElementById("token-input"),
+      eta: document.getElementById("snapshot-eta"),
+      paused: document.getElementById("snapshot-paused"),
+      checks: document.getElementById("snapshot-checks"),
+      pause: document.getElementById("pause-run"),
+      resume: document.getElementById("resume-run"),
+      pauseForm: document.getElementById("pause-form"),
+      pauseReason: document.getElementById("pause-reason"),
+      pauseYes: document.getElementById("pause-yes"),
+      pauseNo: document.getElementById("pause-no"),
+      historyNote: document.getElementById("history-note"),
+      historyTable: document.getElementById("history-table"),
+      historyRows: document.getElementById("history-rows"),
+      historyMore: document.getElementById("history-more"),
+      logView: document.getElementById("log-view"),
+      logTitle: document.getElementById("log-title"),
+      logState: document.getElementById("log-state"),
+      logFull: document.getElementById("log-full"),
+      logClose: document.getElementById("log-close"),
+      logTrimmed: document.getElementById("log-trimmed"),
+      logLines: document.getElementById("log-lines"),
     };
     ui.button.addEventListener("click", runNow);
     ui.cancel.addEventListener("click", askCancel);
     ui.cancelYes.addEventListener("click", cancelRun);
     ui.cancelNo.addEventListener("click", keepRunning);
     ui.tokenForm.addEventListener("submit", onTokenSubmit);
+    ui.pause.addEventListener("click", askPause);
+    ui.pauseNo.addEventListener("click", keepSchedule);
+    ui.pauseForm.addEventListener("submit", onPauseSubmit);
+    ui.pauseForm.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") keepSchedule();
+    });
+    ui.resume.addEventListener("click", resumeRun);
+    ui.historyRows.addEventListener("click", onHistoryClick);
+    ui.historyMore.addEventListener("click", loadMore);
+    ui.logClose.addEventListener("click", closeLog);
     render();
     connect();
     // The countdown and "N minutes ago" move with time alone; nothing is fetched for this.
