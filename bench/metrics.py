@@ -2,10 +2,11 @@
 
     python bench/metrics.py [--runs 10000] [--tries 300]
 
-For an empty history and one of ``--runs`` runs (one in ten failed, as in bench/history.py): starts a real
-service process on that data folder, scrapes ``/metrics`` over HTTP ``--tries`` times and prints the times in
-milliseconds. Then times what the metrics read from the history at all, once at start: the last success, when
-the newest run completed (the usual case) and when every recorded run failed (the whole history is read).
+Starts two real service processes, one on an empty history and one on a history of ``--runs`` runs (one in
+ten failed, as in bench/history.py), scrapes ``/metrics`` of each in turn over HTTP, ``--tries`` times each, and
+prints the times in milliseconds. Then times the one thing the metrics read from the history, once at start:
+the last success, when the newest run completed (the usual case) and when every recorded run failed (the
+whole history is read).
 """
 
 from __future__ import annotations
@@ -63,19 +64,27 @@ def timed(tries: int, call: Callable[[], object]) -> list[float]:
     return samples
 
 
-def scrape_times(root: Path, tries: int) -> tuple[list[float], int]:
-    service = start_service(root, "--command", shlex.join([sys.executable, "-c", "pass"]), "--interval", "600")
+def scrape_both(roots: tuple[Path, Path], tries: int) -> tuple[list[float], list[float], int, int]:
+    """Both services up at once, scraped in turn: the machine's load (2 shared cores) weighs on both alike."""
+    command = shlex.join([sys.executable, "-c", "pass"])
+    services = [start_service(root, "--command", command, "--interval", "600") for root in roots]
     try:
-        service.wait_ready()
+        for service in services:
+            service.wait_ready()
 
-        def scrape() -> bytes:
-            with urllib.request.urlopen(service.url + "/metrics", timeout=10) as response:
+        def scrape(url: str) -> bytes:
+            with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
                 return bytes(response.read())
 
-        size = len(scrape())
-        return timed(tries, scrape), size
+        sizes = [len(scrape(service.url)) for service in services]
+        samples: list[list[float]] = [[], []]
+        for _ in range(tries):
+            for i, service in enumerate(services):
+                samples[i] += timed(1, lambda url=service.url: scrape(url))
+        return samples[0], samples[1], sizes[0], sizes[1]
     finally:
-        service.stop()
+        for service in services:
+            service.stop()
 
 
 def row(name: str, samples: list[float]) -> str:
@@ -92,11 +101,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        empty, empty_size = scrape_times(root / "empty", args.tries)
         start = time.perf_counter()
         usual = fill(root / "full" / "data", args.runs, lambda n: n % 10 == 0)
         filled = time.perf_counter() - start
-        full, full_size = scrape_times(root / "full", args.tries)
+        empty, full, empty_size, full_size = scrape_both((root / "empty", root / "full"), args.tries)
         failing = fill(root / "failing" / "data", args.runs, lambda n: True)
         restore_usual = timed(20, lambda: last_success(None, usual))
         restore_failing = timed(5, lambda: last_success(None, failing))
