@@ -154,6 +154,24 @@ async def test_pause_survives_a_restart_and_holds_from_the_start(tmp_path: Path,
         await second.stop()
 
 
+async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob, caplog: pytest.LogCaptureFixture
+) -> None:
+    state_path = service.settings.state_path
+    state_path.unlink()
+    state_path.mkdir()  # the atomic rename onto it fails, as on a full or read-only disk
+    outcome = control.pause(service, "disk trouble")
+    assert outcome.changed and not outcome.saved
+    assert "cannot save state" in caplog.text
+    clock.advance(minutes(90))
+    await settle()
+    assert job.started.empty(), "the pause holds in memory"
+    state_path.rmdir()
+    assert control.resume(service).saved
+    assert json.loads(state_path.read_text())["paused"] is None
+    assert (await job.next_start()).ctx.source is Source.TIMER
+
+
 def test_a_state_file_from_before_pausing_loads_unpaused(tmp_path: Path) -> None:
     path = tmp_path / "orchestrator_state.json"
     old = {"version": 1, "lastRun": None, "current": None, "notBefore": None, "pending": [], "pendingCount": 0}
