@@ -59,7 +59,7 @@ READ_COOKIE_CONTEXT = "snapshot-orchestrator read cookie"
 REALM = 'Bearer realm="snapshot-orchestrator"'
 CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
-CORS_EXPOSE = "Retry-After, WWW-Authenticate"
+CORS_EXPOSE = "Retry-After, WWW-Authenticate, Idempotent-Replayed"
 CORS_MAX_AGE_SECONDS = 600
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 

@@ -364,6 +364,7 @@ async def test_allowed_origin_gets_cors_headers_and_preflight(serve: Serve) -> N
     await expect_error(refused, 401)
     assert refused.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert "Retry-After" in refused.headers["Access-Control-Expose-Headers"]
+    assert "Idempotent-Replayed" in refused.headers["Access-Control-Expose-Headers"]  # a replayed trigger says so
 
     async with served.client.get(EVENTS, headers={"Origin": ALLOWED, **bearer()}) as stream:
         assert stream.status == 200
