@@ -112,6 +112,11 @@ def expect_idle(page: Page, text: str | re.Pattern[str] = IDLE_60, timeout: int 
     expect(page.locator("#snapshot-status")).to_have_text(text, timeout=timeout)
 
 
+def history_row(page: Page, index: int) -> Any:
+    """Row ``index`` of the history panel, newest first."""
+    return page.locator("#history-rows tr").nth(index)
+
+
 # ------------------------------------------------------------------------------------------------ tests
 @pytest.mark.browser
 def test_page_shows_countdown_when_idle(service_factory: Any, open_page: OpenPage) -> None:
@@ -217,6 +222,7 @@ def test_offline_then_back_when_the_service_returns(service_factory: Any, open_p
         expect_idle(page, timeout=10_000)  # EventSource reconnects by itself (retry: 2000)
         expect(page.locator("#snapshot-last")).to_contain_text("start-up")  # the state survived
         expect(page.locator("#run-now")).to_be_enabled()
+        expect(history_row(page, 0)).to_contain_text("start-up")  # fetched again on reconnecting
     finally:
         again.stop()
     # Connection-refused errors of the reconnect attempts are logged to the console; scripts must not throw.
@@ -315,20 +321,18 @@ FAKE_EVENT_SOURCE = """
 """
 
 
-@pytest.mark.browser
-def test_a_garbled_event_breaks_nothing(open_page: OpenPage) -> None:
-    """A document that is not JSON (a broken proxy, say) is ignored: no script error, the last state stays.
-    The event stream is faked here so the test can send exactly that; the page's files are the real ones."""
-    server_time = datetime.now(UTC) - timedelta(hours=3)  # the server's clock, far from the browser's
-    document = _status_document(server_time, server_time + timedelta(minutes=60, seconds=30))
+def _fake_stream_page(open_page: OpenPage, runs: tuple[int, dict[str, Any]] | None = None) -> Watched:
+    """The real page's files at a made-up origin, with a fake event stream (``window.__stream.send``) and a
+    run history that answers ``runs`` (status, body; default: 200, no runs); every other path is a 404."""
     web = REPO / "web"
+    runs_status, runs_body = runs or (200, {"runs": [], "nextCursor": None})
 
     def serve(route: Route) -> None:
         path = urlsplit(route.request.url).path
         if path in ("/", "/app.js", "/style.css"):
             route.fulfill(path=web / (path.lstrip("/") or "index.html"))
         elif path == "/api/snapshot/runs":
-            route.fulfill(json={"runs": [], "nextCursor": None})
+            route.fulfill(status=runs_status, json=runs_body)
         else:
             route.fulfill(status=404)
 
@@ -336,8 +340,18 @@ def test_a_garbled_event_breaks_nothing(open_page: OpenPage) -> None:
         page.route("http://snapshot.test/**", serve)
 
     watched = open_page("http://snapshot.test/", init_script=FAKE_EVENT_SOURCE, before=routes)
+    watched.page.wait_for_function("() => window.__stream && window.__stream.readyState === 1")
+    return watched
+
+
+@pytest.mark.browser
+def test_a_garbled_event_breaks_nothing(open_page: OpenPage) -> None:
+    """A document that is not JSON (a broken proxy, say) is ignored: no script error, the last state stays.
+    The event stream is faked here so the test can send exactly that; the page's files are the real ones."""
+    server_time = datetime.now(UTC) - timedelta(hours=3)  # the server's clock, far from the browser's
+    document = _status_document(server_time, server_time + timedelta(minutes=60, seconds=30))
+    watched = _fake_stream_page(open_page)
     page = watched.page
-    page.wait_for_function("() => window.__stream && window.__stream.readyState === 1")
     page.evaluate("data => window.__stream.send(data)", json.dumps(document))
     expect_idle(page, "Next snapshot in 60 minutes", timeout=5_000)
     page.evaluate("data => window.__stream.send(data)", "not json {")
@@ -389,7 +403,13 @@ def test_token_is_asked_once_and_remembered_across_reload(service_factory: Any, 
         button.click()
     assert again.value.status == 202
     expect(form).to_be_hidden()
-    assert sent == [None, f"Bearer {TOKEN}", f"Bearer {TOKEN}"]
+    expect(page.locator("body")).to_have_attribute("data-state", "idle")
+    page.locator("#pause-run").click()  # pause and resume carry the token too
+    page.locator("#pause-reason").press("Enter")
+    expect(page.locator("#resume-run")).to_be_visible()
+    page.locator("#resume-run").click()
+    expect(page.locator("#pause-run")).to_be_visible()
+    assert sent == [None] + [f"Bearer {TOKEN}"] * 4
     assert page.evaluate("localStorage.getItem('snapshot-token')") == TOKEN
     watched.assert_no_page_errors()  # the 401 itself is a console error
 
@@ -416,6 +436,7 @@ def test_a_wrong_token_is_asked_again_and_reads_can_need_it(service_factory: Any
     field.press("Enter")
     expect_idle(page)
     expect(form).to_be_hidden()
+    expect(history_row(page, 0)).to_contain_text("start-up")  # the history is a read: it needs the token too
 
     page.reload()  # the read cookie (for the stream) and the stored token (for changes) both survive it
     expect_idle(page)
@@ -574,10 +595,6 @@ def gated_service(service_factory: Any, gate: Gate, *args: str) -> ServiceProces
     return service
 
 
-def history_row(page: Page, index: int) -> Any:
-    return page.locator("#history-rows tr").nth(index)
-
-
 def _trigger(service: ServiceProcess, reason: str) -> None:
     status, body = service.post_json("/api/snapshot/trigger", {"reason": reason})
     assert status == 202, body
@@ -620,6 +637,24 @@ def test_history_lists_real_runs_with_outcome_trigger_and_reason(
     expect(done.locator(".history-reason")).to_have_text("wait here")
     expect(first.locator("td").nth(3)).to_have_text("start-up")
     expect(page.locator("#history-more")).to_be_hidden()
+
+    # The failed run's log: the job's markup shows as text and runs nothing.
+    failed.locator("button").click()
+    view, lines = page.locator("#log-view"), page.locator("#log-lines")
+    expect(view).to_be_visible()
+    expect(page.locator("#log-title")).to_contain_text("Log — Failed")
+    expect(page.locator("#log-state")).to_have_text(re.compile(r"^Failed after "))
+    expect(lines).to_contain_text('<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>')
+    expect(lines.locator(".log-line").last).to_have_text(re.compile(r"^\d\d:\d\d:\d\d\.\d{3} err boom: disk full$"))
+    expect(lines.locator(".log-line").last).to_have_attribute("data-stream", "err")
+    expect(lines.locator("img, script")).to_have_count(0)
+    assert page.evaluate("window.__xss") is None
+    run_id = failed.get_attribute("data-run-id")
+    expect(page.locator("#log-full")).to_have_attribute("href", f"/api/snapshot/runs/{run_id}/log")
+    expect(failed).to_have_attribute("aria-current", "true")
+    page.locator("#log-close").click()
+    expect(view).to_be_hidden()
+    expect(failed.locator("button")).to_be_focused()
 
     # Pages of two: "Show more" fetches the rest with the answer's nextCursor.
     page.route(
@@ -693,3 +728,122 @@ def test_pause_and_resume_from_the_page(service_factory: Any, open_page: OpenPag
     expect(pause).to_be_visible()
     assert service.get_json("/api/snapshot/status")["paused"] is None
     watched.assert_clean()
+
+
+@pytest.mark.browser
+def test_log_view_follows_a_running_job_live(service_factory: Any, open_page: OpenPage, gate: Gate) -> None:
+    service = gated_service(service_factory, gate)
+    watched = open_page(service.url + "/")
+    page = watched.page
+    expect_idle(page)
+    _trigger(service, "wait many twice")
+    running = history_row(page, 0)
+    expect(running.locator(".outcome")).to_have_text("Running")
+    eta = page.locator("#snapshot-eta")
+    expect(eta).to_be_visible()  # the service's estimate (from the history here: the start-up run's length)
+    expect(eta).to_have_text(re.compile(r"^(about \d+ min left|less than a minute left|taking longer than estimated)$"))
+
+    # Its first line is in the log by the time its progress shows (an empty log's tail would be a 416: handled
+    # by the page, but a console error).
+    expect(page.locator("#snapshot-step")).to_have_text("Halfway")
+    running.locator("button").click()
+    lines = page.locator("#log-lines .log-line")
+    expect(lines.last).to_have_text(re.compile(r" out waiting at the gate$"))
+    expect(lines).to_have_count(5000)  # 6,003 lines printed: the page keeps the last 5,000
+    expect(lines.first).to_have_text(re.compile(r" out line 1001$"))
+    expect(page.locator("#log-trimmed")).to_be_visible()
+    expect(page.locator("#log-trimmed a")).to_have_attribute("href", re.compile(r"/log$"))
+    expect(page.locator("#log-state")).to_have_text("Following live…")
+    at_bottom = (
+        "(() => { const b = document.getElementById('log-lines');"
+        " return b.scrollTop + b.clientHeight >= b.scrollHeight - 8; })()"
+    )
+    page.wait_for_function(at_bottom)
+
+    gate.release()  # a new line, live; the reader is at the bottom, so the view follows it
+    expect(lines.last).to_have_text(re.compile(r" out through the gate$"))
+    page.wait_for_function(at_bottom)
+
+    page.locator("#log-lines").evaluate("box => { box.scrollTop = 0; }")  # the reader scrolls up: it stays put
+    gate.release()
+    expect(lines.last).to_have_text(re.compile(r" out through the second gate$"))
+    assert page.locator("#log-lines").evaluate("box => box.scrollTop") == 0
+    expect(page.locator("#log-state")).to_have_text(re.compile(r"^Completed after "))  # the stream's end
+    expect(page.locator("#log-title")).to_contain_text("Log — Completed")
+    expect(lines).to_have_count(5000)
+    expect(eta).to_be_hidden()
+    watched.assert_clean()
+
+
+@pytest.mark.browser
+def test_eta_pause_and_checks_render_from_the_status_document(open_page: OpenPage) -> None:
+    """The bar's ETA counts down by itself between events, and the pause and the checks show; the stream is
+    faked (as above) to send exactly these documents."""
+    server_time = datetime.now(UTC) - timedelta(hours=3)
+
+    def iso(at: datetime) -> str:
+        return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    run = {
+        "runId": "20260101T000000Z-abcdef",
+        "status": "running",
+        "trigger": "http",
+        "reason": "web",
+        "triggers": [{"source": "http", "at": iso(server_time), "reason": "web"}],
+        "triggerCount": 1,
+        "startedAt": iso(server_time - timedelta(seconds=30)),
+        "finishedAt": None,
+        "durationSeconds": None,
+        "exitCode": None,
+        "error": None,
+        "step": "Fetching",
+    }
+    checks = [
+        {"kind": "long", "runId": run["runId"], "message": "Running 3x longer than usual", "since": iso(server_time)},
+        {"kind": "late", "runId": None, "message": "Started 4 min late", "since": iso(server_time)},
+    ]
+    paused = {"since": iso(server_time), "reason": "maintenance"}
+    document = {
+        **_status_document(server_time, server_time + timedelta(minutes=60)),
+        "running": True,
+        "progress": {"status": "running", "step": "Fetching", "progress": 40},
+        "currentRun": run,
+        "eta": {"finishAt": iso(server_time + timedelta(seconds=150.7)), "secondsLeft": 150.7, "basis": "progress"},
+        "paused": paused,
+        "checks": checks,
+    }
+    broken = {"success": False, "message": "the run history cannot be read: disk I/O error"}
+    watched = _fake_stream_page(open_page, runs=(503, broken))
+    page = watched.page
+    page.evaluate("data => window.__stream.send(data)", json.dumps(document))
+    note = page.locator("#history-note")
+    expect(note).to_have_text("History unavailable: the run history cannot be read: disk I/O error")
+    eta = page.locator("#snapshot-eta")
+    expect(eta).to_have_text("about 3 min left")
+    expect(eta).to_have_text("about 2 min left", timeout=3_000)  # 150 s left: it moved with no event
+    expect(eta).to_have_attribute("title", re.compile(r"^Estimated from the progress so far; done about "))
+    expect(page.locator("#snapshot-paused")).to_have_text("automatic snapshots paused")
+    expect(page.locator("#resume-run")).to_be_visible()
+    expect(page.locator("#pause-run")).to_be_hidden()
+    expect(page.locator("#snapshot-checks")).to_have_text("⚠ Running 3x longer than usual (+1 more)")
+    expect(page.locator("#snapshot-checks")).to_have_attribute(
+        "title", "Long run: Running 3x longer than usual\nLate: Started 4 min late"
+    )
+    expect(history_row(page, 0).locator(".outcome")).to_have_text("Running")  # from the stream, despite the 503
+
+    idle = {**document, "running": False, "currentRun": None, "eta": None, "checks": []}
+    page.evaluate("data => window.__stream.send(data)", json.dumps(idle))
+    expect(page.locator("#snapshot-status")).to_have_text("Paused — automatic snapshots off (maintenance)")
+    expect(eta).to_be_hidden()
+    expect(page.locator("#snapshot-paused")).to_be_hidden()
+    expect(page.locator("#snapshot-checks")).to_be_hidden()
+    expect(note).to_have_text("History unavailable: the run history cannot be read: disk I/O error")
+    expect(page.locator("#history-table")).to_be_hidden()
+
+    older = {k: v for k, v in idle.items() if k not in ("paused", "eta", "checks")}  # a service before issue 4
+    page.evaluate("data => window.__stream.send(data)", json.dumps(older))
+    expect(page.locator("#snapshot-status")).to_have_text(IDLE_60)
+    expect(page.locator("#pause-run")).to_be_hidden()
+    expect(page.locator("#resume-run")).to_be_hidden()
+    watched.assert_no_page_errors()
+    assert all("503" in error for error in watched.console_errors), watched.console_errors

@@ -85,6 +85,7 @@
     again: false, // a refresh was asked for while one was loading
     loadingMore: false,
     loaded: false, // a page has been fetched (until then the panel does not say "no runs")
+    problem: null, // why the panel may be out of date, see historyProblem
     limit: HISTORY_PAGE, // how many rows the reader asked to see ("Show more" adds a page)
     available: true, // false: this service has no history API (404)
   };
@@ -775,8 +776,10 @@
     });
   }
 
-  function historyNote(message) {
-    setText(ui.historyNote, message);
+  /** Why the panel may be out of date (null: it is not); shown until a fetch succeeds again. */
+  function historyProblem(message) {
+    history.problem = message;
+    renderHistory();
   }
 
   function loadHistory() {
@@ -831,6 +834,7 @@
         return response.json().then(function (body) {
           if (!isObject(body) || !Array.isArray(body.runs)) throw new Error("not a page of runs");
           history.available = true;
+          history.problem = null;
           return {
             runs: body.runs.filter(function (run) { return isObject(run) && typeof run.runId === "string"; }),
             nextCursor: typeof body.nextCursor === "string" ? body.nextCursor : null,
@@ -841,17 +845,16 @@
       return answerMessage(response).then(function (message) {
         if (response.status === 404) {
           history.available = false; // a service without a run history
-          historyNote("This service keeps no run history");
+          historyProblem("This service keeps no run history");
         } else if (response.status === 401) {
-          historyNote("The run history needs the service's token");
+          historyProblem("The run history needs the service's token");
         } else {
-          historyNote("History unavailable: " + message);
+          historyProblem("History unavailable: " + message);
         }
-        renderHistory();
         return null;
       });
     }).catch(function () {
-      historyNote("History unavailable — the service cannot be reached");
+      historyProblem("History unavailable — the service cannot be reached");
       return null;
     });
   }
@@ -877,9 +880,7 @@
     rows.forEach(function (run) { body.append(historyRow(run)); });
     ui.historyTable.hidden = rows.length === 0;
     ui.historyMore.hidden = !history.nextCursor;
-    if (history.available) {
-      historyNote(rows.length ? "" : "No snapshot has run yet");
-    }
+    setText(ui.historyNote, history.problem || (rows.length || !history.loaded ? "" : "No snapshot has run yet"));
     tickHistory();
   }
 
