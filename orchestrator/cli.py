@@ -33,6 +33,8 @@ from orchestrator.config import (
     parse_bool,
     parse_command,
     parse_count,
+    parse_keep_days,
+    parse_keep_runs,
     parse_minutes,
     parse_origins,
     parse_port,
@@ -73,6 +75,9 @@ ENV_NAMES = {
     "token_for_reads": "SNAPSHOT_TOKEN_FOR_READS",
     "allow_origin": "SNAPSHOT_ALLOW_ORIGIN",
     "trigger_limit": "SNAPSHOT_TRIGGER_LIMIT",
+    # Run logs and retention (issue 4: logs).
+    "keep_runs": "SNAPSHOT_KEEP_RUNS",
+    "keep_days": "SNAPSHOT_KEEP_DAYS",
 }
 
 
@@ -143,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--trigger-limit",
         help=f"HTTP triggers accepted per minute, then 429 (SNAPSHOT_TRIGGER_LIMIT, default {DEFAULT_TRIGGER_LIMIT}, "
         "0 = no limit)",
+    )
+    # Run logs and retention (issue 4: logs).
+    serve.add_argument(
+        "--keep-runs",
+        help="runs kept in the history, with their logs, after each run (SNAPSHOT_KEEP_RUNS, default 100, at least 1)",
+    )
+    serve.add_argument(
+        "--keep-days",
+        help="also remove runs older than this many days (SNAPSHOT_KEEP_DAYS, default 0 = no age limit)",
     )
     folders(serve)
 
@@ -230,6 +244,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
             args, "trigger_limit", str(DEFAULT_TRIGGER_LIMIT), lambda s: parse_count(s, "--trigger-limit")
         )
         or 0,
+        keep_runs=setting(args, "keep_runs", "100", parse_keep_runs) or 100,
+        keep_days=setting(args, "keep_days", "0", parse_keep_days) or 0.0,
     )
 
 

@@ -78,6 +78,11 @@ class Settings:
     """An event stream client that has not taken an event for this long is dropped."""
     sse_max_clients: int = field(default_factory=default_max_streams)
     """Open event streams beyond this get 503: each holds a file descriptor, and the job needs some too."""
+    # Run logs and retention (issue 4: logs).
+    keep_runs: int = 100
+    """Runs kept in the history (with their log files) after each run; at least 1."""
+    keep_days: float = 0.0
+    """Runs older than this many days are removed too; 0 = no age limit."""
 
     @property
     def timeout(self) -> timedelta | None:
@@ -146,6 +151,33 @@ def parse_bool(text: str, name: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{name} must be true or false, got {text!r}")
+
+
+MAX_KEEP_DAYS = 36_500
+
+
+def parse_keep_runs(text: str) -> int:
+    """``--keep-runs``: a whole number, at least 1 (the running run is always kept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"--keep-runs must be a whole number of runs, got {text!r}") from None
+    if value < 1:
+        raise ConfigError(f"--keep-runs must be at least 1, got {value}")
+    return value
+
+
+def parse_keep_days(text: str) -> float:
+    """``--keep-days``: days (fractions allowed), 0 = no age limit."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"--keep-days must be a number of days, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"--keep-days must be zero (no age limit) or more days, got {text!r}")
+    if value > MAX_KEEP_DAYS:
+        raise ConfigError(f"--keep-days must be at most {MAX_KEEP_DAYS} days, got {text!r}")
+    return value
 
 
 TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9._~+/=-]{8,512}$")

@@ -10,8 +10,9 @@ import os
 import re
 import signal
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -34,8 +35,24 @@ Started = Callable[[int], None]
 """Called with the job's process group id once it runs, so that it can be recorded."""
 
 
+class Pipe(StrEnum):
+    """Which of the job's outputs a line came from (as written in the run's log)."""
+
+    OUT = "out"
+    ERR = "err"
+
+
+Output = Callable[[Pipe, str], Awaitable[None] | None]
+"""Called with (pipe, text) for every line the job prints, progress lines and blank lines included. An awaitable
+back asks the reader to wait for it before it reads on (the log's disk lags: the job waits on its pipe)."""
+
+
 def _ignore_pid(pid: int) -> None:
     pass
+
+
+def ignore_output(pipe: Pipe, text: str) -> Awaitable[None] | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +61,8 @@ class RunContext:
     source: Source
     reason: str
     progress_file: Path
+    output: Output = field(default=ignore_output, compare=False, repr=False)
+    """Where the job's lines go (the run's log); a job that prints nothing may ignore it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +74,8 @@ class JobResult:
 
 class Job(Protocol):
     async def run(self, ctx: RunContext, report: Report, started: Started = _ignore_pid) -> JobResult:
-        """Run once. Cancelling the call stops the job (its whole process tree) before the cancel goes on."""
+        """Run once, handing each line the job prints to ``ctx.output``. Cancelling the call stops the job
+        (its whole process tree) before the cancel goes on."""
         ...
 
 
@@ -165,17 +185,22 @@ class SubprocessJob:
 
     async def _read_stdout(self, ctx: RunContext, stream: asyncio.StreamReader, report: Report) -> None:
         async for line in iter_lines(stream):
+            if (lagging := ctx.output(Pipe.OUT, line)) is not None:
+                await lagging
             parsed = parse_progress_line(line)
             if parsed is not None:
                 report(*parsed)
             elif line.strip():
-                log.info("run %s | %s", ctx.run_id, line)
+                # At debug only: the run's own log has every line; a chatty job would flood the service log.
+                log.debug("run %s | %s", ctx.run_id, line)
 
     async def _read_stderr(self, ctx: RunContext, stream: asyncio.StreamReader, tail: deque[str]) -> None:
         async for line in iter_lines(stream):
+            if (lagging := ctx.output(Pipe.ERR, line)) is not None:
+                await lagging
             if line.strip():
                 tail.append(line)
-                log.info("run %s ! %s", ctx.run_id, line)
+                log.debug("run %s ! %s", ctx.run_id, line)
 
 
 async def iter_lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:

@@ -18,8 +18,9 @@ from orchestrator.clock import Clock
 from orchestrator.events import RunStatus, Source, Trigger
 from orchestrator.files import InvalidDocument
 from orchestrator.history import RunHistory
-from orchestrator.job import Job, JobResult, RunContext, outlast_cancel, stop_leftover
+from orchestrator.job import Job, JobResult, RunContext, ignore_output, outlast_cancel, stop_leftover
 from orchestrator.progress import Progress, ProgressFile
+from orchestrator.runlog import RunLogs
 from orchestrator.schedule import Schedule
 from orchestrator.state import RunRecord, StateStore
 
@@ -65,6 +66,7 @@ class Runner:
         stall_timeout: timedelta | None = None,
         history: RunHistory | None = None,
         listeners: Sequence[RunListener] = (),
+        logs: RunLogs | None = None,
     ) -> None:
         self._queue = queue
         self._job = job
@@ -85,6 +87,8 @@ class Runner:
         self._history_failing = False
         self._listeners = listeners
         """Kept by reference: the service adds its listeners to the same list after the runner is made."""
+        self._logs = logs
+        """Each run's output lines go to its log file (opened at the start, closed with the outcome)."""
         self.triggers_received: collections.Counter[Source] = collections.Counter()
         """Every trigger taken, by source (for the metrics): each passes :meth:`_accept` exactly once."""
         self._stall_timeout = stall_timeout
@@ -239,7 +243,13 @@ class Runner:
             )
         )
         self._on_change()
-        ctx = RunContext(record.run_id, record.source, record.reason, self._progress_file.path)
+        ctx = RunContext(
+            record.run_id,
+            record.source,
+            record.reason,
+            self._progress_file.path,
+            self._logs.open(record.run_id) if self._logs is not None else ignore_output,  # the run's log file
+        )
         job: asyncio.Task[JobResult] | None = None
         try:
             # Land "running" before the job starts, so it cannot overwrite the job's own first report.
@@ -307,7 +317,8 @@ class Runner:
         if self._history is None:
             return
         try:
-            self._history.record(replace(run, pid=None))
+            log_path = self._logs.relative_path(run.run_id) if self._logs is not None else None
+            self._history.record(replace(run, pid=None), log_path=log_path)
         except (sqlite3.Error, OSError) as exc:
             # The run itself goes on, and the state file still has it: the history only misses it.
             if not self._history_failing:
@@ -342,6 +353,8 @@ class Runner:
         self.state = replace(self.state, current=None, last_run=done, not_before=not_before)
         self._save()
         self._record_history(done)
+        if self._logs is not None:
+            self._logs.close(done)  # its last lines are written on a worker thread; live readers get the end
         self._tell("run_finished", done)
         if result.status is RunStatus.COMPLETED:
             final = self._progress_for(done, step="Completed", percent=100)

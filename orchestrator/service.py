@@ -22,6 +22,8 @@ from orchestrator.job import Job, SubprocessJob
 from orchestrator.metrics import Metrics
 from orchestrator.monitor import ProgressMonitor
 from orchestrator.progress import Progress, ProgressFile
+from orchestrator.retention import Retention
+from orchestrator.runlog import RunLogs
 from orchestrator.runner import RunListener, Runner
 from orchestrator.schedule import Schedule, minutes_until
 from orchestrator.sources import FolderSource, IntervalTimer
@@ -53,6 +55,12 @@ class Orchestrator:
         self.history = open_history(settings.data_dir / HISTORY_FILE_NAME)
         self.listeners: list[RunListener] = []
         """Told of each run's start and end (notifications, metrics, logs); the runner holds this same list."""
+        # Run logs and their retention (issue 4: orchestrator/runlog.py, retention.py).
+        self.logs = RunLogs(settings.data_dir, self.clock)
+        self.retention = Retention(
+            self.history, self.logs, self.clock, keep_runs=settings.keep_runs, keep_days=settings.keep_days
+        )
+        self.listeners.append(self.retention)
         self.state_store = StateStore(settings.state_path)
         """The runner's store; also saves a pause (orchestrator/control.py) at once."""
         self.estimator = FinishEstimator(self.history, on_change=self.publish)
@@ -70,6 +78,7 @@ class Orchestrator:
             stall_timeout=settings.stall_timeout,
             history=self.history,
             listeners=self.listeners,
+            logs=self.logs,
         )
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
         self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)
@@ -143,6 +152,8 @@ class Orchestrator:
             self._tasks.clear()
             self.folder.stop()
             self.monitor.stop()
+            await self.retention.stop()
+            await self.logs.stop()  # after the runner: the last run's last lines
 
     # ------------------------------------------------------------------------------------------ schedule
     def next_run_at(self) -> datetime:

@@ -24,12 +24,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
+from orchestrator.config import Settings
 from orchestrator.guard import json_error
 from orchestrator.hub import HubClosed
 from orchestrator.service import Orchestrator
@@ -105,11 +107,21 @@ async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web
     Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
     latest version gets nothing until the next change; any other client gets the current state at once.
     """
-    refusal = _refuse_if_full(request, orchestrator.settings.sse_max_clients)
+    return await serve_stream(request, orchestrator.settings, lambda client: _send_changes(client, orchestrator))
+
+
+Sender = Callable[["Client"], Awaitable[None]]
+"""Writes a stream's events (with :func:`send_event`) until it returns; the stream then ends."""
+
+
+async def serve_stream(request: web.Request, settings: Settings, sender: Sender) -> web.StreamResponse:
+    """An event stream whose events ``sender`` writes, under the rules above: it counts towards the streams
+    allowed (503 beyond), is closed at shutdown, and its client is dropped when it stops reading."""
+    refusal = _refuse_if_full(request, settings.sse_max_clients)
     if refusal is not None:
         return refusal
     try:
-        return await _stream(request, orchestrator)
+        return await _stream(request, settings, sender)
     except ConnectionResetError:
         # The client left before the response head could be written. Nothing can be sent; aiohttp's attempt
         # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
@@ -133,11 +145,11 @@ def _refuse_if_full(request: web.Request, limit: int) -> web.Response | None:
     )
 
 
-async def _stream(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
+async def _stream(request: web.Request, settings: Settings, send: Sender) -> web.StreamResponse:
     async with sse_response(
         request,
-        ping_interval=orchestrator.settings.sse_ping_seconds,
-        send_timeout=orchestrator.settings.sse_send_timeout,
+        ping_interval=settings.sse_ping_seconds,
+        send_timeout=settings.sse_send_timeout,
         headers={"Cache-Control": "no-cache"},
     ) as stream:
         transport = request.transport
@@ -146,7 +158,7 @@ async def _stream(request: web.Request, orchestrator: Orchestrator) -> web.Strea
         client = Client(stream, transport, _peer(transport))
         streams = request.app[STREAMS]
         streams.add(client)
-        sender = asyncio.create_task(_send_changes(client, orchestrator), name=f"sse-sender {client.peer}")
+        sender = asyncio.create_task(_run_sender(client, settings, send), name=f"sse-sender {client.peer}")
         try:
             # Returns once the sender stops the stream, or aiohttp-sse's ping task ends (a ping could not be
             # written: the client is gone). Cancelled when aiohttp cancels the handler of a lost connection.
@@ -164,16 +176,22 @@ async def _stream(request: web.Request, orchestrator: Orchestrator) -> web.Strea
 async def _send_changes(client: Client, orchestrator: Orchestrator) -> None:
     """Send the current state, then each newer one, until the hub closes or the client is dropped."""
     hub = orchestrator.hub
-    stream = client.response
     try:
         version, document = hub.latest()
-        if stream.last_event_id != str(version):
+        if client.response.last_event_id != str(version):
             await _send(client, version, orchestrator.with_clock(document))
         while True:
             version, document = await hub.next_after(version)
             await _send(client, version, orchestrator.with_clock(document))
     except HubClosed:
         pass  # shutting down: the stream ends cleanly
+
+
+async def _run_sender(client: Client, settings: Settings, send: Sender) -> None:
+    """Run ``send`` for ``client``; a client it finds gone or not reading ends the stream (logged once)."""
+    stream = client.response
+    try:
+        await send(client)
     except ClientNotReading as exc:
         log.info("%s; it stopped reading", exc)
         client.transport.abort()  # a graceful close would wait for the client to read the buffer
@@ -182,7 +200,7 @@ async def _send_changes(client: Client, orchestrator: Orchestrator) -> None:
         log.info(
             "event stream client %s dropped: an event could not be sent within %g s",
             client.peer,
-            orchestrator.settings.sse_send_timeout,
+            settings.sse_send_timeout,
         )
     except ConnectionResetError:
         pass  # the client left; nothing to tell anyone
@@ -191,12 +209,18 @@ async def _send_changes(client: Client, orchestrator: Orchestrator) -> None:
 
 
 async def _send(client: Client, version: int, document: dict[str, Any]) -> None:
+    await send_event(client, json.dumps(document), event="status", event_id=str(version))
+
+
+async def send_event(client: Client, data: str, *, event: str, event_id: str | None = None) -> None:
+    """Send one event, unless the client has left (``ConnectionResetError``) or stopped reading
+    (:class:`ClientNotReading`): both end the stream when raised out of a :data:`Sender`."""
     if client.transport.is_closing():
         raise ConnectionResetError
     buffered = client.buffered()
     if buffered > WRITE_BUFFER_CAP:
         raise ClientNotReading(client.peer, buffered)
-    await client.response.send(json.dumps(document), event="status", id=str(version), retry=SSE_RETRY_MS)
+    await client.response.send(data, event=event, id=event_id, retry=SSE_RETRY_MS)
 
 
 def _peer(transport: asyncio.Transport) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator import __version__, control, guard, idempotency, stream
+from orchestrator import __version__, control, guard, idempotency, logroutes, stream
 from orchestrator.events import Source, clean_reason
 from orchestrator.history import MAX_PAGE, RunHistory
 from orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -58,6 +58,7 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     app.router.add_get("/api/snapshot/runs/{runId}", run)
     app.router.add_get("/api/openapi.json", openapi)
     stream.add_routes(app, ORCHESTRATOR)
+    logroutes.add_routes(app, ORCHESTRATOR)  # a run's log, and its live lines (issue 4: logroutes.py)
     # Pause/resume and double-click safety (issue 4): control.py, idempotency.py.
     control.add_routes(app, ORCHESTRATOR, _reason_from_body)
     idempotency.install(app, orchestrator.clock)

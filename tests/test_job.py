@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from orchestrator.events import RunStatus, Source
 from orchestrator.job import (
     CUT_MARK,
     MAX_LINE_BYTES,
+    Pipe,
     RunContext,
     SubprocessJob,
     describe_exit,
@@ -83,19 +84,33 @@ async def test_command_that_cannot_start_is_an_error_not_a_crash(tmp_path: Path)
     assert result.error is not None and result.error.startswith("cannot start job")
 
 
-async def test_huge_lines_are_cut_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="orchestrator.job")
+async def test_huge_lines_are_cut_not_fatal(tmp_path: Path) -> None:
     script = "print('x' * 1_000_000); print('PROGRESS 50 after'); print('y' * 3_000_000, end='', flush=True)"
     reports: list[tuple[float, str | None]] = []
-    result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: reports.append((p, s)))
+    lines: list[tuple[Pipe, str]] = []
+    context = replace(ctx(tmp_path), output=lambda pipe, text: lines.append((pipe, text)))
+    result = await SubprocessJob([PY, "-c", script]).run(context, lambda p, s: reports.append((p, s)))
     assert result.status is RunStatus.COMPLETED
     assert reports == [(50.0, "after")]
-    output = [r.getMessage() for r in caplog.records if r.getMessage().startswith("run run-1 | ")]
-    # Four megabytes without a newline between them: two log lines of 8 KiB each, marked as cut.
-    assert [(line[12], len(line), line.endswith(CUT_MARK)) for line in output] == [
-        ("x", 12 + MAX_LINE_BYTES + len(CUT_MARK), True),
-        ("y", 12 + MAX_LINE_BYTES + len(CUT_MARK), True),
+    # Four megabytes without a newline between them: two lines of 8 KiB each, marked as cut.
+    assert [(pipe, text[0], len(text), text.endswith(CUT_MARK)) for pipe, text in lines] == [
+        (Pipe.OUT, "x", MAX_LINE_BYTES + len(CUT_MARK), True),
+        (Pipe.OUT, "P", len("PROGRESS 50 after"), False),
+        (Pipe.OUT, "y", MAX_LINE_BYTES + len(CUT_MARK), True),
     ]
+
+
+async def test_every_line_goes_to_the_output_with_its_pipe(tmp_path: Path) -> None:
+    script = "import sys; print('a'); print(''); print('b', file=sys.stderr); print('PROGRESS 5 c', flush=True)"
+    lines: list[tuple[Pipe, str]] = []
+    context = replace(ctx(tmp_path), output=lambda pipe, text: lines.append((pipe, text)))
+    assert (await SubprocessJob([PY, "-c", script]).run(context, lambda p, s: None)).status is RunStatus.COMPLETED
+    assert [line for line in lines if line[0] is Pipe.OUT] == [
+        (Pipe.OUT, "a"),
+        (Pipe.OUT, ""),
+        (Pipe.OUT, "PROGRESS 5 c"),
+    ]
+    assert [line for line in lines if line[0] is Pipe.ERR] == [(Pipe.ERR, "b")]
 
 
 class PidReport:

@@ -1,0 +1,348 @@
+"""Per-run log files: every line the job prints, on stdout or stderr, in ``data/logs/<runId>.log``.
+
+Each line is ``HH:MM:SS.mmm out|err <text>`` (UTC). The file is never held open: lines wait in memory and are
+appended (open, write, close) in batches on a worker thread, at most every :data:`FLUSH_SECONDS` (sooner when a
+lot is waiting), so a job printing a million lines costs a few hundred writes, and the data folder can be
+remounted read-only at any moment (a file open for writing would make that fail with EBUSY).
+
+The log as readers see it is the file followed by what still waits in memory: byte offsets are the same in
+both, so a live reader never sees a line twice or misses one. Bounds, each announced by one marker line:
+
+- a log stops growing at ``max_bytes`` (50 MiB): a job printing forever cannot fill the disk;
+- while the disk works but lags behind, the job's output is read no faster than it is written (the job waits
+  on its pipe), once a quarter of ``max_pending`` waits;
+- at most ``max_pending`` bytes (all logs together) wait in memory: past that (the disk refuses writes) new
+  lines are dropped and counted until the disk takes them again; the job is never held up by a failing disk.
+
+A failing disk is logged once, never stops a run, and the lines written again once it takes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
+from typing import TypeVar
+
+from orchestrator.clock import Clock
+from orchestrator.job import Output, Pipe, outlast_cancel
+from orchestrator.state import RunRecord
+
+log = logging.getLogger(__name__)
+
+LOGS_DIR_NAME = "logs"
+MAX_LOG_BYTES = 50 * 1024 * 1024
+MAX_PENDING_BYTES = 4 * 1024 * 1024
+FLUSH_SECONDS = 0.2
+"""Least time between two batches: a chatty job costs at most five writes a second."""
+EARLY_FLUSH_BYTES = 256 * 1024
+"""A batch this big is written at once, without waiting for :data:`FLUSH_SECONDS`."""
+RETRY_SECONDS = 2.0
+"""Between two tries while the disk refuses writes."""
+LOG_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]+\.log$")
+"""What a run's log file is called; nothing else in the folder is ever removed."""
+MARK = "[snapshot-orchestrator]"
+T = TypeVar("T")
+
+
+class RunLog:
+    """One run's log: the bytes on disk (``flushed``), a batch being written, and what waits in memory.
+    Changed on the event loop only; the worker thread gets its own copy of the batch."""
+
+    def __init__(self, run_id: str, path: Path) -> None:
+        self.run_id = run_id
+        self.path = path
+        self.flushed = 0
+        self.in_flight = b""
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.created = False
+        self.record: RunRecord | None = None
+        """The run's final record once it ended (sent as the live stream's ``end``)."""
+        self.cut_lines = 0
+        self.dropped_lines = 0
+        self._news: asyncio.Future[None] | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of the log so far, on disk or not."""
+        return self.flushed + len(self.in_flight) + self.pending_bytes
+
+    @property
+    def ended(self) -> bool:
+        return self.record is not None
+
+    def add(self, line: bytes) -> None:
+        self.pending.append(line)
+        self.pending_bytes += len(line)
+        self.tell()
+
+    def tell(self) -> None:
+        """Wake the readers waiting for more."""
+        if self._news is not None and not self._news.done():
+            self._news.set_result(None)
+
+    async def wait_beyond(self, offset: int) -> None:
+        """Return once the log holds more than ``offset`` bytes, or the run has ended."""
+        while self.size <= offset and not self.ended:
+            if self._news is None or self._news.done():
+                self._news = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._news)  # shared by every reader: one leaving must not cancel it
+
+    def read(self, offset: int, limit: int) -> tuple[bytes, tuple[int, int] | None]:
+        """Bytes ``offset`` .. ``offset + limit`` that are in memory, and the (start, end) range before them
+        that must be read from the file (``None`` if none): the caller reads that part off the loop."""
+        end = min(self.size, offset + limit)
+        from_file = (offset, min(end, self.flushed)) if offset < self.flushed else None
+        parts: list[bytes] = []
+        at = self.flushed  # where the next piece of memory starts, in log offsets
+        for piece in (self.in_flight, *self.pending):
+            if at >= end:
+                break
+            if at + len(piece) > offset:
+                parts.append(piece[max(0, offset - at) : end - at])
+            at += len(piece)
+        return b"".join(parts), from_file
+
+
+class RunLogs:
+    """The run logs under ``data_dir/logs``; the runner opens one per run and closes it with the outcome."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        clock: Clock,
+        *,
+        max_bytes: int = MAX_LOG_BYTES,
+        max_pending: int = MAX_PENDING_BYTES,
+    ) -> None:
+        self.data_dir = data_dir
+        self.folder = data_dir / LOGS_DIR_NAME
+        self._clock = clock
+        self.max_bytes = max_bytes
+        self.max_pending = max_pending
+        self._logs: dict[str, RunLog] = {}
+        """Open logs, and ended ones whose last lines are not on disk yet: readers find them here."""
+        self._pending = 0
+        self._dirty = asyncio.Event()
+        self._drained: asyncio.Future[None] | None = None
+        """Resolved when a batch has been written: the job's output is read on (backpressure)."""
+        self._io = asyncio.Lock()
+        """Held while a batch is written or old logs are removed: a removed log is never written again."""
+        self._flusher: asyncio.Task[None] | None = None
+        self._failing: OSError | None = None
+        self.writes = 0
+        """Batches written (for the benchmark and the tests)."""
+        self.peak_pending = 0
+        """The most bytes that waited in memory at once (for the benchmark and the tests)."""
+
+    # ------------------------------------------------------------------------------------- the runner's side
+    def relative_path(self, run_id: str) -> str:
+        """Where ``run_id``'s log is, relative to the data folder (as the history records it)."""
+        return f"{LOGS_DIR_NAME}/{run_id}.log"
+
+    def open(self, run_id: str) -> Output:
+        """Start ``run_id``'s log; the returned callable takes each line the job prints."""
+        run_log = RunLog(run_id, self.data_dir / self.relative_path(run_id))
+        self._logs[run_id] = run_log
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_forever(), name="run-log-writer")
+        return lambda pipe, text: self._write(run_log, pipe, text)
+
+    def close(self, run: RunRecord) -> None:
+        """The run ended: its last lines are written (on the worker thread, soon) and live readers are told."""
+        run_log = self._logs.get(run.run_id)
+        if run_log is None or run_log.ended:
+            return
+        self._end_dropping(run_log)
+        if run_log.cut_lines > 1:
+            dropped = run_log.cut_lines - 1
+            log.warning("run %s: log cut at %d bytes; %d later lines dropped", run.run_id, self.max_bytes, dropped)
+        run_log.record = run
+        run_log.tell()
+        if run_log.created and not run_log.pending and not run_log.in_flight:
+            del self._logs[run.run_id]  # all on disk already: the file is the whole log from now on
+        else:
+            self._dirty.set()  # written even if empty: a finished run's log exists
+
+    def get(self, run_id: str) -> RunLog | None:
+        """The live (or not yet fully written) log of ``run_id``; ``None`` means: the file is the whole log."""
+        return self._logs.get(run_id)
+
+    def path_of(self, relative: str | None) -> Path | None:
+        """The file a history's ``log_path`` names, if it is a run log inside the logs folder (else ``None``)."""
+        if not relative or "/" not in relative:
+            return None
+        folder, name = relative.split("/", 1)
+        if folder != LOGS_DIR_NAME or not LOG_NAME.match(name):
+            return None
+        return self.folder / name
+
+    async def remove(self, run_ids: Collection[str], work: Callable[[], T]) -> T:
+        """Forget the ended logs of ``run_ids`` (what of them waits in memory goes too), then run ``work`` (which
+        removes files) on a worker thread while no batch is being written."""
+        async with self._io:
+            for run_id in run_ids:
+                run_log = self._logs.get(run_id)
+                if run_log is not None and run_log.ended:
+                    self._pending -= run_log.pending_bytes
+                    del self._logs[run_id]
+            return await asyncio.to_thread(work)
+
+    async def stop(self) -> None:
+        """Write what still waits (one last try), then stop the writer."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self._flush()
+        left = sum(run_log.size - run_log.flushed for run_log in self._logs.values())
+        if left:
+            log.error("%d bytes of run logs could not be written before the stop: %s", left, self._failing)
+
+    # ------------------------------------------------------------------------------------------- writing
+    def _write(self, run_log: RunLog, pipe: Pipe, text: str) -> Awaitable[None] | None:
+        """Take one line; an awaitable back means: read no more output until it is done (the disk lags)."""
+        if run_log.cut_lines or run_log.ended:
+            run_log.cut_lines += 1
+            return None
+        now = self._clock.now()
+        line = f"{now:%H:%M:%S}.{now.microsecond // 1000:03d} {pipe} {text}\n".encode(errors="replace")
+        if run_log.size + len(line) > self.max_bytes:
+            run_log.cut_lines = 1
+            self._queue(run_log, self._marker(f"log cut at {self.max_bytes} bytes: later lines are not kept"))
+            return None
+        if self._pending + len(line) > self.max_pending:
+            run_log.dropped_lines += 1
+            return None
+        self._end_dropping(run_log)
+        self._queue(run_log, line)
+        if self._failing is not None or self._pending < self.max_pending // 4:
+            return None
+        if self._drained is None or self._drained.done():
+            self._drained = asyncio.get_running_loop().create_future()
+        return asyncio.shield(self._drained)  # shared: a reader that is cancelled must not cancel it
+
+    def _end_dropping(self, run_log: RunLog) -> None:
+        if run_log.dropped_lines:
+            why = f"the disk refused writes ({self._failing})" if self._failing else "the disk could not keep up"
+            self._queue(run_log, self._marker(f"{run_log.dropped_lines} lines dropped: {why}"))
+            run_log.dropped_lines = 0
+
+    def _marker(self, text: str) -> bytes:
+        now = self._clock.now()
+        return f"{now:%H:%M:%S}.{now.microsecond // 1000:03d} {Pipe.ERR} {MARK} {text}\n".encode()
+
+    def _queue(self, run_log: RunLog, line: bytes) -> None:
+        run_log.add(line)
+        self._pending += len(line)
+        self.peak_pending = max(self.peak_pending, self._pending)
+        self._dirty.set()
+
+    async def _flush_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = -FLUSH_SECONDS
+        while True:
+            await self._dirty.wait()
+            # A rate limit on writes, not a poll: this sleeps only while lines wait to be written.
+            pause = (RETRY_SECONDS if self._failing else FLUSH_SECONDS) - (loop.time() - last)
+            if pause > 0 and (self._failing or self._pending < EARLY_FLUSH_BYTES):
+                await asyncio.sleep(pause)
+            last = loop.time()
+            await outlast_cancel(asyncio.ensure_future(self._flush()))  # a batch half-recorded would repeat
+
+    async def _flush(self) -> None:
+        async with self._io:
+            await self._flush_batches()
+
+    async def _flush_batches(self) -> None:
+        """One batch per log that has news, all written in one trip to a worker thread."""
+        self._dirty.clear()
+        batches: list[tuple[RunLog, bytes]] = []
+        for run_log in list(self._logs.values()):
+            if run_log.ended and run_log.created and not run_log.pending and not run_log.in_flight:
+                del self._logs[run_log.run_id]  # all on disk: the file is the whole log from now on
+                continue
+            if run_log.pending or (run_log.ended and not run_log.created):
+                run_log.in_flight = b"".join(run_log.pending)
+                run_log.pending.clear()
+                run_log.pending_bytes = 0
+                batches.append((run_log, run_log.in_flight))
+        if not batches:
+            self._let_readers_on()
+            return
+        jobs = [(run_log.path, data, not run_log.created) for run_log, data in batches]
+        results = await asyncio.to_thread(_append_all, jobs)
+        self.writes += len(batches)
+        error: OSError | None = None
+        for (run_log, data), (written, failure) in zip(batches, results, strict=True):
+            run_log.in_flight = b""
+            run_log.flushed += written
+            self._pending -= written
+            if failure is None:
+                run_log.created = True
+            else:
+                error = failure
+                run_log.created = run_log.created or written > 0
+                rest = data[written:]
+                if rest:  # back in front of what came meanwhile, to be tried again
+                    run_log.pending.insert(0, rest)
+                    run_log.pending_bytes += len(rest)
+                self._dirty.set()
+            if run_log.ended and not run_log.pending and failure is None:
+                self._logs.pop(run_log.run_id, None)
+        self._disk_state(error)
+        self._let_readers_on()
+
+    def _let_readers_on(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _disk_state(self, error: OSError | None) -> None:
+        if error is not None and self._failing is None:
+            log.error(
+                "cannot write run logs in %s: %s; lines wait in memory (up to %d KiB) until the disk takes them",
+                self.folder,
+                error,
+                self.max_pending // 1024,
+            )
+        elif error is None and self._failing is not None:
+            log.info("run logs in %s are written again", self.folder)
+        self._failing = error
+
+
+def _append_all(jobs: list[tuple[Path, bytes, bool]]) -> list[tuple[int, OSError | None]]:
+    return [_append(path, data, first) for path, data, first in jobs]
+
+
+def _append(path: Path, data: bytes, first: bool) -> tuple[int, OSError | None]:
+    """Append ``data`` (the first time: replace the file); how many bytes landed, and the error if not all."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (os.O_TRUNC if first else 0)
+    written = 0
+    try:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)  # first log, or the folder was removed
+            fd = os.open(path, flags, 0o644)
+        try:
+            view = memoryview(data)
+            while written < len(data):
+                written += os.write(fd, view[written:])
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return written, exc
+    return written, None
+
+
+def read_range(path: Path, start: int, end: int) -> bytes:
+    """Bytes ``start`` .. ``end`` of a log file (for a worker thread)."""
+    with open(path, "rb") as file:
+        file.seek(start)
+        return file.read(max(0, end - start))
