@@ -184,8 +184,13 @@ def test_run_now_shows_progress_then_the_outcome(service_factory: Any, open_page
     )
     expect(button).to_be_disabled()
     if os.environ.get("SNAPSHOT_SCREENSHOT") == "1":
+        # The whole page: the bar, the history with the running run on top, and that run's log, live.
+        page.set_viewport_size({"width": 1200, "height": 900})
+        history_row(page, 0).locator("button").click()
+        expect(page.locator("#log-lines .log-line").last).to_contain_text("PROGRESS")
+        page.locator("#log-lines").blur()
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), animations="disabled")
+        page.screenshot(path=str(SCREENSHOT), animations="disabled", full_page=True)
 
     expect(page.locator("body")).to_have_attribute("data-state", "idle", timeout=10_000)
     last = page.locator("#snapshot-last")
