@@ -30,15 +30,20 @@ from orchestrator.config import (
     Settings,
     bind_socket,
     is_loopback,
+    parse_addresses,
     parse_bool,
     parse_command,
     parse_count,
+    parse_factor,
     parse_keep_days,
     parse_keep_runs,
     parse_minutes,
+    parse_notify_on,
+    parse_notify_urls,
     parse_origins,
     parse_port,
     parse_seconds,
+    parse_security,
     parse_token,
     sample_job_command,
     validate,
@@ -78,6 +83,22 @@ ENV_NAMES = {
     # Run logs and retention (issue 4: logs).
     "keep_runs": "SNAPSHOT_KEEP_RUNS",
     "keep_days": "SNAPSHOT_KEEP_DAYS",
+    # Notifications and missed-run checks (issue 4: notify).
+    "public_url": "SNAPSHOT_PUBLIC_URL",
+    "notify_url": "SNAPSHOT_NOTIFY_URLS",
+    "notify_on": "SNAPSHOT_NOTIFY_ON",
+    "notify_secret": "SNAPSHOT_NOTIFY_SECRET",
+    "notify_backoff": "SNAPSHOT_NOTIFY_BACKOFF",
+    "smtp_host": "SNAPSHOT_SMTP_HOST",
+    "smtp_port": "SNAPSHOT_SMTP_PORT",
+    "smtp_security": "SNAPSHOT_SMTP_SECURITY",
+    "smtp_user": "SNAPSHOT_SMTP_USER",
+    "smtp_password": "SNAPSHOT_SMTP_PASSWORD",
+    "smtp_from": "SNAPSHOT_SMTP_FROM",
+    "smtp_to": "SNAPSHOT_SMTP_TO",
+    "late_grace": "SNAPSHOT_LATE_GRACE",
+    "long_factor": "SNAPSHOT_LONG_FACTOR",
+    "fast_factor": "SNAPSHOT_FAST_FACTOR",
 }
 
 
@@ -158,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-days",
         help="also remove runs older than this many days (SNAPSHOT_KEEP_DAYS, default 0 = no age limit)",
     )
+    notify_arguments(serve)
     folders(serve)
 
     trig = commands.add_parser(
@@ -246,6 +268,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         or 0,
         keep_runs=setting(args, "keep_runs", "100", parse_keep_runs) or 100,
         keep_days=setting(args, "keep_days", "0", parse_keep_days) or 0.0,
+        **notify_settings(args),
     )
 
 
@@ -567,3 +590,74 @@ def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any
     else:
         lines.append(f"Last run: {doc.get('lastRunAt') or 'never'}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- notifications and checks (issue 4: notify)
+def notify_arguments(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group("notifications and missed-run checks (README: Notifications)")
+    add = group.add_argument
+    add("--public-url", help="where people reach this service, for links in notifications (SNAPSHOT_PUBLIC_URL)")
+    add(
+        "--notify-url",
+        action="append",
+        help="POST each run's news to this http(s) URL; repeatable (SNAPSHOT_NOTIFY_URLS, comma-separated)",
+    )
+    add("--notify-on", help="events sent to webhooks: start,success,failure,long (SNAPSHOT_NOTIFY_ON, default all)")
+    add("--notify-secret", help="sign webhook bodies with HMAC-SHA256 (SNAPSHOT_NOTIFY_SECRET; prefer the variable)")
+    add(
+        "--notify-backoff",
+        help="seconds before the first retry of a failed delivery, doubling, 5 tries "
+        "(SNAPSHOT_NOTIFY_BACKOFF, default 1)",
+    )
+    add("--smtp-host", help="mail failures through this SMTP server (SNAPSHOT_SMTP_HOST)")
+    add("--smtp-port", help="its port (SNAPSHOT_SMTP_PORT, default 587 starttls, 465 ssl, 25 none)")
+    add("--smtp-security", help="none, starttls or ssl (SNAPSHOT_SMTP_SECURITY, default starttls)")
+    add("--smtp-user", help="SMTP login (SNAPSHOT_SMTP_USER)")
+    add("--smtp-password", help="SMTP password (prefer SNAPSHOT_SMTP_PASSWORD: flags show in ps)")
+    add("--smtp-from", help="sender address (SNAPSHOT_SMTP_FROM, default snapshot-orchestrator@<hostname>)")
+    add("--smtp-to", action="append", help="recipient; repeatable (SNAPSHOT_SMTP_TO, comma-separated)")
+    add(
+        "--late-grace",
+        help="minutes after its due time before a scheduled run is 'late' (SNAPSHOT_LATE_GRACE, default 5, 0 = off)",
+    )
+    add(
+        "--long-factor",
+        help="a run longer than this x the median of recent completed runs is 'long' "
+        "(SNAPSHOT_LONG_FACTOR, default 2, 0 = off)",
+    )
+    add(
+        "--fast-factor",
+        help="a completed run shorter than this x that median is 'fast' (SNAPSHOT_FAST_FACTOR, default 0.2, 0 = off)",
+    )
+
+
+def notify_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields of the notifications, from flags and environment."""
+    if getattr(args, "smtp_password", None) is not None:
+        print(
+            "snapshot-orchestrator: warning: --smtp-password shows in ps and shell history; "
+            "prefer SNAPSHOT_SMTP_PASSWORD",
+            file=sys.stderr,
+        )
+    port = setting(args, "smtp_port", None, lambda s: parse_port(s).__index__())
+    return {
+        "public_url": setting(args, "public_url", None, str) or None,
+        "notify_urls": setting(args, "notify_url", "", parse_notify_urls) or (),
+        "notify_on": setting(args, "notify_on", "start,success,failure,long", parse_notify_on),
+        "notify_secret": setting(args, "notify_secret", None, str) or None,
+        "notify_backoff_seconds": setting(
+            args, "notify_backoff", "1", lambda s: max(0.01, parse_seconds(s, "--notify-backoff"))
+        ),
+        "smtp_host": setting(args, "smtp_host", None, str) or None,
+        "smtp_port": port,
+        "smtp_security": setting(args, "smtp_security", "starttls", parse_security),
+        "smtp_user": setting(args, "smtp_user", None, str) or None,
+        "smtp_password": setting(args, "smtp_password", None, str) or None,
+        "smtp_from": setting(args, "smtp_from", None, lambda s: parse_addresses(s, "--smtp-from")[0]),
+        "smtp_to": setting(args, "smtp_to", "", lambda s: parse_addresses(s, "--smtp-to")) or (),
+        "late_grace_minutes": setting(
+            args, "late_grace", "5", lambda s: parse_minutes(s, "--late-grace", allow_zero=True)
+        ),
+        "long_factor": setting(args, "long_factor", "2", lambda s: parse_factor(s, "--long-factor", above_one=True)),
+        "fast_factor": setting(args, "fast_factor", "0.2", lambda s: parse_factor(s, "--fast-factor", above_one=False)),
+    }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from orchestrator.mail import Security
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME
 
@@ -31,6 +32,8 @@ MAX_MINUTES = 525_600
 MAX_SECONDS = 3600
 """The longest kill grace: a job that needs more than an hour to stop is not stopping."""
 DEFAULT_TRIGGER_LIMIT = 30
+NOTIFY_EVENTS = ("start", "success", "failure", "long")
+"""Webhook events, all sent by default (``--notify-on``)."""
 """HTTP triggers accepted per minute; runs coalesce anyway, so more than this is a script gone wrong."""
 
 
@@ -83,6 +86,29 @@ class Settings:
     """Runs kept in the history (with their log files) after each run; at least 1."""
     keep_days: float = 0.0
     """Runs older than this many days are removed too; 0 = no age limit."""
+    # Notifications and missed-run checks (issue 4: notify; orchestrator/notify.py, webhook.py, mail.py, checks.py).
+    public_url: str | None = None
+    """Where people reach the service, for links in notifications; ``None``: ``http://host:port``."""
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    """Webhook URLs (they may hold credentials, so not in ``repr``)."""
+    notify_on: tuple[str, ...] = NOTIFY_EVENTS
+    notify_secret: str | None = field(default=None, repr=False)
+    notify_backoff_seconds: float = 1.0
+    """Wait after a failed delivery try; doubles with each try (5 tries in all)."""
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    """``None``: by ``smtp_security`` (25, 587, 465)."""
+    smtp_security: Security = Security.STARTTLS
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str | None = None
+    smtp_to: tuple[str, ...] = ()
+    late_grace_minutes: float = 5.0
+    """A scheduled run that starts this long after it was due is "late"; 0 = no check."""
+    long_factor: float = 2.0
+    """A run longer than this x the median of recent completed runs is "long"; 0 = no check."""
+    fast_factor: float = 0.2
+    """A completed run shorter than this x that median is "fast"; 0 = no check."""
 
     @property
     def timeout(self) -> timedelta | None:
@@ -295,3 +321,77 @@ def validate(settings: Settings) -> None:
     with contextlib.suppress(OSError):
         if settings.progress_path.is_dir():
             raise ConfigError(f"--data-dir: {settings.progress_path} is a folder, not a file")
+    check_notifications(settings)
+
+
+# ---------------------------------------------------------------- notifications and checks (issue 4: notify)
+NOTIFY_URL = re.compile(r"^https?://[^/\s?#]+(?:[/?#]\S*)?$", re.IGNORECASE)
+
+
+def parse_notify_urls(text: str) -> tuple[str, ...]:
+    """``--notify-url`` values (the flags joined by commas, or ``SNAPSHOT_NOTIFY_URLS``): http(s) URLs only."""
+    urls: list[str] = []
+    for word in (w.strip() for w in text.split(",")):
+        if not word:
+            continue
+        if not NOTIFY_URL.match(word):
+            shown = word.split("://", 1)[0] + "://…" if "://" in word else word[:40]
+            raise ConfigError(f"--notify-url must be an http:// or https:// URL with a host, got {shown!r}")
+        urls.append(word)
+    return tuple(dict.fromkeys(urls))
+
+
+def parse_notify_on(text: str) -> tuple[str, ...]:
+    events = tuple(dict.fromkeys(w.strip().lower() for w in re.split(r"[,\s]+", text) if w.strip()))
+    unknown = [e for e in events if e not in NOTIFY_EVENTS]
+    if unknown or not events:
+        raise ConfigError(f"--notify-on takes a comma list of {', '.join(NOTIFY_EVENTS)}, got {text!r}")
+    return events
+
+
+def parse_factor(text: str, name: str, *, above_one: bool) -> float:
+    """A ``--long-factor`` (0 or more than 1) or ``--fast-factor`` (0 up to, not including, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {text!r}") from None
+    ok = (above_one and value > 1) or (not above_one and 0 < value < 1)
+    if not math.isfinite(value) or (value != 0 and not ok):
+        bound = "more than 1" if above_one else "between 0 and 1"
+        raise ConfigError(f"{name} must be 0 (off) or {bound}, got {text!r}")
+    return value
+
+
+def parse_security(text: str) -> Security:
+    try:
+        return Security(text.strip().lower())
+    except ValueError:
+        raise ConfigError(f"--smtp-security must be none, starttls or ssl, got {text!r}") from None
+
+
+EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
+
+
+def parse_addresses(text: str, name: str) -> tuple[str, ...]:
+    """Plain addresses (``ops@example.com``), comma-separated; a display name is not taken."""
+    found = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
+    for address in found:
+        if not EMAIL.match(address):
+            raise ConfigError(f"{name} must be an email address like ops@example.com, got {address!r}")
+    return found
+
+
+def check_notifications(settings: Settings) -> None:
+    """SMTP settings that cannot work together."""
+    if settings.smtp_host and not settings.smtp_to:
+        raise ConfigError("--smtp-host needs at least one --smtp-to (or SNAPSHOT_SMTP_TO) to send to")
+    if settings.smtp_to and not settings.smtp_host:
+        raise ConfigError("--smtp-to needs an --smtp-host (or SNAPSHOT_SMTP_HOST) to send through")
+    if settings.smtp_host is None and (settings.smtp_user or settings.smtp_password or settings.smtp_from):
+        raise ConfigError("--smtp-user, --smtp-password and --smtp-from need an --smtp-host")
+    if settings.smtp_user and not settings.smtp_password:
+        raise ConfigError("--smtp-user needs a password: set SNAPSHOT_SMTP_PASSWORD")
+    if settings.smtp_password and not settings.smtp_user:
+        raise ConfigError("an SMTP password needs --smtp-user (or SNAPSHOT_SMTP_USER)")
+    if settings.public_url is not None and not NOTIFY_URL.match(settings.public_url):
+        raise ConfigError(f"--public-url must be an http:// or https:// URL, got {settings.public_url!r}")

@@ -21,6 +21,7 @@ from orchestrator.hub import Hub
 from orchestrator.job import Job, SubprocessJob
 from orchestrator.metrics import Metrics
 from orchestrator.monitor import ProgressMonitor
+from orchestrator.notify import Notifier
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.retention import Retention
 from orchestrator.runlog import RunLogs
@@ -87,6 +88,16 @@ class Orchestrator:
         self._was_running = False
         self._published: dict[str, Any] = {}
         self._stopping = False
+        # Notifications and missed-run checks (issue 4: orchestrator/notify.py).
+        self.notifier = Notifier(
+            settings,
+            clock=self.clock,
+            history=self.history,
+            state=lambda: self.runner.state,
+            schedule=self.schedule,
+            publish=self.publish,
+        )
+        self.listeners.append(self.notifier)
         # Metrics (issue 4): last, so that the state and history it reads at start are all there.
         self.metrics = Metrics(self)
         self.listeners.append(self.metrics)
@@ -112,6 +123,7 @@ class Orchestrator:
         self.publish()
         self.monitor.start()
         self.folder.start()
+        self.notifier.start()  # before the runner: it tells a recovered run's end at once
         for name, coro in (
             ("runner", self.runner.serve()),
             ("timer", self.timer.serve()),
@@ -154,6 +166,7 @@ class Orchestrator:
             self.monitor.stop()
             await self.retention.stop()
             await self.logs.stop()  # after the runner: the last run's last lines
+            await self.notifier.stop()  # after the runner: its last run's end is queued; a short grace
 
     # ------------------------------------------------------------------------------------------ schedule
     def next_run_at(self) -> datetime:
@@ -253,6 +266,10 @@ class Orchestrator:
             # Pause and ETA (issue 4, orchestrator/control.py and estimator.py):
             "paused": state.paused.to_json() if state.paused else None,
             "eta": self.estimator.status_field(current, progress, now),
+            # Missed-run checks (issue 4, orchestrator/notify.py and checks.py):
+            "checks": self.notifier.status_checks(
+                now=now, due=due, paused=state.paused is not None, current=current, last=state.last_run
+            ),
             "serverTime": iso(now),
         }
 
