@@ -876,8 +876,15 @@
   function renderHistory() {
     var rows = shownRuns();
     var body = ui.historyRows;
+    // The rows are rebuilt: a keyboard user on one of them stays on it (the same run's new row).
+    var focused = body.contains(document.activeElement) ? document.activeElement.closest("tr") : null;
+    var focusedRun = focused ? focused.dataset.runId : null;
     body.textContent = "";
     rows.forEach(function (run) { body.append(historyRow(run)); });
+    if (focusedRun !== null) {
+      var again = Array.prototype.find.call(body.rows, function (r) { return r.dataset.runId === focusedRun; });
+      if (again) again.querySelector("button").focus({ preventScroll: true });
+    }
     ui.historyTable.hidden = rows.length === 0;
     ui.historyMore.hidden = !history.nextCursor;
     setText(ui.historyNote, history.problem || (rows.length || !history.loaded ? "" : "No snapshot has run yet"));
