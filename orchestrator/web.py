@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator import __version__, control, guard, idempotency, logroutes, stream
-from orchestrator.events import Source, clean_reason
+from orchestrator.events import Source, clean_reason, iso
 from orchestrator.history import MAX_PAGE, RunHistory
 from orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from orchestrator.service import Orchestrator
@@ -196,9 +196,12 @@ async def trigger(request: web.Request) -> web.Response:
     orchestrator = request.app[ORCHESTRATOR]
     running = orchestrator.runner.running
     log.info("HTTP trigger from %s%s", request.remote, f" (reason: {reason})" if reason else "")
-    await orchestrator.request_run(Source.HTTP, reason)
+    requested = await orchestrator.request_run(Source.HTTP, reason)
     message = "Snapshot queued to run when the current one ends" if running else "Snapshot triggered"
-    return web.json_response({"success": True, "message": message, "queued": running}, status=202)
+    # requestedAt names the run this trigger causes: the first to start at or after it (``trigger --wait``).
+    return web.json_response(
+        {"success": True, "message": message, "queued": running, "requestedAt": iso(requested.at)}, status=202
+    )
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -282,7 +285,7 @@ async def openapi(request: web.Request) -> web.FileResponse:
 
 async def _reason_from_body(request: web.Request) -> str:
     """An optional JSON body ``{"reason": "..."}``; anything else is a 400 with a message, not a guess."""
-    if not request.can_read_body:
+    if not request.body_exists:  # (not can_read_body: false once the idempotency check has read it)
         return ""
     raw = await request.read()
     if not raw.strip():
