@@ -692,7 +692,9 @@ def test_double_click_on_run_now_starts_one_run(service_factory: Any, open_page:
         expect(page.locator("body")).to_have_attribute("data-state", "idle")
         expect(history_row(page, 0)).to_contain_text("manual")
         assert len(keys) == 1 and uuid.match(keys[0] or ""), keys
-        assert len(service.get_json("/api/snapshot/runs")["runs"]) == runs + 1
+        latest = service.get_json("/api/snapshot/runs")["runs"]
+        assert len(latest) == runs + 1
+        assert latest[0]["reason"] == "web", "the key check must not lose the click's reason"
         watched.assert_clean()
 
 
