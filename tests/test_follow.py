@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 
 from orchestrator.events import iso
-from orchestrator.follow import Display, Exit, sight, summary
+from orchestrator.follow import GIVE_UP_AFTER_SECONDS, Display, Exit, Follower, Lost, sight, summary
 from tests.fakes import T0
 from tests.faults.harness import FifoJob
 from tests.support import PYTHON, ServiceProcess, free_port, next_status, sse_stream
@@ -259,3 +260,58 @@ def test_status_of_a_folder_that_never_ran_makes_no_history_file(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert "State:    service not running" in done.stdout and "Last run: never" in done.stdout
     assert not (tmp_path / "data").exists()
+
+
+# ------------------------------------------------------------------------- reconnecting (a scripted opener)
+class Connections:
+    """Stands in for ``urlopen`` at the seam: each call is the next scripted connection, either an exception
+    or a list of status documents sent as real SSE bytes and then closed. The clock moves only by pauses."""
+
+    def __init__(self, *scripts: list[dict[str, Any]] | Exception) -> None:
+        self.scripts = list(scripts)
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def open(self, request: Any, timeout: float) -> Any:
+        script = self.scripts.pop(0) if self.scripts else OSError("connection refused")
+        if isinstance(script, Exception):
+            raise script
+        body = "".join(f"event: status\ndata: {json.dumps(doc)}\n\n" for doc in script)
+        return io.BytesIO(body.encode())
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def follower(connections: Connections, out: IO[str]) -> Follower:
+    return Follower(
+        "http://service",
+        {},
+        display=Display(out),
+        open_url=connections.open,
+        monotonic=lambda: connections.now,
+        pause=connections.pause,
+    )
+
+
+def test_a_dropped_stream_is_reopened_and_the_run_followed_to_its_end() -> None:
+    ours = run("ours", 1)
+    running = {"currentRun": ours, "lastRun": None, "progress": {"progress": 30, "step": "Fetching"}}
+    done = {"currentRun": None, "lastRun": {**ours, "status": "completed", "durationSeconds": 5}}
+    connections = Connections([running], OSError("reset"), [running, done])
+    out = io.StringIO()
+    record = follower(connections, out).follow(T0)
+    assert record["runId"] == "ours" and record["status"] == "completed"
+    assert connections.pauses == [0.5, 1.0], "one pause per failed connection, growing"
+    assert out.getvalue().count("reconnecting") == 1, out.getvalue()
+
+
+def test_a_service_gone_for_good_ends_the_wait() -> None:
+    connections = Connections([{"currentRun": run("ours", 1), "lastRun": None}])
+    out = io.StringIO()
+    with pytest.raises(Lost, match="for more than 300 s"):
+        follower(connections, out).follow(T0)
+    assert connections.now > GIVE_UP_AFTER_SECONDS
+    assert max(connections.pauses) == 5.0
+    assert out.getvalue().count("reconnecting") == 1, "one line while it is away, not one per try"
