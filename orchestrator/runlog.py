@@ -129,6 +129,8 @@ class RunLogs:
         """Open logs, and ended ones whose last lines are not on disk yet: readers find them here."""
         self._pending = 0
         self._dirty = asyncio.Event()
+        self._urgent = asyncio.Event()
+        """Set when :data:`EARLY_FLUSH_BYTES` wait: the next batch goes at once."""
         self._drained: asyncio.Future[None] | None = None
         """Resolved when a batch has been written: the job's output is read on (backpressure)."""
         self._io = asyncio.Lock()
@@ -138,6 +140,8 @@ class RunLogs:
         self.writes = 0
         """Batches written (for the benchmark and the tests)."""
         self.peak_pending = 0
+        self._stamp_key = -1
+        self._stamp_text = ""
         """The most bytes that waited in memory at once (for the benchmark and the tests)."""
 
     # ------------------------------------------------------------------------------------- the runner's side
@@ -200,7 +204,7 @@ class RunLogs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        await self._flush()
+        await self.flush()
         left = sum(run_log.size - run_log.flushed for run_log in self._logs.values())
         if left:
             log.error("%d bytes of run logs could not be written before the stop: %s", left, self._failing)
@@ -211,8 +215,7 @@ class RunLogs:
         if run_log.cut_lines or run_log.ended:
             run_log.cut_lines += 1
             return None
-        now = self._clock.now()
-        line = f"{now:%H:%M:%S}.{now.microsecond // 1000:03d} {pipe} {text}\n".encode(errors="replace")
+        line = f"{self._stamp()} {pipe} {text}\n".encode(errors="replace")
         if run_log.size + len(line) > self.max_bytes:
             run_log.cut_lines = 1
             self._queue(run_log, self._marker(f"log cut at {self.max_bytes} bytes: later lines are not kept"))
@@ -235,13 +238,22 @@ class RunLogs:
             run_log.dropped_lines = 0
 
     def _marker(self, text: str) -> bytes:
+        return f"{self._stamp()} {Pipe.ERR} {MARK} {text}\n".encode()
+
+    def _stamp(self) -> str:
+        """``HH:MM:SS.mmm`` of now (UTC), formatted once per millisecond: a chatty job prints many per one."""
         now = self._clock.now()
-        return f"{now:%H:%M:%S}.{now.microsecond // 1000:03d} {Pipe.ERR} {MARK} {text}\n".encode()
+        key = ((now.hour * 60 + now.minute) * 60 + now.second) * 1000 + now.microsecond // 1000
+        if key != self._stamp_key:
+            self._stamp_key, self._stamp_text = key, f"{now:%H:%M:%S}.{now.microsecond // 1000:03d}"
+        return self._stamp_text
 
     def _queue(self, run_log: RunLog, line: bytes) -> None:
         run_log.add(line)
         self._pending += len(line)
         self.peak_pending = max(self.peak_pending, self._pending)
+        if self._pending >= EARLY_FLUSH_BYTES:
+            self._urgent.set()
         self._dirty.set()
 
     async def _flush_forever(self) -> None:
@@ -251,12 +263,18 @@ class RunLogs:
             await self._dirty.wait()
             # A rate limit on writes, not a poll: this sleeps only while lines wait to be written.
             pause = (RETRY_SECONDS if self._failing else FLUSH_SECONDS) - (loop.time() - last)
-            if pause > 0 and (self._failing or self._pending < EARLY_FLUSH_BYTES):
+            if pause > 0 and self._failing:
                 await asyncio.sleep(pause)
+            elif pause > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._urgent.wait()  # enough waits for a batch of its own: no need to wait longer
+            self._urgent.clear()
             last = loop.time()
-            await outlast_cancel(asyncio.ensure_future(self._flush()))  # a batch half-recorded would repeat
+            await outlast_cancel(asyncio.ensure_future(self.flush()))  # a batch half-recorded would repeat
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Write what waits now, without waiting for the next batch (the stop, and tests)."""
         async with self._io:
             await self._flush_batches()
 

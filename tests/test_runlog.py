@@ -277,7 +277,9 @@ async def test_lines_wait_in_memory_while_the_disk_refuses_then_land_with_one_ma
     logs = RunLogs(tmp_path, FakeClock(T0), max_pending=64 * 1024)
     run_id = "20260120T100000Z-00000b"
     output = logs.open(run_id)
-    for i in range(5000):
+    output(Pipe.ERR, "line 0")
+    await logs.flush()  # fails: from here on the writer knows the disk refuses writes
+    for i in range(1, 5000):
         output(Pipe.OUT if i % 2 else Pipe.ERR, f"line {i}")
         if i % 500 == 0:
             await asyncio.sleep(0)
