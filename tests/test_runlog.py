@@ -8,7 +8,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, Trigger
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.job import Pipe, RunContext, SubprocessJob
+from orchestrator.retention import Retention
 from orchestrator.runlog import RunLogs
 from orchestrator.state import RunRecord
 from tests.faults.harness import FifoJob, FileChanges
@@ -250,8 +251,8 @@ def _ctx(tmp_path: Path, logs: RunLogs, run_id: str) -> RunContext:
     return RunContext(run_id, Source.HTTP, "", tmp_path / "progress.json", logs.open(run_id))
 
 
-def _record(run_id: str) -> RunRecord:
-    return RunRecord(run_id, (Trigger(Source.HTTP, T0),), T0, status=RunStatus.COMPLETED, finished_at=T0)
+def _record(run_id: str, started: datetime = T0) -> RunRecord:
+    return RunRecord(run_id, (Trigger(Source.HTTP, started),), started, status=RunStatus.COMPLETED, finished_at=started)
 
 
 async def test_a_job_that_prints_too_much_is_cut_with_bounded_memory_and_few_writes(tmp_path: Path) -> None:
@@ -324,3 +325,22 @@ def test_retention_settings_come_from_the_environment(monkeypatch: pytest.Monkey
     assert (settings.keep_runs, settings.keep_days) == (7, 1.5)
     settings = settings_from(build_parser().parse_args(["serve", "--keep-runs", "3"]))
     assert settings.keep_runs == 3
+
+
+async def test_keep_days_removes_runs_older_than_the_cut_off_with_their_logs(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    logs = RunLogs(tmp_path, clock)
+    retention = Retention(history, logs, clock, keep_runs=100, keep_days=1.5)
+    (tmp_path / "logs").mkdir()
+    ages = {"20260117T100000Z-00000a": 3.0, "20260118T220000Z-00000b": 1.5, "20260119T100000Z-00000c": 1.0}
+    for run_id, days in ages.items():
+        history.record(_record(run_id, T0 - timedelta(days=days)), log_path=logs.relative_path(run_id))
+        (tmp_path / "logs" / f"{run_id}.log").write_text("x\n")
+    retention.run_finished(_record("20260119T100000Z-00000c"))
+    await retention.wait()
+    assert [run["runId"] for run in history.page().runs] == ["20260119T100000Z-00000c", "20260118T220000Z-00000b"]
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
+        "20260118T220000Z-00000b.log",
+        "20260119T100000Z-00000c.log",
+    ]
