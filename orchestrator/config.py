@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from orchestrator.mail import Security
 from orchestrator.progress import PROGRESS_FILE_NAME
@@ -337,6 +338,11 @@ def parse_notify_urls(text: str) -> tuple[str, ...]:
         if not NOTIFY_URL.match(word):
             shown = word.split("://", 1)[0] + "://…" if "://" in word else word[:40]
             raise ConfigError(f"--notify-url must be an http:// or https:// URL with a host, got {shown!r}")
+        try:
+            if urlsplit(word).port == 0:  # a bad port or IPv6 host would fail later, at every delivery
+                raise ValueError("Port out of range 1-65535")
+        except ValueError as exc:
+            raise ConfigError(f"--notify-url {word.split('://', 1)[0]}://…: {exc}") from None
         urls.append(word)
     return tuple(dict.fromkeys(urls))
 
@@ -393,5 +399,8 @@ def check_notifications(settings: Settings) -> None:
         raise ConfigError("--smtp-user needs a password: set SNAPSHOT_SMTP_PASSWORD")
     if settings.smtp_password and not settings.smtp_user:
         raise ConfigError("an SMTP password needs --smtp-user (or SNAPSHOT_SMTP_USER)")
+    if not (settings.smtp_user or "").isascii() or not (settings.smtp_password or "").isascii():
+        # smtplib encodes the login as ASCII: it would fail at the first mail, not here.
+        raise ConfigError("--smtp-user and the SMTP password must be ASCII (Python's smtplib cannot send others)")
     if settings.public_url is not None and not NOTIFY_URL.match(settings.public_url):
         raise ConfigError(f"--public-url must be an http:// or https:// URL, got {settings.public_url!r}")

@@ -145,6 +145,8 @@ class Outbox(Generic[T]):
                 await self._send(item)
             except DeliveryError as exc:
                 error = exc
+            except Exception as exc:  # unforeseen (a bug, smtplib on odd input): this one is lost, not the sender
+                error = DeliveryError(f"{type(exc).__name__}: {exc}", retry=False)
             else:
                 self.delivered += 1
                 log.debug("%s: %s delivered (try %d)", self.name, self._describe(item), attempt)

@@ -197,6 +197,14 @@ def folders(root: Path) -> list[str]:
         (["--fast-factor", "2"], {}, "--fast-factor must be 0 (off) or between 0 and 1"),
         (["--late-grace", "-1"], {}, "--late-grace must be zero or more minutes"),
         (["--public-url", "example.com"], {}, "--public-url must be an http:// or https:// URL"),
+        # Would only fail at delivery: a login smtplib cannot encode (it killed the mail sender), a URL yarl refuses.
+        (
+            ["--smtp-host", "m", "--smtp-to", "a@b.c", "--smtp-user", "u"],
+            {"SNAPSHOT_SMTP_PASSWORD": "pässwörd"},
+            "ASCII",
+        ),
+        (["--notify-url", "http://[hooks/x"], {}, "--notify-url http://…: Invalid IPv6 URL"),
+        (["--notify-url", "http://hooks:99999/x"], {}, "--notify-url http://…: Port out of range"),
     ],
 )
 def test_bad_notification_settings_exit_2_with_a_clear_message(

@@ -221,6 +221,27 @@ async def test_the_outbox_retries_with_backoff_on_the_clock_and_drops_the_oldest
     ]
 
 
+async def test_an_unforeseen_error_in_one_delivery_loses_that_one_only(caplog: pytest.LogCaptureFixture) -> None:
+    # smtplib raised UnicodeEncodeError for a non-ASCII login: the sender task died and every later mail was lost.
+    sent: list[str] = []
+
+    async def send(item: str) -> None:
+        if item == "odd":
+            "pässwörd".encode("ascii")
+        sent.append(item)
+
+    outbox = Outbox("test", send, str, clock=FakeClock(T0), backoff=Backoff(tries=5, first=1))
+    outbox.start()
+    with caplog.at_level(logging.WARNING, "orchestrator.delivery"):
+        outbox.put("odd")
+        outbox.put("next")
+        await settle()
+        await outbox.stop(grace=1)
+    assert sent == ["next"]
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("test: odd not delivered after 1 try: UnicodeEncodeError: 'ascii' codec"), line
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
