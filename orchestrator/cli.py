@@ -535,10 +535,15 @@ def offline_status(data_dir: Path) -> dict[str, Any]:
         "nextRunAt": None,
         "progress": {k: progress.get(k) for k in ("status", "step", "progress")} if progress else None,
         "lastRun": state.get("lastRun"),
-        "pendingTriggers": len(state.get("pending") or []),
+        # pendingCount: the file names at most 100 pending triggers and counts the rest.
+        "pendingTriggers": _count(state.get("pendingCount")) or len(state.get("pending") or []),
         "paused": state.get("paused"),
         "checkedAt": iso(utcnow()),
     }
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any]] = ()) -> str:

@@ -141,3 +141,23 @@ def test_status_says_when_a_run_is_being_stopped() -> None:
     doc = {"running": True, "stopping": "timed out", "progress": {"progress": 40, "step": "Fetching PRs (6/15)"}}
     assert "State:    stopping (timed out), 40% - Fetching PRs (6/15)" in format_status(doc, "server x")
     assert "State:    running, 40%" in format_status({**doc, "stopping": None}, "server x")
+
+
+def test_status_from_files_counts_every_pending_trigger(tmp_path: Path) -> None:
+    """The state file names at most 100 pending triggers and counts the rest (``pendingCount``): a service that
+    stopped with a burst of 150 waiting says 150, not 100."""
+    from orchestrator.cli import offline_status
+    from orchestrator.events import Source, Trigger
+    from orchestrator.state import State, StateStore
+    from tests.fakes import T0
+
+    state = State()
+    for n in range(150):
+        state = state.with_trigger(Trigger(Source.FILE, T0, f"file {n}"))
+    assert len(state.pending) == 100
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    assert StateStore(data_dir / "orchestrator_state.json").save(state)
+    doc = offline_status(data_dir)
+    assert doc["pendingTriggers"] == 150
+    assert "Queued:   150 trigger(s) waiting" in format_status(doc, "data folder")
