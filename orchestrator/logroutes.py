@@ -194,13 +194,14 @@ async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.St
         raise _unsatisfiable(view.size, f"offset {offset} is beyond the end of the log ({view.size} bytes)")
 
     async def send(client: stream.Client) -> None:
-        await _follow(client, view, offset)
+        await _follow(client, view, offset, orchestrator.settings.sse_send_timeout)
 
     return await stream.serve_stream(request, orchestrator.settings, send)
 
 
-async def _follow(client: stream.Client, view: LogView, offset: int) -> None:
-    """``log`` events from ``offset`` to the end of the log as it grows, then ``end`` with the run's record."""
+async def _follow(client: stream.Client, view: LogView, offset: int, pace: float) -> None:
+    """``log`` events from ``offset`` to the end of the log as it grows, then ``end`` with the run's record;
+    at the pace of the client (a backlog of megabytes is sent as fast as it reads, not dropped for it)."""
     while True:
         if offset < view.size:
             try:
@@ -210,11 +211,11 @@ async def _follow(client: stream.Client, view: LogView, offset: int) -> None:
             cut = data.rfind(b"\n") + 1 or len(data)  # whole lines; a last line cut by a crash as it is
             text = data[:cut].decode("utf-8", errors="replace")
             document = {"offset": offset, "text": text}
-            await stream.send_event(client, json.dumps(document), event="log", event_id=str(offset + cut))
+            await stream.send_event(client, json.dumps(document), event="log", event_id=str(offset + cut), pace=pace)
             offset += cut
         elif view.live is not None and not view.live.ended:
             await view.live.wait_beyond(offset)
         else:
             break
     record = view.live.record.to_json() if view.live is not None and view.live.record else view.record
-    await stream.send_event(client, json.dumps(record), event="end")
+    await stream.send_event(client, json.dumps(record), event="end", pace=pace)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from orchestrator.config import Settings
@@ -64,6 +65,8 @@ class Client:
     response: EventSourceResponse
     transport: asyncio.Transport
     peer: str
+    writer: AbstractStreamWriter
+    """The response's writer: its ``drain`` waits for the client to take what was sent (see ``pace``)."""
 
     def buffered(self) -> int:
         """Bytes written for this client that are still in the server's user-space write buffer."""
@@ -155,7 +158,7 @@ async def _stream(request: web.Request, settings: Settings, send: Sender) -> web
         transport = request.transport
         if transport is None:
             raise ConnectionResetError
-        client = Client(stream, transport, _peer(transport))
+        client = Client(stream, transport, _peer(transport), request.writer)
         streams = request.app[STREAMS]
         streams.add(client)
         sender = asyncio.create_task(_run_sender(client, settings, send), name=f"sse-sender {client.peer}")
@@ -212,11 +215,26 @@ async def _send(client: Client, version: int, document: dict[str, Any]) -> None:
     await send_event(client, json.dumps(document), event="status", event_id=str(version))
 
 
-async def send_event(client: Client, data: str, *, event: str, event_id: str | None = None) -> None:
+async def send_event(
+    client: Client, data: str, *, event: str, event_id: str | None = None, pace: float | None = None
+) -> None:
     """Send one event, unless the client has left (``ConnectionResetError``) or stopped reading
-    (:class:`ClientNotReading`): both end the stream when raised out of a :data:`Sender`."""
+    (:class:`ClientNotReading`): both end the stream when raised out of a :data:`Sender`.
+
+    ``pace``: for a sender with a backlog (a log read from its start), whose events come as fast as the disk
+    gives them. A full buffer then means only that the client reads slower than the disk, so it first waits up
+    to ``pace`` seconds for the client to take what was sent before; only a client that takes nothing for that
+    long is dropped."""
     if client.transport.is_closing():
         raise ConnectionResetError
+    if pace is not None:
+        # Paused above half the cap, resumed below a quarter of that: the writer's drain waits for the resume.
+        client.transport.set_write_buffer_limits(high=WRITE_BUFFER_CAP // 2)
+        try:
+            async with asyncio.timeout(pace):
+                await client.writer.drain()
+        except TimeoutError:
+            raise ClientNotReading(client.peer, client.buffered()) from None
     buffered = client.buffered()
     if buffered > WRITE_BUFFER_CAP:
         raise ClientNotReading(client.peer, buffered)

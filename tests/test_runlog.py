@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -344,3 +346,31 @@ async def test_keep_days_removes_runs_older_than_the_cut_off_with_their_logs(tmp
         "20260118T220000Z-00000b.log",
         "20260119T100000Z-00000c.log",
     ]
+
+
+BIG_JOB = job_command("import sys\nfor i in range(80_000): sys.stdout.write(f'line {i:06d} ' + 'y' * 80 + chr(10))\n")
+
+
+async def test_a_client_reading_slower_than_the_disk_gets_the_whole_log_and_its_end(
+    service_factory: Callable[..., ServiceProcess],
+) -> None:
+    # A 9 MB log, more than the kernel's socket buffers hold, read at a steady pace below the rate the service
+    # reads its disk: the stream was cut (the client taken for one that stopped reading) after ~5 MB, no end.
+    service = service_factory("--command", BIG_JOB, "--interval", "60")
+    run = await finished_run(service)
+    host, port = service.url.removeprefix("http://").split(":")
+
+    def read_slowly() -> bytes:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            path = f"/api/snapshot/runs/{run['runId']}/log/stream"
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            got = b""
+            while b"event: end\r\n" not in got[-100_000:] and (chunk := sock.recv(65536)):
+                got += chunk
+                time.sleep(0.004)  # not a wait for an event: the pace of a slow link (at most 16 MB/s)
+            return got
+
+    got = await asyncio.to_thread(read_slowly)
+    assert b"event: end\r\n" in got, f"cut after {len(got)} bytes"
+    assert b"line 079999 " in got
+    assert "dropped" not in service.logs()
