@@ -98,7 +98,9 @@ def overdue(
     return Check(
         CheckKind.LATE,
         None,
-        f"the run due at {clock_time(due)} has not started, {human((now - due).total_seconds())} late{why}",
+        # No "N min late" here: a document is sent when something changes, so a growing number would be stale
+        # on every page between two changes. ``since`` is the moment it became late.
+        f"the run due at {clock_time(due)} has not started{why}",
         due + grace,
     )
 
@@ -116,12 +118,14 @@ def running_long(run: RunRecord, now: datetime, usual: float | None, factor: flo
     end = run.finished_at or now
     if since is None or usual is None or end <= since:
         return None
-    took = (end - run.started_at).total_seconds()
-    verb = "took" if run.finished_at is not None else "has been running for"
+    if run.finished_at is not None:
+        took = f"took {human((end - run.started_at).total_seconds())}"
+    else:  # the threshold, not the time so far: that would be stale between two documents (see ``overdue``)
+        took = f"has been running for over {human((since - run.started_at).total_seconds())}"
     return Check(
         CheckKind.LONG,
         run.run_id,
-        f"run {run.run_id} {verb} {human(took)}, more than {factor:g}x the usual {human(usual)}",
+        f"run {run.run_id} {took}, more than {factor:g}x the usual {human(usual)}",
         since,
     )
 

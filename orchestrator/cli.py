@@ -404,7 +404,7 @@ def trigger_and_wait(args: argparse.Namespace) -> int:
     display = Display(sys.stderr)
     display.waiting(str(answer.get("message") or "Snapshot triggered"))
     try:
-        record = Follower(url, headers, display=display).follow(requested_at)
+        record = Follower(url, headers, display=display).follow(requested_at, queued=answer.get("queued") is True)
     except urllib.error.HTTPError as exc:
         raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
     except Lost as exc:

@@ -63,16 +63,18 @@ class Sighting:
     """Our run is neither running nor the last run: it ended while we were not looking (look it up)."""
 
 
-def sight(document: dict[str, Any], requested_at: datetime, run_id: str | None) -> Sighting:
-    """Where our run is in ``document``. ``run_id`` is ``None`` until the run has been seen once."""
+def sight(document: dict[str, Any], requested_at: datetime, run_id: str | None, *, queued: bool = False) -> Sighting:
+    """Where our run is in ``document``. ``run_id`` is ``None`` until the run has been seen once. ``queued``:
+    the trigger's answer said a run was going on; ours is the follow-up, which starts strictly after the
+    trigger (times are to the millisecond: the run going on may have started in the trigger's millisecond)."""
     current = document.get("currentRun") or None
     last = document.get("lastRun") or None
     if run_id is None:
         # The earlier of the two is ours: a last run that started after the trigger started and ended between
         # two documents (a quick job); else the current run, if it started after the trigger.
-        if last is not None and _started_since(last, requested_at):
+        if last is not None and _started_since(last, requested_at, queued):
             return Sighting(last["runId"], finished=last)
-        if current is not None and _started_since(current, requested_at):
+        if current is not None and _started_since(current, requested_at, queued):
             return Sighting(current["runId"], running=current)
         return Sighting(None)
     if last is not None and last.get("runId") == run_id:
@@ -82,9 +84,11 @@ def sight(document: dict[str, Any], requested_at: datetime, run_id: str | None) 
     return Sighting(run_id, missed=True)
 
 
-def _started_since(run: dict[str, Any], requested_at: datetime) -> bool:
+def _started_since(run: dict[str, Any], requested_at: datetime, strictly: bool) -> bool:
     started = parse_iso(run.get("startedAt"))
-    return started is not None and started >= requested_at
+    if started is None:
+        return False
+    return started > requested_at if strictly else started >= requested_at
 
 
 def outcome_exit(record: dict[str, Any]) -> Exit:
@@ -178,12 +182,13 @@ class Follower:
         self._monotonic = monotonic
         self._pause = pause
 
-    def follow(self, requested_at: datetime) -> dict[str, Any]:
-        """The record of the run caused by a trigger at ``requested_at``, once it has ended."""
+    def follow(self, requested_at: datetime, *, queued: bool = False) -> dict[str, Any]:
+        """The record of the run caused by a trigger at ``requested_at``, once it has ended; ``queued`` as
+        the trigger's answer said (see :func:`sight`)."""
         run_id: str | None = None
         said_waiting = False
         for document in self._documents():
-            seen = sight(document, requested_at, run_id)
+            seen = sight(document, requested_at, run_id, queued=queued)
             run_id = seen.run_id
             if seen.missed and run_id is not None:
                 record = self._lookup(run_id)

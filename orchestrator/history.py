@@ -161,7 +161,14 @@ def _sortable(at: datetime) -> str:
 
 
 def _record(text: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(text)
+    """A stored record. One that is not a JSON object (a damaged file, a hand edit) is a database error, so
+    every caller's handling of an unreadable history covers it, and no reader task dies of a ValueError."""
+    try:
+        document = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise sqlite3.DatabaseError(f"a run record in the history is not JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise sqlite3.DatabaseError("a run record in the history is not a JSON object")
     return document
 
 
@@ -177,7 +184,7 @@ def read_recent(path: Path, limit: int) -> list[dict[str, Any]]:
     try:
         rows = db.execute(f"SELECT record FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit,)).fetchall()
         return [_record(row[0]) for row in rows]
-    except (sqlite3.Error, ValueError):
+    except sqlite3.Error:
         return []
     finally:
         db.close()

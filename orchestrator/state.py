@@ -194,7 +194,7 @@ class State:
                 for t in (Trigger.from_json(x) for x in (pending if isinstance(pending, list) else []))
                 if t is not None
             ),
-            paused=Pause.from_json(doc.get("paused")),  # absent in files written before pausing existed
+            paused=_pause(doc.get("paused")),
         )
 
 
@@ -231,3 +231,12 @@ class StateStore:
             log.info("state saved to %s again", self.path)
         self._failing = False
         return True
+
+
+def _pause(data: object) -> Pause | None:
+    """The saved pause; absent in files written before pausing existed. A damaged one resumes the schedule,
+    and says so: whoever paused for a migration must not find snapshots running without a word."""
+    pause = Pause.from_json(data)
+    if pause is None and data is not None:
+        log.warning("the saved pause is damaged (%.200r); automatic snapshots are ON again", data)
+    return pause

@@ -25,7 +25,7 @@ from orchestrator.checks import (
     usual_duration,
 )
 from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, Trigger
+from orchestrator.events import RunStatus, Source, Trigger, iso
 from orchestrator.service import Orchestrator
 from orchestrator.state import RunRecord
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
@@ -91,7 +91,8 @@ def test_overdue(now_minutes: float, paused: bool, running: bool, late: bool) ->
     if check is not None:
         assert check.run_id is None
         assert check.since == T0 + GRACE
-        assert "the run due at 10:00 UTC has not started, 6 min late" in check.message
+        assert "the run due at 10:00 UTC has not started" in check.message
+        assert check.since == T0 + GRACE
         assert ("long-one is still running" in check.message) == running
 
 
@@ -113,7 +114,7 @@ def test_running_long(took: float | None, now_minutes: float, factor: float, lon
     assert (check is not None) == long
     if check is not None:
         assert check.since == T0 + minutes(20)
-        verb = "has been running for 21 min" if took is None else "took 25 min"
+        verb = "has been running for over 20 min" if took is None else "took 25 min"
         assert check.message == f"run r1 {verb}, more than 2x the usual 10 min"
     assert running_long(run(took=took), T0 + minutes(now_minutes), None, factor) is None  # no usual yet
 
@@ -206,7 +207,7 @@ async def test_status_shows_long_and_fast_runs_as_time_passes(
         while ("long", slow.ctx.run_id) not in kinds(document):
             version, document = await orchestrator.hub.next_after(version)
     [check] = document["checks"]
-    assert check["message"].startswith(f"run {slow.ctx.run_id} has been running for 20 min, more than 2x")
+    assert check["message"].startswith(f"run {slow.ctx.run_id} has been running for over 20 min, more than 2x")
     slow.finish()
     await ended(orchestrator, slow)
     assert kinds(orchestrator.status()) == [("long", slow.ctx.run_id)]  # the last run's, until the next one
@@ -230,7 +231,8 @@ async def test_a_run_that_starts_long_after_it_was_due_is_late_but_not_after_a_p
     second = make_orchestrator(tmp_path, clock, job, interval=30, cooldown=0)
     late_doc = second.status()  # before it starts: the overdue run is visible at once
     assert kinds(late_doc) == [("late", None)]
-    assert "has not started, 45 min late" in late_doc["checks"][0]["message"]
+    assert "the run due at 10:30 UTC has not started" in late_doc["checks"][0]["message"]
+    assert late_doc["checks"][0]["since"] == iso(T0 + minutes(35))  # due 10:30, grace 5 min
     await second.start()
     try:
         run2 = await job.next_start()

@@ -33,6 +33,14 @@ def run(run_id: str, started: float, status: str = "running") -> dict[str, Any]:
     return {"runId": run_id, "startedAt": at(started), "status": status}
 
 
+def test_a_queued_trigger_is_never_the_run_that_started_in_its_millisecond() -> None:
+    tie = {"currentRun": run("busy", 0), "lastRun": None}
+    assert sight(tie, T0, None, queued=True).run_id is None, "ours is the follow-up"
+    assert sight(tie, T0, None).run_id == "busy", "not queued: the run started for it"
+    follow_up = {"currentRun": run("ours", 0.001), "lastRun": {**run("busy", 0), "status": "completed"}}
+    assert sight(follow_up, T0, None, queued=True).running == follow_up["currentRun"]
+
+
 @pytest.mark.parametrize(
     ("document", "known", "expected"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, Trigger, iso
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.history import HISTORY_FILE_NAME, RunHistory, read_recent
 from orchestrator.state import RunRecord
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator
 from tests.support import next_status, sse_stream
@@ -179,3 +180,15 @@ async def test_the_history_over_http(service_factory: Any) -> None:
             status, body = await get(path)
             assert (status, body["success"]) == (expected, False), (path, body)
             assert words in body["message"], (path, body)
+
+
+def test_a_damaged_record_is_a_database_error_for_every_reader(history: RunHistory) -> None:
+    history.record(run(1))
+    with sqlite3.connect(history.path) as db:
+        db.execute("UPDATE runs SET record = ? WHERE run_id = ?", ("{not json", "run-00001"))
+    db.close()
+    with pytest.raises(sqlite3.DatabaseError, match="not JSON"):
+        history.page()
+    with pytest.raises(sqlite3.DatabaseError, match="not JSON"):
+        history.get("run-00001")
+    assert read_recent(history.path, 5) == [], "the CLI's read-only look shows no runs rather than failing"

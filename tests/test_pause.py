@@ -172,14 +172,17 @@ async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
     assert (await job.next_start()).ctx.source is Source.TIMER
 
 
-def test_a_state_file_from_before_pausing_loads_unpaused(tmp_path: Path) -> None:
+def test_a_state_file_from_before_pausing_loads_unpaused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "orchestrator_state.json"
     old = {"version": 1, "lastRun": None, "current": None, "notBefore": None, "pending": [], "pendingCount": 0}
     path.write_text(json.dumps(old))
     assert StateStore(path).load() == State()
+    assert "pause" not in caplog.text, "a file from before pausing is no news"
     for damaged in ({"since": "yesterday"}, "paused", {"reason": "no time"}, 7):
+        caplog.clear()
         path.write_text(json.dumps({**old, "paused": damaged}))
         assert StateStore(path).load().paused is None, damaged
+        assert "the saved pause is damaged" in caplog.text and "automatic snapshots are ON again" in caplog.text
     path.write_text(json.dumps({**old, "paused": {"since": "2026-01-20T10:00:00.000Z", "reason": "a\nb"}}))
     assert StateStore(path).load().paused == Pause(T0, "a b")
 
