@@ -11,6 +11,7 @@ import logging
 import smtplib
 import socket
 import ssl
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -156,8 +157,31 @@ class Mailer:
         await self.outbox.stop(grace)
 
     async def _send(self, mail: Mail) -> None:
-        # A cancel (at stop) leaves the thread to finish its SMTP session, bounded by the timeout.
-        await asyncio.to_thread(send_now, self.smtp, mail)
+        # In a daemon thread of its own, not the loop's default executor: the service waits for that
+        # executor's threads when it exits, so a server that accepts and then says nothing would hold the
+        # stop for the whole SMTP timeout. A cancel (at stop) leaves this thread behind, to end with the process.
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def send() -> None:
+            try:
+                send_now(self.smtp, mail)
+            except BaseException as exc:  # handed to the waiting task, which decides what it means
+                loop.call_soon_threadsafe(_settle, done, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, done, None)
+
+        threading.Thread(target=send, name="smtp-send", daemon=True).start()
+        await done
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():  # cancelled at stop: nobody waits for the outcome
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def compose(event: str, run: RunRecord, checks: Sequence[Check], service_url: str) -> Mail:

@@ -25,6 +25,8 @@ from orchestrator.delivery import Backoff, DeliveryError, Outbox
 
 log = logging.getLogger(__name__)
 
+ANSWER_READ_BYTES = 64 * 1024
+
 TIMEOUT_SECONDS = 10.0
 """One try: a receiver that takes longer is treated as down (and tried again)."""
 SIGNATURE_HEADER = "X-Snapshot-Signature"
@@ -128,7 +130,9 @@ class Webhooks:
                 ) as answer:
                     status = answer.status
                     retry_after = answer.headers.get("Retry-After")
-                    await answer.read()
+                    # Only the start of the answer (nothing in it is used): the connection is released
+                    # either way, and a URL that streams gigabytes costs no memory.
+                    await answer.content.read(ANSWER_READ_BYTES)
             except TimeoutError:
                 raise DeliveryError(f"no answer within {TIMEOUT_SECONDS:g} s", retry=True) from None
             except aiohttp.ClientError as exc:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -173,6 +175,22 @@ def test_an_unreachable_smtp_server_costs_one_line_and_nothing_else(
     trigger(service, "fine")  # and the next run runs
     assert last_run(service, "fine")["status"] == "completed"
     assert service.stop() == 0
+
+
+def test_a_silent_smtp_server_does_not_hold_up_the_stop(service_factory: Callable[..., ServiceProcess]) -> None:
+    """A server that accepts and never greets: the mail's thread waits out its 10 s timeout, but the service
+    stops after the deliveries' 3 s grace (it used to wait for the thread, all 10 s)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        service = service_factory(*("--interval", "60", "--command", JOB, *smtp_flags(silent.getsockname()[1])))
+        service.wait_for_log("completed in")
+        trigger(service, "fail")
+        service.wait_for_log("ended error")
+        connection, _ = silent.accept()  # the mail is on its way, and will hear nothing
+        with connection:
+            service.proc.send_signal(signal.SIGTERM)
+            service.wait_for_log("not delivered")
+            # Bounded well below the SMTP timeout (10 s): the exit must not wait for the mail's thread.
+            assert service.proc.wait(timeout=5) == 0, service.logs()
 
 
 def folders(root: Path) -> list[str]:
