@@ -475,7 +475,14 @@ class Runner:
         if current is None:
             return
         now = self._clock.now()
-        done = replace(current, pid=None, status=RunStatus.ERROR, finished_at=now, error="interrupted: service stopped")
+        done = replace(
+            current,
+            pid=None,
+            status=RunStatus.ERROR,
+            finished_at=now,
+            error="interrupted: service stopped",
+            step=self._last_step(current.run_id),  # the progress file still says how far it got
+        )
         self._leftover = current
         log.warning("run %s was interrupted by a service stop; recorded as an error", current.run_id)
         self.state = replace(self.state, current=None, last_run=done)

@@ -19,6 +19,7 @@ from orchestrator.job import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 from orchestrator.state import RunRecord
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
+from tests.faults.harness import FileChanges
 
 
 @pytest.fixture
@@ -372,10 +373,19 @@ async def test_a_run_the_last_service_died_in_is_told_as_finished_at_the_next_st
     first = make_orchestrator(tmp_path, clock, job)
     await first.start()
     run = await job.next_start()
-    # The service "dies": its state file still says the run is current. A new service recovers it.
-    state = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
+    progress_file = first.progress_file.path
+    landed = FileChanges(progress_file)
+    try:
+        run.report(40, "Fetching PRs (6/15)")
+        await landed.until(lambda: "Fetching PRs (6/15)" in progress_file.read_text(), "the step on disk")
+    finally:
+        landed.close()
+    # The service "dies": its files still say the run is current. A new service recovers it.
+    state_file = tmp_path / "data" / "orchestrator_state.json"
+    state, progress = state_file.read_text(), progress_file.read_text()
     await first.stop()
-    (tmp_path / "data" / "orchestrator_state.json").write_text(json.dumps(state))
+    state_file.write_text(state)
+    progress_file.write_text(progress)
     second = make_orchestrator(tmp_path, clock, ScriptedJob())
     heard = Recorder()
     second.listeners.append(heard)
@@ -383,5 +393,7 @@ async def test_a_run_the_last_service_died_in_is_told_as_finished_at_the_next_st
     try:
         await settle()
         assert heard.events[0] == ("finished", run.ctx.run_id, "error")
+        recovered = second.status()["lastRun"]
+        assert (recovered["error"], recovered["step"]) == ("interrupted: service stopped", "Fetching PRs (6/15)")
     finally:
         await second.stop()
