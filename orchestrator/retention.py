@@ -70,17 +70,27 @@ class Retention:
         self._again = True
         while self._again:
             self._again = False
-            # Cut-off taken now, on the loop: a run that starts later (even during the prune) is newer than it.
-            older_than = self._clock.now() - timedelta(days=self.keep_days) if self.keep_days else None
-            # Not cancelled half-way: the thread would go on anyway, and its outcome must be logged.
-            doomed = await asyncio.shield(asyncio.to_thread(self._prune, older_than))
-            if doomed is None:
-                continue
-            paths = [path for _, log_path in doomed if (path := self._logs.path_of(log_path)) is not None]
-            # Through the log writer: a pruned run's last lines, still on their way, must not land after this.
-            await asyncio.shield(
-                self._logs.remove([run_id for run_id, _ in doomed], partial(self._remove_files, paths))
-            )
+            try:
+                await self._prune_once()
+            except Exception:
+                # Any error (a bug, the unforeseen): said once, and the next run tries again. Uncaught, it ended
+                # this task unseen ("Task exception was never retrieved") and then failed the service's stop.
+                if "unexpected" not in self._failing:
+                    self._failing.add("unexpected")
+                    log.exception("retention failed unexpectedly; old runs stay until it works (said once)")
+            else:
+                self._cleared("unexpected")
+
+    async def _prune_once(self) -> None:
+        # Cut-off taken now, on the loop: a run that starts later (even during the prune) is newer than it.
+        older_than = self._clock.now() - timedelta(days=self.keep_days) if self.keep_days else None
+        # Not cancelled half-way: the thread would go on anyway, and its outcome must be logged.
+        doomed = await asyncio.shield(asyncio.to_thread(self._prune, older_than))
+        if doomed is None:
+            return
+        paths = [path for _, log_path in doomed if (path := self._logs.path_of(log_path)) is not None]
+        # Through the log writer: a pruned run's last lines, still on their way, must not land after this.
+        await asyncio.shield(self._logs.remove([run_id for run_id, _ in doomed], partial(self._remove_files, paths)))
 
     def _prune(self, older_than: datetime | None) -> list[tuple[str, str | None]] | None:
         assert self._history is not None

@@ -1,0 +1,47 @@
+"""Retention's own failures: an unforeseen error is logged once and the next run tries again (a real SQLite file)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from orchestrator.clock import FakeClock
+from orchestrator.events import RunStatus, Source, Trigger
+from orchestrator.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.retention import Retention
+from orchestrator.runlog import RunLogs
+from orchestrator.state import RunRecord
+from tests.fakes import T0
+
+
+def _record(run_id: str) -> RunRecord:
+    return RunRecord(run_id, (Trigger(Source.HTTP, T0),), T0, status=RunStatus.COMPLETED, finished_at=T0)
+
+
+async def test_an_unforeseen_error_is_logged_once_and_retention_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 2**63 runs to keep: SQLite cannot take the number (OverflowError, no sqlite3.Error). The task died with
+    # "Task exception was never retrieved", every later prune was lost, and the service's stop raised it (exit 1).
+    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    logs = RunLogs(tmp_path, FakeClock(T0))
+    retention = Retention(history, logs, FakeClock(T0), keep_runs=2**63, keep_days=0)
+    run_ids = ["20260120T100000Z-00000a", "20260120T100001Z-00000b", "20260120T100002Z-00000c"]
+    for run_id in run_ids:
+        history.record(_record(run_id), log_path=None)
+    with caplog.at_level(logging.ERROR, logger="orchestrator.retention"):
+        for run_id in run_ids[:2]:
+            retention.run_finished(_record(run_id))
+            await retention.wait()
+            assert retention._task is not None and retention._task.exception() is None
+    failures = [r for r in caplog.records if r.name == "orchestrator.retention"]
+    assert len(failures) == 1, "said once, not once per run"
+    assert "retention failed unexpectedly" in failures[0].getMessage() and failures[0].exc_info is not None
+
+    retention.keep_runs = 1  # whatever caused it passes: the next run's prune works
+    retention.run_finished(_record(run_ids[2]))
+    await retention.wait()
+    assert [run["runId"] for run in history.page().runs] == [run_ids[2]]
+    await retention.stop()  # raised the OverflowError before
