@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import resource
 import signal
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from orchestrator import __version__
 from orchestrator.config import (
@@ -51,6 +53,7 @@ from orchestrator.config import (
 from orchestrator.events import iso, parse_iso, utcnow
 from orchestrator.history import HISTORY_FILE_NAME, read_recent
 from orchestrator.lock import AlreadyLocked, InstanceLock
+from orchestrator.printable import first_line, printable
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME
 from orchestrator.trigger_files import write_trigger_file
@@ -173,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Run logs and retention (issue 4: logs).
     serve.add_argument(
         "--keep-runs",
-        help="runs kept in the history, with their logs, after each run (SNAPSHOT_KEEP_RUNS, default 100, at least 1)",
+        help="runs kept in the history, with their logs, after each run "
+        "(SNAPSHOT_KEEP_RUNS, default 100, 1 to 1000000)",
     )
     serve.add_argument(
         "--keep-days",
@@ -294,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_pause_resume(args)
         return cmd_serve(args)
     except ConfigError as exc:
-        print(f"snapshot-orchestrator: error: {exc}", file=sys.stderr)
+        # printable: the message may quote the service's answer or the user's --url.
+        print(f"snapshot-orchestrator: error: {printable(str(exc))}", file=sys.stderr)
         return 2
 
 
@@ -381,7 +386,7 @@ def trigger_and_wait(args: argparse.Namespace) -> int:
     """``trigger --wait``: an HTTP trigger (so the service names its time), then the run followed to its end."""
     from orchestrator.follow import Display, Exit, Follower, Lost, outcome_exit, summary
 
-    url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
+    url = server_url(args)
     headers = auth_headers(args)
     body = json.dumps({"reason": args.reason}).encode() if args.reason else b""
     request = urllib.request.Request(
@@ -409,7 +414,7 @@ def trigger_and_wait(args: argparse.Namespace) -> int:
         raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
     except Lost as exc:
         display.close()
-        print(f"snapshot-orchestrator: stopped waiting: {exc}", file=sys.stderr)
+        print(f"snapshot-orchestrator: stopped waiting: {printable(str(exc))}", file=sys.stderr)
         return Exit.TROUBLE
     except KeyboardInterrupt:
         display.close()
@@ -422,7 +427,7 @@ def trigger_and_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
+    url = server_url(args)
     source = f"server {url}"
     request = urllib.request.Request(f"{url}/api/snapshot/status", headers=auth_headers(args))
     try:
@@ -457,7 +462,7 @@ def recent_runs(url: str, headers: dict[str, str], count: int = RECENT_RUNS) -> 
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
+    url = server_url(args)
     body = json.dumps({"reason": args.reason}).encode() if args.reason else b""
     request = urllib.request.Request(
         f"{url}/api/snapshot/cancel",
@@ -475,13 +480,13 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
-    print(answer.get("message", "Cancelling"))
+    print(printable(str(answer.get("message", "Cancelling"))))
     return 0
 
 
 def cmd_pause_resume(args: argparse.Namespace) -> int:
     """``pause [--reason R]`` / ``resume``: 0 when the schedule is now as asked (also if it already was)."""
-    url = (setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL).rstrip("/")
+    url = server_url(args)
     reason = getattr(args, "reason", "")
     request = urllib.request.Request(
         f"{url}/api/snapshot/{args.command_name}",
@@ -496,8 +501,36 @@ def cmd_pause_resume(args: argparse.Namespace) -> int:
         raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
-    print(answer.get("message", args.command_name.capitalize() + "d"))
+    print(printable(str(answer.get("message", args.command_name.capitalize() + "d"))))
     return 0
+
+
+def server_url(args: argparse.Namespace) -> str:
+    """``--url`` (``SNAPSHOT_URL``) as ``http(s)://host[:port]`` (a path prefix, as behind a proxy, is kept).
+    Anything else is a :class:`ConfigError`: urllib would take ``127.0.0.1:8001`` for a scheme of its own, and
+    ``status`` would then report a running service as down."""
+    raw = setting(args, "url", DEFAULT_URL, str) or DEFAULT_URL
+    url = raw.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port out of range or not a number, a bad IPv6 host
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc  # urllib does not send credentials from the URL; they would be taken for a host
+        or port == 0
+        or parts.query
+        or parts.fragment
+        or any(ch.isspace() or not ch.isprintable() for ch in url)
+    ):
+        shown = url.split("://", 1)[0] + "://…" if "@" in url else url  # never echo a password
+        raise ConfigError(
+            f"--url (SNAPSHOT_URL) must be an http:// or https:// address like {DEFAULT_URL}, got {shown!r}"
+        )
+    return url
 
 
 def auth_headers(args: argparse.Namespace) -> dict[str, str]:
@@ -506,13 +539,13 @@ def auth_headers(args: argparse.Namespace) -> dict[str, str]:
 
 
 def error_message(error: urllib.error.HTTPError) -> str:
-    """The ``message`` of a JSON error answer, else the HTTP reason."""
+    """The ``message`` of a JSON error answer, else the HTTP reason; printable."""
     try:
         document = json.loads(error.read(65536))
     except (OSError, ValueError):
-        return str(error.reason)
+        return printable(str(error.reason))
     message = document.get("message") if isinstance(document, dict) else None
-    return str(message or error.reason)
+    return printable(str(message or error.reason))
 
 
 def offline_status(data_dir: Path) -> dict[str, Any]:
@@ -566,7 +599,7 @@ def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any
     elif paused:
         lines.append("State:    idle")
     else:
-        lines.append(f"State:    idle, next snapshot in {doc.get('minutesUntilNextRun')} min ({doc.get('nextRunAt')})")
+        lines.append(f"State:    idle, next snapshot in {until_text(doc)} ({doc.get('nextRunAt')})")
     if isinstance(paused, dict):
         why = f": {paused['reason']}" if paused.get("reason") else ""
         lines.append(f"Paused:   since {paused.get('since')}{why} (automatic snapshots off; resume to restart them)")
@@ -582,19 +615,33 @@ def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any
             if (run.get("triggerCount") or 1) > 1:
                 trigger += f" + {run['triggerCount'] - 1} more"
             reason = f" ({run['reason']})" if run.get("reason") else ""
-            error = str(run.get("error") or "").strip()
+            error = first_line(str(run.get("error") or ""))
             took = duration_text(run.get("durationSeconds")) if run.get("finishedAt") else "..."
             line = f"  {run.get('startedAt')}  {run.get('status', '?'):<9} {took:>8}  {trigger}{reason}"
-            lines.append(line + (f" - {error.splitlines()[0]}" if error else ""))
-        return "\n".join(lines)
+            lines.append(line + (f" - {error}" if error else ""))
+        return printed(lines)
     last = doc.get("lastRun") or {}
     if last:
         lines.append(f"Last run: {last.get('status')} at {last.get('startedAt')}, trigger {last.get('trigger')}")
         if last.get("error"):
-            lines.append(f"Error:    {str(last['error']).splitlines()[0]}")
+            lines.append(f"Error:    {first_line(str(last['error']))}")
     else:
         lines.append(f"Last run: {doc.get('lastRunAt') or 'never'}")
-    return "\n".join(lines)
+    return printed(lines)
+
+
+def printed(lines: list[str]) -> str:
+    """The lines of :func:`format_status`, each printable: every value in them (step, error, reason, check
+    message, run id) comes from the service, and much of it from outsiders."""
+    return "\n".join(printable(line) for line in lines)
+
+
+def until_text(doc: dict[str, Any]) -> str:
+    """``3 s`` under a minute (``secondsUntilNextRun``), else ``12 min`` (whole minutes, rounded up)."""
+    seconds = doc.get("secondsUntilNextRun")
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 <= seconds <= 59:
+        return f"{math.ceil(seconds)} s"
+    return f"{doc.get('minutesUntilNextRun')} min"
 
 
 # ---------------------------------------------------------------- notifications and checks (issue 4: notify)
@@ -644,7 +691,7 @@ def notify_settings(args: argparse.Namespace) -> dict[str, Any]:
             "prefer SNAPSHOT_SMTP_PASSWORD",
             file=sys.stderr,
         )
-    port = setting(args, "smtp_port", None, lambda s: parse_port(s).__index__())
+    port = setting(args, "smtp_port", None, lambda s: parse_port(s, "--smtp-port"))
     return {
         "public_url": setting(args, "public_url", None, str) or None,
         "notify_urls": setting(args, "notify_url", "", parse_notify_urls) or (),

@@ -181,6 +181,8 @@ def parse_bool(text: str, name: str) -> bool:
 
 
 MAX_KEEP_DAYS = 36_500
+MAX_KEEP_RUNS = 1_000_000
+"""More is a typo (and past 2**63 SQLite cannot take the number at all: retention failed at every run)."""
 
 
 def parse_keep_runs(text: str) -> int:
@@ -191,6 +193,8 @@ def parse_keep_runs(text: str) -> int:
         raise ConfigError(f"--keep-runs must be a whole number of runs, got {text!r}") from None
     if value < 1:
         raise ConfigError(f"--keep-runs must be at least 1, got {value}")
+    if value > MAX_KEEP_RUNS:
+        raise ConfigError(f"--keep-runs must be at most {MAX_KEEP_RUNS}, got {text!r}")
     return value
 
 
@@ -249,13 +253,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def parse_port(text: str) -> int:
+def parse_port(text: str, name: str = "--port") -> int:
     try:
         port = int(text)
     except ValueError:
-        raise ConfigError(f"--port must be a whole number, got {text!r}") from None
+        raise ConfigError(f"{name} must be a whole number, got {text!r}") from None
     if not 0 < port < 65536:
-        raise ConfigError(f"--port must be between 1 and 65535, got {port}")
+        raise ConfigError(f"{name} must be between 1 and 65535, got {port}")
     return port
 
 
@@ -335,14 +339,17 @@ def parse_notify_urls(text: str) -> tuple[str, ...]:
     for word in (w.strip() for w in text.split(",")):
         if not word:
             continue
+        shown = word.split("://", 1)[0] + "://…" if "://" in word else word[:40]  # never a password
         if not NOTIFY_URL.match(word):
-            shown = word.split("://", 1)[0] + "://…" if "://" in word else word[:40]
             raise ConfigError(f"--notify-url must be an http:// or https:// URL with a host, got {shown!r}")
         try:
-            if urlsplit(word).port == 0:  # a bad port or IPv6 host would fail later, at every delivery
+            parts = urlsplit(word)
+            if parts.port == 0:  # a bad port or IPv6 host would fail later, at every delivery
                 raise ValueError("Port out of range 1-65535")
         except ValueError as exc:
             raise ConfigError(f"--notify-url {word.split('://', 1)[0]}://…: {exc}") from None
+        if not parts.hostname:  # "http://user:pw@" or "http://:80": every delivery would fail
+            raise ConfigError(f"--notify-url must be an http:// or https:// URL with a host, got {shown!r}")
         urls.append(word)
     return tuple(dict.fromkeys(urls))
 
@@ -402,5 +409,15 @@ def check_notifications(settings: Settings) -> None:
     if not (settings.smtp_user or "").isascii() or not (settings.smtp_password or "").isascii():
         # smtplib encodes the login as ASCII: it would fail at the first mail, not here.
         raise ConfigError("--smtp-user and the SMTP password must be ASCII (Python's smtplib cannot send others)")
-    if settings.public_url is not None and not NOTIFY_URL.match(settings.public_url):
-        raise ConfigError(f"--public-url must be an http:// or https:// URL, got {settings.public_url!r}")
+    if settings.public_url is not None and not (
+        NOTIFY_URL.match(settings.public_url) and _has_host(settings.public_url)
+    ):
+        shown = settings.public_url.split("://", 1)[0] + "://…" if "@" in settings.public_url else settings.public_url
+        raise ConfigError(f"--public-url must be an http:// or https:// URL, got {shown!r}")
+
+
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:
+        return False

@@ -24,6 +24,7 @@ import sseclient
 from tqdm import tqdm
 
 from orchestrator.events import parse_iso
+from orchestrator.printable import first_line, printable
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class Display:
     def show(self, document: dict[str, Any], run: dict[str, Any]) -> None:
         progress = document.get("progress") or {}
         percent = float(progress.get("progress") or 0)
-        step = str(progress.get("step") or "")
+        step = printable(str(progress.get("step") or ""))  # written by the job: no escapes reach the terminal
         now = parse_iso(document.get("serverTime"))
         started = parse_iso(run.get("startedAt"))
         elapsed = (now - started).total_seconds() if now and started else None
@@ -153,6 +154,7 @@ class Display:
             self._bar = None
 
     def _line(self, text: str) -> None:
+        text = printable(text)
         if text == self._last_line:
             return
         self._last_line = text
@@ -256,16 +258,16 @@ class Follower:
 
 
 def summary(record: dict[str, Any]) -> str:
-    """One line on how the run ended."""
+    """One line on how the run ended, printable (the error and step come from the job)."""
     status = record.get("status", "?")
     took = duration_text(record.get("durationSeconds"))
     line = f"Run {record.get('runId')} {status} in {took}"
     if status != "completed":
-        error = str(record.get("error") or "").strip()
-        line += f": {error.splitlines()[0]}" if error else ""
+        error = first_line(str(record.get("error") or ""))
+        line += f": {error}" if error else ""
         if record.get("step"):
             line += f" (last step: {record['step']})"
-    return line
+    return printable(line)
 
 
 def stderr_display() -> Display:

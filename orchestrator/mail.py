@@ -22,6 +22,7 @@ from orchestrator.checks import Check, CheckKind, human
 from orchestrator.clock import Clock
 from orchestrator.delivery import Backoff, DeliveryError, Outbox
 from orchestrator.events import iso
+from orchestrator.printable import printable
 from orchestrator.state import RunRecord
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,10 @@ def compose(event: str, run: RunRecord, checks: Sequence[Check], service_url: st
         reason = one_line(run.error or run.status.value)
         subject = f"[snapshot] run {run.run_id} failed: {reason}"
         headline = f"Snapshot run {run.run_id} ended {run.status.value}: {reason}"
+    # The error, step and reasons come from the job and from outsiders: no escape sequence reaches a reader
+    # who looks at the mail in a terminal (headers are cleaned by one_line).
     triggers = ", ".join(
-        f"{t.source.value} at {iso(t.at)}" + (f" ({t.reason})" if t.reason else "") for t in run.triggers
+        f"{t.source.value} at {iso(t.at)}" + (f" ({printable(t.reason)})" if t.reason else "") for t in run.triggers
     )
     if run.trigger_count > len(run.triggers):
         triggers += f" and {run.trigger_count - len(run.triggers)} more"
@@ -203,8 +206,8 @@ def compose(event: str, run: RunRecord, checks: Sequence[Check], service_url: st
         headline,
         "",
         f"Outcome:   {run.status.value}",
-        "Error:     " + (run.error or "-").replace("\n", "\n" + " " * 11),
-        f"Last step: {run.step or '-'}",
+        "Error:     " + printable(run.error or "-", keep_newlines=True).replace("\n", "\n" + " " * 11),
+        f"Last step: {printable(run.step or '-')}",
         f"Started:   {iso(run.started_at)}",
         f"Finished:  {iso(run.finished_at) or '-'}",
         f"Duration:  {human(run.duration_seconds) if run.duration_seconds is not None else '-'}",
@@ -212,7 +215,7 @@ def compose(event: str, run: RunRecord, checks: Sequence[Check], service_url: st
         f"Triggers:  {triggers or '-'} ({run.trigger_count} in all)",
     ]
     if checks:
-        lines += ["", "Checks:", *(f"  - {check.message}" for check in checks)]
+        lines += ["", "Checks:", *(f"  - {printable(check.message)}" for check in checks)]
     lines += [
         "",
         f"Log:       {service_url}/api/snapshot/runs/{run.run_id}/log",

@@ -161,3 +161,54 @@ def test_status_from_files_counts_every_pending_trigger(tmp_path: Path) -> None:
     doc = offline_status(data_dir)
     assert doc["pendingTriggers"] == 150
     assert "Queued:   150 trigger(s) waiting" in format_status(doc, "data folder")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "shown"),
+    [
+        # No scheme: urllib took "127.0.0.1" for one, and status said the service was down (and read the folder).
+        (["status", "--url", "127.0.0.1:18123", "--data-dir", "data"], {}, "'127.0.0.1:18123'"),
+        (["resume", "--url", "ftp://x"], {}, "'ftp://x'"),  # was "cannot reach ftp://x: Name or service not known"
+        (["pause", "--url", "http://:8001"], {}, "'http://:8001'"),
+        (["cancel", "--url", "http://127.0.0.1:99999"], {}, "'http://127.0.0.1:99999'"),
+        (["trigger", "--wait"], {"SNAPSHOT_URL": "http://user:SECRETPW@127.0.0.1:8001"}, "'http://…'"),
+    ],
+)
+def test_a_url_that_is_not_http_host_port_is_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], shown: str
+) -> None:
+    result = run_cli(*args, cwd=tmp_path, env=env)
+    assert (result.returncode, result.stdout) == (2, ""), result
+    assert result.stderr == (
+        "snapshot-orchestrator: error: --url (SNAPSHOT_URL) must be an http:// or https:// address like "
+        f"http://127.0.0.1:8001, got {shown}\n"
+    )
+    assert not (tmp_path / "triggers").exists() and not (tmp_path / "data").exists()
+
+
+EVIL = "\x1b]0;PWNED-TITLE\x07\x1b[2J\x1b[31mred step"
+CONTROLS = [chr(n) for n in (*range(32), *range(127, 160))]
+
+
+def test_status_shows_escape_sequences_from_the_service_instead_of_sending_them() -> None:
+    # The step, error, reasons and check messages come from the job and from outsiders (PR data): printed as they
+    # were, they set the window title, cleared the screen and rewrote lines of the operator's terminal.
+    run = {"runId": "r\x1b[1", "startedAt": "2026-01-20T10:00:00.000Z", "status": "error", "trigger": "http"}
+    run |= {"reason": "pr\r42", "error": "exited with code 1: evil\x1b[2K\rFAKE: all good\nmore", "finishedAt": "x"}
+    doc = {"running": True, "progress": {"progress": 30, "step": EVIL}, "paused": {"since": "s", "reason": "\x9b2J"}}
+    doc["checks"] = [{"message": "late\x07"}]
+    shown = format_status(doc, "server x", [run])
+    assert not any(ch in shown.replace("\n", "") for ch in CONTROLS), repr(shown)
+    assert "State:    running, 30% - \\x1b]0;PWNED-TITLE\\x07\\x1b[2J\\x1b[31mred step" in shown
+    assert "Paused:   since s: \\x9b2J (" in shown and "Warning:  late\\x07" in shown
+    assert shown.endswith("  http (pr\\x0d42) - exited with code 1: evil\\x1b[2K\\x0dFAKE: all good")
+    last = format_status({"running": False, "lastRun": run}, "server x")
+    assert "Last run: error at 2026-01-20T10:00:00.000Z, trigger http\nError:    exited with code 1: evil\\x1b" in last
+
+
+def test_status_says_seconds_when_the_next_run_is_under_a_minute_away() -> None:
+    doc = {"running": False, "nextRunAt": "T", "minutesUntilNextRun": 1, "secondsUntilNextRun": 3.2}
+    assert "State:    idle, next snapshot in 4 s (T)" in format_status(doc, "server x")
+    doc |= {"minutesUntilNextRun": 12, "secondsUntilNextRun": 690.0}
+    assert "State:    idle, next snapshot in 12 min (T)" in format_status(doc, "server x")
+    assert "next snapshot in 1 min" in format_status({**doc, "minutesUntilNextRun": 1, "secondsUntilNextRun": 59.5}, "")

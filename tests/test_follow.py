@@ -20,7 +20,7 @@ from orchestrator.events import iso
 from orchestrator.follow import GIVE_UP_AFTER_SECONDS, Display, Exit, Follower, Lost, sight, summary
 from tests.fakes import T0
 from tests.faults.harness import FifoJob
-from tests.support import PYTHON, ServiceProcess, free_port, next_status, sse_stream
+from tests.support import PYTHON, ServiceProcess, free_port, job_command, next_status, sse_stream
 
 WAIT = 20.0
 
@@ -323,3 +323,55 @@ def test_a_service_gone_for_good_ends_the_wait() -> None:
     assert connections.now > GIVE_UP_AFTER_SECONDS
     assert max(connections.pauses) == 5.0
     assert out.getvalue().count("reconnecting") == 1, "one line while it is away, not one per try"
+
+
+# ------------------------------------------------------------- text from outsiders never drives the terminal
+EVIL_STEP = "\x1b]0;PWNED-TITLE\x07\x1b[2J\x1b[31mred step"
+EVIL_JOB = job_command(
+    "import sys\n"
+    f"print({'PROGRESS 30 ' + EVIL_STEP!r}, flush=True)\n"
+    "sys.stderr.write('evil\\x1b[2K\\rFAKE: all good\\n')\n"
+    "sys.exit(1)\n"
+)
+
+
+def test_the_progress_line_and_summary_show_escapes_instead_of_sending_them() -> None:
+    document = {"progress": {"progress": 30, "step": EVIL_STEP}, "serverTime": at(5)}
+    for out in (Terminal(), io.StringIO()):
+        display = Display(out)
+        display.waiting("Queued behind run \x1b[2Jr1")
+        display.show(document, run("ours", 0))
+        display.close()
+        drawn = out.getvalue()
+        assert "\x1b]" not in drawn and "\x07" not in drawn and "\x1b[2J" not in drawn and "\x1b[31m" not in drawn
+        assert "\\x1b]0;PWNED-TITLE\\x07\\x1b[2J\\x1b[31mred step" in drawn and "run \\x1b[2Jr1" in drawn
+    failed = {
+        "runId": "r2",
+        "status": "error",
+        "durationSeconds": 1,
+        "error": "exit 1: evil\x1b[2K\rFAKE",
+        "step": "s\x07",
+    }
+    assert summary(failed) == "Run r2 error in 0:01: exit 1: evil\\x1b[2K\\x0dFAKE (last step: s\\x07)"
+
+
+async def test_status_and_trigger_wait_print_a_hostile_job_s_escapes_visibly(
+    service_factory: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    service = service_factory("--command", EVIL_JOB, "--interval", "600")
+    async with aiohttp.ClientSession() as session:  # the start-up run ends (error)
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        await next_status(events, lambda doc: not doc["running"] and doc["lastRun"] is not None)
+    status = await asyncio.to_thread(run_status, service, tmp_path)
+    waited = cli("trigger", "--wait", "--url", service.url, cwd=tmp_path)
+    try:
+        out, err = await asyncio.to_thread(waited.communicate, timeout=WAIT)
+    finally:
+        waited.kill()
+    assert (status.returncode, waited.returncode) == (0, Exit.FAILED), (status.stderr, err)
+    for text in (status.stdout, out, err):
+        assert not any(ch in text for ch in "\x1b\x07\r"), repr(text)
+    assert "evil\\x1b[2K\\x0dFAKE: all good" in status.stdout
+    assert out.endswith(
+        ": evil\\x1b[2K\\x0dFAKE: all good (last step: \\x1b]0;PWNED-TITLE\\x07\\x1b[2J\\x1b[31mred step)\n"
+    )

@@ -204,7 +204,7 @@ def folders(root: Path) -> list[str]:
         (["--smtp-to", "ops@example.com"], {}, "--smtp-to needs an --smtp-host"),
         (["--smtp-host", "m", "--smtp-to", "not-an-address"], {}, "--smtp-to must be an email address"),
         (["--smtp-host", "m", "--smtp-to", "a@b.c", "--smtp-security", "tls"], {}, "--smtp-security must be none"),
-        (["--smtp-host", "m", "--smtp-to", "a@b.c", "--smtp-port", "0"], {}, "--port must be between 1 and 65535"),
+        (["--smtp-host", "m", "--smtp-to", "a@b.c", "--smtp-port", "0"], {}, "error: --smtp-port must be between 1"),
         (["--smtp-host", "m", "--smtp-to", "a@b.c", "--smtp-user", "u"], {}, "--smtp-user needs a password"),
         (["--smtp-host", "m"], {"SNAPSHOT_SMTP_TO": "a@b.c,bad"}, "--smtp-to must be an email address"),
         (["--notify-url", "ftp://files.example.com/x"], {}, "--notify-url must be an http:// or https:// URL"),
@@ -223,6 +223,10 @@ def folders(root: Path) -> list[str]:
         ),
         (["--notify-url", "http://[hooks/x"], {}, "--notify-url http://…: Invalid IPv6 URL"),
         (["--notify-url", "http://hooks:99999/x"], {}, "--notify-url http://…: Port out of range"),
+        # No host (README: "a URL with a host"): every delivery failed. The password is not echoed.
+        (["--notify-url", "http://user:SECRETPW@"], {}, "--notify-url must be an http:// or https:// URL with a host"),
+        (["--notify-url", "https://:8443/hook"], {}, "--notify-url must be an http:// or https:// URL with a host"),
+        (["--public-url", "http://user:SECRETPW@"], {}, "--public-url must be an http:// or https:// URL"),
     ],
 )
 def test_bad_notification_settings_exit_2_with_a_clear_message(
@@ -237,6 +241,7 @@ def test_bad_notification_settings_exit_2_with_a_clear_message(
     assert err.startswith("snapshot-orchestrator: error: "), err
     assert message in err
     assert "\n" not in err.rstrip("\n")  # one line
+    assert "SECRETPW" not in err
     assert not (tmp_path / "data" / "runs.sqlite3").exists()  # nothing started
 
 
@@ -265,3 +270,24 @@ def test_the_long_mail_says_what_is_running_long_and_headers_stay_one_line() -> 
     failed = message(SmtpSettings("m", ("a@b.c",)), compose("failure", error, [], "http://h:1"))
     assert failed["Subject"] == f"[snapshot] run {run.run_id} failed: line one"
     assert "Error:     line one\n           Subject: injected" in failed.get_content()
+
+
+def test_the_mail_body_shows_escape_sequences_from_the_job_instead_of_sending_them() -> None:
+    # The job's stderr and step, and a trigger's reason, reach a mail read in a terminal (mutt, less): ESC, BEL
+    # and CR went into the body as they were (set the window title, cleared the screen, rewrote a line).
+    start = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
+    run = RunRecord(
+        "20260120T100000Z-3fa9c1",
+        (Trigger(Source.HTTP, start, "pr \x1b[31m42"),),
+        start,
+        status=RunStatus.ERROR,
+        finished_at=start,
+        error="exited with code 1: evil\x1b[2K\rFAKE: all good\r\nsecond\x07line",
+        step="\x1b]0;PWNED-TITLE\x07\x1b[2Jred step",
+    )
+    check = Check(CheckKind.FAST, run.run_id, "fast \x1b[2J run", start)
+    body = message(SmtpSettings("m", ("a@b.c",)), compose("failure", run, [check], "http://h:1")).get_content()
+    assert not any(ch in body for ch in "\x1b\x07\r"), repr(body)
+    assert "Error:     exited with code 1: evil\\x1b[2K\\x0dFAKE: all good\n           second\\x07line\n" in body
+    assert "Last step: \\x1b]0;PWNED-TITLE\\x07\\x1b[2Jred step\n" in body
+    assert "  - fast \\x1b[2J run" in body
