@@ -307,6 +307,8 @@ async def test_lines_wait_in_memory_while_the_disk_refuses_then_land_with_one_ma
     [
         (["--keep-runs", "0"], "--keep-runs must be at least 1, got 0"),
         (["--keep-runs", "many"], "--keep-runs must be a whole number of runs, got 'many'"),
+        # Past 2**63 SQLite cannot take it: retention failed at every run and the stop exited 1.
+        (["--keep-runs", "9223372036854775808"], "--keep-runs must be at most 1000000, got '9223372036854775808'"),
         (["--keep-days", "-1"], "--keep-days must be zero (no age limit) or more days, got '-1'"),
         (["--keep-days", "nan"], "--keep-days must be zero (no age limit) or more days, got 'nan'"),
     ],
