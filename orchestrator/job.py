@@ -25,6 +25,8 @@ T = TypeVar("T")
 PROGRESS_LINE = re.compile(r"^PROGRESS\s+(-?\d+(?:\.\d+)?)%?(?:\s+(.*))?$")
 MAX_LINE_BYTES = 8192
 CUT_MARK = f" [line cut at {MAX_LINE_BYTES} bytes]"
+MARK = "[snapshot-orchestrator]"
+"""Starts the lines the service itself writes into a run's log (not the job's own output)."""
 STDERR_TAIL_LINES = 10
 DRAIN_AFTER_EXIT_SECONDS = 2.0
 """How long the pipes may stay open after the job's main process exits (a child still writing)."""
@@ -118,6 +120,9 @@ class SubprocessJob:
             )
         except OSError as exc:
             log.error("run %s: cannot start %s: %s", ctx.run_id, self.argv[0], exc)
+            # Said in the run's log too: otherwise the log of a job that never ran is empty.
+            if (lagging := ctx.output(Pipe.ERR, f"{MARK} cannot start job {self.argv[0]}: {exc}")) is not None:
+                await lagging
             return JobResult(RunStatus.ERROR, error=f"cannot start job: {exc}")
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         log.info("run %s: started pid %d (%s)", ctx.run_id, proc.pid, ctx.source.value)

@@ -6,14 +6,25 @@ The running run's log is read through :class:`~orchestrator.runlog.RunLog` (the 
 memory); any other run's from its file. Live lines wake the stream's sender in memory: no polling of the file.
 The stream is an event stream like the status one (orchestrator/stream.py): it counts towards the streams
 allowed, and a client that stops reading is dropped; each sender holds one chunk of the log at a time.
+
+What a client costs: each client has only an offset into the log. The job's lines go to the log whatever the
+clients do; a client that is behind (its buffers full) is not written to until it takes what was sent, then
+catches up from its offset (memory or file). Its kernel send buffer is capped (:data:`STREAM_SNDBUF`), so a
+client that never reads costs one buffer's worth of events, not the whole log. A download (``GET /log``) whose
+write cannot be handed over within ``Settings.sse_send_timeout`` is cut (connection aborted), as a stream is;
+a client that leaves mid-download is normal and logged at debug only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import re
+import socket
 import sqlite3
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +36,23 @@ from orchestrator.guard import json_error
 from orchestrator.runlog import RunLog, read_range
 from orchestrator.service import Orchestrator
 
+log = logging.getLogger(__name__)
+
 CHUNK_BYTES = 64 * 1024
 """Read and written at a time by ``GET /log``: a 50 MiB log never sits in memory whole."""
 EVENT_BYTES = 16 * 1024
 """At most this much log text per ``log`` event (whole lines; a line is at most ~8 KiB), well under the
 stream's write buffer cap."""
-RANGE_SPEC = re.compile(r"^(\d{0,18})-(\d{0,18})$")
-OFFSET = re.compile(r"^\d{1,4000}$")
-"""Any whole number (a huge one is past the end: 416); Python parses up to 4300 digits."""
+RANGE_SPEC = re.compile(r"^([0-9]{0,4000})-([0-9]{0,4000})$")
+OFFSET = re.compile(r"^[0-9]{1,4000}$")
+"""Any whole number in ASCII digits (``\\d`` and ``int`` also take other scripts' digits; HTTP does not), a huge
+one past the end (416); Python parses up to 4300 digits."""
+END_ID = "end"
+"""The ``end`` event's id: a client reconnecting with it as ``Last-Event-ID`` has had the end, and gets 204 (an
+EventSource stops reconnecting on 204)."""
+STREAM_SNDBUF = 64 * 1024
+"""A log stream's kernel send buffer (Linux doubles it). Left to autotuning it grows to megabytes, each one
+read from the log, encoded and written for a client that may never read a byte of it."""
 
 
 class _Refused(Exception):
@@ -128,22 +148,50 @@ async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.Str
         chunk = await view.read(start, min(CHUNK_BYTES, end - start))  # before the head: a 404 is still possible
     except OSError as exc:
         raise _Refused(json_error(404, f"The log of run {view.run_id} is gone ({exc})")) from None
-    await response.prepare(request)
-    at = start
-    while chunk and request.method != "HEAD":
-        await response.write(chunk)
-        at += len(chunk)
-        if at >= end:
-            break
-        try:
-            chunk = await view.read(at, min(CHUNK_BYTES, end - at))
-        except OSError:
-            chunk = b""
-        if not chunk and request.transport is not None:
-            request.transport.close()  # removed under us: the length announced cannot be kept; say so at once
-            return response
-    await response.write_eof()
+    timeout = orchestrator.settings.sse_send_timeout
+    try:
+        await response.prepare(request)
+        at = start
+        while chunk and request.method != "HEAD":
+            async with asyncio.timeout(timeout):  # a client that stops reading would hold the fd for ever
+                await response.write(chunk)
+            at += len(chunk)
+            if at >= end:
+                break
+            try:
+                chunk = await view.read(at, min(CHUNK_BYTES, end - at))
+            except OSError:
+                chunk = b""
+            if not chunk and request.transport is not None:
+                request.transport.close()  # removed under us: the length announced cannot be kept; say so now
+                return response
+        await response.write_eof()
+    except TimeoutError:
+        log.info(
+            "log download of run %s by %s cut: a write could not be sent within %g s",
+            view.run_id,
+            _peer(request),
+            timeout,
+        )
+        if request.transport is not None:
+            _reset(request.transport)
+    except ConnectionResetError:  # aiohttp's ClientConnectionResetError too: the client left, as clients do
+        log.debug("log download of run %s: %s left", view.run_id, _peer(request))
     return response
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a reset: a graceful close would queue its FIN behind the unsent bytes, which the client never
+    takes, so the kernel would hold them and the client would never learn the download is over."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _peer(request: web.Request) -> str:
+    return str(request.remote)
 
 
 def requested_bytes(request: web.Request, size: int) -> tuple[int, int, bool]:
@@ -186,6 +234,8 @@ async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.St
     view = await find_log(request, orchestrator)
     offset = 0
     last_seen = request.headers.get("Last-Event-ID", "")
+    if last_seen == END_ID:
+        return web.Response(status=204)  # it has had the end: a reconnecting EventSource stops here
     if OFFSET.match(last_seen):
         offset = int(last_seen)  # a browser resuming: each event's id is the offset after it
     elif "offset" in request.query:
@@ -194,6 +244,9 @@ async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.St
         raise _unsatisfiable(view.size, f"offset {offset} is beyond the end of the log ({view.size} bytes)")
 
     async def send(client: stream.Client) -> None:
+        sock = client.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         await _follow(client, view, offset, orchestrator.settings.sse_send_timeout)
 
     return await stream.serve_stream(request, orchestrator.settings, send)
@@ -218,4 +271,4 @@ async def _follow(client: stream.Client, view: LogView, offset: int, pace: float
         else:
             break
     record = view.live.record.to_json() if view.live is not None and view.live.record else view.record
-    await stream.send_event(client, json.dumps(record), event="end", pace=pace)
+    await stream.send_event(client, json.dumps(record), event="end", event_id=END_ID, pace=pace)

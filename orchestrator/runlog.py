@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from orchestrator.clock import Clock
-from orchestrator.job import Output, Pipe, outlast_cancel
+from orchestrator.job import MARK, Output, Pipe, outlast_cancel
 from orchestrator.state import RunRecord
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ RETRY_SECONDS = 2.0
 """Between two tries while the disk refuses writes."""
 LOG_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]+\.log$")
 """What a run's log file is called; nothing else in the folder is ever removed."""
-MARK = "[snapshot-orchestrator]"
+MARKER_ROOM = 256
+"""Kept free below ``max_bytes`` for the cut marker: a cut log is never bigger than the limit."""
 T = TypeVar("T")
 
 
@@ -58,27 +59,32 @@ class RunLog:
         self.path = path
         self.flushed = 0
         self.in_flight = b""
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
+        self.pending = bytearray()
+        """One buffer, not a list of lines: a reader's slice of it costs the bytes it takes, not the lines waiting."""
         self.created = False
         self.record: RunRecord | None = None
         """The run's final record once it ended (sent as the live stream's ``end``)."""
         self.cut_lines = 0
+        self.cut_at = 0
+        """The log's size when it was cut (the marker line follows)."""
         self.dropped_lines = 0
         self._news: asyncio.Future[None] | None = None
 
     @property
+    def pending_bytes(self) -> int:
+        return len(self.pending)
+
+    @property
     def size(self) -> int:
         """Bytes of the log so far, on disk or not."""
-        return self.flushed + len(self.in_flight) + self.pending_bytes
+        return self.flushed + len(self.in_flight) + len(self.pending)
 
     @property
     def ended(self) -> bool:
         return self.record is not None
 
     def add(self, line: bytes) -> None:
-        self.pending.append(line)
-        self.pending_bytes += len(line)
+        self.pending += line
         self.tell()
 
     def tell(self) -> None:
@@ -98,15 +104,14 @@ class RunLog:
         that must be read from the file (``None`` if none): the caller reads that part off the loop."""
         end = min(self.size, offset + limit)
         from_file = (offset, min(end, self.flushed)) if offset < self.flushed else None
-        parts: list[bytes] = []
-        at = self.flushed  # where the next piece of memory starts, in log offsets
-        for piece in (self.in_flight, *self.pending):
-            if at >= end:
-                break
-            if at + len(piece) > offset:
-                parts.append(piece[max(0, offset - at) : end - at])
-            at += len(piece)
-        return b"".join(parts), from_file
+        # Two slices, whatever the number of lines waiting: every live reader calls this for every event.
+        start = max(offset, self.flushed) - self.flushed
+        stop = end - self.flushed
+        flying = len(self.in_flight)
+        memory = self.in_flight[start:stop] if start < flying else b""
+        if stop > flying:
+            memory += bytes(self.pending[max(0, start - flying) : stop - flying])
+        return memory, from_file
 
 
 class RunLogs:
@@ -165,7 +170,7 @@ class RunLogs:
         self._end_dropping(run_log)
         if run_log.cut_lines > 1:
             dropped = run_log.cut_lines - 1
-            log.warning("run %s: log cut at %d bytes; %d later lines dropped", run.run_id, self.max_bytes, dropped)
+            log.warning("run %s: log cut at %d bytes; %d later lines dropped", run.run_id, run_log.cut_at, dropped)
         run_log.record = run
         run_log.tell()
         if run_log.created and not run_log.pending and not run_log.in_flight:
@@ -216,9 +221,11 @@ class RunLogs:
             run_log.cut_lines += 1
             return None
         line = f"{self._stamp()} {pipe} {text}\n".encode(errors="replace")
-        if run_log.size + len(line) > self.max_bytes:
-            run_log.cut_lines = 1
-            self._queue(run_log, self._marker(f"log cut at {self.max_bytes} bytes: later lines are not kept"))
+        if run_log.size + len(line) > self.max_bytes - MARKER_ROOM:
+            # The marker names the size the log really has, on the pipe that overflowed, and still fits.
+            run_log.cut_lines, run_log.cut_at = 1, run_log.size
+            cut = f"log cut at {run_log.size} bytes (limit {self.max_bytes}): this line and later ones are not kept"
+            self._queue(run_log, self._marker(cut, pipe))
             return None
         if self._pending + len(line) > self.max_pending:
             run_log.dropped_lines += 1
@@ -237,8 +244,8 @@ class RunLogs:
             self._queue(run_log, self._marker(f"{run_log.dropped_lines} lines dropped: {why}"))
             run_log.dropped_lines = 0
 
-    def _marker(self, text: str) -> bytes:
-        return f"{self._stamp()} {Pipe.ERR} {MARK} {text}\n".encode()
+    def _marker(self, text: str, pipe: Pipe = Pipe.ERR) -> bytes:
+        return f"{self._stamp()} {pipe} {MARK} {text}\n".encode()
 
     def _stamp(self) -> str:
         """``HH:MM:SS.mmm`` of now (UTC), formatted once per millisecond: a chatty job prints many per one."""
@@ -287,9 +294,8 @@ class RunLogs:
                 del self._logs[run_log.run_id]  # all on disk: the file is the whole log from now on
                 continue
             if run_log.pending or (run_log.ended and not run_log.created):
-                run_log.in_flight = b"".join(run_log.pending)
+                run_log.in_flight = bytes(run_log.pending)
                 run_log.pending.clear()
-                run_log.pending_bytes = 0
                 batches.append((run_log, run_log.in_flight))
         if not batches:
             self._let_readers_on()
@@ -309,8 +315,7 @@ class RunLogs:
                 run_log.created = run_log.created or written > 0
                 rest = data[written:]
                 if rest:  # back in front of what came meanwhile, to be tried again
-                    run_log.pending.insert(0, rest)
-                    run_log.pending_bytes += len(rest)
+                    run_log.pending[0:0] = rest
                 self._dirty.set()
             if run_log.ended and not run_log.pending and failure is None:
                 self._logs.pop(run_log.run_id, None)
