@@ -165,7 +165,8 @@ async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.Str
             if not chunk and request.transport is not None:
                 request.transport.close()  # removed under us: the length announced cannot be kept; say so now
                 return response
-        await response.write_eof()
+        async with asyncio.timeout(timeout):
+            await response.write_eof()
     except TimeoutError:
         log.info(
             "log download of run %s by %s cut: a write could not be sent within %g s",
@@ -176,7 +177,11 @@ async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.Str
         if request.transport is not None:
             _reset(request.transport)
     except ConnectionResetError:  # aiohttp's ClientConnectionResetError too: the client left, as clients do
-        log.debug("log download of run %s: %s left", view.run_id, _peer(request))
+        log.debug("log download of run %s by %s ended early: the client left", view.run_id, _peer(request))
+    except asyncio.CancelledError:
+        # How aiohttp usually tells a handler its client left (handler_cancellation); or the service stops.
+        log.debug("log download of run %s by %s ended early: cancelled", view.run_id, _peer(request))
+        raise
     return response
 
 
@@ -246,7 +251,8 @@ async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.St
     async def send(client: stream.Client) -> None:
         sock = client.transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+            with contextlib.suppress(OSError):  # gone already: the first event finds out
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         await _follow(client, view, offset, orchestrator.settings.sse_send_timeout)
 
     return await stream.serve_stream(request, orchestrator.settings, send)
