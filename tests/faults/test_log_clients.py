@@ -3,8 +3,8 @@
 - A live log stream client that never reads costs the service one (capped) socket buffer of events, not the
   log: the job and everyone else go on at full speed (a real service process; the server's side of each
   connection is read from ``/proc/net/tcp``).
-- A download (``GET /log``) whose client stops reading is cut after the send timeout; one whose client leaves
-  mid-way is not an error (the app in-process on a real socket, to set the send timeout and watch its log).
+- A download (``GET /log``) whose client stops reading is cut after the send timeout (the app in-process on a
+  real socket, to set a short send timeout); one whose client leaves mid-way is not an error (a real process).
 - ``Range`` / ``?offset=`` take ASCII digits only, and huge numbers as HTTP says (416 past the end, an end
   clamped to the size).
 - The stream's ``end`` has an id; a reconnect that had it gets 204 (an EventSource stops).
