@@ -388,21 +388,8 @@ def trigger_and_wait(args: argparse.Namespace) -> int:
 
     url = server_url(args)
     headers = auth_headers(args)
-    body = json.dumps({"reason": args.reason}).encode() if args.reason else b""
-    request = urllib.request.Request(
-        f"{url}/api/snapshot/trigger",
-        data=body,
-        method="POST",
-        # One key per invocation: if urllib's request is retried by a proxy, still one run.
-        headers={"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4()), **headers},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as exc:
-        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+    # One key per invocation: if the request is retried on its way (a proxy), still one run.
+    answer = post_reason(url, "trigger", args.reason, {"Idempotency-Key": str(uuid.uuid4()), **headers})
     requested_at = parse_iso(answer.get("requestedAt"))
     if requested_at is None:
         raise ConfigError(f"{url} did not say when the trigger was taken (an older service?); cannot follow the run")
@@ -463,46 +450,52 @@ def recent_runs(url: str, headers: dict[str, str], count: int = RECENT_RUNS) -> 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     url = server_url(args)
-    body = json.dumps({"reason": args.reason}).encode() if args.reason else b""
-    request = urllib.request.Request(
-        f"{url}/api/snapshot/cancel",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", **auth_headers(args)},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 409:
-            print(f"Nothing to cancel: {error_message(exc)}")
-            return 1
-        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+        answer = post_reason(url, "cancel", args.reason, auth_headers(args), expected=(409,))
+    except Refused as refused:
+        print(f"Nothing to cancel: {refused.message}")
+        return 1
     print(printable(str(answer.get("message", "Cancelling"))))
     return 0
 
 
 def cmd_pause_resume(args: argparse.Namespace) -> int:
     """``pause [--reason R]`` / ``resume``: 0 when the schedule is now as asked (also if it already was)."""
-    url = server_url(args)
-    reason = getattr(args, "reason", "")
+    answer = post_reason(server_url(args), args.command_name, getattr(args, "reason", ""), auth_headers(args))
+    print(printable(str(answer.get("message", args.command_name.capitalize() + "d"))))
+    return 0
+
+
+class Refused(Exception):
+    """The service answered with one of the statuses the caller said it expects (``post_reason``)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def post_reason(
+    url: str, action: str, reason: str, headers: dict[str, str], *, expected: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """``POST /api/snapshot/<action>`` with an optional ``{"reason": ...}``; the JSON answer. An ``expected``
+    refusal is :class:`Refused`; any other refusal, or no answer, is a :class:`ConfigError` (exit 2)."""
     request = urllib.request.Request(
-        f"{url}/api/snapshot/{args.command_name}",
+        f"{url}/api/snapshot/{action}",
         data=json.dumps({"reason": reason}).encode() if reason else b"",
         method="POST",
-        headers={"Content-Type": "application/json", **auth_headers(args)},
+        headers={"Content-Type": "application/json", **headers},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, Any] = json.load(response)
+            answer = json.load(response)
     except urllib.error.HTTPError as exc:
+        if exc.code in expected:
+            raise Refused(exc.code, error_message(exc)) from None
         raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
-    print(printable(str(answer.get("message", args.command_name.capitalize() + "d"))))
-    return 0
+    return answer if isinstance(answer, dict) else {}
 
 
 def server_url(args: argparse.Namespace) -> str:
