@@ -6,7 +6,21 @@ from typing import Any
 
 import pytest
 
+from orchestrator.clock import FakeClock
+from tests.fakes import T0, ScriptedJob
 from tests.support import ServiceProcess, start_service
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The fake clock of the logic tests (tests/fakes.py), at ``T0``."""
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def job() -> ScriptedJob:
+    """A scripted job: each run waits until the test finishes it."""
+    return ScriptedJob()
 
 
 @pytest.fixture

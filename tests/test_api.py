@@ -17,20 +17,10 @@ from orchestrator.clock import FakeClock
 from orchestrator.events import Source
 from orchestrator.service import Orchestrator
 from orchestrator.web import create_app
-from tests.fakes import T0, ScriptedJob, ended, make_settings, minutes, settle
+from tests.fakes import ScriptedJob, ended, make_settings, minutes, settle
 from tests.support import next_status, sse_stream
 
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
-
-
-@pytest.fixture
-def job() -> ScriptedJob:
-    return ScriptedJob()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture

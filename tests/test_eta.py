@@ -84,16 +84,6 @@ def test_percent_seen_keeps_the_first_time_of_each_percent() -> None:
 
 # ----------------------------------------------------------------------------- the status document
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def job() -> ScriptedJob:
-    return ScriptedJob()
-
-
-@pytest.fixture
 async def service(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> AsyncIterator[Orchestrator]:
     orchestrator = make_orchestrator(tmp_path, clock, job, interval=60, cooldown=0)
     await orchestrator.start()

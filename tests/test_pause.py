@@ -26,16 +26,6 @@ from tests.support import PYTHON, ServiceProcess, start_service
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def job() -> ScriptedJob:
-    return ScriptedJob()
-
-
-@pytest.fixture
 async def service(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> AsyncIterator[Orchestrator]:
     """Interval 30 min, cooldown 5; the start-up run has ended (at T0) when the test begins."""
     orchestrator = make_orchestrator(tmp_path, clock, job, interval=30, cooldown=5)

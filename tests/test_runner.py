@@ -23,16 +23,6 @@ from tests.faults.harness import FileChanges
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def job() -> ScriptedJob:
-    return ScriptedJob()
-
-
-@pytest.fixture
 async def service(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> AsyncIterator[Orchestrator]:
     orchestrator = make_orchestrator(tmp_path, clock, job, interval=30, cooldown=5)
     await orchestrator.start()
