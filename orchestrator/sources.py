@@ -8,11 +8,20 @@ import contextlib
 import logging
 import os
 import stat
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from watchdog.events import EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, FileSystemEvent
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+)
 
 from orchestrator.clock import Clock
 from orchestrator.events import Source, Trigger
@@ -73,7 +82,8 @@ class FolderSource:
         self._folder = TriggerFolder(folder)
         self._queue = queue
         self._clock = clock
-        self.watch = FolderWatch(folder, _trigger_event_delay, "triggers", full_events=True)
+        self._writers = _Writers(clock)
+        self.watch = FolderWatch(folder, self._writers.event_delay, "triggers", full_events=True)
         self.waiting = asyncio.Event()
         """Set while the source waits for the next event (no look at the folder going on or due)."""
 
@@ -107,7 +117,13 @@ class FolderSource:
             retry_at = self._clock.now() + RELIST_INTERVAL if self._folder.retry_soon else None
 
     async def _take_all(self, taken_log: _TakenLog) -> None:
-        entries = await asyncio.to_thread(self._folder.scan)  # nothing is consumed yet: a cancel may cut it
+        entries, left = await asyncio.to_thread(self._scan)  # nothing is consumed yet: a cancel may cut it
+        if left:
+            log.debug("%d trigger file(s) left for later: %r", len(left), left[:3])
+        if any(name.endswith(f"({JUST_CREATED})") for name in left):
+            # Their events bring the next look anyway; this is the net for events that never come. (One being
+            # written is looked at again at its close, or by the deadline its creation set.)
+            asyncio.get_running_loop().call_later(UNHEARD_SECONDS, self.watch.changed.set)
         for start in range(0, len(entries), TAKE_BATCH):
             taken = await self._take(entries[start : start + TAKE_BATCH])
             now = self._clock.now()
@@ -116,6 +132,19 @@ class FolderSource:
                 await self._queue.put(Trigger(Source.FILE, now, item.reason))
             taken_log.flush_if_due(now)
             taken_log.add(taken, now)
+
+    def _scan(self) -> tuple[list[os.DirEntry[str]], list[str]]:
+        """The files to take now, and the names (with why) left for later: still being written, or so new
+        that inotify has not told of them yet. On a worker thread (a stat per file)."""
+        take: list[os.DirEntry[str]] = []
+        left: list[str] = []
+        for entry in self._folder.scan():
+            why = self._writers.leave(entry)
+            if why is None:
+                take.append(entry)
+            else:
+                left.append(f"{entry.name} ({why})")
+        return take, left
 
     async def _take(self, entries: list[os.DirEntry[str]]) -> list[TakenFile]:
         batch = asyncio.ensure_future(asyncio.to_thread(self._folder.take, entries))
@@ -193,23 +222,79 @@ is not cut short. This is the safety net for a creation whose close never comes 
 name was removed at once): the folder is looked at this long after the creation anyway."""
 
 
-def _trigger_event_delay(event: FileSystemEvent) -> float | None:
-    """When to look at the folder after ``event``: now, a little later, or not at all."""
-    if event.is_directory or event.event_type not in CONTENT_EVENTS:
-        return None
-    # For a move the new name decides: writing ``x.tmp`` and renaming it to ``x`` is the safe way.
-    path = os.fsdecode(event.dest_path if event.event_type == EVENT_TYPE_MOVED else event.src_path)
-    if not is_trigger_name(os.path.basename(path)):
-        return None
-    if event.event_type == EVENT_TYPE_MODIFIED:
-        return None  # a writer is mid-way; its close follows
-    if _gone(path):
-        # Gone already: most often a file we just took, whose unlink raises an attrib event (the link count).
-        # A look for it would only take whatever else is there, perhaps still half-written.
-        return None
-    if event.event_type == EVENT_TYPE_CREATED and _is_new_file(path):
-        return UNCLOSED_SECONDS  # its writer may still be writing: wait for the close
-    return 0
+MAX_TRACKED_FILES = 10_000
+"""Files tracked before the ones heard of more than :data:`UNCLOSED_SECONDS` ago are dropped."""
+UNHEARD_SECONDS = 0.25
+JUST_CREATED = "just created"
+"""A file this new that no event has been heard for yet is left for the next look (which its events bring)."""
+
+
+class _Writers:
+    """What inotify told of each trigger file (on the observer thread): created and still being written, or
+    complete (closed, renamed into place, a hard link). Not only the look for a file itself waits for its
+    close: every look at the folder (after a run, for another file) leaves a file being written alone, and
+    one so new that its events have not been heard yet, so a slow writer's reason is never cut short. A
+    file left is looked at again when its close is heard; after :data:`UNCLOSED_SECONDS` without a close
+    it is taken anyway."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._files: dict[str, tuple[bool, float]] = {}
+        """name -> (still being written, when heard on the monotonic clock)."""
+        self._lock = threading.Lock()
+
+    def leave(self, entry: os.DirEntry[str]) -> str | None:
+        """Why a look should leave ``entry`` for later (``None``: take it). Called on a worker thread."""
+        with self._lock:
+            heard = self._files.get(entry.name)
+        if heard is not None:
+            writing, at = heard
+            return "being written" if writing and self._clock.monotonic() - at < UNCLOSED_SECONDS else None
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            return None  # gone or unreadable: taking it says so
+        if not stat.S_ISREG(info.st_mode):
+            return None  # a link is whole when made; folders, FIFOs and devices are refused by the take
+        # Nothing heard of it, and it is brand new: its events are still on their way (a busy machine).
+        return JUST_CREATED if time.time() - info.st_ctime < UNHEARD_SECONDS else None
+
+    def event_delay(self, event: FileSystemEvent) -> float | None:
+        """When to look at the folder after ``event``: now, a little later, or not at all."""
+        if event.is_directory:
+            return None
+        if event.event_type in (EVENT_TYPE_DELETED, EVENT_TYPE_MOVED):
+            self._forget(os.fsdecode(event.src_path))  # gone from that name
+        if event.event_type not in CONTENT_EVENTS:
+            return None
+        # For a move the new name decides: writing ``x.tmp`` and renaming it to ``x`` is the safe way.
+        path = os.fsdecode(event.dest_path if event.event_type == EVENT_TYPE_MOVED else event.src_path)
+        if not is_trigger_name(os.path.basename(path)):
+            return None
+        if event.event_type == EVENT_TYPE_MODIFIED:
+            return None  # a writer is mid-way; its close follows
+        if _gone(path):
+            # Gone already: most often a file we just took, whose unlink raises an attrib event (the link
+            # count). A look for it would only take whatever else is there, perhaps still half-written.
+            self._forget(path)
+            return None
+        if event.event_type == EVENT_TYPE_CREATED and _is_new_file(path):
+            self._heard(path, writing=True)
+            return UNCLOSED_SECONDS  # its writer may still be writing: wait for the close
+        if event.event_type in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED, EVENT_TYPE_CREATED):
+            self._heard(path, writing=False)  # written, renamed into place whole, or a link to written content
+        return 0
+
+    def _heard(self, path: str, *, writing: bool) -> None:
+        now = self._clock.monotonic()
+        with self._lock:
+            if len(self._files) >= MAX_TRACKED_FILES:  # deletes lost (an inotify overflow): forget the old
+                self._files = {n: h for n, h in self._files.items() if now - h[1] < UNCLOSED_SECONDS}
+            self._files[os.path.basename(path)] = (writing, now)
+
+    def _forget(self, path: str) -> None:
+        with self._lock:
+            self._files.pop(os.path.basename(path), None)
 
 
 def _gone(path: str) -> bool:

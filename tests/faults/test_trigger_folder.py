@@ -540,3 +540,24 @@ async def test_a_slow_writer_is_waited_for_and_a_hard_link_is_taken_at_once(
     took = time.monotonic() - started
     assert took < 1, f"a hard link took {took:.2f}s to run"
     assert entries(folder) == []
+
+
+async def test_a_file_being_written_when_a_run_ends_is_left_for_its_close(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob
+) -> None:
+    """The look at the folder after every run takes every file there, but not one whose writer still has
+    it open: its reason would be cut (it used to run with the reason '{"reason": "slow ')."""
+    service = service_factory("--command", fifo_job.command, "--interval", "600", "--log-level", "debug")
+    async with aiohttp.ClientSession() as session:
+        stream = sse_stream(session, service.url + "/api/snapshot/events")
+        await next_status(stream, lambda doc: doc["running"])
+        with (service.triggers_dir / "slowone").open("w") as writer:
+            writer.write('{"reason": "slow ')
+            writer.flush()
+            fifo_job.finish(0)  # the run ends while the file is half-written: the folder is looked at
+            await asyncio.to_thread(service.wait_for_log, "left for later: ['slowone (being written)']")
+            writer.write('writer"}')
+        fifo_job.finish(0)  # lets the run the file starts end at once
+        run = await ran(stream, "slow writer")
+    assert run["trigger"] == "file"
+    assert entries(service.triggers_dir) == []
