@@ -146,7 +146,10 @@ def test_countdown_ticks_without_server_events(service_factory: Any, open_page: 
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     expect(page.locator("#snapshot-status")).to_have_text("Next snapshot in less than a minute", timeout=12_000)
-    assert requests == []  # the countdown moved by itself: no polling
+    # The countdown moved by itself: no polling. (The history panel's one refetch for the start-up run's end
+    # may trail the idle text on a busy machine; that is news, not polling.)
+    history = [url for url in requests if url.endswith("/api/snapshot/runs?limit=20")]
+    assert len(history) <= 1 and len(requests) == len(history), requests
     watched.assert_clean()
 
 
