@@ -137,27 +137,27 @@ class Settings:
 
 
 def parse_minutes(text: str, name: str, *, allow_zero: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of minutes, got {text!r}") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = "zero or more" if allow_zero else "more than zero"
-        raise ConfigError(f"{name} must be {bound} minutes, got {text!r}")
-    if value > MAX_MINUTES:
-        raise ConfigError(f"{name} must be at most {MAX_MINUTES} minutes (a year), got {text!r}")
-    return value
+    return _amount(text, name, "minutes", maximum=MAX_MINUTES, positive=not allow_zero, note=" (a year)")
 
 
 def parse_seconds(text: str, name: str) -> float:
+    return _amount(text, name, "seconds", maximum=MAX_SECONDS)
+
+
+def _amount(
+    text: str, name: str, unit: str, *, maximum: int, positive: bool = False, zero: str = "zero", note: str = ""
+) -> float:
+    """A finite number of ``unit``, from 0 (above it if ``positive``) to ``maximum``; ``zero`` names what 0
+    is, ``note`` what the maximum is, in the messages."""
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name} must be zero or more seconds, got {text!r}")
-    if value > MAX_SECONDS:
-        raise ConfigError(f"{name} must be at most {MAX_SECONDS} seconds, got {text!r}")
+        raise ConfigError(f"{name} must be a number of {unit}, got {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and positive):
+        bound = "more than zero" if positive else f"{zero} or more"
+        raise ConfigError(f"{name} must be {bound} {unit}, got {text!r}")
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum} {unit}{note}, got {text!r}")
     return value
 
 
@@ -200,15 +200,7 @@ def parse_keep_runs(text: str) -> int:
 
 def parse_keep_days(text: str) -> float:
     """``--keep-days``: days (fractions allowed), 0 = no age limit."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"--keep-days must be a number of days, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"--keep-days must be zero (no age limit) or more days, got {text!r}")
-    if value > MAX_KEEP_DAYS:
-        raise ConfigError(f"--keep-days must be at most {MAX_KEEP_DAYS} days, got {text!r}")
-    return value
+    return _amount(text, "--keep-days", "days", maximum=MAX_KEEP_DAYS, zero="zero (no age limit)")
 
 
 TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9._~+/=-]{8,512}$")
