@@ -27,16 +27,18 @@ from orchestrator.state import RunRecord
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def make_run(n: int) -> RunRecord:
+def make_run(n: int, *, failed: bool | None = None) -> RunRecord:
+    """The ``n``-th run, 30 minutes after the one before; every tenth fails unless ``failed`` says."""
+    failed = n % 10 == 0 if failed is None else failed
     started = T0 + timedelta(minutes=30 * n)
     return RunRecord(
         run_id=f"{started:%Y%m%dT%H%M%SZ}-{n:06x}",
         triggers=(Trigger(Source.TIMER, started, "scheduled"),),
         started_at=started,
-        status=RunStatus.COMPLETED if n % 10 else RunStatus.ERROR,
+        status=RunStatus.ERROR if failed else RunStatus.COMPLETED,
         finished_at=started + timedelta(minutes=20),
-        exit_code=0 if n % 10 else 1,
-        error=None if n % 10 else "exited with code 1: rate limited",
+        exit_code=1 if failed else 0,
+        error="exited with code 1: rate limited" if failed else None,
         step="Snapshot written",
     )
 

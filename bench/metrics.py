@@ -19,32 +19,14 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.events import RunStatus, Source, Trigger
+from bench.history import make_run, timed
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.metrics import last_success
-from orchestrator.state import RunRecord
 from tests.support import start_service
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def make_run(n: int, *, failed: bool) -> RunRecord:
-    started = T0 + timedelta(minutes=30 * n)
-    return RunRecord(
-        run_id=f"{started:%Y%m%dT%H%M%SZ}-{n:06x}",
-        triggers=(Trigger(Source.TIMER, started, "scheduled"),),
-        started_at=started,
-        status=RunStatus.ERROR if failed else RunStatus.COMPLETED,
-        finished_at=started + timedelta(minutes=20),
-        exit_code=1 if failed else 0,
-        error="exited with code 1: rate limited" if failed else None,
-        step="Snapshot written",
-    )
 
 
 def fill(data_dir: Path, runs: int, failed: Callable[[int], bool]) -> RunHistory:
@@ -53,15 +35,6 @@ def fill(data_dir: Path, runs: int, failed: Callable[[int], bool]) -> RunHistory
     for n in range(runs):
         history.record(make_run(n, failed=failed(n)))
     return history
-
-
-def timed(tries: int, call: Callable[[], object]) -> list[float]:
-    samples = []
-    for _ in range(tries):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def scrape_both(roots: tuple[Path, Path], tries: int) -> tuple[list[float], list[float], int, int]:
