@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -71,6 +72,32 @@ def parse_iso(text: object) -> datetime | None:
         return None
 
 
+class Receipt:
+    """Told once the triggers that carry it are in the state on disk, or could not be put there.
+
+    What a source promises its sender waits for it: a trigger file is removed, and a ``202`` sent, only once
+    the trigger is durable (a crash after that point cannot lose it). One receipt may travel with a whole
+    batch of triggers (a burst of files is one save)."""
+
+    __slots__ = ("_saved",)
+
+    def __init__(self) -> None:
+        self._saved: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def settle(self, saved: bool) -> None:
+        """Said by the runner after its save: ``True`` if the trigger is on disk, ``False`` if it was refused."""
+        if not self._saved.done():
+            self._saved.set_result(saved)
+
+    @property
+    def settled(self) -> bool:
+        return self._saved.done()
+
+    async def saved(self) -> bool:
+        """Wait for the verdict (a cancel of the waiter leaves it to others)."""
+        return await asyncio.shield(self._saved)
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """One request for a run. Every source builds one of these and puts it on the queue."""
@@ -78,6 +105,8 @@ class Trigger:
     source: Source
     at: datetime
     reason: str = ""
+    receipt: Receipt | None = field(default=None, compare=False, repr=False)
+    """Settled by the runner once the trigger is saved (``None``: nobody waits, as for the timer's)."""
 
     def __post_init__(self) -> None:
         # Every source goes through here, so no unclean reason reaches the state file or the job.

@@ -1,11 +1,9 @@
-"""The run history: every run's record in an SQLite file under the data folder (issue 4, first part).
+"""The run history: every run's record in an SQLite file under the data folder.
 
 SQLite through the standard library, in WAL mode: a crash of the service (even ``kill -9`` mid-write) leaves the
 file consistent, and readers never wait for the writer. Each run is one row, keyed by its id and ordered by its
 start; the record itself is stored as the same JSON the API serves, so a field added to :class:`RunRecord`
 needs no migration. A file that is not a database (or is corrupt) is set aside and a new one started.
-
-Not wired into the service yet: the runner, the API (``GET /api/snapshot/runs``) and the per-run logs come next.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.events import iso
+from orchestrator.events import RunStatus, iso
 from orchestrator.state import RunRecord
 
 log = logging.getLogger(__name__)
@@ -89,6 +87,16 @@ class RunHistory:
         with self._db() as db:
             row = db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _record(row[0])
+
+    def unfinished(self) -> list[RunRecord]:
+        """Runs whose row still says ``running`` (at start-up, before any run: each was interrupted)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT record FROM runs WHERE json_extract(record, '$.status') = ? ORDER BY started_at",
+                (RunStatus.RUNNING.value,),
+            ).fetchall()
+        found = (RunRecord.from_json(_record(row[0])) for row in rows)
+        return [run for run in found if run is not None]
 
     def log_path(self, run_id: str) -> str | None:
         with self._db() as db:

@@ -269,33 +269,89 @@ def describe_exit(code: int, stderr_tail: Sequence[str]) -> str:
     return what
 
 
-async def stop_leftover(pgid: int, run_id: str, grace: float) -> bool:
-    """Stop the process group of a job that an earlier service left running (it was killed, not stopped).
+async def stop_leftover(run_id: str, pgid: int | None, grace: float) -> bool:
+    """Stop what is left of the job of a run that an earlier service died in (it was killed, not stopped).
 
-    Only if a process of the group is still that run's, told by ``SNAPSHOT_RUN_ID`` in its environment (the
-    leader may have exited while its children work on): a group id reused since by something else is left
-    alone. ``True`` if a leftover job was found and stopped."""
-    if not any(_runs_for(pid, run_id) for pid in _group_members(pgid)):
+    Its processes are found by ``SNAPSHOT_RUN_ID`` in their environment, which every process of the job's
+    tree inherits: the run id is on disk before the job is spawned, its pid only after, so a crash in between
+    leaves nothing else to go by. The sessions they lead are searched too (a child that cleared its
+    environment but kept the job's session). A group id reused since by something else is left alone: only a
+    process proven to be the run's counts. ``True`` if a leftover was found and stopped."""
+    found = _processes_of_run(run_id, pgid)
+    if not found:
         return False
-    log.warning("run %s: its job (process group %d) outlived the service; stopping it", run_id, pgid)
-    _signal_group(pgid, signal.SIGTERM)
+    log.warning(
+        "run %s: its job outlived the service (%d process%s: %s); stopping it",
+        run_id,
+        len(found),
+        "" if len(found) == 1 else "es",
+        " ".join(map(str, sorted(found)[:10])),
+    )
+    _signal_all(found, signal.SIGTERM)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    # Not our child, so no exit notification: look until the group is empty or the grace is over.
-    while _group_alive(pgid) and loop.time() < deadline:  # noqa: ASYNC110
+    # Not our children, so no exit notification: look until none is left or the grace is over.
+    while (found := _processes_of_run(run_id, pgid)) and loop.time() < deadline:
+        _signal_all(found, signal.SIGTERM)  # a child forked meanwhile gets it too
         await asyncio.sleep(0.05)
-    if _group_alive(pgid):
-        _signal_group(pgid, signal.SIGKILL)
-        log.warning("run %s: process group %d ignored SIGTERM for %gs; sent SIGKILL", run_id, pgid, grace)
+    if found:
+        _signal_all(found, signal.SIGKILL)
+        log.warning("run %s: %d leftover process(es) ignored SIGTERM for %gs; sent SIGKILL", run_id, len(found), grace)
     return True
 
 
-def _runs_for(pid: int, run_id: str) -> bool:
+def _processes_of_run(run_id: str, pgid: int | None) -> set[int]:
+    """Live processes with ``SNAPSHOT_RUN_ID=run_id`` in their environment, and the members of the sessions
+    and groups they (or ``pgid``, if one of them) lead. Never this service's own group or session."""
+    marker = f"SNAPSHOT_RUN_ID={run_id}".encode()
+    own = {os.getpid(), os.getpgrp(), os.getsid(0)}
+    found: set[int] = set()
+    leaders: set[int] = set()
+    for pid, fields in _live_processes():
+        if pid in own:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as env:  # only at start-up, after a crash
+                ours = marker in env.read().split(b"\0")
+        except OSError:
+            continue  # gone, or not ours to read
+        if ours:
+            found.add(pid)
+            leaders.update(int(f) for f in fields[2:4] if int(f) not in own and int(f) > 1)
+    if not found:
+        return found
+    if pgid is not None and pgid not in own:
+        leaders.add(pgid)
+    for leader in leaders:
+        found.update(_group_members(leader))
+    return found - own
+
+
+def _live_processes() -> list[tuple[int, list[bytes]]]:
+    """(pid, the fields of /proc/pid/stat after the command name) of every live (not zombie) process."""
     try:
-        with open(f"/proc/{pid}/environ", "rb") as env:  # once, at start-up: a tiny read
-            return f"SNAPSHOT_RUN_ID={run_id}".encode() in env.read().split(b"\0")
+        entries = os.listdir("/proc")
     except OSError:
-        return False  # gone (or not Linux): nothing we can prove is ours
+        return []
+    found = []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command name: state, ppid, pgrp, session, ...
+        if len(fields) > 3 and fields[0] != b"Z":
+            found.append((int(entry), fields))
+    return found
+
+
+def _signal_all(pids: set[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:
@@ -324,24 +380,10 @@ def _group_members(pgid: int) -> list[int]:
 
     ``killpg(pgid, 0)`` alone also counts zombies, which linger where no init reaps orphans (a container
     without ``--init``); on Linux /proc tells them apart."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
+    if not os.path.isdir("/proc/self"):
         return [pgid] if _group_signalable(pgid) else []
     wanted = str(pgid).encode()
-    members = []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # After the command name: state, ppid, pgrp, session, ...
-        if len(fields) > 3 and wanted in (fields[2], fields[3]) and fields[0] != b"Z":
-            members.append(int(entry))
-    return members
+    return [pid for pid, fields in _live_processes() if wanted in (fields[2], fields[3])]
 
 
 def _group_signalable(pgid: int) -> bool:

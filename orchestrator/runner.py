@@ -22,11 +22,12 @@ from orchestrator.job import Job, JobResult, RunContext, ignore_output, outlast_
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.runlog import RunLogs
 from orchestrator.schedule import Schedule
-from orchestrator.state import RunRecord, StateStore
+from orchestrator.state import MAX_RECORDED_TRIGGERS, RunRecord, StateStore
 
 log = logging.getLogger(__name__)
 
 STARTING = "Starting..."
+INTERRUPTED = "interrupted: service stopped"
 MAX_REMEMBERED_REPORTS = 4096
 
 
@@ -90,7 +91,7 @@ class Runner:
         self._logs = logs
         """Each run's output lines go to its log file (opened at the start, closed with the outcome)."""
         self.triggers_received: collections.Counter[Source] = collections.Counter()
-        """Every trigger taken, by source (for the metrics): each passes :meth:`_accept` exactly once."""
+        """Every trigger taken, by source (for the metrics): each passes :meth:`_take` exactly once."""
         self._stall_timeout = stall_timeout
         self._stop_request: Stop | None = None
         self._watch = asyncio.Event()
@@ -123,23 +124,25 @@ class Runner:
                 tasks.create_task(self._work_loop(), name="runner-work")
         finally:
             # A trigger accepted by a source in the last instant is on the queue only: keep it for next time.
+            left = []
             while not self._queue.empty():
-                self._accept(self._queue.get_nowait())
-            if self.state.pending:
+                left.append(self._queue.get_nowait())
+            if left:
+                self._take(left)
+            elif self.state.pending:
                 self._save()
 
     async def stop_leftover(self) -> None:
         """Stop the job of a run that the previous service died in, if it still runs: never two jobs at
         once, not even across a crash. Called at start-up, before anything else happens."""
         leftover, self._leftover = self._leftover, None
-        if leftover is not None and leftover.pid is not None:
-            await stop_leftover(leftover.pid, leftover.run_id, self._kill_grace)
+        if leftover is not None:
+            await stop_leftover(leftover.run_id, leftover.pid, self._kill_grace)
 
     def keep_for_next_start(self, trigger: Trigger) -> None:
         """A trigger that came after the runner stopped taking work: saved as pending, for the next start."""
         log.info("%s trigger while stopping: kept for the next start", trigger.source.value)
-        self._accept(trigger)
-        self._save()
+        self._take([trigger])
 
     def stop_starting(self) -> None:
         """Start no new run from now on (the service is shutting down); triggers stay pending."""
@@ -182,29 +185,48 @@ class Runner:
     # ------------------------------------------------------------------------------------------ the loop
     async def _intake(self) -> None:
         while True:
-            trigger = await self._queue.get()
-            self._accept(trigger)
+            batch = [await self._queue.get()]
             # Take whatever else is already queued in the same breath: one save, one wake-up.
             while not self._queue.empty():
-                self._accept(self._queue.get_nowait())
-            if self.running:
-                self._save()  # a follow-up is owed: it must survive a restart
-            # (When idle the run starts at once and saves then: one fsync fewer before the job starts.)
+                batch.append(self._queue.get_nowait())
+            self._take(batch)
             self._work.set()
             self._on_change()
 
-    def _accept(self, trigger: Trigger) -> None:
-        self.triggers_received[trigger.source] += 1
+    def _take(self, batch: Sequence[Trigger]) -> None:
+        """Add ``batch`` to the pending triggers and save the state before any sender is told: a trigger
+        file is removed, and a 202 sent, only for a trigger that is on disk. Always saved, idle or not: a
+        run about to start is no excuse, the crash may come first.
+
+        If the save fails, the triggers whose senders wait for the verdict are refused (they stay with
+        their senders: the file stays in the folder, the request gets a 503) and the others (the timer's)
+        run from memory, as everything does while the disk refuses writes."""
+        before = self.state
+        for trigger in batch:
+            self.state = self.state.with_trigger(trigger)
+        saved = self._save()
+        taken = list(batch)
+        if not saved and any(t.receipt is not None for t in batch):
+            taken = [t for t in batch if t.receipt is None]
+            self.state = before
+            for trigger in taken:
+                self.state = self.state.with_trigger(trigger)
+            if taken:
+                self._save()
+        for trigger in batch:
+            if trigger.receipt is not None:
+                trigger.receipt.settle(saved)
         current = self.state.current
-        if current is not None and not self.state.pending:
-            # Logged once per follow-up, not once per trigger: a burst of files is one line.
-            log.info(
-                "%s trigger during run %s%s: a follow-up run is queued",
-                trigger.source.value,
-                current.run_id,
-                f" ({trigger.reason})" if trigger.reason else "",
-            )
-        self.state = self.state.with_trigger(trigger)
+        for n, trigger in enumerate(taken):
+            self.triggers_received[trigger.source] += 1
+            if current is not None and n == 0 and not before.pending:
+                # Logged once per follow-up, not once per trigger: a burst of files is one line.
+                log.info(
+                    "%s trigger during run %s%s: a follow-up run is queued",
+                    trigger.source.value,
+                    current.run_id,
+                    f" ({trigger.reason})" if trigger.reason else "",
+                )
 
     async def _work_loop(self) -> None:
         while True:
@@ -213,7 +235,8 @@ class Runner:
             if self.state.pending and not self._stopping:
                 await self._run_once()
 
-    async def _run_once(self) -> None:
+    def _begin(self) -> RunRecord:
+        """The pending triggers become the running run, saved and told of; the job is not spawned yet."""
         now = self._clock.now()
         pending = self.state
         record = RunRecord(
@@ -221,13 +244,16 @@ class Runner:
             triggers=pending.pending,
             started_at=now,
             trigger_count=pending.pending_count,
+            retry_of=pending.retry_of,
         )
         # Fresh supervision before the run is visible: a cancel from now on is for this run.
         self._stop_request = None
         self._seen_progress = (0.0, STARTING)
         self._reported = {self._seen_progress}
         self._started_mono = self._last_progress_mono = self._clock.monotonic()
-        self.state = replace(self.state, current=record, pending=(), pending_count=0)
+        # On disk before the job is spawned: a crash from here on leaves the next start a run to find the
+        # job of (by the run id in its environment) and to stop before it starts anything.
+        self.state = replace(self.state, current=record, pending=(), pending_count=0, retry_of=None)
         self._save()
         if record.trigger_count > 1:
             log.info("run %s absorbs %d triggers", record.run_id, record.trigger_count)
@@ -243,6 +269,10 @@ class Runner:
             )
         )
         self._on_change()
+        return record
+
+    async def _run_once(self) -> None:
+        record = self._begin()
         ctx = RunContext(
             record.run_id,
             record.source,
@@ -260,6 +290,7 @@ class Runner:
         except asyncio.CancelledError:
             # The service is stopping: end the job, record the outcome, then let the cancel go on.
             if job is not None:
+                self._intend_stop(Stop(RunStatus.CANCELLED, "service stopped"))
                 await _end(job)
             await self._flush_progress()
             self._finish(record, JobResult(RunStatus.CANCELLED, error="service stopped"))
@@ -267,6 +298,7 @@ class Runner:
             raise
         if stop is not None and not job.done():
             log.warning("run %s: %s%s; stopping the job", record.run_id, stop.reason, stop.detail)
+            self._intend_stop(stop)
             cancelled = await _end(job)
             result = JobResult(stop.status, error=stop.reason)
             if cancelled:
@@ -304,6 +336,14 @@ class Runner:
                 return self._stop_request
             await self._clock.wait(self._watch, self._next_deadline())
         return None
+
+    def _intend_stop(self, stop: Stop) -> None:
+        """Saved before the job is stopped: a service that dies during the grace period leaves a run that
+        was meant to end, which the next start records as such and does not run again."""
+        current = self.state.current
+        if current is not None and current.stop_requested is None:
+            self.state = replace(self.state, current=replace(current, stop_requested=(stop.status, stop.reason)))
+            self._save()
 
     def _started(self, pid: int) -> None:
         """Record the job's process group, so a service that dies mid-run can stop it at its next start."""
@@ -470,30 +510,79 @@ class Runner:
 
     # ---------------------------------------------------------------------------------------- recovery
     def _recover(self) -> None:
-        """A run still marked current means the previous service died during it: record it as an error."""
+        """A run still marked current means the previous service died during it: record it as an error and,
+        unless it was being stopped on purpose or was itself a retry, run it again once with its triggers (its
+        senders were told it would run). Then close whatever the history still shows as running: the
+        service may have died between saving the state and finishing the history row."""
         current = self.state.current
-        if current is None:
-            return
+        if current is not None:
+            self._recover_run(current)
+        self._reconcile_history()
+
+    def _recover_run(self, current: RunRecord) -> None:
         now = self._clock.now()
+        if current.stop_requested is not None:
+            status, why = current.stop_requested
+            error = f"interrupted: service stopped while the job was being stopped ({why})"
+        else:
+            status, error = RunStatus.ERROR, INTERRUPTED
         done = replace(
             current,
             pid=None,
-            status=RunStatus.ERROR,
+            status=status,
             finished_at=now,
-            error="interrupted: service stopped",
+            error=error,
             step=self._last_step(current.run_id),  # the progress file still says how far it got
+            stop_requested=None,
         )
         self._leftover = current
-        log.warning("run %s was interrupted by a service stop; recorded as an error", current.run_id)
-        self.state = replace(self.state, current=None, last_run=done)
+        state = replace(self.state, current=None, last_run=done)
+        if current.stop_requested is not None:
+            log.warning("run %s was interrupted by a service stop while it was being stopped", current.run_id)
+        elif current.retry_of is not None:
+            log.warning(
+                "run %s (a retry of %s) was interrupted by a service stop too; recorded as an error, not retried",
+                current.run_id,
+                current.retry_of,
+            )
+        else:
+            log.warning(
+                "run %s was interrupted by a service stop; recorded as an error, and run again once", current.run_id
+            )
+            state = replace(
+                state,
+                pending=(*current.triggers, *state.pending)[:MAX_RECORDED_TRIGGERS],
+                pending_count=state.pending_count + current.trigger_count,
+                retry_of=current.run_id,
+            )
+        self.state = state
         self._save()
         self._record_history(done)
         self._recovered = done
         with contextlib.suppress(OSError):
-            self._progress_file.write(self._progress_for(done, step="Error: interrupted: service stopped"))
+            self._progress_file.write(self._progress_for(done, step=f"Error: {error}"))
 
-    def _save(self) -> None:
-        self._store.save(self.state)
+    def _reconcile_history(self) -> None:
+        """Rows still ``running`` with no run in flight: the state (saved first) knows how the last one ended;
+        any other is closed as interrupted."""
+        if self._history is None:
+            return
+        try:
+            unfinished = self._history.unfinished()
+        except (sqlite3.Error, OSError) as exc:
+            log.error("cannot read the run history %s to close interrupted runs: %s", self._history.path, exc)
+            return
+        last = self.state.last_run
+        for run in unfinished:
+            if last is not None and run.run_id == last.run_id:
+                fixed = last
+            else:
+                fixed = replace(run, pid=None, status=RunStatus.ERROR, finished_at=self._clock.now(), error=INTERRUPTED)
+            log.warning("run %s was still running in the history; recorded as %s", run.run_id, fixed.status.value)
+            self._record_history(fixed)
+
+    def _save(self) -> bool:
+        return self._store.save(self.state)
 
 
 async def _end(job: asyncio.Task[JobResult]) -> bool:

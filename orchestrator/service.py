@@ -15,7 +15,7 @@ from orchestrator import eta
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings
 from orchestrator.estimator import FinishEstimator
-from orchestrator.events import RunStatus, Source, Trigger, iso, parse_iso
+from orchestrator.events import Receipt, RunStatus, Source, Trigger, iso, parse_iso
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.hub import Hub
 from orchestrator.job import Job, SubprocessJob
@@ -32,8 +32,15 @@ from orchestrator.state import StateStore
 
 log = logging.getLogger(__name__)
 
+SAVE_TIMEOUT_SECONDS = 10.0
+"""How long a request waits for its trigger to be saved; the runner saves at once, unless it is gone."""
+
 CLOCK_FIELDS = ("serverTime", "secondsUntilNextRun", "minutesUntilNextRun")
 """Fields that change with time alone; a document that differs only in them is no news."""
+
+
+class TriggerNotSaved(Exception):
+    """A trigger that could not be put on disk, and so was not taken: its sender must not be told it was."""
 
 
 class Orchestrator:
@@ -104,13 +111,23 @@ class Orchestrator:
 
     # ------------------------------------------------------------------------------------------- control
     async def request_run(self, source: Source, reason: str = "") -> Trigger:
-        trigger = Trigger(source, self.clock.now(), reason)
+        """Put a trigger on the queue and return it once it is in the state on disk: only then may the
+        caller say it was accepted. :class:`TriggerNotSaved` if the state could not be written."""
+        trigger = Trigger(source, self.clock.now(), reason, receipt=Receipt())
+        assert trigger.receipt is not None
         if self._stopping:
             # A request that was already in flight when the service began to stop: nothing runs any more,
             # but the trigger is saved and runs at the next start.
             self.runner.keep_for_next_start(trigger)
         else:
             await self.queue.put(trigger)
+        try:
+            async with asyncio.timeout(SAVE_TIMEOUT_SECONDS):
+                saved = await trigger.receipt.saved()
+        except TimeoutError:
+            raise TriggerNotSaved("the service did not take the trigger in time (is it stopping?)") from None
+        if not saved:
+            raise TriggerNotSaved(f"the state file cannot be written ({self.state_store.last_error or 'unknown'})")
         return trigger
 
     def cancel(self, reason: str) -> str | None:

@@ -4,7 +4,6 @@ on the queue; what happens next is the runner's business. (The HTTP source is a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
@@ -24,7 +23,8 @@ from watchdog.events import (
 )
 
 from orchestrator.clock import Clock
-from orchestrator.events import Source, Trigger
+from orchestrator.events import Receipt, Source, Trigger
+from orchestrator.job import outlast_cancel
 from orchestrator.trigger_files import TakenFile, TriggerFolder, is_trigger_name
 from orchestrator.watch import CONTENT_EVENTS, FolderWatch
 
@@ -74,9 +74,10 @@ class IntervalTimer:
 class FolderSource:
     """Turns files in the triggers folder into ``file`` triggers, consuming each file.
 
-    The folder is listed and its files are taken on a worker thread, :data:`TAKE_BATCH` files at a time,
-    each batch queued as it is taken: a burst of tens of thousands of files takes seconds to consume, and
-    the event loop (HTTP, event streams, the job's output) must keep answering meanwhile."""
+    The folder is listed and its files are read on a worker thread, :data:`TAKE_BATCH` files at a time, each
+    batch queued as it is read and its files removed once the runner has saved its triggers: a burst of tens
+    of thousands of files takes seconds to consume, and the event loop (HTTP, event streams, the job's
+    output) must keep answering meanwhile."""
 
     def __init__(self, folder: Path, queue: asyncio.Queue[Trigger], clock: Clock) -> None:
         self._folder = TriggerFolder(folder)
@@ -86,12 +87,15 @@ class FolderSource:
         self.watch = FolderWatch(folder, self._writers.event_delay, "triggers", full_events=True)
         self.waiting = asyncio.Event()
         """Set while the source waits for the next event (no look at the folder going on or due)."""
+        self._refused = False
+        """The last look's triggers could not be saved: their files stay, and are looked at again soon."""
 
     def start(self) -> None:
         self.watch.start()
 
     def stop(self) -> None:
         self.watch.stop()
+        self._folder.close()
 
     def rescan(self) -> None:
         """Look at the folder again even without an event (after each run: inotify can drop events)."""
@@ -114,7 +118,8 @@ class FolderSource:
             self.watch.changed.clear()
             self.watch.recover()
             await self._take_all(taken_log)
-            retry_at = self._clock.now() + RELIST_INTERVAL if self._folder.retry_soon else None
+            retry_soon = self._folder.retry_soon or self._refused
+            retry_at = self._clock.now() + RELIST_INTERVAL if retry_soon else None
 
     async def _take_all(self, taken_log: _TakenLog) -> None:
         entries, left = await asyncio.to_thread(self._scan)  # nothing is consumed yet: a cancel may cut it
@@ -124,14 +129,40 @@ class FolderSource:
             # Their events bring the next look anyway; this is the net for events that never come. (One being
             # written is looked at again at its close, or by the deadline its creation set.)
             asyncio.get_running_loop().call_later(UNHEARD_SECONDS, self.watch.changed.set)
+        self._refused = False
         for start in range(0, len(entries), TAKE_BATCH):
-            taken = await self._take(entries[start : start + TAKE_BATCH])
+            taken = await asyncio.to_thread(self._folder.read, entries[start : start + TAKE_BATCH])
+            if not taken:
+                continue
             now = self._clock.now()
+            if not await self._hand_over(taken, now):
+                # Not saved (the data folder refuses writes): the files stay, and so do their triggers.
+                self._refused = True
+                return
             for item in taken:
                 log.debug("trigger file %r taken (reason: %s)", item.name, item.reason)
-                await self._queue.put(Trigger(Source.FILE, now, item.reason))
             taken_log.flush_if_due(now)
             taken_log.add(taken, now)
+
+    async def _hand_over(self, taken: list[TakenFile], now: datetime) -> bool:
+        """Queue the batch's triggers, wait until the runner has saved them, then remove their files: a crash
+        at any point leaves each either saved or still in the folder (then taken again at the next start).
+        ``False`` if they could not be saved: the files stay for a later look."""
+        receipt = Receipt()
+        for item in taken:
+            self._queue.put_nowait(Trigger(Source.FILE, now, item.reason, receipt=receipt))
+        try:
+            saved = await receipt.saved()
+        except asyncio.CancelledError:
+            # Stopping: the runner, which stops after us, saves what is queued; remove the files if it has
+            # by the time we go (else they are taken again at the next start, and coalesce there).
+            if receipt.settled and await receipt.saved():
+                await outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self._folder.remove, taken)))
+            raise
+        if saved:
+            # Shielded from a cancel: the triggers are saved, and a file left behind would run them twice.
+            await outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self._folder.remove, taken)))
+        return saved
 
     def _scan(self) -> tuple[list[os.DirEntry[str]], list[str]]:
         """The files to take now, and the names (with why) left for later: still being written, or so new
@@ -146,30 +177,14 @@ class FolderSource:
                 left.append(f"{entry.name} ({why})")
         return take, left
 
-    async def _take(self, entries: list[os.DirEntry[str]]) -> list[TakenFile]:
-        batch = asyncio.ensure_future(asyncio.to_thread(self._folder.take, entries))
-        try:
-            return await asyncio.shield(batch)
-        except asyncio.CancelledError:
-            # A thread cannot be stopped, and the files it takes are gone from the folder: wait for the batch
-            # (a fraction of a second) and queue what it took, which the runner keeps for the next start.
-            while not batch.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(batch)
-            if not batch.cancelled() and batch.exception() is None:
-                now = self._clock.now()
-                for item in batch.result():
-                    self._queue.put_nowait(Trigger(Source.FILE, now, item.reason))
-            raise
-
 
 TAKE_BATCH = 256
 """Trigger files taken per trip to the worker thread (a few tens of milliseconds of work): what a burst
 shows the runner at a time, and what a stop waits for."""
 
 RELIST_INTERVAL = timedelta(seconds=2)
-"""How often a triggers folder that cannot be listed or looked into (no permission, not a folder) is tried
-again."""
+"""How often a triggers folder that cannot be listed or looked into (no permission, not a folder, a symlink),
+or whose triggers could not be saved, is tried again."""
 
 
 def _earliest(*times: datetime | None) -> datetime | None:

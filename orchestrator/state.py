@@ -38,6 +38,11 @@ class RunRecord:
     """How many triggers this run absorbed (``triggers`` keeps the first :data:`MAX_RECORDED_TRIGGERS`)."""
     pid: int | None = None
     """The job's process (and process group) id while it runs, to stop it after a crash of the service."""
+    retry_of: str | None = None
+    """The run this one runs again: the service died during it (see :func:`interrupted`)."""
+    stop_requested: tuple[RunStatus, str] | None = None
+    """Saved before the runner starts to stop the job (cancel, timeout, stall, service stop): a run the
+    service dies in while stopping it was meant to end, and is not run again."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trigger_count", max(self.trigger_count, len(self.triggers)))
@@ -49,7 +54,9 @@ class RunRecord:
 
     @property
     def reason(self) -> str:
-        return "; ".join(dict.fromkeys(t.reason for t in self.triggers if t.reason))
+        reasons = [f"retry of {self.retry_of}"] if self.retry_of else []
+        reasons += (t.reason for t in self.triggers if t.reason)
+        return "; ".join(dict.fromkeys(reasons))
 
     @property
     def is_manual(self) -> bool:
@@ -77,6 +84,12 @@ class RunRecord:
             "error": self.error,
             "step": self.step,
             "pid": self.pid,
+            "retryOf": self.retry_of,
+            "stopRequested": (
+                None
+                if self.stop_requested is None
+                else {"status": self.stop_requested[0].value, "reason": self.stop_requested[1]}
+            ),
         }
 
     @classmethod
@@ -102,6 +115,7 @@ class RunRecord:
         step = data.get("step")
         count = data.get("triggerCount")
         pid = data.get("pid")
+        retry_of = data.get("retryOf")
         return cls(
             run_id=run_id,
             triggers=triggers,
@@ -113,7 +127,24 @@ class RunRecord:
             step=step if isinstance(step, str) else "",
             trigger_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
             pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 else None,
+            retry_of=_run_id(retry_of),
+            stop_requested=_stop_requested(data.get("stopRequested")),
         )
+
+
+def _run_id(data: object) -> str | None:
+    return data if isinstance(data, str) and data else None
+
+
+def _stop_requested(data: object) -> tuple[RunStatus, str] | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        status = RunStatus(str(data.get("status")))
+    except ValueError:
+        return None
+    reason = data.get("reason")
+    return status, reason if isinstance(reason, str) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +187,8 @@ class State:
     """How many triggers are pending, counting those beyond the recorded ones."""
     paused: Pause | None = None
     """Set while the automatic schedule is paused (``POST /api/snapshot/pause``); survives restarts."""
+    retry_of: str | None = None
+    """The pending triggers include those of this run, which the service died in: the next run retries it."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pending_count", max(self.pending_count, len(self.pending)))
@@ -178,6 +211,7 @@ class State:
             "pending": [t.to_json() for t in self.pending],
             "pendingCount": self.pending_count,
             "paused": self.paused.to_json() if self.paused else None,
+            "retryOf": self.retry_of,
         }
 
     @classmethod
@@ -195,6 +229,7 @@ class State:
                 if t is not None
             ),
             paused=_pause(doc.get("paused")),
+            retry_of=_run_id(doc.get("retryOf")),
         )
 
 
@@ -205,6 +240,8 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._failing = False
+        self.last_error = ""
+        """Why the last save failed (empty after a good one): said to whoever was refused for it."""
 
     def load(self) -> State:
         try:
@@ -226,10 +263,12 @@ class StateStore:
             if not self._failing:
                 log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, exc)
             self._failing = True
+            self.last_error = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return False
         if self._failing:
             log.info("state saved to %s again", self.path)
         self._failing = False
+        self.last_error = ""
         return True
 
 

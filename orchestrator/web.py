@@ -21,7 +21,7 @@ from orchestrator import __version__, control, guard, idempotency, logroutes, st
 from orchestrator.events import Source, clean_reason, iso
 from orchestrator.history import MAX_PAGE, RunHistory
 from orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from orchestrator.service import Orchestrator
+from orchestrator.service import Orchestrator, TriggerNotSaved
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 WEB_DIR = web.AppKey("web_dir", Path)
 MAX_BODY_BYTES = 16 * 1024
 DEFAULT_PAGE = 50
+TRIGGER_RETRY_SECONDS = 5
 PAGE_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 """Names the page's files may have: no dot-files, nothing a URL or a route pattern would need to escape."""
 
@@ -196,7 +197,12 @@ async def trigger(request: web.Request) -> web.Response:
     orchestrator = request.app[ORCHESTRATOR]
     running = orchestrator.runner.running
     log.info("HTTP trigger from %s%s", request.remote, f" (reason: {reason})" if reason else "")
-    requested = await orchestrator.request_run(Source.HTTP, reason)
+    try:
+        requested = await orchestrator.request_run(Source.HTTP, reason)
+    except TriggerNotSaved as exc:
+        # Not on disk, so not taken: a 202 would promise a run that a crash could lose. Triggers coalesce,
+        # so a retry never runs twice.
+        raise _unavailable(f"Snapshot not triggered: {exc}; try again", retry_after=TRIGGER_RETRY_SECONDS) from None
     message = "Snapshot queued to run when the current one ends" if running else "Snapshot triggered"
     # requestedAt names the run this trigger causes: the first to start at or after it (``trigger --wait``).
     return web.json_response(
@@ -266,9 +272,11 @@ def _history(request: web.Request) -> RunHistory:
     return history
 
 
-def _unavailable(message: str) -> web.HTTPServiceUnavailable:
+def _unavailable(message: str, *, retry_after: int | None = None) -> web.HTTPServiceUnavailable:
     return web.HTTPServiceUnavailable(
-        text=json.dumps({"success": False, "message": message}), content_type="application/json"
+        text=json.dumps({"success": False, "message": message}),
+        content_type="application/json",
+        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )
 
 

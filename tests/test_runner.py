@@ -149,8 +149,10 @@ async def test_a_trigger_during_shutdown_starts_nothing_and_is_kept(
     first = await job.next_start()
     first.finish()
     await ended(service, first)
-    await service.request_run(Source.HTTP, "just before stop")
-    await service.stop()
+    stopping = asyncio.create_task(service.stop())
+    await asyncio.sleep(0)  # the stop has begun: no run starts from now on
+    await service.request_run(Source.HTTP, "just before stop")  # answered only once saved
+    await stopping
     assert len(job.runs) == 1, "no run starts once the service is stopping"
     state = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
     assert [t["reason"] for t in state["pending"]] == ["just before stop"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.faults.harness import FileChanges
 from tests.support import next_status, sample_command, sse_stream
 
 
@@ -36,7 +37,11 @@ async def test_touch_runs_the_job_and_the_file_is_consumed(service_factory: Any)
         running = await next_status(events, lambda d: d["running"])
         assert running["currentRun"]["trigger"] == "file"
         assert running["currentRun"]["reason"] == "data refreshed"
-        assert not (service.triggers_dir / "run-now").exists()
+        removal = FileChanges(service.triggers_dir / "run-now")  # removed once saved; the run may start first
+        try:
+            await removal.until(lambda: not (service.triggers_dir / "run-now").exists(), "removal of run-now")
+        finally:
+            removal.close()
         done = await next_status(events, lambda d: not d["running"])
         assert done["lastRun"]["runId"] != first["lastRun"]["runId"]
         assert done["lastRun"]["status"] == "completed"

@@ -20,6 +20,7 @@ from orchestrator.files import write_json_atomic
 from orchestrator.monitor import ProgressMonitor
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.sources import FolderSource
+from tests.faults.harness import FileChanges
 
 WAIT = 5.0
 T = TypeVar("T")
@@ -47,10 +48,25 @@ async def serving(watcher: Watcher) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def trigger_source(folder: Path) -> AsyncIterator[tuple[FolderSource, asyncio.Queue[Trigger]]]:
+    """The source, and what it hands over once a stand-in for the runner has "saved" it (settled its receipt:
+    only then does the source remove the file)."""
     queue: asyncio.Queue[Trigger] = asyncio.Queue()
+    saved: asyncio.Queue[Trigger] = asyncio.Queue()
     source = FolderSource(folder, queue, SystemClock())
-    async with serving(source):
-        yield source, queue
+
+    async def save_all() -> None:
+        while True:
+            trigger = await queue.get()
+            assert trigger.receipt is not None, "a file's sender waits for the save"
+            trigger.receipt.settle(True)
+            saved.put_nowait(trigger)
+
+    saver = asyncio.create_task(save_all())
+    try:
+        async with serving(source):
+            yield source, saved
+    finally:
+        saver.cancel()
 
 
 @pytest.fixture
@@ -69,7 +85,11 @@ next_trigger = next_item
 
 async def until_gone(path: Path, queue: asyncio.Queue[Trigger]) -> Trigger:
     trigger = await next_trigger(queue)
-    assert not path.exists(), "a taken trigger file is removed"
+    removal = FileChanges(path)  # removed once saved, a moment after the trigger is handed over
+    try:
+        await removal.until(lambda: not path.exists(), "removal of the taken trigger file", timeout=WAIT)
+    finally:
+        removal.close()
     return trigger
 
 
@@ -94,7 +114,7 @@ async def test_tmp_then_rename_carries_the_reason(folder_source: tuple[FolderSou
     assert (await next_trigger(queue)).reason == "marker", "a .tmp file is not a trigger"
     assert tmp.exists()
     os.replace(tmp, source.watch.folder / "deploy")
-    assert (await next_trigger(queue)).reason == "deploy 42"
+    assert (await until_gone(source.watch.folder / "deploy", queue)).reason == "deploy 42"
     assert list(source.watch.folder.iterdir()) == []
 
 
@@ -132,7 +152,9 @@ async def test_a_hard_link_is_taken_at_once(
     original = tmp_path / "outside"
     original.write_text("linked in")
     os.link(original, source.watch.folder / "hard-link")  # no writer, so no close event: nothing to wait for
-    assert (await next_trigger(queue)).reason == "linked in"
+    # Its name is the reason: a hard link may name a file its maker could not read.
+    assert (await next_trigger(queue)).reason == "hard-link"
+    assert original.read_text() == "linked in"
 
 
 async def test_a_hard_link_whose_original_is_removed_at_once_is_taken_at_once(

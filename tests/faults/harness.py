@@ -100,6 +100,38 @@ class FileChanges:
         self._observer.join(timeout=5)
 
 
+class FolderChanges(FileChanges):
+    """Waits until a condition on a folder holds, looking again on each inotify event in it (no polling)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder
+        self._changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        changed = self._changed
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                loop.call_soon_threadsafe(changed.set)
+
+        self._observer = Observer()
+        self._observer.schedule(Handler(), os.fspath(folder), recursive=False)
+        self._observer.start()
+
+    def describe(self) -> str:
+        names = sorted(os.listdir(self.path))
+        return f"{len(names)} entries: {names[:10]}"
+
+
+async def until_consumed(folder: Path, timeout: float = 10) -> None:
+    """Wait until no trigger file is left in ``folder``: each is removed once its trigger is saved, which may
+    be a moment after the status counts it."""
+    changes = FolderChanges(folder)
+    try:
+        await changes.until(lambda: not [n for n in os.listdir(folder) if not n.startswith(".")], "empty", timeout)
+    finally:
+        changes.close()
+
+
 class LogFollower(FileChanges):
     """Waits on the service's log; counts lines in it."""
 

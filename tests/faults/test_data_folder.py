@@ -3,8 +3,9 @@ was remounted read-only (EROFS). Provoked for real on a tiny tmpfs mounted as th
 as root with CAP_SYS_ADMIN here and in CI; without it these tests skip locally and fail under ``CI=true``).
 
 While the folder refuses writes, runs go on: their outcome still reaches HTTP and SSE clients from memory, each
-kind of failing write is logged once (not once per write), and the service does not die. Once the folder takes
-writes again, the next run lands on disk as usual."""
+kind of failing write is logged once (not once per write), and the service does not die. A trigger that cannot
+be saved is not taken (503; a trigger file stays in its folder). Once the folder takes writes again, the file
+left behind runs and lands on disk as usual."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,14 @@ def fifo_job(tmp_path: Path) -> Iterator[FifoJob]:
     job.close()
 
 
+def refused_trigger(service: ServiceProcess, reason: str) -> urllib.error.HTTPError:
+    try:
+        service.post_json("/api/snapshot/trigger", {"reason": reason})
+    except urllib.error.HTTPError as exc:
+        return exc
+    raise AssertionError("a trigger that cannot be saved was accepted")
+
+
 def on_disk(data: Path, name: str) -> Doc:
     doc: Doc = json.loads((data / name).read_text())
     return doc
@@ -110,54 +120,66 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
             break_it(data_mount)
             assert refuses_writes(data_mount) == expected_errno
 
-            # Writes fail from here on: a state save per trigger taken during the run, a progress write per
-            # report, then the outcome of this run and the start and outcome of the follow-up.
+            # Writes fail from here on. A trigger cannot be saved, so it is not taken: an HTTP trigger gets a
+            # 503 that says why (a 202 would promise a run that a crash could lose), and a trigger file stays
+            # in the folder, looked at again until the state can be saved.
             for n in range(1, 4):
-                assert service.post_json("/api/snapshot/trigger", {"reason": f"during-{n}"})[0] == 202
-                await next_status(stream, lambda d, n=n: d["pendingTriggers"] == n)
+                refused = refused_trigger(service, f"during-{n}")
+                assert refused.code == 503
+                assert refused.headers["Retry-After"] == "5"
+                body = json.load(refused)
+                assert body["success"] is False
+                assert "the state file cannot be written" in body["message"], body
+                assert os.strerror(expected_errno) in body["message"], body
+            dropped = service.triggers_dir / "during-file"
+            dropped.write_text("kept while the disk is broken")
+            await follower.until_count("cannot save state", at_least=1)
             fifo_job.send("PROGRESS 50 halfway")
-            # Live progress too comes from memory while the file cannot take it.
+            # Live progress comes from memory while the file cannot take it.
             live = await next_status(stream, lambda d: d["progress"]["step"] == "halfway")
-            assert (live["running"], live["progress"]["progress"]) == (True, 50)
-            fifo_job.finish()
-            doc = await next_status(
-                stream, lambda d: d["running"] and (d["lastRun"] or {}).get("runId") == first["runId"]
-            )
-            assert doc["lastRun"]["status"] == "completed"
-            follow_up = doc["currentRun"]
-            assert follow_up["triggerCount"] == 3
-            fifo_job.send("PROGRESS 70 almost")
-            await next_status(stream, lambda d: d["progress"]["step"] == "almost")
-            assert service.get_json("/api/snapshot/progress")["step"] == "almost"
+            assert (live["running"], live["progress"]["progress"], live["pendingTriggers"]) == (True, 50, 0)
             fifo_job.finish(4)
-            doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == follow_up["runId"])
+            doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == first["runId"])
 
             # The outcome, from memory, over SSE and HTTP alike.
             assert not doc["running"]
             assert (doc["lastRun"]["status"], doc["lastRun"]["exitCode"]) == ("error", 4)
             assert doc["progress"]["status"] == "error"
             status = service.get_json("/api/snapshot/status")
-            assert (status["lastRun"]["runId"], status["lastRun"]["status"]) == (follow_up["runId"], "error")
+            assert (status["lastRun"]["runId"], status["lastRun"]["status"]) == (first["runId"], "error")
+            assert status["pendingTriggers"] == 0, "nothing that could not be saved was taken"
             progress = service.get_json("/api/snapshot/progress")
-            assert (progress["runId"], progress["status"]) == (follow_up["runId"], "error")
+            assert (progress["runId"], progress["status"]) == (first["runId"], "error")
             # ...and not from the disk, which still shows the first run going on.
             assert on_disk(data_mount, PROGRESS_FILE_NAME)["step"] == "ready"
             assert on_disk(data_mount, STATE_FILE_NAME)["current"]["runId"] == first["runId"]
+            assert dropped.read_text() == "kept while the disk is broken", "a trigger file stays until saved"
 
-            service.wait_for_log(f"run {follow_up['runId']} ended error")
+            service.wait_for_log(f"run {first['runId']} ended error")
             log = service.logs()
             assert log.count("cannot save state") == 1, log
             assert log.count("cannot write progress file") == 1, log
             assert "Traceback" not in log
             assert service.proc.poll() is None
 
-            # Writable again: the next run lands on disk as usual.
+            # Writable again: the file left in the folder is taken at the next look, and its run lands on disk.
             repair(data_mount)
             mark = follower.mark()
+            doc = await next_status(stream, lambda d: d["running"], timeout=10)
+            again = doc["currentRun"]
+            assert again["reason"] == "kept while the disk is broken"
+            removal = FileChanges(dropped)  # removed right after its trigger is saved (the run may start first)
+            try:
+                await removal.until(lambda: not dropped.exists(), "removal of the saved trigger file")
+            finally:
+                removal.close()
+            await follower.until_count("state saved to", "again", at_least=1, since=mark)
+            fifo_job.finish()
+            await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == again["runId"])
+            # ...and an HTTP trigger is taken again.
             assert service.post_json("/api/snapshot/trigger", {"reason": "after the repair"})[0] == 202
             doc = await next_status(stream, lambda d: d["running"] and d["currentRun"]["reason"] == "after the repair")
             again = doc["currentRun"]
-            await follower.until_count("state saved to", "again", at_least=1, since=mark)
             fifo_job.finish()
             await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == again["runId"])
         service.wait_for_log(f"run {again['runId']} completed")

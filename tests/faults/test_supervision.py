@@ -200,15 +200,19 @@ async def test_kill_9_mid_run_is_recorded_and_the_orphaned_job_is_stopped(servic
 
     # The orphaned job does not hold the instance lock (it is close-on-exec), so this start succeeds.
     again = service_factory("--command", sample_command(0.1), "--interval", "60")
-    doc = again.get_json("/api/snapshot/status")
-    assert doc["lastRun"]["runId"] == run_id
-    assert (doc["lastRun"]["status"], doc["lastRun"]["error"]) == ("error", "interrupted: service stopped")
-    assert doc["running"] is False, "the schedule carries on from the interrupted run: nothing is due"
-    assert doc["nextRunAt"] > doc["serverTime"]
-    assert doc["progress"]["status"] == "error"
-    assert json.loads((again.data_dir / "snapshot_progress.json").read_text())["status"] == "error"
     assert not alive(job_pid), "stopped before the new service answered anything"
-    again.wait_for_log("outlived the service; stopping it")
+    again.wait_for_log("outlived the service")
+    interrupted = again.get_json(f"/api/snapshot/runs/{run_id}")
+    assert (interrupted["status"], interrupted["error"]) == ("error", "interrupted: service stopped")
+    # Its triggers were promised a run: it runs again, once, and says so.
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, again.url + "/api/snapshot/events")
+        doc = await next_status(events, lambda d: ended(d, d["lastRun"]["runId"]) and d["lastRun"]["retryOf"] == run_id)
+    retry = doc["lastRun"]
+    assert (retry["status"], retry["trigger"]) == ("completed", "startup")
+    assert retry["reason"] == f"retry of {run_id}; scheduled"
+    assert doc["nextRunAt"] > doc["serverTime"], "the schedule carries on from the retry: nothing is due"
+    assert [run["runId"] for run in again.get_json("/api/snapshot/runs")["runs"]] == [retry["runId"], run_id]
 
 
 def wait_for_exit(pid: int, timeout: float = 10) -> None:
@@ -241,7 +245,7 @@ async def test_after_kill_9_a_leftover_group_is_stopped_even_when_its_leader_has
 
     again = service_factory("--command", sample_command(0.1), "--interval", "60")
     assert not alive(child), "stopped before the new service answered anything"
-    again.wait_for_log(f"run {run_id}: its job (process group {leader}) outlived the service; stopping it")
+    again.wait_for_log(f"run {run_id}: its job outlived the service (1 process: {child}); stopping it")
 
 
 def test_a_second_service_on_the_same_data_folder_refuses_and_names_the_first(

@@ -26,8 +26,9 @@ from watchdog.events import EVENT_TYPE_OPENED, FileSystemEvent, FileSystemEventH
 from watchdog.observers import Observer
 
 from orchestrator.events import MAX_REASON_CHARS
+from orchestrator.sources import TAKE_BATCH
 from tests import support
-from tests.faults.harness import FifoJob, LogFollower, ci, peak_rss_kib
+from tests.faults.harness import FifoJob, LogFollower, ci, peak_rss_kib, until_consumed
 from tests.support import ServiceProcess, SSEEvent, next_status, sse_stream, start_service
 
 Doc = dict[str, Any]
@@ -167,7 +168,7 @@ async def test_a_payload_over_the_cap_is_taken_with_its_reason_cut(
     with (folder / "endless").open("wb") as out:  # 8 GiB, sparse: all zeros, which are no reason at all
         out.truncate(8 << 30)
     await ran(stream, "endless")
-    assert entries(folder) == []
+    await until_consumed(folder)
     peak = peak_rss_kib(service.proc.pid)
     assert peak < 200 * 1024, f"the service read more than the cap: peak RSS {peak} KiB"
 
@@ -227,7 +228,7 @@ async def test_the_folder_deleted_or_moved_and_recreated_keeps_file_triggers_wor
         (folder / name).touch()
         await ran(stream, name)
         assert follower.count(f"triggers folder {folder} was removed or replaced", since=mark) == 1
-    assert entries(folder) == []
+    await until_consumed(folder)
 
 
 async def test_the_folder_replaced_by_a_file_does_not_stop_the_service(
@@ -305,7 +306,7 @@ async def test_a_burst_during_a_run_gives_exactly_one_follow_up_and_consumes_eve
         first = (await next_status(stream, lambda d: d["running"]))["currentRun"]
         took = burst(service.triggers_dir)
         doc = await next_status(stream, lambda d: d["pendingTriggers"] == BURST, timeout=30)
-        assert entries(service.triggers_dir) == [], "every file is consumed"
+        await until_consumed(service.triggers_dir)  # every file
         assert doc["running"] and doc["currentRun"]["runId"] == first["runId"] and doc["queued"]
 
         fifo_job.finish()
@@ -341,7 +342,7 @@ async def test_a_burst_while_idle_gives_one_run_plus_at_most_one_follow_up(
             lambda d: d["running"] and d["currentRun"]["triggerCount"] + d["pendingTriggers"] == BURST,
             timeout=30,
         )
-        assert entries(service.triggers_dir) == [], "every file is consumed"
+        await until_consumed(service.triggers_dir)  # every file
         runs = [doc["currentRun"]]
         fifo_job.finish()
         if doc["pendingTriggers"]:
@@ -409,7 +410,7 @@ async def test_a_big_burst_does_not_freeze_the_event_loop(
         finally:
             done.set()
             await prober
-    assert entries(service.triggers_dir) == [], "every file is consumed"
+    await until_consumed(service.triggers_dir)  # every file
     assert len(lags) >= 10, f"the probe hardly ran: {lags}"
     # The loop stays quick while a worker thread takes the files; taken on the loop, 10,000 files kept it
     # busy for about 1.5 s here. 0.5 s leaves room for a loaded 2-core CI box.
@@ -435,7 +436,8 @@ async def test_a_stop_in_the_middle_of_a_burst_loses_no_file(
     assert service.stop() == 0, service.logs()
     state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
     left = len(entries(service.triggers_dir))
-    assert state["pendingCount"] + left == BURST, (state["pendingCount"], left)
+    # Nothing lost; a file saved in the stop's last instant may still be there too (taken again, it coalesces).
+    assert BURST <= state["pendingCount"] + left <= BURST + TAKE_BATCH, (state["pendingCount"], left)
     print(f"\nstopped mid-burst: {state['pendingCount']} files saved as pending, {left} left in the folder")
 
 
@@ -491,7 +493,7 @@ async def test_files_that_arrive_while_the_folder_cannot_be_listed_are_taken_onc
             )
         assert doc["lastRun"]["status"] == "completed"
         await follower.until_count(f"triggers folder {folder} can be listed again", at_least=1, since=mark)
-        assert entries(folder) == []
+        await until_consumed(folder)
         assert follower.count("WARNING", "cannot be listed", since=mark) == 1, follower.text(mark)
         assert follower.count("can be listed again", since=mark) == 1, follower.text(mark)
     finally:
@@ -536,10 +538,10 @@ async def test_a_slow_writer_is_waited_for_and_a_hard_link_is_taken_at_once(
     original.write_text("linked in")
     started = time.monotonic()
     os.link(original, folder / "linked")  # a link has no writer, so no close event: taken at once
-    await ran(stream, "linked in")
+    await ran(stream, "linked")  # by its name: a hard link's content may be a file its maker could not read
     took = time.monotonic() - started
     assert took < 1, f"a hard link took {took:.2f}s to run"
-    assert entries(folder) == []
+    await until_consumed(folder)
 
 
 async def test_a_file_being_written_when_a_run_ends_is_left_for_its_close(
