@@ -107,13 +107,19 @@ class Trigger:
     reason: str = ""
     receipt: Receipt | None = field(default=None, compare=False, repr=False)
     """Settled by the runner once the trigger is saved (``None``: nobody waits, as for the timer's)."""
+    retried: bool = False
+    """Its run was interrupted by a crash of the service once already and it is being run again: a second
+    crash drops it (so a trigger whose run kills the service cannot do so for ever)."""
 
     def __post_init__(self) -> None:
         # Every source goes through here, so no unclean reason reaches the state file or the job.
         object.__setattr__(self, "reason", clean_reason(self.reason))
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source.value, "at": iso(self.at), "reason": self.reason}
+        doc: dict[str, Any] = {"source": self.source.value, "at": iso(self.at), "reason": self.reason}
+        if self.retried:
+            doc["retried"] = True
+        return doc
 
     @classmethod
     def from_json(cls, data: object) -> Trigger | None:
@@ -128,4 +134,4 @@ class Trigger:
         reason = data.get("reason", "")
         if at is None or not isinstance(reason, str):
             return None
-        return cls(source=source, at=at, reason=reason)
+        return cls(source=source, at=at, reason=reason, retried=data.get("retried") is True)

@@ -537,22 +537,35 @@ class Runner:
         )
         self._leftover = current
         state = replace(self.state, current=None, last_run=done)
+        # Each trigger is owed one more try after a crash, not more: a run that kills the service every time
+        # must not do so for ever (and a trigger that joined a retry still gets its own).
+        owed = tuple(replace(t, retried=True) for t in current.triggers if not t.retried)
+        dropped = sum(t.retried for t in current.triggers)
         if current.stop_requested is not None:
-            log.warning("run %s was interrupted by a service stop while it was being stopped", current.run_id)
-        elif current.retry_of is not None:
             log.warning(
-                "run %s (a retry of %s) was interrupted by a service stop too; recorded as an error, not retried",
+                "run %s was interrupted by a service stop while it was being stopped; recorded as %s, not run again",
                 current.run_id,
-                current.retry_of,
+                status.value,
+            )
+        elif not owed:
+            log.warning(
+                "run %s%s was interrupted by a service stop; recorded as an error%s",
+                current.run_id,
+                f" (a retry of {current.retry_of})" if current.retry_of else "",
+                ", not run again: its triggers were retried once already" if current.triggers else "",
             )
         else:
             log.warning(
-                "run %s was interrupted by a service stop; recorded as an error, and run again once", current.run_id
+                "run %s was interrupted by a service stop; recorded as an error, and run again once%s",
+                current.run_id,
+                f" ({dropped} trigger(s) already retried once are dropped)" if dropped else "",
             )
+            # Counted beyond the recorded ones too, unless this was a retry (they were retried already).
+            beyond = 0 if current.retry_of is not None else current.trigger_count - len(current.triggers)
             state = replace(
                 state,
-                pending=(*current.triggers, *state.pending)[:MAX_RECORDED_TRIGGERS],
-                pending_count=state.pending_count + current.trigger_count,
+                pending=(*owed, *state.pending)[:MAX_RECORDED_TRIGGERS],
+                pending_count=state.pending_count + len(owed) + beyond,
                 retry_of=current.run_id,
             )
         self.state = state
@@ -560,7 +573,7 @@ class Runner:
         self._record_history(done)
         self._recovered = done
         with contextlib.suppress(OSError):
-            self._progress_file.write(self._progress_for(done, step=f"Error: {error}"))
+            self._progress_file.write(self._progress_for(done, step=f"{status.value.capitalize()}: {error}"))
 
     def _reconcile_history(self) -> None:
         """Rows still ``running`` with no run in flight: the state (saved first) knows how the last one ended;

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from orchestrator.clock import FakeClock
 from orchestrator.events import RunStatus, Source, iso
+from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.job import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 from orchestrator.state import RunRecord
@@ -389,3 +391,115 @@ async def test_a_run_the_last_service_died_in_is_told_as_finished_at_the_next_st
         assert (recovered["error"], recovered["step"]) == ("interrupted: service stopped", "Fetching PRs (6/15)")
     finally:
         await second.stop()
+
+
+# ------------------------------------------------------------------------------------ after a crash: retries
+def crashed_state(data: Path, current: dict[str, object], pending: list[dict[str, object]] | None = None) -> None:
+    """A state file as the service leaves it when it is killed mid-run (the fields of the previous version
+    only, unless ``current`` brings more: an older data folder must be read as well)."""
+    data.mkdir(parents=True, exist_ok=True)
+    document = {"version": 1, "lastRun": None, "current": current, "notBefore": None, "pending": pending or []}
+    (data / "orchestrator_state.json").write_text(json.dumps(document))
+
+
+def trigger_doc(source: str, reason: str, **more: object) -> dict[str, object]:
+    return {"source": source, "at": iso(T0), "reason": reason, **more}
+
+
+async def test_a_run_the_service_was_killed_in_runs_again_once_with_its_triggers(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    # Written by the previous version: the run's pid not saved yet, no retry fields at all.
+    current = {"runId": "r1", "status": "running", "startedAt": iso(T0), "pid": None}
+    current["triggers"] = [trigger_doc("http", "deploy 42")]
+    crashed_state(tmp_path / "data", current, pending=[trigger_doc("file", "came during r1")])
+    clock.advance(minutes(1))
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        run = await job.next_start()
+        assert run.ctx.reason == "retry of r1; deploy 42; came during r1"
+        assert run.ctx.source is Source.HTTP, "the job is told what first asked for the run"
+        doc = service.status()
+        assert (doc["lastRun"]["runId"], doc["lastRun"]["error"]) == ("r1", "interrupted: service stopped")
+        assert doc["currentRun"]["retryOf"] == "r1"
+        assert [t.get("retried", False) for t in doc["currentRun"]["triggers"]] == [True, False]
+        run.finish()
+        await ended(service, run)
+        await settle()
+        assert len(job.runs) == 1, "run again once, not more"
+    finally:
+        await service.stop()
+
+
+async def test_a_retry_killed_too_drops_the_triggers_retried_once_and_retries_the_new(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob, caplog: pytest.LogCaptureFixture
+) -> None:
+    current = {"runId": "r2", "status": "running", "startedAt": iso(T0), "retryOf": "r1"}
+    current["triggers"] = [trigger_doc("http", "deploy 42", retried=True), trigger_doc("file", "joined r2")]
+    crashed_state(tmp_path / "data", current)
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        run = await job.next_start()
+        assert run.ctx.reason == "retry of r2; joined r2", "a trigger gets one retry, and only one"
+        assert "1 trigger(s) already retried once are dropped" in caplog.text
+        run.finish()
+        await ended(service, run)
+    finally:
+        await service.stop()
+
+
+async def test_a_retry_with_nothing_new_is_not_run_again(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> None:
+    current = {"runId": "r2", "status": "running", "startedAt": iso(T0), "retryOf": "r1"}
+    current["triggers"] = [trigger_doc("http", "deploy 42", retried=True)]
+    crashed_state(tmp_path / "data", current)
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        doc = service.status()
+        assert (doc["lastRun"]["runId"], doc["lastRun"]["status"]) == ("r2", "error")
+        assert not doc["running"] and not doc["queued"], "a run that keeps killing the service is not run for ever"
+    finally:
+        await service.stop()
+
+
+async def test_a_run_killed_while_it_was_being_stopped_is_not_run_again(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    current = {"runId": "r1", "status": "running", "startedAt": iso(T0), "triggers": [trigger_doc("http", "x")]}
+    current["stopRequested"] = {"status": "cancelled", "reason": "cancelled by request"}
+    crashed_state(tmp_path / "data", current)
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        doc = service.status()
+        assert (doc["lastRun"]["status"], doc["lastRun"]["stopRequested"]) == ("cancelled", None)
+        assert "cancelled by request" in doc["lastRun"]["error"]
+        assert not doc["running"] and not doc["queued"], "stopped on purpose: nobody is owed a run"
+    finally:
+        await service.stop()
+
+
+async def test_the_history_cannot_stay_running_after_a_crash(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    """Killed after the state was saved but before the history row was finished: the state knows the end."""
+    data = tmp_path / "data"
+    data.mkdir()
+    history = RunHistory(data / HISTORY_FILE_NAME)
+    ended_run = RunRecord("r1", (), T0, status=RunStatus.COMPLETED, finished_at=T0 + minutes(2), exit_code=0)
+    history.record(replace(ended_run, status=RunStatus.RUNNING, finished_at=None, exit_code=None))
+    history.record(RunRecord("r0", (), T0 - minutes(60)))  # never finished, and the state knows nothing of it
+    document = {"version": 1, "lastRun": ended_run.to_json(), "current": None, "pending": []}
+    (data / "orchestrator_state.json").write_text(json.dumps(document))
+    clock.advance(minutes(3))
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        r1, r0 = history.get("r1"), history.get("r0")
+        assert r1 is not None and (r1["status"], r1["finishedAt"]) == ("completed", iso(T0 + minutes(2)))
+        assert r0 is not None and (r0["status"], r0["error"]) == ("error", "interrupted: service stopped")
+        assert not history.unfinished()
+    finally:
+        await service.stop()
