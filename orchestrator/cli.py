@@ -60,6 +60,16 @@ from orchestrator.trigger_files import write_trigger_file
 
 log = logging.getLogger(__name__)
 
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines with control characters shown as ``\\xNN``: a job's stderr, a step or a reason quoted in
+    a line must not retitle, clear or rewrite the operator's terminal (``ESC ] 0 ; ... BEL``, ``ESC [ 2 J``).
+    Line breaks stay (a traceback); every text from outside that could hold one is quoted with ``%r``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
+
+
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 KEEPALIVE_SECONDS = 15
 RECENT_RUNS = 5
@@ -335,7 +345,9 @@ def serve(settings: Settings, level: int, url: str) -> int:
 
     raise_fd_limit()
     sock = bind_socket(settings.host, settings.port)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))  # its debug is one line per inotify event
     if not is_loopback(settings.host) and not settings.token:

@@ -81,6 +81,24 @@ class Job(Protocol):
         ...
 
 
+WITHHELD_FROM_JOB = frozenset(
+    {
+        "SNAPSHOT_TOKEN",
+        "SNAPSHOT_TOKEN_FOR_READS",
+        "SNAPSHOT_NOTIFY_SECRET",
+        "SNAPSHOT_NOTIFY_URLS",  # a webhook URL is often its own secret (Slack, Teams, ...)
+        "SNAPSHOT_SMTP_PASSWORD",
+    }
+)
+"""The service's own secrets: a job that prints its environment, or crashes with a dump of it, would publish
+them in its log, which anyone who may read the API reads."""
+
+
+def job_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a job inherits: the service's, without the service's own secrets."""
+    return {name: value for name, value in env.items() if name not in WITHHELD_FROM_JOB}
+
+
 def parse_progress_line(line: str) -> tuple[float, str | None] | None:
     """``PROGRESS 45 Fetching PRs (5/15)`` -> ``(45.0, "Fetching PRs (5/15)")``; other lines -> ``None``."""
     match = PROGRESS_LINE.match(line.strip())
@@ -95,7 +113,7 @@ class SubprocessJob:
 
     def __init__(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, kill_grace: float = 10.0) -> None:
         self.argv = tuple(argv)
-        self.env = dict(os.environ if env is None else env)
+        self.env = job_environment(os.environ if env is None else env)
         self.kill_grace = kill_grace
 
     async def run(self, ctx: RunContext, report: Report, started: Started = _ignore_pid) -> JobResult:
@@ -263,10 +281,12 @@ def describe_exit(code: int, stderr_tail: Sequence[str]) -> str:
             what = f"killed by signal {-code}"
     else:
         what = f"exited with code {code}"
-    if stderr_tail:
-        # The headline carries the job's last word, which usually says what went wrong.
-        return f"{what}: {stderr_tail[-1].strip()}\n" + "\n".join(stderr_tail)
-    return what
+    if not stderr_tail:
+        return what
+    # The headline carries the job's last word, which usually says what went wrong; the lines before it
+    # follow as context (a one-line stderr is said once).
+    headline = f"{what}: {stderr_tail[-1].strip()}"
+    return headline if len(stderr_tail) == 1 else headline + "\n" + "\n".join(stderr_tail)
 
 
 async def stop_leftover(run_id: str, pgid: int | None, grace: float) -> bool:

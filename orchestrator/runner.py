@@ -400,7 +400,7 @@ class Runner:
             final = self._progress_for(done, step="Completed", percent=100)
             log.info("run %s completed in %.1fs", done.run_id, done.duration_seconds or 0)
         else:
-            headline = (error or result.status.value).splitlines()[0]
+            headline = (error or result.status.value).split("\n", 1)[0]  # not splitlines: a CR is shown, not a line end
             final = self._progress_for(done, step=f"{result.status.value.capitalize()}: {headline}")
             log.warning("run %s ended %s: %s", done.run_id, result.status.value, headline)
         self._set_progress(final)

@@ -300,7 +300,9 @@ async def _reason_from_body(request: web.Request) -> str:
         return ""
     try:
         body: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    # ValueError: not JSON, not UTF-8, or a number of more than 4300 digits; RecursionError: ``[[[[...``
+    # nested deeper than the stack. Each is the client's mistake: a 400, never a 500 with a traceback.
+    except (ValueError, RecursionError):
         raise _bad_request('body must be JSON like {"reason": "..."}') from None
     if not isinstance(body, dict):
         raise _bad_request('body must be a JSON object like {"reason": "..."}')

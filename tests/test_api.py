@@ -99,7 +99,12 @@ async def test_trigger_while_running_says_queued(client: Client, job: ScriptedJo
         (b"{not json", "must be JSON"),
         (b"[1]", "JSON object"),
         (b'{"reason": 5}', "reason must be a string"),
+        # Each of these escaped the body parser as a 500 with a traceback (RecursionError, ValueError).
+        (b"[" * 8000, "must be JSON"),
+        (b"1" * 5000, "must be JSON"),
+        (b'{"reason": "x", "n": ' + b"9" * 5000 + b"}", "must be JSON"),
     ],
+    ids=["not-json", "not-an-object", "reason-not-a-string", "nested-8000-deep", "5000-digits", "5000-digit-field"],
 )
 async def test_bad_trigger_bodies_get_400_and_start_nothing(
     idle: Client, job: ScriptedJob, body: bytes, message: str

@@ -46,9 +46,18 @@ def test_parse_progress_line(line: str, parsed: tuple[float, str | None] | None)
     assert parse_progress_line(line) == parsed
 
 
-def test_describe_exit() -> None:
-    assert describe_exit(3, ["a", "b"]) == "exited with code 3: b\na\nb"
-    assert describe_exit(-9, []) == "killed by SIGKILL"
+@pytest.mark.parametrize(
+    ("code", "tail", "error"),
+    [
+        (3, ["a", "b"], "exited with code 3: b\na\nb"),  # the headline, then the lines it came from
+        (3, ["boom: could not parse row 17"], "exited with code 3: boom: could not parse row 17"),  # said once
+        (-9, [], "killed by SIGKILL"),
+        (-99, [], "killed by signal 99"),
+        (0, [], "exited with code 0"),
+    ],
+)
+def test_describe_exit(code: int, tail: list[str], error: str) -> None:
+    assert describe_exit(code, tail) == error
 
 
 async def test_job_gets_its_environment_and_reports_progress(tmp_path: Path) -> None:

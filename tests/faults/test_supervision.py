@@ -296,3 +296,43 @@ async def test_a_trigger_file_during_the_shutdown_drain_starts_nothing_and_is_ke
         events = sse_stream(session, again.url + "/api/snapshot/events")
         done = await next_status(events, lambda d: d["lastRun"]["trigger"] == "file" and not d["running"])
     assert done["lastRun"]["reason"] == "dropped while stopping"
+
+
+async def test_escape_bytes_from_the_job_reach_the_service_log_escaped(service_factory: Any) -> None:
+    """A job's stderr is quoted in the service's own log (its error); raw, it would retitle the operator's
+    terminal, clear it, or rewrite the line before it."""
+    evil = job_command(
+        "import sys\nsys.stderr.write('\\x1b]0;pwned\\x07\\x1b[2Jboom\\rFAKE: all good\\n')\nsys.exit(3)\n"
+    )
+    service = service_factory("--command", evil, "--interval", "60")
+    service.wait_for_log("ended error")
+    line = next(line for line in service.logs().splitlines() if "ended error" in line)
+    assert line.endswith("exited with code 3: \\x1b]0;pwned\\x07\\x1b[2Jboom\\x0dFAKE: all good"), line
+    assert not [ch for ch in service.logs() if ch in "\x1b\x07\r"], "no control character reaches the log raw"
+
+
+async def test_the_job_does_not_inherit_the_services_secrets(service_factory: Any) -> None:
+    """A job that prints its environment (or dies with a dump of it) publishes it in its log, which anyone who
+    may read the API reads: the service's own secrets stay out of it. Everything else is inherited."""
+    secrets = {
+        "SNAPSHOT_TOKEN": "token-aaaa",
+        "SNAPSHOT_TOKEN_FOR_READS": "1",
+        "SNAPSHOT_NOTIFY_SECRET": "hmac-bbbb",
+        "SNAPSHOT_NOTIFY_URLS": "https://hooks.example.com/cccc",
+        "SNAPSHOT_SMTP_PASSWORD": "smtp-dddd",
+        "SNAPSHOT_SMTP_HOST": "127.0.0.1",  # (so that the password is one the service takes)
+        "SNAPSHOT_SMTP_TO": "ops@example.com",
+        "SNAPSHOT_SMTP_USER": "ops",
+    }
+    printer = job_command("import os\nfor k, v in sorted(os.environ.items()): print(f'{k}={v}')\n")
+    service = service_factory(
+        "--command", printer, "--interval", "60", "--notify-on", "failure", env={**secrets, "GITHUB_TOKEN": "gh-eeee"}
+    )
+    service.wait_for_log("completed in")
+    [log_file] = (service.data_dir / "logs").glob("*.log")
+    printed = log_file.read_text()
+    assert "GITHUB_TOKEN=gh-eeee" in printed, "the job's own variables are inherited"
+    assert "SNAPSHOT_RUN_ID=" in printed
+    withheld = [name for name in secrets if name.rsplit("_", 1)[1] not in ("HOST", "TO", "USER")]
+    assert not [secrets[name] for name in withheld if secrets[name] != "1" and secrets[name] in printed]
+    assert not [name for name in withheld if f"{name}=" in printed]
