@@ -563,3 +563,42 @@ async def test_a_file_being_written_when_a_run_ends_is_left_for_its_close(
         run = await ran(stream, "slow writer")
     assert run["trigger"] == "file"
     assert entries(service.triggers_dir) == []
+
+
+# ------------------------------------------------------------------------------------- the folder a symlink
+async def test_a_triggers_folder_swapped_for_a_symlink_is_refused_not_followed(
+    service_factory: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    """``mv triggers triggers.moved; ln -s /some/folder triggers``: the service used to "watch it again" and
+    read, delete and publish every file in the target folder within a second."""
+    service = service_factory("--command", "true", "--interval", "60")
+    folder = service.triggers_dir
+    follower = LogFollower(service)
+    target = tmp_path / "someone-elses"
+    target.mkdir()
+    (target / "private-notes").write_text("not for the status page")
+    try:
+        async with aiohttp.ClientSession() as session:
+            stream = sse_stream(session, service.url + "/api/snapshot/events")
+            await next_status(stream, lambda d: not d["running"] and d["lastRun"] is not None)  # start-up run
+            mark = follower.mark()
+            folder.rename(tmp_path / "triggers.moved")
+            folder.symlink_to(target, target_is_directory=True)
+            await follower.until_count(f"triggers folder {folder} is a symlink; refusing it", at_least=1, since=mark)
+            (target / "more-notes").write_text("also private")  # events in the target: looks, each refused
+            assert sorted(p.name for p in target.iterdir()) == ["more-notes", "private-notes"], "nothing removed"
+            assert (target / "private-notes").read_text() == "not for the status page"
+
+            # A real folder again: watched and taken as before.
+            folder.unlink()
+            folder.mkdir()
+            (folder / "real").write_text("a real trigger")
+            run = await ran(stream, "a real trigger")
+        runs = service.get_json("/api/snapshot/runs")["runs"]
+        assert not [r for r in runs if "private" in r["reason"]], "no file of the target became a run"
+        assert run["trigger"] == "file"
+        assert sorted(p.name for p in target.iterdir()) == ["more-notes", "private-notes"]
+        assert follower.count("is a symlink; refusing it", since=mark) == 1, follower.text(mark)
+        assert follower.count(f"triggers folder {folder} is a real folder again", since=mark) == 1
+    finally:
+        follower.close()
