@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from orchestrator import __version__
+from orchestrator import __version__, httplog
 from orchestrator.config import (
     DEFAULT_COOLDOWN_MINUTES,
     DEFAULT_HOST,
@@ -348,6 +348,7 @@ def serve(settings: Settings, level: int, url: str) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+    httplog.install()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))  # its debug is one line per inotify event
     if not is_loopback(settings.host) and not settings.token:
