@@ -289,7 +289,7 @@ def describe_exit(code: int, stderr_tail: Sequence[str]) -> str:
     return headline if len(stderr_tail) == 1 else headline + "\n" + "\n".join(stderr_tail)
 
 
-async def stop_leftover(run_id: str, pgid: int | None, grace: float) -> bool:
+async def stop_leftover(run_id: str, grace: float) -> bool:
     """Stop what is left of the job of a run that an earlier service died in (it was killed, not stopped).
 
     Its processes are found by ``SNAPSHOT_RUN_ID`` in their environment, which every process of the job's
@@ -297,7 +297,7 @@ async def stop_leftover(run_id: str, pgid: int | None, grace: float) -> bool:
     leaves nothing else to go by. The sessions they lead are searched too (a child that cleared its
     environment but kept the job's session). A group id reused since by something else is left alone: only a
     process proven to be the run's counts. ``True`` if a leftover was found and stopped."""
-    found = _processes_of_run(run_id, pgid)
+    found = _processes_of_run(run_id)
     if not found:
         return False
     log.warning(
@@ -311,18 +311,31 @@ async def stop_leftover(run_id: str, pgid: int | None, grace: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     # Not our children, so no exit notification: look until none is left or the grace is over.
-    while (found := _processes_of_run(run_id, pgid)) and loop.time() < deadline:
+    while (found := _processes_of_run(run_id)) and loop.time() < deadline:
         _signal_all(found, signal.SIGTERM)  # a child forked meanwhile gets it too
         await asyncio.sleep(0.05)
     if found:
-        _signal_all(found, signal.SIGKILL)
         log.warning("run %s: %d leftover process(es) ignored SIGTERM for %gs; sent SIGKILL", run_id, len(found), grace)
+    said = False
+    # Until none is left, however long: a process in uninterruptible I/O dies only once its I/O ends, and a
+    # child forked since the last look has not been signalled yet. Nothing starts before.
+    while found:
+        _signal_all(found, signal.SIGKILL)
+        if not said and loop.time() > deadline + LEFTOVER_PATIENCE_SECONDS:
+            log.error("run %s: leftover process(es) %s still alive after SIGKILL; waiting", run_id, sorted(found))
+            said = True
+        await asyncio.sleep(0.05)
+        found = _processes_of_run(run_id)
     return True
 
 
-def _processes_of_run(run_id: str, pgid: int | None) -> set[int]:
+LEFTOVER_PATIENCE_SECONDS = 5.0
+"""After SIGKILL, how long a leftover may take to die before the wait is logged."""
+
+
+def _processes_of_run(run_id: str) -> set[int]:
     """Live processes with ``SNAPSHOT_RUN_ID=run_id`` in their environment, and the members of the sessions
-    and groups they (or ``pgid``, if one of them) lead. Never this service's own group or session."""
+    and groups they belong to. Never this service's own group or session."""
     marker = f"SNAPSHOT_RUN_ID={run_id}".encode()
     own = {os.getpid(), os.getpgrp(), os.getsid(0)}
     found: set[int] = set()
@@ -340,8 +353,8 @@ def _processes_of_run(run_id: str, pgid: int | None) -> set[int]:
             leaders.update(int(f) for f in fields[2:4] if int(f) not in own and int(f) > 1)
     if not found:
         return found
-    if pgid is not None and pgid not in own:
-        leaders.add(pgid)
+    # Only sessions and groups that a process of the run leads or belongs to: the saved pid alone proves
+    # nothing (it may be another session's leader by now).
     for leader in leaders:
         found.update(_group_members(leader))
     return found - own

@@ -115,7 +115,7 @@ class Metrics:
         )
         yield _gauge("snapshot_pending_triggers", "Triggers waiting for the next run.", state.pending_count)
         yield _gauge(
-            "snapshot_run_queued", "1 while a run is owed (a follow-up to the running one).", bool(state.pending)
+            "snapshot_run_queued", "1 while a run is owed (a follow-up to the running one).", state.pending_count > 0
         )
         yield _gauge("snapshot_sse_clients", "Open event streams (browsers showing the page).", self._sse_clients())
         yield _gauge(

@@ -102,7 +102,8 @@ class Runner:
         # Durations on the monotonic clock: an NTP step or a resumed VM must not end a run early.
         self._started_mono = 0.0
         self._last_progress_mono = 0.0
-        self._leftover: RunRecord | None = None
+        self._first_run_gate = asyncio.Event()
+        self._first_run_gate.set()
         self._recovered: RunRecord | None = None
         """A run the previous service died in, recorded as an error: listeners hear of it once we serve."""
         self.state = store.load()
@@ -115,7 +116,7 @@ class Runner:
         recovered, self._recovered = self._recovered, None
         if recovered is not None:
             self._tell("run_finished", recovered)
-        if self.state.pending:
+        if self.state.pending_count:
             self._work.set()
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -129,15 +130,18 @@ class Runner:
                 left.append(self._queue.get_nowait())
             if left:
                 self._take(left)
-            elif self.state.pending:
+            elif self.state.pending_count:
                 self._save()
 
     async def stop_leftover(self) -> None:
-        """Stop the job of a run that the previous service died in, if it still runs: never two jobs at
-        once, not even across a crash. Called at start-up, before anything else happens."""
-        leftover, self._leftover = self._leftover, None
-        if leftover is not None:
-            await stop_leftover(leftover.run_id, leftover.pid, self._kill_grace)
+        """Stop the jobs of runs that earlier services died in, if they still run: never two jobs at once, not
+        even across a crash. Called at start-up, before anything else happens. They stay in the state until
+        stopped: a crash meanwhile leaves the next start the same search to make."""
+        for run_id, _pid in self.state.leftovers:
+            await stop_leftover(run_id, self._kill_grace)
+        if self.state.leftovers:
+            self.state = replace(self.state, leftovers=())
+            self._save()
 
     def keep_for_next_start(self, trigger: Trigger) -> None:
         """A trigger that came after the runner stopped taking work: saved as pending, for the next start."""
@@ -159,6 +163,8 @@ class Runner:
             return None
         if self._stop_request is None:
             self._stop_request = Stop(RunStatus.CANCELLED, reason)
+            # On disk before the caller hears "cancelling": a crash from here on must not run it again.
+            self._intend_stop(self._stop_request)
             self._watch.set()
             self._on_change()
         return current.run_id
@@ -219,7 +225,7 @@ class Runner:
         current = self.state.current
         for n, trigger in enumerate(taken):
             self.triggers_received[trigger.source] += 1
-            if current is not None and n == 0 and not before.pending:
+            if current is not None and n == 0 and not before.pending_count:
                 # Logged once per follow-up, not once per trigger: a burst of files is one line.
                 log.info(
                     "%s trigger during run %s%s: a follow-up run is queued",
@@ -228,11 +234,17 @@ class Runner:
                     f" ({trigger.reason})" if trigger.reason else "",
                 )
 
+    def hold_first_run(self, until: asyncio.Event) -> None:
+        """Start no run before ``until`` is set (the triggers folder's first look: a file saved before a crash
+        but not yet removed is taken then, and joins the first run instead of causing a second)."""
+        self._first_run_gate = until
+
     async def _work_loop(self) -> None:
+        await self._first_run_gate.wait()
         while True:
             await self._work.wait()
             self._work.clear()
-            if self.state.pending and not self._stopping:
+            if self.state.pending_count and not self._stopping:
                 await self._run_once()
 
     def _begin(self) -> RunRecord:
@@ -245,6 +257,7 @@ class Runner:
             started_at=now,
             trigger_count=pending.pending_count,
             retry_of=pending.retry_of,
+            retried_beyond=pending.retried_beyond,
         )
         # Fresh supervision before the run is visible: a cancel from now on is for this run.
         self._stop_request = None
@@ -253,7 +266,7 @@ class Runner:
         self._started_mono = self._last_progress_mono = self._clock.monotonic()
         # On disk before the job is spawned: a crash from here on leaves the next start a run to find the
         # job of (by the run id in its environment) and to stop before it starts anything.
-        self.state = replace(self.state, current=record, pending=(), pending_count=0, retry_of=None)
+        self.state = replace(self.state, current=record, pending=(), pending_count=0, retry_of=None, retried_beyond=0)
         self._save()
         if record.trigger_count > 1:
             log.info("run %s absorbs %d triggers", record.run_id, record.trigger_count)
@@ -404,7 +417,7 @@ class Runner:
             final = self._progress_for(done, step=f"{result.status.value.capitalize()}: {headline}")
             log.warning("run %s ended %s: %s", done.run_id, result.status.value, headline)
         self._set_progress(final)
-        if self.state.pending:
+        if self.state.pending_count:
             self._work.set()
         self._on_change()
 
@@ -535,19 +548,21 @@ class Runner:
             step=self._last_step(current.run_id),  # the progress file still says how far it got
             stop_requested=None,
         )
-        self._leftover = current
-        state = replace(self.state, current=None, last_run=done)
+        state = replace(
+            self.state, current=None, last_run=done, leftovers=(*self.state.leftovers, (current.run_id, current.pid))
+        )
         # Each trigger is owed one more try after a crash, not more: a run that kills the service every time
         # must not do so for ever (and a trigger that joined a retry still gets its own).
         owed = tuple(replace(t, retried=True) for t in current.triggers if not t.retried)
-        dropped = sum(t.retried for t in current.triggers)
+        dropped = sum(t.retried for t in current.triggers) + current.retried_beyond
+        fresh_beyond = current.trigger_count - len(current.triggers) - current.retried_beyond
         if current.stop_requested is not None:
             log.warning(
                 "run %s was interrupted by a service stop while it was being stopped; recorded as %s, not run again",
                 current.run_id,
                 status.value,
             )
-        elif not owed:
+        elif not owed and not fresh_beyond:
             log.warning(
                 "run %s%s was interrupted by a service stop; recorded as an error%s",
                 current.run_id,
@@ -560,12 +575,14 @@ class Runner:
                 current.run_id,
                 f" ({dropped} trigger(s) already retried once are dropped)" if dropped else "",
             )
-            # Counted beyond the recorded ones too, unless this was a retry (they were retried already).
-            beyond = 0 if current.retry_of is not None else current.trigger_count - len(current.triggers)
+            # Beyond the recorded triggers only a count is kept, and how many of it are retries already.
+            pending = (*owed, *state.pending)[:MAX_RECORDED_TRIGGERS]
+            owed_cut = len(owed) - min(len(owed), MAX_RECORDED_TRIGGERS)
             state = replace(
                 state,
-                pending=(*owed, *state.pending)[:MAX_RECORDED_TRIGGERS],
-                pending_count=state.pending_count + len(owed) + beyond,
+                pending=pending,
+                pending_count=state.pending_count + len(owed) + fresh_beyond,
+                retried_beyond=state.retried_beyond + owed_cut + fresh_beyond,
                 retry_of=current.run_id,
             )
         self.state = state

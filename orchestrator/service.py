@@ -90,6 +90,7 @@ class Orchestrator:
         )
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
         self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)
+        self.runner.hold_first_run(self.folder.first_look)
         self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file)
         self._tasks: list[asyncio.Task[None]] = []
         self._was_running = False
@@ -275,7 +276,7 @@ class Orchestrator:
             "secondsUntilNextRun": max(0.0, round((due - now).total_seconds(), 1)),
             "cooldownMinutes": _tidy(self.settings.cooldown_minutes),
             "cooldownUntil": iso(state.not_before) if state.not_before and state.not_before > now else None,
-            "queued": bool(state.pending),
+            "queued": state.pending_count > 0,
             "pendingTriggers": state.pending_count,
             "currentRun": current.to_json() if current else None,
             "stopping": stopping.reason if (stopping := self.runner.stopping) else None,

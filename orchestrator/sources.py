@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
@@ -29,6 +30,8 @@ from orchestrator.trigger_files import TakenFile, TriggerFolder, is_trigger_name
 from orchestrator.watch import CONTENT_EVENTS, FolderWatch
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class IntervalTimer:
@@ -89,13 +92,28 @@ class FolderSource:
         """Set while the source waits for the next event (no look at the folder going on or due)."""
         self._refused = False
         """The last look's triggers could not be saved: their files stay, and are looked at again soon."""
+        self.first_look = asyncio.Event()
+        """Set once the folder was first looked at (and what it held handed over), or that look failed."""
+        self._in_thread: asyncio.Future[Any] | None = None
+        """The folder's work on a worker thread, if any: a cancel does not stop it, so the folder's descriptor
+        is closed only once it is done."""
 
     def start(self) -> None:
         self.watch.start()
 
     def stop(self) -> None:
         self.watch.stop()
-        self._folder.close()
+        busy = self._in_thread
+        if busy is not None and not busy.done():
+            busy.add_done_callback(lambda _: self._folder.close())  # on the loop, after the thread let go of it
+        else:
+            self._folder.close()
+
+    async def _thread(self, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` on a worker thread, one at a time, remembered until it is done (see :meth:`stop`)."""
+        future = asyncio.ensure_future(asyncio.to_thread(work, *args))
+        self._in_thread = future
+        return await future
 
     def rescan(self) -> None:
         """Look at the folder again even without an event (after each run: inotify can drop events)."""
@@ -105,6 +123,7 @@ class FolderSource:
         """Take what is there at start, then once per burst of file events, and on a timer while the folder
         cannot be listed (making it readable again raises no event for the files waiting in it)."""
         self.watch.changed.set()
+        first = True
         taken_log = _TakenLog()
         retry_at: datetime | None = None
         while True:
@@ -117,12 +136,17 @@ class FolderSource:
                 continue
             self.watch.changed.clear()
             self.watch.recover()
-            await self._take_all(taken_log)
+            try:
+                await self._take_all(taken_log)
+            finally:
+                if first:
+                    first = False
+                    self.first_look.set()
             retry_soon = self._folder.retry_soon or self._refused
             retry_at = self._clock.now() + RELIST_INTERVAL if retry_soon else None
 
     async def _take_all(self, taken_log: _TakenLog) -> None:
-        entries, left = await asyncio.to_thread(self._scan)  # nothing is consumed yet: a cancel may cut it
+        entries, left = await self._thread(self._scan)  # nothing is consumed yet: a cancel may cut it
         if left:
             log.debug("%d trigger file(s) left for later: %r", len(left), left[:3])
         if any(name.endswith(f"({JUST_CREATED})") for name in left):
@@ -131,7 +155,7 @@ class FolderSource:
             asyncio.get_running_loop().call_later(UNHEARD_SECONDS, self.watch.changed.set)
         self._refused = False
         for start in range(0, len(entries), TAKE_BATCH):
-            taken = await asyncio.to_thread(self._folder.read, entries[start : start + TAKE_BATCH])
+            taken = await self._thread(self._folder.read, entries[start : start + TAKE_BATCH])
             if not taken:
                 continue
             now = self._clock.now()
@@ -157,11 +181,11 @@ class FolderSource:
             # Stopping: the runner, which stops after us, saves what is queued; remove the files if it has
             # by the time we go (else they are taken again at the next start, and coalesce there).
             if receipt.settled and await receipt.saved():
-                await outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self._folder.remove, taken)))
+                await outlast_cancel(asyncio.ensure_future(self._thread(self._folder.remove, taken)))
             raise
         if saved:
             # Shielded from a cancel: the triggers are saved, and a file left behind would run them twice.
-            await outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self._folder.remove, taken)))
+            await outlast_cancel(asyncio.ensure_future(self._thread(self._folder.remove, taken)))
         return saved
 
     def _scan(self) -> tuple[list[os.DirEntry[str]], list[str]]:

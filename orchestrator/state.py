@@ -40,6 +40,8 @@ class RunRecord:
     """The job's process (and process group) id while it runs, to stop it after a crash of the service."""
     retry_of: str | None = None
     """The run this one runs again: the service died during it (see :func:`interrupted`)."""
+    retried_beyond: int = 0
+    """Of the triggers counted beyond the recorded ones, how many are retries already (a crash drops those)."""
     stop_requested: tuple[RunStatus, str] | None = None
     """Saved before the runner starts to stop the job (cancel, timeout, stall, service stop): a run the
     service dies in while stopping it was meant to end, and is not run again."""
@@ -85,6 +87,7 @@ class RunRecord:
             "step": self.step,
             "pid": self.pid,
             "retryOf": self.retry_of,
+            "retriedBeyond": self.retried_beyond,
             "stopRequested": (
                 None
                 if self.stop_requested is None
@@ -128,8 +131,23 @@ class RunRecord:
             trigger_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
             pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 else None,
             retry_of=_run_id(retry_of),
+            retried_beyond=_count(data.get("retriedBeyond")),
             stop_requested=_stop_requested(data.get("stopRequested")),
         )
+
+
+def _count(data: object) -> int:
+    return data if isinstance(data, int) and not isinstance(data, bool) and data > 0 else 0
+
+
+def _leftovers(data: object) -> tuple[tuple[str, int | None], ...]:
+    found: list[tuple[str, int | None]] = []
+    for item in data if isinstance(data, list) else []:
+        run_id = _run_id(item.get("runId")) if isinstance(item, dict) else None
+        if run_id is not None:
+            pid = item.get("pid")
+            found.append((run_id, pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 else None))
+    return tuple(found[:MAX_RECORDED_TRIGGERS])
 
 
 def _run_id(data: object) -> str | None:
@@ -189,6 +207,11 @@ class State:
     """Set while the automatic schedule is paused (``POST /api/snapshot/pause``); survives restarts."""
     retry_of: str | None = None
     """The pending triggers include those of this run, which the service died in: the next run retries it."""
+    retried_beyond: int = 0
+    """Of the pending triggers counted beyond the recorded ones, how many are retries already."""
+    leftovers: tuple[tuple[str, int | None], ...] = ()
+    """(run id, pid) of runs the service died in whose jobs may still run: kept until they are stopped, so a
+    crash during that stop leaves the next start the same search to make."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pending_count", max(self.pending_count, len(self.pending)))
@@ -212,6 +235,8 @@ class State:
             "pendingCount": self.pending_count,
             "paused": self.paused.to_json() if self.paused else None,
             "retryOf": self.retry_of,
+            "retriedBeyond": self.retried_beyond,
+            "leftovers": [{"runId": run_id, "pid": pid} for run_id, pid in self.leftovers],
         }
 
     @classmethod
@@ -230,6 +255,8 @@ class State:
             ),
             paused=_pause(doc.get("paused")),
             retry_of=_run_id(doc.get("retryOf")),
+            retried_beyond=_count(doc.get("retriedBeyond")),
+            leftovers=_leftovers(doc.get("leftovers")),
         )
 
 

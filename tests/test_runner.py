@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -343,8 +346,8 @@ async def test_listeners_hear_each_start_and_end_and_a_failing_one_stops_nothing
     service: Orchestrator, job: ScriptedJob, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken, heard = Recorder(fail=True), Recorder()
-    service.listeners.extend([broken, heard])
-    first = await job.next_start()  # started before the listeners were added: only its end is heard
+    first = await job.next_start()
+    service.listeners.extend([broken, heard])  # after the first run started: only its end is heard
     first.finish(RunStatus.ERROR, exit_code=3, error="boom")
     await ended(service, first)
     await service.request_run(Source.HTTP, "again")
@@ -503,3 +506,54 @@ async def test_the_history_cannot_stay_running_after_a_crash(
         assert not history.unfinished()
     finally:
         await service.stop()
+
+
+async def test_a_leftover_stays_on_record_until_it_is_stopped(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    """The service died again while stopping an earlier run's leftover job: the next start must still look."""
+    leftover = subprocess.Popen(  # noqa: ASYNC220 (a stand-in for a job an earlier service left)
+        ["sleep", "60"], env={**os.environ, "SNAPSHOT_RUN_ID": "r0"}, start_new_session=True
+    )
+    try:
+        data = tmp_path / "data"
+        data.mkdir()
+        document = {"version": 1, "lastRun": None, "current": None, "pending": [], "leftovers": [{"runId": "r0"}]}
+        (data / "orchestrator_state.json").write_text(json.dumps(document))
+        service = make_orchestrator(tmp_path, clock, job)
+        await service.start()
+        try:
+            assert leftover.wait(timeout=10) == -signal.SIGTERM, "stopped before the service started anything"
+            saved = json.loads((data / "orchestrator_state.json").read_text())
+            assert saved["leftovers"] == [], "off the record only once stopped"
+        finally:
+            await service.stop()
+    finally:
+        leftover.kill()
+        leftover.wait()
+
+
+async def test_triggers_beyond_the_recorded_ones_are_retried_once_too(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    """A retry of 100 recorded triggers (all retried) that 5 more joined, counted only: killed again, the 5
+    are still owed their retry (they used to be dropped with the 100)."""
+    current = {"runId": "r2", "status": "running", "startedAt": iso(T0), "retryOf": "r1", "triggerCount": 105}
+    current["triggers"] = [trigger_doc("file", f"f{n}", retried=True) for n in range(100)]
+    crashed_state(tmp_path / "data", current)
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        run = await job.next_start()
+        assert (run.ctx.reason, service.status()["currentRun"]["triggerCount"]) == ("retry of r2", 5)
+        saved = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
+        assert saved["current"]["retriedBeyond"] == 5, "a third crash drops them"
+    finally:
+        await service.stop()
+
+
+async def test_a_cancel_is_on_disk_before_it_is_answered(service: Orchestrator, job: ScriptedJob) -> None:
+    run = await job.next_start()
+    assert service.cancel("by hand") == run.ctx.run_id
+    saved = json.loads(service.state_store.path.read_text())
+    assert saved["current"]["stopRequested"] == {"status": "cancelled", "reason": "by hand"}

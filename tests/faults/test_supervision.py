@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.faults.harness import FileChanges
 from tests.support import PYTHON, ServiceProcess, alive, free_port, job_command, next_status, sample_command, sse_stream
 
 TREE_JOB = "sh -c 'sleep 1000 & sleep 1000 & echo PROGRESS 5 children started; wait'"
@@ -324,12 +325,17 @@ async def test_the_job_does_not_inherit_the_services_secrets(service_factory: An
         "SNAPSHOT_SMTP_TO": "ops@example.com",
         "SNAPSHOT_SMTP_USER": "ops",
     }
-    printer = job_command("import os\nfor k, v in sorted(os.environ.items()): print(f'{k}={v}')\n")
+    printer = job_command("import os\nfor k, v in sorted(os.environ.items()): print(f'{k}={v}')\nprint('END')\n")
     service = service_factory(
         "--command", printer, "--interval", "60", "--notify-on", "failure", env={**secrets, "GITHUB_TOKEN": "gh-eeee"}
     )
     service.wait_for_log("completed in")
     [log_file] = (service.data_dir / "logs").glob("*.log")
+    written = FileChanges(log_file)  # its lines land on a worker thread, a moment after the run's end
+    try:
+        await written.until(lambda: " out END" in log_file.read_text(), "the job's last line in its log")
+    finally:
+        written.close()
     printed = log_file.read_text()
     assert "GITHUB_TOKEN=gh-eeee" in printed, "the job's own variables are inherited"
     assert "SNAPSHOT_RUN_ID=" in printed
