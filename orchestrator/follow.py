@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import os
 import sys
 import time
 import urllib.error
@@ -106,6 +107,58 @@ def duration_text(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+BAR_WIDTH = 24
+"""The bar's width on a terminal wide enough for the whole line."""
+MIN_BAR_WIDTH = 6
+"""Narrower than this, a bar says nothing the percent does not: it goes, and the step keeps its room."""
+ELLIPSIS = "\u2026"
+
+
+@dataclass(frozen=True, slots=True)
+class BarLayout:
+    """One terminal line: ``bar_width`` cells of bar (0: no bar), then the percent, then ``text``."""
+
+    bar_width: int
+    text: str
+
+
+def bar_layout(columns: int, step: str, timing: str) -> BarLayout:
+    """Fit ``[bar| ]NNN% [step ](timing)`` into ``columns``. What gives way first when it is narrow: the bar
+    shrinks to :data:`MIN_BAR_WIDTH`, then goes; then the step is shortened; the times are cut last."""
+    room = max(0, columns - 1)  # a line that fills the last column wraps on some terminals
+    times = f"({timing})"
+    free = room - len("100% ") - len(times)  # for "bar| " and "step "
+    step_cells = len(step) + 1 if step else 0
+    bar = min(BAR_WIDTH, free - step_cells - len("| "))
+    if bar >= MIN_BAR_WIDTH:
+        return BarLayout(bar, _joined(step, times))
+    if step and free - 1 >= 1:
+        return BarLayout(0, _joined(_shortened(step, free - 1), times))
+    return BarLayout(0, times[: max(0, room - len("100% "))])
+
+
+def _shortened(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + ELLIPSIS
+
+
+def _joined(step: str, times: str) -> str:
+    return f"{step} {times}" if step else times
+
+
+def terminal_columns(out: IO[str]) -> int:
+    """The width of the terminal ``out`` writes to, asked on every redraw (it may be resized)."""
+    try:
+        columns = os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError):  # not a real terminal (io.UnsupportedOperation is both)
+        columns = 0
+    if columns <= 0:  # a pty nobody gave a size reports 0
+        try:
+            columns = int(os.environ.get("COLUMNS") or 80)
+        except ValueError:
+            columns = 80
+    return columns if columns > 0 else 80
+
+
 class Display:
     """A progress bar on a terminal; one line per new step elsewhere (a CI log must stay readable)."""
 
@@ -135,17 +188,21 @@ class Display:
                 self._shown = (percent, step)
                 self._line(line)
             return
+        columns = terminal_columns(self.out)
+        layout = bar_layout(columns, step, timing)
+        # The whole line is laid out here: tqdm's own postfix adds ", " and its trimming cuts the end (the
+        # times) of a line too long for the terminal. The step goes in as a value, never as format text.
+        bar_format = f"{{bar:{layout.bar_width}}}| {{n:3.0f}}% {{desc}}" if layout.bar_width else "{n:3.0f}% {desc}"
+        n = min(100.0, max(0.0, percent))
         if self._bar is None:
             self._bar = tqdm(
-                total=100,
-                file=self.out,
-                bar_format="{bar:24}| {n:3.0f}% {desc} {postfix}",
-                dynamic_ncols=True,
-                leave=True,
+                total=100, initial=n, desc=layout.text, bar_format=bar_format, ncols=columns, file=self.out, leave=True
             )
-        self._bar.n = min(100.0, max(0.0, percent))
-        self._bar.set_description_str(step, refresh=False)
-        self._bar.set_postfix_str(f"({timing})", refresh=False)
+            return
+        self._bar.bar_format = bar_format
+        self._bar.ncols = columns
+        self._bar.n = n
+        self._bar.set_description_str(layout.text, refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:

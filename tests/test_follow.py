@@ -4,10 +4,16 @@ finds the run a trigger caused, as a table."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import json
 import os
+import pty
+import select
+import struct
 import subprocess
+import termios
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +23,17 @@ import aiohttp
 import pytest
 
 from orchestrator.events import iso
-from orchestrator.follow import GIVE_UP_AFTER_SECONDS, Display, Exit, Follower, Lost, sight, summary
+from orchestrator.follow import (
+    GIVE_UP_AFTER_SECONDS,
+    BarLayout,
+    Display,
+    Exit,
+    Follower,
+    Lost,
+    bar_layout,
+    sight,
+    summary,
+)
 from tests.fakes import T0
 from tests.faults.harness import FifoJob
 from tests.support import PYTHON, ServiceProcess, free_port, job_command, next_status, sse_stream
@@ -85,7 +101,7 @@ def test_a_terminal_gets_a_progress_bar_and_a_log_gets_one_line_per_step() -> No
     bar.close()
     drawn = terminal.getvalue()
     assert "\r" in drawn and "45%" in drawn and "Fetching PRs (5/15)" in drawn
-    assert "1:15 elapsed, about 2:10 left" in drawn
+    assert "Fetching PRs (5/15) (1:15 elapsed, about 2:10 left)" in drawn, "no stray ', ' before the times"
 
     log = io.StringIO()
     lines = Display(log)
@@ -96,6 +112,43 @@ def test_a_terminal_gets_a_progress_bar_and_a_log_gets_one_line_per_step() -> No
         " 45% Fetching PRs (5/15) (1:15 elapsed, about 2:10 left)",
         " 60% Writing (1:15 elapsed, about 2:10 left)",
     ]
+
+
+STEP = "Fetching PRs (5/15)"
+TIMES = "1:15 elapsed, about 2:10 left"
+
+
+@pytest.mark.parametrize(
+    ("columns", "step", "timing", "expected"),
+    [
+        # Wide: the full bar, the step and the times, with nothing between the step and the times but a space.
+        (120, STEP, TIMES, BarLayout(24, f"{STEP} ({TIMES})")),
+        # 80 columns: the bar shrinks so that the line ends in the last column but one.
+        (80, STEP, TIMES, BarLayout(21, f"{STEP} ({TIMES})")),
+        (65, STEP, TIMES, BarLayout(6, f"{STEP} ({TIMES})")),
+        # Narrower than that, a bar is no use: it goes, and the step keeps its room...
+        (64, STEP, TIMES, BarLayout(0, f"{STEP} ({TIMES})")),
+        # ...then the step is shortened...
+        (56, STEP, TIMES, BarLayout(0, f"Fetching PRs (5/1\u2026 ({TIMES})")),
+        (50, STEP, TIMES, BarLayout(0, f"Fetching PR\u2026 ({TIMES})")),
+        (40, STEP, TIMES, BarLayout(0, f"F\u2026 ({TIMES})")),
+        (38, STEP, TIMES, BarLayout(0, f"({TIMES})")),
+        # ...and the times are cut only when nothing else is left.
+        (30, STEP, TIMES, BarLayout(0, f"({TIMES[:-6]}")),
+        (1, STEP, TIMES, BarLayout(0, "")),
+        # No step, no estimate: only the elapsed time.
+        (50, "", "0:03 elapsed", BarLayout(24, "(0:03 elapsed)")),
+        (20, "", "0:03 elapsed", BarLayout(0, "(0:03 elapsed)")),
+    ],
+)
+def test_a_narrow_terminal_loses_the_bar_then_the_step_before_the_times(
+    columns: int, step: str, timing: str, expected: BarLayout
+) -> None:
+    layout = bar_layout(columns, step, timing)
+    assert layout == expected
+    line = (f"{'#' * layout.bar_width}| " if layout.bar_width else "") + f"100% {layout.text}"
+    # Never in the last column (some terminals wrap there); the percent alone is always drawn.
+    assert len(line) <= max(len("100% "), columns - 1)
 
 
 def test_the_summary_says_how_the_run_ended() -> None:
@@ -181,6 +234,79 @@ async def test_trigger_wait_follows_the_run_it_caused_and_exits_by_its_outcome(
         failing.kill()
     assert failing.returncode == Exit.FAILED, err
     assert " error in " in out and "exit" in out, out
+
+
+def cli_on_terminal(*args: str, cwd: Path, columns: int) -> tuple[subprocess.Popen[str], int]:
+    """The CLI with its stderr on a pseudo-terminal ``columns`` wide (the size the kernel reports, not
+    ``COLUMNS``), and the pty's master end to read what it draws."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+    try:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "orchestrator", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            env=env,
+        )
+    finally:
+        os.close(slave)
+    return proc, master
+
+
+def read_terminal(master: int, until: Callable[[str], bool], seen: list[str]) -> None:
+    """Read what a program draws on the pty ``master`` into ``seen`` until ``until`` holds for all of it, or
+    the program has closed its end (EIO)."""
+    deadline = time.monotonic() + WAIT
+    while not until("".join(seen)):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"the terminal never showed it: {''.join(seen)!r}")
+        ready, _, _ = select.select([master], [], [], left)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every process holding the slave side has closed it
+            return
+        if not chunk:
+            return
+        seen.append(chunk.decode(errors="replace"))
+
+
+async def test_trigger_wait_on_a_real_terminal_keeps_the_times_at_50_and_80_columns(
+    service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob, tmp_path: Path
+) -> None:
+    service = service_factory("--command", fifo_job.command, "--interval", "600")
+    await idle_after_first_run(service, fifo_job)
+    for columns in (50, 80):
+        waiting, master = cli_on_terminal("trigger", "--wait", "--url", service.url, cwd=tmp_path, columns=columns)
+        seen: list[str] = []
+        try:
+            await asyncio.to_thread(read_terminal, master, lambda drawn: "Snapshot triggered" in drawn, seen)
+            fifo_job.send("PROGRESS 40 Fetching PRs (6/15)")
+            await asyncio.to_thread(read_terminal, master, lambda drawn: " 40% " in drawn, seen)
+            fifo_job.finish(0)
+            out, _ = await asyncio.to_thread(waiting.communicate, timeout=WAIT)
+            await asyncio.to_thread(read_terminal, master, lambda drawn: False, seen)  # the rest, to its end
+        finally:
+            waiting.kill()
+            os.close(master)
+        assert waiting.returncode == Exit.COMPLETED, (seen, out)
+        frames = [
+            frame for frame in "".join(seen).replace("\r\n", "\n").replace("\n", "\r").split("\r") if "%" in frame
+        ]
+        assert frames, seen
+        for frame in frames:
+            assert " elapsed" in frame and frame.endswith(")"), (columns, frame)
+            assert ", (" not in frame, (columns, frame)
+            assert len(frame) < columns, (columns, frame)
+        assert any("40% Fetching" in frame for frame in frames), frames
+        if columns == 80:
+            assert any("\u2588" in frame for frame in frames), f"a bar at 80 columns: {frames}"
 
 
 async def test_trigger_wait_behind_a_running_run_follows_the_follow_up(
