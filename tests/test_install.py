@@ -4,7 +4,9 @@ checkout. Build the real wheel, install it into a fresh folder, and run the serv
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import tomllib
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -54,3 +56,38 @@ def test_wheel_carries_the_page_and_serves_it_from_anywhere(tmp_path: Path) -> N
         assert where.startswith(str(site)), where
     finally:
         service.stop()
+
+
+# ------------------------------------------------------------------ the README's commands, as a new user types them
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+SUBCOMMANDS = "serve|trigger|status|cancel|pause|resume"
+
+
+def test_the_docs_spell_the_cli_as_the_quick_start_installs_it() -> None:
+    """After the quick start only ``.venv/bin/snapshot-orchestrator`` exists: a bare ``snapshot-orchestrator``
+    or ``python -m orchestrator`` is "command not found" or "No module named orchestrator" for a new user."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    scripts = project["scripts"]
+    assert "snapshot-orchestrator" in scripts, "the console script the docs name"
+    # ./scripts/test installs the test extras: their tools (pytest, schemathesis, ...) are in .venv/bin too.
+    tools = {re.split(r"[<>=\[ ;]", spec, maxsplit=1)[0] for spec in project["optional-dependencies"]["test"]}
+    bare = re.compile(rf"(?<![\w./-])(snapshot-orchestrator ({SUBCOMMANDS})\b|python3? -m orchestrator\b)")
+    found = [
+        f"{doc.relative_to(REPO)}:{number}: {line.strip()}"
+        for doc in DOCS
+        for number, line in enumerate(doc.read_text().splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert not found, "\n".join(found)
+    for doc in DOCS:
+        for name in re.findall(r"\.venv/bin/([\w.-]+)", doc.read_text()):
+            assert name in {"python", *scripts, *tools}, f"{doc.name}: the quick start installs no .venv/bin/{name}"
+
+
+def test_the_quick_start_is_two_commands_and_says_the_service_stays_in_the_foreground() -> None:
+    readme = (REPO / "README.md").read_text()
+    quick = readme.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    first_block = quick.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in first_block.splitlines() if line.split("#", 1)[0].strip()]
+    assert commands == ["./scripts/serve", "./scripts/test"]
+    assert "second terminal" in quick and "foreground" in quick
