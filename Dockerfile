@@ -1,13 +1,16 @@
 # docker build -t snapshot-orchestrator .
-# docker run --init --stop-timeout 30 -p 8001:8001 -v "$PWD/data:/app/data" -v "$PWD/triggers:/app/triggers" snapshot-orchestrator
+# docker run --init --stop-timeout 30 --user "$(id -u):$(id -g)" -p 127.0.0.1:8001:8001 \
+#   -v "$PWD/data:/app/data" -v "$PWD/triggers:/app/triggers" snapshot-orchestrator
+# The mounted folders must be writable by the container's user: --user runs it as you; without it, it runs as
+# uid 10001 (snapshot), so `chown -R 10001:10001 data triggers` first.
 # Your own job: add it to the image (or mount it) and set SNAPSHOT_COMMAND.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY orchestrator ./orchestrator
 COPY web ./web
-RUN pip install --no-cache-dir . && useradd --system --home /app snapshot && mkdir -p data triggers \
-    && chown snapshot data triggers
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 --user-group --home /app snapshot && mkdir -p data triggers \
+    && chown snapshot:snapshot data triggers
 USER snapshot
 ENV SNAPSHOT_HOST=0.0.0.0 SNAPSHOT_PORT=8001 SNAPSHOT_DATA_DIR=/app/data SNAPSHOT_TRIGGERS_DIR=/app/triggers
 EXPOSE 8001
