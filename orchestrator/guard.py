@@ -33,7 +33,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -89,6 +92,7 @@ class Guard:
         self.loopback_only = is_loopback(settings.host)
         self.allowed_hosts = frozenset(filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins)))
         self._rebinding_logged = False
+        self._guesses = Guesses()
 
     # ------------------------------------------------------------------------------------------ the token
     def _matches(self, given: str) -> bool:
@@ -122,10 +126,16 @@ class Guard:
         earns the response a fresh one (see ``cors_headers``)."""
         if self._token is None:
             return None
+        client = request.remote or "?"
+        now = self.clock.now()
         bearer = self._bearer(request)
+        wait = self._guesses.blocked(client, now) if bearer is not None or cookie_ok else None
+        if wait is not None:
+            # Before any comparison: a client that keeps guessing gets nothing more to measure.
+            return json_error(429, f"Too many refused credentials; try again in {wait} s", {"Retry-After": str(wait)})
         if bearer is not None:
             if not self._matches(bearer):
-                return self._unauthorized("The token is not valid", invalid=True)
+                return self._guesses.refused(client, now) or self._unauthorized("The token is not valid", invalid=True)
             if cookie_ok:
                 request[ISSUE_READ_COOKIE] = True
             return None
@@ -135,7 +145,7 @@ class Guard:
                 return None
             if matches is not None:
                 message = "The read cookie is not valid: send 'Authorization: Bearer <token>' for a new one"
-                return self._unauthorized(message, invalid=True)
+                return self._guesses.refused(client, now) or self._unauthorized(message, invalid=True)
         elif any(name == LEGACY_TOKEN_COOKIE or name.startswith(READ_COOKIE_PREFIX) for name in request.cookies):
             # Browsers send cookies on their own, so a cookie proves nothing about who asked for a change.
             return self._unauthorized(
@@ -207,6 +217,67 @@ class Guard:
 GUARD = web.AppKey("guard", Guard)
 ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
 """Set on a read that a valid bearer header let in under --token-for-reads: its answer sets the read cookie."""
+
+
+GUESSES_PER_MINUTE = 20
+"""Refused credentials (a wrong token, a forged read cookie) one client address may send in a minute before
+it gets 429 until the minute has passed; a missing token is no guess (a page asks for it)."""
+GUESS_CLIENTS = 10_000
+"""Client addresses whose recent guesses are remembered; beyond that the oldest are forgotten."""
+GUESS_SPELL = timedelta(minutes=1)
+
+
+class Guesses:
+    """Refused credentials, by client address: one log line per spell (with the count of the last one), and a
+    429 for a client that keeps guessing. Pure but for the log: the caller passes ``now``."""
+
+    def __init__(self) -> None:
+        self._by_client: OrderedDict[str, SlidingWindowLimit] = OrderedDict()
+        self._blocked: dict[str, datetime] = {}
+        self._spell_ends: datetime | None = None
+        self._held: Counter[str] = Counter()
+
+    def blocked(self, client: str, now: datetime) -> int | None:
+        """Whole seconds ``client`` must still wait, or ``None``."""
+        until = self._blocked.get(client)
+        if until is None:
+            return None
+        if now >= until:
+            del self._blocked[client]
+            return None
+        return max(1, math.ceil((until - now).total_seconds()))
+
+    def refused(self, client: str, now: datetime) -> web.Response | None:
+        """Count a refused credential of ``client``; the 429 to send instead of the 401 once it is too many."""
+        self._say(client, now)
+        limit = self._by_client.pop(client, None) or SlidingWindowLimit(GUESSES_PER_MINUTE)
+        self._by_client[client] = limit  # the newest last: the oldest are forgotten first
+        while len(self._by_client) > GUESS_CLIENTS:
+            self._by_client.popitem(last=False)
+        admission = limit.admit(now)
+        if admission.allowed:
+            return None
+        self._blocked[client] = now + timedelta(seconds=admission.retry_after)
+        if len(self._blocked) > GUESS_CLIENTS:
+            self._blocked = {c: t for c, t in self._blocked.items() if t > now}
+        wait = admission.retry_after
+        return json_error(429, f"Too many refused credentials; try again in {wait} s", {"Retry-After": str(wait)})
+
+    def _say(self, client: str, now: datetime) -> None:
+        if self._spell_ends is not None and now < self._spell_ends:
+            self._held[client] += 1
+            return
+        held, self._held = self._held, Counter()
+        if held:
+            top = ", ".join(f"{c} ({n})" for c, n in held.most_common(3))
+            log.warning("%d more refused credentials in the last minute, most from %s", sum(held.values()), top)
+        log.warning(
+            "refused a wrong token or read cookie from %s (more in the next minute are counted, not logged; "
+            "%d a minute from one address get 429)",
+            client,
+            GUESSES_PER_MINUTE,
+        )
+        self._spell_ends = now + GUESS_SPELL
 
 
 def install(app: web.Application, guard: Guard) -> None:

@@ -3,10 +3,15 @@ logged each at ERROR with a traceback (about 600 KiB/s of log from one client); 
 
 from __future__ import annotations
 
+import http.client
 import logging
 import socket
+from collections import Counter
 from typing import Any
 
+import aiohttp
+
+from orchestrator.guard import GUESSES_PER_MINUTE
 from orchestrator.httplog import SPELL_SECONDS, MalformedRequests
 from tests.support import ServiceProcess
 
@@ -61,3 +66,30 @@ def test_malformed_requests_are_said_once_per_spell_and_counted() -> None:
     assert "3 more in the last spell" in said[1], said
     other = record(RuntimeError("a real bug"))
     assert spell.filter(other) and other.exc_info is not None, "anything else is logged as aiohttp logs it"
+
+
+async def test_token_guessing_is_logged_once_and_answered_429(service_factory: Any) -> None:
+    """12,000 wrong tokens in 5 s used to leave no trace and cost nothing. Now: one line (and a count), and a
+    client that keeps guessing gets 429 before any comparison, while the right token from another client works."""
+    service: ServiceProcess = service_factory(
+        "--command", "true", "--interval", "60", env={"SNAPSHOT_TOKEN": "s3cret-token"}
+    )
+    statuses: Counter[int] = Counter()
+    async with aiohttp.ClientSession() as session:
+        for n in range(300):
+            headers = {"Authorization": f"Bearer guess-{n}"}
+            async with session.post(service.url + "/api/snapshot/trigger", headers=headers) as answer:
+                statuses[answer.status] += 1
+                if answer.status == 429:
+                    assert int(answer.headers["Retry-After"]) >= 1
+        assert statuses == {401: GUESSES_PER_MINUTE, 429: 300 - GUESSES_PER_MINUTE}, statuses
+    # Another client: the service listens on 127.0.0.1 only, so it comes from another source address.
+    other = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10, source_address=("127.0.0.2", 0))
+    try:
+        other.request("POST", "/api/snapshot/trigger", headers={"Authorization": "Bearer s3cret-token"})
+        assert other.getresponse().status == 202
+    finally:
+        other.close()
+    log = service.logs()
+    assert log.count("refused a wrong token") == 1, log[-2000:]
+    assert "guess-" not in log, "a guessed token is never logged"
