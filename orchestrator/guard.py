@@ -132,7 +132,7 @@ class Guard:
         wait = self._guesses.blocked(client, now) if bearer is not None or cookie_ok else None
         if wait is not None:
             # Before any comparison: a client that keeps guessing gets nothing more to measure.
-            return json_error(429, f"Too many refused credentials; try again in {wait} s", {"Retry-After": str(wait)})
+            return too_many_guesses(wait)
         if bearer is not None:
             if not self._matches(bearer):
                 return self._guesses.refused(client, now) or self._unauthorized("The token is not valid", invalid=True)
@@ -227,6 +227,10 @@ GUESS_CLIENTS = 10_000
 GUESS_SPELL = timedelta(minutes=1)
 
 
+def too_many_guesses(wait: int) -> web.Response:
+    return json_error(429, f"Too many refused credentials; try again in {wait} s", {"Retry-After": str(wait)})
+
+
 class Guesses:
     """Refused credentials, by client address: one log line per spell (with the count of the last one), and a
     429 for a client that keeps guessing. Pure but for the log: the caller passes ``now``."""
@@ -260,8 +264,7 @@ class Guesses:
         self._blocked[client] = now + timedelta(seconds=admission.retry_after)
         if len(self._blocked) > GUESS_CLIENTS:
             self._blocked = {c: t for c, t in self._blocked.items() if t > now}
-        wait = admission.retry_after
-        return json_error(429, f"Too many refused credentials; try again in {wait} s", {"Retry-After": str(wait)})
+        return too_many_guesses(admission.retry_after)
 
     def _say(self, client: str, now: datetime) -> None:
         if self._spell_ends is not None and now < self._spell_ends:

@@ -576,13 +576,12 @@ class Runner:
                 f" ({dropped} trigger(s) already retried once are dropped)" if dropped else "",
             )
             # Beyond the recorded triggers only a count is kept, and how many of it are retries already.
-            pending = (*owed, *state.pending)[:MAX_RECORDED_TRIGGERS]
-            owed_cut = len(owed) - min(len(owed), MAX_RECORDED_TRIGGERS)
+            # (The owed ones come first and are never cut: a run records at most as many as a state keeps.)
             state = replace(
                 state,
-                pending=pending,
+                pending=(*owed, *state.pending)[:MAX_RECORDED_TRIGGERS],
                 pending_count=state.pending_count + len(owed) + fresh_beyond,
-                retried_beyond=state.retried_beyond + owed_cut + fresh_beyond,
+                retried_beyond=state.retried_beyond + fresh_beyond,
                 retry_of=current.run_id,
             )
         self.state = state

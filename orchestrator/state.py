@@ -39,7 +39,7 @@ class RunRecord:
     pid: int | None = None
     """The job's process (and process group) id while it runs, to stop it after a crash of the service."""
     retry_of: str | None = None
-    """The run this one runs again: the service died during it (see :func:`interrupted`)."""
+    """The run this one runs again: the service died during it (see ``Runner._recover_run``)."""
     retried_beyond: int = 0
     """Of the triggers counted beyond the recorded ones, how many are retries already (a crash drops those)."""
     stop_requested: tuple[RunStatus, str] | None = None
@@ -129,11 +129,15 @@ class RunRecord:
             error=error if isinstance(error, str) else None,
             step=step if isinstance(step, str) else "",
             trigger_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
-            pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 else None,
+            pid=_pid(pid),
             retry_of=_run_id(retry_of),
             retried_beyond=_count(data.get("retriedBeyond")),
             stop_requested=_stop_requested(data.get("stopRequested")),
         )
+
+
+def _pid(data: object) -> int | None:
+    return data if isinstance(data, int) and not isinstance(data, bool) and data > 1 else None
 
 
 def _count(data: object) -> int:
@@ -145,8 +149,7 @@ def _leftovers(data: object) -> tuple[tuple[str, int | None], ...]:
     for item in data if isinstance(data, list) else []:
         run_id = _run_id(item.get("runId")) if isinstance(item, dict) else None
         if run_id is not None:
-            pid = item.get("pid")
-            found.append((run_id, pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1 else None))
+            found.append((run_id, _pid(item.get("pid"))))
     return tuple(found[:MAX_RECORDED_TRIGGERS])
 
 
