@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 STATE_FILE_NAME = "orchestrator_state.json"
 MAX_RECORDED_TRIGGERS = 100
 """Triggers kept by name for one run; beyond that only counted (a burst of thousands of files is one run)."""
+BRIEF_TRIGGERS = 3
+"""Triggers (and distinct reasons) a run's brief form names: the status document is sent to every open event
+stream on every change, so it carries a run's first few, and the run record (the history) all of them."""
+BRIEF_ERROR_CHARS = 2000
+"""Characters of a run's error its brief form keeps (the whole error can be ten 8 KiB lines of stderr)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +61,12 @@ class RunRecord:
 
     @property
     def reason(self) -> str:
+        return "; ".join(self._reasons())
+
+    def _reasons(self) -> list[str]:
         reasons = [f"retry of {self.retry_of}"] if self.retry_of else []
         reasons += (t.reason for t in self.triggers if t.reason)
-        return "; ".join(dict.fromkeys(reasons))
+        return list(dict.fromkeys(reasons))
 
     @property
     def is_manual(self) -> bool:
@@ -71,19 +79,37 @@ class RunRecord:
         return round((self.finished_at - self.started_at).total_seconds(), 3)
 
     def to_json(self) -> dict[str, Any]:
+        """The whole record: what the state file and the history keep."""
+        return self._json(self.reason, self.triggers, self.error)
+
+    def to_brief_json(self) -> dict[str, Any]:
+        """The record as the status document carries it: the same fields, bounded whatever the run absorbed.
+        ``triggers`` lists the first :data:`BRIEF_TRIGGERS` (``triggerCount`` still counts all), ``reason``
+        names as many distinct reasons and then how many more there are, and ``error`` is cut with a mark."""
+        reasons = self._reasons()
+        reason = "; ".join(reasons[:BRIEF_TRIGGERS])
+        if len(reasons) > BRIEF_TRIGGERS:
+            reason += f"; and {len(reasons) - BRIEF_TRIGGERS} more"
+        error = self.error
+        if error is not None and len(error) > BRIEF_ERROR_CHARS:
+            more = len(error) - BRIEF_ERROR_CHARS
+            error = error[:BRIEF_ERROR_CHARS] + f"… [{more} more characters in the run record]"
+        return self._json(reason, self.triggers[:BRIEF_TRIGGERS], error)
+
+    def _json(self, reason: str, triggers: tuple[Trigger, ...], error: str | None) -> dict[str, Any]:
         return {
             "runId": self.run_id,
             "status": self.status.value,
             "trigger": self.source.value,
-            "reason": self.reason,
-            "triggers": [t.to_json() for t in self.triggers],
+            "reason": reason,
+            "triggers": [t.to_json() for t in triggers],
             "triggerCount": self.trigger_count,
             "queuedAt": iso(min((t.at for t in self.triggers), default=self.started_at)),
             "startedAt": iso(self.started_at),
             "finishedAt": iso(self.finished_at),
             "durationSeconds": self.duration_seconds,
             "exitCode": self.exit_code,
-            "error": self.error,
+            "error": error,
             "step": self.step,
             "pid": self.pid,
             "retryOf": self.retry_of,

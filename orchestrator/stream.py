@@ -22,11 +22,9 @@ Each drop the service decides is logged once, at info, with the client's address
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -182,10 +180,10 @@ async def _send_changes(client: Client, orchestrator: Orchestrator) -> None:
     try:
         version, document = hub.latest()
         if client.response.last_event_id != str(version):
-            await _send(client, version, orchestrator.with_clock(document))
+            await _send(client, version, orchestrator.status_event(version, document))
         while True:
             version, document = await hub.next_after(version)
-            await _send(client, version, orchestrator.with_clock(document))
+            await _send(client, version, orchestrator.status_event(version, document))
     except HubClosed:
         pass  # shutting down: the stream ends cleanly
 
@@ -211,8 +209,8 @@ async def _run_sender(client: Client, settings: Settings, send: Sender) -> None:
         stream.stop_streaming()
 
 
-async def _send(client: Client, version: int, document: dict[str, Any]) -> None:
-    await send_event(client, json.dumps(document), event="status", event_id=str(version))
+async def _send(client: Client, version: int, data: str) -> None:
+    await send_event(client, data, event="status", event_id=str(version))
 
 
 async def send_event(

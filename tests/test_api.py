@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.clock import FakeClock
-from orchestrator.events import Source
+from orchestrator.events import RunStatus, Source
 from orchestrator.service import Orchestrator
 from orchestrator.web import create_app
 from tests.fakes import ScriptedJob, ended, make_settings, minutes, settle
@@ -253,3 +254,69 @@ async def test_shutdown_does_not_hang_on_open_streams(tmp_path: Path, clock: Fak
                     async for _ in stream:
                         pass
                     raise StopAsyncIteration
+
+
+# ------------------------------------------------------------------------------- a status that stays small
+async def test_a_run_of_many_long_triggers_keeps_the_status_document_small(
+    idle: Client, job: ScriptedJob, orchestrator: Orchestrator
+) -> None:
+    """The status goes to every open stream on every change: a flood of long reasons must not grow it. The
+    run record keeps what the status leaves out."""
+    await idle.post("/api/snapshot/trigger", json={"reason": "first"})
+    first = await job.next_start()
+    for i in range(150):  # coalesced into the next run: 100 named (500 characters each), 50 only counted
+        await orchestrator.request_run(Source.HTTP, f"{i:03d} " + "x" * 600)
+    first.finish()
+    await ended(orchestrator, first)
+    second = await job.next_start()
+
+    response = await idle.get("/api/snapshot/status")
+    body = await response.read()
+    assert len(body) < 6 * 1024, len(body)
+    current = (await response.json())["currentRun"]
+    assert current["triggerCount"] == 150
+    assert [t["reason"][:3] for t in current["triggers"]] == ["000", "001", "002"]
+    assert current["reason"].startswith("000 xxx") and current["reason"].endswith("; and 97 more")
+    assert current["reason"].count("; ") == 3
+
+    second.finish(RunStatus.ERROR, exit_code=1, error="boom\n" + "y" * 20_000)
+    await ended(orchestrator, second)
+    response = await idle.get("/api/snapshot/status")
+    assert len(await response.read()) < 8 * 1024
+    last = (await response.json())["lastRun"]
+    assert len(last["triggers"]) == 3 and last["reason"].endswith("; and 97 more")
+    assert last["error"].startswith("boom\nyyy") and last["error"].endswith("more characters in the run record]")
+
+    record = await (await idle.get(f"/api/snapshot/runs/{second.ctx.run_id}")).json()
+    assert record["triggerCount"] == 150 and len(record["triggers"]) == 100
+    assert record["reason"].count("; ") == 99 and "and 97 more" not in record["reason"]
+    assert record["error"] == "boom\n" + "y" * 20_000
+
+
+async def test_a_change_is_encoded_once_for_every_stream(
+    idle: Client, job: ScriptedJob, events: Callable[..., AsyncIterator[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    streams = [events() for _ in range(20)]
+    for stream in streams:
+        await anext(stream)
+    encoded: list[object] = []
+    dumps = json.dumps
+
+    def counting(obj: object, *args: Any, **kwargs: Any) -> str:
+        if isinstance(obj, dict) and "serverTime" in obj and "running" in obj:
+            encoded.append(obj)
+        return dumps(obj, *args, **kwargs)
+
+    monkeypatch.setattr(json, "dumps", counting)
+    await idle.post("/api/snapshot/trigger", json={"reason": "once"})
+    run = await job.next_start()
+    seen: set[str] = set()
+    for stream in streams:
+        async with asyncio.timeout(10):
+            async for event in stream:
+                seen.add(event.id)
+                if event.event == "status" and event.json()["running"]:
+                    break
+    # Each version sent is encoded once, whichever of the 20 streams sent it (it was 20 times before).
+    assert 1 <= len(encoded) <= len(seen), (len(encoded), len(seen))
+    run.finish()
