@@ -4,15 +4,18 @@ on the queue; what happens next is the runner's business. (The HTTP source is a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import stat
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
@@ -94,26 +97,24 @@ class FolderSource:
         """The last look's triggers could not be saved: their files stay, and are looked at again soon."""
         self.first_look = asyncio.Event()
         """Set once the folder was first looked at (and what it held handed over), or that look failed."""
-        self._in_thread: asyncio.Future[Any] | None = None
-        """The folder's work on a worker thread, if any: a cancel does not stop it, so the folder's descriptor
-        is closed only once it is done."""
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigger-folder")
+        """The folder's work, one call at a time. A cancel does not stop a call that has begun, so the folder's
+        descriptor is closed on this thread too, after whatever it is doing (see :meth:`stop`)."""
 
     def start(self) -> None:
         self.watch.start()
 
     def stop(self) -> None:
         self.watch.stop()
-        busy = self._in_thread
-        if busy is not None and not busy.done():
-            busy.add_done_callback(lambda _: self._folder.close())  # on the loop, after the thread let go of it
-        else:
-            self._folder.close()
+        # Queued behind a look that a cancel cut short on our side but not on its thread: the asyncio future
+        # of a call is done once cancelled, while the call itself may still be using the descriptor.
+        with contextlib.suppress(RuntimeError):  # stopped before: the close is queued already
+            self._worker.submit(self._folder.close)
+        self._worker.shutdown(wait=False)
 
     async def _thread(self, work: Callable[..., T], *args: object) -> T:
-        """``work(*args)`` on a worker thread, one at a time, remembered until it is done (see :meth:`stop`)."""
-        future = asyncio.ensure_future(asyncio.to_thread(work, *args))
-        self._in_thread = future
-        return await future
+        """``work(*args)`` on the folder's worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, functools.partial(work, *args))
 
     def rescan(self) -> None:
         """Look at the folder again even without an event (after each run: inotify can drop events)."""

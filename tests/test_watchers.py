@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from orchestrator.files import write_json_atomic
 from orchestrator.monitor import ProgressMonitor
 from orchestrator.progress import Progress, ProgressFile
 from orchestrator.sources import FolderSource
+from orchestrator.trigger_files import TriggerFolder
 from tests.faults.harness import FileChanges
 
 WAIT = 5.0
@@ -264,3 +266,44 @@ async def test_deleted_file_keeps_last_state(monitor: tuple[ProgressMonitor, asy
     path.unlink()
     write_json_atomic(path, {"status": "running", "step": "new run", "progress": 1})
     assert (await next_progress(seen)).step == "new run"
+
+
+async def test_a_stop_while_a_look_is_on_its_thread_closes_the_folder_only_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel does not stop a worker thread: the folder's descriptor must outlive the look that uses it
+    (closed under it, the look's next call fails with EBADF, or worse, uses a descriptor reused since)."""
+    inside, release, closed = threading.Event(), threading.Event(), threading.Event()
+    failures: list[OSError] = []
+    scan, close = TriggerFolder.scan, TriggerFolder.close
+
+    def slow_scan(folder: TriggerFolder) -> list[os.DirEntry[str]]:
+        entries = scan(folder)
+        inside.set()
+        release.wait(WAIT)
+        try:
+            assert folder._fd is not None
+            os.fstat(folder._fd)  # the look goes on using the folder's descriptor
+        except OSError as exc:
+            failures.append(exc)
+        return entries
+
+    def closing(folder: TriggerFolder) -> None:
+        close(folder)
+        closed.set()
+
+    monkeypatch.setattr(TriggerFolder, "scan", slow_scan)
+    monkeypatch.setattr(TriggerFolder, "close", closing)
+    source = FolderSource(tmp_path / "triggers", asyncio.Queue(), SystemClock())
+    source.start()
+    task = asyncio.create_task(source.serve())
+    assert await asyncio.to_thread(inside.wait, WAIT)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    closed.clear()
+    source.stop()
+    assert not closed.is_set(), "closed while the look still held it"
+    release.set()
+    assert await asyncio.to_thread(closed.wait, WAIT)
+    assert failures == []
