@@ -366,7 +366,7 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
             lock.replaced_link,
         )
     try:
-        tighten(settings.data_dir)  # a folder left by an earlier version: its files were 0644
+        tighten(settings.data_dir, shared=settings.triggers_dir)  # an earlier version's files were 0644
     except OSError as exc:
         log.warning("cannot make the data folder %s owner-only: %s", settings.data_dir, exc.strerror or exc)
     orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))

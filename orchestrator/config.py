@@ -317,7 +317,9 @@ def validate(settings: Settings) -> None:
     if settings.token_for_reads and not settings.token:
         raise ConfigError("--token-for-reads needs a --token (or SNAPSHOT_TOKEN)")
     check_command(settings.command)
-    check_writable_dir(settings.data_dir, "--data-dir", owner_only=True)
+    # Owner-only, unless the triggers folder (which others write into) is inside it.
+    shared = settings.triggers_dir.resolve().is_relative_to(settings.data_dir.resolve())
+    check_writable_dir(settings.data_dir, "--data-dir", owner_only=not shared)
     check_writable_dir(settings.triggers_dir, "--triggers-dir")
     with contextlib.suppress(OSError):
         if settings.progress_path.is_dir():

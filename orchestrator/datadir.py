@@ -87,14 +87,18 @@ def make_data_folder(path: Path) -> None:
         path.mkdir(mode=FOLDER_MODE)
 
 
-def tighten(data_dir: Path) -> None:
+def tighten(data_dir: Path, *, shared: Path | None = None) -> None:
     """Make the data folder, its own sub-folders and the files in them owner-only (one line says what was
     changed). Only what the service's user owns is changed, and no symlink is followed: a symlink in place of
-    a sub-folder is replaced by a real folder (said once, with where it pointed)."""
+    a sub-folder is replaced by a real folder (said once, with where it pointed).
+
+    ``shared``: a folder others write into (the triggers folder). If it is inside the data folder, the data
+    folder's own mode is left alone: 0700 would lock the other writers out, at every start."""
     changed: list[str] = []
     fd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the operator's path: may be a link
     try:
-        _tighten_fd(fd, ".", changed)
+        if shared is None or not shared.resolve().is_relative_to(data_dir.resolve()):
+            _tighten_fd(fd, ".", changed)
         _tighten_files(fd, changed, "")
         for name in SUB_FOLDERS:
             if not _exists(name, fd):

@@ -232,3 +232,16 @@ def test_the_history_removes_a_symlink_where_sqlite_would_open_a_file(
     assert not (data / "runs.sqlite3.corrupt").exists()
     assert mode(data / "runs.sqlite3") == 0o600
     assert sum("was a symlink" in r.getMessage() for r in caplog.records) == 1, caplog.text
+
+
+def test_tighten_leaves_the_data_folder_open_when_the_triggers_folder_is_inside_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "triggers").mkdir(parents=True, mode=0o777)
+    os.chmod(data, 0o755)
+    (data / "orchestrator_state.json").write_text("{}")
+    os.chmod(data / "orchestrator_state.json", 0o644)
+    tighten(data, shared=data / "triggers")
+    assert mode(data) == 0o755, "other writers of the triggers folder still get through"
+    assert mode(data / "orchestrator_state.json") == 0o600
+    tighten(data, shared=tmp_path / "triggers")
+    assert mode(data) == 0o700
