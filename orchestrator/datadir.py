@@ -89,17 +89,17 @@ def make_data_folder(path: Path) -> None:
 
 def tighten(data_dir: Path, *, shared: Path | None = None) -> None:
     """Make the data folder, its own sub-folders and the files in them owner-only (one line says what was
-    changed). Only what the service's user owns is changed, and no symlink is followed: a symlink in place of
-    a sub-folder is replaced by a real folder (said once, with where it pointed).
+    changed, one what could not be). Only what the service's user owns is changed, and no symlink is followed:
+    a symlink in place of a sub-folder is replaced by a real folder (said once, with where it pointed).
 
     ``shared``: a folder others write into (the triggers folder). If it is inside the data folder, the data
     folder's own mode is left alone: 0700 would lock the other writers out, at every start."""
-    changed: list[str] = []
+    done = _Tightened()
     fd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the operator's path: may be a link
     try:
         if shared is None or not shared.resolve().is_relative_to(data_dir.resolve()):
-            _tighten_fd(fd, ".", changed)
-        _tighten_files(fd, changed, "")
+            done.tighten(fd, "(the folder itself)")
+        done.tighten_files(fd, "")
         for name in SUB_FOLDERS:
             if not _exists(name, fd):
                 continue
@@ -117,15 +117,21 @@ def tighten(data_dir: Path, *, shared: Path | None = None) -> None:
                         name,
                         removed,
                     )
-                _tighten_fd(sub, name, changed)
-                _tighten_files(sub, changed, f"{name}/")
+                done.tighten(sub, name)
+                done.tighten_files(sub, f"{name}/")
             finally:
                 os.close(sub)
     finally:
         os.close(fd)
-    if changed:
-        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
-        log.info("made %d item(s) in %s owner-only (files 0600, folders 0700): %s", len(changed), data_dir, shown)
+    if done.changed:
+        log.info(
+            "made %d item(s) in %s owner-only (files 0600, folders 0700): %s",
+            len(done.changed),
+            data_dir,
+            _some(done.changed),
+        )
+    if done.failed:
+        log.warning("cannot make %d item(s) in %s owner-only: %s", len(done.failed), data_dir, _some(done.failed))
 
 
 def _exists(name: str, dir_fd: int) -> bool:
@@ -136,32 +142,40 @@ def _exists(name: str, dir_fd: int) -> bool:
     return True
 
 
-def _tighten_files(dir_fd: int, changed: list[str], prefix: str) -> None:
-    with os.scandir(dir_fd) as listing:
-        names = [entry.name for entry in listing if entry.is_file(follow_symlinks=False)]
-    for name in names:
-        try:
-            fd = open_file(name, os.O_RDONLY, dir_fd=dir_fd)
-        except OSError:
-            continue  # gone, swapped for a symlink, or unreadable (write-only): not ours to fix
-        try:
-            _tighten_fd(fd, prefix + name, changed)
-        finally:
-            os.close(fd)
+def _some(items: list[str]) -> str:
+    return ", ".join(items[:10]) + (f" and {len(items) - 10} more" if len(items) > 10 else "")
 
 
-def _tighten_fd(fd: int, name: str, changed: list[str]) -> None:
-    info = os.fstat(fd)
-    if info.st_uid != os.geteuid() or not info.st_mode & 0o077:
-        return
-    wanted = FOLDER_MODE if stat.S_ISDIR(info.st_mode) else FILE_MODE
-    if not stat.S_ISDIR(info.st_mode) and not stat.S_ISREG(info.st_mode):
-        return
-    try:
-        os.fchmod(fd, wanted)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EROFS):
-            raise
-        log.warning("cannot make %s in the data folder owner-only: %s", name, exc.strerror)
-        return
-    changed.append(f"{name} {stat.S_IMODE(info.st_mode):o}")
+class _Tightened:
+    """What one :func:`tighten` changed, and what it could not (a read-only folder, a file not ours to chmod)."""
+
+    def __init__(self) -> None:
+        self.changed: list[str] = []
+        self.failed: list[str] = []
+
+    def tighten_files(self, dir_fd: int, prefix: str) -> None:
+        with os.scandir(dir_fd) as listing:
+            names = [entry.name for entry in listing if entry.is_file(follow_symlinks=False)]
+        for name in names:
+            try:
+                fd = open_file(name, os.O_RDONLY, dir_fd=dir_fd)
+            except OSError:
+                continue  # gone, swapped for a symlink, or unreadable (write-only): not ours to fix
+            try:
+                self.tighten(fd, prefix + name)
+            finally:
+                os.close(fd)
+
+    def tighten(self, fd: int, name: str) -> None:
+        info = os.fstat(fd)
+        is_dir = stat.S_ISDIR(info.st_mode)
+        if info.st_uid != os.geteuid() or not info.st_mode & 0o077 or not (is_dir or stat.S_ISREG(info.st_mode)):
+            return
+        try:
+            os.fchmod(fd, FOLDER_MODE if is_dir else FILE_MODE)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EROFS):
+                raise
+            self.failed.append(f"{name} ({exc.strerror})")
+            return
+        self.changed.append(f"{name} {stat.S_IMODE(info.st_mode):o}")
