@@ -320,7 +320,7 @@ def plant_folder(data: Path, name: str, victim: Path) -> None:
     os.symlink(victim, data / name, target_is_directory=True)
 
 
-def old_history(data: Path, run_id: str, started: datetime) -> None:
+def old_history(data: Path, run_id: str, started: datetime) -> Doc:
     """A history as the previous version left it: WAL mode, one finished run whose log is in ``logs/``."""
     record = {
         "runId": run_id,
@@ -343,6 +343,7 @@ def old_history(data: Path, run_id: str, started: datetime) -> None:
         )
     finally:
         db.close()
+    return record
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -465,17 +466,10 @@ async def test_a_data_folder_of_the_previous_version_is_read_and_tightened(
     started = datetime.now(UTC) - timedelta(minutes=1)
     with umask(0o022):
         data.mkdir(mode=0o755)
-        old_history(data, run_id, started)
+        record = old_history(data, run_id, started)
         (data / LOGS_DIR_NAME).mkdir(mode=0o755)
         (data / LOGS_DIR_NAME / f"{run_id}.log").write_text("00:00:00.000 out from the old version\n")
-        state = {
-            "version": 1,
-            "lastRun": json.loads(
-                sqlite3.connect(data / HISTORY_FILE_NAME).execute("SELECT record FROM runs").fetchone()[0]
-            ),
-            "current": None,
-            "pending": [],
-        }
+        state = {"version": 1, "lastRun": record, "current": None, "pending": []}
         (data / STATE_FILE_NAME).write_text(json.dumps(state))
         (data / PROGRESS_FILE_NAME).write_text(json.dumps({"status": "completed", "step": "done", "progress": 100}))
         (data / LOCK_FILE_NAME).write_text("{}\n")
