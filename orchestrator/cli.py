@@ -50,6 +50,7 @@ from orchestrator.config import (
     sample_job_command,
     validate,
 )
+from orchestrator.datadir import tighten
 from orchestrator.events import iso, parse_iso, utcnow
 from orchestrator.history import HISTORY_FILE_NAME, read_recent
 from orchestrator.lock import AlreadyLocked, InstanceLock
@@ -332,12 +333,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
     try:
-        return serve(settings, level, url)
+        return serve(settings, level, url, lock)
     finally:
         lock.release()
 
 
-def serve(settings: Settings, level: int, url: str) -> int:
+def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
     from aiohttp import web
 
     from orchestrator.service import Orchestrator
@@ -357,6 +358,17 @@ def serve(settings: Settings, level: int, url: str) -> int:
             "Set SNAPSHOT_TOKEN (or --token), or listen on 127.0.0.1.",
             settings.host,
         )
+    if lock.replaced_link is not None:
+        log.warning(
+            "%s was a symlink to %r; not followed: removed it and locked a file of our own (its target is left "
+            "as it is)",
+            lock.path,
+            lock.replaced_link,
+        )
+    try:
+        tighten(settings.data_dir, shared=settings.triggers_dir)  # an earlier version's files were 0644
+    except OSError as exc:
+        log.warning("cannot make the data folder %s owner-only: %s", settings.data_dir, exc.strerror or exc)
     orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
     app = create_app(orchestrator)
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)

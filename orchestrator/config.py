@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from orchestrator.datadir import make_data_folder
 from orchestrator.mail import Security
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME
@@ -277,9 +278,12 @@ def check_command(argv: tuple[str, ...]) -> None:
         raise ConfigError(f"--command: {program!r} not found on PATH")
 
 
-def check_writable_dir(path: Path, flag: str) -> None:
-    """Create the folder if needed and prove we can write there (a temp file, then gone)."""
+def check_writable_dir(path: Path, flag: str, *, owner_only: bool = False) -> None:
+    """Create the folder if needed (``owner_only``: 0700, whatever the umask) and prove we can write there (a
+    temp file, then gone)."""
     try:
+        if owner_only:
+            make_data_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-", suffix=".tmp"):
             pass
@@ -313,7 +317,9 @@ def validate(settings: Settings) -> None:
     if settings.token_for_reads and not settings.token:
         raise ConfigError("--token-for-reads needs a --token (or SNAPSHOT_TOKEN)")
     check_command(settings.command)
-    check_writable_dir(settings.data_dir, "--data-dir")
+    # Owner-only, unless the triggers folder (which others write into) is inside it.
+    shared = settings.triggers_dir.resolve().is_relative_to(settings.data_dir.resolve())
+    check_writable_dir(settings.data_dir, "--data-dir", owner_only=not shared)
     check_writable_dir(settings.triggers_dir, "--triggers-dir")
     with contextlib.suppress(OSError):
         if settings.progress_path.is_dir():

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from orchestrator.datadir import ensure_folder, open_file
+
+log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 1 << 20
 """Largest JSON document we read; a bigger file is treated as invalid rather than loaded into memory."""
@@ -48,35 +52,78 @@ def write_json_atomic(path: Path, document: dict[str, Any], *, durable: bool = T
     within one), so a crash leaves at worst a stray temp file, never a half-written document. ``durable``
     adds an fsync of the file before the rename and of the folder after it, so that both the new content and
     the rename itself survive a power cut.
+
+    No symlink is followed: the temp folder is opened with ``O_DIRECTORY | O_NOFOLLOW`` (a symlink there, which
+    put the temp files in another folder, is replaced by a real one, said once), the temp file is created
+    owner-only with ``O_EXCL | O_NOFOLLOW``, and the rename goes from one folder descriptor to the other (a
+    rename replaces a symlink at ``path``, it never writes through it).
     """
     data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=temp_folder(path.parent))
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            if durable:
-                os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        _fsync_folder(path.parent)
+        temp = _temp_folder_fd(folder, path.parent)
+        try:
+            fd, name = _create_temp(temp, path.name)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    if durable:
+                        os.fsync(out.fileno())
+                os.replace(name, path.name, src_dir_fd=temp, dst_dir_fd=folder)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=temp)
+                raise
+        finally:
+            os.close(temp)
+        if durable:
+            _fsync_folder(folder)
+    finally:
+        os.close(folder)
 
 
-def _fsync_folder(folder: Path) -> None:
+_replaced_links: set[tuple[str, str]] = set()
+"""Temp folders found as symlinks (folder, target): each said once, however often it is planted again."""
+
+
+def _temp_folder_fd(folder: int, where: Path) -> int:
+    """The ``.tmp`` sub-folder of ``folder`` (see :func:`temp_folder`), else (if it cannot be made) a copy
+    of ``folder``'s own descriptor."""
+    try:
+        fd, removed = ensure_folder(TEMP_FOLDER_NAME, dir_fd=folder)
+    except OSError:
+        return os.dup(folder)
+    if removed is not None and (str(where), removed) not in _replaced_links:
+        _replaced_links.add((str(where), removed))
+        log.warning(
+            "temp folder %s was a symlink to %r; not followed: replaced it with a real folder (its target is left "
+            "as it is)",
+            where / TEMP_FOLDER_NAME,
+            removed,
+        )
+    return fd
+
+
+def _create_temp(folder: int, final_name: str) -> tuple[int, str]:
+    """A new owner-only file ``.<final_name>.<random>.tmp`` in ``folder``, never an existing name or link."""
+    for _ in range(100):
+        name = f".{final_name}.{os.urandom(6).hex()}.tmp"
+        try:
+            return open_file(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name", final_name)
+
+
+def _fsync_folder(fd: int) -> None:
     """The rename is an entry in the folder: only an fsync of the folder makes it durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     except OSError as exc:
         # Some file systems cannot fsync a folder; the rename has happened, and that is the best there is.
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
             raise
-    finally:
-        os.close(fd)
 
 
 def read_json_object(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:

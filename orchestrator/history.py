@@ -4,6 +4,13 @@ SQLite through the standard library, in WAL mode: a crash of the service (even `
 file consistent, and readers never wait for the writer. Each run is one row, keyed by its id and ordered by its
 start; the record itself is stored as the same JSON the API serves, so a field added to :class:`RunRecord`
 needs no migration. A file that is not a database (or is corrupt) is set aside and a new one started.
+
+SQLite opens the file and its ``-wal``/``-shm`` (and ``-journal``) companions itself, following symlinks, so
+before each opening those names are looked at without following: a symlink planted there is removed (said once;
+its target is left as it is). A symlinked ``-shm`` made SQLite fail to open the history, which was then set
+aside as corrupt; a symlinked main file had SQLite read and write the target. The main file is created
+owner-only by us first, and SQLite gives its companions the main file's mode. Between the look and SQLite's
+own open is a window; the data folder being the service user's alone (0700) is what closes it.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +26,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator.datadir import open_file, remove_symlink
 from orchestrator.events import RunStatus, iso
 from orchestrator.state import RunRecord
 
 log = logging.getLogger(__name__)
 
 HISTORY_FILE_NAME = "runs.sqlite3"
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps next to the database, opened by SQLite itself."""
 MAX_PAGE = 500
 NEWEST_FIRST = "started_at DESC, rowid DESC"
 """By start; runs that started in the same millisecond by when they were first recorded."""
@@ -54,6 +65,9 @@ class RunHistory:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._removed: set[tuple[str, str]] = set()
+        """Symlinks removed so far (name, target): each is said once, however often it is planted again."""
+        self._guard()
         try:
             _connect(path, check=True).close()
         except sqlite3.DatabaseError as exc:
@@ -62,10 +76,36 @@ class RunHistory:
             path.replace(aside)
             for suffix in ("-wal", "-shm"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
+            self._guard()
             _connect(path).close()
+
+    def _guard(self) -> None:
+        """Remove symlinks where SQLite would open the history or its companions; make the file owner-only."""
+        folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for name in (self.path.name, *(self.path.name + suffix for suffix in COMPANION_SUFFIXES)):
+                target = remove_symlink(name, dir_fd=folder)
+                if target is not None and (name, target) not in self._removed:
+                    self._removed.add((name, target))
+                    log.warning(
+                        "run history file %s was a symlink to %r; not followed: removed it (its target is left as "
+                        "it is)%s",
+                        self.path.with_name(name),
+                        target,
+                        "; the history starts anew" if name == self.path.name else "",
+                    )
+            # Ours before SQLite makes it (0644 under the usual umask); SQLite's companions take its mode. Not
+            # O_CREAT when it is there: that alone would fail on a data folder remounted read-only.
+            try:
+                os.close(open_file(self.path.name, os.O_RDONLY, dir_fd=folder))
+            except FileNotFoundError:
+                os.close(open_file(self.path.name, os.O_RDONLY | os.O_CREAT, dir_fd=folder))
+        finally:
+            os.close(folder)
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
+        self._guard()
         db = _connect(self.path)
         try:
             with db:  # one transaction: committed, or rolled back on an error

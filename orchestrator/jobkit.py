@@ -11,11 +11,11 @@ equivalent ``PROGRESS`` line instead, so the job still works when run by hand.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +41,52 @@ def report_progress(percent: float, step: str) -> None:
         document.update({k: previous[k] for k in ("startedAt", "trigger") if k in previous})
     # The temp file goes in the ``.tmp`` sub-folder, as the service's own writes do: a rename from there is
     # one inotify event, seen at once (a rename inside the watched folder is now and then held 0.5 s).
-    folder = path.parent / ".tmp"
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        folder.mkdir(exist_ok=True)
-    except OSError:
-        folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        temp = _temp_folder(folder)
+        try:
+            fd, name = _create_temp(temp, path.name)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(document, out)
+                os.replace(name, path.name, src_dir_fd=temp, dst_dir_fd=folder)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=temp)
+                raise
+        finally:
+            os.close(temp)
+    finally:
+        os.close(folder)
+
+
+def _temp_folder(folder: int) -> int:
+    """``.tmp`` in ``folder``, opened without following a symlink; else (a symlink or a file is there, or it
+    cannot be made) ``folder`` itself. A symlink there is left for the service, which owns the folder."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(document, out)
-        os.replace(tmp, path)
-    except BaseException:
+        return os.open(".tmp", flags, dir_fd=folder)
+    except FileNotFoundError:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            os.mkdir(".tmp", 0o700, dir_fd=folder)
+    except OSError:
+        return os.dup(folder)
+    try:
+        return os.open(".tmp", flags, dir_fd=folder)
+    except OSError:
+        return os.dup(folder)
+
+
+def _create_temp(folder: int, final_name: str) -> tuple[int, str]:
+    """A new owner-only ``.<final_name>.<random>.tmp``: never an existing name, never through a symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        name = f".{final_name}.{os.urandom(6).hex()}.tmp"
+        try:
+            return os.open(name, flags, 0o600, dir_fd=folder), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name", final_name)
 
 
 def _read_previous(path: Path) -> Any:

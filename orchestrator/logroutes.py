@@ -33,7 +33,7 @@ from aiohttp import web
 
 from orchestrator import stream
 from orchestrator.guard import json_error
-from orchestrator.runlog import RunLog, read_range
+from orchestrator.runlog import RunLog, log_size, read_range
 from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ async def find_log(request: web.Request, orchestrator: Orchestrator) -> LogView:
     if path is None:
         raise _Refused(json_error(404, f"Run {run_id} has no log (it ran before run logs were kept)"))
     try:
-        size = (await asyncio.to_thread(path.stat)).st_size
+        size = await asyncio.to_thread(log_size, path)  # a symlink swapped in is not followed: gone
     except OSError as exc:
         message = f"The log of run {run_id} is gone (removed, or never written: {exc.strerror or exc})"
         raise _Refused(json_error(404, message)) from None

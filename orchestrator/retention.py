@@ -19,7 +19,7 @@ from pathlib import Path
 
 from orchestrator.clock import Clock
 from orchestrator.history import MAX_PAGE, RunHistory
-from orchestrator.runlog import LOG_NAME, RunLogs
+from orchestrator.runlog import RunLogs, list_logs, remove_logs
 from orchestrator.state import RunRecord
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ class Retention:
         file is in the listing was recorded before its first line was written, so it is not taken for one."""
         assert self._history is not None
         try:
-            names = [path.name for path in self._logs.folder.iterdir() if LOG_NAME.match(path.name)]
+            # Through the folder's descriptor: a logs folder swapped for a symlink had the target's files removed.
+            names = list_logs(self._logs.folder)
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -147,13 +148,12 @@ class Retention:
             cursor = page.next_cursor
 
     def _remove(self, paths: list[Path]) -> None:
-        for path in paths:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as exc:
-                # Left behind as an orphan: the next prune tries again.
-                self._failed("unlink", "cannot remove the old run log %s: %s", path, exc)
-                return
+        try:
+            remove_logs(self._logs.folder, [path.name for path in paths if path.parent == self._logs.folder])
+        except OSError as exc:
+            # Left behind as orphans: the next prune tries again.
+            self._failed("unlink", "cannot remove old run logs in %s: %s", self._logs.folder, exc)
+            return
         if paths:
             self._cleared("unlink")
 

@@ -15,20 +15,31 @@ both, so a live reader never sees a line twice or misses one. Bounds, each annou
   lines are dropped and counted until the disk takes them again; the job is never held up by a failing disk.
 
 A failing disk is logged once, never stops a run, and the lines written again once it takes them.
+
+No symlink in the data folder is followed (see orchestrator/datadir.py): the logs folder is opened with
+``O_DIRECTORY | O_NOFOLLOW`` and each log through its descriptor with ``O_NOFOLLOW``. A logs folder found to be a
+symlink is replaced by a real folder; a log file found to be one (or gone) mid-run is replaced by a fresh
+owner-only file whose first line, padded to the length that was written before, says that those bytes are lost:
+so every offset a reader holds still points at the same line, and the job's later lines land in the new file.
+Each is said once in the service's log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
+import stat
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from orchestrator.clock import Clock
+from orchestrator.datadir import ensure_folder, make_data_folder, open_file, open_folder, remove_symlink
 from orchestrator.job import MARK, Output, Pipe, outlast_cancel
 from orchestrator.state import RunRecord
 
@@ -148,6 +159,8 @@ class RunLogs:
         self._stamp_key = -1
         self._stamp_text = ""
         """The most bytes that waited in memory at once (for the benchmark and the tests)."""
+        self._said: set[str] = set()
+        """Symlinks replaced in the logs folder (and logs found gone), each said once."""
 
     # ------------------------------------------------------------------------------------- the runner's side
     def relative_path(self, run_id: str) -> str:
@@ -300,11 +313,16 @@ class RunLogs:
         if not batches:
             self._let_readers_on()
             return
-        jobs = [(run_log.path, data, not run_log.created) for run_log, data in batches]
+        stamp = self._stamp()
+        jobs = [
+            _Append(self.data_dir, run_log.path.name, data, not run_log.created, run_log.flushed, stamp)
+            for run_log, data in batches
+        ]
         results = await asyncio.to_thread(_append_all, jobs)
         self.writes += len(batches)
         error: OSError | None = None
-        for (run_log, data), (written, failure) in zip(batches, results, strict=True):
+        for (run_log, data), (written, failure, replaced) in zip(batches, results, strict=True):
+            self._say_replaced(run_log, replaced)
             run_log.in_flight = b""
             run_log.flushed += written
             self._pending -= written
@@ -321,6 +339,12 @@ class RunLogs:
                 self._logs.pop(run_log.run_id, None)
         self._disk_state(error)
         self._let_readers_on()
+
+    def _say_replaced(self, run_log: RunLog, replaced: list[str]) -> None:
+        for what in replaced:
+            if what not in self._said:
+                self._said.add(what)
+                log.warning("run %s: %s", run_log.run_id, what)
 
     def _let_readers_on(self) -> None:
         if self._drained is not None and not self._drained.done():
@@ -339,33 +363,160 @@ class RunLogs:
         self._failing = error
 
 
-def _append_all(jobs: list[tuple[Path, bytes, bool]]) -> list[tuple[int, OSError | None]]:
-    return [_append(path, data, first) for path, data, first in jobs]
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """One batch for one log, as the worker thread gets it."""
+
+    data_dir: Path
+    name: str
+    data: bytes
+    first: bool
+    """Nothing of the log is on disk yet: the file is made (or emptied)."""
+    flushed: int
+    """Bytes of the log already written (what a fresh file must make room for)."""
+    stamp: str
 
 
-def _append(path: Path, data: bytes, first: bool) -> tuple[int, OSError | None]:
-    """Append ``data`` (the first time: replace the file); how many bytes landed, and the error if not all."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (os.O_TRUNC if first else 0)
+def _append_all(jobs: list[_Append]) -> list[tuple[int, OSError | None, list[str]]]:
+    return [_append(job) for job in jobs]
+
+
+def _append(job: _Append) -> tuple[int, OSError | None, list[str]]:
+    """Append ``job.data`` (the first time: replace the file); how many bytes landed, the error if not all, and
+    what symlinks were found and replaced on the way (to be said once)."""
     written = 0
+    replaced: list[str] = []
     try:
+        folder = _logs_folder(job.data_dir, replaced)
         try:
-            fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)  # first log, or the folder was removed
-            fd = os.open(path, flags, 0o644)
-        try:
-            view = memoryview(data)
-            while written < len(data):
-                written += os.write(fd, view[written:])
+            fd = _open_log(folder, job, replaced)
+            try:
+                view = memoryview(job.data)
+                while written < len(job.data):
+                    written += os.write(fd, view[written:])
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            os.close(folder)
     except OSError as exc:
-        return written, exc
-    return written, None
+        return written, exc, replaced
+    return written, None, replaced
+
+
+def _logs_folder(data_dir: Path, replaced: list[str]) -> int:
+    try:
+        top = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        make_data_folder(data_dir)  # the data folder was removed
+        top = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        folder, removed = ensure_folder(LOGS_DIR_NAME, dir_fd=top)
+    finally:
+        os.close(top)
+    if removed is not None:
+        replaced.append(
+            f"the logs folder {data_dir / LOGS_DIR_NAME} was a symlink to {removed!r}; not followed: replaced it "
+            "with a real folder (its target is left as it is)"
+        )
+    return folder
+
+
+def _open_log(folder: int, job: _Append, replaced: list[str]) -> int:
+    flags = os.O_WRONLY | os.O_APPEND
+    if job.first:
+        try:
+            return open_file(job.name, flags | os.O_CREAT | os.O_TRUNC, dir_fd=folder)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+        target = remove_symlink(job.name, dir_fd=folder)
+        replaced.append(f"its log file {job.name} was a symlink to {target!r}; not followed: replaced it")
+        return open_file(job.name, flags | os.O_CREAT | os.O_EXCL, dir_fd=folder)
+    try:
+        return open_file(job.name, flags, dir_fd=folder)
+    except FileNotFoundError:
+        why = "gone (removed, or its folder was)"
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        why = f"replaced by a symlink (to {remove_symlink(job.name, dir_fd=folder)!r}), which was removed, not followed"
+    replaced.append(
+        f"its log file {job.name} was {why}; the next lines go to a fresh file, whose first line says that the "
+        f"{job.flushed} bytes written before are lost"
+    )
+    fd = open_file(job.name, flags | os.O_CREAT | os.O_EXCL, dir_fd=folder)
+    try:
+        marker = _lost(
+            job.flushed,
+            f"{job.stamp} {Pipe.ERR} {MARK} the first {job.flushed} bytes of this log are lost: its file was {why}",
+        )
+        done = 0
+        while done < len(marker):
+            done += os.write(fd, marker[done:])
+    except OSError:
+        # Half a marker would shift every later line: the next try starts over.
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(job.name, dir_fd=folder)
+        raise
+    return fd
+
+
+def _lost(size: int, text: str) -> bytes:
+    """A line of exactly ``size`` bytes saying ``text`` (padded with spaces, or cut)."""
+    if size <= 0:
+        return b""
+    line = text.encode(errors="replace")[: size - 1]
+    return line + b" " * (size - 1 - len(line)) + b"\n"
 
 
 def read_range(path: Path, start: int, end: int) -> bytes:
-    """Bytes ``start`` .. ``end`` of a log file (for a worker thread)."""
-    with open(path, "rb") as file:
+    """Bytes ``start`` .. ``end`` of a log file (for a worker thread); a symlink is not followed (``OSError``)."""
+    with os.fdopen(_open_for_reading(path), "rb") as file:
         file.seek(start)
         return file.read(max(0, end - start))
+
+
+def log_size(path: Path) -> int:
+    """The size of a log file, without following a symlink (``OSError``) to the log or its folder."""
+    fd = _open_for_reading(path)
+    try:
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def _open_for_reading(path: Path) -> int:
+    folder = open_folder(path.parent)
+    try:
+        fd = open_file(path.name, os.O_RDONLY, dir_fd=folder)
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
+def list_logs(folder: Path) -> list[str]:
+    """Names of the run logs in ``folder``, listed without following a symlink to it (``OSError``; a missing
+    folder is ``FileNotFoundError``)."""
+    fd = open_folder(folder)
+    try:
+        with os.scandir(fd) as listing:
+            return [entry.name for entry in listing if LOG_NAME.match(entry.name)]
+    finally:
+        os.close(fd)
+
+
+def remove_logs(folder: Path, names: list[str]) -> None:
+    """Remove these files from ``folder`` (through its descriptor: a symlink to the folder is not followed)."""
+    if not names:
+        return
+    fd = open_folder(folder)
+    try:
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
 
 from orchestrator.files import write_json_atomic
 from orchestrator.jobkit import report_progress
@@ -89,3 +92,41 @@ async def test_a_job_writing_the_file_itself_shows_up_live(service_factory: Any,
         done = await next_status(events, lambda d: not d["running"])
         assert done["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
         assert done["lastRun"]["step"] == "written by the job", "the run's last step, whoever reported it"
+
+
+def test_a_temp_folder_swapped_for_a_symlink_is_not_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``.tmp`` planted as a symlink to another folder: the job's temp file must not be made there (inotify on
+    that folder sees every creation; a last file of our own marks the end of what there is to see)."""
+    data, victim = tmp_path / "data", tmp_path / "victim"
+    data.mkdir()
+    victim.mkdir()
+    (data / ".tmp").symlink_to(victim, target_is_directory=True)
+    seen: list[str] = []
+    done = threading.Event()
+
+    class Handler(FileSystemEventHandler):
+        def on_created(self, event: FileSystemEvent) -> None:
+            name = os.path.basename(os.fsdecode(event.src_path))
+            if name == "end-of-test":
+                done.set()
+            else:
+                seen.append(name)
+
+    observer = Observer()
+    observer.schedule(Handler(), os.fspath(victim), recursive=False)
+    observer.start()
+    try:
+        monkeypatch.setenv("SNAPSHOT_PROGRESS_FILE", str(data / "snapshot_progress.json"))
+        monkeypatch.setenv("SNAPSHOT_RUN_ID", "r-1")
+        report_progress(5, "past the link")
+        (victim / "end-of-test").touch()
+        assert done.wait(10), "inotify saw the last file"
+    finally:
+        observer.stop()
+        observer.join(timeout=5)
+    assert seen == [], "temp files made in the link's target"
+    assert json.loads((data / "snapshot_progress.json").read_text())["step"] == "past the link"
+    assert (data / ".tmp").is_symlink(), "the job leaves the link to the service (which replaces it)"
+    assert [p.name for p in data.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()] == []

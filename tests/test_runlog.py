@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
 import sys
@@ -381,3 +382,49 @@ async def test_a_client_reading_slower_than_the_disk_gets_the_whole_log_and_its_
     assert b"event: end\r\n" in got, f"cut after {len(got)} bytes"
     assert b"line 079999 " in got
     assert "dropped" not in service.logs()
+
+
+async def test_a_logs_folder_swapped_for_a_symlink_is_replaced_and_its_target_left_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(T0)
+    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    logs = RunLogs(tmp_path, clock)
+    retention = Retention(history, logs, clock, keep_runs=1, keep_days=0)
+    run_id, old_id = "20260120T100000Z-00000d", "20260119T100000Z-00000e"
+    output = logs.open(run_id)
+    first = f"before the swap {'.' * 150}"
+    output(Pipe.OUT, first)
+    await logs.flush()
+    written = (tmp_path / "logs" / f"{run_id}.log").stat().st_size
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for name in (f"{old_id}.log", "20200101T000000Z-0a0a0a.log"):  # named like a pruned run's log, an orphan
+        (victim / name).write_text("theirs\n")
+    (tmp_path / "logs").rename(tmp_path / "logs.moved")
+    os.symlink(victim, tmp_path / "logs", target_is_directory=True)
+    # Retention now: the old run goes, but nothing is removed through the link.
+    history.record(_record(old_id, T0 - timedelta(days=1)), log_path=logs.relative_path(old_id))
+    history.record(_record(run_id), log_path=logs.relative_path(run_id))
+    retention.run_finished(_record(run_id))
+    await retention.wait()
+    assert [run["runId"] for run in history.page().runs] == [run_id]
+    assert sorted(os.listdir(victim)) == ["20200101T000000Z-0a0a0a.log", f"{old_id}.log"]
+
+    output(Pipe.OUT, "after the swap")
+    logs.close(_record(run_id))
+    await logs.stop()
+    assert sorted(os.listdir(victim)) == ["20200101T000000Z-0a0a0a.log", f"{old_id}.log"], "nothing written there"
+    assert all((victim / name).read_text() == "theirs\n" for name in os.listdir(victim))
+    assert (tmp_path / "logs").is_dir() and not (tmp_path / "logs").is_symlink()
+    content = (tmp_path / "logs" / f"{run_id}.log").read_bytes()
+    lost, rest = content[:written], content[written:]
+    assert lost.startswith(
+        f"10:00:00.000 err [snapshot-orchestrator] the first {written} bytes of this log are lost".encode()
+    )
+    assert lost.endswith(b" \n") and lost.count(b"\n") == 1
+    assert rest == b"10:00:00.000 out after the swap\n"
+    said = [r.getMessage() for r in caplog.records if r.name == "orchestrator.runlog"]
+    assert sum("was a symlink" in m for m in said) == 1, said
+    assert sum("are lost" in m for m in said) == 1, said

@@ -9,22 +9,33 @@ left behind runs and lands on disk as usual."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
 import os
+import sqlite3
+import stat
 import urllib.error
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
 
+from orchestrator.events import iso
+from orchestrator.files import TEMP_FOLDER_NAME
+from orchestrator.history import HISTORY_FILE_NAME, SCHEMA
+from orchestrator.lock import LOCK_FILE_NAME
 from orchestrator.progress import PROGRESS_FILE_NAME
+from orchestrator.runlog import LOGS_DIR_NAME
 from orchestrator.state import STATE_FILE_NAME
 from tests.faults.harness import FifoJob, FileChanges, LogFollower, ci, remount, tmpfs
-from tests.support import ServiceProcess, next_status, sse_stream
+from tests.support import ServiceProcess, job_command, next_status, sse_stream
 
 Doc = dict[str, Any]
 
@@ -233,3 +244,251 @@ async def test_a_state_file_that_lies_at_start_is_set_aside(
         doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("status") == "completed")
     service.wait_for_log(f"run {doc['lastRun']['runId']} completed")
     assert on_disk(data, STATE_FILE_NAME)["lastRun"]["runId"] == doc["lastRun"]["runId"]
+
+
+# ------------------------------------------------------------------------------- symlinks and modes in data/
+PRINTING_JOB = job_command("print('hello from the job', flush=True)\n")
+
+
+async def finished_run(service: ServiceProcess, reason: str | None = None) -> Doc:
+    """The last run once it has ended (the start-up run, or the one with ``reason``)."""
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        doc = await next_status(
+            events,
+            lambda d: (
+                d["lastRun"] is not None and not d["running"] and (reason is None or d["lastRun"]["reason"] == reason)
+            ),
+        )
+    run: Doc = doc["lastRun"]
+    assert run["status"] == "completed", run
+    return run
+
+
+class TreeChanges(FileChanges):
+    """Like :class:`FileChanges`, for a file whose folder may not exist yet: wakes on any event under ``root``."""
+
+    def __init__(self, path: Path, root: Path) -> None:
+        self.path = path
+        self._changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        changed = self._changed
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                loop.call_soon_threadsafe(changed.set)
+
+        self._observer = Observer()
+        self._observer.schedule(Handler(), os.fspath(root), recursive=True)
+        self._observer.start()
+
+
+async def file_holds(path: Path, expected: bytes, *, suffix: bool = False) -> None:
+    """Wait (on inotify, bounded) until ``path`` (somewhere under a data folder) holds ``expected`` (or ends
+    with it)."""
+
+    def holds() -> bool:
+        try:
+            content = path.read_bytes()
+        except OSError:
+            return False
+        return content.endswith(expected) if suffix else content == expected
+
+    root = path.parent if path.parent.is_dir() else path.parent.parent
+    changes = TreeChanges(path, root)
+    try:
+        await changes.until(holds, f"{len(expected)} bytes")
+    finally:
+        changes.close()
+
+
+async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
+    async with session.get(url) as response:
+        return response.status, await response.read()
+
+
+def plant_file(data: Path, name: str, victim: Path) -> None:
+    """``data/<name>`` becomes a symlink to ``victim``, a file with content of its own."""
+    victim.write_text(f"not the service's: {name}\n")
+    os.symlink(victim, data / name)
+
+
+def plant_folder(data: Path, name: str, victim: Path) -> None:
+    """``data/<name>`` becomes a symlink to ``victim``, a folder holding a file named like a run log."""
+    victim.mkdir()
+    (victim / "20200101T000000Z-0a0a0a.log").write_text("not the service's either\n")
+    os.symlink(victim, data / name, target_is_directory=True)
+
+
+def old_history(data: Path, run_id: str, started: datetime) -> Doc:
+    """A history as the previous version left it: WAL mode, one finished run whose log is in ``logs/``."""
+    record = {
+        "runId": run_id,
+        "status": "completed",
+        "trigger": "timer",
+        "reason": "",
+        "triggers": [{"source": "timer", "at": iso(started), "reason": ""}],
+        "triggerCount": 1,
+        "startedAt": iso(started),
+        "finishedAt": iso(started + timedelta(seconds=5)),
+        "exitCode": 0,
+    }
+    db = sqlite3.connect(data / HISTORY_FILE_NAME, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+        db.execute(
+            "INSERT INTO runs (run_id, started_at, record, log_path) VALUES (?, ?, ?, ?)",
+            (run_id, iso(started), json.dumps(record), f"logs/{run_id}.log"),
+        )
+    finally:
+        db.close()
+    return record
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+PLANTS: dict[str, Callable[[Path, Path], None]] = {
+    LOCK_FILE_NAME: lambda data, victim: plant_file(data, LOCK_FILE_NAME, victim),
+    LOGS_DIR_NAME: lambda data, victim: plant_folder(data, LOGS_DIR_NAME, victim),
+    TEMP_FOLDER_NAME: lambda data, victim: plant_folder(data, TEMP_FOLDER_NAME, victim),
+    "runs.sqlite3-wal": lambda data, victim: plant_file(data, "runs.sqlite3-wal", victim),
+    "runs.sqlite3-shm": lambda data, victim: plant_file(data, "runs.sqlite3-shm", victim),
+}
+
+
+@pytest.mark.parametrize("name", list(PLANTS))
+async def test_a_symlink_planted_in_the_data_folder_is_never_written_through(
+    tmp_path: Path, service_factory: Callable[..., ServiceProcess], name: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    old_history(data, "20200101T000000Z-0b0b0b", datetime.now(UTC) - timedelta(days=1))
+    victim = tmp_path / "victim"
+    PLANTS[name](data, victim)
+    before = snapshot(victim) if victim.is_dir() else {"": victim.read_bytes()}
+
+    service = service_factory("--command", PRINTING_JOB, "--keep-runs", "1")
+    run = await finished_run(service)
+    await file_holds(data / LOGS_DIR_NAME / f"{run['runId']}.log", b"hello from the job\n", suffix=True)
+    service.wait_for_log(f"run {run['runId']} completed")
+    assert service.stop() == 0, service.logs()
+
+    # The target is as it was: nothing truncated, appended, created or removed there.
+    assert (snapshot(victim) if victim.is_dir() else {"": victim.read_bytes()}) == before
+    assert not (data / name).is_symlink(), "the link was replaced by the service's own file or folder"
+    log = service.logs()
+    assert sum(name in line and "symlink" in line for line in log.splitlines()) == 1, log
+    # The history was not set aside: the old run is still there (until retention removes it, by its rule).
+    assert not (data / f"{HISTORY_FILE_NAME}.corrupt").exists(), log
+    assert "Traceback" not in log
+
+
+async def test_a_run_log_swapped_for_a_symlink_mid_run_is_not_written_through(
+    tmp_path: Path, fifo_job: FifoJob, service_factory: Callable[..., ServiceProcess]
+) -> None:
+    service = service_factory("--command", fifo_job.command)
+    async with aiohttp.ClientSession() as session:
+        stream = sse_stream(session, service.url + "/api/snapshot/events")
+        run = (await next_status(stream, lambda d: d["running"]))["currentRun"]
+        path = service.data_dir / LOGS_DIR_NAME / f"{run['runId']}.log"
+        fifo_job.send("first line, long enough for the marker that stands in for it later " + "." * 100)
+        await file_holds(path, b"." * 100 + b"\n", suffix=True)
+        written = path.stat().st_size
+
+        victim = tmp_path / "victim"
+        victim.write_text("someone else's file\n")
+        path.unlink()
+        os.symlink(victim, path)
+        fifo_job.send("second line", "third line")
+        fifo_job.finish()
+        await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == run["runId"])
+        await file_holds(path, b"third line\n", suffix=True)
+        assert victim.read_text() == "someone else's file\n"
+        assert not path.is_symlink()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        # The file keeps its offsets: the lost part is one marker line of the same length, then the rest.
+        content = path.read_bytes()
+        lost, rest = content[:written], content[written:]
+        assert lost.endswith(b"\n") and lost.count(b"\n") == 1 and b"replaced by a symlink" in lost, content
+        assert [line.split(" ", 2)[2] for line in rest.decode().splitlines()] == ["second line", "third line"]
+        async with session.get(f"{service.url}/api/snapshot/runs/{run['runId']}/log") as response:
+            assert (response.status, await response.read()) == (200, content)
+    service.wait_for_log(f"run {run['runId']} completed")
+    log = service.logs()
+    assert sum("replaced by a symlink" in line for line in log.splitlines()) == 1, log
+    assert "Traceback" not in log
+
+
+def owner_only(data: Path) -> list[str]:
+    """Everything under ``data`` whose mode lets anyone but its owner in."""
+    loose = []
+    for path in [data, *data.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if not path.is_symlink() and mode & 0o077:
+            loose.append(f"{path.relative_to(data.parent)} {mode:o}")
+    return loose
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+async def test_everything_in_the_data_folder_is_created_owner_only_whatever_the_umask(
+    tmp_path: Path, service_factory: Callable[..., ServiceProcess]
+) -> None:
+    with umask(0o022):  # inherited by the service
+        service = service_factory("--command", PRINTING_JOB)
+    run = await finished_run(service)
+    data = service.data_dir
+    await file_holds(data / LOGS_DIR_NAME / f"{run['runId']}.log", b"hello from the job\n", suffix=True)
+    service.wait_for_log(f"run {run['runId']} completed")
+    names = {p.name for p in data.iterdir()}
+    assert {LOCK_FILE_NAME, STATE_FILE_NAME, PROGRESS_FILE_NAME, HISTORY_FILE_NAME, LOGS_DIR_NAME} <= names
+    assert owner_only(data) == []
+    assert service.stop() == 0
+
+
+async def test_a_data_folder_of_the_previous_version_is_read_and_tightened(
+    tmp_path: Path, service_factory: Callable[..., ServiceProcess]
+) -> None:
+    """As the previous version left it under umask 022: files 0644, folders 0755, a history with a run whose
+    log is in logs/, a state file naming that run (a minute ago: no run is due at start)."""
+    data = tmp_path / "data"
+    run_id = "20260101T000000Z-0c0c0c"
+    started = datetime.now(UTC) - timedelta(minutes=1)
+    with umask(0o022):
+        data.mkdir(mode=0o755)
+        record = old_history(data, run_id, started)
+        (data / LOGS_DIR_NAME).mkdir(mode=0o755)
+        (data / LOGS_DIR_NAME / f"{run_id}.log").write_text("00:00:00.000 out from the old version\n")
+        state = {"version": 1, "lastRun": record, "current": None, "pending": []}
+        (data / STATE_FILE_NAME).write_text(json.dumps(state))
+        (data / PROGRESS_FILE_NAME).write_text(json.dumps({"status": "completed", "step": "done", "progress": 100}))
+        (data / LOCK_FILE_NAME).write_text("{}\n")
+    loose = owner_only(data)
+    assert len(loose) >= 6, loose
+
+    service = service_factory("--command", PRINTING_JOB, "--interval", "60")
+    assert service.get_json("/api/snapshot/status")["lastRun"]["runId"] == run_id
+    assert [r["runId"] for r in service.get_json("/api/snapshot/runs")["runs"]] == [run_id]
+    async with aiohttp.ClientSession() as session:
+        status, body = await get(session, f"{service.url}/api/snapshot/runs/{run_id}/log")
+    assert (status, body) == (200, b"00:00:00.000 out from the old version\n")
+    # Tightened at start, said in one line.
+    assert owner_only(data) == [], owner_only(data)
+    lines = [line for line in service.logs().splitlines() if "owner-only" in line]
+    assert len(lines) == 1, service.logs()
+    # It still takes runs, and they land in the same history.
+    assert service.post_json("/api/snapshot/trigger", {"reason": "after the upgrade"})[0] == 202
+    run = await finished_run(service, reason="after the upgrade")
+    assert [r["runId"] for r in service.get_json("/api/snapshot/runs")["runs"]] == [run["runId"], run_id]
+    assert service.stop() == 0
+    assert owner_only(data) == []
