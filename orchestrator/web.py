@@ -67,7 +67,9 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     idempotency.install(app, orchestrator.clock)
     # Metrics (issue 4): Prometheus text; a read like the status document (guard.py: same token rule).
     app.router.add_get(guard.METRICS_PATH, metrics)
-    orchestrator.metrics.count_streams(lambda: stream.open_streams(app))
+    orchestrator.metrics.count_streams(
+        lambda: stream.open_streams(app, StreamKind.EVENTS), lambda: stream.open_streams(app, StreamKind.LOG)
+    )
     add_page(app, web_dir or web_root())
     app.cleanup_ctx.append(_run_service)
     app.on_shutdown.insert(0, _stop_service)
