@@ -10,8 +10,9 @@ Two middlewares, outermost first, and one response hook:
    cookie (below). It is a hook, not a middleware, because the event stream's handler sends its headers
    itself, before a middleware could add any.
 
-The read cookie. ``EventSource`` cannot send headers, so with ``--token-for-reads`` a read under ``/api/``
-that carries a valid bearer header is answered with a cookie the stream can use instead. Its value is
+The read cookie. ``EventSource`` cannot send headers, so a read under ``/api/`` that carries a valid bearer
+header is answered with a cookie the stream can use instead (to be let in at all under ``--token-for-reads``;
+else to use the streams kept for the token). Its value is
 derived from the token (an HMAC of it), never the token: cookies ignore ports, so every other server on the
 same host receives it under ``/api/``, and what it learns there must not authorise a change, nor be turned
 back into the token. The guard accepts it for reads only. Its name and value carry the port the browser

@@ -38,7 +38,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from orchestrator.clientaddr import client_of
+from orchestrator.clientaddr import client_of, parse_address
 from orchestrator.config import Settings
 from orchestrator.guard import AUTHENTICATED, json_error
 from orchestrator.hub import HubClosed
@@ -163,7 +163,7 @@ async def _stream(request: web.Request, settings: Settings, send: Sender, seat: 
         transport = request.transport
         if transport is None:
             raise ConnectionResetError
-        client = Client(stream, transport, _peer(transport), request.writer)
+        client = Client(stream, transport, _peer(transport, client_of(request).address), request.writer)
         streams = request.app[STREAMS][seat.kind]
         streams.add(client)
         sender = asyncio.create_task(_run_sender(client, settings, send), name=f"sse-sender {client.peer}")
@@ -246,8 +246,10 @@ async def send_event(
     await client.response.send(data, event=event, id=event_id, retry=SSE_RETRY_MS)
 
 
-def _peer(transport: asyncio.Transport) -> str:
+def _peer(transport: asyncio.Transport, client: str) -> str:
+    """``host:port`` of the connection; behind a trusted proxy, the client it forwards for first."""
     peer = transport.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
+        connection = f"{peer[0]}:{peer[1]}"
+        return connection if parse_address(str(peer[0])) == parse_address(client) else f"{client} (via {connection})"
     return str(peer)
