@@ -54,7 +54,9 @@ def one(lines: int, clients: int) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         seed_state(root / "data")
-        service = start_service(root, "--command", job_command(JOB.format(lines=lines)), "--interval", "100000")
+        # Every hog comes from this one address: without the per-client cap, as if each were another client.
+        command = job_command(JOB.format(lines=lines))
+        service = start_service(root, "--command", command, "--interval", "100000", "--streams-per-client", "0")
         try:
             service.wait_ready()
             stop, worst = threading.Event(), [0.0]

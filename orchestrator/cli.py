@@ -27,6 +27,7 @@ from orchestrator.config import (
     DEFAULT_INTERVAL_MINUTES,
     DEFAULT_KILL_GRACE_SECONDS,
     DEFAULT_PORT,
+    DEFAULT_STREAMS_PER_CLIENT,
     DEFAULT_TRIGGER_LIMIT,
     ConfigError,
     Settings,
@@ -47,6 +48,7 @@ from orchestrator.config import (
     parse_seconds,
     parse_security,
     parse_token,
+    parse_trusted_proxies,
     sample_job_command,
     validate,
 )
@@ -94,6 +96,8 @@ ENV_NAMES = {
     "token_for_reads": "SNAPSHOT_TOKEN_FOR_READS",
     "allow_origin": "SNAPSHOT_ALLOW_ORIGIN",
     "trigger_limit": "SNAPSHOT_TRIGGER_LIMIT",
+    "streams_per_client": "SNAPSHOT_STREAMS_PER_CLIENT",
+    "trusted_proxy": "SNAPSHOT_TRUSTED_PROXIES",
     # Run logs and retention (issue 4: logs).
     "keep_runs": "SNAPSHOT_KEEP_RUNS",
     "keep_days": "SNAPSHOT_KEEP_DAYS",
@@ -183,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--trigger-limit",
         help=f"HTTP triggers accepted per minute, then 429 (SNAPSHOT_TRIGGER_LIMIT, default {DEFAULT_TRIGGER_LIMIT}, "
         "0 = no limit)",
+    )
+    serve.add_argument(
+        "--streams-per-client",
+        help="event streams, and apart from them log streams, one client address may hold without the token, "
+        f"then 429 (SNAPSHOT_STREAMS_PER_CLIENT, default {DEFAULT_STREAMS_PER_CLIENT}, 0 = no cap)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        help="a reverse proxy's address or network (10.0.0.5, 10.0.0.0/24): only from these is the client taken "
+        "from X-Forwarded-For; repeatable (SNAPSHOT_TRUSTED_PROXIES, comma-separated)",
     )
     # Run logs and retention (issue 4: logs).
     serve.add_argument(
@@ -281,6 +296,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
             args, "trigger_limit", str(DEFAULT_TRIGGER_LIMIT), lambda s: parse_count(s, "--trigger-limit")
         )
         or 0,
+        streams_per_client=setting(
+            args,
+            "streams_per_client",
+            str(DEFAULT_STREAMS_PER_CLIENT),
+            lambda s: parse_count(s, "--streams-per-client"),
+        )
+        or 0,
+        trusted_proxies=setting(args, "trusted_proxy", "", parse_trusted_proxies) or (),
         keep_runs=setting(args, "keep_runs", "100", parse_keep_runs) or 100,
         keep_days=setting(args, "keep_days", "0", parse_keep_days) or 0.0,
         **notify_settings(args),

@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from orchestrator.clientaddr import Network, parse_network
 from orchestrator.datadir import make_data_folder
 from orchestrator.mail import Security
 from orchestrator.progress import PROGRESS_FILE_NAME
@@ -34,9 +35,12 @@ MAX_MINUTES = 525_600
 MAX_SECONDS = 3600
 """The longest kill grace: a job that needs more than an hour to stop is not stopping."""
 DEFAULT_TRIGGER_LIMIT = 30
+"""HTTP triggers accepted per minute; runs coalesce anyway, so more than this is a script gone wrong."""
 NOTIFY_EVENTS = ("start", "success", "failure", "long")
 """Webhook events, all sent by default (``--notify-on``)."""
-"""HTTP triggers accepted per minute; runs coalesce anyway, so more than this is a script gone wrong."""
+DEFAULT_STREAMS_PER_CLIENT = 20
+"""Event streams (and, apart, log streams) one client address may hold without the token: a page holds one
+event stream, so this is twenty tabs, or a small office behind one NAT address; one script gets no further."""
 
 
 class ConfigError(ValueError):
@@ -55,6 +59,11 @@ def default_max_streams() -> int:
     if soft == resource.RLIM_INFINITY:
         return 2000
     return max(16, min(2000, soft // 2))
+
+
+def default_max_log_streams() -> int:
+    """A quarter of the event streams allowed (at least 4): a log is watched by a few people, not by every page."""
+    return max(4, default_max_streams() // 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,12 @@ class Settings:
     """An event stream client that has not taken an event for this long is dropped."""
     sse_max_clients: int = field(default_factory=default_max_streams)
     """Open event streams beyond this get 503: each holds a file descriptor, and the job needs some too."""
+    log_stream_max_clients: int = field(default_factory=default_max_log_streams)
+    """Open log streams beyond this get 503; counted apart from event streams, so neither starves the other."""
+    streams_per_client: int = DEFAULT_STREAMS_PER_CLIENT
+    """Streams of each kind one client address may hold without the token, then 429; 0 = no cap."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Peers whose ``X-Forwarded-For`` names the client (orchestrator/clientaddr.py); anyone else's is ignored."""
     # Run logs and retention (issue 4: logs).
     keep_runs: int = 100
     """Runs kept in the history (with their log files) after each run; at least 1."""
@@ -235,6 +250,22 @@ def parse_origins(values: list[str]) -> tuple[str, ...]:
                 )
             origins.append(origin.lower())
     return tuple(dict.fromkeys(origins))
+
+
+def parse_trusted_proxies(text: str) -> tuple[Network, ...]:
+    """``--trusted-proxy`` values (the flags joined by commas, or ``SNAPSHOT_TRUSTED_PROXIES``): addresses and
+    networks (``10.0.0.5``, ``10.0.0.0/24``, ``::1``, ``fd00::/8``)."""
+    networks: list[Network] = []
+    for word in re.split(r"[,\s]+", text.strip()):
+        if not word:
+            continue
+        try:
+            networks.append(parse_network(word))
+        except ValueError as exc:
+            why = f" ({exc})" if "does not appear" not in str(exc) else ""  # host bits set, a scope: say which
+            example = "an IP address or network like 10.0.0.5 or 10.0.0.0/24"
+            raise ConfigError(f"--trusted-proxy must be {example}, got {word[:80]!r}{why}") from None
+    return tuple(dict.fromkeys(networks))
 
 
 def is_loopback(host: str) -> bool:

@@ -10,8 +10,9 @@ Two middlewares, outermost first, and one response hook:
    cookie (below). It is a hook, not a middleware, because the event stream's handler sends its headers
    itself, before a middleware could add any.
 
-The read cookie. ``EventSource`` cannot send headers, so with ``--token-for-reads`` a read under ``/api/``
-that carries a valid bearer header is answered with a cookie the stream can use instead. Its value is
+The read cookie. ``EventSource`` cannot send headers, so a read under ``/api/`` that carries a valid bearer
+header is answered with a cookie the stream can use instead (to be let in at all under ``--token-for-reads``;
+else to use the streams kept for the token). Its value is
 derived from the token (an HMAC of it), never the token: cookies ignore ports, so every other server on the
 same host receives it under ``/api/``, and what it learns there must not authorise a change, nor be turned
 back into the token. The guard accepts it for reads only. Its name and value carry the port the browser
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from orchestrator.clientaddr import client_of
 from orchestrator.clock import Clock
 from orchestrator.config import Settings, is_loopback
 from orchestrator.ratelimit import SlidingWindowLimit
@@ -126,7 +128,7 @@ class Guard:
         earns the response a fresh one (see ``cors_headers``)."""
         if self._token is None:
             return None
-        client = request.remote or "?"
+        client = client_of(request).key  # behind a --trusted-proxy, the forwarded client; an IPv6 /64
         now = self.clock.now()
         bearer = self._bearer(request)
         wait = self._guesses.blocked(client, now) if bearer is not None or cookie_ok else None
@@ -138,10 +140,12 @@ class Guard:
                 return self._guesses.refused(client, now) or self._unauthorized("The token is not valid", invalid=True)
             if cookie_ok:
                 request[ISSUE_READ_COOKIE] = True
+            request[AUTHENTICATED] = True
             return None
         if cookie_ok:
             matches = self._read_cookie_matches(request)
             if matches:
+                request[AUTHENTICATED] = True
                 return None
             if matches is not None:
                 message = "The read cookie is not valid: send 'Authorization: Bearer <token>' for a new one"
@@ -152,6 +156,21 @@ class Guard:
                 "Changes need the token as 'Authorization: Bearer <token>'; cookies are not accepted for them"
             )
         return self._unauthorized("This needs the service's token: send 'Authorization: Bearer <token>'")
+
+    def recognise(self, request: web.Request) -> web.Response | None:
+        """On a read that is open to all: mark it ``AUTHENTICATED`` if it carries the token or the read cookie
+        (its stream may then use the room kept for them), else let it go on as anonymous. A wrong bearer token
+        still counts as a guess, so an open read is no place to try tokens at full speed: the 429 of a client
+        that keeps guessing is the one answer returned. A wrong read cookie (another port's, an old token's) is
+        no guess: it cannot be guessed, and a browser sends it by itself."""
+        if self._token is None:
+            return None
+        if self._bearer(request) is not None:
+            refusal = self.authenticate(request, cookie_ok=True)
+            return refusal if refusal is not None and refusal.status == 429 else None
+        if self._read_cookie_matches(request):
+            request[AUTHENTICATED] = True
+        return None
 
     def _unauthorized(self, message: str, *, invalid: bool = False) -> web.Response:
         challenge = REALM + (', error="invalid_token"' if invalid else "")
@@ -216,7 +235,10 @@ class Guard:
 
 GUARD = web.AppKey("guard", Guard)
 ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
-"""Set on a read that a valid bearer header let in under --token-for-reads: its answer sets the read cookie."""
+"""Set on a read that a valid bearer header let in: its answer sets the read cookie."""
+AUTHENTICATED = web.RequestKey("authenticated", bool)
+"""Set on a request that carried the token (or, for a read, the read cookie): the stream caps keep room for
+these (orchestrator/streamlimits.py). Absent: anonymous."""
 
 
 GUESSES_PER_MINUTE = 20
@@ -356,8 +378,8 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
             refusal = guard.admit_trigger()
             if refusal is not None:
                 return refusal
-    elif guard.token_for_reads and (request.path.startswith(API_PREFIX) or request.path == METRICS_PATH):
-        refusal = guard.authenticate(request, cookie_ok=True)
+    elif request.path.startswith(API_PREFIX) or request.path == METRICS_PATH:
+        refusal = guard.authenticate(request, cookie_ok=True) if guard.token_for_reads else guard.recognise(request)
         if refusal is not None:
             return refusal
     return await handler(request)

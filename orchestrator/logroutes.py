@@ -4,8 +4,9 @@ prints it, then ``end`` with the run's record).
 
 The running run's log is read through :class:`~orchestrator.runlog.RunLog` (the file, then what still waits in
 memory); any other run's from its file. Live lines wake the stream's sender in memory: no polling of the file.
-The stream is an event stream like the status one (orchestrator/stream.py): it counts towards the streams
-allowed, and a client that stops reading is dropped; each sender holds one chunk of the log at a time.
+The stream is an event stream like the status one (orchestrator/stream.py): it counts towards the log streams
+allowed (apart from the event streams, so neither kind can crowd out the other), and a client that stops
+reading is dropped; each sender holds one chunk of the log at a time.
 
 What a client costs: each client has only an offset into the log. The job's lines go to the log whatever the
 clients do; a client that is behind (its buffers full) is not written to until it takes what was sent, then
@@ -32,9 +33,11 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator import stream
+from orchestrator.clientaddr import client_of
 from orchestrator.guard import json_error
 from orchestrator.runlog import RunLog, log_size, read_range
 from orchestrator.service import Orchestrator
+from orchestrator.streamlimits import StreamKind
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +199,7 @@ def _reset(transport: asyncio.Transport) -> None:
 
 
 def _peer(request: web.Request) -> str:
-    return str(request.remote)
+    return client_of(request).address
 
 
 def requested_bytes(request: web.Request, size: int) -> tuple[int, int, bool]:
@@ -255,7 +258,7 @@ async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.St
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         await _follow(client, view, offset, orchestrator.settings.sse_send_timeout)
 
-    return await stream.serve_stream(request, orchestrator.settings, send)
+    return await stream.serve_stream(request, orchestrator.settings, send, StreamKind.LOG)
 
 
 async def _follow(client: stream.Client, view: LogView, offset: int, pace: float) -> None:

@@ -49,6 +49,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._orchestrator = orchestrator
         self._sse_clients: Callable[[], int] = lambda: 0
+        self._log_streams: Callable[[], int] = lambda: 0
         self._watched: str | None = None
         """The run this process saw start: only its duration is observed (a recovered run's includes downtime)."""
         self.runs = Counter(
@@ -76,9 +77,11 @@ class Metrics:
         self.last_success: datetime | None = last_success(orchestrator.runner.state.last_run, orchestrator.history)
         self.registry.register(_LiveCollector(self))
 
-    def count_streams(self, open_streams: Callable[[], int]) -> None:
-        """Where the number of open event streams comes from (they belong to the web app, not the service)."""
+    def count_streams(self, open_streams: Callable[[], int], log_streams: Callable[[], int] = lambda: 0) -> None:
+        """Where the numbers of open event streams and log streams come from (they belong to the web app, not
+        the service)."""
         self._sse_clients = open_streams
+        self._log_streams = log_streams
 
     def render(self) -> bytes:
         """The exposition text; it costs the same whatever the history holds (nothing here reads it)."""
@@ -118,6 +121,7 @@ class Metrics:
             "snapshot_run_queued", "1 while a run is owed (a follow-up to the running one).", state.pending_count > 0
         )
         yield _gauge("snapshot_sse_clients", "Open event streams (browsers showing the page).", self._sse_clients())
+        yield _gauge("snapshot_log_streams", "Open live log streams (a run's log, followed).", self._log_streams())
         yield _gauge(
             "snapshot_interval_seconds", "Time between automatic runs.", orchestrator.settings.interval_minutes * 60
         )

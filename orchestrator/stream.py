@@ -17,6 +17,12 @@ itself and the memory it can hold is bounded. The drop rule, explicit:
   found by its next ping even where aiohttp does not cancel handlers of lost connections).
 
 Each drop the service decides is logged once, at info, with the client's address.
+
+Who may open a stream (orchestrator/streamlimits.py): event streams and log streams are counted apart, each
+against a total (503 beyond), with a share of it kept for requests that carry the token, and at most
+``Settings.streams_per_client`` anonymous ones per client address (429 beyond). The client address is the
+one orchestrator/clientaddr.py works out (behind a trusted proxy, the forwarded one); whether a request
+carries the token, the guard has said (``guard.AUTHENTICATED``).
 """
 
 from __future__ import annotations
@@ -30,17 +36,16 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse, sse_response
 
+from orchestrator.clientaddr import client_of, parse_address
 from orchestrator.config import Settings
-from orchestrator.guard import json_error
+from orchestrator.guard import AUTHENTICATED, json_error
 from orchestrator.hub import HubClosed
 from orchestrator.service import Orchestrator
+from orchestrator.streamlimits import Refusal, Room, Seat, StreamKind
 
 log = logging.getLogger(__name__)
 
 SSE_RETRY_MS = 2000
-FULL_RETRY_AFTER_SECONDS = 10
-REFUSING = web.AppKey("sse_refusing", set[bool])
-"""Non-empty while new streams are being refused for want of room (so the refusal is logged once)."""
 WRITE_BUFFER_CAP = 32 * 1024
 """Bytes a client may leave unsent in the server's write buffer before it is dropped. Half of asyncio's
 default high-water mark (64 KiB): a status event (~1-2 KiB) sent below the cap never reaches the mark, so
@@ -71,12 +76,20 @@ class Client:
         return 0 if self.transport.is_closing() else self.transport.get_write_buffer_size()
 
 
-STREAMS = web.AppKey("streams", set[Client])
+STREAMS = web.AppKey("streams", dict[StreamKind, set[Client]])
+ROOMS = web.AppKey("stream_rooms", dict[StreamKind, Room])
 
 
 def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
-    app[STREAMS] = set()
-    app[REFUSING] = set()
+    settings = app[orchestrator_key].settings
+    limits = {StreamKind.EVENTS: settings.sse_max_clients, StreamKind.LOG: settings.log_stream_max_clients}
+    streams: dict[StreamKind, set[Client]] = {kind: set() for kind in StreamKind}
+    app[STREAMS] = streams
+    rooms: dict[StreamKind, Room] = {
+        kind: Room(kind, limit=limit, per_client=settings.streams_per_client, has_token=settings.token is not None)
+        for kind, limit in limits.items()
+    }
+    app[ROOMS] = rooms
 
     async def events(request: web.Request) -> web.StreamResponse:
         return await stream_events(request, request.app[orchestrator_key])
@@ -85,21 +98,21 @@ def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator])
     app.on_shutdown.append(_close_streams)
 
 
-def open_streams(app: web.Application) -> int:
-    return len(app[STREAMS])
+def open_streams(app: web.Application, kind: StreamKind = StreamKind.EVENTS) -> int:
+    """Streams of ``kind`` let in and not yet ended (those still writing their head included)."""
+    return app[ROOMS][kind].open
 
 
-def clients(app: web.Application) -> tuple[Client, ...]:
-    """The open event streams (for tests and benchmarks that watch the server's side of a connection)."""
-    streams: set[Client] = app[STREAMS]
-    return tuple(streams)
+def clients(app: web.Application, kind: StreamKind = StreamKind.EVENTS) -> tuple[Client, ...]:
+    """The open streams of ``kind`` (for tests and benchmarks that watch the server's side of a connection)."""
+    return tuple(app[STREAMS][kind])
 
 
 async def _close_streams(app: web.Application) -> None:
     # Without this, shutdown waits out its timeout on every open event stream.
-    streams: set[Client] = app[STREAMS]
-    for client in tuple(streams):
-        client.response.stop_streaming()
+    for streams in app[STREAMS].values():
+        for client in tuple(streams):
+            client.response.stop_streaming()
 
 
 async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
@@ -108,45 +121,37 @@ async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web
     Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
     latest version gets nothing until the next change; any other client gets the current state at once.
     """
-    return await serve_stream(request, orchestrator.settings, lambda client: _send_changes(client, orchestrator))
+    return await serve_stream(
+        request, orchestrator.settings, lambda client: _send_changes(client, orchestrator), StreamKind.EVENTS
+    )
 
 
 Sender = Callable[["Client"], Awaitable[None]]
 """Writes a stream's events (with :func:`send_event`) until it returns; the stream then ends."""
 
 
-async def serve_stream(request: web.Request, settings: Settings, sender: Sender) -> web.StreamResponse:
-    """An event stream whose events ``sender`` writes, under the rules above: it counts towards the streams
-    allowed (503 beyond), is closed at shutdown, and its client is dropped when it stops reading."""
-    refusal = _refuse_if_full(request, settings.sse_max_clients)
-    if refusal is not None:
-        return refusal
+async def serve_stream(
+    request: web.Request, settings: Settings, sender: Sender, kind: StreamKind
+) -> web.StreamResponse:
+    """A stream of ``kind`` whose events ``sender`` writes, under the rules above: it is let in or refused by
+    its kind's room (503 when full, 429 when its client holds enough), is closed at shutdown, and its client is
+    dropped when it stops reading."""
+    room = request.app[ROOMS][kind]
+    seat = room.admit(client_of(request).key, anonymous=not request.get(AUTHENTICATED, False))
+    if isinstance(seat, Refusal):
+        return json_error(seat.status, seat.message, {"Retry-After": str(seat.retry_after)})
     try:
-        return await _stream(request, settings, sender)
+        return await _stream(request, settings, sender, seat)
     except ConnectionResetError:
         # The client left before the response head could be written. Nothing can be sent; aiohttp's attempt
         # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
         # (raised from here, it would log a traceback per vanished client).
         return web.Response(status=503)
+    finally:
+        room.release(seat)
 
 
-def _refuse_if_full(request: web.Request, limit: int) -> web.Response | None:
-    """A 503 when ``limit`` streams are open already; logged once per spell of refusals, not per client."""
-    refusing = request.app[REFUSING]
-    if open_streams(request.app) < limit:
-        refusing.clear()
-        return None
-    if not refusing:
-        refusing.add(True)
-        log.warning("%d event streams open, the most allowed: refusing more with 503 until some close", limit)
-    return json_error(
-        503,
-        f"Too many open event streams ({limit}); try again in {FULL_RETRY_AFTER_SECONDS} s",
-        {"Retry-After": str(FULL_RETRY_AFTER_SECONDS)},
-    )
-
-
-async def _stream(request: web.Request, settings: Settings, send: Sender) -> web.StreamResponse:
+async def _stream(request: web.Request, settings: Settings, send: Sender, seat: Seat) -> web.StreamResponse:
     async with sse_response(
         request,
         ping_interval=settings.sse_ping_seconds,
@@ -156,8 +161,8 @@ async def _stream(request: web.Request, settings: Settings, send: Sender) -> web
         transport = request.transport
         if transport is None:
             raise ConnectionResetError
-        client = Client(stream, transport, _peer(transport), request.writer)
-        streams = request.app[STREAMS]
+        client = Client(stream, transport, _peer(transport, client_of(request).address), request.writer)
+        streams = request.app[STREAMS][seat.kind]
         streams.add(client)
         sender = asyncio.create_task(_run_sender(client, settings, send), name=f"sse-sender {client.peer}")
         try:
@@ -239,8 +244,10 @@ async def send_event(
     await client.response.send(data, event=event, id=event_id, retry=SSE_RETRY_MS)
 
 
-def _peer(transport: asyncio.Transport) -> str:
+def _peer(transport: asyncio.Transport, client: str) -> str:
+    """``host:port`` of the connection; behind a trusted proxy, the client it forwards for first."""
     peer = transport.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
+        connection = f"{peer[0]}:{peer[1]}"
+        return connection if parse_address(str(peer[0])) == parse_address(client) else f"{client} (via {connection})"
     return str(peer)

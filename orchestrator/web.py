@@ -17,11 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator import __version__, control, guard, idempotency, logroutes, stream
+from orchestrator import __version__, clientaddr, control, guard, idempotency, logroutes, stream
 from orchestrator.events import Source, clean_reason, iso
 from orchestrator.history import MAX_PAGE, RunHistory
 from orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from orchestrator.service import Orchestrator, TriggerNotSaved
+from orchestrator.streamlimits import StreamKind
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     """The app; ``web_dir`` replaces the page's folder (tests serve a made-up one)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[ORCHESTRATOR] = orchestrator
+    clientaddr.install(app, clientaddr.TrustedProxies(orchestrator.settings.trusted_proxies))
     guard.install(app, guard.Guard(orchestrator.settings, orchestrator.clock, MAX_BODY_BYTES))
     app.router.add_get("/health", health)
     app.router.add_get("/api/snapshot/status", status)
@@ -65,7 +67,9 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     idempotency.install(app, orchestrator.clock)
     # Metrics (issue 4): Prometheus text; a read like the status document (guard.py: same token rule).
     app.router.add_get(guard.METRICS_PATH, metrics)
-    orchestrator.metrics.count_streams(lambda: stream.open_streams(app))
+    orchestrator.metrics.count_streams(
+        lambda: stream.open_streams(app, StreamKind.EVENTS), lambda: stream.open_streams(app, StreamKind.LOG)
+    )
     add_page(app, web_dir or web_root())
     app.cleanup_ctx.append(_run_service)
     app.on_shutdown.insert(0, _stop_service)
@@ -179,7 +183,8 @@ async def health(request: web.Request) -> web.Response:
             "status": "ok",
             "version": __version__,
             "running": orchestrator.runner.running,
-            "sseClients": stream.open_streams(request.app),
+            "sseClients": stream.open_streams(request.app, StreamKind.EVENTS),
+            "logStreams": stream.open_streams(request.app, StreamKind.LOG),
         }
     )
 
@@ -196,7 +201,8 @@ async def trigger(request: web.Request) -> web.Response:
     reason = await _reason_from_body(request)
     orchestrator = request.app[ORCHESTRATOR]
     running = orchestrator.runner.running
-    log.info("HTTP trigger from %s%s", request.remote, f" (reason: {reason})" if reason else "")
+    who = clientaddr.client_of(request).address
+    log.info("HTTP trigger from %s%s", who, f" (reason: {reason})" if reason else "")
     try:
         requested = await orchestrator.request_run(Source.HTTP, reason)
     except TriggerNotSaved as exc:
@@ -223,7 +229,8 @@ async def cancel(request: web.Request) -> web.Response:
         message = f"Already stopping snapshot {run_id} ({already.reason})"
     else:
         message = f"Cancelling snapshot {run_id}"
-        log.info("HTTP cancel of run %s from %s%s", run_id, request.remote, f" (reason: {reason})" if reason else "")
+        who = clientaddr.client_of(request).address
+        log.info("HTTP cancel of run %s from %s%s", run_id, who, f" (reason: {reason})" if reason else "")
     return web.json_response({"success": True, "message": message, "runId": run_id}, status=202)
 
 

@@ -30,7 +30,7 @@ import pytest
 import requests
 import schemathesis
 
-from orchestrator.config import Settings
+from orchestrator.config import DEFAULT_STREAMS_PER_CLIENT, Settings
 from orchestrator.files import write_json_atomic
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.service import Orchestrator
@@ -83,10 +83,13 @@ def operations() -> list[dict[str, Any]]:
     return [op for item in document["paths"].values() for op in item.values()]
 
 
+TRIGGER_LIMIT_429 = {"$ref": "#/components/responses/TooMany"}
+
+
 def guarded_operation_count() -> int:
     """Operations a guarded service answers with 401/403 only: those that document a 401, except the ones
-    its trigger limit answers with 429 first."""
-    return sum(1 for op in operations() if "401" in op["responses"] and "429" not in op["responses"])
+    its trigger limit answers with 429 first (a stream's 429, one address's cap, needs a stream open first)."""
+    return sum(1 for op in operations() if "401" in op["responses"] and op["responses"].get("429") != TRIGGER_LIMIT_429)
 
 
 def schemathesis_command(url: str, config: Path, max_examples: int) -> list[str]:
@@ -193,7 +196,7 @@ def test_served_document_is_the_file_in_the_repository(open_service: ServiceProc
 
 def test_answers_schemathesis_does_not_provoke_are_documented(open_service: ServiceProcess) -> None:
     """A body over the cap (413), a cross-site request or a foreign Host (403), an unknown path (404), a wrong
-    method (405):
+    method (405), one stream more than one address may hold (429):
     JSON errors as documented."""
     loaded = schemathesis.openapi.from_path(str(OPENAPI_PATH))
     trigger = loaded["/api/snapshot/trigger"]["POST"]
@@ -216,6 +219,18 @@ def test_answers_schemathesis_does_not_provoke_are_documented(open_service: Serv
         body = answer.json()
         assert body["success"] is False and isinstance(body["message"], str) and body["message"], body
     assert set(answer.headers["Allow"].split(",")) == {"GET", "HEAD"}
+
+    events_url = f"{open_service.url}/api/snapshot/events"
+    held = [requests.get(events_url, stream=True, timeout=10) for _ in range(DEFAULT_STREAMS_PER_CLIENT)]
+    try:
+        assert {stream.status_code for stream in held} == {200}
+        one_more = requests.get(events_url, stream=True, timeout=10)
+        assert one_more.status_code == 429, one_more.text
+        assert one_more.headers["Retry-After"] == "10"
+        loaded["/api/snapshot/events"]["GET"].validate_response(one_more)
+    finally:
+        for stream in held:
+            stream.close()
 
 
 async def test_progress_file_with_an_out_of_range_time_keeps_the_contract(service_factory: Any) -> None:

@@ -52,6 +52,10 @@ def run_cli(
         (["--interval", "1e300"], {}, "--interval must be at most 525600 minutes"),
         (["--timeout", "1e10"], {}, "--timeout must be at most 525600 minutes"),
         (["--kill-grace", "1e308"], {}, "--kill-grace must be at most 3600 seconds"),
+        (["--streams-per-client", "-1"], {}, "--streams-per-client must be zero or more"),
+        ([], {"SNAPSHOT_STREAMS_PER_CLIENT": "many"}, "--streams-per-client must be a whole number"),
+        (["--trusted-proxy", "proxy.example"], {}, "--trusted-proxy must be an IP address or network"),
+        ([], {"SNAPSHOT_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.5/24"}, "'10.0.0.5/24' (10.0.0.5/24 has host bits set)"),
     ],
 )
 def test_bad_settings_end_with_one_clear_line(
@@ -83,6 +87,22 @@ def test_supervision_and_guard_settings_from_flags_and_environment(monkeypatch: 
     assert "s3cret" not in repr(settings), "the token never shows up in a log of the settings"
     defaults = settings_from(build_parser().parse_args(["serve", "--allow-origin", "https://x.example"]))
     assert (defaults.timeout, defaults.kill_grace_seconds, defaults.trigger_limit) == (None, 10.0, 30)
+
+
+def test_stream_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNAPSHOT_TRUSTED_PROXIES", "10.0.0.1, fd00::/8")
+    monkeypatch.setenv("SNAPSHOT_STREAMS_PER_CLIENT", "5")
+    from_env = settings_from(build_parser().parse_args(["serve"]))
+    assert [str(n) for n in from_env.trusted_proxies] == ["10.0.0.1/32", "fd00::/8"]
+    assert from_env.streams_per_client == 5
+    flags = ["serve", "--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8", "--streams-per-client", "0"]
+    from_flags = settings_from(build_parser().parse_args(flags))
+    assert [str(n) for n in from_flags.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8"]
+    assert from_flags.streams_per_client == 0
+    monkeypatch.delenv("SNAPSHOT_TRUSTED_PROXIES")
+    monkeypatch.delenv("SNAPSHOT_STREAMS_PER_CLIENT")
+    defaults = settings_from(build_parser().parse_args(["serve"]))
+    assert (defaults.trusted_proxies, defaults.streams_per_client) == ((), 20)
 
 
 def test_port_in_use(tmp_path: Path) -> None:
@@ -133,7 +153,8 @@ def test_status_from_server_and_from_files_when_down(service_factory: Any, tmp_p
 
 def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run_cli("serve", "--help", cwd=tmp_path)
-    for flag in ("--host", "--port", "--interval", "--cooldown", "--command", "--data-dir", "--triggers-dir"):
+    flags = ("--host", "--port", "--interval", "--cooldown", "--command", "--data-dir", "--triggers-dir")
+    for flag in (*flags, "--streams-per-client", "--trusted-proxy"):
         assert flag in result.stdout
 
 

@@ -97,6 +97,7 @@ async def test_runs_durations_and_last_success_after_real_runs(tmp_path: Path) -
         assert value(samples, "snapshot_running") == 0
         assert value(samples, "snapshot_paused") == 0
         assert value(samples, "snapshot_sse_clients") == 1
+        assert value(samples, "snapshot_log_streams") == 0  # counted apart from the event streams
         assert value(samples, "snapshot_interval_seconds") == 36000
         assert ("snapshot_current_run_start_timestamp_seconds", ()) not in samples  # only while running
     finally:
