@@ -11,12 +11,13 @@ Two middlewares, outermost first, and one response hook:
    itself, before a middleware could add any.
 
 The read cookie. ``EventSource`` cannot send headers, so with ``--token-for-reads`` a read under ``/api/``
-that carries a valid bearer header is answered with a cookie the stream can use instead. Its value is
-derived from the token (an HMAC of it), never the token: cookies ignore ports, so every other server on the
-same host receives it under ``/api/``, and what it learns there must not authorise a change, nor be turned
-back into the token. The guard accepts it for reads only. Its name and value carry the port the browser
-addressed, so two services on one host each keep their own cookie instead of overwriting each other's, and
-one service's cookie does not open another's reads when both share a token.
+that carries a valid bearer header is answered with a cookie the stream can use instead. Cookies ignore
+ports, so every other server on the same host receives it under ``/api/``: what it learns there must not
+authorise a change, nor say anything about the token, nor keep working. So the guard accepts it for reads
+only, and its value (``orchestrator/readcookie.py``) is an expiry and a MAC keyed with random bytes drawn at
+start, never derived from the token: it expires after 12 hours (``Max-Age`` and a check here), a restart
+invalidates it, and another service never accepts it, even one that shares the token. Its name carries the
+port the browser addressed (``snapshot_read_<port>``), so two services on one host each keep their own.
 
 Why not aiohttp-cors (0.8.1 runs cleanly on aiohttp 3.14, checked): it answers a refused preflight with a
 plain-text 403, sends no ``Vary: Origin`` (so a cache may hand one origin's answer to another), must be
@@ -44,6 +45,7 @@ from aiohttp import web
 from orchestrator.clock import Clock
 from orchestrator.config import Settings, is_loopback
 from orchestrator.ratelimit import SlidingWindowLimit
+from orchestrator.readcookie import ReadCookies, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,6 @@ READ_COOKIE_PREFIX = "snapshot_read_"
 """The read cookie is ``snapshot_read_<port>``: the port the browser addressed (``Host``)."""
 LEGACY_TOKEN_COOKIE = "snapshot_token"
 """Where earlier pages put the token itself; never accepted, and expired wherever a browser still sends it."""
-READ_COOKIE_CONTEXT = "snapshot-orchestrator read cookie"
 REALM = 'Bearer realm="snapshot-orchestrator"'
 CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
@@ -78,7 +79,7 @@ class Guard:
     def __init__(self, settings: Settings, clock: Clock, max_body_bytes: int) -> None:
         # Digests of equal length make the constant-time comparison independent of the token's length too.
         self._token = _digest(settings.token) if settings.token else None
-        self._cookie_key = settings.token.encode("utf-8", "surrogateescape") if settings.token else None
+        self._read_cookies = ReadCookies() if settings.token else None
         self.token_for_reads = settings.token_for_reads
         self.allow_origins = frozenset(settings.allow_origins)
         self.max_body_bytes = max_body_bytes
@@ -102,22 +103,22 @@ class Guard:
         scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
-    def read_cookie(self, request: web.Request) -> tuple[str, str] | None:
-        """The read cookie's name and value for the port ``request`` addressed; ``None`` without a token."""
-        if self._cookie_key is None:
+    def read_cookie(self, request: web.Request) -> tuple[str, str, int] | None:
+        """A fresh read cookie's name, value and ``Max-Age`` for the port ``request`` addressed; ``None``
+        without a token."""
+        if self._read_cookies is None:
             return None
         port = request.url.port or 0
-        message = f"{READ_COOKIE_CONTEXT} for port {port}".encode()
-        return f"{READ_COOKIE_PREFIX}{port}", hmac.new(self._cookie_key, message, hashlib.sha256).hexdigest()
+        value = self._read_cookies.issue(port, self.clock.now())
+        return f"{READ_COOKIE_PREFIX}{port}", value, self._read_cookies.max_age
 
-    def _read_cookie_matches(self, request: web.Request) -> bool | None:
-        """Whether the request's read cookie is right; ``None`` if it has none."""
-        expected = self.read_cookie(request)
-        given = request.cookies.get(expected[0]) if expected else None
-        if expected is None or given is None:
+    def _read_cookie_verdict(self, request: web.Request) -> Verdict | None:
+        """What the request's read cookie is worth; ``None`` if it has none."""
+        if self._read_cookies is None:
             return None
-        # Both are 64 hex digits when right: a wrong length gives away nothing that is not public.
-        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected[1].encode())
+        port = request.url.port or 0
+        given = request.cookies.get(f"{READ_COOKIE_PREFIX}{port}")
+        return None if given is None else self._read_cookies.check(given, port, self.clock.now())
 
     def authenticate(self, request: web.Request, *, cookie_ok: bool) -> web.Response | None:
         """``None`` if the request may go on, else the 401 to send.
@@ -140,10 +141,14 @@ class Guard:
                 request[ISSUE_READ_COOKIE] = True
             return None
         if cookie_ok:
-            matches = self._read_cookie_matches(request)
-            if matches:
+            verdict = self._read_cookie_verdict(request)
+            if verdict is Verdict.VALID:
                 return None
-            if matches is not None:
+            if verdict is Verdict.EXPIRED:  # ours, only old: no guess
+                return self._unauthorized(
+                    "The read cookie has expired: send 'Authorization: Bearer <token>' for a new one", invalid=True
+                )
+            if verdict is Verdict.FORGED:
                 message = "The read cookie is not valid: send 'Authorization: Bearer <token>' for a new one"
                 return self._guesses.refused(client, now) or self._unauthorized(message, invalid=True)
         elif any(name == LEGACY_TOKEN_COOKIE or name.startswith(READ_COOKIE_PREFIX) for name in request.cookies):
@@ -388,16 +393,19 @@ def _read_cookie_headers(guard: Guard, request: web.Request, response: web.Strea
     # Added as headers: aiohttp has already turned ``response.cookies`` into headers when this hook runs.
     if LEGACY_TOKEN_COOKIE in request.cookies:  # an earlier page's cookie holds the token itself: drop it
         response.headers.add("Set-Cookie", _set_cookie(LEGACY_TOKEN_COOKIE, "", max_age=0))
-    cookie = guard.read_cookie(request)
-    if cookie is None or not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
+    if not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
         return
-    # HttpOnly: the page never reads it, so no script on it can either. No Max-Age (a session cookie): the page
-    # keeps the token and gets a new cookie with one bearer request whenever the stream is refused.
-    response.headers.add("Set-Cookie", _set_cookie(*cookie, secure=request.secure))
+    cookie = guard.read_cookie(request)
+    if cookie is None:
+        return
+    # HttpOnly: the page never reads it, so no script on it can either. When it has expired, the page, which
+    # keeps the token, gets a new one with one bearer request as soon as the stream is refused.
+    name, value, max_age = cookie
+    response.headers.add("Set-Cookie", _set_cookie(name, value, max_age=max_age, secure=request.secure))
 
 
 def _set_cookie(name: str, value: str, *, max_age: int | None = None, secure: bool = False) -> str:
-    """A ``Set-Cookie`` value; names and values here are fixed words and hex digits, so nothing needs quoting."""
+    """A ``Set-Cookie`` value; names and values here are fixed words, digits and dots: nothing needs quoting."""
     attributes = [f"{name}={value}", f"Path={API_PREFIX}", "HttpOnly", "SameSite=Strict"]
     if max_age is not None:
         attributes.append(f"Max-Age={max_age}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -467,8 +469,9 @@ def test_the_read_cookie_is_not_the_token_and_two_services_keep_theirs(
     service_factory: Any, open_page: OpenPage, tmp_path: Path
 ) -> None:
     """Cookies ignore ports: every server on this host receives the page's cookies under /api/. So the one
-    the stream rides on is the service's own (HttpOnly, derived from the token), named after the service's
-    port: two services on one host keep one each, and a refused cookie never costs the page its token."""
+    the stream rides on is the service's own (HttpOnly, keyed by the service, never by the token), named after
+    the service's port: two services on one host keep one each, and a refused cookie never costs the page its
+    token."""
     tokens = [TOKEN, "second-service-token-4567"]
     env = {"SNAPSHOT_TOKEN_FOR_READS": "true"}
     services = [
@@ -507,8 +510,59 @@ def test_the_read_cookie_is_not_the_token_and_two_services_keep_theirs(
         expect_idle(page)
         expect(page.locator("#token-form")).to_be_hidden()
         assert page.evaluate("localStorage.getItem('snapshot-token')") == token
-    assert {c["name"]: c["value"] for c in pages[0].context.cookies()} == {n: cookies[n]["value"] for n in names}
+    # The refused one was replaced: each cookie now reads its own service, and only that one.
+    renewed = {c["name"]: c["value"] for c in pages[0].context.cookies()}
+    assert sorted(renewed) == sorted(names)
+    for service, name in zip(services, names, strict=True):
+        for other in services:
+            status = _read_status(other, {"Cookie": f"{name}={renewed[name]}", "Host": f"127.0.0.1:{service.port}"})
+            assert status == (200 if other is service else 401), (service.port, other.port, status)
     watched.assert_no_page_errors()  # the refused stream is a console error
+
+
+@pytest.mark.browser
+def test_a_restart_refuses_the_old_read_cookie_and_the_page_gets_a_new_one_without_asking(
+    service_factory: Any, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """The read cookie's key is drawn at start, so a restart (like an expired cookie) refuses the cookie the
+    page has: the page asks for the status once with its stored token, gets a new cookie, and streams again."""
+    args = ("--command", sample_command(0.2), "--interval", "60")
+    env = {"SNAPSHOT_TOKEN": TOKEN, "SNAPSHOT_TOKEN_FOR_READS": "true"}
+    root = tmp_path / "svc"
+    service: ServiceProcess = service_factory(*args, env=env, root=root)
+    watched = open_page(service.url + "/")
+    page = watched.page
+    page.locator("#token-input").fill(TOKEN)
+    page.locator("#token-input").press("Enter")
+    expect_idle(page)
+    before = {cookie["name"]: cookie for cookie in page.context.cookies()}
+    name = f"snapshot_read_{service.port}"
+    assert list(before) == [name], before
+    # Max-Age: the browser forgets it by itself after 12 hours (the service refuses it from then on too).
+    assert 12 * 3600 - 60 < before[name]["expires"] - datetime.now(UTC).timestamp() <= 12 * 3600, before
+
+    service.stop()
+    expect(page.locator("body")).to_have_attribute("data-state", "offline")
+    again = start_service(root, *args, env=env, port=service.port)
+    try:
+        again.wait_ready()
+        expect_idle(page, re.compile(r"^Next snapshot in"))
+        expect(page.locator("#token-form")).to_be_hidden()
+        after = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
+        assert list(after) == [name] and after[name] != before[name]["value"], (before, after)
+    finally:
+        again.stop()
+    watched.assert_no_page_errors()  # the refused stream is a console error
+
+
+def _read_status(service: ServiceProcess, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(service.url + "/api/snapshot/status", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return error.code
 
 
 STUBBORN_JOB = job_command(

@@ -10,6 +10,7 @@ import dataclasses
 import hmac
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from orchestrator.clock import FakeClock
+from orchestrator.config import MAX_MINUTES
+from orchestrator.guard import GUESSES_PER_MINUTE
 from orchestrator.service import Orchestrator
 from orchestrator.web import MAX_BODY_BYTES, create_app
 from tests.fakes import T0, ScriptedJob, ended, make_settings, settle
@@ -36,6 +39,7 @@ STATUS = "/api/snapshot/status"
 EVENTS = "/api/snapshot/events"
 ALLOWED = "https://dash.example.com:8443"
 SECRET = "TOP-SECRET-CONTENT"
+READ_COOKIE_SECONDS = 12 * 3600
 
 
 @dataclass
@@ -195,8 +199,8 @@ async def issued_read_cookie(served: Served) -> tuple[str, str]:
     name, _, rest = cookies[0].partition("=")
     value, *attributes = (part.strip() for part in rest.split(";"))
     assert name == f"snapshot_read_{served.client.port}"
-    assert {a.lower() for a in attributes} >= {"httponly", "samesite=strict", "path=/api/"}, attributes
-    assert not any(a.lower().startswith(("max-age", "expires")) for a in attributes), attributes
+    expected = {"httponly", "samesite=strict", "path=/api/", f"max-age={READ_COOKIE_SECONDS}"}
+    assert {a.lower() for a in attributes} >= expected, attributes
     return name, value
 
 
@@ -212,8 +216,8 @@ async def test_token_for_reads_takes_the_header_or_the_cookie_it_issues(serve: S
     served.client.session.cookie_jar.clear()
 
     _, value = await issued_read_cookie(served)
-    # Derived from the token, never the token: other servers on this host receive it (cookies ignore ports).
-    assert len(value) == 64 and int(value, 16) >= 0 and TOKEN not in value
+    # Never the token: other servers on this host receive it (cookies ignore ports). An expiry and a MAC.
+    assert re.fullmatch(r"[0-9]+\.[0-9a-f]{64}", value) and TOKEN not in value, value
     for path in (STATUS, "/api/snapshot/progress", EVENTS):  # the jar sends it back, as a browser would
         await read_ok(served, path)
     for path in (STATUS, EVENTS):  # and it is not a token: never accepted as the bearer header
@@ -256,6 +260,40 @@ async def test_a_forged_read_cookie_is_refused_in_constant_time(serve: Serve, mo
     response = await served.client.get(STATUS, headers={"Cookie": f"snapshot_token={TOKEN}"})
     legacy = [c for c in response.headers.getall("Set-Cookie") if c.startswith("snapshot_token=")]
     assert len(legacy) == 1 and "max-age=0" in legacy[0].lower() and TOKEN not in legacy[0], legacy
+
+
+async def test_the_read_cookie_expires_after_twelve_hours_and_a_bearer_read_renews_it(serve: Serve) -> None:
+    served = await serve(token=TOKEN, token_for_reads=True, interval_minutes=MAX_MINUTES)
+    _, value = await issued_read_cookie(served)  # the client's jar keeps it: only the service's check counts
+    served.clock.advance(timedelta(seconds=READ_COOKIE_SECONDS - 1))
+    await read_ok(served, EVENTS)
+    served.clock.advance(timedelta(seconds=1))
+    # An expired cookie the service did issue is no guess: a page that slept all night is not blocked (429).
+    for _ in range(GUESSES_PER_MINUTE + 5):
+        for path in (STATUS, EVENTS):
+            await expect_error(await served.client.get(path), 401, "expired", "bearer")
+    _, fresh = await issued_read_cookie(served)
+    assert fresh != value
+    await read_ok(served, EVENTS)
+
+
+async def test_a_read_cookie_opens_no_other_service_that_shares_the_token(serve: Serve, tmp_path: Path) -> None:
+    """Cookies ignore ports: a second service on this host receives the first one's cookie. With the same
+    token, it must not take it, under either name, whatever Host the request names."""
+    first = await serve(token=TOKEN, token_for_reads=True)
+    (tmp_path / "second" / "data").mkdir(parents=True)
+    second = await serve(
+        token=TOKEN,
+        token_for_reads=True,
+        data_dir=tmp_path / "second" / "data",
+        triggers_dir=tmp_path / "second" / "triggers",
+    )
+    name, value = await issued_read_cookie(first)
+    as_first = {"Host": f"127.0.0.1:{first.client.port}", "Cookie": f"{name}={value}"}
+    for headers in (as_first, forged(second, value)):
+        for path in (STATUS, EVENTS):
+            await expect_error(await second.client.get(path, headers=headers), 401, "not valid")
+    await read_ok(first, STATUS)  # where it came from, it still reads
 
 
 async def test_the_cookie_never_authorises_a_change(serve: Serve) -> None:
@@ -542,6 +580,39 @@ def _post(service: ServiceProcess, path: str, headers: dict[str, str]) -> int:
     except urllib.error.HTTPError as error:
         error.close()
         return error.code
+
+
+def _get(service: ServiceProcess, path: str, headers: dict[str, str]) -> tuple[int, list[str]]:
+    """GET ``path``: the status and the ``Set-Cookie`` headers of the answer."""
+    request = urllib.request.Request(service.url + path, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), response.headers.get_all("Set-Cookie") or []
+    except urllib.error.HTTPError as error:
+        error.close()
+        return error.code, error.headers.get_all("Set-Cookie") or []
+
+
+def test_a_restart_invalidates_every_read_cookie(tmp_path: Path) -> None:
+    """The cookie's key is made at start: a cookie from before a restart opens nothing after it."""
+    args = ("--command", "true", "--interval", "600", "--token-for-reads")
+    service = start_service(tmp_path, *args, env={"SNAPSHOT_TOKEN": TOKEN})
+    try:
+        service.wait_ready()
+        status, cookies = _get(service, STATUS, bearer())
+        assert status == 200 and len(cookies) == 1, cookies
+        cookie = cookies[0].split(";")[0]
+        assert _get(service, STATUS, {"Cookie": cookie})[0] == 200
+    finally:
+        assert service.stop() == 0
+    again = start_service(tmp_path, *args, env={"SNAPSHOT_TOKEN": TOKEN}, port=service.port)
+    try:
+        again.wait_ready()
+        assert _get(again, STATUS, {"Cookie": cookie})[0] == 401
+        status, cookies = _get(again, STATUS, bearer())
+        assert status == 200 and cookies[0].split(";")[0] != cookie
+    finally:
+        assert again.stop() == 0
 
 
 def test_a_public_address_without_a_token_is_warned_about_loudly(tmp_path: Path) -> None:
