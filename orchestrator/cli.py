@@ -37,6 +37,7 @@ from orchestrator.config import (
     parse_command,
     parse_count,
     parse_factor,
+    parse_hosts,
     parse_keep_days,
     parse_keep_runs,
     parse_minutes,
@@ -92,6 +93,8 @@ ENV_NAMES = {
     "token": "SNAPSHOT_TOKEN",
     "token_for_reads": "SNAPSHOT_TOKEN_FOR_READS",
     "allow_origin": "SNAPSHOT_ALLOW_ORIGIN",
+    "allowed_host": "SNAPSHOT_ALLOWED_HOSTS",
+    "frame_ancestor": "SNAPSHOT_FRAME_ANCESTORS",
     "trigger_limit": "SNAPSHOT_TRIGGER_LIMIT",
     # Run logs and retention (issue 4: logs).
     "keep_runs": "SNAPSHOT_KEEP_RUNS",
@@ -177,6 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="a web origin (https://host:port) whose pages may call the API; repeatable "
         "(SNAPSHOT_ALLOW_ORIGIN, comma-separated)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        help="a host name clients may address this service by (the Host header), besides loopback names, IP "
+        "addresses and --allow-origin hosts; with any, other names get 403 whatever --host is (DNS rebinding); "
+        "repeatable (SNAPSHOT_ALLOWED_HOSTS, comma-separated)",
+    )
+    serve.add_argument(
+        "--frame-ancestor",
+        action="append",
+        help="a web origin (https://host:port) whose pages may show this page in a frame; none by default; "
+        "repeatable (SNAPSHOT_FRAME_ANCESTORS, comma-separated)",
     )
     serve.add_argument(
         "--trigger-limit",
@@ -276,6 +292,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         token=setting(args, "token", None, parse_token),
         token_for_reads=bool(setting(args, "token_for_reads", "false", lambda s: parse_bool(s, "--token-for-reads"))),
         allow_origins=setting(args, "allow_origin", "", lambda s: parse_origins([s])) or (),
+        allowed_hosts=setting(args, "allowed_host", "", parse_hosts) or (),
+        frame_ancestors=setting(args, "frame_ancestor", "", lambda s: parse_origins([s], "--frame-ancestor")) or (),
         trigger_limit=setting(
             args, "trigger_limit", str(DEFAULT_TRIGGER_LIMIT), lambda s: parse_count(s, "--trigger-limit")
         )
@@ -356,6 +374,15 @@ def serve(settings: Settings, level: int, url: str) -> int:
             "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this port can start and cancel snapshots. "
             "Set SNAPSHOT_TOKEN (or --token), or listen on 127.0.0.1.",
             settings.host,
+        )
+    if not is_loopback(settings.host) and not settings.allowed_hosts and not settings.token_for_reads:
+        # With the token needed for reads too, a rebinding page (which has no token) gets 401 for everything.
+        log.warning(
+            "listening on %s for any host name: a web page whose DNS name is made to point at this machine (DNS "
+            "rebinding) can read the status, history and logs through a visitor's browser%s. Set "
+            "SNAPSHOT_ALLOWED_HOSTS (or --allowed-host) to the names clients use.",
+            settings.host,
+            "" if settings.token else ", and start and cancel snapshots",
         )
     orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
     app = create_app(orchestrator)

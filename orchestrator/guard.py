@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from orchestrator.clock import Clock
-from orchestrator.config import Settings, is_loopback
+from orchestrator.config import Settings, is_ip, is_loopback
 from orchestrator.ratelimit import SlidingWindowLimit
 from orchestrator.readcookie import ReadCookies, Verdict
 
@@ -87,11 +87,14 @@ class Guard:
         self.triggers = SlidingWindowLimit(settings.trigger_limit)
         self.trigger_limit = settings.trigger_limit
         self._limiting = False
-        # DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 is same-origin with
-        # us as far as the browser knows. Its requests still say "Host: evil.example", so a service that only
-        # listens on loopback answers only to loopback names and to the hosts of --allow-origin.
-        self.loopback_only = is_loopback(settings.host)
-        self.allowed_hosts = frozenset(filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins)))
+        # DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 (or to this machine's
+        # address on the LAN) is same-origin with us as far as the browser knows. Its requests still say
+        # "Host: evil.example", so the Host is checked: on a service that only listens on loopback always, on
+        # one that listens beyond it once --allowed-host names its names (without them nobody can tell which
+        # names are ours, and the service warns at start).
+        self.checks_host = is_loopback(settings.host) or bool(settings.allowed_hosts)
+        origin_hosts = filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins))
+        self.allowed_hosts = frozenset(settings.allowed_hosts) | frozenset(origin_hosts)
         self._rebinding_logged = False
         self._guesses = Guesses()
 
@@ -164,15 +167,22 @@ class Guard:
 
     # ----------------------------------------------------------------------------------------- hosts
     def foreign_host(self, request: web.Request) -> str | None:
-        """The Host a request to a loopback-only service names, if that is not one of our names."""
-        if not self.loopback_only:
+        """The Host a request names, if the service checks it and it is not one of our names.
+
+        An IP address is always ours: a rebinding page needs a DNS name (it is the page's origin), and a
+        browser that addressed an IP reached this service by it."""
+        if not self.checks_host:
             return None
-        host = (request.url.host or "").lower().strip("[]")
-        if host == "localhost" or host.endswith(".localhost") or is_loopback(host) or host in self.allowed_hosts:
+        host = (request.url.host or "").lower().strip("[]").removesuffix(".")
+        if host == "localhost" or host.endswith(".localhost") or is_ip(host) or host in self.allowed_hosts:
             return None
         if not self._rebinding_logged:  # one line, not one per request of a page that keeps trying
             self._rebinding_logged = True
-            log.warning("refusing requests for host %r: not a loopback name nor an --allow-origin host", host)
+            log.warning(
+                "refusing requests for host %r: not a loopback name, an IP address, an --allowed-host nor an "
+                "--allow-origin host",
+                host,
+            )
         return host or "(none)"
 
     # --------------------------------------------------------------------------------------- origins
@@ -339,9 +349,7 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
     guard = request.app[GUARD]
     host = guard.foreign_host(request)
     if host is not None:
-        return json_error(
-            403, f"Host {host} is not a name of this service (it listens on loopback); see --allow-origin"
-        )
+        return json_error(403, f"Host {host} is not a name of this service; see --allowed-host")
     # Chunked bodies have no length; the handler's read() stops them at client_max_size (json_errors → 413).
     if request.content_length is not None and request.content_length > guard.max_body_bytes:
         return json_error(413, f"Request body too large: at most {guard.max_body_bytes} bytes")

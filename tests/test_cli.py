@@ -52,6 +52,12 @@ def run_cli(
         (["--interval", "1e300"], {}, "--interval must be at most 525600 minutes"),
         (["--timeout", "1e10"], {}, "--timeout must be at most 525600 minutes"),
         (["--kill-grace", "1e308"], {}, "--kill-grace must be at most 3600 seconds"),
+        (["--allowed-host", "https://snap.example"], {}, "--allowed-host must be a host name like"),
+        (["--allowed-host", "snap.example:8001"], {}, "--allowed-host must be a host name like"),
+        ([], {"SNAPSHOT_ALLOWED_HOSTS": "snap.example, *.example"}, "--allowed-host must be a host name like"),
+        (["--frame-ancestor", "intranet.example"], {}, "--frame-ancestor must be an origin like"),
+        ([], {"SNAPSHOT_FRAME_ANCESTORS": "https://a.example/path"}, "--frame-ancestor must be an origin like"),
+        (["--frame-ancestor", "https://a.example;script-src"], {}, "--frame-ancestor must be an origin like"),
     ],
 )
 def test_bad_settings_end_with_one_clear_line(
@@ -83,6 +89,21 @@ def test_supervision_and_guard_settings_from_flags_and_environment(monkeypatch: 
     assert "s3cret" not in repr(settings), "the token never shows up in a log of the settings"
     defaults = settings_from(build_parser().parse_args(["serve", "--allow-origin", "https://x.example"]))
     assert (defaults.timeout, defaults.kill_grace_seconds, defaults.trigger_limit) == (None, 10.0, 30)
+
+
+def test_host_and_framing_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNAPSHOT_ALLOWED_HOSTS", "ignored.example")
+    monkeypatch.setenv("SNAPSHOT_FRAME_ANCESTORS", "https://portal.example, http://127.0.0.1:9000")
+    args = build_parser().parse_args(
+        ["serve", "--allowed-host", "Snap.Example.", "--allowed-host", "10.0.0.5,snapshots.internal"]
+    )
+    settings = settings_from(args)
+    assert settings.allowed_hosts == ("snap.example", "10.0.0.5", "snapshots.internal")
+    assert settings.frame_ancestors == ("https://portal.example", "http://127.0.0.1:9000")
+    monkeypatch.delenv("SNAPSHOT_ALLOWED_HOSTS")
+    monkeypatch.delenv("SNAPSHOT_FRAME_ANCESTORS")
+    defaults = settings_from(build_parser().parse_args(["serve"]))
+    assert (defaults.allowed_hosts, defaults.frame_ancestors) == ((), ())
 
 
 def test_port_in_use(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import http.client
 import json
 import os
 import re
@@ -367,9 +368,31 @@ async def test_dns_rebinding_a_foreign_host_name_is_refused_on_loopback(
 
 
 async def test_a_service_on_all_addresses_answers_any_host_name(serve: Serve) -> None:
+    """Without --allowed-host, as before (the start-up warning names the risk: see the real process below)."""
     served = await serve(host="0.0.0.0", token=TOKEN)
     response = await served.client.get(STATUS, headers={"Host": "snapshots.internal:8001"})
     assert response.status == 200
+
+
+@pytest.mark.parametrize("bound", ["0.0.0.0", "::", "192.0.2.10"])
+async def test_allowed_hosts_refuse_other_names_whatever_the_address(serve: Serve, bound: str) -> None:
+    """With --allowed-host, a rebinding page's "Host: evil.example" is refused on every request, the page and
+    the reads included, whatever the service listens on. IP addresses are never refused: a rebinding page
+    needs a DNS name of its own (its origin), and a browser that addressed an IP reached this service by it."""
+    served = await serve(host=bound, allowed_hosts=("snap.example",), allow_origins=("https://dash.example.com",))
+    before = await served.status()
+    port = served.client.port
+    evil = {"Host": f"evil.example:{port}"}
+    for path in (STATUS, "/api/snapshot/runs", "/", "/app.js", "/health", "/metrics"):
+        await expect_error(await served.client.get(path, headers=evil), 403, "evil.example", "not a name of this")
+    for path in (TRIGGER, CANCEL):
+        response = await served.client.post(path, headers={**evil, "Origin": f"http://evil.example:{port}"})
+        await expect_error(response, 403, "--allowed-host")
+    await served.nothing_happened(before)
+    names = ("snap.example", "SNAP.example.", "localhost", "app.localhost", "127.0.0.1", "[::1]", "192.168.1.5")
+    for host in (*names, "[2001:db8::7]", "dash.example.com"):
+        response = await served.client.get(STATUS, headers={"Host": f"{host}:{port}"})
+        assert response.status == 200, (host, await response.text())
 
 
 async def test_allowed_origin_gets_cors_headers_and_preflight(serve: Serve) -> None:
@@ -613,6 +636,56 @@ def test_a_restart_invalidates_every_read_cookie(tmp_path: Path) -> None:
         assert status == 200 and cookies[0].split(";")[0] != cookie
     finally:
         assert again.stop() == 0
+
+
+def _request(service: ServiceProcess, method: str, path: str, host: str) -> int:
+    """``method path`` over a real socket with a ``Host`` header of our choosing (a rebinding page's)."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+    try:
+        connection.putrequest(method, path, skip_host=True)
+        connection.putheader("Host", f"{host}:{service.port}")
+        connection.putheader("Content-Length", "0")
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_a_service_on_all_addresses_with_allowed_hosts_refuses_a_rebinding_page(tmp_path: Path) -> None:
+    """A real process bound to 0.0.0.0 (as in the Docker image) without a token: a page on evil.example
+    rebound to this machine gets 403 for every read and every change; its own names still work."""
+    args = ("--host", "0.0.0.0", "--command", "true", "--interval", "600")
+    service = start_service(tmp_path, *args, "--allowed-host", "snap.example", env={"SNAPSHOT_TOKEN": ""})
+    try:
+        service.wait_ready()
+        assert "DNS rebinding" not in service.logs()
+        reads = ("/", STATUS, "/api/snapshot/runs", "/api/snapshot/runs/x/log", "/metrics")
+        for path in reads:
+            assert _request(service, "GET", path, "evil.example") == 403, path
+        for path in (TRIGGER, CANCEL, "/api/snapshot/pause"):
+            assert _request(service, "POST", path, "evil.example") == 403, path
+        assert service.get_json(STATUS)["paused"] is None
+        for host in ("snap.example", "localhost", "127.0.0.1", "10.1.2.3"):
+            assert _request(service, "GET", STATUS, host) == 200, host
+        assert _request(service, "POST", TRIGGER, "snap.example") == 202
+    finally:
+        assert service.stop() == 0
+    assert service.logs().count("refusing requests for host 'evil.example'") == 1
+
+
+def test_a_service_on_all_addresses_without_allowed_hosts_warns_of_rebinding(tmp_path: Path) -> None:
+    """Without --allowed-host it still answers any name (so existing deployments keep working), and says why
+    that is a risk, once, at start."""
+    service = start_service(tmp_path, "--host", "0.0.0.0", "--command", "true", env={"SNAPSHOT_TOKEN": TOKEN})
+    try:
+        service.wait_for_log("DNS rebinding")
+        service.wait_ready()
+        assert "SNAPSHOT_ALLOWED_HOSTS" in service.logs()
+        assert _request(service, "GET", STATUS, "evil.example") == 200
+    finally:
+        assert service.stop() == 0
 
 
 def test_a_public_address_without_a_token_is_warned_about_loudly(tmp_path: Path) -> None:
