@@ -4,11 +4,14 @@ Two middlewares, outermost first, and one response hook:
 
 1. ``json_errors``: every 4xx that the router or a handler raises (404, 405, 413, ...) leaves as JSON
    ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``, ...) kept.
-2. ``guard``: the body cap (by ``Content-Length``, before anything is read), CORS preflight answers,
-   refusal of cross-site state-changing requests, the bearer token, and the trigger rate limit.
+2. ``guard``: the ``Host`` check (DNS rebinding: ``foreign_host``), the body cap (by ``Content-Length``,
+   before anything is read), CORS preflight answers, refusal of cross-site state-changing requests, the
+   bearer token, and the trigger rate limit.
 3. ``cors_headers`` (``on_response_prepare``): CORS headers for allowed origins on ``/api/*``, and the read
    cookie (below). It is a hook, not a middleware, because the event stream's handler sends its headers
    itself, before a middleware could add any.
+
+The headers that tell a browser what it may do with the page (CSP, framing) are ``orchestrator/headers.py``.
 
 The read cookie. ``EventSource`` cannot send headers, so with ``--token-for-reads`` a read under ``/api/``
 that carries a valid bearer header is answered with a cookie the stream can use instead. Cookies ignore

@@ -444,6 +444,35 @@ async def test_allowed_origin_gets_cors_headers_and_preflight(serve: Serve) -> N
     assert "Access-Control-Allow-Origin" not in evil.headers
 
 
+# ---------------------------------------------------------------------------------- framing and policy
+async def test_every_answer_forbids_framing_and_limits_what_the_page_may_load(serve: Serve) -> None:
+    """The page, its files, the API, the stream and the errors: none may be framed by another page, and the
+    page may load and run only what comes from the service."""
+    served = await serve(token=TOKEN, token_for_reads=True)
+    answers = [await served.client.get(path) for path in ("/", "/app.js", "/nope", STATUS)]
+    answers.append(await served.client.get(STATUS, headers=bearer()))
+    answers.append(await served.client.post(TRIGGER, headers={"Origin": "https://evil.example"}))
+    async with served.client.get(EVENTS, headers=bearer()) as stream:
+        answers.append(stream)
+    for answer in answers:
+        where = (answer.method, answer.url.path, answer.status)
+        assert answer.headers["X-Frame-Options"] == "DENY", where
+        policy = [d.strip() for d in answer.headers["Content-Security-Policy"].split(";")]
+        assert "frame-ancestors 'none'" in policy, (where, policy)
+        for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'"):
+            assert directive in policy, (where, policy)
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", where
+        assert answer.headers["Referrer-Policy"] == "no-referrer", where
+
+
+async def test_named_frame_ancestors_may_frame_the_page(serve: Serve) -> None:
+    served = await serve(frame_ancestors=("https://portal.example", "http://127.0.0.1:9000"))
+    response = await served.client.get("/")
+    policy = [d.strip() for d in response.headers["Content-Security-Policy"].split(";")]
+    assert "frame-ancestors https://portal.example http://127.0.0.1:9000" in policy, policy
+    assert "X-Frame-Options" not in response.headers  # it cannot name an origin: DENY would win where it counts
+
+
 # --------------------------------------------------------------------------------------------- abuse
 async def test_bodies_over_the_cap_get_413_and_queue_nothing(serve: Serve) -> None:
     served = await serve(token=TOKEN)
