@@ -19,8 +19,9 @@ ports, so every other server on the same host receives it under ``/api/``: what 
 authorise a change, nor say anything about the token, nor keep working. So the guard accepts it for reads
 only, and its value (``orchestrator/readcookie.py``) is an expiry and a MAC keyed with random bytes drawn at
 start, never derived from the token: it expires after 12 hours (``Max-Age`` and a check here), a restart
-invalidates it, and another service never accepts it, even one that shares the token. Its name carries the
-port the browser addressed (``snapshot_read_<port>``), so two services on one host each keep their own.
+invalidates it, and another service never accepts it, even one that shares the token. A read it let in is
+cut when it expires (an event stream would otherwise read on). Its name carries the port the browser addressed
+(``snapshot_read_<port>``), so two services on one host each keep their own.
 
 Why not aiohttp-cors (0.8.1 runs cleanly on aiohttp 3.14, checked): it answers a refused preflight with a
 plain-text 403, sends no ``Vary: Origin`` (so a cache may hand one origin's answer to another), must be
@@ -34,6 +35,7 @@ are: nothing would run, and the answer gives away nothing the token protects.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -48,7 +50,7 @@ from aiohttp import web
 from orchestrator.clock import Clock
 from orchestrator.config import Settings, is_ip, is_loopback
 from orchestrator.ratelimit import SlidingWindowLimit
-from orchestrator.readcookie import ReadCookies, Verdict
+from orchestrator.readcookie import ReadCookies, Verdict, expiry_of
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +121,18 @@ class Guard:
         return f"{READ_COOKIE_PREFIX}{port}", value, self._read_cookies.max_age
 
     def _read_cookie_verdict(self, request: web.Request) -> Verdict | None:
-        """What the request's read cookie is worth; ``None`` if it has none."""
+        """What the request's read cookie is worth; ``None`` if it has none. A valid one's expiry is kept on
+        the request (``READ_COOKIE_EXPIRES``)."""
         if self._read_cookies is None:
             return None
         port = request.url.port or 0
         given = request.cookies.get(f"{READ_COOKIE_PREFIX}{port}")
-        return None if given is None else self._read_cookies.check(given, port, self.clock.now())
+        if given is None:
+            return None
+        verdict = self._read_cookies.check(given, port, self.clock.now())
+        if verdict is Verdict.VALID:
+            request[READ_COOKIE_EXPIRES] = expiry_of(given)
+        return verdict
 
     def authenticate(self, request: web.Request, *, cookie_ok: bool) -> web.Response | None:
         """``None`` if the request may go on, else the 401 to send.
@@ -234,6 +242,8 @@ class Guard:
 
 GUARD = web.AppKey("guard", Guard)
 ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
+READ_COOKIE_EXPIRES = web.RequestKey("read_cookie_expires", datetime)
+"""Set on a read that a valid read cookie let in: its connection is closed then (``_until_expiry``)."""
 """Set on a read that a valid bearer header let in under --token-for-reads: its answer sets the read cookie."""
 
 
@@ -376,7 +386,29 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
         refusal = guard.authenticate(request, cookie_ok=True)
         if refusal is not None:
             return refusal
+        expires = request.get(READ_COOKIE_EXPIRES)
+        if expires is not None:
+            return await _until_expiry(request, handler, guard.clock, expires)
     return await handler(request)
+
+
+async def _until_expiry(request: web.Request, handler: Handler, clock: Clock, expires: datetime) -> web.StreamResponse:
+    """Answer a read the read cookie let in, and close its connection if the cookie expires first: an event
+    stream opened with it would otherwise read on for as long as the service runs. A browser reconnects, is
+    refused, and the page gets a new cookie with its token."""
+
+    def close(expired: asyncio.Task[bool]) -> None:
+        if expired.cancelled() or request.transport is None or request.transport.is_closing():
+            return
+        log.info("closing %s of %s: the read cookie it was opened with has expired", request.path, request.remote)
+        request.transport.close()
+
+    expired = asyncio.create_task(clock.wait(asyncio.Event(), expires), name=f"read cookie expiry {request.remote}")
+    expired.add_done_callback(close)
+    try:
+        return await handler(request)
+    finally:
+        expired.cancel()
 
 
 async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 LIFETIME = timedelta(hours=12)
@@ -32,6 +32,11 @@ class Verdict(StrEnum):
     """Made by this service, but too old: no guess, a page that kept it too long."""
     FORGED = "forged"
     """Not made by this service (or not for this port): counts as a guess."""
+
+
+def expiry_of(value: str) -> datetime:
+    """When a value that :meth:`ReadCookies.check` found valid expires."""
+    return datetime.fromtimestamp(int(value.partition(".")[0]), UTC)
 
 
 class ReadCookies:

@@ -278,6 +278,50 @@ async def test_the_read_cookie_expires_after_twelve_hours_and_a_bearer_read_rene
     await read_ok(served, EVENTS)
 
 
+async def _first_status(stream: aiohttp.ClientResponse) -> dict[str, Any]:
+    async with asyncio.timeout(5):
+        line = await stream.content.readline()
+        while not line.startswith(b"data:"):
+            line = await stream.content.readline()
+    document: dict[str, Any] = json.loads(line[5:])
+    return document
+
+
+async def _ended(stream: aiohttp.ClientResponse) -> bool:
+    """Whether the server ends ``stream`` within a bounded wait (its events up to then are skipped)."""
+    try:
+        async with asyncio.timeout(5):
+            while await stream.content.readline():
+                pass
+    except aiohttp.ClientPayloadError:  # the connection closed in the middle of the chunked body
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_an_event_stream_opened_with_the_read_cookie_ends_when_the_cookie_expires(serve: Serve) -> None:
+    """Else a cookie used once before it expires would keep reading for as long as the service runs. The page
+    reconnects, is refused, and gets a new cookie with its token; a stream opened with the token itself stays."""
+    served = await serve(token=TOKEN, token_for_reads=True, interval_minutes=MAX_MINUTES)
+    name, value = await issued_read_cookie(served)
+    served.client.session.cookie_jar.clear()
+    by_cookie = await served.client.get(EVENTS, headers={"Cookie": f"{name}={value}"})
+    by_token = await served.client.get(EVENTS, headers=bearer())
+    try:
+        await _first_status(by_cookie)
+        await _first_status(by_token)
+        served.clock.advance(timedelta(seconds=READ_COOKIE_SECONDS))
+        assert await _ended(by_cookie)
+        response = await served.client.post("/api/snapshot/pause", headers=bearer(), json={"reason": "still here?"})
+        assert response.status == 200
+        paused = await _first_status(by_token)
+        assert paused["paused"]["reason"] == "still here?"
+    finally:
+        by_cookie.close()
+        by_token.close()
+
+
 async def test_a_read_cookie_opens_no_other_service_that_shares_the_token(serve: Serve, tmp_path: Path) -> None:
     """Cookies ignore ports: a second service on this host receives the first one's cookie. With the same
     token, it must not take it, under either name, whatever Host the request names."""
