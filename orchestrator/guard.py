@@ -242,9 +242,9 @@ class Guard:
 
 GUARD = web.AppKey("guard", Guard)
 ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
+"""Set on a read that a valid bearer header let in under --token-for-reads: its answer sets the read cookie."""
 READ_COOKIE_EXPIRES = web.RequestKey("read_cookie_expires", datetime)
 """Set on a read that a valid read cookie let in: its connection is closed then (``_until_expiry``)."""
-"""Set on a read that a valid bearer header let in under --token-for-reads: its answer sets the read cookie."""
 
 
 GUESSES_PER_MINUTE = 20
