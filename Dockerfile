@@ -4,6 +4,9 @@
 # The mounted folders must be writable by the container's user: --user runs it as you; without it, it runs as
 # uid 10001 (snapshot), so `chown -R 10001:10001 data triggers` first.
 # Your own job: add it to the image (or mount it) and set SNAPSHOT_COMMAND.
+# It listens on 0.0.0.0 inside the container: name the host names people reach it by, e.g.
+# -e SNAPSHOT_ALLOWED_HOSTS=snapshots.example.com, so that a page rebinding another name to this machine gets
+# 403 (localhost and IP addresses always work); without it the service warns of DNS rebinding at start.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -38,6 +38,7 @@ from orchestrator.config import (
     parse_command,
     parse_count,
     parse_factor,
+    parse_hosts,
     parse_keep_days,
     parse_keep_runs,
     parse_minutes,
@@ -95,6 +96,8 @@ ENV_NAMES = {
     "token": "SNAPSHOT_TOKEN",
     "token_for_reads": "SNAPSHOT_TOKEN_FOR_READS",
     "allow_origin": "SNAPSHOT_ALLOW_ORIGIN",
+    "allowed_host": "SNAPSHOT_ALLOWED_HOSTS",
+    "frame_ancestor": "SNAPSHOT_FRAME_ANCESTORS",
     "trigger_limit": "SNAPSHOT_TRIGGER_LIMIT",
     "streams_per_client": "SNAPSHOT_STREAMS_PER_CLIENT",
     "trusted_proxy": "SNAPSHOT_TRUSTED_PROXIES",
@@ -182,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="a web origin (https://host:port) whose pages may call the API; repeatable "
         "(SNAPSHOT_ALLOW_ORIGIN, comma-separated)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        help="a host name clients may address this service by (the Host header), besides loopback names, IP "
+        "addresses and --allow-origin hosts; with any, other names get 403 whatever --host is (DNS rebinding); "
+        "repeatable (SNAPSHOT_ALLOWED_HOSTS, comma-separated)",
+    )
+    serve.add_argument(
+        "--frame-ancestor",
+        action="append",
+        help="a web origin (https://host:port) whose pages may show this page in a frame; none by default; "
+        "repeatable (SNAPSHOT_FRAME_ANCESTORS, comma-separated)",
     )
     serve.add_argument(
         "--trigger-limit",
@@ -292,6 +308,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         token=setting(args, "token", None, parse_token),
         token_for_reads=bool(setting(args, "token_for_reads", "false", lambda s: parse_bool(s, "--token-for-reads"))),
         allow_origins=setting(args, "allow_origin", "", lambda s: parse_origins([s])) or (),
+        allowed_hosts=setting(args, "allowed_host", "", parse_hosts) or (),
+        frame_ancestors=setting(args, "frame_ancestor", "", lambda s: parse_origins([s], "--frame-ancestor")) or (),
         trigger_limit=setting(
             args, "trigger_limit", str(DEFAULT_TRIGGER_LIMIT), lambda s: parse_count(s, "--trigger-limit")
         )
@@ -392,6 +410,15 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
         tighten(settings.data_dir, shared=settings.triggers_dir)  # an earlier version's files were 0644
     except OSError as exc:
         log.warning("cannot make the data folder %s owner-only: %s", settings.data_dir, exc.strerror or exc)
+    if not is_loopback(settings.host) and not settings.allowed_hosts and not settings.token_for_reads:
+        # With the token needed for reads too, a rebinding page (which has no token) gets 401 for everything.
+        log.warning(
+            "listening on %s for any host name: a web page whose DNS name is made to point at this machine (DNS "
+            "rebinding) can read the status, history and logs through a visitor's browser%s. Set "
+            "SNAPSHOT_ALLOWED_HOSTS (or --allowed-host) to the names clients use.",
+            settings.host,
+            "" if settings.token else ", and start and cancel snapshots",
+        )
     orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
     app = create_app(orchestrator)
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)

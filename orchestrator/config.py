@@ -85,6 +85,11 @@ class Settings:
     token_for_reads: bool = False
     allow_origins: tuple[str, ...] = ()
     """Other web origins that may call the API from a browser (they get CORS headers)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names requests may name (``Host``) besides loopback names, IP addresses and the hosts of
+    ``allow_origins``; with any, the ``Host`` is checked whatever the address listened on (DNS rebinding)."""
+    frame_ancestors: tuple[str, ...] = ()
+    """Origins whose pages may frame ours (CSP ``frame-ancestors``); none: no page may."""
     trigger_limit: int = DEFAULT_TRIGGER_LIMIT
     """HTTP triggers per minute before 429; 0 = no limit."""
     sse_ping_seconds: float = 15.0
@@ -232,11 +237,12 @@ def parse_token(text: str) -> str:
     return text
 
 
-ORIGIN = re.compile(r"^https?://[^/\s?#@]+$")
+ORIGIN = re.compile(r"^https?://[^/\s?#@;,'\"]+$")
 
 
-def parse_origins(values: list[str]) -> tuple[str, ...]:
-    """``--allow-origin`` values (each may hold several, split by commas or spaces) as exact origins."""
+def parse_origins(values: list[str], name: str = "--allow-origin") -> tuple[str, ...]:
+    """``--allow-origin`` (or ``--frame-ancestor``) values (each may hold several, split by commas or spaces)
+    as exact origins."""
     origins: list[str] = []
     for value in values:
         for word in re.split(r"[,\s]+", value.strip()):
@@ -245,7 +251,7 @@ def parse_origins(values: list[str]) -> tuple[str, ...]:
             origin = word.rstrip("/")
             if not ORIGIN.match(origin):
                 raise ConfigError(
-                    f"--allow-origin must be an origin like https://dash.example.com:8443 (scheme, host, "
+                    f"{name} must be an origin like https://dash.example.com:8443 (scheme, host, "
                     f"optional port, nothing after), got {origin!r}"
                 )
             origins.append(origin.lower())
@@ -266,6 +272,35 @@ def parse_trusted_proxies(text: str) -> tuple[Network, ...]:
             example = "an IP address or network like 10.0.0.5 or 10.0.0.0/24"
             raise ConfigError(f"--trusted-proxy must be {example}, got {word[:80]!r}{why}") from None
     return tuple(dict.fromkeys(networks))
+
+
+HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$"
+)
+
+
+def parse_hosts(text: str) -> tuple[str, ...]:
+    """``--allowed-host`` values (the flags joined by commas, or ``SNAPSHOT_ALLOWED_HOSTS``): host names as a
+    ``Host`` header names them, without the port; lower case, without a trailing dot."""
+    hosts: list[str] = []
+    for word in re.split(r"[,\s]+", text.strip()):
+        if not word:
+            continue
+        host = word.lower().removesuffix(".")
+        if not (HOST_NAME.match(host) or is_ip(host.strip("[]"))):
+            raise ConfigError(
+                f"--allowed-host must be a host name like snapshots.example.com (no scheme, port or path), got {word!r}"
+            )
+        hosts.append(host.strip("[]"))
+    return tuple(dict.fromkeys(hosts))
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:

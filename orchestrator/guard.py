@@ -4,20 +4,25 @@ Two middlewares, outermost first, and one response hook:
 
 1. ``json_errors``: every 4xx that the router or a handler raises (404, 405, 413, ...) leaves as JSON
    ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``, ...) kept.
-2. ``guard``: the body cap (by ``Content-Length``, before anything is read), CORS preflight answers,
-   refusal of cross-site state-changing requests, the bearer token, and the trigger rate limit.
+2. ``guard``: the ``Host`` check (DNS rebinding: ``foreign_host``), the body cap (by ``Content-Length``,
+   before anything is read), CORS preflight answers, refusal of cross-site state-changing requests, the
+   bearer token, and the trigger rate limit.
 3. ``cors_headers`` (``on_response_prepare``): CORS headers for allowed origins on ``/api/*``, and the read
    cookie (below). It is a hook, not a middleware, because the event stream's handler sends its headers
    itself, before a middleware could add any.
 
+The headers that tell a browser what it may do with the page (CSP, framing) are ``orchestrator/headers.py``.
+
 The read cookie. ``EventSource`` cannot send headers, so a read under ``/api/`` that carries a valid bearer
 header is answered with a cookie the stream can use instead (to be let in at all under ``--token-for-reads``;
-else to use the streams kept for the token). Its value is
-derived from the token (an HMAC of it), never the token: cookies ignore ports, so every other server on the
-same host receives it under ``/api/``, and what it learns there must not authorise a change, nor be turned
-back into the token. The guard accepts it for reads only. Its name and value carry the port the browser
-addressed, so two services on one host each keep their own cookie instead of overwriting each other's, and
-one service's cookie does not open another's reads when both share a token.
+else to use the streams kept for the token). Cookies ignore ports, so every other server on the same host
+receives it under ``/api/``: what it learns there must not authorise a change, nor say anything about the
+token, nor keep working. So the guard accepts it for reads only, and its value (``orchestrator/readcookie.py``)
+is an expiry and a MAC keyed with random bytes drawn at start, never derived from the token: it expires after
+12 hours (``Max-Age`` and a check here), a restart invalidates it, and another service never accepts it, even
+one that shares the token. A read it let in is cut when it expires (an event stream would otherwise read on).
+Its name carries the port the browser addressed (``snapshot_read_<port>``), so two services on one host each
+keep their own.
 
 Why not aiohttp-cors (0.8.1 runs cleanly on aiohttp 3.14, checked): it answers a refused preflight with a
 plain-text 403, sends no ``Vary: Origin`` (so a cache may hand one origin's answer to another), must be
@@ -31,6 +36,7 @@ are: nothing would run, and the answer gives away nothing the token protects.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -44,8 +50,9 @@ from aiohttp import web
 
 from orchestrator.clientaddr import client_of
 from orchestrator.clock import Clock
-from orchestrator.config import Settings, is_loopback
+from orchestrator.config import Settings, is_ip, is_loopback
 from orchestrator.ratelimit import SlidingWindowLimit
+from orchestrator.readcookie import ReadCookies, Verdict, expiry_of
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,6 @@ READ_COOKIE_PREFIX = "snapshot_read_"
 """The read cookie is ``snapshot_read_<port>``: the port the browser addressed (``Host``)."""
 LEGACY_TOKEN_COOKIE = "snapshot_token"
 """Where earlier pages put the token itself; never accepted, and expired wherever a browser still sends it."""
-READ_COOKIE_CONTEXT = "snapshot-orchestrator read cookie"
 REALM = 'Bearer realm="snapshot-orchestrator"'
 CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
@@ -80,7 +86,7 @@ class Guard:
     def __init__(self, settings: Settings, clock: Clock, max_body_bytes: int) -> None:
         # Digests of equal length make the constant-time comparison independent of the token's length too.
         self._token = _digest(settings.token) if settings.token else None
-        self._cookie_key = settings.token.encode("utf-8", "surrogateescape") if settings.token else None
+        self._read_cookies = ReadCookies() if settings.token else None
         self.token_for_reads = settings.token_for_reads
         self.allow_origins = frozenset(settings.allow_origins)
         self.max_body_bytes = max_body_bytes
@@ -88,11 +94,14 @@ class Guard:
         self.triggers = SlidingWindowLimit(settings.trigger_limit)
         self.trigger_limit = settings.trigger_limit
         self._limiting = False
-        # DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 is same-origin with
-        # us as far as the browser knows. Its requests still say "Host: evil.example", so a service that only
-        # listens on loopback answers only to loopback names and to the hosts of --allow-origin.
-        self.loopback_only = is_loopback(settings.host)
-        self.allowed_hosts = frozenset(filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins)))
+        # DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 (or to this machine's
+        # address on the LAN) is same-origin with us as far as the browser knows. Its requests still say
+        # "Host: evil.example", so the Host is checked: on a service that only listens on loopback always, on
+        # one that listens beyond it once --allowed-host names its names (without them nobody can tell which
+        # names are ours, and the service warns at start).
+        self.checks_host = is_loopback(settings.host) or bool(settings.allowed_hosts)
+        origin_hosts = filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins))
+        self.allowed_hosts = frozenset(settings.allowed_hosts) | frozenset(origin_hosts)
         self._rebinding_logged = False
         self._guesses = Guesses()
 
@@ -104,22 +113,28 @@ class Guard:
         scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
-    def read_cookie(self, request: web.Request) -> tuple[str, str] | None:
-        """The read cookie's name and value for the port ``request`` addressed; ``None`` without a token."""
-        if self._cookie_key is None:
+    def read_cookie(self, request: web.Request) -> tuple[str, str, int] | None:
+        """A fresh read cookie's name, value and ``Max-Age`` for the port ``request`` addressed; ``None``
+        without a token."""
+        if self._read_cookies is None:
             return None
         port = request.url.port or 0
-        message = f"{READ_COOKIE_CONTEXT} for port {port}".encode()
-        return f"{READ_COOKIE_PREFIX}{port}", hmac.new(self._cookie_key, message, hashlib.sha256).hexdigest()
+        value = self._read_cookies.issue(port, self.clock.now())
+        return f"{READ_COOKIE_PREFIX}{port}", value, self._read_cookies.max_age
 
-    def _read_cookie_matches(self, request: web.Request) -> bool | None:
-        """Whether the request's read cookie is right; ``None`` if it has none."""
-        expected = self.read_cookie(request)
-        given = request.cookies.get(expected[0]) if expected else None
-        if expected is None or given is None:
+    def _read_cookie_verdict(self, request: web.Request) -> Verdict | None:
+        """What the request's read cookie is worth; ``None`` if it has none. A valid one's expiry is kept on
+        the request (``READ_COOKIE_EXPIRES``)."""
+        if self._read_cookies is None:
             return None
-        # Both are 64 hex digits when right: a wrong length gives away nothing that is not public.
-        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected[1].encode())
+        port = request.url.port or 0
+        given = request.cookies.get(f"{READ_COOKIE_PREFIX}{port}")
+        if given is None:
+            return None
+        verdict = self._read_cookies.check(given, port, self.clock.now())
+        if verdict is Verdict.VALID:
+            request[READ_COOKIE_EXPIRES] = expiry_of(given)
+        return verdict
 
     def authenticate(self, request: web.Request, *, cookie_ok: bool) -> web.Response | None:
         """``None`` if the request may go on, else the 401 to send.
@@ -143,11 +158,15 @@ class Guard:
             request[AUTHENTICATED] = True
             return None
         if cookie_ok:
-            matches = self._read_cookie_matches(request)
-            if matches:
+            verdict = self._read_cookie_verdict(request)
+            if verdict is Verdict.VALID:
                 request[AUTHENTICATED] = True
                 return None
-            if matches is not None:
+            if verdict is Verdict.EXPIRED:  # ours, only old: no guess
+                return self._unauthorized(
+                    "The read cookie has expired: send 'Authorization: Bearer <token>' for a new one", invalid=True
+                )
+            if verdict is Verdict.FORGED:
                 message = "The read cookie is not valid: send 'Authorization: Bearer <token>' for a new one"
                 return self._guesses.refused(client, now) or self._unauthorized(message, invalid=True)
         elif any(name == LEGACY_TOKEN_COOKIE or name.startswith(READ_COOKIE_PREFIX) for name in request.cookies):
@@ -168,7 +187,7 @@ class Guard:
         if self._bearer(request) is not None:
             refusal = self.authenticate(request, cookie_ok=True)
             return refusal if refusal is not None and refusal.status == 429 else None
-        if self._read_cookie_matches(request):
+        if self._read_cookie_verdict(request) is Verdict.VALID:
             request[AUTHENTICATED] = True
         return None
 
@@ -178,15 +197,22 @@ class Guard:
 
     # ----------------------------------------------------------------------------------------- hosts
     def foreign_host(self, request: web.Request) -> str | None:
-        """The Host a request to a loopback-only service names, if that is not one of our names."""
-        if not self.loopback_only:
+        """The Host a request names, if the service checks it and it is not one of our names.
+
+        An IP address is always ours: a rebinding page needs a DNS name (it is the page's origin), and a
+        browser that addressed an IP reached this service by it."""
+        if not self.checks_host:
             return None
-        host = (request.url.host or "").lower().strip("[]")
-        if host == "localhost" or host.endswith(".localhost") or is_loopback(host) or host in self.allowed_hosts:
+        host = (request.url.host or "").lower().strip("[]").removesuffix(".")
+        if host == "localhost" or host.endswith(".localhost") or is_ip(host) or host in self.allowed_hosts:
             return None
         if not self._rebinding_logged:  # one line, not one per request of a page that keeps trying
             self._rebinding_logged = True
-            log.warning("refusing requests for host %r: not a loopback name nor an --allow-origin host", host)
+            log.warning(
+                "refusing requests for host %r: not a loopback name, an IP address, an --allowed-host nor an "
+                "--allow-origin host",
+                host,
+            )
         return host or "(none)"
 
     # --------------------------------------------------------------------------------------- origins
@@ -239,6 +265,8 @@ ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
 AUTHENTICATED = web.RequestKey("authenticated", bool)
 """Set on a request that carried the token (or, for a read, the read cookie): the stream caps keep room for
 these (orchestrator/streamlimits.py). Absent: anonymous."""
+READ_COOKIE_EXPIRES = web.RequestKey("read_cookie_expires", datetime)
+"""Set on a read that a valid read cookie let in: its connection is closed then (``_until_expiry``)."""
 
 
 GUESSES_PER_MINUTE = 20
@@ -356,9 +384,7 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
     guard = request.app[GUARD]
     host = guard.foreign_host(request)
     if host is not None:
-        return json_error(
-            403, f"Host {host} is not a name of this service (it listens on loopback); see --allow-origin"
-        )
+        return json_error(403, f"Host {host} is not a name of this service; see --allowed-host")
     # Chunked bodies have no length; the handler's read() stops them at client_max_size (json_errors → 413).
     if request.content_length is not None and request.content_length > guard.max_body_bytes:
         return json_error(413, f"Request body too large: at most {guard.max_body_bytes} bytes")
@@ -382,7 +408,33 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
         refusal = guard.authenticate(request, cookie_ok=True) if guard.token_for_reads else guard.recognise(request)
         if refusal is not None:
             return refusal
+        expires = request.get(READ_COOKIE_EXPIRES)
+        if expires is not None:
+            return await _until_expiry(request, handler, guard.clock, expires)
     return await handler(request)
+
+
+async def _until_expiry(request: web.Request, handler: Handler, clock: Clock, expires: datetime) -> web.StreamResponse:
+    """Answer a read the read cookie let in, and close its connection if the cookie expires first: an event
+    stream opened with it would otherwise read on for as long as the service runs. A browser reconnects, is
+    refused, and the page gets a new cookie with its token."""
+
+    def close(expired: asyncio.Task[bool]) -> None:
+        if expired.cancelled() or request.transport is None or request.transport.is_closing():
+            return
+        log.info(
+            "closing %s of %s: the read cookie it was opened with has expired", request.path, client_of(request).address
+        )
+        request.transport.close()
+
+    expired = asyncio.create_task(
+        clock.wait(asyncio.Event(), expires), name=f"read cookie expiry {client_of(request).address}"
+    )
+    expired.add_done_callback(close)
+    try:
+        return await handler(request)
+    finally:
+        expired.cancel()
 
 
 async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -410,16 +462,19 @@ def _read_cookie_headers(guard: Guard, request: web.Request, response: web.Strea
     # Added as headers: aiohttp has already turned ``response.cookies`` into headers when this hook runs.
     if LEGACY_TOKEN_COOKIE in request.cookies:  # an earlier page's cookie holds the token itself: drop it
         response.headers.add("Set-Cookie", _set_cookie(LEGACY_TOKEN_COOKIE, "", max_age=0))
-    cookie = guard.read_cookie(request)
-    if cookie is None or not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
+    if not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
         return
-    # HttpOnly: the page never reads it, so no script on it can either. No Max-Age (a session cookie): the page
-    # keeps the token and gets a new cookie with one bearer request whenever the stream is refused.
-    response.headers.add("Set-Cookie", _set_cookie(*cookie, secure=request.secure))
+    cookie = guard.read_cookie(request)
+    if cookie is None:
+        return
+    # HttpOnly: the page never reads it, so no script on it can either. When it has expired, the page, which
+    # keeps the token, gets a new one with one bearer request as soon as the stream is refused.
+    name, value, max_age = cookie
+    response.headers.add("Set-Cookie", _set_cookie(name, value, max_age=max_age, secure=request.secure))
 
 
 def _set_cookie(name: str, value: str, *, max_age: int | None = None, secure: bool = False) -> str:
-    """A ``Set-Cookie`` value; names and values here are fixed words and hex digits, so nothing needs quoting."""
+    """A ``Set-Cookie`` value; names and values here are fixed words, digits and dots: nothing needs quoting."""
     attributes = [f"{name}={value}", f"Path={API_PREFIX}", "HttpOnly", "SameSite=Strict"]
     if max_age is not None:
         attributes.append(f"Max-Age={max_age}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator import __version__, clientaddr, control, guard, idempotency, logroutes, stream
+from orchestrator import __version__, clientaddr, control, guard, headers, idempotency, logroutes, stream
 from orchestrator.events import Source, clean_reason, iso
 from orchestrator.history import MAX_PAGE, RunHistory
 from orchestrator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -52,6 +52,7 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     app[ORCHESTRATOR] = orchestrator
     clientaddr.install(app, clientaddr.TrustedProxies(orchestrator.settings.trusted_proxies))
     guard.install(app, guard.Guard(orchestrator.settings, orchestrator.clock, MAX_BODY_BYTES))
+    headers.install(app, orchestrator.settings.frame_ancestors)  # CSP, framing: orchestrator/headers.py
     app.router.add_get("/health", health)
     app.router.add_get("/api/snapshot/status", status)
     app.router.add_get("/api/snapshot/progress", progress)

@@ -32,6 +32,7 @@ import schemathesis
 
 from orchestrator.config import DEFAULT_STREAMS_PER_CLIENT, Settings
 from orchestrator.files import write_json_atomic
+from orchestrator.guard import GUESSES_PER_MINUTE
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.service import Orchestrator
 from orchestrator.web import OPENAPI_PATH, create_app, page_files, web_root
@@ -83,13 +84,18 @@ def operations() -> list[dict[str, Any]]:
     return [op for item in document["paths"].values() for op in item.values()]
 
 
-TRIGGER_LIMIT_429 = {"$ref": "#/components/responses/TooMany"}
+TRIGGER_LIMITED = "#/components/responses/TooMany"
 
 
 def guarded_operation_count() -> int:
-    """Operations a guarded service answers with 401/403 only: those that document a 401, except the ones
-    its trigger limit answers with 429 first (a stream's 429, one address's cap, needs a stream open first)."""
-    return sum(1 for op in operations() if "401" in op["responses"] and op["responses"].get("429") != TRIGGER_LIMIT_429)
+    """Operations a guarded service answers with 401/403 only: those that document a 401, except the one its
+    trigger limit answers with 429 first. (Every 401 comes with a 429 for a client that keeps guessing, and a
+    stream's 429 needs one address's streams open first; the fuzzing meets neither.)"""
+    return sum(
+        1
+        for op in operations()
+        if "401" in op["responses"] and op["responses"].get("429", {}).get("$ref") != TRIGGER_LIMITED
+    )
 
 
 def schemathesis_command(url: str, config: Path, max_examples: int) -> list[str]:
@@ -262,6 +268,38 @@ async def test_progress_file_with_an_out_of_range_time_keeps_the_contract(servic
     answer = await asyncio.to_thread(requests.get, service.url + "/api/snapshot/progress", timeout=10)
     assert answer.status_code == 200, service.logs()
     schemathesis.openapi.from_path(str(OPENAPI_PATH))["/api/snapshot/progress"]["GET"].validate_response(answer)
+
+
+def test_refused_guesses_get_a_documented_429_on_every_guarded_operation(tmp_path: Path) -> None:
+    """A client that keeps sending wrong tokens gets 429 on whatever it asks next, a read under
+    --token-for-reads as much as a change: every operation that can answer 401 documents that 429 too."""
+    service = start_service(
+        tmp_path / "guessed", "--command", "true", "--interval", "600", "--token", TOKEN, "--token-for-reads"
+    )
+    try:
+        service.wait_ready()
+        wrong = {"Authorization": "Bearer not-the-token"}
+        for _ in range(GUESSES_PER_MINUTE):
+            assert status_of(service, "GET", "/api/snapshot/status", wrong) == 401
+        loaded = schemathesis.openapi.from_path(str(OPENAPI_PATH))
+        guarded = [
+            (method, path, op)
+            for path, item in json.loads(OPENAPI_PATH.read_text())["paths"].items()
+            for method, op in item.items()
+            if "401" in op["responses"]
+        ]
+        assert len(guarded) >= 10, guarded
+        for method, path, op in guarded:
+            concrete = path.replace("{runId}", "20260101T000000Z-abcdef")
+            answer = requests.request(method, service.url + concrete, headers=wrong, timeout=10)
+            assert answer.status_code == 429, (method, path, answer.status_code, answer.text)
+            # validate_response checks an answer against what its status documents, and lets an undocumented
+            # status through: that is Schemathesis' status_code_conformance check, so it is asked here.
+            assert "429" in op["responses"], f"{method.upper()} {path} does not document its 429"
+            assert int(answer.headers["Retry-After"]) >= 1
+            loaded[path][method.upper()].validate_response(answer)
+    finally:
+        service.stop()
 
 
 def test_schemathesis_finds_no_contract_violation(open_service: ServiceProcess, tmp_path: Path) -> None:

@@ -6,9 +6,16 @@ Needs Debian's ``/usr/bin/chromium``: without it these tests skip, except under 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import html
 import json
 import os
+import queue
 import re
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 
 from tests.support import REPO, ServiceProcess, job_command, sample_command, start_service
 
@@ -467,8 +475,9 @@ def test_the_read_cookie_is_not_the_token_and_two_services_keep_theirs(
     service_factory: Any, open_page: OpenPage, tmp_path: Path
 ) -> None:
     """Cookies ignore ports: every server on this host receives the page's cookies under /api/. So the one
-    the stream rides on is the service's own (HttpOnly, derived from the token), named after the service's
-    port: two services on one host keep one each, and a refused cookie never costs the page its token."""
+    the stream rides on is the service's own (HttpOnly, keyed by the service, never by the token), named after
+    the service's port: two services on one host keep one each, and a refused cookie never costs the page its
+    token."""
     tokens = [TOKEN, "second-service-token-4567"]
     env = {"SNAPSHOT_TOKEN_FOR_READS": "true"}
     services = [
@@ -507,8 +516,59 @@ def test_the_read_cookie_is_not_the_token_and_two_services_keep_theirs(
         expect_idle(page)
         expect(page.locator("#token-form")).to_be_hidden()
         assert page.evaluate("localStorage.getItem('snapshot-token')") == token
-    assert {c["name"]: c["value"] for c in pages[0].context.cookies()} == {n: cookies[n]["value"] for n in names}
+    # The refused one was replaced: each cookie now reads its own service, and only that one.
+    renewed = {c["name"]: c["value"] for c in pages[0].context.cookies()}
+    assert sorted(renewed) == sorted(names)
+    for service, name in zip(services, names, strict=True):
+        for other in services:
+            status = _read_status(other, {"Cookie": f"{name}={renewed[name]}", "Host": f"127.0.0.1:{service.port}"})
+            assert status == (200 if other is service else 401), (service.port, other.port, status)
     watched.assert_no_page_errors()  # the refused stream is a console error
+
+
+@pytest.mark.browser
+def test_a_restart_refuses_the_old_read_cookie_and_the_page_gets_a_new_one_without_asking(
+    service_factory: Any, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """The read cookie's key is drawn at start, so a restart (like an expired cookie) refuses the cookie the
+    page has: the page asks for the status once with its stored token, gets a new cookie, and streams again."""
+    args = ("--command", sample_command(0.2), "--interval", "60")
+    env = {"SNAPSHOT_TOKEN": TOKEN, "SNAPSHOT_TOKEN_FOR_READS": "true"}
+    root = tmp_path / "svc"
+    service: ServiceProcess = service_factory(*args, env=env, root=root)
+    watched = open_page(service.url + "/")
+    page = watched.page
+    page.locator("#token-input").fill(TOKEN)
+    page.locator("#token-input").press("Enter")
+    expect_idle(page)
+    before = {cookie["name"]: cookie for cookie in page.context.cookies()}
+    name = f"snapshot_read_{service.port}"
+    assert list(before) == [name], before
+    # Max-Age: the browser forgets it by itself after 12 hours (the service refuses it from then on too).
+    assert 12 * 3600 - 60 < before[name]["expires"] - datetime.now(UTC).timestamp() <= 12 * 3600, before
+
+    service.stop()
+    expect(page.locator("body")).to_have_attribute("data-state", "offline")
+    again = start_service(root, *args, env=env, port=service.port)
+    try:
+        again.wait_ready()
+        expect_idle(page, re.compile(r"^Next snapshot in"))
+        expect(page.locator("#token-form")).to_be_hidden()
+        after = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
+        assert list(after) == [name] and after[name] != before[name]["value"], (before, after)
+    finally:
+        again.stop()
+    watched.assert_no_page_errors()  # the refused stream is a console error
+
+
+def _read_status(service: ServiceProcess, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(service.url + "/api/snapshot/status", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return error.code
 
 
 STUBBORN_JOB = job_command(
@@ -857,3 +917,117 @@ def test_eta_pause_and_checks_render_from_the_status_document(open_page: OpenPag
     expect(page.locator("#resume-run")).to_be_hidden()
     watched.assert_no_page_errors()
     assert all("503" in error for error in watched.console_errors), watched.console_errors
+
+
+# ----------------------------------------------------------------------------- framing and the page's policy
+@contextlib.contextmanager
+def framing_site() -> Iterator[str]:
+    """A second web server on another port of this host (so another origin) whose page ``/?src=URL`` shows
+    URL in an iframe ``#framed``: the page of a clickjacker. Its origin is yielded."""
+
+    async def page(request: web.Request) -> web.Response:
+        src = html.escape(request.query["src"], quote=True)
+        body = (
+            f'<!doctype html><title>framer</title><iframe id="framed" src="{src}" width="1100" height="300"></iframe>'
+        )
+        return web.Response(text=body, content_type="text/html")
+
+    # Its own event loop in its own thread: Playwright's sync API keeps a loop running in this one.
+    started: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Event, int]] = queue.Queue()
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_get("/", page)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            stop = asyncio.Event()
+            started.put((asyncio.get_running_loop(), stop, runner.addresses[0][1]))
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    loop, stop, port = started.get(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+
+
+@pytest.mark.browser
+def test_another_origin_cannot_frame_the_page_unless_named(
+    service_factory: Any, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """Framed by a page on another port, ours would take that page's clicks (Run Now, Pause, Cancel) with the
+    token it has stored. Chromium must refuse to show it there, unless --frame-ancestor names that origin."""
+    with framing_site() as framer:
+        service = service_factory("--command", sample_command(0.2), "--interval", "60", root=tmp_path / "a")
+        blocked = open_page("about:blank")
+        with blocked.page.expect_console_message(lambda m: "frame-ancestors" in m.text) as refused:
+            blocked.page.goto(f"{framer}/?src={service.url}/")
+        assert "violates the following Content Security Policy directive" in refused.value.text
+        [framed] = blocked.page.main_frame.child_frames
+        assert not framed.url.startswith(service.url), framed.url  # an error page, not ours
+        assert blocked.page.frame_locator("#framed").locator("#snapshot-bar").count() == 0
+
+        allowed = service_factory(
+            "--command", sample_command(0.2), "--interval", "60", "--frame-ancestor", framer, root=tmp_path / "b"
+        )
+        shown = open_page(f"{framer}/?src={allowed.url}/")
+        inside = shown.page.frame_locator("#framed")
+        expect(inside.locator("#snapshot-status")).to_have_text(IDLE_60, timeout=15_000)
+        expect(inside.locator("#run-now")).to_be_enabled()
+        assert not [error for error in shown.console_errors if "Content Security Policy" in error], shown.console_errors
+        shown.assert_no_page_errors()
+
+
+VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__violations.push(event.violatedDirective + " " + event.blockedURI + " " + (event.sample || ""));
+});
+"""
+
+
+@pytest.mark.browser
+def test_the_page_works_under_its_content_security_policy(service_factory: Any, open_page: OpenPage) -> None:
+    """Everything the page does (the stream, Run Now, the token form, the history, a run's log, pause) goes on
+    under its own CSP without a single violation; an inline script slipped in is refused."""
+    service = service_factory("--command", sample_command(0.3), "--interval", "60", env={"SNAPSHOT_TOKEN": TOKEN})
+    with urllib.request.urlopen(service.url + "/", timeout=10) as response:
+        policy = response.headers["Content-Security-Policy"]
+    assert policy and "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, policy
+    watched = open_page(service.url + "/", init_script=VIOLATIONS)
+    page = watched.page
+    expect_idle(page)
+    page.locator("#run-now").click()
+    field = page.locator("#token-input")
+    expect(field).to_be_visible()
+    field.fill(TOKEN)
+    field.press("Enter")
+    expect(history_row(page, 0)).to_contain_text("manual")
+    expect(history_row(page, 0)).to_have_attribute("data-outcome", "completed")
+    history_row(page, 0).locator("button").click()
+    expect(page.locator("#log-lines .log-line").last).to_contain_text("PROGRESS")
+    page.locator("#log-close").click()
+    page.locator("#pause-run").click()
+    page.locator("#pause-reason").press("Enter")
+    expect(page.locator("#resume-run")).to_be_visible()
+    page.locator("#resume-run").click()
+    expect(page.locator("#pause-run")).to_be_visible()
+    assert page.evaluate("window.__violations") == []
+    assert not [error for error in watched.console_errors if "Content Security Policy" in error]
+    watched.assert_no_page_errors()
+
+    # The policy is really in force: an inline script added to the page is refused, and reported.
+    page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1';"
+        " document.body.append(s); }"
+    )
+    page.wait_for_function("() => window.__violations.length > 0")
+    assert page.evaluate("window.__ran") is None
+    assert page.evaluate("window.__violations")[0].startswith("script-src"), page.evaluate("window.__violations")

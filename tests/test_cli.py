@@ -56,6 +56,12 @@ def run_cli(
         ([], {"SNAPSHOT_STREAMS_PER_CLIENT": "many"}, "--streams-per-client must be a whole number"),
         (["--trusted-proxy", "proxy.example"], {}, "--trusted-proxy must be an IP address or network"),
         ([], {"SNAPSHOT_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.5/24"}, "'10.0.0.5/24' (10.0.0.5/24 has host bits set)"),
+        (["--allowed-host", "https://snap.example"], {}, "--allowed-host must be a host name like"),
+        (["--allowed-host", "snap.example:8001"], {}, "--allowed-host must be a host name like"),
+        ([], {"SNAPSHOT_ALLOWED_HOSTS": "snap.example, *.example"}, "--allowed-host must be a host name like"),
+        (["--frame-ancestor", "intranet.example"], {}, "--frame-ancestor must be an origin like"),
+        ([], {"SNAPSHOT_FRAME_ANCESTORS": "https://a.example/path"}, "--frame-ancestor must be an origin like"),
+        (["--frame-ancestor", "https://a.example;script-src"], {}, "--frame-ancestor must be an origin like"),
     ],
 )
 def test_bad_settings_end_with_one_clear_line(
@@ -103,6 +109,21 @@ def test_stream_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("SNAPSHOT_STREAMS_PER_CLIENT")
     defaults = settings_from(build_parser().parse_args(["serve"]))
     assert (defaults.trusted_proxies, defaults.streams_per_client) == ((), 20)
+
+
+def test_host_and_framing_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNAPSHOT_ALLOWED_HOSTS", "ignored.example")
+    monkeypatch.setenv("SNAPSHOT_FRAME_ANCESTORS", "https://portal.example, http://127.0.0.1:9000")
+    args = build_parser().parse_args(
+        ["serve", "--allowed-host", "Snap.Example.", "--allowed-host", "10.0.0.5,snapshots.internal"]
+    )
+    settings = settings_from(args)
+    assert settings.allowed_hosts == ("snap.example", "10.0.0.5", "snapshots.internal")
+    assert settings.frame_ancestors == ("https://portal.example", "http://127.0.0.1:9000")
+    monkeypatch.delenv("SNAPSHOT_ALLOWED_HOSTS")
+    monkeypatch.delenv("SNAPSHOT_FRAME_ANCESTORS")
+    defaults = settings_from(build_parser().parse_args(["serve"]))
+    assert (defaults.allowed_hosts, defaults.frame_ancestors) == ((), ())
 
 
 def test_port_in_use(tmp_path: Path) -> None:

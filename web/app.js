@@ -12,8 +12,10 @@
  * keeps it in localStorage, sends it as "Authorization: Bearer" on changes, and asks again only when the
  * service refuses it. EventSource cannot send headers, so when reads need the token the page asks for the
  * status once with the bearer header, and the service answers with a read cookie of its own (HttpOnly,
- * derived from the token, never the token, good for reads only) that the stream then carries. The page never
- * writes the token into a cookie: cookies ignore ports, so every other server on this host would receive it.
+ * never the token, good for reads only, for 12 hours and until the service restarts) that the stream then
+ * carries; when the stream is refused (the cookie expired, or the service restarted) the page asks again the
+ * same way (probeReads). The page never writes the token into a cookie: cookies ignore ports, so every other
+ * server on this host would receive it.
  *
  * The history panel (GET /api/snapshot/runs) is fetched when the page connects and whenever a status event
  * says a run started or ended (`currentRun` / `lastRun` changed): never on a timer. A run's log is fetched as

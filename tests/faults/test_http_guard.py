@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import http.client
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +25,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from orchestrator.clock import FakeClock
+from orchestrator.config import MAX_MINUTES
+from orchestrator.guard import GUESSES_PER_MINUTE
 from orchestrator.service import Orchestrator
 from orchestrator.web import MAX_BODY_BYTES, create_app
 from tests.fakes import T0, ScriptedJob, ended, make_settings, settle
@@ -36,6 +40,7 @@ STATUS = "/api/snapshot/status"
 EVENTS = "/api/snapshot/events"
 ALLOWED = "https://dash.example.com:8443"
 SECRET = "TOP-SECRET-CONTENT"
+READ_COOKIE_SECONDS = 12 * 3600
 
 
 @dataclass
@@ -195,8 +200,8 @@ async def issued_read_cookie(served: Served) -> tuple[str, str]:
     name, _, rest = cookies[0].partition("=")
     value, *attributes = (part.strip() for part in rest.split(";"))
     assert name == f"snapshot_read_{served.client.port}"
-    assert {a.lower() for a in attributes} >= {"httponly", "samesite=strict", "path=/api/"}, attributes
-    assert not any(a.lower().startswith(("max-age", "expires")) for a in attributes), attributes
+    expected = {"httponly", "samesite=strict", "path=/api/", f"max-age={READ_COOKIE_SECONDS}"}
+    assert {a.lower() for a in attributes} >= expected, attributes
     return name, value
 
 
@@ -212,8 +217,8 @@ async def test_token_for_reads_takes_the_header_or_the_cookie_it_issues(serve: S
     served.client.session.cookie_jar.clear()
 
     _, value = await issued_read_cookie(served)
-    # Derived from the token, never the token: other servers on this host receive it (cookies ignore ports).
-    assert len(value) == 64 and int(value, 16) >= 0 and TOKEN not in value
+    # Never the token: other servers on this host receive it (cookies ignore ports). An expiry and a MAC.
+    assert re.fullmatch(r"[0-9]+\.[0-9a-f]{64}", value) and TOKEN not in value, value
     for path in (STATUS, "/api/snapshot/progress", EVENTS):  # the jar sends it back, as a browser would
         await read_ok(served, path)
     for path in (STATUS, EVENTS):  # and it is not a token: never accepted as the bearer header
@@ -256,6 +261,84 @@ async def test_a_forged_read_cookie_is_refused_in_constant_time(serve: Serve, mo
     response = await served.client.get(STATUS, headers={"Cookie": f"snapshot_token={TOKEN}"})
     legacy = [c for c in response.headers.getall("Set-Cookie") if c.startswith("snapshot_token=")]
     assert len(legacy) == 1 and "max-age=0" in legacy[0].lower() and TOKEN not in legacy[0], legacy
+
+
+async def test_the_read_cookie_expires_after_twelve_hours_and_a_bearer_read_renews_it(serve: Serve) -> None:
+    served = await serve(token=TOKEN, token_for_reads=True, interval_minutes=MAX_MINUTES)
+    _, value = await issued_read_cookie(served)  # the client's jar keeps it: only the service's check counts
+    served.clock.advance(timedelta(seconds=READ_COOKIE_SECONDS - 1))
+    await read_ok(served, EVENTS)
+    served.clock.advance(timedelta(seconds=1))
+    # An expired cookie the service did issue is no guess: a page that slept all night is not blocked (429).
+    for _ in range(GUESSES_PER_MINUTE + 5):
+        for path in (STATUS, EVENTS):
+            await expect_error(await served.client.get(path), 401, "expired", "bearer")
+    _, fresh = await issued_read_cookie(served)
+    assert fresh != value
+    await read_ok(served, EVENTS)
+
+
+async def _first_status(stream: aiohttp.ClientResponse) -> dict[str, Any]:
+    async with asyncio.timeout(5):
+        line = await stream.content.readline()
+        while not line.startswith(b"data:"):
+            line = await stream.content.readline()
+    document: dict[str, Any] = json.loads(line[5:])
+    return document
+
+
+async def _ended(stream: aiohttp.ClientResponse) -> bool:
+    """Whether the server ends ``stream`` within a bounded wait (its events up to then are skipped)."""
+    try:
+        async with asyncio.timeout(5):
+            while await stream.content.readline():
+                pass
+    except aiohttp.ClientPayloadError:  # the connection closed in the middle of the chunked body
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_an_event_stream_opened_with_the_read_cookie_ends_when_the_cookie_expires(serve: Serve) -> None:
+    """Else a cookie used once before it expires would keep reading for as long as the service runs. The page
+    reconnects, is refused, and gets a new cookie with its token; a stream opened with the token itself stays."""
+    served = await serve(token=TOKEN, token_for_reads=True, interval_minutes=MAX_MINUTES)
+    name, value = await issued_read_cookie(served)
+    served.client.session.cookie_jar.clear()
+    by_cookie = await served.client.get(EVENTS, headers={"Cookie": f"{name}={value}"})
+    by_token = await served.client.get(EVENTS, headers=bearer())
+    try:
+        await _first_status(by_cookie)
+        await _first_status(by_token)
+        served.clock.advance(timedelta(seconds=READ_COOKIE_SECONDS))
+        assert await _ended(by_cookie)
+        response = await served.client.post("/api/snapshot/pause", headers=bearer(), json={"reason": "still here?"})
+        assert response.status == 200
+        paused = await _first_status(by_token)
+        assert paused["paused"]["reason"] == "still here?"
+    finally:
+        by_cookie.close()
+        by_token.close()
+
+
+async def test_a_read_cookie_opens_no_other_service_that_shares_the_token(serve: Serve, tmp_path: Path) -> None:
+    """Cookies ignore ports: a second service on this host receives the first one's cookie. With the same
+    token, it must not take it, under either name, whatever Host the request names."""
+    first = await serve(token=TOKEN, token_for_reads=True)
+    (tmp_path / "second" / "data").mkdir(parents=True)
+    second = await serve(
+        token=TOKEN,
+        token_for_reads=True,
+        data_dir=tmp_path / "second" / "data",
+        triggers_dir=tmp_path / "second" / "triggers",
+    )
+    name, value = await issued_read_cookie(first)
+    as_first = {"Host": f"127.0.0.1:{first.client.port}", "Cookie": f"{name}={value}"}
+    for headers in (as_first, forged(second, value)):
+        for path in (STATUS, EVENTS):
+            await expect_error(await second.client.get(path, headers=headers), 401, "not valid")
+    await read_ok(first, STATUS)  # where it came from, it still reads
 
 
 async def test_the_cookie_never_authorises_a_change(serve: Serve) -> None:
@@ -329,9 +412,31 @@ async def test_dns_rebinding_a_foreign_host_name_is_refused_on_loopback(
 
 
 async def test_a_service_on_all_addresses_answers_any_host_name(serve: Serve) -> None:
+    """Without --allowed-host, as before (the start-up warning names the risk: see the real process below)."""
     served = await serve(host="0.0.0.0", token=TOKEN)
     response = await served.client.get(STATUS, headers={"Host": "snapshots.internal:8001"})
     assert response.status == 200
+
+
+@pytest.mark.parametrize("bound", ["0.0.0.0", "::", "192.0.2.10"])
+async def test_allowed_hosts_refuse_other_names_whatever_the_address(serve: Serve, bound: str) -> None:
+    """With --allowed-host, a rebinding page's "Host: evil.example" is refused on every request, the page and
+    the reads included, whatever the service listens on. IP addresses are never refused: a rebinding page
+    needs a DNS name of its own (its origin), and a browser that addressed an IP reached this service by it."""
+    served = await serve(host=bound, allowed_hosts=("snap.example",), allow_origins=("https://dash.example.com",))
+    before = await served.status()
+    port = served.client.port
+    evil = {"Host": f"evil.example:{port}"}
+    for path in (STATUS, "/api/snapshot/runs", "/", "/app.js", "/health", "/metrics"):
+        await expect_error(await served.client.get(path, headers=evil), 403, "evil.example", "not a name of this")
+    for path in (TRIGGER, CANCEL):
+        response = await served.client.post(path, headers={**evil, "Origin": f"http://evil.example:{port}"})
+        await expect_error(response, 403, "--allowed-host")
+    await served.nothing_happened(before)
+    names = ("snap.example", "SNAP.example.", "localhost", "app.localhost", "127.0.0.1", "[::1]", "192.168.1.5")
+    for host in (*names, "[2001:db8::7]", "dash.example.com"):
+        response = await served.client.get(STATUS, headers={"Host": f"{host}:{port}"})
+        assert response.status == 200, (host, await response.text())
 
 
 async def test_allowed_origin_gets_cors_headers_and_preflight(serve: Serve) -> None:
@@ -381,6 +486,35 @@ async def test_allowed_origin_gets_cors_headers_and_preflight(serve: Serve) -> N
     )
     await expect_error(evil, 403, "allow-origin")
     assert "Access-Control-Allow-Origin" not in evil.headers
+
+
+# ---------------------------------------------------------------------------------- framing and policy
+async def test_every_answer_forbids_framing_and_limits_what_the_page_may_load(serve: Serve) -> None:
+    """The page, its files, the API, the stream and the errors: none may be framed by another page, and the
+    page may load and run only what comes from the service."""
+    served = await serve(token=TOKEN, token_for_reads=True)
+    answers = [await served.client.get(path) for path in ("/", "/app.js", "/nope", STATUS)]
+    answers.append(await served.client.get(STATUS, headers=bearer()))
+    answers.append(await served.client.post(TRIGGER, headers={"Origin": "https://evil.example"}))
+    async with served.client.get(EVENTS, headers=bearer()) as stream:
+        answers.append(stream)
+    for answer in answers:
+        where = (answer.method, answer.url.path, answer.status)
+        assert answer.headers["X-Frame-Options"] == "DENY", where
+        policy = [d.strip() for d in answer.headers["Content-Security-Policy"].split(";")]
+        assert "frame-ancestors 'none'" in policy, (where, policy)
+        for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'"):
+            assert directive in policy, (where, policy)
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", where
+        assert answer.headers["Referrer-Policy"] == "no-referrer", where
+
+
+async def test_named_frame_ancestors_may_frame_the_page(serve: Serve) -> None:
+    served = await serve(frame_ancestors=("https://portal.example", "http://127.0.0.1:9000"))
+    response = await served.client.get("/")
+    policy = [d.strip() for d in response.headers["Content-Security-Policy"].split(";")]
+    assert "frame-ancestors https://portal.example http://127.0.0.1:9000" in policy, policy
+    assert "X-Frame-Options" not in response.headers  # it cannot name an origin: DENY would win where it counts
 
 
 # --------------------------------------------------------------------------------------------- abuse
@@ -542,6 +676,89 @@ def _post(service: ServiceProcess, path: str, headers: dict[str, str]) -> int:
     except urllib.error.HTTPError as error:
         error.close()
         return error.code
+
+
+def _get(service: ServiceProcess, path: str, headers: dict[str, str]) -> tuple[int, list[str]]:
+    """GET ``path``: the status and the ``Set-Cookie`` headers of the answer."""
+    request = urllib.request.Request(service.url + path, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), response.headers.get_all("Set-Cookie") or []
+    except urllib.error.HTTPError as error:
+        error.close()
+        return error.code, error.headers.get_all("Set-Cookie") or []
+
+
+def test_a_restart_invalidates_every_read_cookie(tmp_path: Path) -> None:
+    """The cookie's key is made at start: a cookie from before a restart opens nothing after it."""
+    args = ("--command", "true", "--interval", "600", "--token-for-reads")
+    service = start_service(tmp_path, *args, env={"SNAPSHOT_TOKEN": TOKEN})
+    try:
+        service.wait_ready()
+        status, cookies = _get(service, STATUS, bearer())
+        assert status == 200 and len(cookies) == 1, cookies
+        cookie = cookies[0].split(";")[0]
+        assert _get(service, STATUS, {"Cookie": cookie})[0] == 200
+    finally:
+        assert service.stop() == 0
+    again = start_service(tmp_path, *args, env={"SNAPSHOT_TOKEN": TOKEN}, port=service.port)
+    try:
+        again.wait_ready()
+        assert _get(again, STATUS, {"Cookie": cookie})[0] == 401
+        status, cookies = _get(again, STATUS, bearer())
+        assert status == 200 and cookies[0].split(";")[0] != cookie
+    finally:
+        assert again.stop() == 0
+
+
+def _request(service: ServiceProcess, method: str, path: str, host: str) -> int:
+    """``method path`` over a real socket with a ``Host`` header of our choosing (a rebinding page's)."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+    try:
+        connection.putrequest(method, path, skip_host=True)
+        connection.putheader("Host", f"{host}:{service.port}")
+        connection.putheader("Content-Length", "0")
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_a_service_on_all_addresses_with_allowed_hosts_refuses_a_rebinding_page(tmp_path: Path) -> None:
+    """A real process bound to 0.0.0.0 (as in the Docker image) without a token: a page on evil.example
+    rebound to this machine gets 403 for every read and every change; its own names still work."""
+    args = ("--host", "0.0.0.0", "--command", "true", "--interval", "600")
+    service = start_service(tmp_path, *args, "--allowed-host", "snap.example", env={"SNAPSHOT_TOKEN": ""})
+    try:
+        service.wait_ready()
+        assert "DNS rebinding" not in service.logs()
+        reads = ("/", STATUS, "/api/snapshot/runs", "/api/snapshot/runs/x/log", "/metrics")
+        for path in reads:
+            assert _request(service, "GET", path, "evil.example") == 403, path
+        for path in (TRIGGER, CANCEL, "/api/snapshot/pause"):
+            assert _request(service, "POST", path, "evil.example") == 403, path
+        assert service.get_json(STATUS)["paused"] is None
+        for host in ("snap.example", "localhost", "127.0.0.1", "10.1.2.3"):
+            assert _request(service, "GET", STATUS, host) == 200, host
+        assert _request(service, "POST", TRIGGER, "snap.example") == 202
+    finally:
+        assert service.stop() == 0
+    assert service.logs().count("refusing requests for host 'evil.example'") == 1
+
+
+def test_a_service_on_all_addresses_without_allowed_hosts_warns_of_rebinding(tmp_path: Path) -> None:
+    """Without --allowed-host it still answers any name (so existing deployments keep working), and says why
+    that is a risk, once, at start."""
+    service = start_service(tmp_path, "--host", "0.0.0.0", "--command", "true", env={"SNAPSHOT_TOKEN": TOKEN})
+    try:
+        service.wait_for_log("DNS rebinding")
+        service.wait_ready()
+        assert "SNAPSHOT_ALLOWED_HOSTS" in service.logs()
+        assert _request(service, "GET", STATUS, "evil.example") == 200
+    finally:
+        assert service.stop() == 0
 
 
 def test_a_public_address_without_a_token_is_warned_about_loudly(tmp_path: Path) -> None:
