@@ -53,16 +53,23 @@ from orchestrator.config import (
     sample_job_command,
     validate,
 )
-from orchestrator.datadir import tighten
+from orchestrator.datadir import OwnFiles, tighten
 from orchestrator.events import iso, parse_iso, utcnow
 from orchestrator.history import HISTORY_FILE_NAME, read_recent
-from orchestrator.lock import AlreadyLocked, InstanceLock
+from orchestrator.lock import LOCK_FILE_NAME, AlreadyLocked, InstanceLock
 from orchestrator.printable import first_line, printable
 from orchestrator.progress import PROGRESS_FILE_NAME
+from orchestrator.runlog import LOG_NAME
 from orchestrator.state import STATE_FILE_NAME
 from orchestrator.trigger_files import write_trigger_file
 
 log = logging.getLogger(__name__)
+
+OWN_FILES = OwnFiles(
+    names=frozenset({STATE_FILE_NAME, PROGRESS_FILE_NAME, LOCK_FILE_NAME, HISTORY_FILE_NAME}),
+    logs=lambda name: LOG_NAME.match(name) is not None,
+)
+"""The files in the data folder that are the service's own: made owner-only at start."""
 
 
 class PrintableFormatter(logging.Formatter):
@@ -407,7 +414,8 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
             lock.replaced_link,
         )
     try:
-        tighten(settings.data_dir, shared=settings.triggers_dir)  # an earlier version's files were 0644
+        # An earlier version's files were 0644, its folders 0755.
+        tighten(settings.data_dir, OWN_FILES, shared=settings.triggers_dir)
     except OSError as exc:
         log.warning("cannot make the data folder %s owner-only: %s", settings.data_dir, exc.strerror or exc)
     if not is_loopback(settings.host) and not settings.allowed_hosts and not settings.token_for_reads:

@@ -18,6 +18,8 @@ import errno
 import logging
 import os
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -87,21 +89,45 @@ def make_data_folder(path: Path) -> None:
         path.mkdir(mode=FOLDER_MODE)
 
 
-def tighten(data_dir: Path, *, shared: Path | None = None) -> None:
-    """Make the data folder, its own sub-folders and the files in them owner-only (one line says what was
-    changed, one what could not be). Only what the service's user owns is changed, and no symlink is followed:
-    a symlink in place of a sub-folder is replaced by a real folder (said once, with where it pointed).
+@dataclass(frozen=True)
+class OwnFiles:
+    """Which files in the data folder are the service's: only those are tightened (an operator may keep
+    other files there, a script among them, whose modes are theirs to choose)."""
+
+    names: frozenset[str]
+    """Files of the data folder itself; each also with ``-wal``, ``-shm``, ``-journal`` and ``.corrupt``."""
+    logs: Callable[[str], bool]
+    """Which names in ``logs/`` are run logs. Everything in ``.tmp/`` is ours."""
+
+    def owns(self, folder: str, name: str) -> bool:
+        if folder == "":
+            base = name.removesuffix(".corrupt")
+            for suffix in COMPANION_SUFFIXES:
+                base = base.removesuffix(suffix)
+            return base in self.names
+        return folder == ".tmp" or (folder == "logs" and self.logs(name))
+
+
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps next to a database, opened by SQLite itself."""
+
+
+def tighten(data_dir: Path, own: OwnFiles, *, shared: Path | None = None) -> None:
+    """Take group and other permissions away from the data folder, its own sub-folders and the service's own
+    files in them (one line says what was changed, one what could not be). Only what the service's user owns
+    is changed, and no symlink is followed: a symlink in place of a sub-folder is replaced by a real folder
+    (said once, with where it pointed).
 
     ``shared``: a folder others write into (the triggers folder). If it is inside the data folder, the data
     folder's own mode is left alone: 0700 would lock the other writers out, at every start."""
-    done = _Tightened()
+    done = _Tightened(own)
     fd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the operator's path: may be a link
     try:
         if shared is None or not shared.resolve().is_relative_to(data_dir.resolve()):
             done.tighten(fd, "(the folder itself)")
         done.tighten_files(fd, "")
         for name in SUB_FOLDERS:
-            if not _exists(name, fd):
+            if not exists(name, dir_fd=fd):
                 continue
             try:
                 sub, removed = ensure_folder(name, dir_fd=fd)
@@ -125,7 +151,7 @@ def tighten(data_dir: Path, *, shared: Path | None = None) -> None:
         os.close(fd)
     if done.changed:
         log.info(
-            "made %d item(s) in %s owner-only (files 0600, folders 0700): %s",
+            "made %d item(s) in %s owner-only (no group or other permissions; were): %s",
             len(done.changed),
             data_dir,
             _some(done.changed),
@@ -134,7 +160,8 @@ def tighten(data_dir: Path, *, shared: Path | None = None) -> None:
         log.warning("cannot make %d item(s) in %s owner-only: %s", len(done.failed), data_dir, _some(done.failed))
 
 
-def _exists(name: str, dir_fd: int) -> bool:
+def exists(name: str, *, dir_fd: int) -> bool:
+    """Whether ``name`` is in the folder, whatever it is (a symlink is not followed)."""
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -149,13 +176,19 @@ def _some(items: list[str]) -> str:
 class _Tightened:
     """What one :func:`tighten` changed, and what it could not (a read-only folder, a file not ours to chmod)."""
 
-    def __init__(self) -> None:
+    def __init__(self, own: OwnFiles) -> None:
+        self.own = own
         self.changed: list[str] = []
         self.failed: list[str] = []
 
     def tighten_files(self, dir_fd: int, prefix: str) -> None:
+        folder = prefix.removesuffix("/")
         with os.scandir(dir_fd) as listing:
-            names = [entry.name for entry in listing if entry.is_file(follow_symlinks=False)]
+            names = [
+                entry.name
+                for entry in listing
+                if entry.is_file(follow_symlinks=False) and self.own.owns(folder, entry.name)
+            ]
         for name in names:
             try:
                 fd = open_file(name, os.O_RDONLY, dir_fd=dir_fd)
@@ -172,7 +205,7 @@ class _Tightened:
         if info.st_uid != os.geteuid() or not info.st_mode & 0o077 or not (is_dir or stat.S_ISREG(info.st_mode)):
             return
         try:
-            os.fchmod(fd, FOLDER_MODE if is_dir else FILE_MODE)
+            os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~0o077)  # 0644 -> 0600, 0755 -> 0700
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EROFS):
                 raise

@@ -130,12 +130,18 @@ def read_json_object(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, A
     """Read a JSON object of at most ``limit`` bytes.
 
     Raises ``FileNotFoundError`` if there is no file and :class:`InvalidDocument` for anything else that
-    is not a JSON object (a directory, a FIFO or device, a torn write, a list, a file too big to be ours,
+    is not a JSON object (a symlink, a directory, a FIFO or device, a torn write, a list, a file too big to be ours,
     nesting too deep to parse); ``OSError`` if it cannot be opened or read at all.
     """
     # O_NONBLOCK: a FIFO put where the file should be would otherwise block the open (and the event loop)
-    # until some writer shows up. It changes nothing for a regular file.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # until some writer shows up. It changes nothing for a regular file. O_NOFOLLOW: the data folder's files
+    # are the service's own; a symlink there was planted, and what it points at is not ours to read.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidDocument(path, "is a symlink (not followed)") from None
+        raise
     with os.fdopen(fd, "rb") as src:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):

@@ -26,15 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.datadir import open_file, remove_symlink
+from orchestrator.datadir import COMPANION_SUFFIXES, exists, open_file, remove_symlink
 from orchestrator.events import RunStatus, iso
 from orchestrator.state import RunRecord
 
 log = logging.getLogger(__name__)
 
 HISTORY_FILE_NAME = "runs.sqlite3"
-COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
-"""Files SQLite keeps next to the database, opened by SQLite itself."""
 MAX_PAGE = 500
 NEWEST_FIRST = "started_at DESC, rowid DESC"
 """By start; runs that started in the same millisecond by when they were first recorded."""
@@ -94,12 +92,12 @@ class RunHistory:
                         target,
                         "; the history starts anew" if name == self.path.name else "",
                     )
-            # Ours before SQLite makes it (0644 under the usual umask); SQLite's companions take its mode. Not
-            # O_CREAT when it is there: that alone would fail on a data folder remounted read-only.
-            try:
-                os.close(open_file(self.path.name, os.O_RDONLY, dir_fd=folder))
-            except FileNotFoundError:
-                os.close(open_file(self.path.name, os.O_RDONLY | os.O_CREAT, dir_fd=folder))
+            # Made by us (owner-only) before SQLite makes it (0644 under the usual umask); SQLite's companions
+            # take its mode. Never opened when it is there: SQLite keeps connections apart with POSIX locks on
+            # the file, and closing any descriptor of it drops them all, another thread's connection's included.
+            if not exists(self.path.name, dir_fd=folder):
+                with contextlib.suppress(FileExistsError):
+                    os.close(open_file(self.path.name, os.O_RDONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder))
         finally:
             os.close(folder)
 

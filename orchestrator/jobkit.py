@@ -93,7 +93,7 @@ def _read_previous(path: Path) -> Any:
     """The progress file as it is, or ``None``. Never blocks (a FIFO there), never reads more than 1 MiB, never
     fails on a lie (deep nesting, huge numbers): reporting progress must not be what breaks the job."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)  # a symlink: ELOOP
     except OSError:
         return None
     try:

@@ -446,13 +446,11 @@ def _open_log(folder: int, job: _Append, replaced: list[str]) -> int:
     )
     fd = open_file(job.name, flags | os.O_CREAT | os.O_EXCL, dir_fd=folder)
     try:
-        marker = _lost(
+        _write_lost(
+            fd,
             job.flushed,
             f"{job.stamp} {Pipe.ERR} {MARK} the first {job.flushed} bytes of this log are lost: its file was {why}",
         )
-        done = 0
-        while done < len(marker):
-            done += os.write(fd, marker[done:])
     except OSError:
         # Half a marker would shift every later line: the next try starts over.
         os.close(fd)
@@ -462,19 +460,26 @@ def _open_log(folder: int, job: _Append, replaced: list[str]) -> int:
     return fd
 
 
-def _lost(size: int, text: str) -> bytes:
-    """A line of exactly ``size`` bytes saying ``text`` (padded with spaces, or cut)."""
+def _write_lost(fd: int, size: int, text: str) -> None:
+    """A line of exactly ``size`` bytes saying ``text``, so that readers' offsets still point at the lines that
+    follow. Its padding is a hole (read back as spaces, see :func:`read_range`), not written bytes: a log
+    removed to free a full disk (50 MiB at most) must not take the space back at once."""
     if size <= 0:
-        return b""
+        return
     line = text.encode(errors="replace")[: size - 1]
-    return line + b" " * (size - 1 - len(line)) + b"\n"
+    done = 0
+    while done < len(line):
+        done += os.write(fd, line[done:])
+    os.ftruncate(fd, size - 1)  # the file is opened O_APPEND: the newline lands at size - 1
+    os.write(fd, b"\n")
 
 
 def read_range(path: Path, start: int, end: int) -> bytes:
     """Bytes ``start`` .. ``end`` of a log file (for a worker thread); a symlink is not followed (``OSError``)."""
     with os.fdopen(_open_for_reading(path), "rb") as file:
         file.seek(start)
-        return file.read(max(0, end - start))
+        # NULs are the padding of a lost-bytes line (a hole), or a job's own: either way shown as spaces.
+        return file.read(max(0, end - start)).replace(b"\0", b" ")
 
 
 def log_size(path: Path) -> int:
@@ -513,7 +518,10 @@ def remove_logs(folder: Path, names: list[str]) -> None:
     """Remove these files from ``folder`` (through its descriptor: a symlink to the folder is not followed)."""
     if not names:
         return
-    fd = open_folder(folder)
+    try:
+        fd = open_folder(folder)
+    except FileNotFoundError:
+        return  # removed with everything in it: nothing left to remove
     try:
         for name in names:
             with contextlib.suppress(FileNotFoundError):

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.cli import OWN_FILES
 from orchestrator.datadir import ensure_folder, open_file, remove_symlink, tighten
-from orchestrator.files import TEMP_FOLDER_NAME, write_json_atomic
+from orchestrator.files import TEMP_FOLDER_NAME, InvalidDocument, read_json_object, write_json_atomic
 from orchestrator.history import RunHistory
+from orchestrator.progress import PROGRESS_FILE_NAME
+from orchestrator.state import STATE_FILE_NAME, StateStore
 
 
 @contextlib.contextmanager
@@ -168,7 +171,7 @@ def test_tighten_makes_what_the_service_owns_owner_only_and_follows_no_link(
         os.symlink(outside, data / "snapshot_progress.json")
         os.symlink(tmp_path, data / ".tmp", target_is_directory=True)
     caplog.set_level(logging.INFO)
-    tighten(data)
+    tighten(data, OWN_FILES)
     assert [mode(p) for p in (data, data / "logs")] == [0o700, 0o700]
     assert mode(data / "orchestrator_state.json") == 0o600
     assert mode(data / "logs" / "20260101T000000Z-0a0a0a.log") == 0o600
@@ -178,7 +181,7 @@ def test_tighten_makes_what_the_service_owns_owner_only_and_follows_no_link(
     assert sum("owner-only" in m for m in said) == 1, said
     assert sum(".tmp was a symlink" in m for m in said) == 1, said
     caplog.clear()
-    tighten(data)
+    tighten(data, OWN_FILES)
     assert caplog.records == [], "nothing left to say"
 
 
@@ -240,8 +243,55 @@ def test_tighten_leaves_the_data_folder_open_when_the_triggers_folder_is_inside_
     os.chmod(data, 0o755)
     (data / "orchestrator_state.json").write_text("{}")
     os.chmod(data / "orchestrator_state.json", 0o644)
-    tighten(data, shared=data / "triggers")
+    tighten(data, OWN_FILES, shared=data / "triggers")
     assert mode(data) == 0o755, "other writers of the triggers folder still get through"
     assert mode(data / "orchestrator_state.json") == 0o600
-    tighten(data, shared=tmp_path / "triggers")
+    tighten(data, OWN_FILES, shared=tmp_path / "triggers")
     assert mode(data) == 0o700
+
+
+def test_tighten_changes_only_the_services_own_files_and_only_their_group_and_other_bits(tmp_path: Path) -> None:
+    """An operator may keep other files in the data folder: their modes are theirs (a script stays runnable)."""
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    made = {
+        "backup.sh": 0o755,
+        "notes.txt": 0o644,
+        "orchestrator_state.json": 0o644,
+        "orchestrator_state.json.corrupt": 0o644,
+        "runs.sqlite3-wal": 0o664,
+        "logs/20260101T000000Z-0a0a0a.log": 0o644,
+        "logs/README": 0o644,
+    }
+    for name, file_mode in made.items():
+        (data / name).write_text("x")
+        os.chmod(data / name, file_mode)
+    tighten(data, OWN_FILES)
+    assert {name: mode(data / name) for name in made} == {
+        "backup.sh": 0o755,
+        "notes.txt": 0o644,
+        "orchestrator_state.json": 0o600,
+        "orchestrator_state.json.corrupt": 0o600,
+        "runs.sqlite3-wal": 0o600,
+        "logs/20260101T000000Z-0a0a0a.log": 0o600,
+        "logs/README": 0o644,
+    }
+
+
+def test_the_state_and_progress_files_are_not_read_through_a_symlink(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone else's JSON behind a link would be taken for the service's state (a pause, pending triggers)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text(json.dumps({"version": 1, "paused": {"since": "2026-01-20T10:00:00.000Z", "reason": "x"}}))
+    os.symlink(theirs, data / STATE_FILE_NAME)
+    os.symlink(theirs, data / PROGRESS_FILE_NAME)
+    with pytest.raises(InvalidDocument, match="symlink"):
+        read_json_object(data / PROGRESS_FILE_NAME)
+    state = StateStore(data / STATE_FILE_NAME).load()
+    assert state.paused is None, "the link's target was not read"
+    assert json.loads(theirs.read_text())["paused"]["reason"] == "x", "nor changed"
+    assert not (data / STATE_FILE_NAME).exists() and (data / f"{STATE_FILE_NAME}.corrupt").is_symlink()
+    assert sum("symlink (not followed)" in r.getMessage() for r in caplog.records) == 1

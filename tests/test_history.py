@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -192,3 +194,38 @@ def test_a_damaged_record_is_a_database_error_for_every_reader(history: RunHisto
     with pytest.raises(sqlite3.DatabaseError, match="not JSON"):
         history.get("run-00001")
     assert read_recent(history.path, 5) == [], "the CLI's read-only look shows no runs rather than failing"
+
+
+LOCK_PROBE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the whole file: any lock SQLite holds on it conflicts
+except OSError:
+    sys.exit(1)
+sys.exit(0)
+"""
+
+
+def test_a_history_call_leaves_the_locks_of_another_connection_alone(history: RunHistory) -> None:
+    """SQLite keeps connections apart with POSIX locks on the database file, which Linux drops for the whole
+    process when any descriptor of the file is closed: a call that opened and closed the file stripped the
+    locks of every other connection of the service (another thread's, mid-write), and a client that then
+    closed thought itself the last one and checkpointed and deleted the write-ahead log under it."""
+    history.record(run(1))
+    other = sqlite3.connect(history.path)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # a write under way on another connection
+        other.execute("SELECT count(*) FROM runs").fetchone()
+
+        def locked() -> bool:
+            probe = subprocess.run([sys.executable, "-c", LOCK_PROBE, str(history.path)], check=False)
+            return probe.returncode == 1
+
+        assert locked(), "the probe must see the other connection's lock to begin with"
+        history.count()
+        history.get("x")
+        assert locked(), "a history call dropped another connection's locks"
+    finally:
+        other.rollback()
+        other.close()

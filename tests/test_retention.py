@@ -45,3 +45,20 @@ async def test_an_unforeseen_error_is_logged_once_and_retention_goes_on(
     await retention.wait()
     assert [run["runId"] for run in history.page().runs] == [run_ids[2]]
     await retention.stop()  # raised the OverflowError before
+
+
+async def test_a_logs_folder_removed_by_hand_is_no_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The operator removed ``logs/`` (with every log in it): pruning runs whose logs were there is no failure."""
+    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    logs = RunLogs(tmp_path, FakeClock(T0))
+    retention = Retention(history, logs, FakeClock(T0), keep_runs=1, keep_days=0)
+    run_ids = ["20260120T100000Z-00000a", "20260120T100001Z-00000b"]
+    for run_id in run_ids:
+        history.record(_record(run_id), log_path=logs.relative_path(run_id))
+    assert not (tmp_path / "logs").exists()
+    with caplog.at_level(logging.WARNING):
+        retention.run_finished(_record(run_ids[1]))
+        await retention.wait()
+    assert [run["runId"] for run in history.page().runs] == [run_ids[1]]
+    assert [r.getMessage() for r in caplog.records] == []
+    await retention.stop()

@@ -24,7 +24,7 @@ from orchestrator.events import RunStatus, Source, Trigger
 from orchestrator.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.job import Pipe, RunContext, SubprocessJob
 from orchestrator.retention import Retention
-from orchestrator.runlog import RunLogs
+from orchestrator.runlog import RunLogs, read_range
 from orchestrator.state import RunRecord
 from tests.faults.harness import FifoJob, FileChanges
 from tests.support import ServiceProcess, job_command, next_status, sse_stream
@@ -424,8 +424,34 @@ async def test_a_logs_folder_swapped_for_a_symlink_is_replaced_and_its_target_le
     assert lost.startswith(
         f"10:00:00.000 err [snapshot-orchestrator] the first {written} bytes of this log are lost".encode()
     )
-    assert lost.endswith(b" \n") and lost.count(b"\n") == 1
+    assert lost.endswith(b"\0\n") and lost.count(b"\n") == 1  # padded with a hole, read back as spaces
     assert rest == b"10:00:00.000 out after the swap\n"
     said = [r.getMessage() for r in caplog.records if r.name == "orchestrator.runlog"]
     assert sum("was a symlink" in m for m in said) == 1, said
     assert sum("are lost" in m for m in said) == 1, said
+
+
+async def test_a_log_removed_mid_run_keeps_its_offsets_without_taking_the_space_back(tmp_path: Path) -> None:
+    """A full disk, and the operator removes the biggest file: the running job's log. Its next lines go to a
+    fresh file that starts with one line as long as what was lost, so that readers' offsets hold; that line's
+    padding is a hole, so the space just freed stays free."""
+    logs = RunLogs(tmp_path, FakeClock(T0))
+    run_id = "20260120T100000Z-00000f"
+    output = logs.open(run_id)
+    for i in range(8000):
+        output(Pipe.OUT, f"line {i:05d} {'.' * 100}")
+    await logs.flush()
+    path = tmp_path / "logs" / f"{run_id}.log"
+    written = path.stat().st_size
+    assert written > 800_000
+    path.unlink()
+    output(Pipe.OUT, "after the removal")
+    logs.close(_record(run_id))
+    await logs.stop()
+    info = path.stat()
+    tail = b"10:00:00.000 out after the removal\n"
+    assert info.st_size == written + len(tail)
+    assert info.st_blocks * 512 < 64 * 1024, f"{info.st_blocks * 512} bytes on disk for a {written}-byte gap"
+    served = read_range(path, 0, info.st_size)
+    assert b"\0" not in served and served.endswith(b" \n" + tail)
+    assert served.startswith(f"10:00:00.000 err [snapshot-orchestrator] the first {written} bytes".encode())
