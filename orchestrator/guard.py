@@ -395,7 +395,7 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
     if request.method not in SAFE_METHODS:
         why = guard.cross_site(request)
         if why is not None:
-            log.debug("refused %s %s from %s: %s", request.method, request.path, request.remote, why)
+            log.debug("refused %s %s from %s: %s", request.method, request.path, client_of(request).address, why)
             return json_error(403, f"Cross-site request refused: {why} (see --allow-origin)")
         refusal = guard.authenticate(request, cookie_ok=False)
         if refusal is not None:
