@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from aiohttp import web
 
+from orchestrator.clientaddr import client_of
 from orchestrator.events import iso
 from orchestrator.service import Orchestrator
 from orchestrator.state import Pause
@@ -70,7 +71,7 @@ def add_routes(app: web.Application, key: web.AppKey[Orchestrator], read_reason:
         reason = await read_reason(request)
         outcome = pause(request.app[key], reason)
         if outcome.changed:
-            log.info("automatic snapshots paused from %s%s", request.remote, _because(reason))
+            log.info("automatic snapshots paused from %s%s", client_of(request).address, _because(reason))
             message = "Automatic snapshots paused; manual triggers still run"
         else:
             since = iso(outcome.paused.since) if outcome.paused else None
@@ -84,7 +85,7 @@ def add_routes(app: web.Application, key: web.AppKey[Orchestrator], read_reason:
         if outcome.changed:
             due = orchestrator.next_run_at()
             at_once = due <= orchestrator.clock.now() and not orchestrator.runner.running
-            log.info("automatic snapshots resumed from %s%s", request.remote, _because(reason))
+            log.info("automatic snapshots resumed from %s%s", client_of(request).address, _because(reason))
             message = (
                 "Automatic snapshots resumed; one fell due during the pause and starts now"
                 if at_once

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from orchestrator.clientaddr import client_of
 from orchestrator.clock import Clock
 from orchestrator.guard import Handler, json_error
 
@@ -185,7 +186,11 @@ def once(handler: Handler) -> Handler:
         if not replayed and response is not None:
             return response
         log.info(
-            "%s %s from %s: same %s as before, answer replayed", request.method, request.path, request.remote, HEADER
+            "%s %s from %s: same %s as before, answer replayed",
+            request.method,
+            request.path,
+            client_of(request).address,
+            HEADER,
         )
         headers = {"Content-Type": answer.content_type, REPLAYED_HEADER: "true"}
         return web.Response(body=answer.body, status=answer.status, headers=headers)
