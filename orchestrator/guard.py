@@ -156,6 +156,7 @@ class Guard:
             if cookie_ok:
                 request[ISSUE_READ_COOKIE] = True
             request[AUTHENTICATED] = True
+            request[BEARER] = True
             return None
         if cookie_ok:
             verdict = self._read_cookie_verdict(request)
@@ -265,6 +266,9 @@ ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
 AUTHENTICATED = web.RequestKey("authenticated", bool)
 """Set on a request that carried the token (or, for a read, the read cookie): the stream caps keep room for
 these (orchestrator/streamlimits.py). Absent: anonymous."""
+BEARER = web.RequestKey("bearer", bool)
+"""Set on a request that carried the token itself (``Authorization: Bearer``), not only the read cookie: the
+cookie reaches every server on the host, so what it opens is capped per address like anonymous streams."""
 READ_COOKIE_EXPIRES = web.RequestKey("read_cookie_expires", datetime)
 """Set on a read that a valid read cookie let in: its connection is closed then (``_until_expiry``)."""
 
