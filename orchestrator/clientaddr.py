@@ -33,6 +33,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPV6_GROUP_PREFIX = 64
 FORWARDED_FOR = "X-Forwarded-For"
+FORWARDED_PROTO = "X-Forwarded-Proto"
 _WITH_PORT = re.compile(r"^\[(?P<v6>[^\]]+)\](?::[0-9]{1,5})?$|^(?P<v4>[0-9.]+):[0-9]{1,5}$")
 """``[2001:db8::1]:443`` and ``192.0.2.1:5678``: some proxies append the client's port too."""
 
@@ -156,6 +157,19 @@ CLIENT = web.RequestKey("client_address", ClientAddress)
 
 def install(app: web.Application, trusted: TrustedProxies) -> None:
     app[CLIENT_ADDRESSES] = ClientAddresses(trusted)
+
+
+def reached_over_https(request: web.Request) -> bool:
+    """Whether the client reached the service over HTTPS: the connection's own TLS, or a ``--trusted-proxy``
+    that says so in ``X-Forwarded-Proto`` (its last value: the one the nearest proxy wrote)."""
+    if request.secure:
+        return True
+    addresses = request.app.get(CLIENT_ADDRESSES)
+    peer = parse_address(request.remote or "")
+    if addresses is None or peer is None or not addresses.trusted.trusts(peer):
+        return False
+    protos = [p.strip().lower() for value in request.headers.getall(FORWARDED_PROTO, ()) for p in value.split(",")]
+    return bool(protos) and protos[-1] == "https"
 
 
 def client_of(request: web.Request) -> ClientAddress:

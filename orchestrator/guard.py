@@ -48,11 +48,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from orchestrator.clientaddr import client_of
+from orchestrator.clientaddr import client_of, reached_over_https
 from orchestrator.clock import Clock
 from orchestrator.config import Settings, is_ip, is_loopback
+from orchestrator.hostheader import Addressed, parse_host
 from orchestrator.ratelimit import SlidingWindowLimit
 from orchestrator.readcookie import ReadCookies, Verdict, expiry_of
+from orchestrator.spell import Spell
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ class Guard:
         self.checks_host = is_loopback(settings.host) or bool(settings.allowed_hosts)
         origin_hosts = filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins))
         self.allowed_hosts = frozenset(settings.allowed_hosts) | frozenset(origin_hosts)
-        self._rebinding_logged = False
+        self._rebinding = Spell()
         self._guesses = Guesses()
 
     # ------------------------------------------------------------------------------------------ the token
@@ -118,23 +120,30 @@ class Guard:
         without a token."""
         if self._read_cookies is None:
             return None
-        port = request.url.port or 0
+        port = addressed_port(request)
         value = self._read_cookies.issue(port, self.clock.now())
         return f"{READ_COOKIE_PREFIX}{port}", value, self._read_cookies.max_age
 
     def _read_cookie_verdict(self, request: web.Request) -> Verdict | None:
         """What the request's read cookie is worth; ``None`` if it has none. A valid one's expiry is kept on
-        the request (``READ_COOKIE_EXPIRES``)."""
+        the request (``READ_COOKIE_EXPIRES``).
+
+        Every value sent under the cookie's name counts, not only the one aiohttp keeps (the last): another
+        page on the host can set a cookie of the same name (cookies ignore ports; a sibling subdomain can set
+        one for the parent domain), and the browser then sends both. One valid value is enough."""
         if self._read_cookies is None:
             return None
-        port = request.url.port or 0
-        given = request.cookies.get(f"{READ_COOKIE_PREFIX}{port}")
-        if given is None:
+        port = addressed_port(request)
+        given = _cookie_values(request, f"{READ_COOKIE_PREFIX}{port}")
+        if not given:
             return None
-        verdict = self._read_cookies.check(given, port, self.clock.now())
-        if verdict is Verdict.VALID:
-            request[READ_COOKIE_EXPIRES] = expiry_of(given)
-        return verdict
+        now = self.clock.now()
+        verdicts = {value: self._read_cookies.check(value, port, now) for value in given}
+        for value, verdict in verdicts.items():
+            if verdict is Verdict.VALID:
+                request[READ_COOKIE_EXPIRES] = expiry_of(value)
+                return verdict
+        return Verdict.EXPIRED if Verdict.EXPIRED in verdicts.values() else Verdict.FORGED
 
     def authenticate(self, request: web.Request, *, cookie_ok: bool) -> web.Response | None:
         """``None`` if the request may go on, else the 401 to send.
@@ -168,8 +177,12 @@ class Guard:
                     "The read cookie has expired: send 'Authorization: Bearer <token>' for a new one", invalid=True
                 )
             if verdict is Verdict.FORGED:
-                message = "The read cookie is not valid: send 'Authorization: Bearer <token>' for a new one"
-                return self._guesses.refused(client, now) or self._unauthorized(message, invalid=True)
+                # No guess: nobody guesses a 256-bit MAC, and a browser sends whatever cookie another page on
+                # the host planted under this name. Counted, 20 of them would lock the page's address out of
+                # its own token for a minute; and a restart turns every open page's cookie into this.
+                return self._unauthorized(
+                    "The read cookie is not valid: send 'Authorization: Bearer <token>' for a new one", invalid=True
+                )
         elif any(name == LEGACY_TOKEN_COOKIE or name.startswith(READ_COOKIE_PREFIX) for name in request.cookies):
             # Browsers send cookies on their own, so a cookie proves nothing about who asked for a change.
             return self._unauthorized(
@@ -204,17 +217,18 @@ class Guard:
         browser that addressed an IP reached this service by it."""
         if not self.checks_host:
             return None
-        host = (request.url.host or "").lower().strip("[]").removesuffix(".")
+        host = addressed(request).host
         if host == "localhost" or host.endswith(".localhost") or is_ip(host) or host in self.allowed_hosts:
             return None
-        if not self._rebinding_logged:  # one line, not one per request of a page that keeps trying
-            self._rebinding_logged = True
+        held = self._rebinding.hit(self.clock.now())
+        if held is not None:  # one line a minute, not one per request of a page that keeps trying
             log.warning(
                 "refusing requests for host %r: not a loopback name, an IP address, an --allowed-host nor an "
-                "--allow-origin host",
+                "--allow-origin host%s",
                 host,
+                f" ({held} more refused for foreign hosts since the last line)" if held else "",
             )
-        return host or "(none)"
+        return host
 
     # --------------------------------------------------------------------------------------- origins
     def origin_allowed(self, request: web.Request, origin: str) -> bool:
@@ -274,8 +288,8 @@ READ_COOKIE_EXPIRES = web.RequestKey("read_cookie_expires", datetime)
 
 
 GUESSES_PER_MINUTE = 20
-"""Refused credentials (a wrong token, a forged read cookie) one client address may send in a minute before
-it gets 429 until the minute has passed; a missing token is no guess (a page asks for it)."""
+"""Refused bearer tokens one client address may send in a minute before it gets 429 until the minute has
+passed; a missing token is no guess (a page asks for it), nor is a read cookie that is not valid."""
 GUESS_CLIENTS = 10_000
 """Client addresses whose recent guesses are remembered; beyond that the oldest are forgotten."""
 GUESS_SPELL = timedelta(minutes=1)
@@ -329,7 +343,7 @@ class Guesses:
             top = ", ".join(f"{c} ({n})" for c, n in held.most_common(3))
             log.warning("%d more refused credentials in the last minute, most from %s", sum(held.values()), top)
         log.warning(
-            "refused a wrong token or read cookie from %s (more in the next minute are counted, not logged; "
+            "refused a wrong token from %s (more in the next minute are counted, not logged; "
             "%d a minute from one address get 429)",
             client,
             GUESSES_PER_MINUTE,
@@ -341,6 +355,33 @@ def install(app: web.Application, guard: Guard) -> None:
     app[GUARD] = guard
     app.middlewares.extend([json_errors, guard_requests])
     app.on_response_prepare.append(cors_headers)
+
+
+ADDRESSED = web.RequestKey("addressed", Addressed)
+"""What the request's Host names, parsed once by the guard (see orchestrator/hostheader.py)."""
+
+
+def addressed(request: web.Request) -> Addressed:
+    """The host and port the request addressed; a Host that cannot be parsed counts as none at all."""
+    parsed = request.get(ADDRESSED) or parse_host(request.host)
+    return parsed if parsed is not None else Addressed("", None)
+
+
+def addressed_port(request: web.Request) -> int:
+    """The port the browser addressed, which names the read cookie (a browser leaves out the default)."""
+    return addressed(request).port_or(443 if request.secure else 80)
+
+
+def _cookie_values(request: web.Request, name: str) -> list[str]:
+    """Every value sent under cookie ``name``, in every ``Cookie`` header (names and values here are plain
+    words: no quoting to undo)."""
+    values = []
+    for header in request.headers.getall("Cookie", ()):
+        for pair in header.split(";"):
+            key, eq, value = pair.strip().partition("=")
+            if eq and key == name:
+                values.append(value.strip().strip('"'))
+    return values[:8]  # a handful is all a browser sends; a header of thousands is not ours to check
 
 
 def own_origin(request: web.Request) -> str:
@@ -386,6 +427,17 @@ def _message(request: web.Request, exc: web.HTTPException) -> str:
 @web.middleware
 async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     guard = request.app[GUARD]
+    if request.get(ADDRESSED) is None:
+        parsed = parse_host(request.host)
+        if parsed is None:
+            # aiohttp would raise (a port of 99999, non-ASCII) wherever request.url is first asked for: a 500.
+            log.debug(
+                "refused %s %s from %s: Host %r", request.method, request.path, client_of(request).address, request.host
+            )
+            return json_error(
+                400, f"The Host header must be a host name and an optional port, got {request.host[:100]!r}"
+            )
+        request[ADDRESSED] = parsed
     host = guard.foreign_host(request)
     if host is not None:
         return json_error(403, f"Host {host} is not a name of this service; see --allowed-host")
@@ -474,7 +526,9 @@ def _read_cookie_headers(guard: Guard, request: web.Request, response: web.Strea
     # HttpOnly: the page never reads it, so no script on it can either. When it has expired, the page, which
     # keeps the token, gets a new one with one bearer request as soon as the stream is refused.
     name, value, max_age = cookie
-    response.headers.add("Set-Cookie", _set_cookie(name, value, max_age=max_age, secure=request.secure))
+    # Secure when the browser came over HTTPS, also through a TLS-terminating --trusted-proxy: an attacker who
+    # can inject a plain http:// request to this host then never gets the cookie sent in clear.
+    response.headers.add("Set-Cookie", _set_cookie(name, value, max_age=max_age, secure=reached_over_https(request)))
 
 
 def _set_cookie(name: str, value: str, *, max_age: int | None = None, secure: bool = False) -> str:

@@ -9,7 +9,9 @@ import asyncio
 import dataclasses
 import hmac
 import http.client
+import ipaddress
 import json
+import logging
 import os
 import re
 import urllib.error
@@ -780,3 +782,86 @@ def test_a_real_service_with_a_token(tmp_path: Path) -> None:
         assert _post(service, TRIGGER, bearer()) == 202
     finally:
         assert service.stop() == 0
+
+
+# ------------------------------------------------------------------------------------ hostile Host headers
+async def raw_request(served: Served, head: bytes) -> tuple[int, str, bytes]:
+    """Send ``head`` (request line and headers, CRLF-separated, no final blank line) as it is."""
+    async with asyncio.timeout(5):
+        reader, writer = await asyncio.open_connection(served.client.host, served.client.port)
+        writer.write(head + b"\r\nConnection: close\r\n\r\n")
+        data = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    first, _, body = data.partition(b"\r\n\r\n")
+    lines = first.decode("latin-1").split("\r\n")
+    content_type = next(
+        (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("content-type")), ""
+    )
+    return int(lines[0].split()[1]), content_type, body
+
+
+BAD_HOSTS = [b"localhost:99999", b"localhost:abc", b"ev\xefl.example", b"[::1", b"localhost:0"]
+
+
+@pytest.mark.parametrize("bound", ["127.0.0.1", "0.0.0.0"])
+async def test_a_malformed_host_is_a_json_400_never_a_500(
+    serve: Serve, bound: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp raises (``Port out of range``, an IDNA error) when ``request.url`` is first asked for: the
+    guard's Host check and the read cookie's port asked, and each such request was a 500 with a traceback."""
+    served = await serve(host=bound, token=TOKEN)
+    auth = f"Authorization: Bearer {TOKEN}".encode()
+    for host in BAD_HOSTS:
+        for target, extra in ((b"GET /api/snapshot/status", b""), (b"GET /", b""), (b"GET /api/snapshot/status", auth)):
+            head = target + b" HTTP/1.1\r\nHost: " + host + (b"\r\n" + extra if extra else b"")
+            status, content_type, body = await raw_request(served, head)
+            assert (status, content_type.split(";")[0]) == (400, "application/json"), (host, target, body)
+            assert b"Host header" in body
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+# --------------------------------------------------------------------------------- cookies another page set
+async def test_forged_read_cookies_are_no_guesses_and_one_valid_value_among_them_is_enough(serve: Serve) -> None:
+    """Cookies ignore ports: a page on another port of this host (or a sibling subdomain, for the parent
+    domain) can set ``snapshot_read_<port>`` in the visitor's browser, which then sends it with ours. Counted as
+    guesses, 20 of them locked the visitor's address out of its own token (429) for a minute."""
+    served = await serve(token=TOKEN, token_for_reads=True)
+    _, value = await issued_read_cookie(served)
+    served.client.session.cookie_jar.clear()
+    name = f"snapshot_read_{served.client.port}"
+    for _ in range(GUESSES_PER_MINUTE + 5):
+        await expect_error(await served.client.get(STATUS, headers={"Cookie": f"{name}=planted"}), 401, "not valid")
+    await read_ok(served, STATUS, bearer())
+    response = await served.client.post(TRIGGER, headers=bearer())
+    assert response.status == 202, await response.text()
+    # The browser sends both the planted cookie and ours, in either order: ours counts.
+    for cookie in (f"{name}=planted; {name}={value}", f"{name}={value}; {name}=planted"):
+        await read_ok(served, STATUS, {"Cookie": cookie})
+
+
+async def test_foreign_hosts_are_said_once_a_minute_with_a_count(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = await serve()
+    evil = {"Host": f"evil.example:{served.client.port}"}
+    for _ in range(3):
+        await expect_error(await served.client.get(STATUS, headers=evil), 403)
+    served.clock.advance(timedelta(seconds=61))
+    await expect_error(await served.client.get(STATUS, headers=evil), 403)
+    said = [r.getMessage() for r in caplog.records if "refusing requests for host" in r.getMessage()]
+    assert len(said) == 2 and "2 more refused" in said[1], said
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["from-a-trusted-proxy", "from-anyone"])
+async def test_the_read_cookie_is_secure_behind_a_trusted_tls_proxy(serve: Serve, trusted: bool) -> None:
+    """A proxy in front that terminates TLS says so in X-Forwarded-Proto; the service sees plain HTTP. Without
+    ``Secure``, a cookie of a page served over https could also go out in clear to http:// on this host. Only
+    a --trusted-proxy is believed: anyone can send the header."""
+    proxies = (ipaddress.ip_network("127.0.0.1"),) if trusted else ()
+    served = await serve(token=TOKEN, token_for_reads=True, trusted_proxies=proxies)
+    from_proxy = {**bearer(), "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    response = await served.client.get(STATUS, headers=from_proxy)
+    assert response.status == 200
+    cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("snapshot_read_"))
+    assert ("Secure" in cookie.split("; ")) is trusted, cookie
