@@ -21,5 +21,5 @@ VOLUME ["/app/data", "/app/triggers"]
 # The service handles SIGTERM itself (stops the job, exits 0). Run with `docker run --init` so that
 # processes the job orphans are reaped by a real init rather than left as zombies.
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8001/health', timeout=4)"
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('SNAPSHOT_PORT', '8001'), timeout=4)"
 CMD ["snapshot-orchestrator", "serve"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import math
@@ -15,7 +16,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -347,6 +348,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "serve")
     args = build_parser().parse_args(argv)
     try:
+        return _run(args)
+    except BrokenPipeError:
+        # ``status | head``: the reader has what it wanted. Point stdout at nothing, so that the interpreter's
+        # own flush at exit does not raise (and print a traceback) again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         if args.command_name == "trigger":
             return cmd_trigger(args)
         if args.command_name == "status":
@@ -406,6 +417,13 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
             "Set SNAPSHOT_TOKEN (or --token), or listen on 127.0.0.1.",
             settings.host,
         )
+    for name, guess in unknown_variables(os.environ):
+        log.warning(
+            "%s is not a setting of snapshot-orchestrator%s; it is ignored",
+            name,
+            f" (did you mean {guess}?)" if guess else "",
+        )
+    log.info("%s", protections(settings))
     if lock.replaced_link is not None:
         log.warning(
             "%s was a symlink to %r; not followed: removed it and locked a file of our own (its target is left "
@@ -441,6 +459,35 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
         keepalive_timeout=KEEPALIVE_SECONDS,
     )
     return 1 if orchestrator.failed else 0
+
+
+JOB_VARIABLES = frozenset({"SNAPSHOT_PROGRESS_FILE", "SNAPSHOT_RUN_ID", "SNAPSHOT_TRIGGER", "SNAPSHOT_REASON"})
+"""What the service sets for its job (a service started from a job's environment has them too)."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``SNAPSHOT_*`` variables that name no setting, each with the setting it most looks like: a typo
+    (``SNAPSHOT_ALLOWED_HOST``) would otherwise leave a protection off without a word."""
+    known = {*ENV_NAMES.values(), *JOB_VARIABLES}
+    found = []
+    for name in sorted(environ):
+        if name.startswith("SNAPSHOT_") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+            found.append((name, close[0] if close else None))
+    return found
+
+
+def protections(settings: Settings) -> str:
+    """One line of what guards the HTTP surface, so that a setting that did not take is seen at start."""
+    token = "off" if not settings.token else ("on, reads too" if settings.token_for_reads else "on, for changes")
+    if settings.allowed_hosts:
+        hosts = ", ".join(settings.allowed_hosts) + ", loopback names and IP addresses"
+    else:
+        hosts = "loopback names and IP addresses" if is_loopback(settings.host) else "any"
+    return (
+        f"token: {token}; host names answered: {hosts}; other origins: {', '.join(settings.allow_origins) or 'none'}; "
+        f"trusted proxies: {', '.join(map(str, settings.trusted_proxies)) or 'none'}"
+    )
 
 
 def raise_fd_limit() -> None:
@@ -621,7 +668,10 @@ def error_message(error: urllib.error.HTTPError) -> str:
     except (OSError, ValueError):
         return printable(str(error.reason))
     message = document.get("message") if isinstance(document, dict) else None
-    return printable(str(message or error.reason))
+    text = printable(str(message or error.reason))
+    if error.code == 401:  # the service speaks of its header; the person at the CLI needs to know their flag
+        text += " (give the service's token with --token, or set SNAPSHOT_TOKEN)"
+    return text
 
 
 def offline_status(data_dir: Path) -> dict[str, Any]:

@@ -151,7 +151,7 @@ def tighten(data_dir: Path, own: OwnFiles, *, shared: Path | None = None) -> Non
         os.close(fd)
     if done.changed:
         log.info(
-            "made %d item(s) in %s owner-only (no group or other permissions; were): %s",
+            "took group and other permissions away from %d item(s) in %s: %s",
             len(done.changed),
             data_dir,
             _some(done.changed),
@@ -211,4 +211,4 @@ class _Tightened:
                 raise
             self.failed.append(f"{name} ({exc.strerror})")
             return
-        self.changed.append(f"{name} {stat.S_IMODE(info.st_mode):o}")
+        self.changed.append(f"{name} (was {stat.S_IMODE(info.st_mode):o})")

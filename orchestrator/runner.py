@@ -107,6 +107,11 @@ class Runner:
         self._recovered: RunRecord | None = None
         """A run the previous service died in, recorded as an error: listeners hear of it once we serve."""
         self.state = store.load()
+        last = self.state.last_run
+        manual_end = last.finished_at if last is not None and last.is_manual else None
+        self.state = replace(
+            self.state, not_before=schedule.cooldown_after_restart(self.state.not_before, manual_end=manual_end)
+        )
         self._recover()
 
     # ----------------------------------------------------------------------------------------- lifecycle

@@ -37,6 +37,13 @@ class Schedule:
         """End of the quiet period that a manual run imposes on the timer, counted from when it ended."""
         return finished_at + self.cooldown
 
+    def cooldown_after_restart(self, not_before: datetime | None, *, manual_end: datetime | None) -> datetime | None:
+        """The saved end of a cooldown, counted again with this schedule's cooldown if the last run was manual
+        (``manual_end``: when it ended): a service restarted with another ``--cooldown`` applies it to the run
+        that is already over, as it would to the next one. Otherwise the saved end is kept (an older manual
+        run's, already past when an automatic run followed it)."""
+        return not_before if manual_end is None else self.cooldown_until(manual_end)
+
 
 def minutes_until(due: datetime, now: datetime) -> int:
     """Whole minutes left, rounded up so "in 1 minute" lasts until the run is due, and never negative."""

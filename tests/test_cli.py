@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import email.message
+import io
 import json
 import os
 import socket
 import subprocess
+import urllib.error
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.cli import build_parser, format_status, settings_from
+from orchestrator.cli import build_parser, error_message, format_status, protections, settings_from, unknown_variables
 from tests.support import PYTHON, free_port, sample_command
 
 
@@ -254,3 +257,78 @@ def test_status_says_seconds_when_the_next_run_is_under_a_minute_away() -> None:
     doc |= {"minutesUntilNextRun": 12, "secondsUntilNextRun": 690.0}
     assert "State:    idle, next snapshot in 12 min (T)" in format_status(doc, "server x")
     assert "next snapshot in 1 min" in format_status({**doc, "minutesUntilNextRun": 1, "secondsUntilNextRun": 59.5}, "")
+
+
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``status | head -1``: the reader leaves before the output is all written. No traceback, exit 0."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written: the first write gets EPIPE
+    try:
+        done = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "orchestrator",
+                "status",
+                "--json",
+                "--url",
+                "http://127.0.0.1:9",
+                "--data-dir",
+                str(tmp_path),
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr and b"BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_a_refused_token_tells_how_to_give_one() -> None:
+    error = urllib.error.HTTPError(
+        "http://127.0.0.1:8001/api/snapshot/status",
+        401,
+        "Unauthorized",
+        email.message.Message(),
+        io.BytesIO(b'{"success": false, "message": "This needs the service\'s token"}'),
+    )
+    assert (
+        error_message(error)
+        == "This needs the service's token (give the service's token with --token, or set SNAPSHOT_TOKEN)"
+    )
+
+
+def test_a_misspelt_variable_is_named_with_what_it_looks_like() -> None:
+    environ = {
+        "SNAPSHOT_ALLOWED_HOST": "vm",  # the setting is SNAPSHOT_ALLOWED_HOSTS
+        "SNAPSHOT_ALLOW_ORIGINS": "https://a.example",  # SNAPSHOT_ALLOW_ORIGIN
+        "SNAPSHOT_WHATEVER": "1",
+        "SNAPSHOT_TOKEN": "x",
+        "SNAPSHOT_RUN_ID": "20260101T000000Z-0a0a0a",  # set for a job: a service started from one has it
+        "PATH": "/bin",
+    }
+    assert unknown_variables(environ) == [
+        ("SNAPSHOT_ALLOWED_HOST", "SNAPSHOT_ALLOWED_HOSTS"),
+        ("SNAPSHOT_ALLOW_ORIGINS", "SNAPSHOT_ALLOW_ORIGIN"),
+        ("SNAPSHOT_WHATEVER", None),
+    ]
+
+
+def test_the_protections_line_says_what_guards_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = settings_from(build_parser().parse_args(["serve"]))
+    assert protections(plain) == (
+        "token: off; host names answered: loopback names and IP addresses; other origins: none; trusted proxies: none"
+    )
+    monkeypatch.setenv("SNAPSHOT_TOKEN", "a-long-enough-token")
+    guarded = settings_from(
+        build_parser().parse_args(
+            ["serve", "--host", "0.0.0.0", "--token-for-reads", "--allowed-host", "vm", "--trusted-proxy", "10.0.0.1"]
+        )
+    )
+    assert protections(guarded) == (
+        "token: on, reads too; host names answered: vm, loopback names and IP addresses; other origins: none; "
+        "trusted proxies: 10.0.0.1/32"
+    )

@@ -178,7 +178,7 @@ def test_tighten_makes_what_the_service_owns_owner_only_and_follows_no_link(
     assert mode(outside) == 0o644, "a link's target is not changed"
     assert (data / ".tmp").is_dir() and not (data / ".tmp").is_symlink()
     said = [r.getMessage() for r in caplog.records]
-    assert sum("owner-only" in m for m in said) == 1, said
+    assert sum("took group and other permissions away" in m for m in said) == 1, said
     assert sum(".tmp was a symlink" in m for m in said) == 1, said
     caplog.clear()
     tighten(data, OWN_FILES)

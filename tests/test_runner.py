@@ -557,3 +557,26 @@ async def test_a_cancel_is_on_disk_before_it_is_answered(service: Orchestrator, 
     assert service.cancel("by hand") == run.ctx.run_id
     saved = json.loads(service.state_store.path.read_text())
     assert saved["current"]["stopRequested"] == {"status": "cancelled", "reason": "by hand"}
+
+
+async def test_a_restart_with_another_cooldown_applies_it_to_the_last_manual_run(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob
+) -> None:
+    """The state file holds the end of the cooldown as it was counted then (5 minutes); the service comes back
+    with --cooldown 1 and says the next automatic run is due one minute after that manual run, not five."""
+    first = make_orchestrator(tmp_path, clock, job, interval=2, cooldown=5)
+    await first.start()
+    try:
+        startup = await job.next_start()
+        startup.finish()
+        await ended(first, startup)
+        await first.request_run(Source.HTTP, "by hand")
+        manual = await job.next_start()
+        manual.finish()
+        await ended(first, manual)
+        assert first.status()["cooldownUntil"] == iso(T0 + minutes(5))
+    finally:
+        await first.stop()
+    second = make_orchestrator(tmp_path, clock, job, interval=2, cooldown=1)
+    assert second.status()["cooldownUntil"] == iso(T0 + minutes(1))
+    assert second.status()["nextRunAt"] == iso(T0 + minutes(2))

@@ -52,3 +52,20 @@ def test_cooldown_counts_from_the_end_of_the_manual_run() -> None:
 )
 def test_minutes_until(due: datetime, now: datetime, minutes: int) -> None:
     assert minutes_until(due, now) == minutes
+
+
+@pytest.mark.parametrize(
+    ("saved", "manual_end", "cooldown", "expected", "why"),
+    [
+        (T0 + 5 * M, T0, 1 * M, T0 + 1 * M, "a shorter --cooldown applies to the manual run already over"),
+        (T0 + 5 * M, T0, 30 * M, T0 + 30 * M, "and a longer one too"),
+        (T0 + 5 * M, T0, 0 * M, T0, "no cooldown any more: none"),
+        (T0 + 5 * M, None, 1 * M, T0 + 5 * M, "the last run was automatic: the saved end (long past) stays"),
+        (None, None, 1 * M, None, "no manual run on record"),
+    ],
+)
+def test_a_saved_cooldown_is_counted_again_with_the_cooldown_of_today(
+    saved: datetime | None, manual_end: datetime | None, cooldown: timedelta, expected: datetime | None, why: str
+) -> None:
+    schedule = Schedule(interval=30 * M, cooldown=cooldown)
+    assert schedule.cooldown_after_restart(saved, manual_end=manual_end) == expected, why

@@ -485,7 +485,7 @@ async def test_a_data_folder_of_the_previous_version_is_read_and_tightened(
     assert (status, body) == (200, b"00:00:00.000 out from the old version\n")
     # Tightened at start, said in one line.
     assert owner_only(data) == [], owner_only(data)
-    lines = [line for line in service.logs().splitlines() if "owner-only" in line]
+    lines = [line for line in service.logs().splitlines() if "took group and other permissions away" in line]
     assert len(lines) == 1, service.logs()
     # It still takes runs, and they land in the same history.
     assert service.post_json("/api/snapshot/trigger", {"reason": "after the upgrade"})[0] == 202
