@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +259,94 @@ def test_status_says_seconds_when_the_next_run_is_under_a_minute_away() -> None:
     doc |= {"minutesUntilNextRun": 12, "secondsUntilNextRun": 690.0}
     assert "State:    idle, next snapshot in 12 min (T)" in format_status(doc, "server x")
     assert "next snapshot in 1 min" in format_status({**doc, "minutesUntilNextRun": 1, "secondsUntilNextRun": 59.5}, "")
+
+
+# ------------------------------------------------------------------------------- redirects are not followed
+@dataclass(frozen=True)
+class Seen:
+    """One request a tiny server received."""
+
+    method: str
+    path: str
+    authorization: str | None
+
+
+@dataclass
+class TinyServer:
+    """A real HTTP server on a loopback port, in a thread: what it received, and how it answers."""
+
+    answer: Callable[[str, str], tuple[int, dict[str, str], bytes]]
+    """``(method, path)`` to ``(status, headers, body)``."""
+    seen: list[Seen] = field(default_factory=list)
+    port: int = 0
+
+
+@contextlib.contextmanager
+def tiny_server(answer: Callable[[str, str], tuple[int, dict[str, str], bytes]]) -> Iterator[TinyServer]:
+    server = TinyServer(answer)
+
+    class Handler(BaseHTTPRequestHandler):
+        def handle_one(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            server.seen.append(Seen(self.command, self.path, self.headers.get("Authorization")))
+            status, headers, body = server.answer(self.command, self.path)
+            self.send_response(status)
+            for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = handle_one
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, name="tiny-server", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def elsewhere(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """A server that is not the service, but answers like one (so a client that got there would go on)."""
+    if path.startswith("/api/snapshot/runs"):
+        return 200, {"Content-Type": "application/json"}, b'{"runs": []}'
+    return 200, {"Content-Type": "application/json"}, b'{"running": false, "message": "ok"}'
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["status"], 302), (["cancel"], 307), (["pause"], 301), (["resume"], 308), (["trigger", "--wait"], 303)],
+)
+def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(tmp_path: Path, args: list[str], code: int) -> None:
+    # Before: urllib followed the redirect with every header, so the other host logged "Authorization: Bearer
+    # s3cret" for /status, /runs and /cancel (and got the POSTs as GETs).
+    with tiny_server(elsewhere) as target:
+        here = f"http://127.0.0.1:{target.port}"
+
+        def redirect(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+            return code, {"Location": here + path}, b""
+
+        with tiny_server(redirect) as redirector:
+            url = f"http://localhost:{redirector.port}"
+            result = run_cli(*args, "--url", url, cwd=tmp_path, env={"SNAPSHOT_TOKEN": "s3cret-token"})
+        assert target.seen == [], "nothing reached the host the redirect named"
+    assert [(s.method, s.authorization) for s in redirector.seen] == [
+        ("GET" if args == ["status"] else "POST", "Bearer s3cret-token")
+    ]
+    assert (result.returncode, result.stdout) == (2, ""), result
+    path = redirector.seen[0].path
+    assert result.stderr == (
+        f"snapshot-orchestrator: error: {url}{path} answered {code}, a redirect to {here}{path}, which was not "
+        "followed (the token is never sent elsewhere): the service never redirects, so --url (SNAPSHOT_URL) is "
+        "wrong or a proxy is in the way\n"
+    )
+    assert not (tmp_path / "data").exists(), "status did not take the service for down"
