@@ -214,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--streams-per-client",
-        help="event streams, and apart from them log streams, one client address may hold without the token, "
-        f"then 429 (SNAPSHOT_STREAMS_PER_CLIENT, default {DEFAULT_STREAMS_PER_CLIENT}, 0 = no cap)",
+        help="event streams, and apart from them log streams, one client address may hold without the bearer "
+        "token (as many again with the read cookie; 4 times that for one IPv6 /56), then 429 "
+        f"(SNAPSHOT_STREAMS_PER_CLIENT, default {DEFAULT_STREAMS_PER_CLIENT}, 0 = no cap)",
     )
     serve.add_argument(
         "--trusted-proxy",

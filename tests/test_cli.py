@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +13,7 @@ import pytest
 
 from orchestrator.cli import build_parser, format_status, settings_from
 from tests.support import PYTHON, free_port, sample_command
+from tests.tinyhttp import tiny_server
 
 
 def run_cli(
@@ -262,59 +258,6 @@ def test_status_says_seconds_when_the_next_run_is_under_a_minute_away() -> None:
 
 
 # ------------------------------------------------------------------------------- redirects are not followed
-@dataclass(frozen=True)
-class Seen:
-    """One request a tiny server received."""
-
-    method: str
-    path: str
-    authorization: str | None
-
-
-@dataclass
-class TinyServer:
-    """A real HTTP server on a loopback port, in a thread: what it received, and how it answers."""
-
-    answer: Callable[[str, str], tuple[int, dict[str, str], bytes]]
-    """``(method, path)`` to ``(status, headers, body)``."""
-    seen: list[Seen] = field(default_factory=list)
-    port: int = 0
-
-
-@contextlib.contextmanager
-def tiny_server(answer: Callable[[str, str], tuple[int, dict[str, str], bytes]]) -> Iterator[TinyServer]:
-    server = TinyServer(answer)
-
-    class Handler(BaseHTTPRequestHandler):
-        def handle_one(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            server.seen.append(Seen(self.command, self.path, self.headers.get("Authorization")))
-            status, headers, body = server.answer(self.command, self.path)
-            self.send_response(status)
-            for name, value in {"Content-Length": str(len(body)), **headers}.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = handle_one
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, name="tiny-server", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
-
-
 def elsewhere(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
     """A server that is not the service, but answers like one (so a client that got there would go on)."""
     if path.startswith("/api/snapshot/runs"):

@@ -37,7 +37,7 @@ from orchestrator.follow import (
 from tests.fakes import T0
 from tests.faults.harness import FifoJob
 from tests.support import PYTHON, ServiceProcess, free_port, job_command, next_status, sse_stream
-from tests.test_cli import tiny_server
+from tests.tinyhttp import tiny_server
 
 WAIT = 20.0
 
