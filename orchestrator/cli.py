@@ -57,6 +57,7 @@ from orchestrator.config import (
 from orchestrator.datadir import OwnFiles, tighten
 from orchestrator.events import iso, parse_iso, utcnow
 from orchestrator.history import HISTORY_FILE_NAME, read_recent
+from orchestrator.httpclient import Redirected, open_url
 from orchestrator.lock import LOCK_FILE_NAME, AlreadyLocked, InstanceLock
 from orchestrator.printable import first_line, printable
 from orchestrator.progress import PROGRESS_FILE_NAME
@@ -214,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--streams-per-client",
-        help="event streams, and apart from them log streams, one client address may hold without the token, "
-        f"then 429 (SNAPSHOT_STREAMS_PER_CLIENT, default {DEFAULT_STREAMS_PER_CLIENT}, 0 = no cap)",
+        help="event streams, and apart from them log streams, one client address may hold without the bearer "
+        "token (as many again with the read cookie; 4 times that for one IPv6 /56), then 429 "
+        f"(SNAPSHOT_STREAMS_PER_CLIENT, default {DEFAULT_STREAMS_PER_CLIENT}, 0 = no cap)",
     )
     serve.add_argument(
         "--trusted-proxy",
@@ -528,7 +530,7 @@ def trigger_and_wait(args: argparse.Namespace) -> int:
     try:
         record = Follower(url, headers, display=display).follow(requested_at, queued=answer.get("queued") is True)
     except urllib.error.HTTPError as exc:
-        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
+        raise refused_by(url, exc) from None
     except Lost as exc:
         display.close()
         print(f"snapshot-orchestrator: stopped waiting: {printable(str(exc))}", file=sys.stderr)
@@ -548,10 +550,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     source = f"server {url}"
     request = urllib.request.Request(f"{url}/api/snapshot/status", headers=auth_headers(args))
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with open_url(request, timeout=5) as response:
             document: dict[str, Any] = json.load(response)
     except urllib.error.HTTPError as exc:
-        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
+        raise refused_by(url, exc) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         document = offline_status(folder(args, "data_dir", "data"))
         source = f"data folder (server {url} unreachable: {getattr(exc, 'reason', exc)})"
@@ -570,7 +572,7 @@ def recent_runs(url: str, headers: dict[str, str], count: int = RECENT_RUNS) -> 
     """The last runs from the history, or none if it cannot be read (the status is still worth showing)."""
     request = urllib.request.Request(f"{url}/api/snapshot/runs?limit={count}", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with open_url(request, timeout=5) as response:
             page = json.load(response)
     except (urllib.error.URLError, OSError, ValueError):
         return []
@@ -617,12 +619,12 @@ def post_reason(
         headers={"Content-Type": "application/json", **headers},
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with open_url(request, timeout=10) as response:
             answer = json.load(response)
     except urllib.error.HTTPError as exc:
         if exc.code in expected:
             raise Refused(exc.code, error_message(exc)) from None
-        raise ConfigError(f"{url} answered {exc.code}: {error_message(exc)}") from None
+        raise refused_by(url, exc) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
     return answer if isinstance(answer, dict) else {}
@@ -659,6 +661,14 @@ def server_url(args: argparse.Namespace) -> str:
 def auth_headers(args: argparse.Namespace) -> dict[str, str]:
     token = setting(args, "token", None, str)
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def refused_by(url: str, error: urllib.error.HTTPError) -> ConfigError:
+    """The one line for an error answer: a redirect says what it is (it was not followed), any other answer
+    its status and message."""
+    if isinstance(error, Redirected):
+        return ConfigError(str(error))
+    return ConfigError(f"{url} answered {error.code}: {error_message(error)}")
 
 
 def error_message(error: urllib.error.HTTPError) -> str:

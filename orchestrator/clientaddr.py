@@ -11,7 +11,9 @@ trusted hop before it, the nearest address the service can vouch for.
 
 Counting by address: an IPv6 client is counted by its /64. A home or a cloud host gets a whole /64 (SLAAC,
 privacy addresses), so one attacker can pick a fresh address for every connection; a /64 is what one site
-holds. IPv4 addresses are counted one by one (a NAT puts many people behind one, which the caps allow for).
+holds. One subscriber holds more than one /64 (a home gets a /56), so the stream caps count the /56 too
+(``network``). IPv4 addresses are counted one by one (a NAT puts many people behind one, which the caps
+allow for).
 An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, from a dual-stack socket) is the IPv4 address.
 
 The functions down to :class:`ClientAddresses` are pure; that class applies them to aiohttp requests.
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPV6_GROUP_PREFIX = 64
+IPV6_NETWORK_PREFIX = 56
+"""What a home ISP hands one subscriber; the stream caps count it as well as each /64 in it."""
 FORWARDED_FOR = "X-Forwarded-For"
 FORWARDED_PROTO = "X-Forwarded-Proto"
 _WITH_PORT = re.compile(r"^\[(?P<v6>[^\]]+)\](?::[0-9]{1,5})?$|^(?P<v4>[0-9.]+):[0-9]{1,5}$")
@@ -40,10 +44,12 @@ _WITH_PORT = re.compile(r"^\[(?P<v6>[^\]]+)\](?::[0-9]{1,5})?$|^(?P<v4>[0-9.]+):
 
 @dataclass(frozen=True, slots=True)
 class ClientAddress:
-    """A request's client: ``address`` as logged, ``key`` as counted (the /64 of an IPv6 address)."""
+    """A request's client: ``address`` as logged, ``key`` as counted (the /64 of an IPv6 address), and for
+    IPv6 the wider ``network`` counted too (its /56)."""
 
     address: str
     key: str
+    network: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +118,17 @@ def group_key(address: str) -> str:
     return address
 
 
+def network_key(address: str) -> str | None:
+    """The wider network ``address`` is counted under as well: for IPv6 its /56, for IPv4 none."""
+    parsed = parse_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((int(parsed), IPV6_NETWORK_PREFIX), strict=False))
+    return None
+
+
 def identify(peer: str | None, forwarded_for: Iterable[str], trusted: TrustedProxies) -> ClientAddress:
     address = client_address(peer, forwarded_for, trusted)
-    return ClientAddress(address, group_key(address))
+    return ClientAddress(address, group_key(address), network_key(address))
 
 
 # ------------------------------------------------------------------------------------------ for aiohttp

@@ -24,7 +24,9 @@ from typing import IO, Any
 import sseclient
 from tqdm import tqdm
 
+from orchestrator import httpclient
 from orchestrator.events import parse_iso
+from orchestrator.httpclient import Redirected
 from orchestrator.printable import first_line, printable
 
 log = logging.getLogger(__name__)
@@ -222,7 +224,8 @@ class Display:
 
 
 class Follower:
-    """Follows one run over ``GET /api/snapshot/events``; ``open_url`` is urllib's, replaceable in tests."""
+    """Follows one run over ``GET /api/snapshot/events``; ``open_url`` is urllib's without redirects
+    (orchestrator/httpclient.py), replaceable in tests."""
 
     def __init__(
         self,
@@ -230,7 +233,7 @@ class Follower:
         headers: dict[str, str],
         *,
         display: Display,
-        open_url: Callable[..., Any] = urllib.request.urlopen,
+        open_url: Callable[..., Any] = httpclient.open_url,
         monotonic: Callable[[], float] = time.monotonic,
         pause: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -288,7 +291,7 @@ class Follower:
                         if isinstance(document, dict):
                             yield document
             except urllib.error.HTTPError as exc:
-                if exc.code in (401, 403, 404):
+                if exc.code in (401, 403, 404) or isinstance(exc, Redirected):
                     raise  # waiting will not help: the caller says what the service said
                 problem = f"the service answered {exc.code}"
             except (urllib.error.URLError, OSError) as exc:

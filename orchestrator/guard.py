@@ -15,7 +15,7 @@ The headers that tell a browser what it may do with the page (CSP, framing) are 
 
 The read cookie. ``EventSource`` cannot send headers, so a read under ``/api/`` that carries a valid bearer
 header is answered with a cookie the stream can use instead (to be let in at all under ``--token-for-reads``;
-else to use the streams kept for the token). Cookies ignore ports, so every other server on the same host
+else to use the part of the streams kept for it). Cookies ignore ports, so every other server on the same host
 receives it under ``/api/``: what it learns there must not authorise a change, nor say anything about the
 token, nor keep working. So the guard accepts it for reads only, and its value (``orchestrator/readcookie.py``)
 is an expiry and a MAC keyed with random bytes drawn at start, never derived from the token: it expires after
@@ -41,7 +41,7 @@ import hashlib
 import hmac
 import logging
 import math
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -220,13 +220,13 @@ class Guard:
         host = addressed(request).host
         if host == "localhost" or host.endswith(".localhost") or is_ip(host) or host in self.allowed_hosts:
             return None
-        held = self._rebinding.hit(self.clock.now())
+        held = self._rebinding.hit(host, self.clock.now())
         if held is not None:  # one line a minute, not one per request of a page that keeps trying
             log.warning(
                 "refusing requests for host %r: not a loopback name, an IP address, an --allowed-host nor an "
                 "--allow-origin host%s",
                 host,
-                f" ({held} more refused for foreign hosts since the last line)" if held else "",
+                held.text(),
             )
         return host
 
@@ -279,7 +279,7 @@ ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
 """Set on a read that a valid bearer header let in: its answer sets the read cookie."""
 AUTHENTICATED = web.RequestKey("authenticated", bool)
 """Set on a request that carried the token (or, for a read, the read cookie): the stream caps keep room for
-these (orchestrator/streamlimits.py). Absent: anonymous."""
+these, the most for the bearer token (orchestrator/streamlimits.py). Absent: anonymous."""
 BEARER = web.RequestKey("bearer", bool)
 """Set on a request that carried the token itself (``Authorization: Bearer``), not only the read cookie: the
 cookie reaches every server on the host, so what it opens is capped per address like anonymous streams."""
@@ -306,8 +306,7 @@ class Guesses:
     def __init__(self) -> None:
         self._by_client: OrderedDict[str, SlidingWindowLimit] = OrderedDict()
         self._blocked: dict[str, datetime] = {}
-        self._spell_ends: datetime | None = None
-        self._held: Counter[str] = Counter()
+        self._spell = Spell(GUESS_SPELL)
 
     def blocked(self, client: str, now: datetime) -> int | None:
         """Whole seconds ``client`` must still wait, or ``None``."""
@@ -335,20 +334,16 @@ class Guesses:
         return too_many_guesses(admission.retry_after)
 
     def _say(self, client: str, now: datetime) -> None:
-        if self._spell_ends is not None and now < self._spell_ends:
-            self._held[client] += 1
+        held = self._spell.hit(client, now)
+        if held is None:
             return
-        held, self._held = self._held, Counter()
-        if held:
-            top = ", ".join(f"{c} ({n})" for c, n in held.most_common(3))
-            log.warning("%d more refused credentials in the last minute, most from %s", sum(held.values()), top)
         log.warning(
-            "refused a wrong token from %s (more in the next minute are counted, not logged; "
-            "%d a minute from one address get 429)",
+            "refused a wrong token from %s (more in the next minute are counted, not logged; %d a minute from one "
+            "address get 429)%s",
             client,
             GUESSES_PER_MINUTE,
+            held.text(),
         )
-        self._spell_ends = now + GUESS_SPELL
 
 
 def install(app: web.Application, guard: Guard) -> None:

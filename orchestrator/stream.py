@@ -20,9 +20,10 @@ Each drop the service decides is logged once, at info, with the client's address
 
 Who may open a stream (orchestrator/streamlimits.py): event streams and log streams are counted apart, each
 against a total (503 beyond), with a share of it kept for requests that carry the token, and at most
-``Settings.streams_per_client`` anonymous ones per client address (429 beyond). The client address is the
-one orchestrator/clientaddr.py works out (behind a trusted proxy, the forwarded one); whether a request
-carries the token, the guard has said (``guard.AUTHENTICATED``).
+``Settings.streams_per_client`` anonymous ones per client address, and as many with the read cookie (429
+beyond). The client address is the one orchestrator/clientaddr.py works out (behind a trusted proxy, the
+forwarded one); what the request carried, the guard has said: ``guard.BEARER`` for the token itself,
+``guard.AUTHENTICATED`` alone for the read cookie (:func:`credential_of`).
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from orchestrator.clientaddr import client_of, parse_address
+from orchestrator.clock import Clock
 from orchestrator.config import Settings
-from orchestrator.guard import AUTHENTICATED, json_error
+from orchestrator.guard import AUTHENTICATED, BEARER, json_error
 from orchestrator.hub import HubClosed
 from orchestrator.service import Orchestrator
-from orchestrator.streamlimits import Refusal, Room, Seat, StreamKind
+from orchestrator.streamlimits import Credential, Refusal, Room, Seat, StreamKind
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class Client:
 
 STREAMS = web.AppKey("streams", dict[StreamKind, set[Client]])
 ROOMS = web.AppKey("stream_rooms", dict[StreamKind, Room])
+ROOM_CLOCK = web.AppKey("stream_room_clock", Clock)
+"""The clock the rooms' log spells are timed by (the service's: a fake one in tests)."""
 
 
 def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
@@ -90,6 +94,7 @@ def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator])
         for kind, limit in limits.items()
     }
     app[ROOMS] = rooms
+    app[ROOM_CLOCK] = app[orchestrator_key].clock
 
     async def events(request: web.Request) -> web.StreamResponse:
         return await stream_events(request, request.app[orchestrator_key])
@@ -137,7 +142,8 @@ async def serve_stream(
     its kind's room (503 when full, 429 when its client holds enough), is closed at shutdown, and its client is
     dropped when it stops reading."""
     room = request.app[ROOMS][kind]
-    seat = room.admit(client_of(request).key, anonymous=not request.get(AUTHENTICATED, False))
+    client = client_of(request)
+    seat = room.admit(client.key, credential_of(request), request.app[ROOM_CLOCK].now(), network=client.network)
     if isinstance(seat, Refusal):
         return json_error(seat.status, seat.message, {"Retry-After": str(seat.retry_after)})
     try:
@@ -149,6 +155,13 @@ async def serve_stream(
         return web.Response(status=503)
     finally:
         room.release(seat)
+
+
+def credential_of(request: web.Request) -> Credential:
+    """What ``request`` proved to the guard: the bearer token, only the read cookie, or nothing."""
+    if request.get(BEARER, False):
+        return Credential.BEARER
+    return Credential.COOKIE if request.get(AUTHENTICATED, False) else Credential.NONE
 
 
 async def _stream(request: web.Request, settings: Settings, send: Sender, seat: Seat) -> web.StreamResponse:

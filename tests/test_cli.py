@@ -16,6 +16,7 @@ import pytest
 
 from orchestrator.cli import build_parser, error_message, format_status, protections, settings_from, unknown_variables
 from tests.support import PYTHON, free_port, sample_command
+from tests.tinyhttp import tiny_server
 
 
 def run_cli(
@@ -332,3 +333,41 @@ def test_the_protections_line_says_what_guards_the_service(monkeypatch: pytest.M
         "token: on, reads too; host names answered: vm, loopback names and IP addresses; other origins: none; "
         "trusted proxies: 10.0.0.1/32"
     )
+
+
+# ------------------------------------------------------------------------------- redirects are not followed
+def elsewhere(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """A server that is not the service, but answers like one (so a client that got there would go on)."""
+    if path.startswith("/api/snapshot/runs"):
+        return 200, {"Content-Type": "application/json"}, b'{"runs": []}'
+    return 200, {"Content-Type": "application/json"}, b'{"running": false, "message": "ok"}'
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["status"], 302), (["cancel"], 307), (["pause"], 301), (["resume"], 308), (["trigger", "--wait"], 303)],
+)
+def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(tmp_path: Path, args: list[str], code: int) -> None:
+    # Before: urllib followed the redirect with every header, so the other host logged "Authorization: Bearer
+    # s3cret" for /status, /runs and /cancel (and got the POSTs as GETs).
+    with tiny_server(elsewhere) as target:
+        here = f"http://127.0.0.1:{target.port}"
+
+        def redirect(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+            return code, {"Location": here + path}, b""
+
+        with tiny_server(redirect) as redirector:
+            url = f"http://localhost:{redirector.port}"
+            result = run_cli(*args, "--url", url, cwd=tmp_path, env={"SNAPSHOT_TOKEN": "s3cret-token"})
+        assert target.seen == [], "nothing reached the host the redirect named"
+    assert [(s.method, s.authorization) for s in redirector.seen] == [
+        ("GET" if args == ["status"] else "POST", "Bearer s3cret-token")
+    ]
+    assert (result.returncode, result.stdout) == (2, ""), result
+    path = redirector.seen[0].path
+    assert result.stderr == (
+        f"snapshot-orchestrator: error: {url}{path} answered {code}, a redirect to {here}{path}, which was not "
+        "followed (the token is never sent elsewhere): the service never redirects, so --url (SNAPSHOT_URL) is "
+        "wrong or a proxy is in the way\n"
+    )
+    assert not (tmp_path / "data").exists(), "status did not take the service for down"

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.clientaddr import TrustedProxies, client_address, group_key, identify, parse_network
+from orchestrator.clientaddr import (
+    ClientAddress,
+    TrustedProxies,
+    client_address,
+    group_key,
+    identify,
+    network_key,
+    parse_network,
+)
 
 PROXIES = TrustedProxies((parse_network("127.0.0.1"), parse_network("10.0.0.0/8"), parse_network("fd00::/8")))
 NONE = TrustedProxies()
@@ -65,6 +73,23 @@ def test_client_address(peer: str | None, forwarded: list[str], trusted: Trusted
 def test_ipv6_clients_are_counted_by_their_64(address: str, key: str) -> None:
     assert group_key(address) == key
     assert identify(address, (), NONE).key == key
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("203.0.113.5", ClientAddress("203.0.113.5", "203.0.113.5", None)),  # IPv4: the address alone
+        ("::ffff:192.0.2.1", ClientAddress("192.0.2.1", "192.0.2.1", None)),
+        ("2001:db8:1:2::5", ClientAddress("2001:db8:1:2::5", "2001:db8:1:2::/64", "2001:db8:1::/56")),
+        # Another /64 of the same /56: another client, the same subscriber.
+        ("2001:db8:1:ff::5", ClientAddress("2001:db8:1:ff::5", "2001:db8:1:ff::/64", "2001:db8:1::/56")),
+        ("2001:db8:1:100::5", ClientAddress("2001:db8:1:100::5", "2001:db8:1:100::/64", "2001:db8:1:100::/56")),
+        ("?", ClientAddress("?", "?", None)),
+    ],
+)
+def test_an_ipv6_client_is_counted_by_its_64_and_its_56(address: str, expected: ClientAddress) -> None:
+    assert identify(address, (), NONE) == expected
+    assert network_key(address) == expected.network
 
 
 @pytest.mark.parametrize(

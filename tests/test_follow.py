@@ -37,6 +37,7 @@ from orchestrator.follow import (
 from tests.fakes import T0
 from tests.faults.harness import FifoJob
 from tests.support import PYTHON, ServiceProcess, free_port, job_command, next_status, sse_stream
+from tests.tinyhttp import tiny_server
 
 WAIT = 20.0
 
@@ -501,3 +502,39 @@ async def test_status_and_trigger_wait_print_a_hostile_job_s_escapes_visibly(
     assert out.endswith(
         ": evil\\x1b[2K\\x0dFAKE: all good (last step: \\x1b]0;PWNED-TITLE\\x07\\x1b[2J\\x1b[31mred step)\n"
     )
+
+
+# ------------------------------------------------------------------------ the event stream is not redirected
+def test_trigger_wait_follows_no_redirect_of_the_event_stream(tmp_path: Path) -> None:
+    # Before: the event stream's request followed a redirect to any host, with the bearer token.
+    with tiny_server(lambda method, path: (200, {}, b"")) as target:
+        here = f"http://127.0.0.1:{target.port}"
+
+        def service(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+            if method == "POST" and path == "/api/snapshot/trigger":
+                body = {"success": True, "message": "Snapshot triggered", "requestedAt": at(0), "queued": False}
+                return 202, {"Content-Type": "application/json"}, json.dumps(body).encode()
+            return 302, {"Location": here + path}, b""
+
+        with tiny_server(service) as redirector:
+            url = f"http://127.0.0.1:{redirector.port}"
+            done = subprocess.run(
+                [PYTHON, "-m", "orchestrator", "trigger", "--wait", "--url", url],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=WAIT,
+                check=False,
+                env={**os.environ, "SNAPSHOT_TOKEN": "s3cret-token"},
+            )
+        assert target.seen == [], "nothing reached the host the redirect named"
+    assert [(s.method, s.path, s.authorization) for s in redirector.seen] == [
+        ("POST", "/api/snapshot/trigger", "Bearer s3cret-token"),
+        ("GET", "/api/snapshot/events", "Bearer s3cret-token"),
+    ]
+    assert done.returncode == Exit.TROUBLE, done
+    assert done.stderr.splitlines()[-1] == (
+        f"snapshot-orchestrator: error: {url}/api/snapshot/events answered 302, a redirect to "
+        f"{here}/api/snapshot/events, which was not followed (the token is never sent elsewhere): the service "
+        "never redirects, so --url (SNAPSHOT_URL) is wrong or a proxy is in the way"
+    ), done.stderr

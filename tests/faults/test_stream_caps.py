@@ -5,7 +5,8 @@ service process with its defaults and 2,000 streams, as a script did: before, th
 
 - One client address gets ``429`` beyond its cap; another address still gets its stream.
 - Event streams and log streams are counted apart: a crowd on one never shuts out the other.
-- With a token, a share of the streams is kept for requests that carry it (the header or the read cookie).
+- With a token, a share of the streams is kept for requests that carry it; the larger half of that share for
+  the bearer header alone. Streams opened with the read cookie are capped per address like anonymous ones.
 - ``X-Forwarded-For`` names the client only when the peer is a ``--trusted-proxy``; otherwise it is ignored.
 """
 
@@ -19,12 +20,14 @@ import logging
 import resource
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from orchestrator.clock import FakeClock
 from orchestrator.config import parse_trusted_proxies
 from orchestrator.service import Orchestrator
 from orchestrator.stream import clients, open_streams
@@ -197,25 +200,66 @@ async def test_a_client_with_the_token_gets_in_when_anonymous_ones_have_filled_t
             assert held[-1].status == 503
             assert len(warnings_with(caplog, "refused a wrong token")) == 1
 
+            # A page cannot send the header on its stream: a bearer read earns it the read cookie instead, which
+            # may use part of the kept room.
+            cookie = await read_cookie(server)
+            held.append(await ask(port, EVENTS_PATH, source=OTHER, headers={"Cookie": cookie}))
+            assert held[-1].status == 200, held[-1].body
+            held.append(await ask(port, EVENTS_PATH, source=THIRD, headers={"Cookie": cookie}))
+            assert held[-1].status == 503 and "19 with the read cookie" in held[-1].body["message"], held[-1].body
             # With the token: let in, though this address holds its cap (whoever has the token may start and
             # cancel runs; an office behind one NAT address that has it must not share one cap).
             held.append(await ask(port, EVENTS_PATH, headers={"Authorization": f"Bearer {TOKEN}"}))
-            assert held[-1].status == 200, held[-1].body
-            # A page cannot send the header on its stream: a bearer read earns it the read cookie instead.
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(
-                    str(server.make_url("/api/snapshot/status")), headers={"Authorization": f"Bearer {TOKEN}"}
-                ) as status,
-            ):
-                assert status.status == 200
-                cookie = status.headers["Set-Cookie"].split(";")[0]
-            held.append(await ask(port, EVENTS_PATH, source=OTHER, headers={"Cookie": cookie}))
             assert held[-1].status == 200, held[-1].body
             # Then the whole total is taken.
             held.append(await ask(port, EVENTS_PATH, source=OTHER, headers={"Authorization": f"Bearer {TOKEN}"}))
             assert held[-1].status == 503 and "Too many open event streams (20)" in held[-1].body["message"]
         assert len(warnings_with(caplog, "the most allowed without the token")) == 1
+
+
+async def read_cookie(server: Any) -> str:
+    """``name=value`` of the read cookie a bearer read earns."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(str(server.make_url("/api/snapshot/status")), headers={"Authorization": f"Bearer {TOKEN}"}) as got,
+    ):
+        assert got.status == 200
+        return got.headers["Set-Cookie"].split(";")[0]
+
+
+async def test_the_read_cookie_is_capped_per_address_and_leaves_the_bearer_token_its_room(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: a request with the read cookie counted as one with the token. One bearer read earned a cookie, and
+    # 55 streams opened with it from one address took all 50 (no cap per address, the kept room too); the
+    # operator with the bearer token then got 503. The cookie reaches every server on the host.
+    caplog.set_level(logging.INFO)
+    async with serving(tmp_path, token=TOKEN, sse_max_clients=50, streams_per_client=5) as (_, server):
+        assert server.port is not None and server.app is not None
+        port = server.port
+        cookie = {"Cookie": await read_cookie(server)}
+        async with streams() as held:
+            for _ in range(55):
+                held.append(await ask(port, EVENTS_PATH, headers=cookie))
+            assert [a.status for a in held] == [200] * 5 + [429] * 50
+            assert "Too many open event streams with the read cookie from your address (5)" in held[-1].body["message"]
+            # Counted apart from the address's anonymous streams: a page behind a busy NAT address gets in.
+            for _ in range(6):
+                held.append(await ask(port, EVENTS_PATH))
+            assert [a.status for a in held[-6:]] == [200] * 5 + [429]
+            # From many addresses, cookie streams fill the room but for the streams kept for the bearer token.
+            for n in range(2, 10):
+                for _ in range(5):
+                    held.append(await ask(port, EVENTS_PATH, source=f"127.0.0.{n}", headers=cookie))
+            assert [a.status for a in held[-40:]] == [200] * 37 + [503] * 3
+            assert "47 with the read cookie" in held[-1].body["message"], held[-1].body
+            assert open_streams(server.app) == 47
+            bearer = {"Authorization": f"Bearer {TOKEN}"}
+            for _ in range(4):
+                held.append(await ask(port, EVENTS_PATH, source="127.0.0.20", headers=bearer))
+            assert [a.status for a in held[-4:]] == [200, 200, 200, 503]
+    assert len(warnings_with(caplog, "event streams with the read cookie, the most one address may")) == 1
+    assert len(warnings_with(caplog, "the most allowed with the read cookie (3 more are kept")) == 1
 
 
 # ------------------------------------------------------------------------------------ X-Forwarded-For
@@ -225,7 +269,10 @@ async def test_forwarded_for_names_the_client_behind_a_trusted_proxy(
     # Before: every client behind the proxy had the proxy's address (and there was no cap to count them by).
     caplog.set_level(logging.INFO)
     proxies = parse_trusted_proxies("127.0.0.1")
-    async with serving(tmp_path, trusted_proxies=proxies, streams_per_client=2) as (_, server), streams() as held:
+    async with (
+        serving(tmp_path, trusted_proxies=proxies, streams_per_client=2) as (orchestrator, server),
+        streams() as held,
+    ):
         assert server.port is not None
         port = server.port
 
@@ -247,8 +294,38 @@ async def test_forwarded_for_names_the_client_behind_a_trusted_proxy(
         # From a peer that is not a trusted proxy, the header counts for nothing.
         assert await statuses("192.0.2.1", count=1, source=OTHER) == [200]
         assert await statuses("192.0.2.2", count=2, source=OTHER) == [200, 429]
+        # One line a minute names the client refused first; the next one counts the rest, by client.
+        assert isinstance(orchestrator.clock, FakeClock)
+        orchestrator.clock.step_wall_clock(timedelta(seconds=61))
+        assert await statuses("192.0.2.3", count=1, source=OTHER) == [429]
     capped = warnings_with(caplog, "event streams, the most one address may")
-    assert [line.split()[1] for line in capped] == ["203.0.113.5", "203.0.113.6", "2001:db8:1:2::/64", OTHER]
+    assert [line.split()[1] for line in capped] == ["203.0.113.5", OTHER], capped
+    assert capped[1].endswith(
+        f"(and 4 more refused since the last such line, most from 203.0.113.6 (2), 2001:db8:1:2::/64 (1), {OTHER} (1))"
+    ), capped
+
+
+async def test_the_64s_of_one_56_share_a_cap(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Before: each /64 had its own cap and nothing wider: 20 /64s inside one /56 (what one home gets) took 45 of
+    # 50 streams.
+    caplog.set_level(logging.INFO)
+    proxies = parse_trusted_proxies("127.0.0.1")
+    async with (
+        serving(tmp_path, trusted_proxies=proxies, sse_max_clients=50, streams_per_client=3) as (_, server),
+        streams() as held,
+    ):
+        assert server.port is not None and server.app is not None
+        for n in range(20):
+            for _ in range(3):
+                headers = {"X-Forwarded-For": f"2001:db8:0:{n:x}::1"}
+                held.append(await ask(server.port, EVENTS_PATH, headers=headers))
+        got = [a.status for a in held]
+        assert got.count(200) == 12 and got[:12] == [200] * 12, got
+        assert "Too many open event streams from your network (12)" in held[-1].body["message"], held[-1].body
+        held.append(await ask(server.port, EVENTS_PATH, headers={"X-Forwarded-For": "2001:db8:0:100::1"}))
+        assert held[-1].status == 200, "the next /56 is another subscriber"
+        assert open_streams(server.app) == 13
+    assert warnings_with(caplog, "the most one network may")[0].startswith("network 2001:db8::/56 holds 12 event")
 
 
 async def test_a_spoofed_forwarded_for_is_ignored_without_a_trusted_proxy(
