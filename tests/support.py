@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,13 @@ async def next_status(
                 if predicate(document):
                     return document
     raise AssertionError("event stream ended before the expected status")
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """The process's umask set to ``mask`` for the block (what a shell or Docker would start the service with)."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)

@@ -20,6 +20,7 @@ from orchestrator.files import TEMP_FOLDER_NAME, InvalidDocument, read_json_obje
 from orchestrator.history import RunHistory
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME, StateStore
+from tests.support import umask
 
 
 @contextlib.contextmanager
@@ -29,15 +30,6 @@ def folder_fd(path: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
-
-
-@contextlib.contextmanager
-def umask(mask: int) -> Iterator[None]:
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def mode(path: Path) -> int:

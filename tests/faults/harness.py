@@ -12,6 +12,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from tests.support import ServiceProcess, job_command
 
@@ -105,17 +106,22 @@ class FolderChanges(FileChanges):
 
     def __init__(self, folder: Path) -> None:
         self.path = folder
-        self._changed = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        changed = self._changed
+        self._changed, self._observer = watch_everything(folder, recursive=False)
 
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                loop.call_soon_threadsafe(changed.set)
 
-        self._observer = Observer()
-        self._observer.schedule(Handler(), os.fspath(folder), recursive=False)
-        self._observer.start()
+def watch_everything(root: Path, *, recursive: bool) -> tuple[asyncio.Event, BaseObserver]:
+    """An event set on every inotify event under ``root``, and the observer that sets it (started)."""
+    changed = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+    observer = Observer()
+    observer.schedule(Handler(), os.fspath(root), recursive=recursive)
+    observer.start()
+    return changed, observer
 
     def describe(self) -> str:
         names = sorted(os.listdir(self.path))

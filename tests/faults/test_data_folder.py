@@ -9,7 +9,6 @@ left behind runs and lands on disk as usual."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import json
@@ -24,8 +23,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 
 from orchestrator.events import iso
 from orchestrator.files import TEMP_FOLDER_NAME
@@ -34,8 +31,8 @@ from orchestrator.lock import LOCK_FILE_NAME
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.runlog import LOGS_DIR_NAME
 from orchestrator.state import STATE_FILE_NAME
-from tests.faults.harness import FifoJob, FileChanges, LogFollower, ci, remount, tmpfs
-from tests.support import ServiceProcess, job_command, next_status, sse_stream
+from tests.faults.harness import FifoJob, FileChanges, LogFollower, ci, remount, tmpfs, watch_everything
+from tests.support import ServiceProcess, job_command, next_status, sse_stream, umask
 
 Doc = dict[str, Any]
 
@@ -270,17 +267,7 @@ class TreeChanges(FileChanges):
 
     def __init__(self, path: Path, root: Path) -> None:
         self.path = path
-        self._changed = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        changed = self._changed
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                loop.call_soon_threadsafe(changed.set)
-
-        self._observer = Observer()
-        self._observer.schedule(Handler(), os.fspath(root), recursive=True)
-        self._observer.start()
+        self._changed, self._observer = watch_everything(root, recursive=True)
 
 
 async def file_holds(path: Path, expected: bytes, *, suffix: bool = False) -> None:
@@ -431,15 +418,6 @@ def owner_only(data: Path) -> list[str]:
         if not path.is_symlink() and mode & 0o077:
             loose.append(f"{path.relative_to(data.parent)} {mode:o}")
     return loose
-
-
-@contextlib.contextmanager
-def umask(mask: int) -> Iterator[None]:
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 async def test_everything_in_the_data_folder_is_created_owner_only_whatever_the_umask(

@@ -607,19 +607,8 @@ async def test_unknown_paths_and_wrong_methods_answer_json(
 # ---------------------------------------------------------------------------------------------- static
 async def raw_get(served: Served, target: str) -> tuple[int, str, bytes]:
     """GET ``target`` exactly as written (a client library would normalise ``..`` and decode first)."""
-    async with asyncio.timeout(5):
-        reader, writer = await asyncio.open_connection(served.client.host, served.client.port)
-        host = f"{served.client.host}:{served.client.port}"
-        writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        data = await reader.read()
-        writer.close()
-        await writer.wait_closed()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    content_type = next(
-        (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("content-type")), ""
-    )
-    return int(lines[0].split()[1]), content_type, body
+    host = f"{served.client.host}:{served.client.port}"
+    return await raw_request(served, f"GET {target} HTTP/1.1\r\nHost: {host}".encode())
 
 
 ESCAPES = [
