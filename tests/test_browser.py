@@ -901,6 +901,13 @@ def test_eta_pause_and_checks_render_from_the_status_document(open_page: OpenPag
         "title", "Long run: Running 3x longer than usual\nLate: Started 4 min late"
     )
     expect(history_row(page, 0).locator(".outcome")).to_have_text("Running")  # from the stream, despite the 503
+    # Every chip at once, then the cancel confirmation too, fit the narrow screens (see the layout test below).
+    problems = _layout_problems(page, "running, paused, with checks")
+    page.locator("#cancel-run").click()
+    expect(page.locator("#cancel-confirm")).to_be_visible()
+    problems += _layout_problems(page, "the cancel confirmation")
+    assert problems == [], "\n".join(problems)
+    page.locator("#cancel-no").click()
 
     idle = {**document, "running": False, "currentRun": None, "eta": None, "checks": []}
     page.evaluate("data => window.__stream.send(data)", json.dumps(idle))
