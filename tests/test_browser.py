@@ -1,7 +1,8 @@
 """The status page in a real headless Chromium, against a real service process.
 
 Needs Debian's ``/usr/bin/chromium``: without it these tests skip, except under ``CI=true``, where they fail.
-``SNAPSHOT_SCREENSHOT=1`` also saves ``docs/screenshot.png`` of the page while a snapshot runs.
+``SNAPSHOT_SCREENSHOT=1`` also saves ``docs/screenshot.png`` of the page while a snapshot runs, and
+``SNAPSHOT_LAYOUT_SHOTS=<folder>`` a screenshot of every state and width the layout test measures.
 """
 
 from __future__ import annotations
@@ -900,6 +901,13 @@ def test_eta_pause_and_checks_render_from_the_status_document(open_page: OpenPag
         "title", "Long run: Running 3x longer than usual\nLate: Started 4 min late"
     )
     expect(history_row(page, 0).locator(".outcome")).to_have_text("Running")  # from the stream, despite the 503
+    # Every chip at once, then the cancel confirmation too, fit the narrow screens (see the layout test below).
+    problems = _layout_problems(page, "running, paused, with checks")
+    page.locator("#cancel-run").click()
+    expect(page.locator("#cancel-confirm")).to_be_visible()
+    problems += _layout_problems(page, "the cancel confirmation")
+    assert problems == [], "\n".join(problems)
+    page.locator("#cancel-no").click()
 
     idle = {**document, "running": False, "currentRun": None, "eta": None, "checks": []}
     page.evaluate("data => window.__stream.send(data)", json.dumps(idle))
@@ -1031,3 +1039,153 @@ def test_the_page_works_under_its_content_security_policy(service_factory: Any, 
     page.wait_for_function("() => window.__violations.length > 0")
     assert page.evaluate("window.__ran") is None
     assert page.evaluate("window.__violations")[0].startswith("script-src"), page.evaluate("window.__violations")
+
+
+# --------------------------------------------------------------------------------------- narrow screens
+WIDTHS = (1280, 800, 390)
+LONG_STEP = "Copying the production database dump to the off-site bucket, volume 3 of 12, this can take a while"
+LONG_ERROR = (
+    "boom: the storage backend refused the upload of"
+    " /var/lib/snapshots/2026-12-07T04:00:00Z/production-cluster-eu-west-1/volume-0003.tar.zst"
+    " because the bucket quota was exceeded"
+)
+LONG_REASON = "database migration in progress, no snapshots until the schema change has reached every replica"
+LAYOUT_JOB = job_command(
+    "import os, sys\n"
+    "reason = os.environ.get('SNAPSHOT_REASON', '')\n"
+    f"print('PROGRESS 13 {LONG_STEP}', flush=True)\n"
+    "if 'wait' in reason:\n"
+    "    with open(os.environ['TEST_GATE']) as gate:\n"
+    "        print('waiting at the gate', flush=True)\n"
+    "        gate.readline()\n"
+    "if 'fail' in reason:\n"
+    f"    print({LONG_ERROR!r}, file=sys.stderr, flush=True)\n"
+    "    sys.exit(3)\n"
+)
+"""Reports progress with a long step; with "wait" in its reason it waits at the gate; with "fail", fails with a
+long error."""
+
+MEASURE_LAYOUT = """() => {
+    const width = window.innerWidth;
+    const problems = [];
+    const scrollWidth = document.documentElement.scrollWidth;
+    if (scrollWidth > width) problems.push(`the page scrolls sideways: scrollWidth ${scrollWidth} > ${width}`);
+    const bar = document.getElementById('snapshot-bar');
+    const selector = '#snapshot-status, #snapshot-progress, #snapshot-percent, #snapshot-step, #snapshot-eta,'
+        + ' .snapbar-chip, #snapshot-checks, #snapshot-last, #run-now-message, label, input, button';
+    const pieces = [...bar.querySelectorAll(selector)].map(el => ({el, box: el.getBoundingClientRect()}))
+        .filter(p => p.el.checkVisibility() && p.box.width > 0 && p.box.height > 0);
+    const name = el => '#' + (el.id || el.closest('[id]').id + ' ' + el.tagName.toLowerCase());
+    for (const {el, box} of pieces) {
+        if (box.left < -0.5 || box.right > width + 0.5) {
+            problems.push(`${name(el)} is outside the viewport: ${Math.round(box.left)}..${Math.round(box.right)}`);
+        }
+        // Text wider than its own box spills over its neighbours even when the boxes do not overlap.
+        if (el.tagName !== 'INPUT' && getComputedStyle(el).overflowX === 'visible'
+            && el.scrollWidth > el.clientWidth + 1) {
+            problems.push(`${name(el)}'s text runs out of its box: ${el.scrollWidth} > ${el.clientWidth}`);
+        }
+    }
+    for (let i = 0; i < pieces.length; i++) {
+        for (let j = i + 1; j < pieces.length; j++) {
+            const a = pieces[i], b = pieces[j];
+            if (a.el.contains(b.el) || b.el.contains(a.el)) continue;
+            const x = Math.min(a.box.right, b.box.right) - Math.max(a.box.left, b.box.left);
+            const y = Math.min(a.box.bottom, b.box.bottom) - Math.max(a.box.top, b.box.top);
+            if (x > 0.5 && y > 0.5) {
+                problems.push(`${name(a.el)} and ${name(b.el)} overlap by ${Math.round(x)}x${Math.round(y)} px`);
+            }
+        }
+    }
+    return problems;
+}"""
+
+
+def _layout_problems(page: Page, state: str) -> list[str]:
+    """What does not fit in ``state`` at each of WIDTHS (the page is left at the widest)."""
+    problems = []
+    shots = os.environ.get("SNAPSHOT_LAYOUT_SHOTS")
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        problems += [f"{state} at {width} px: {problem}" for problem in page.evaluate(MEASURE_LAYOUT)]
+        if shots:
+            page.screenshot(path=Path(shots) / f"{re.sub(r'[^a-z]+', '-', state)}-{width}.png")
+    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+    return problems
+
+
+@pytest.mark.browser
+def test_the_page_fits_every_width_in_every_state(service_factory: Any, open_page: OpenPage, gate: Gate) -> None:
+    """At 1280, 800 and 390 px the page never scrolls sideways, and the bar's pieces neither overlap nor leave
+    the screen: idle with a long history, running with a long step, the pause form, paused with a long reason,
+    the log view, the token forms and offline."""
+    service: ServiceProcess = service_factory(
+        "--command", LAYOUT_JOB, "--interval", "60", env={"TEST_GATE": str(gate.path)}
+    )
+    watched = open_page(service.url + "/")
+    page = watched.page
+    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+    expect_idle(page)
+    problems: list[str] = []
+
+    _trigger(service, f"fail: {LONG_REASON}")
+    expect(history_row(page, 0)).to_have_attribute("data-outcome", "error")
+    expect(page.locator("#snapshot-last")).to_contain_text("Failed")
+    problems += _layout_problems(page, "idle, a long history")
+
+    _trigger(service, f"wait: {LONG_REASON}")
+    expect(page.locator("#snapshot-step")).to_have_text(LONG_STEP)
+    expect(page.locator("#snapshot-eta")).to_be_visible()
+    expect(page.locator("#snapshot-percent")).to_have_text("13%")
+    problems += _layout_problems(page, "running")
+
+    page.locator("#pause-run").click()
+    expect(page.locator("#pause-form")).to_be_visible()
+    problems += _layout_problems(page, "running, the pause form open")
+    page.locator("#pause-reason").fill(LONG_REASON)
+    page.locator("#pause-reason").press("Enter")
+    expect(page.locator("#snapshot-paused")).to_be_visible()
+    problems += _layout_problems(page, "running, paused")
+
+    history_row(page, 0).locator("button").click()
+    expect(page.locator("#log-lines .log-line").last).to_contain_text("waiting at the gate")
+    problems += _layout_problems(page, "running, the log view open")
+
+    gate.release()
+    expect(page.locator("#snapshot-status")).to_have_text(f"Paused — automatic snapshots off ({LONG_REASON})")
+    expect(page.locator("#log-state")).to_have_text(re.compile(r"^Completed after "))
+    problems += _layout_problems(page, "paused, the log view open")
+
+    page.locator("#resume-run").click()
+    page.locator("#pause-run").click()
+    expect(page.locator("#pause-form")).to_be_visible()
+    problems += _layout_problems(page, "idle, the pause form open")
+
+    service.stop()
+    expect(page.locator("body")).to_have_attribute("data-state", "offline")
+    expect(page.locator("#snapshot-status")).to_have_text("Snapshot service unreachable — reconnecting…")
+    problems += _layout_problems(page, "offline")
+    watched.assert_no_page_errors()
+
+    # The token asked for a change (Run Now), and for reads: then the history says why it is empty.
+    tokened = service_factory(
+        "--command", sample_command(0.2), "--interval", "60", env={"SNAPSHOT_TOKEN": TOKEN}, root=service.root / "t"
+    )
+    watched = open_page(tokened.url + "/")
+    page = watched.page
+    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+    expect_idle(page)
+    page.locator("#run-now").click()
+    expect(page.locator("#token-form")).to_be_visible()
+    problems += _layout_problems(page, "the token form open")
+
+    env = {"SNAPSHOT_TOKEN": TOKEN, "SNAPSHOT_TOKEN_FOR_READS": "true"}
+    reads = service_factory("--command", sample_command(0.2), "--interval", "60", env=env, root=service.root / "r")
+    watched = open_page(reads.url + "/")
+    page = watched.page
+    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+    expect(page.locator("#token-form")).to_be_visible()
+    problems += _layout_problems(page, "the token form open for reads")
+    assert problems == [], "\n".join(problems)
+    expect(page.locator("#history-note")).to_have_text("Enter the token above to see the history")
+    watched.assert_no_page_errors()

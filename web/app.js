@@ -294,6 +294,7 @@
 
     renderPause(current);
     renderChecks(current);
+    renderHistoryNote();
     tickHistory();
   }
 
@@ -889,8 +890,16 @@
     }
     ui.historyTable.hidden = rows.length === 0;
     ui.historyMore.hidden = !history.nextCursor;
-    setText(ui.historyNote, history.problem || (rows.length || !history.loaded ? "" : "No snapshot has run yet"));
+    renderHistoryNote();
     tickHistory();
+  }
+
+  /** Why the panel shows what it shows: a problem, no runs yet, or (before anything could be read) the token. */
+  function renderHistoryNote() {
+    var note = history.problem;
+    if (!note && !history.loaded && tokenWanted && tokenWanted.forReads) note = "Enter the token above to see the history";
+    if (!note && history.loaded && shownRuns().length === 0) note = "No snapshot has run yet";
+    setText(ui.historyNote, note || "");
   }
 
   function outcomeOf(run) {
