@@ -209,8 +209,10 @@ def _address_of(peer: object) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ the sockets
-MAX_REFUSED_PER_ACCEPT = 128
-"""Refusals in one ``accept`` call before it lets the event loop run again (more wait for the next call)."""
+MAX_REFUSED_PER_ACCEPT = 16
+"""Refusals in one ``accept`` call before it says "none waiting", which ends asyncio's accept round: a client
+that reconnects as fast as it is cut must not keep the event loop from everything else. The rest wait in the
+listen backlog for the next round."""
 
 
 class GatedListener(socket.socket):
