@@ -137,6 +137,8 @@ class Runner:
                 self._take(left)
             elif self.state.pending_count:
                 self._save()
+            # A last try for records the history still owes; whatever stays owed, the next start reconciles.
+            self._write_owed_history()
 
     async def stop_leftover(self) -> None:
         """Stop the jobs of runs that earlier services died in, if they still run: never two jobs at once, not
@@ -406,14 +408,17 @@ class Runner:
         while True:
             await self._history_behind.wait()
             await self._clock.wait(never, self._clock.now() + HISTORY_RETRY)
-            if self._history is None or not self._history.owed:
-                self._history_caught_up()
-                continue
+            self._write_owed_history()
+
+    def _write_owed_history(self) -> None:
+        if not self._history_behind.is_set():
+            return
+        if self._history is not None and self._history.owed:
             try:
                 self._history.write_owed()
             except (sqlite3.Error, OSError):
-                continue  # said once already, when the first record failed
-            self._history_caught_up()
+                return  # said once already, when the first record failed
+        self._history_caught_up()
 
     def _tell(self, event: str, run: RunRecord) -> None:
         for listener in self._listeners:

@@ -606,3 +606,32 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
     said = [r.getMessage() for r in caplog.records if "cannot record run" in r.getMessage()]
     assert len(said) == 1 and "kept, and written once the history can be written again" in said[0], said
     assert any("can be written again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+
+
+async def test_a_record_the_history_still_owes_is_tried_once_more_at_stop(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.history as history_module
+
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    stopped = False
+    try:
+        first = await job.next_start()
+        assert service.history is not None
+        real_connect = history_module._connect
+
+        def no_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
+            raise sqlite3.OperationalError("unable to open database file")
+
+        monkeypatch.setattr(history_module, "_connect", no_descriptors)
+        first.finish()
+        await ended(service, first)
+        monkeypatch.setattr(history_module, "_connect", real_connect)
+        assert service.history.owed == 1
+        await service.stop()  # before the retry is due
+        stopped = True
+        assert (service.history.get(first.ctx.run_id) or {}).get("status") == "completed"
+    finally:
+        if not stopped:
+            await service.stop()
