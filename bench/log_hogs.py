@@ -56,7 +56,17 @@ def one(lines: int, clients: int) -> tuple[float, float, int]:
         seed_state(root / "data")
         # Every hog comes from this one address: without the per-client cap, as if each were another client.
         command = job_command(JOB.format(lines=lines))
-        service = start_service(root, "--command", command, "--interval", "100000", "--streams-per-client", "0")
+        service = start_service(
+            root,
+            "--command",
+            command,
+            "--interval",
+            "100000",
+            "--streams-per-client",
+            "0",
+            "--connections-per-client",
+            "0",
+        )
         try:
             service.wait_ready()
             stop, worst = threading.Event(), [0.0]

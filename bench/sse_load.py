@@ -58,7 +58,9 @@ WAIT = 30.0
 def launch(root: Path) -> ServiceProcess:
     seed_state(root / "data")  # a run "just ended": none is due, and the progress file is shown as written
     # One address opens every client here: without the per-client cap, as if each were another browser.
-    service = start_service(root, "--command", "true", "--interval", "100000", "--streams-per-client", "0")
+    service = start_service(
+        root, "--command", "true", "--interval", "100000", "--streams-per-client", "0", "--connections-per-client", "0"
+    )
     service.wait_ready()
     return service
 

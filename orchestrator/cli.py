@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -22,7 +23,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from orchestrator import __version__, httplog
+from orchestrator.clientaddr import TrustedProxies
 from orchestrator.config import (
+    DEFAULT_CONNECTIONS_PER_CLIENT,
     DEFAULT_COOLDOWN_MINUTES,
     DEFAULT_HOST,
     DEFAULT_INTERVAL_MINUTES,
@@ -53,6 +56,14 @@ from orchestrator.config import (
     parse_trusted_proxies,
     sample_job_command,
     validate,
+)
+from orchestrator.connlimits import (
+    ConnectionGate,
+    ConnectionLimits,
+    derived_total,
+    descriptor_limit,
+    gated,
+    limits_for,
 )
 from orchestrator.datadir import OwnFiles, tighten
 from orchestrator.events import iso, parse_iso, utcnow
@@ -109,6 +120,7 @@ ENV_NAMES = {
     "frame_ancestor": "SNAPSHOT_FRAME_ANCESTORS",
     "trigger_limit": "SNAPSHOT_TRIGGER_LIMIT",
     "streams_per_client": "SNAPSHOT_STREAMS_PER_CLIENT",
+    "connections_per_client": "SNAPSHOT_CONNECTIONS_PER_CLIENT",
     "trusted_proxy": "SNAPSHOT_TRUSTED_PROXIES",
     # Run logs and retention (issue 4: logs).
     "keep_runs": "SNAPSHOT_KEEP_RUNS",
@@ -220,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"(SNAPSHOT_STREAMS_PER_CLIENT, default {DEFAULT_STREAMS_PER_CLIENT}, 0 = no cap)",
     )
     serve.add_argument(
+        "--connections-per-client",
+        help="connections one client address may hold open (a --trusted-proxy's are not capped by address), at "
+        "most half of all the service allows; more are closed at once "
+        f"(SNAPSHOT_CONNECTIONS_PER_CLIENT, default {DEFAULT_CONNECTIONS_PER_CLIENT}, 0 = no cap)",
+    )
+    serve.add_argument(
         "--trusted-proxy",
         action="append",
         help="a reverse proxy's address or network (10.0.0.5, 10.0.0.0/24): only from these is the client taken "
@@ -329,6 +347,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
             "streams_per_client",
             str(DEFAULT_STREAMS_PER_CLIENT),
             lambda s: parse_count(s, "--streams-per-client"),
+        )
+        or 0,
+        connections_per_client=setting(
+            args,
+            "connections_per_client",
+            str(DEFAULT_CONNECTIONS_PER_CLIENT),
+            lambda s: parse_count(s, "--connections-per-client"),
         )
         or 0,
         trusted_proxies=setting(args, "trusted_proxy", "", parse_trusted_proxies) or (),
@@ -449,12 +474,14 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
         )
     orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
     app = create_app(orchestrator)
+    gate = ConnectionGate(connection_limits(settings), TrustedProxies(settings.trusted_proxies), clock=time.monotonic)
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)
     # handler_cancellation: an SSE handler waiting for the next change must notice a client that left.
-    # keepalive_timeout: aiohttp's default keeps an idle connection (and its descriptor) for an hour.
+    # keepalive_timeout: aiohttp's default keeps an idle connection (and its descriptor) for an hour; aiohttp
+    # 3.14 arms it at the connection's start too, so a request head that never completes is closed by then.
     web.run_app(
         app,
-        sock=sock,
+        sock=gated(sock, gate),  # connections over a cap are closed as they are accepted
         print=None,
         handler_cancellation=True,
         shutdown_timeout=5,
@@ -490,6 +517,20 @@ def protections(settings: Settings) -> str:
         f"token: {token}; host names answered: {hosts}; other origins: {', '.join(settings.allow_origins) or 'none'}; "
         f"trusted proxies: {', '.join(map(str, settings.trusted_proxies)) or 'none'}"
     )
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The caps on open connections, from the settings and the descriptor limit in force now (after
+    :func:`raise_fd_limit`); said once at start."""
+    limit = descriptor_limit()
+    limits = limits_for(settings.connections_per_client, derived_total(limit))
+    log.info(
+        "connections: at most %s open (descriptor limit %s), %s from one client address",
+        limits.total or "any number",
+        limit if limit is not None else "none",
+        limits.per_client or "any number",
+    )
+    return limits
 
 
 def raise_fd_limit() -> None:

@@ -42,6 +42,10 @@ DEFAULT_STREAMS_PER_CLIENT = 20
 """Event streams (and, apart, log streams) one client address may hold without the token: a page holds one
 event stream, so this is twenty tabs, or a small office behind one NAT address; one script gets no further."""
 
+DEFAULT_CONNECTIONS_PER_CLIENT = 256
+"""Connections one client address may hold (each holds a file descriptor, whatever it sends): a browser keeps
+six to a host, so this is forty people behind one NAT address; one script gets no further."""
+
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message is one line meant for the user."""
@@ -101,6 +105,10 @@ class Settings:
     """Open log streams beyond this get 503; counted apart from event streams, so neither starves the other."""
     streams_per_client: int = DEFAULT_STREAMS_PER_CLIENT
     """Streams of each kind one client address may hold without the token, then 429; 0 = no cap."""
+    connections_per_client: int = DEFAULT_CONNECTIONS_PER_CLIENT
+    """Open connections one client address may hold (a ``--trusted-proxy``'s are not capped by address), then
+    closed at once; never more than half of all the service allows (orchestrator/connlimits.py, from the
+    descriptor limit); 0 = no cap by address."""
     trusted_proxies: tuple[Network, ...] = ()
     """Peers whose ``X-Forwarded-For`` names the client (orchestrator/clientaddr.py); anyone else's is ignored."""
     # Run logs and retention (issue 4: logs).

@@ -11,6 +11,10 @@ its target is left as it is). A symlinked ``-shm`` made SQLite fail to open the 
 aside as corrupt; a symlinked main file had SQLite read and write the target. The main file is created
 owner-only by us first, and SQLite gives its companions the main file's mode. Between the look and SQLite's
 own open is a window; the data folder being the service user's alone (0700) is what closes it.
+
+A record that cannot be written (no file descriptor left, a full disk, a read-only folder) is kept in memory
+and written with the next record, or by :meth:`RunHistory.write_owed` (the runner retries on its clock), so a
+run's end reaches the history while the service runs, not at the next start.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class RunHistory:
         self.path = path
         self._removed: set[tuple[str, str]] = set()
         """Symlinks removed so far (name, target): each is said once, however often it is planted again."""
+        self._owed: dict[str, tuple[RunRecord, str | None]] = {}
+        """Records not written yet, by run id (the latest of each run), with their log paths."""
         self._guard()
         try:
             _connect(path, check=True).close()
@@ -112,14 +118,35 @@ class RunHistory:
             db.close()
 
     def record(self, run: RunRecord, log_path: str | None = None) -> None:
-        """Insert or update ``run`` (recorded when it starts, and again when it ends)."""
+        """Insert or update ``run`` (recorded when it starts, and again when it ends), together with any record
+        not written before. If the write fails, ``run`` is kept for the next write and the error raised."""
+        _, earlier_path = self._owed.pop(run.run_id, (None, None))
+        self._owed[run.run_id] = (run, log_path or earlier_path)
+        self.write_owed()
+
+    @property
+    def owed(self) -> int:
+        """Records that could not be written yet."""
+        return len(self._owed)
+
+    def write_owed(self) -> int:
+        """Write the records kept from failed writes, in one transaction; how many. Raises as :meth:`record`
+        does, keeping them all."""
+        if not self._owed:
+            return 0
+        rows = [
+            (run.run_id, _sortable(run.started_at), json.dumps(run.to_json()), log_path)
+            for run, log_path in self._owed.values()
+        ]
         with self._db() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO runs (run_id, started_at, record, log_path) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (run_id) DO UPDATE SET record = excluded.record, "
                 "log_path = COALESCE(excluded.log_path, runs.log_path)",
-                (run.run_id, _sortable(run.started_at), json.dumps(run.to_json()), log_path),
+                rows,
             )
+        self._owed.clear()
+        return len(rows)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         with self._db() as db:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 STARTING = "Starting..."
 INTERRUPTED = "interrupted: service stopped"
 MAX_REMEMBERED_REPORTS = 4096
+HISTORY_RETRY = timedelta(seconds=30)
+"""How often records the history could not take are tried again while no other record comes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ class Runner:
         self._timeout = timeout
         self._history = history
         self._history_failing = False
+        self._history_behind = asyncio.Event()
+        """Set while the history holds records it could not write: the catch-up task retries them."""
         self._listeners = listeners
         """Kept by reference: the service adds its listeners to the same list after the runner is made."""
         self._logs = logs
@@ -128,6 +132,7 @@ class Runner:
                 tasks.create_task(self._intake(), name="runner-intake")
                 tasks.create_task(self._write_progress_forever(), name="runner-progress-writer")
                 tasks.create_task(self._work_loop(), name="runner-work")
+                tasks.create_task(self._catch_up_history_forever(), name="runner-history-catch-up")
         finally:
             # A trigger accepted by a source in the last instant is on the queue only: keep it for next time.
             left = []
@@ -137,6 +142,8 @@ class Runner:
                 self._take(left)
             elif self.state.pending_count:
                 self._save()
+            # A last try for records the history still owes; whatever stays owed, the next start reconciles.
+            self._write_owed_history()
 
     async def stop_leftover(self) -> None:
         """Stop the jobs of runs that earlier services died in, if they still run: never two jobs at once, not
@@ -378,12 +385,45 @@ class Runner:
             log_path = self._logs.relative_path(run.run_id) if self._logs is not None else None
             self._history.record(replace(run, pid=None), log_path=log_path)
         except (sqlite3.Error, OSError) as exc:
-            # The run itself goes on, and the state file still has it: the history only misses it.
+            # The run itself goes on, and the state file still has it; the history keeps the record and
+            # writes it with the next one, or when the catch-up task tries again.
             if not self._history_failing:
-                log.error("cannot record run %s in the history %s: %s", run.run_id, self._history.path, exc)
+                log.error(
+                    "cannot record run %s in the history %s: %s; kept, and written once the history can be "
+                    "written again",
+                    run.run_id,
+                    self._history.path,
+                    exc,
+                )
             self._history_failing = True
+            self._history_behind.set()
         else:
-            self._history_failing = False
+            self._history_caught_up()
+
+    def _history_caught_up(self) -> None:
+        if self._history_failing and self._history is not None:
+            log.info("the history %s can be written again; the runs kept meanwhile are in it", self._history.path)
+        self._history_failing = False
+        self._history_behind.clear()
+
+    async def _catch_up_history_forever(self) -> None:
+        """While records wait for the history, try them again every :data:`HISTORY_RETRY`: without this, a run
+        whose end could not be written would show as running until the next run, or the next start."""
+        never = asyncio.Event()
+        while True:
+            await self._history_behind.wait()
+            await self._clock.wait(never, self._clock.now() + HISTORY_RETRY)
+            self._write_owed_history()
+
+    def _write_owed_history(self) -> None:
+        if not self._history_behind.is_set():
+            return
+        if self._history is not None and self._history.owed:
+            try:
+                self._history.write_owed()
+            except (sqlite3.Error, OSError):
+                return  # said once already, when the first record failed
+        self._history_caught_up()
 
     def _tell(self, event: str, run: RunRecord) -> None:
         for listener in self._listeners:

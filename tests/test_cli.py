@@ -58,6 +58,8 @@ def run_cli(
         (["--kill-grace", "1e308"], {}, "--kill-grace must be at most 3600 seconds"),
         (["--streams-per-client", "-1"], {}, "--streams-per-client must be zero or more"),
         ([], {"SNAPSHOT_STREAMS_PER_CLIENT": "many"}, "--streams-per-client must be a whole number"),
+        (["--connections-per-client", "-1"], {}, "--connections-per-client must be zero or more"),
+        ([], {"SNAPSHOT_CONNECTIONS_PER_CLIENT": "lots"}, "--connections-per-client must be a whole number"),
         (["--trusted-proxy", "proxy.example"], {}, "--trusted-proxy must be an IP address or network"),
         ([], {"SNAPSHOT_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.5/24"}, "'10.0.0.5/24' (10.0.0.5/24 has host bits set)"),
         (["--allowed-host", "https://snap.example"], {}, "--allowed-host must be a host name like"),
@@ -113,6 +115,14 @@ def test_stream_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("SNAPSHOT_STREAMS_PER_CLIENT")
     defaults = settings_from(build_parser().parse_args(["serve"]))
     assert (defaults.trusted_proxies, defaults.streams_per_client) == ((), 20)
+
+
+def test_connections_per_client_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_from(build_parser().parse_args(["serve"])).connections_per_client == 256
+    monkeypatch.setenv("SNAPSHOT_CONNECTIONS_PER_CLIENT", "40")
+    assert settings_from(build_parser().parse_args(["serve"])).connections_per_client == 40
+    flags = ["serve", "--connections-per-client", "0"]
+    assert settings_from(build_parser().parse_args(flags)).connections_per_client == 0
 
 
 def test_host_and_framing_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +189,7 @@ def test_status_from_server_and_from_files_when_down(service_factory: Any, tmp_p
 def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run_cli("serve", "--help", cwd=tmp_path)
     flags = ("--host", "--port", "--interval", "--cooldown", "--command", "--data-dir", "--triggers-dir")
-    for flag in (*flags, "--streams-per-client", "--trusted-proxy"):
+    for flag in (*flags, "--streams-per-client", "--connections-per-client", "--trusted-proxy"):
         assert flag in result.stdout
 
 

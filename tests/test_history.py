@@ -229,3 +229,30 @@ def test_a_history_call_leaves_the_locks_of_another_connection_alone(history: Ru
     finally:
         other.rollback()
         other.close()
+
+
+def test_a_record_that_cannot_be_written_is_kept_and_written_with_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.history as history_module
+
+    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    history.record(replace(run(1), status=RunStatus.RUNNING, finished_at=None), log_path="logs/run-00001.log")
+    real_connect = history_module._connect
+
+    def out_of_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(history_module, "_connect", out_of_descriptors)
+    with pytest.raises(sqlite3.OperationalError):
+        history.record(run(1))
+    assert history.owed == 1
+    monkeypatch.setattr(history_module, "_connect", real_connect)
+    assert (history.get("run-00001") or {})["status"] == "running"
+
+    history.record(run(2))  # the next write takes the kept one along
+    assert history.owed == 0
+    assert (history.get("run-00001") or {})["status"] == "completed"
+    assert history.log_path("run-00001") == "logs/run-00001.log"
+    assert history.get("run-00002") is not None
+    assert history.write_owed() == 0

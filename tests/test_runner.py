@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -580,3 +582,79 @@ async def test_a_restart_with_another_cooldown_applies_it_to_the_last_manual_run
     second = make_orchestrator(tmp_path, clock, job, interval=2, cooldown=1)
     assert second.status()["cooldownUntil"] == iso(T0 + minutes(1))
     assert second.status()["nextRunAt"] == iso(T0 + minutes(2))
+
+
+async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_restart(
+    tmp_path: Path,
+    clock: FakeClock,
+    job: ScriptedJob,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before: the end was lost, and the run showed as running in the history until the next start.
+    import orchestrator.history as history_module
+    from orchestrator.runner import HISTORY_RETRY
+
+    caplog.set_level(logging.INFO, logger="orchestrator.runner")
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    try:
+        first = await job.next_start()
+        history = service.history
+        assert history is not None
+
+        real_connect = history_module._connect
+
+        def no_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
+            raise sqlite3.OperationalError("unable to open database file")
+
+        monkeypatch.setattr(history_module, "_connect", no_descriptors)
+        clock.advance(minutes(1))
+        first.finish()
+        await ended(service, first)
+        clock.advance(HISTORY_RETRY)  # tried again on the clock: still failing, and not said again
+        await settle()
+        monkeypatch.setattr(history_module, "_connect", real_connect)
+        assert (history.get(first.ctx.run_id) or {}).get("status") in (None, "running"), "the write failed"
+        assert history.owed == 1
+
+        clock.advance(HISTORY_RETRY)
+        await settle()
+        row = history.get(first.ctx.run_id) or {}
+        assert (row["status"], row["finishedAt"]) == ("completed", iso(T0 + minutes(1)))
+        assert history.owed == 0
+        assert not history.unfinished()
+    finally:
+        await service.stop()
+    said = [r.getMessage() for r in caplog.records if "cannot record run" in r.getMessage()]
+    assert len(said) == 1 and "kept, and written once the history can be written again" in said[0], said
+    assert any("can be written again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+
+
+async def test_a_record_the_history_still_owes_is_tried_once_more_at_stop(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.history as history_module
+
+    service = make_orchestrator(tmp_path, clock, job)
+    await service.start()
+    stopped = False
+    try:
+        first = await job.next_start()
+        assert service.history is not None
+        real_connect = history_module._connect
+
+        def no_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
+            raise sqlite3.OperationalError("unable to open database file")
+
+        monkeypatch.setattr(history_module, "_connect", no_descriptors)
+        first.finish()
+        await ended(service, first)
+        monkeypatch.setattr(history_module, "_connect", real_connect)
+        assert service.history.owed == 1
+        await service.stop()  # before the retry is due
+        stopped = True
+        assert (service.history.get(first.ctx.run_id) or {}).get("status") == "completed"
+    finally:
+        if not stopped:
+            await service.stop()

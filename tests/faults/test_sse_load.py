@@ -311,7 +311,9 @@ async def test_thousand_clients_vanishing_leave_memory_and_fds_where_they_were(
     enough_fds: None, service_factory: Any
 ) -> None:
     # Every client comes from 127.0.0.1: no per-client cap, as if each were another browser.
-    service: ServiceProcess = service_factory("--command", "true", "--interval", "100000", "--streams-per-client", "0")
+    service: ServiceProcess = service_factory(
+        "--command", "true", "--interval", "100000", "--streams-per-client", "0", "--connections-per-client", "0"
+    )
     pid = service.proc.pid
     await wait_until("start-up run ended", lambda: service.get_json("/api/snapshot/status")["lastRun"])
 

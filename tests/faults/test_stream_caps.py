@@ -395,7 +395,11 @@ async def test_a_script_opening_2000_streams_no_longer_locks_everyone_out(
     fds_for_a_script: None, service_factory: Any
 ) -> None:
     # Before: the script's 2,000 streams all opened (the service allows 2,000), and every other client got 503.
-    service: ServiceProcess = service_factory("--command", "true", "--interval", "100000")
+    # No cap on connections by address: this is about the streams' own cap (tests/faults/test_connection_caps.py
+    # has the connections').
+    service: ServiceProcess = service_factory(
+        "--command", "true", "--interval", "100000", "--connections-per-client", "0"
+    )
     gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
 
     async def one() -> Answer:
