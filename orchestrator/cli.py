@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import difflib
 import json
 import logging
@@ -36,6 +37,8 @@ from orchestrator.config import (
     ConfigError,
     Settings,
     bind_socket,
+    default_max_log_streams,
+    default_max_streams,
     is_loopback,
     parse_addresses,
     parse_bool,
@@ -431,6 +434,11 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
     from orchestrator.web import create_app
 
     raise_fd_limit()
+    # The stream caps are a share of the descriptor limit: the one in force now, not the one the settings
+    # were made under.
+    settings = dataclasses.replace(
+        settings, sse_max_clients=default_max_streams(), log_stream_max_clients=default_max_log_streams()
+    )
     sock = bind_socket(settings.host, settings.port)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
