@@ -14,7 +14,6 @@ import os
 import resource
 import signal
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -482,7 +481,7 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
         )
     orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
     app = create_app(orchestrator)
-    gate = ConnectionGate(connection_limits(settings), TrustedProxies(settings.trusted_proxies), clock=time.monotonic)
+    gate = ConnectionGate(connection_limits(settings), TrustedProxies(settings.trusted_proxies), clock=utcnow)
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)
     # handler_cancellation: an SSE handler waiting for the next change must notice a client that left.
     # keepalive_timeout: aiohttp's default keeps an idle connection (and its descriptor) for an hour; aiohttp

@@ -17,27 +17,27 @@ job cannot get its pipes, and the history, the state, the progress file and the 
 A connection over a cap is closed at once, by the listening socket's ``accept`` (:class:`GatedListener`):
 asyncio takes up to a backlog's worth of connections in one go and makes their transports later, so a check
 in the protocol would let a burst of 128 hold descriptors past the cap first. Each admitted connection gives
-its place back when it is closed (:class:`GatedConnection`). Refusals are logged once per minute-long spell:
-the first says who and why; the rest of the spell is counted, and said when it ends.
+its place back when it is closed (:class:`GatedConnection`). Refusals are logged once per minute-long spell
+(orchestrator/spell.py): the first says who and why; the rest are counted and said with the next such line.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import resource
 import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from orchestrator.clientaddr import TrustedProxies, group_key, parse_address
+from orchestrator.spell import Spell
 
 log = logging.getLogger(__name__)
 
-SPELL_SECONDS = 60.0
 KEPT_FOR_THE_SERVICE = 64
 """Descriptors never given to connections (at least): the service holds about 25 when idle (stdio, the lock,
 inotify, the event loop, the listening socket) and a few more during a run (the job's pipes, its log, the
@@ -100,16 +100,14 @@ class ConnectionGate:
         limits: ConnectionLimits,
         trusted: TrustedProxies,
         *,
-        clock: Callable[[], float],
+        clock: Callable[[], datetime],
     ) -> None:
         self.limits = limits
         self._trusted = trusted
         self._clock = clock
         self.open = 0
         self._by_client: Counter[str] = Counter()
-        self._spell_ends: float | None = None
-        self._held: Counter[Over] = Counter()
-        self._held_from: set[str] = set()
+        self._spells = {over: Spell() for over in Over}
 
     def from_client(self, key: str) -> int:
         return self._by_client[key]
@@ -141,63 +139,24 @@ class ConnectionGate:
                 del self._by_client[ticket.key]  # only clients with a connection open are kept
 
     def _refused(self, over: Over, client: str) -> None:
-        now = self._clock()
-        if self._spell_ends is not None and now < self._spell_ends:
-            self._held[over] += 1
-            self._held_from.add(client)
+        held = self._spells[over].hit(client, self._clock())
+        if held is None:
             return
-        self.end_spell()
-        self._spell_ends = now + SPELL_SECONDS
         if over is Over.TOTAL:
             log.warning(
                 "%d connections open, the most allowed (the rest of the descriptor limit is kept for the job and "
-                "the service's files): closing new ones at once (%s's first); more in the next %g s are counted",
+                "the service's files): closing new ones at once (%s's first)%s",
                 self.open,
                 client,
-                SPELL_SECONDS,
+                held.text(),
             )
         else:
             log.warning(
-                "client %s holds %d connections, the most one address may: closing its new ones at once; more "
-                "in the next %g s are counted",
+                "client %s holds %d connections, the most one address may: closing its new ones at once%s",
                 client,
                 self.limits.per_client,
-                SPELL_SECONDS,
+                held.text(),
             )
-        self._end_spell_later()
-
-    def _end_spell_later(self) -> None:
-        """The spell's count is said when it ends, on the event loop's timer; outside a loop (a test of the
-        gate alone), with the next spell's first line."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        ends = self._spell_ends
-
-        def end_this_spell() -> None:
-            if self._spell_ends == ends:  # a timer that fires late must not cut the next spell short
-                self.end_spell()
-
-        loop.call_later(SPELL_SECONDS, end_this_spell)
-
-    def end_spell(self) -> None:
-        """Say how many more were refused in the spell that ends (if any), and forget them."""
-        self._spell_ends = None
-        if not self._held:
-            return
-        log.warning(
-            "%d more connections closed at once in the last %g s, from %d client address(es): %d over one "
-            "address's cap, %d over the total; %d open now",
-            sum(self._held.values()),
-            SPELL_SECONDS,
-            len(self._held_from),
-            self._held[Over.CLIENT],
-            self._held[Over.TOTAL],
-            self.open,
-        )
-        self._held.clear()
-        self._held_from.clear()
 
 
 def _address_of(peer: object) -> str | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from datetime import datetime, timedelta
 
 import pytest
 
 from orchestrator.clientaddr import TrustedProxies
 from orchestrator.config import parse_trusted_proxies
 from orchestrator.connlimits import (
-    SPELL_SECONDS,
     ConnectionGate,
     ConnectionLimits,
     Ticket,
@@ -18,13 +18,14 @@ from orchestrator.connlimits import (
     gated,
     limits_for,
 )
+from tests.fakes import T0
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 0.0
+        self.now = T0
 
-    def __call__(self) -> float:
+    def __call__(self) -> datetime:
         return self.now
 
 
@@ -85,15 +86,22 @@ def test_refusals_are_logged_once_per_spell_with_a_count(caplog: pytest.LogCaptu
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(lines) == 1 and "client 192.0.2.1 holds 2 connections" in lines[0], lines
 
-    for n in range(2):
-        connections.admit(("192.0.2.2", n))
-    assert connections.admit(("192.0.2.3", 1)) is None  # the total, in the same spell: counted
-    clock.now = SPELL_SECONDS
-    assert connections.admit(("192.0.2.3", 2)) is None
+    tickets = [connections.admit(("192.0.2.2", n)) for n in range(2)]
+    assert connections.admit(("192.0.2.3", 1)) is None  # the total: a spell of its own
+    assert connections.admit(("192.0.2.3", 2)) is None  # in that spell: counted
+    clock.now = T0 + timedelta(minutes=1)
+    released = tickets.pop()
+    assert released is not None
+    connections.release(released)
+    assert connections.admit(("192.0.2.1", 200)) is None  # the next spells' first lines say what was held
+    assert connections.admit(("192.0.2.4", 1)) is not None
+    assert connections.admit(("192.0.2.5", 1)) is None
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(lines) == 3, lines
-    assert "50 more connections closed at once in the last 60 s, from 2 client address(es): 49 over one" in lines[1]
-    assert "4 connections open, the most allowed" in lines[2]
+    assert len(lines) == 4, lines
+    assert "4 connections open, the most allowed" in lines[1]
+    assert "client 192.0.2.1 holds 2 connections" in lines[2]
+    assert "(and 49 more refused since the last such line, most from 192.0.2.1 (49))" in lines[2], lines[2]
+    assert "(and 1 more refused since the last such line, most from 192.0.2.3 (1))" in lines[3], lines[3]
 
 
 def test_the_listening_socket_closes_refused_connections_as_it_accepts_them() -> None:
