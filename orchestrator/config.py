@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.clientaddr import Network, parse_network
 from orchestrator.datadir import make_data_folder
+from orchestrator.hostheader import is_ip
 from orchestrator.mail import Security
 from orchestrator.progress import PROGRESS_FILE_NAME
 from orchestrator.state import STATE_FILE_NAME
@@ -301,14 +302,6 @@ def parse_hosts(text: str) -> tuple[str, ...]:
             )
         hosts.append(host.strip("[]"))
     return tuple(dict.fromkeys(hosts))
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def is_loopback(host: str) -> bool:

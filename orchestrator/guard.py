@@ -50,8 +50,8 @@ from aiohttp import web
 
 from orchestrator.clientaddr import client_of, reached_over_https
 from orchestrator.clock import Clock
-from orchestrator.config import Settings, is_ip, is_loopback
-from orchestrator.hostheader import Addressed, parse_host
+from orchestrator.config import Settings, is_loopback
+from orchestrator.hostheader import Addressed, is_ip, parse_host
 from orchestrator.ratelimit import SlidingWindowLimit
 from orchestrator.readcookie import ReadCookies, Verdict, expiry_of
 from orchestrator.spell import Spell

@@ -37,7 +37,7 @@ def parse_host(text: str) -> Addressed | None:
         return None
     if text.startswith("["):
         inside, bracket, rest = text[1:].partition("]")
-        if not bracket or not _is_ipv6(inside):
+        if not bracket or ":" not in inside or not is_ip(inside):
             return None
         host = inside.lower()
     else:
@@ -54,9 +54,10 @@ def parse_host(text: str) -> Addressed | None:
     return Addressed(host, port) if 0 < port < 65536 else None
 
 
-def _is_ipv6(text: str) -> bool:
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address (without brackets), not a name."""
     try:
-        ipaddress.IPv6Address(text)
+        ipaddress.ip_address(host)
     except ValueError:
         return False
     return True
