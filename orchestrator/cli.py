@@ -445,6 +445,32 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
     httplog.install()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))  # its debug is one line per inotify event
+    say_at_start(settings, lock)
+    try:
+        # An earlier version's files were 0644, its folders 0755.
+        tighten(settings.data_dir, OWN_FILES, shared=settings.triggers_dir)
+    except OSError as exc:
+        log.warning("cannot make the data folder %s owner-only: %s", settings.data_dir, exc.strerror or exc)
+    orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    app = create_app(orchestrator)
+    gate = ConnectionGate(connection_limits(settings), TrustedProxies(settings.trusted_proxies), clock=utcnow)
+    log.info("snapshot-orchestrator %s listening on %s", __version__, url)
+    # handler_cancellation: an SSE handler waiting for the next change must notice a client that left.
+    # keepalive_timeout: aiohttp's default keeps an idle connection (and its descriptor) for an hour; aiohttp
+    # 3.14 arms it at the connection's start too, so a request head that never completes is closed by then.
+    web.run_app(
+        app,
+        sock=gated(sock, gate),  # connections over a cap are closed as they are accepted
+        print=None,
+        handler_cancellation=True,
+        shutdown_timeout=5,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
+    return 1 if orchestrator.failed else 0
+
+
+def say_at_start(settings: Settings, lock: InstanceLock) -> None:
+    """What guards the service, and every setting or finding at start that leaves it less guarded than meant."""
     if not is_loopback(settings.host) and not settings.token:
         log.warning(
             "LISTENING ON %s WITHOUT A TOKEN: anyone who can reach this port can start and cancel snapshots. "
@@ -465,11 +491,6 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
             lock.path,
             lock.replaced_link,
         )
-    try:
-        # An earlier version's files were 0644, its folders 0755.
-        tighten(settings.data_dir, OWN_FILES, shared=settings.triggers_dir)
-    except OSError as exc:
-        log.warning("cannot make the data folder %s owner-only: %s", settings.data_dir, exc.strerror or exc)
     if not is_loopback(settings.host) and not settings.allowed_hosts and not settings.token_for_reads:
         # With the token needed for reads too, a rebinding page (which has no token) gets 401 for everything.
         log.warning(
@@ -479,22 +500,6 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
             settings.host,
             "" if settings.token else ", and start and cancel snapshots",
         )
-    orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    app = create_app(orchestrator)
-    gate = ConnectionGate(connection_limits(settings), TrustedProxies(settings.trusted_proxies), clock=utcnow)
-    log.info("snapshot-orchestrator %s listening on %s", __version__, url)
-    # handler_cancellation: an SSE handler waiting for the next change must notice a client that left.
-    # keepalive_timeout: aiohttp's default keeps an idle connection (and its descriptor) for an hour; aiohttp
-    # 3.14 arms it at the connection's start too, so a request head that never completes is closed by then.
-    web.run_app(
-        app,
-        sock=gated(sock, gate),  # connections over a cap are closed as they are accepted
-        print=None,
-        handler_cancellation=True,
-        shutdown_timeout=5,
-        keepalive_timeout=KEEPALIVE_SECONDS,
-    )
-    return 1 if orchestrator.failed else 0
 
 
 JOB_VARIABLES = frozenset({"SNAPSHOT_PROGRESS_FILE", "SNAPSHOT_RUN_ID", "SNAPSHOT_TRIGGER", "SNAPSHOT_REASON"})
