@@ -414,8 +414,12 @@ def owner_only(data: Path) -> list[str]:
     """Everything under ``data`` whose mode lets anyone but its owner in."""
     loose = []
     for path in [data, *data.rglob("*")]:
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        if not path.is_symlink() and mode & 0o077:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue  # gone between the listing and the look (SQLite's -shm, an atomic write's temp file)
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISLNK(info.st_mode) and mode & 0o077:
             loose.append(f"{path.relative_to(data.parent)} {mode:o}")
     return loose
 
