@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.events import RunStatus, Source, Trigger
-from orchestrator.history import RunHistory
-from orchestrator.state import RunRecord
+from orchestrator.core.events import RunStatus, Source, Trigger
+from orchestrator.core.records import RunRecord
+from orchestrator.store.history import RunHistory
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -53,9 +53,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # ``tests.support`` lives in the checkout, not in the installed package
 
-from orchestrator.files import write_json_atomic  # noqa: E402
-from orchestrator.progress import PROGRESS_FILE_NAME  # noqa: E402
-from orchestrator.state import STATE_FILE_NAME  # noqa: E402
+from orchestrator.disk.atomic import write_json_atomic  # noqa: E402
+from orchestrator.live.progress import PROGRESS_FILE_NAME  # noqa: E402
+from orchestrator.store.statefile import STATE_FILE_NAME  # noqa: E402
 from tests.support import PYTHON, ServiceProcess, SSEEvent, sse_stream, start_service  # noqa: E402
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.history import make_run, timed
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory
-from orchestrator.metrics import last_success
+from orchestrator.ops.metrics import last_success
+from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from tests.support import start_service
 
 

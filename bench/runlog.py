@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.clock import SystemClock
-from orchestrator.events import RunStatus, Source, Trigger
-from orchestrator.job import RunContext, SubprocessJob, ignore_output
-from orchestrator.runlog import RunLogs
-from orchestrator.state import RunRecord
+from orchestrator.core.clock import SystemClock
+from orchestrator.core.events import RunStatus, Source, Trigger
+from orchestrator.core.records import RunRecord
+from orchestrator.job.process import RunContext, SubprocessJob, ignore_output
+from orchestrator.store.runlogs import RunLogs
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

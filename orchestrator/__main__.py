@@ -1,5 +1,5 @@
 """``python -m orchestrator`` is the same as the ``snapshot-orchestrator`` console script."""
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 raise SystemExit(main())

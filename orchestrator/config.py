@@ -19,12 +19,12 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from orchestrator.clientaddr import Network, parse_network
-from orchestrator.datadir import make_data_folder
-from orchestrator.hostheader import is_ip
-from orchestrator.mail import Security
-from orchestrator.progress import PROGRESS_FILE_NAME
-from orchestrator.state import STATE_FILE_NAME
+from orchestrator.disk.datadir import make_data_folder
+from orchestrator.http.clientaddr import Network, parse_network
+from orchestrator.http.hostheader import is_ip
+from orchestrator.live.progress import PROGRESS_FILE_NAME
+from orchestrator.ops.mail import Security
+from orchestrator.store.statefile import STATE_FILE_NAME
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
@@ -108,16 +108,16 @@ class Settings:
     """Streams of each kind one client address may hold without the token, then 429; 0 = no cap."""
     connections_per_client: int = DEFAULT_CONNECTIONS_PER_CLIENT
     """Open connections one client address may hold (a ``--trusted-proxy``'s are not capped by address), then
-    closed at once; never more than half of all the service allows (orchestrator/connlimits.py, from the
+    closed at once; never more than half of all the service allows (orchestrator/http/connlimits.py, from the
     descriptor limit); 0 = no cap by address."""
     trusted_proxies: tuple[Network, ...] = ()
-    """Peers whose ``X-Forwarded-For`` names the client (orchestrator/clientaddr.py); anyone else's is ignored."""
+    """Peers whose ``X-Forwarded-For`` names the client (orchestrator/http/clientaddr.py); anyone else's is ignored."""
     # Run logs and retention (issue 4: logs).
     keep_runs: int = 100
     """Runs kept in the history (with their log files) after each run; at least 1."""
     keep_days: float = 0.0
     """Runs older than this many days are removed too; 0 = no age limit."""
-    # Notifications and missed-run checks (issue 4: notify; orchestrator/notify.py, webhook.py, mail.py, checks.py).
+    # Notifications and missed-run checks (issue 4: notify; orchestrator/ops/notify.py, webhook.py, mail.py, checks.py).
     public_url: str | None = None
     """Where people reach the service, for links in notifications; ``None``: ``http://host:port``."""
     notify_urls: tuple[str, ...] = field(default=(), repr=False)

@@ -12,24 +12,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator import eta
-from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings
-from orchestrator.estimator import FinishEstimator
-from orchestrator.events import Receipt, RunStatus, Source, Trigger, iso, parse_iso
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory
-from orchestrator.hub import Hub
-from orchestrator.job import Job, SubprocessJob
-from orchestrator.metrics import Metrics
-from orchestrator.monitor import ProgressMonitor
-from orchestrator.notify import Notifier
-from orchestrator.progress import Progress, ProgressFile
-from orchestrator.retention import Retention
-from orchestrator.runlog import RunLogs
-from orchestrator.runner import RunListener, Runner
-from orchestrator.schedule import Schedule, minutes_until
-from orchestrator.sources import FolderSource, IntervalTimer
-from orchestrator.state import StateStore
+from orchestrator.core import eta
+from orchestrator.core.clock import Clock, SystemClock
+from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, iso, parse_iso
+from orchestrator.core.schedule import Schedule, minutes_until
+from orchestrator.job.process import Job, SubprocessJob
+from orchestrator.live.hub import Hub
+from orchestrator.live.monitor import ProgressMonitor
+from orchestrator.live.progress import Progress, ProgressFile
+from orchestrator.ops.estimator import FinishEstimator
+from orchestrator.ops.metrics import Metrics
+from orchestrator.ops.notify import Notifier
+from orchestrator.ops.retention import Retention
+from orchestrator.runner.runner import RunListener, Runner
+from orchestrator.sources.folder import FolderSource, IntervalTimer
+from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.runlogs import RunLogs
+from orchestrator.store.statefile import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,14 @@ class Orchestrator:
         self.history = open_history(settings.data_dir / HISTORY_FILE_NAME)
         self.listeners: list[RunListener] = []
         """Told of each run's start and end (notifications, metrics, logs); the runner holds this same list."""
-        # Run logs and their retention (issue 4: orchestrator/runlog.py, retention.py).
+        # Run logs and their retention (issue 4: orchestrator/store/runlogs.py, retention.py).
         self.logs = RunLogs(settings.data_dir, self.clock)
         self.retention = Retention(
             self.history, self.logs, self.clock, keep_runs=settings.keep_runs, keep_days=settings.keep_days
         )
         self.listeners.append(self.retention)
         self.state_store = StateStore(settings.state_path)
-        """The runner's store; also saves a pause (orchestrator/control.py) at once."""
+        """The runner's store; also saves a pause (orchestrator/http/pause.py) at once."""
         self.estimator = FinishEstimator(self.history, on_change=self.publish)
         self.listeners.append(self.estimator)
         self.runner = Runner(
@@ -102,7 +102,7 @@ class Orchestrator:
         self._encoded: tuple[int, float, str] | None = None
         """The last status event's data: its version, when it was encoded (monotonic), and the JSON."""
         self._stopping = False
-        # Notifications and missed-run checks (issue 4: orchestrator/notify.py).
+        # Notifications and missed-run checks (issue 4: orchestrator/ops/notify.py).
         self.notifier = Notifier(
             settings,
             clock=self.clock,
@@ -299,10 +299,10 @@ class Orchestrator:
             "currentRun": current.to_brief_json() if current else None,
             "stopping": stopping.reason if (stopping := self.runner.stopping) else None,
             "lastRun": state.last_run.to_brief_json() if state.last_run else None,
-            # Pause and ETA (issue 4, orchestrator/control.py and estimator.py):
+            # Pause and ETA (issue 4, orchestrator/http/pause.py and estimator.py):
             "paused": state.paused.to_json() if state.paused else None,
             "eta": self.estimator.status_field(current, progress, now),
-            # Missed-run checks (issue 4, orchestrator/notify.py and checks.py):
+            # Missed-run checks (issue 4, orchestrator/ops/notify.py and checks.py):
             "checks": self.notifier.status_checks(
                 now=now, due=due, paused=state.paused is not None, current=current, last=state.last_run
             ),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.clock import FakeClock
+from orchestrator.core.clock import FakeClock
 from tests.fakes import T0, ScriptedJob
 from tests.support import ServiceProcess, start_service
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.clock import FakeClock
 from orchestrator.config import Settings
-from orchestrator.events import RunStatus
-from orchestrator.job import JobResult, Report, RunContext, Started
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus
+from orchestrator.job.process import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 
 T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)

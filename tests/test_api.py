@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source
+from orchestrator.http.app import create_app
 from orchestrator.service import Orchestrator
-from orchestrator.web import create_app
 from tests.fakes import ScriptedJob, ended, make_settings, minutes, settle
 from tests.support import next_status, sse_stream
 

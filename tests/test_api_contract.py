@@ -1,4 +1,4 @@
-"""The API contract: ``orchestrator/openapi.json`` describes the whole HTTP API, and a running service keeps to it.
+"""The API contract: ``orchestrator/http/openapi.json`` describes the whole HTTP API, and a running service keeps to it.
 
 Schemathesis (its CLI, every check) generates requests from the document and sends them to a real
 ``python -m orchestrator serve`` process; the run fails on any 5xx and on any answer (status, headers, body)
@@ -31,11 +31,11 @@ import requests
 import schemathesis
 
 from orchestrator.config import DEFAULT_STREAMS_PER_CLIENT, Settings
-from orchestrator.files import write_json_atomic
-from orchestrator.guard import GUESSES_PER_MINUTE
-from orchestrator.progress import PROGRESS_FILE_NAME
+from orchestrator.disk.atomic import write_json_atomic
+from orchestrator.http.app import OPENAPI_PATH, create_app, page_files, web_root
+from orchestrator.http.guard import GUESSES_PER_MINUTE
+from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.service import Orchestrator
-from orchestrator.web import OPENAPI_PATH, create_app, page_files, web_root
 from tests.faults.harness import FileChanges
 from tests.support import PYTHON, ServiceProcess, next_status, sse_stream, start_service
 

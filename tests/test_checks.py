@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import control
-from orchestrator.checks import (
+from orchestrator.core.checks import (
     CheckKind,
     Thresholds,
     finished_fast,
@@ -24,10 +23,11 @@ from orchestrator.checks import (
     started_late,
     usual_duration,
 )
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, Trigger, iso
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source, Trigger, iso
+from orchestrator.core.records import RunRecord
+from orchestrator.http import pause as control
 from orchestrator.service import Orchestrator
-from orchestrator.state import RunRecord
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
 
 

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import build_parser, error_message, format_status, protections, settings_from, unknown_variables
+from orchestrator.cli.main import (
+    build_parser,
+    error_message,
+    format_status,
+    protections,
+    settings_from,
+    unknown_variables,
+)
 from tests.support import PYTHON, free_port, sample_command
 from tests.tinyhttp import tiny_server
 
@@ -202,9 +209,10 @@ def test_status_says_when_a_run_is_being_stopped() -> None:
 def test_status_from_files_counts_every_pending_trigger(tmp_path: Path) -> None:
     """The state file names at most 100 pending triggers and counts the rest (``pendingCount``): a service that
     stopped with a burst of 150 waiting says 150, not 100."""
-    from orchestrator.cli import offline_status
-    from orchestrator.events import Source, Trigger
-    from orchestrator.state import State, StateStore
+    from orchestrator.cli.main import offline_status
+    from orchestrator.core.events import Source, Trigger
+    from orchestrator.core.records import State
+    from orchestrator.store.statefile import StateStore
     from tests.fakes import T0
 
     state = State()

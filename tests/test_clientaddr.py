@@ -1,11 +1,11 @@
-"""Who a request comes from (orchestrator/clientaddr.py), as a table: the peer, its ``X-Forwarded-For``, the
+"""Who a request comes from (orchestrator/http/clientaddr.py), as a table: the peer, its ``X-Forwarded-For``, the
 trusted proxies, and the address the service counts and logs."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.clientaddr import (
+from orchestrator.http.clientaddr import (
     ClientAddress,
     TrustedProxies,
     client_address,

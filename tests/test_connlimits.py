@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from orchestrator.clientaddr import TrustedProxies
 from orchestrator.config import parse_trusted_proxies
-from orchestrator.connlimits import (
+from orchestrator.http.clientaddr import TrustedProxies
+from orchestrator.http.connlimits import (
     ConnectionGate,
     ConnectionLimits,
     Ticket,

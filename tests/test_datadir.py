@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import OWN_FILES
-from orchestrator.datadir import ensure_folder, open_file, remove_symlink, tighten
-from orchestrator.files import TEMP_FOLDER_NAME, InvalidDocument, read_json_object, write_json_atomic
-from orchestrator.history import RunHistory
-from orchestrator.progress import PROGRESS_FILE_NAME
-from orchestrator.state import STATE_FILE_NAME, StateStore
+from orchestrator.cli.main import OWN_FILES
+from orchestrator.disk.atomic import TEMP_FOLDER_NAME, InvalidDocument, read_json_object, write_json_atomic
+from orchestrator.disk.datadir import ensure_folder, open_file, remove_symlink, tighten
+from orchestrator.live.progress import PROGRESS_FILE_NAME
+from orchestrator.store.history import RunHistory
+from orchestrator.store.statefile import STATE_FILE_NAME, StateStore
 from tests.support import umask
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator import eta
-from orchestrator.clock import FakeClock
-from orchestrator.eta import Basis, Eta, PercentSeen, estimate
-from orchestrator.events import Source, iso
+from orchestrator.core import eta
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.eta import Basis, Eta, PercentSeen, estimate
+from orchestrator.core.events import Source, iso
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, WAIT, ScriptedJob, ended, make_orchestrator, minutes, settle
 
@@ -136,7 +136,7 @@ async def test_eta_from_progress_then_from_history(service: Orchestrator, clock:
 async def test_failed_and_cancelled_runs_do_not_count(
     service: Orchestrator, clock: FakeClock, job: ScriptedJob
 ) -> None:
-    from orchestrator.events import RunStatus
+    from orchestrator.core.events import RunStatus
 
     first = await job.next_start()
     clock.advance(minutes(30))

@@ -22,8 +22,7 @@ from typing import IO, Any
 import aiohttp
 import pytest
 
-from orchestrator.events import iso
-from orchestrator.follow import (
+from orchestrator.cli.follow import (
     GIVE_UP_AFTER_SECONDS,
     BarLayout,
     Display,
@@ -34,6 +33,7 @@ from orchestrator.follow import (
     sight,
     summary,
 )
+from orchestrator.core.events import iso
 from tests.fakes import T0
 from tests.faults.harness import FifoJob
 from tests.support import PYTHON, ServiceProcess, free_port, job_command, next_status, sse_stream

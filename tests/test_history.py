@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, Trigger, iso
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory, read_recent
-from orchestrator.state import RunRecord
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source, Trigger, iso
+from orchestrator.core.records import RunRecord
+from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory, read_recent
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator
 from tests.support import next_status, sse_stream
 
@@ -234,7 +234,7 @@ def test_a_history_call_leaves_the_locks_of_another_connection_alone(history: Ru
 def test_a_record_that_cannot_be_written_is_kept_and_written_with_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.history as history_module
+    import orchestrator.store.history as history_module
 
     history = RunHistory(tmp_path / HISTORY_FILE_NAME)
     history.record(replace(run(1), status=RunStatus.RUNNING, finished_at=None), log_path="logs/run-00001.log")

@@ -1,10 +1,10 @@
-"""What a request's Host names (orchestrator/hostheader.py), as a table."""
+"""What a request's Host names (orchestrator/http/hostheader.py), as a table."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.hostheader import Addressed, parse_host
+from orchestrator.http.hostheader import Addressed, parse_host
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import requests
 
-from orchestrator.clock import FakeClock
-from orchestrator.idempotency import Answer, IdempotencyStore, InvalidKey, KeyReused, check_key
+from orchestrator.core.clock import FakeClock
+from orchestrator.http.idempotency import Answer, IdempotencyStore, InvalidKey, KeyReused, check_key
 from tests.fakes import T0, minutes
 from tests.support import ServiceProcess, next_status, sse_stream, start_service
 

@@ -28,7 +28,7 @@ def test_wheel_carries_the_page_and_serves_it_from_anywhere(tmp_path: Path) -> N
     names = zipfile.ZipFile(wheel).namelist()
     for page_file in ("index.html", "app.js", "style.css"):
         assert f"orchestrator/web/{page_file}" in names
-    assert "orchestrator/openapi.json" in names
+    assert "orchestrator/http/openapi.json" in names
     assert any(name.endswith("entry_points.txt") for name in names)
 
     site = tmp_path / "site"
@@ -47,7 +47,7 @@ def test_wheel_carries_the_page_and_serves_it_from_anywhere(tmp_path: Path) -> N
         with urllib.request.urlopen(service.url + "/app.js", timeout=10) as response:
             assert b"EventSource" in response.read()
         with urllib.request.urlopen(service.url + "/api/openapi.json", timeout=10) as response:
-            assert response.read() == (REPO / "orchestrator" / "openapi.json").read_bytes()
+            assert response.read() == (REPO / "orchestrator" / "http" / "openapi.json").read_bytes()
         where = subprocess.run(
             [PYTHON, "-c", "import orchestrator; print(orchestrator.__file__)"],
             env={**os.environ, **env},

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.events import RunStatus, Source
-from orchestrator.job import (
+from orchestrator.core.events import RunStatus, Source
+from orchestrator.job.process import (
     CUT_MARK,
     MAX_LINE_BYTES,
     Pipe,

@@ -14,7 +14,7 @@ import pytest
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from orchestrator.files import write_json_atomic
+from orchestrator.disk.atomic import write_json_atomic
 from orchestrator.jobkit import report_progress
 from tests.support import PYTHON, job_command, next_status, sse_stream
 

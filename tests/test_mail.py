@@ -22,11 +22,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from orchestrator.checks import Check, CheckKind
-from orchestrator.cli import main
-from orchestrator.events import RunStatus, Source, Trigger
-from orchestrator.mail import SmtpSettings, compose, message
-from orchestrator.state import RunRecord
+from orchestrator.cli.main import main
+from orchestrator.core.checks import Check, CheckKind
+from orchestrator.core.events import RunStatus, Source, Trigger
+from orchestrator.core.records import RunRecord
+from orchestrator.ops.mail import SmtpSettings, compose, message
 from tests.support import PYTHON, ServiceProcess, free_port, job_command, next_status, sse_stream
 
 USER, PASSWORD = "snapshot", "smtp-pass-0123"

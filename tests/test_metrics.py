@@ -15,12 +15,13 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, Trigger, parse_iso
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory
-from orchestrator.metrics import last_success
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source, Trigger, parse_iso
+from orchestrator.core.records import RunRecord, State
+from orchestrator.ops.metrics import last_success
 from orchestrator.service import Orchestrator
-from orchestrator.state import RunRecord, State, StateStore
+from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.statefile import StateStore
 from tests.fakes import T0, WAIT, ScriptedJob, ended, make_orchestrator, make_settings, minutes
 from tests.support import ServiceProcess, job_command, next_status, sse_stream, start_service
 

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from orchestrator.clock import FakeClock
-from orchestrator.delivery import Backoff, DeliveryError, Outbox
-from orchestrator.events import iso
-from orchestrator.webhook import redact, sign
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import iso
+from orchestrator.ops.delivery import Backoff, DeliveryError, Outbox
+from orchestrator.ops.webhook import redact, sign
 from tests.fakes import T0, ScriptedJob, make_orchestrator, minutes, settle
 from tests.support import ServiceProcess, free_port, job_command
 
@@ -224,7 +224,7 @@ async def test_the_outbox_retries_with_backoff_on_the_clock_and_drops_the_oldest
         clock.advance(timedelta(seconds=2.5))  # enough for the 1 s, then the 2 s wait
         await settle()
     assert sent == ["a"]
-    with caplog.at_level(logging.WARNING, "orchestrator.delivery"):
+    with caplog.at_level(logging.WARNING, "orchestrator.ops.delivery"):
         answers.extend(DeliveryError("answered 500", retry=True) for _ in range(5))
         outbox.put("b")
         await settle()  # "b" is in flight, waiting to be tried again
@@ -250,7 +250,7 @@ async def test_an_unforeseen_error_in_one_delivery_loses_that_one_only(caplog: p
 
     outbox = Outbox("test", send, str, clock=FakeClock(T0), backoff=Backoff(tries=5, first=1))
     outbox.start()
-    with caplog.at_level(logging.WARNING, "orchestrator.delivery"):
+    with caplog.at_level(logging.WARNING, "orchestrator.ops.delivery"):
         outbox.put("odd")
         outbox.put("next")
         await settle()

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator import control
-from orchestrator.clock import FakeClock
-from orchestrator.events import Source, iso
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import Source, iso
+from orchestrator.core.records import Pause, State
+from orchestrator.http import pause as control
 from orchestrator.service import Orchestrator
-from orchestrator.state import Pause, State, StateStore
+from orchestrator.store.statefile import StateStore
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
 from tests.support import PYTHON, ServiceProcess, start_service
 

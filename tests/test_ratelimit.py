@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.ratelimit import ALLOWED, Admission, SlidingWindowLimit
+from orchestrator.http.ratelimit import ALLOWED, Admission, SlidingWindowLimit
 from tests.fakes import T0
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, Trigger
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory
-from orchestrator.retention import Retention
-from orchestrator.runlog import RunLogs
-from orchestrator.state import RunRecord
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source, Trigger
+from orchestrator.core.records import RunRecord
+from orchestrator.ops.retention import Retention
+from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.runlogs import RunLogs
 from tests.fakes import T0
 
 
@@ -31,12 +31,12 @@ async def test_an_unforeseen_error_is_logged_once_and_retention_goes_on(
     run_ids = ["20260120T100000Z-00000a", "20260120T100001Z-00000b", "20260120T100002Z-00000c"]
     for run_id in run_ids:
         history.record(_record(run_id), log_path=None)
-    with caplog.at_level(logging.ERROR, logger="orchestrator.retention"):
+    with caplog.at_level(logging.ERROR, logger="orchestrator.ops.retention"):
         for run_id in run_ids[:2]:
             retention.run_finished(_record(run_id))
             await retention.wait()
             assert retention._task is not None and retention._task.exception() is None
-    failures = [r for r in caplog.records if r.name == "orchestrator.retention"]
+    failures = [r for r in caplog.records if r.name == "orchestrator.ops.retention"]
     assert len(failures) == 1, "said once, not once per run"
     assert "retention failed unexpectedly" in failures[0].getMessage() and failures[0].exc_info is not None
 

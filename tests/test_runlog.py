@@ -18,14 +18,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, Trigger
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory
-from orchestrator.job import Pipe, RunContext, SubprocessJob
-from orchestrator.retention import Retention
-from orchestrator.runlog import RunLogs, read_range
-from orchestrator.state import RunRecord
+from orchestrator.cli.main import main
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source, Trigger
+from orchestrator.core.records import RunRecord
+from orchestrator.job.process import Pipe, RunContext, SubprocessJob
+from orchestrator.ops.retention import Retention
+from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.runlogs import RunLogs, read_range
 from tests.faults.harness import FifoJob, FileChanges
 from tests.support import ServiceProcess, job_command, next_status, sse_stream
 
@@ -328,7 +328,7 @@ def test_bad_retention_settings_exit_2_with_a_message(
 
 
 def test_retention_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.cli import build_parser, settings_from
+    from orchestrator.cli.main import build_parser, settings_from
 
     monkeypatch.setenv("SNAPSHOT_KEEP_RUNS", "7")
     monkeypatch.setenv("SNAPSHOT_KEEP_DAYS", "1.5")
@@ -426,7 +426,7 @@ async def test_a_logs_folder_swapped_for_a_symlink_is_replaced_and_its_target_le
     )
     assert lost.endswith(b"\0\n") and lost.count(b"\n") == 1  # padded with a hole, read back as spaces
     assert rest == b"10:00:00.000 out after the swap\n"
-    said = [r.getMessage() for r in caplog.records if r.name == "orchestrator.runlog"]
+    said = [r.getMessage() for r in caplog.records if r.name == "orchestrator.store.runlogs"]
     assert sum("was a symlink" in m for m in said) == 1, said
     assert sum("are lost" in m for m in said) == 1, said
 

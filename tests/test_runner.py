@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, iso
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory
-from orchestrator.job import JobResult, Report, RunContext, Started
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source, iso
+from orchestrator.core.records import RunRecord
+from orchestrator.job.process import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
-from orchestrator.state import RunRecord
+from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
 from tests.faults.harness import FileChanges
 
@@ -321,7 +321,7 @@ async def test_unreadable_state_file_is_set_aside(tmp_path: Path, clock: FakeClo
 
 
 def service_trigger(source: Source, reason: str, clock: FakeClock):  # type: ignore[no-untyped-def]
-    from orchestrator.events import Trigger
+    from orchestrator.core.events import Trigger
 
     return Trigger(source, clock.now(), reason)
 
@@ -592,10 +592,10 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Before: the end was lost, and the run showed as running in the history until the next start.
-    import orchestrator.history as history_module
-    from orchestrator.runner import HISTORY_RETRY
+    import orchestrator.store.history as history_module
+    from orchestrator.runner.runner import HISTORY_RETRY
 
-    caplog.set_level(logging.INFO, logger="orchestrator.runner")
+    caplog.set_level(logging.INFO, logger="orchestrator.runner.runner")
     service = make_orchestrator(tmp_path, clock, job)
     await service.start()
     try:
@@ -634,7 +634,7 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
 async def test_a_record_the_history_still_owes_is_tried_once_more_at_stop(
     tmp_path: Path, clock: FakeClock, job: ScriptedJob, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.history as history_module
+    import orchestrator.store.history as history_module
 
     service = make_orchestrator(tmp_path, clock, job)
     await service.start()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator.schedule import Schedule, minutes_until
+from orchestrator.core.schedule import Schedule, minutes_until
 
 T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
 M = timedelta(minutes=1)

@@ -1,4 +1,4 @@
-"""Spells of a recurring problem (orchestrator/spell.py): one line at the first, the rest counted. A table."""
+"""Spells of a recurring problem (orchestrator/core/spell.py): one line at the first, the rest counted. A table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator.spell import Held, Spell
+from orchestrator.core.spell import Held, Spell
 
 T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
 

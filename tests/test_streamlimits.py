@@ -1,4 +1,4 @@
-"""Who may open one more stream (orchestrator/streamlimits.py): totals, the room kept for the token, the caps
+"""Who may open one more stream (orchestrator/http/streamlimits.py): totals, the room kept for the token, the caps
 per client address and per network, by credential, and one log line per spell of time. Pure: no sockets."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.streamlimits import (
+from orchestrator.http.streamlimits import (
     Credential,
     Refusal,
     Room,
@@ -164,7 +164,7 @@ def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
 
 
 def test_refusals_are_logged_once_per_minute_whatever_else_happens(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="orchestrator.streamlimits")
+    caplog.set_level(logging.WARNING, logger="orchestrator.http.streamlimits")
     room = Room(StreamKind.EVENTS, limit=3, per_client=2, has_token=False)
     seats = [room.admit("a", NONE, T0) for _ in range(2)]
     statuses(room, "a", 5)
@@ -192,7 +192,7 @@ def test_refusals_are_logged_once_per_minute_whatever_else_happens(caplog: pytes
 def test_churn_at_the_full_room_is_a_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
     # Before: the spell of a full room ended whenever a stream was let in, so clients that kept closing one and
     # opening two wrote a warning line for nearly every stream (1,184 lines in 10 s).
-    caplog.set_level(logging.WARNING, logger="orchestrator.streamlimits")
+    caplog.set_level(logging.WARNING, logger="orchestrator.http.streamlimits")
     room = Room(StreamKind.EVENTS, limit=50, per_client=5, has_token=True)
     seats = [room.admit(f"10.0.0.{n}", NONE, T0) for n in range(45)]
     for step in range(1200):

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source
-from orchestrator.progress import Progress
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source
+from orchestrator.live.progress import Progress
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, ScriptedRun, ended, make_orchestrator, minutes, settle
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.trigger_files import (
+from orchestrator.sources.trigger_files import (
     MAX_TRIGGER_BYTES,
     TriggerFolder,
     is_trigger_name,
@@ -88,7 +88,7 @@ def test_missing_folder_is_no_error(tmp_path: Path) -> None:
 
 
 def test_write_trigger_file_renames_into_place(tmp_path: Path) -> None:
-    from orchestrator.events import utcnow
+    from orchestrator.core.events import utcnow
 
     path = write_trigger_file(tmp_path / "triggers", "nightly", utcnow())
     assert path.parent == tmp_path / "triggers"

@@ -15,13 +15,13 @@ from typing import Protocol, TypeVar
 
 import pytest
 
-from orchestrator.clock import SystemClock
-from orchestrator.events import RunStatus, Source, Trigger
-from orchestrator.files import write_json_atomic
-from orchestrator.monitor import ProgressMonitor
-from orchestrator.progress import Progress, ProgressFile
-from orchestrator.sources import FolderSource
-from orchestrator.trigger_files import TriggerFolder
+from orchestrator.core.clock import SystemClock
+from orchestrator.core.events import RunStatus, Source, Trigger
+from orchestrator.disk.atomic import write_json_atomic
+from orchestrator.live.monitor import ProgressMonitor
+from orchestrator.live.progress import Progress, ProgressFile
+from orchestrator.sources.folder import FolderSource
+from orchestrator.sources.trigger_files import TriggerFolder
 from tests.faults.harness import FileChanges
 
 WAIT = 5.0

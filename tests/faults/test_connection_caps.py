@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.connlimits import derived_total, limits_for
-from orchestrator.history import HISTORY_FILE_NAME, read_recent
+from orchestrator.http.connlimits import derived_total, limits_for
+from orchestrator.store.history import HISTORY_FILE_NAME, read_recent
 from tests.faults.harness import LogFollower
 from tests.faults.test_sse_load import reset
 from tests.support import ServiceProcess, next_status, sse_stream, start_service

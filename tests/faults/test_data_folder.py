@@ -24,13 +24,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.events import iso
-from orchestrator.files import TEMP_FOLDER_NAME
-from orchestrator.history import HISTORY_FILE_NAME, SCHEMA
-from orchestrator.lock import LOCK_FILE_NAME
-from orchestrator.progress import PROGRESS_FILE_NAME
-from orchestrator.runlog import LOGS_DIR_NAME
-from orchestrator.state import STATE_FILE_NAME
+from orchestrator.core.events import iso
+from orchestrator.disk.atomic import TEMP_FOLDER_NAME
+from orchestrator.live.progress import PROGRESS_FILE_NAME
+from orchestrator.store.history import HISTORY_FILE_NAME, SCHEMA
+from orchestrator.store.lock import LOCK_FILE_NAME
+from orchestrator.store.runlogs import LOGS_DIR_NAME
+from orchestrator.store.statefile import STATE_FILE_NAME
 from tests.faults.harness import FifoJob, FileChanges, LogFollower, ci, remount, tmpfs, watch_everything
 from tests.support import ServiceProcess, job_command, next_status, sse_stream, umask
 

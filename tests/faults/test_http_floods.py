@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator.guard import GUESSES_PER_MINUTE
-from orchestrator.httplog import SPELL_SECONDS, MalformedRequests
+from orchestrator.http.accesslog import SPELL_SECONDS, MalformedRequests
+from orchestrator.http.guard import GUESSES_PER_MINUTE
 from tests.support import ServiceProcess
 
 BAD = [

@@ -28,14 +28,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from orchestrator.clock import FakeClock
-from orchestrator.events import RunStatus, Source, Trigger
-from orchestrator.history import HISTORY_FILE_NAME, RunHistory
-from orchestrator.job import Pipe, RunContext, SubprocessJob
-from orchestrator.runlog import RunLogs
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.events import RunStatus, Source, Trigger
+from orchestrator.core.records import RunRecord
+from orchestrator.http.app import create_app
+from orchestrator.job.process import Pipe, RunContext, SubprocessJob
 from orchestrator.service import Orchestrator
-from orchestrator.state import RunRecord
-from orchestrator.web import create_app
+from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.runlogs import RunLogs
 from tests.fakes import T0, ScriptedJob, make_settings
 from tests.faults.test_sse_load import SLOW_RCVBUF, connect_raw, read_until, reset
 from tests.support import ServiceProcess, job_command, next_status, sse_stream
@@ -120,7 +120,7 @@ class Told(logging.Handler):
 @pytest.fixture
 def told() -> Iterator[Callable[[Callable[[logging.LogRecord], bool]], Told]]:
     handlers: list[Told] = []
-    loggers = [logging.getLogger(name) for name in ("orchestrator.logroutes", "aiohttp.server", "aiohttp.web")]
+    loggers = [logging.getLogger(name) for name in ("orchestrator.http.logs", "aiohttp.server", "aiohttp.web")]
     levels = [logger.level for logger in loggers]
 
     def make(wanted: Callable[[logging.LogRecord], bool]) -> Told:

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.files import MAX_DOCUMENT_BYTES, write_json_atomic
-from orchestrator.progress import PROGRESS_FILE_NAME
+from orchestrator.disk.atomic import MAX_DOCUMENT_BYTES, write_json_atomic
+from orchestrator.live.progress import PROGRESS_FILE_NAME
 from tests.faults.harness import LogFollower, peak_rss_kib
 from tests.support import ServiceProcess, next_status, sse_stream, start_service
 

@@ -27,11 +27,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.clock import FakeClock
 from orchestrator.config import parse_trusted_proxies
+from orchestrator.core.clock import FakeClock
+from orchestrator.http.sse import clients, open_streams
+from orchestrator.http.streamlimits import StreamKind
 from orchestrator.service import Orchestrator
-from orchestrator.stream import clients, open_streams
-from orchestrator.streamlimits import StreamKind
 from tests.faults.test_sse_load import EVENTS_PATH, read_until, reset, serving, wait_until
 from tests.support import ServiceProcess
 

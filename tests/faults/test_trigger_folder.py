@@ -25,8 +25,8 @@ import pytest
 from watchdog.events import EVENT_TYPE_OPENED, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from orchestrator.events import MAX_REASON_CHARS
-from orchestrator.sources import TAKE_BATCH
+from orchestrator.core.events import MAX_REASON_CHARS
+from orchestrator.sources.folder import TAKE_BATCH
 from tests import support
 from tests.faults.harness import FifoJob, LogFollower, ci, peak_rss_kib, until_consumed
 from tests.support import ServiceProcess, SSEEvent, next_status, sse_stream, start_service
@@ -277,7 +277,9 @@ def fifo_job(tmp_path: Path) -> Iterator[FifoJob]:
     job.close()
 
 
-TAKEN = re.compile(r"orchestrator\.sources: (?:(\d+)(?: more)? trigger files taken|trigger file .* taken \(reason)")
+TAKEN = re.compile(
+    r"orchestrator\.sources\.folder: (?:(\d+)(?: more)? trigger files taken|trigger file .* taken \(reason)"
+)
 
 
 def taken_lines(log: str) -> list[int]:

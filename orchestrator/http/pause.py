@@ -1,0 +1,110 @@
+"""Pause and resume of the automatic schedule: ``POST /api/snapshot/pause`` and ``/resume``.
+
+A pause is part of the persisted state (``State.paused``), so it survives restarts. While paused the interval
+timer starts nothing (see ``Orchestrator._due``); manual triggers (HTTP, file, CLI, Run Now) run as always.
+On resume the schedule is what it would have been: if a run fell due during the pause it starts at once,
+one run however many intervals were missed, like a run that fell due while the service was down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+
+from orchestrator.core.events import iso
+from orchestrator.core.records import Pause
+from orchestrator.http.clientaddr import client_of
+from orchestrator.service import Orchestrator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a pause or resume request did."""
+
+    paused: Pause | None
+    """The pause now in force (``None``: running on schedule)."""
+    changed: bool
+    """``False``: it was already so (an earlier pause stands)."""
+    saved: bool = True
+    """``False``: the state file could not be written; the change holds until the service restarts."""
+
+
+def pause(orchestrator: Orchestrator, reason: str = "") -> Outcome:
+    """Pause the automatic schedule; an existing pause stands (its time and reason are kept)."""
+    current = orchestrator.runner.state.paused
+    if current is not None:
+        return Outcome(current, changed=False)
+    paused = Pause(orchestrator.clock.now(), reason)
+    return Outcome(paused, changed=True, saved=_set(orchestrator, paused))
+
+
+def resume(orchestrator: Orchestrator) -> Outcome:
+    """Resume the automatic schedule: a run that fell due during the pause starts at once (one run)."""
+    if orchestrator.runner.state.paused is None:
+        return Outcome(None, changed=False)
+    return Outcome(None, changed=True, saved=_set(orchestrator, None))
+
+
+def _set(orchestrator: Orchestrator, paused: Pause | None) -> bool:
+    # The runner owns the state and saves it on each of its changes; this change is saved at once, through
+    # the same store (one writer), and every later save of the runner's carries it.
+    runner = orchestrator.runner
+    runner.state = replace(runner.state, paused=paused)
+    saved = orchestrator.state_store.save(runner.state)
+    orchestrator.timer.reschedule()
+    orchestrator.publish()
+    return saved
+
+
+ReasonReader = Callable[[web.Request], Awaitable[str]]
+
+
+def add_routes(app: web.Application, key: web.AppKey[Orchestrator], read_reason: ReasonReader) -> None:
+    """The two routes; ``read_reason`` parses the optional ``{"reason": "..."}`` body (400 if it is not that)."""
+
+    async def pause_route(request: web.Request) -> web.Response:
+        reason = await read_reason(request)
+        outcome = pause(request.app[key], reason)
+        if outcome.changed:
+            log.info("automatic snapshots paused from %s%s", client_of(request).address, _because(reason))
+            message = "Automatic snapshots paused; manual triggers still run"
+        else:
+            since = iso(outcome.paused.since) if outcome.paused else None
+            message = f"Already paused since {since}; that pause stands"
+        return _answer(message, outcome)
+
+    async def resume_route(request: web.Request) -> web.Response:
+        reason = await read_reason(request)  # only logged
+        orchestrator = request.app[key]
+        outcome = resume(orchestrator)
+        if outcome.changed:
+            due = orchestrator.next_run_at()
+            at_once = due <= orchestrator.clock.now() and not orchestrator.runner.running
+            log.info("automatic snapshots resumed from %s%s", client_of(request).address, _because(reason))
+            message = (
+                "Automatic snapshots resumed; one fell due during the pause and starts now"
+                if at_once
+                else f"Automatic snapshots resumed; next at {iso(due)}"
+            )
+        else:
+            message = "Not paused; automatic snapshots are on"
+        return _answer(message, outcome)
+
+    app.router.add_post("/api/snapshot/pause", pause_route)
+    app.router.add_post("/api/snapshot/resume", resume_route)
+
+
+def _because(reason: str) -> str:
+    return f" (reason: {reason})" if reason else ""
+
+
+def _answer(message: str, outcome: Outcome) -> web.Response:
+    if not outcome.saved:
+        message += " (but the state file could not be written: it holds until the service restarts; see the log)"
+    paused = outcome.paused.to_json() if outcome.paused else None
+    return web.json_response({"success": True, "message": message, "paused": paused})

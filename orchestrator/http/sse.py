@@ -1,0 +1,266 @@
+"""The event stream: ``GET /api/snapshot/events``, one ``status`` event per change of the status document.
+
+Each client has its own sender task waiting on the hub's latest-value slot, so a slow client only ever delays
+itself and the memory it can hold is bounded. The drop rule, explicit:
+
+- **Buffer cap.** Before each event, a client with more than ``WRITE_BUFFER_CAP`` bytes still waiting in the
+  server's write buffer is dropped at once. Those bytes wait in user space only once the kernel's socket
+  buffer (up to megabytes) is full too, so the client is far behind: it stopped reading. Its connection is
+  aborted (RST), which frees both buffers; a browser reconnects after ``retry`` and gets the latest state.
+- **Send timeout.** A write that cannot be handed over within ``Settings.sse_send_timeout`` (an event larger
+  than the cap's headroom, or a ping on a quiet stream) drops the client too; aiohttp-sse aborts it.
+  aiohttp-sse also sets the socket's ``TCP_USER_TIMEOUT`` to the send timeout, so on Linux the kernel aborts
+  a connection whose data (or whose closed window) has gone unacknowledged that long. That drop is the
+  kernel's: the service only sees the connection lost, and logs it at debug like any client that left.
+- **Gone clients.** The handler waits on the stream's life, not on the hub: it ends when the sender stops,
+  and when aiohttp-sse's ping task ends because a ping could not be written (a client that vanished is
+  found by its next ping even where aiohttp does not cancel handlers of lost connections).
+
+Each drop the service decides is logged once, at info, with the client's address.
+
+Who may open a stream (orchestrator/http/streamlimits.py): event streams and log streams are counted apart, each
+against a total (503 beyond), with a share of it kept for requests that carry the token, and at most
+``Settings.streams_per_client`` anonymous ones per client address, and as many with the read cookie (429
+beyond). The client address is the one orchestrator/http/clientaddr.py works out (behind a trusted proxy, the
+forwarded one); what the request carried, the guard has said: ``guard.BEARER`` for the token itself,
+``guard.AUTHENTICATED`` alone for the read cookie (:func:`credential_of`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp_sse import EventSourceResponse, sse_response
+
+from orchestrator.config import Settings
+from orchestrator.core.clock import Clock
+from orchestrator.http.clientaddr import client_of, parse_address
+from orchestrator.http.guard import AUTHENTICATED, BEARER, json_error
+from orchestrator.http.streamlimits import Credential, Refusal, Room, Seat, StreamKind
+from orchestrator.live.hub import HubClosed
+from orchestrator.service import Orchestrator
+
+log = logging.getLogger(__name__)
+
+SSE_RETRY_MS = 2000
+WRITE_BUFFER_CAP = 32 * 1024
+"""Bytes a client may leave unsent in the server's write buffer before it is dropped. Half of asyncio's
+default high-water mark (64 KiB): a status event (~1-2 KiB) sent below the cap never reaches the mark, so
+aiohttp's write never blocks on drain and the cap, not the send timeout, decides. The kernel's socket buffer
+comes first, so a reading client on a slow link has that much more headroom."""
+
+
+class ClientNotReading(ConnectionError):
+    """An event stream client left more than the cap unsent: it stopped reading."""
+
+    def __init__(self, peer: str, buffered: int) -> None:
+        super().__init__(f"event stream client {peer} dropped: {buffered} bytes unsent (cap {WRITE_BUFFER_CAP})")
+        self.buffered = buffered
+
+
+@dataclass(frozen=True, eq=False)
+class Client:
+    """One open event stream: the response, its connection, and who is on the other end."""
+
+    response: EventSourceResponse
+    transport: asyncio.Transport
+    peer: str
+    writer: AbstractStreamWriter
+    """The response's writer: its ``drain`` waits for the client to take what was sent (see ``pace``)."""
+
+    def buffered(self) -> int:
+        """Bytes written for this client that are still in the server's user-space write buffer."""
+        return 0 if self.transport.is_closing() else self.transport.get_write_buffer_size()
+
+
+STREAMS = web.AppKey("streams", dict[StreamKind, set[Client]])
+ROOMS = web.AppKey("stream_rooms", dict[StreamKind, Room])
+ROOM_CLOCK = web.AppKey("stream_room_clock", Clock)
+"""The clock the rooms' log spells are timed by (the service's: a fake one in tests)."""
+
+
+def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
+    settings = app[orchestrator_key].settings
+    limits = {StreamKind.EVENTS: settings.sse_max_clients, StreamKind.LOG: settings.log_stream_max_clients}
+    streams: dict[StreamKind, set[Client]] = {kind: set() for kind in StreamKind}
+    app[STREAMS] = streams
+    rooms: dict[StreamKind, Room] = {
+        kind: Room(kind, limit=limit, per_client=settings.streams_per_client, has_token=settings.token is not None)
+        for kind, limit in limits.items()
+    }
+    app[ROOMS] = rooms
+    app[ROOM_CLOCK] = app[orchestrator_key].clock
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        return await stream_events(request, request.app[orchestrator_key])
+
+    app.router.add_get("/api/snapshot/events", events)
+    app.on_shutdown.append(_close_streams)
+
+
+def open_streams(app: web.Application, kind: StreamKind = StreamKind.EVENTS) -> int:
+    """Streams of ``kind`` let in and not yet ended (those still writing their head included)."""
+    return app[ROOMS][kind].open
+
+
+def clients(app: web.Application, kind: StreamKind = StreamKind.EVENTS) -> tuple[Client, ...]:
+    """The open streams of ``kind`` (for tests and benchmarks that watch the server's side of a connection)."""
+    return tuple(app[STREAMS][kind])
+
+
+async def _close_streams(app: web.Application) -> None:
+    # Without this, shutdown waits out its timeout on every open event stream.
+    for streams in app[STREAMS].values():
+        for client in tuple(streams):
+            client.response.stop_streaming()
+
+
+async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
+    """``text/event-stream`` of ``status`` events: the current state on connect, then every change.
+
+    Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
+    latest version gets nothing until the next change; any other client gets the current state at once.
+    """
+    return await serve_stream(
+        request, orchestrator.settings, lambda client: _send_changes(client, orchestrator), StreamKind.EVENTS
+    )
+
+
+Sender = Callable[["Client"], Awaitable[None]]
+"""Writes a stream's events (with :func:`send_event`) until it returns; the stream then ends."""
+
+
+async def serve_stream(
+    request: web.Request, settings: Settings, sender: Sender, kind: StreamKind
+) -> web.StreamResponse:
+    """A stream of ``kind`` whose events ``sender`` writes, under the rules above: it is let in or refused by
+    its kind's room (503 when full, 429 when its client holds enough), is closed at shutdown, and its client is
+    dropped when it stops reading."""
+    room = request.app[ROOMS][kind]
+    client = client_of(request)
+    seat = room.admit(client.key, credential_of(request), request.app[ROOM_CLOCK].now(), network=client.network)
+    if isinstance(seat, Refusal):
+        return json_error(seat.status, seat.message, {"Retry-After": str(seat.retry_after)})
+    try:
+        return await _stream(request, settings, sender, seat)
+    except ConnectionResetError:
+        # The client left before the response head could be written. Nothing can be sent; aiohttp's attempt
+        # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
+        # (raised from here, it would log a traceback per vanished client).
+        return web.Response(status=503)
+    finally:
+        room.release(seat)
+
+
+def credential_of(request: web.Request) -> Credential:
+    """What ``request`` proved to the guard: the bearer token, only the read cookie, or nothing."""
+    if request.get(BEARER, False):
+        return Credential.BEARER
+    return Credential.COOKIE if request.get(AUTHENTICATED, False) else Credential.NONE
+
+
+async def _stream(request: web.Request, settings: Settings, send: Sender, seat: Seat) -> web.StreamResponse:
+    async with sse_response(
+        request,
+        ping_interval=settings.sse_ping_seconds,
+        send_timeout=settings.sse_send_timeout,
+        headers={"Cache-Control": "no-cache"},
+    ) as stream:
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError
+        client = Client(stream, transport, _peer(transport, client_of(request).address), request.writer)
+        streams = request.app[STREAMS][seat.kind]
+        streams.add(client)
+        sender = asyncio.create_task(_run_sender(client, settings, send), name=f"sse-sender {client.peer}")
+        try:
+            # Returns once the sender stops the stream, or aiohttp-sse's ping task ends (a ping could not be
+            # written: the client is gone). Cancelled when aiohttp cancels the handler of a lost connection.
+            await stream.wait()
+        finally:
+            log.debug("event stream client %s closed", client.peer)
+            streams.discard(client)
+            sender.cancel()
+            await asyncio.wait({sender})  # not ``await sender``: that would swallow a cancel of this handler
+            if not sender.cancelled():
+                sender.result()  # a bug in the sender surfaces here, once, instead of as an unretrieved task
+    return stream
+
+
+async def _send_changes(client: Client, orchestrator: Orchestrator) -> None:
+    """Send the current state, then each newer one, until the hub closes or the client is dropped."""
+    hub = orchestrator.hub
+    try:
+        version, document = hub.latest()
+        if client.response.last_event_id != str(version):
+            await _send(client, version, orchestrator.status_event(version, document))
+        while True:
+            version, document = await hub.next_after(version)
+            await _send(client, version, orchestrator.status_event(version, document))
+    except HubClosed:
+        pass  # shutting down: the stream ends cleanly
+
+
+async def _run_sender(client: Client, settings: Settings, send: Sender) -> None:
+    """Run ``send`` for ``client``; a client it finds gone or not reading ends the stream (logged once)."""
+    stream = client.response
+    try:
+        await send(client)
+    except ClientNotReading as exc:
+        log.info("%s; it stopped reading", exc)
+        client.transport.abort()  # a graceful close would wait for the client to read the buffer
+    except TimeoutError:
+        # aiohttp-sse has aborted the connection already.
+        log.info(
+            "event stream client %s dropped: an event could not be sent within %g s",
+            client.peer,
+            settings.sse_send_timeout,
+        )
+    except ConnectionResetError:
+        pass  # the client left; nothing to tell anyone
+    finally:
+        stream.stop_streaming()
+
+
+async def _send(client: Client, version: int, data: str) -> None:
+    await send_event(client, data, event="status", event_id=str(version))
+
+
+async def send_event(
+    client: Client, data: str, *, event: str, event_id: str | None = None, pace: float | None = None
+) -> None:
+    """Send one event, unless the client has left (``ConnectionResetError``) or stopped reading
+    (:class:`ClientNotReading`): both end the stream when raised out of a :data:`Sender`.
+
+    ``pace``: for a sender with a backlog (a log read from its start), whose events come as fast as the disk
+    gives them. A full buffer then means only that the client reads slower than the disk, so it first waits up
+    to ``pace`` seconds for the client to take what was sent before; only a client that takes nothing for that
+    long is dropped."""
+    if client.transport.is_closing():
+        raise ConnectionResetError
+    if pace is not None:
+        # Paused above half the cap, resumed below a quarter of that: the writer's drain waits for the resume.
+        client.transport.set_write_buffer_limits(high=WRITE_BUFFER_CAP // 2)
+        try:
+            async with asyncio.timeout(pace):
+                await client.writer.drain()
+        except TimeoutError:
+            raise ClientNotReading(client.peer, client.buffered()) from None
+    buffered = client.buffered()
+    if buffered > WRITE_BUFFER_CAP:
+        raise ClientNotReading(client.peer, buffered)
+    await client.response.send(data, event=event, id=event_id, retry=SSE_RETRY_MS)
+
+
+def _peer(transport: asyncio.Transport, client: str) -> str:
+    """``host:port`` of the connection; behind a trusted proxy, the client it forwards for first."""
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        connection = f"{peer[0]}:{peer[1]}"
+        return connection if parse_address(str(peer[0])) == parse_address(client) else f"{client} (via {connection})"
+    return str(peer)

@@ -1,0 +1,104 @@
+"""The progress document (``data/snapshot_progress.json``): its shape, how to parse it, how to write it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.events import RunStatus, iso, parse_iso
+from orchestrator.disk.atomic import InvalidDocument, read_json_object, write_json_atomic
+
+PROGRESS_FILE_NAME = "snapshot_progress.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the job is doing. ``status``/``step``/``progress`` are the original design's fields."""
+
+    status: RunStatus = RunStatus.IDLE
+    step: str = ""
+    progress: float = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    run_id: str | None = None
+    trigger: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "status": self.status.value,
+            "step": self.step,
+            "progress": _tidy_number(self.progress),
+            "startedAt": iso(self.started_at),
+        }
+        optional = {
+            "finishedAt": iso(self.finished_at),
+            "runId": self.run_id,
+            "trigger": self.trigger,
+            "error": self.error,
+            "exitCode": self.exit_code,
+        }
+        doc.update({key: value for key, value in optional.items() if value is not None})
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any], where: Path) -> Progress:
+        """Validate a document written by us or by a job; :class:`InvalidDocument` if it does not fit."""
+        try:
+            status = RunStatus(str(doc.get("status")))
+        except ValueError as exc:
+            raise InvalidDocument(where, f"unknown status {doc.get('status')!r}") from exc
+        step = doc.get("step", "")
+        if not isinstance(step, str):
+            raise InvalidDocument(where, "step is not a string")
+        percent = doc.get("progress", 0)
+        if isinstance(percent, bool) or not isinstance(percent, int | float) or not math.isfinite(percent):
+            raise InvalidDocument(where, "progress is not a number")
+        exit_code = doc.get("exitCode")
+        return cls(
+            status=status,
+            step=step[:500],
+            progress=clamp_percent(percent),
+            started_at=parse_iso(doc.get("startedAt")),
+            finished_at=parse_iso(doc.get("finishedAt")),
+            run_id=_str_or_none(doc.get("runId")),
+            trigger=_str_or_none(doc.get("trigger")),
+            error=_str_or_none(doc.get("error")),
+            exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+        )
+
+    def advanced(self, percent: float, step: str) -> Progress:
+        return replace(self, progress=clamp_percent(percent), step=step)
+
+
+def clamp_percent(value: float) -> float:
+    return min(100.0, max(0.0, float(value)))
+
+
+def _tidy_number(value: float) -> float | int:
+    """45.0 is written as 45, so the file reads like the original design's."""
+    return int(value) if float(value).is_integer() else round(value, 2)
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class ProgressFile:
+    """The one progress file. Writes are atomic; reads validate and never return half a document."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, progress: Progress) -> None:
+        # Not fsynced: it is a live view rewritten many times a run, and the state file is the record; an
+        # fsync here would only delay each run's start. Still atomic: readers never see half a document.
+        write_json_atomic(self.path, progress.to_json(), durable=False)
+
+    def read(self) -> Progress:
+        """The current document; raises ``FileNotFoundError`` or :class:`InvalidDocument`."""
+        return Progress.from_json(read_json_object(self.path), self.path)

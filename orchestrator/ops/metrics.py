@@ -1,0 +1,204 @@
+"""Prometheus metrics (``GET /metrics``): what a monitoring system needs to tell that snapshots are fresh.
+
+Events (runs that ended, their durations, coalesced triggers) are counters and a histogram fed by a run
+listener; everything that is a state (running, paused, progress, queue, clients, timestamps) is read from the
+service at scrape time by a custom collector, so no value can go stale and nothing has to be kept in sync.
+Each service has its own :class:`CollectorRegistry`: tests build many services in one process, and the process
+metrics of the default registry are not what this endpoint is about.
+
+The last success time survives a restart: at start it is taken from the state file's last run, else from the
+newest completed run in the history; unknown (never, or pruned away) it is 0, which an alert on staleness
+rightly treats as "long ago".
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from orchestrator.core.events import RunStatus, Source, parse_iso
+from orchestrator.core.records import RunRecord
+from orchestrator.store.history import MAX_PAGE, RunHistory
+
+if TYPE_CHECKING:
+    from orchestrator.service import Orchestrator
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""``text/plain; version=0.0.4; charset=utf-8``: the format every Prometheus version scrapes."""
+OUTCOMES = (RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.CANCELLED)
+DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200)
+"""Seconds, for jobs from a few seconds to two hours (the first user's job takes twenty minutes)."""
+MAX_HISTORY_SCAN = 20
+"""Pages of the history (of :data:`MAX_PAGE` runs) looked through at start for the last success: 10,000 runs."""
+
+
+class Metrics:
+    """The service's metrics: a :class:`RunListener` for events, a collector for the live state, and the registry
+    that renders both (:meth:`render`)."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.registry = CollectorRegistry()
+        self._orchestrator = orchestrator
+        self._sse_clients: Callable[[], int] = lambda: 0
+        self._log_streams: Callable[[], int] = lambda: 0
+        self._watched: str | None = None
+        """The run this process saw start: only its duration is observed (a recovered run's includes downtime)."""
+        self.runs = Counter(
+            "snapshot_runs",
+            "Runs that ended, by the source of the trigger that started them and by outcome.",
+            ("source", "outcome"),
+            registry=self.registry,
+        )
+        self.durations = Histogram(
+            "snapshot_run_duration_seconds",
+            "How long runs took, from start to end, by outcome.",
+            ("outcome",),
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.coalesced = Counter(
+            "snapshot_triggers_coalesced",
+            "Triggers absorbed into a run beyond the first (they caused no run of their own).",
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:  # every series exists from the start: rate() and increase() need a 0
+            self.durations.labels(outcome.value)
+            for source in Source:
+                self.runs.labels(source.value, outcome.value)
+        self.last_success: datetime | None = last_success(orchestrator.runner.state.last_run, orchestrator.history)
+        self.registry.register(_LiveCollector(self))
+
+    def count_streams(self, open_streams: Callable[[], int], log_streams: Callable[[], int] = lambda: 0) -> None:
+        """Where the numbers of open event streams and log streams come from (they belong to the web app, not
+        the service)."""
+        self._sse_clients = open_streams
+        self._log_streams = log_streams
+
+    def render(self) -> bytes:
+        """The exposition text; it costs the same whatever the history holds (nothing here reads it)."""
+        return generate_latest(self.registry)
+
+    # ------------------------------------------------------------------------------------- RunListener
+    def run_started(self, run: RunRecord) -> None:
+        self._watched = run.run_id
+        if run.trigger_count > 1:
+            self.coalesced.inc(run.trigger_count - 1)
+
+    def run_finished(self, run: RunRecord) -> None:
+        self.runs.labels(run.source.value, run.status.value).inc()
+        if run.run_id == self._watched and run.duration_seconds is not None:
+            self.durations.labels(run.status.value).observe(run.duration_seconds)
+        self._watched = None
+        if run.status is RunStatus.COMPLETED and run.finished_at is not None:
+            self.last_success = run.finished_at
+
+    # ----------------------------------------------------------------------------------------- scraping
+    def live(self) -> Iterator[Metric]:
+        """The gauges (and the trigger counter the runner keeps), as of now."""
+        orchestrator = self._orchestrator
+        status = orchestrator.status()
+        state = orchestrator.runner.state
+        last = state.last_run
+        yield _gauge("snapshot_running", "1 while a run is going on.", orchestrator.runner.running)
+        yield _gauge("snapshot_paused", "1 while the automatic schedule is paused.", bool(status.get("paused")))
+        progress = status.get("progress") or {}
+        yield _gauge(
+            "snapshot_progress_percent",
+            "Progress of the running run (of the last run while idle), 0-100.",
+            _number(progress.get("progress")),
+        )
+        yield _gauge("snapshot_pending_triggers", "Triggers waiting for the next run.", state.pending_count)
+        yield _gauge(
+            "snapshot_run_queued", "1 while a run is owed (a follow-up to the running one).", state.pending_count > 0
+        )
+        yield _gauge("snapshot_sse_clients", "Open event streams (browsers showing the page).", self._sse_clients())
+        yield _gauge("snapshot_log_streams", "Open live log streams (a run's log, followed).", self._log_streams())
+        yield _gauge(
+            "snapshot_interval_seconds", "Time between automatic runs.", orchestrator.settings.interval_minutes * 60
+        )
+        yield _gauge(
+            "snapshot_next_run_timestamp_seconds",
+            "When the next automatic run is due (Unix time).",
+            orchestrator.next_run_at().timestamp(),
+        )
+        yield _gauge(
+            "snapshot_last_success_timestamp_seconds",
+            "When the last completed run ended (Unix time); 0 if none is known.",
+            self.last_success.timestamp() if self.last_success else 0,
+        )
+        yield _gauge(
+            "snapshot_last_run_end_timestamp_seconds",
+            "When the last run ended, whatever its outcome (Unix time); 0 if none did.",
+            last.finished_at.timestamp() if last and last.finished_at else 0,
+        )
+        if last is not None:
+            completed = last.status is RunStatus.COMPLETED
+            yield _gauge("snapshot_last_run_success", "1 if the last run that ended completed, else 0.", completed)
+        if state.current is not None:
+            yield _gauge(
+                "snapshot_current_run_start_timestamp_seconds",
+                "When the running run started (Unix time); absent while idle.",
+                state.current.started_at.timestamp(),
+            )
+        yield _counter(
+            "snapshot_triggers",
+            "Triggers received, by source (each counts once, coalesced or not).",
+            "source",
+            {source.value: orchestrator.runner.triggers_received[source] for source in Source},
+        )
+
+
+class _LiveCollector:
+    """No ``describe``: the registry then asks for nothing at registration, when the service is half made."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.live()
+
+
+def _gauge(name: str, documentation: str, value: float | bool) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=float(value))
+
+
+def _counter(name: str, documentation: str, label: str, values: Mapping[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=(label,))
+    for key, value in values.items():
+        family.add_metric((key,), value)
+    return family
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def last_success(last_run: RunRecord | None, history: RunHistory | None) -> datetime | None:
+    """When the newest completed run ended: the state's last run if it completed, else the history's newest."""
+    if last_run is not None and last_run.status is RunStatus.COMPLETED and last_run.finished_at is not None:
+        return last_run.finished_at
+    if history is None:
+        return None
+    cursor: str | None = None
+    try:
+        for _ in range(MAX_HISTORY_SCAN):
+            page = history.page(limit=MAX_PAGE, cursor=cursor)
+            for run in page.runs:
+                if run.get("status") == RunStatus.COMPLETED.value:
+                    return parse_iso(run.get("finishedAt"))
+            if page.next_cursor is None:
+                return None
+            cursor = page.next_cursor
+    except (sqlite3.Error, OSError, KeyError) as exc:
+        # The gauge then says 0 ("none known"), which an alert takes as stale: better than a guess.
+        log.error("cannot read the last success from the run history %s: %s", history.path, exc)
+    return None

@@ -1,0 +1,291 @@
+"""Telling people: the :class:`Notifier` is a run listener that works out the missed-run checks
+(:mod:`orchestrator.core.checks`) and sends each run's news to the webhooks and, for failures, by mail.
+
+Events: ``start`` (a run started), ``success`` (it completed), ``failure`` (it ended ``error`` or ``cancelled``;
+the record's ``status`` says which) and ``long`` (a running run passed ``--long-factor`` x its usual duration;
+once per run). Webhooks get the events listed in ``--notify-on``; mail goes out for ``failure`` with status
+``error`` and for ``long``.
+
+Nothing here blocks the scheduler: a listener call builds the notification and queues it; delivery is in the
+outboxes' own tasks. The recent durations that "usual" is made of are read from the run history on a worker
+thread at start and after each run, and kept; :meth:`Notifier.status_checks` only computes on what it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sqlite3
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from orchestrator.config import Settings
+from orchestrator.core.checks import (
+    RECENT_RUNS,
+    Check,
+    CheckKind,
+    Thresholds,
+    long_since,
+    overdue,
+    recent_durations,
+    run_checks,
+    usual_duration,
+)
+from orchestrator.core.clock import Clock
+from orchestrator.core.events import RunStatus, iso
+from orchestrator.core.records import RunRecord, State
+from orchestrator.core.schedule import Schedule
+from orchestrator.ops.delivery import Backoff
+from orchestrator.ops.mail import Mailer, SmtpSettings, compose
+from orchestrator.ops.webhook import Webhooks
+from orchestrator.store.history import RunHistory
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 3.0
+"""At a service stop, deliveries in flight get this long (all destinations together), then are cancelled."""
+HISTORY_PAGE = 100
+"""Recent runs read to find the last :data:`~orchestrator.core.checks.RECENT_RUNS` completed ones."""
+
+
+class Event(StrEnum):
+    START = "start"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    LONG = "long"
+
+
+class Notifier:
+    """The run listener for notifications and checks; ``state`` and ``schedule`` are the runner's, read to know
+    when a run was due; ``publish`` re-sends the status document (a check appeared as time passed)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock,
+        history: RunHistory | None,
+        state: Callable[[], State],
+        schedule: Schedule,
+        publish: Callable[[], None],
+    ) -> None:
+        self.clock = clock
+        self.service_url = service_url(settings)
+        self.thresholds = Thresholds(
+            late_grace=timedelta(minutes=settings.late_grace_minutes) if settings.late_grace_minutes else None,
+            long_factor=settings.long_factor,
+            fast_factor=settings.fast_factor,
+        )
+        self.events = frozenset(Event(name) for name in settings.notify_on)
+        backoff = Backoff(first=settings.notify_backoff_seconds)
+        self.webhooks = (
+            Webhooks(settings.notify_urls, secret=settings.notify_secret, clock=clock, backoff=backoff)
+            if settings.notify_urls
+            else None
+        )
+        self.mailer = Mailer(smtp_settings(settings), clock=clock, backoff=backoff) if settings.smtp_host else None
+        self._history = history
+        self._state = state
+        self._schedule = schedule
+        self._publish = publish
+        self._recent: list[dict[str, Any]] = []
+        """The newest completed runs' records (at most ``RECENT_RUNS + 1``): what "usual" is made of."""
+        self._due_of: dict[str, datetime] = {}
+        """When the schedule wanted each scheduled run (the current and the last one)."""
+        self._final: tuple[str, list[Check]] = ("", [])
+        """The last finished run's checks, as they were when it ended."""
+        self._long_told: str | None = None
+        self._due: datetime | None = None
+        self._paused = False
+        self._resumed_at: datetime | None = None
+        self._rearm = asyncio.Event()
+        self._refresh = asyncio.Event()
+        self._history_failing = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        for sink in (self.webhooks, self.mailer):
+            if sink is not None:
+                sink.start()
+        self._refresh.set()
+        self._tasks = [
+            asyncio.create_task(self._refresher(), name="notify-durations"),
+            asyncio.create_task(self._watch(), name="notify-checks"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(_died)
+
+    async def stop(self) -> None:
+        """After the runner has stopped (its last run's end is queued by then): deliveries get a short grace."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        sinks = [sink.stop(STOP_GRACE_SECONDS) for sink in (self.webhooks, self.mailer) if sink is not None]
+        await asyncio.gather(*sinks)
+
+    # --------------------------------------------------------------------------------- listener (loop)
+    def run_started(self, run: RunRecord) -> None:
+        state = self._state()
+        last = state.last_run
+        due = self._schedule.next_run_at(
+            last_run_at=last.started_at if last else None, not_before=state.not_before, now=run.started_at
+        )
+        self._due_of = {k: v for k, v in self._due_of.items() if last is not None and k == last.run_id}
+        self._due_of[run.run_id] = self._after_resume(due)
+        self._rearm.set()
+        self._tell(Event.START, run, self._checks_of(run, run.started_at))
+
+    def run_finished(self, run: RunRecord) -> None:
+        checks = self._checks_of(run, run.finished_at or self.clock.now())
+        self._final = (run.run_id, checks)
+        self._refresh.set()
+        self._rearm.set()
+        self._tell(Event.SUCCESS if run.status is RunStatus.COMPLETED else Event.FAILURE, run, checks)
+
+    # ------------------------------------------------------------------------------------------- status
+    def status_checks(
+        self, *, now: datetime, due: datetime | None, paused: bool, current: RunRecord | None, last: RunRecord | None
+    ) -> list[dict[str, Any]]:
+        """The status document's ``checks``: the next run overdue, the running run's and the last run's."""
+        if paused != self._paused or due != self._due:
+            if self._paused and not paused:
+                self._resumed_at = now
+            self._paused, self._due = paused, due
+            self._rearm.set()
+        found: list[Check] = []
+        effective_due = None if due is None else self._after_resume(due)
+        if late := overdue(effective_due, now, self.thresholds.late_grace, paused=paused, running=current):
+            found.append(late)
+        if current is not None:
+            found += self._checks_of(current, now)
+        if last is not None and self._final[0] == last.run_id:
+            found += self._final[1]
+        return [check.to_json() for check in found]
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _after_resume(self, due: datetime) -> datetime:
+        """A run that fell due while paused is due at the resume, not before: it is not late for the pause."""
+        return due if self._resumed_at is None else max(due, self._resumed_at)
+
+    def _usual(self, run_id: str) -> float | None:
+        return usual_duration(recent_durations(self._recent, exclude=run_id), self.thresholds.min_samples)
+
+    def _checks_of(self, run: RunRecord, now: datetime) -> list[Check]:
+        durations = recent_durations(self._recent, exclude=run.run_id)
+        return run_checks(
+            run, now=now, due=self._due_of.get(run.run_id), durations=durations, thresholds=self.thresholds
+        )
+
+    def _tell(self, event: Event, run: RunRecord, checks: list[Check]) -> None:
+        if self.webhooks is not None and event in self.events:
+            now = self.clock.now()
+            delivery_id = uuid.uuid4().hex
+            record = run.to_json()
+            record.pop("pid", None)
+            document = {
+                "event": event.value,
+                "run": record,
+                "checks": [check.to_json() for check in checks],
+                "service": self.service_url,
+                "deliveryId": delivery_id,
+                "sentAt": iso(now),
+            }
+            self.webhooks.send(event.value, run.run_id, document, delivery_id=delivery_id, sent_at=int(now.timestamp()))
+        mail_worthy = event is Event.LONG or (event is Event.FAILURE and run.status is RunStatus.ERROR)
+        if self.mailer is not None and mail_worthy:
+            self.mailer.send(compose(event.value, run, checks, self.service_url))
+
+    async def _watch(self) -> None:
+        """Sleeps until a check can next appear (the running run turns "long", the next run turns overdue);
+        then publishes the status and tells the "long" event. Re-armed by every run and status change."""
+        while True:
+            self._tell_long()
+            self._rearm.clear()
+            if not await self.clock.wait(self._rearm, self._next_wake()):
+                self._publish()
+
+    def _tell_long(self) -> None:
+        current = self._state().current
+        if current is None or current.run_id == self._long_told:
+            return
+        now = self.clock.now()
+        long = next((c for c in self._checks_of(current, now) if c.kind is CheckKind.LONG), None)
+        if long is not None:
+            self._long_told = current.run_id
+            log.warning("%s", long.message)
+            self._tell(Event.LONG, current, [long])
+
+    def _next_wake(self) -> datetime | None:
+        now = self.clock.now()
+        moments: list[datetime] = []
+        current = self._state().current
+        if current is not None and current.run_id != self._long_told:
+            at = long_since(current, self._usual(current.run_id), self.thresholds.long_factor)
+            if at is not None:
+                moments.append(at)
+        due, grace = self._due, self.thresholds.late_grace
+        if due is not None and grace is not None and not self._paused:
+            moments.append(self._after_resume(due) + grace + timedelta(milliseconds=1))
+        return min((at for at in moments if at > now), default=None)
+
+    async def _refresher(self) -> None:
+        while True:
+            await self._refresh.wait()
+            self._refresh.clear()
+            if self._history is None:
+                continue
+            try:
+                self._recent = await asyncio.to_thread(self._read_recent, self._history)
+            except (sqlite3.Error, OSError) as exc:
+                if not self._history_failing:
+                    log.error("cannot read recent run durations from %s: %s", self._history.path, exc)
+                self._history_failing = True
+                continue
+            self._history_failing = False
+            self._rearm.set()
+            self._publish()
+
+    @staticmethod
+    def _read_recent(history: RunHistory) -> list[dict[str, Any]]:
+        runs = history.page(limit=HISTORY_PAGE).runs
+        return [run for run in runs if run.get("status") == RunStatus.COMPLETED.value][: RECENT_RUNS + 1]
+
+
+def _died(task: asyncio.Task[None]) -> None:
+    """These tasks end only when cancelled; a bug that ends one stops checks, not runs: say so once."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: checks and notifications are off", task.get_name(), exc_info=task.exception())
+
+
+def service_url(settings: Settings) -> str:
+    """Where people reach the service: ``--public-url``, else the address it listens on."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def smtp_settings(settings: Settings) -> SmtpSettings:
+    assert settings.smtp_host is not None
+    return SmtpSettings(
+        host=settings.smtp_host,
+        recipients=settings.smtp_to,
+        security=settings.smtp_security,
+        port=settings.smtp_port,
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        sender=settings.smtp_from,
+    )

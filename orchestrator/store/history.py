@@ -1,0 +1,263 @@
+"""The run history: every run's record in an SQLite file under the data folder.
+
+SQLite through the standard library, in WAL mode: a crash of the service (even ``kill -9`` mid-write) leaves the
+file consistent, and readers never wait for the writer. Each run is one row, keyed by its id and ordered by its
+start; the record itself is stored as the same JSON the API serves, so a field added to :class:`RunRecord`
+needs no migration. A file that is not a database (or is corrupt) is set aside and a new one started.
+
+SQLite opens the file and its ``-wal``/``-shm`` (and ``-journal``) companions itself, following symlinks, so
+before each opening those names are looked at without following: a symlink planted there is removed (said once;
+its target is left as it is). A symlinked ``-shm`` made SQLite fail to open the history, which was then set
+aside as corrupt; a symlinked main file had SQLite read and write the target. The main file is created
+owner-only by us first, and SQLite gives its companions the main file's mode. Between the look and SQLite's
+own open is a window; the data folder being the service user's alone (0700) is what closes it.
+
+A record that cannot be written (no file descriptor left, a full disk, a read-only folder) is kept in memory
+and written with the next record, or by :meth:`RunHistory.write_owed` (the runner retries on its clock), so a
+run's end reaches the history while the service runs, not at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.events import RunStatus, iso
+from orchestrator.core.records import RunRecord
+from orchestrator.disk.datadir import COMPANION_SUFFIXES, exists, open_file, remove_symlink
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE_NAME = "runs.sqlite3"
+MAX_PAGE = 500
+NEWEST_FIRST = "started_at DESC, rowid DESC"
+"""By start; runs that started in the same millisecond by when they were first recorded."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    record TEXT NOT NULL,
+    log_path TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of runs, newest first; ``next_cursor`` asks for the page after it (``None``: no more)."""
+
+    runs: tuple[dict[str, Any], ...]
+    next_cursor: str | None
+
+
+class RunHistory:
+    """The runs table. Each call opens the file, does one short thing and closes it again: no descriptor stays
+    open between runs (a data folder held open for writing could not be remounted read-only, for one), and the
+    caller decides which thread a call runs in."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._removed: set[tuple[str, str]] = set()
+        """Symlinks removed so far (name, target): each is said once, however often it is planted again."""
+        self._owed: dict[str, tuple[RunRecord, str | None]] = {}
+        """Records not written yet, by run id (the latest of each run), with their log paths."""
+        self._guard()
+        try:
+            _connect(path, check=True).close()
+        except sqlite3.DatabaseError as exc:
+            aside = path.with_name(path.name + ".corrupt")
+            log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", path, exc, aside)
+            path.replace(aside)
+            for suffix in ("-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+            self._guard()
+            _connect(path).close()
+
+    def _guard(self) -> None:
+        """Remove symlinks where SQLite would open the history or its companions; make the file owner-only."""
+        folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for name in (self.path.name, *(self.path.name + suffix for suffix in COMPANION_SUFFIXES)):
+                target = remove_symlink(name, dir_fd=folder)
+                if target is not None and (name, target) not in self._removed:
+                    self._removed.add((name, target))
+                    log.warning(
+                        "run history file %s was a symlink to %r; not followed: removed it (its target is left as "
+                        "it is)%s",
+                        self.path.with_name(name),
+                        target,
+                        "; the history starts anew" if name == self.path.name else "",
+                    )
+            # Made by us (owner-only) before SQLite makes it (0644 under the usual umask); SQLite's companions
+            # take its mode. Never opened when it is there: SQLite keeps connections apart with POSIX locks on
+            # the file, and closing any descriptor of it drops them all, another thread's connection's included.
+            if not exists(self.path.name, dir_fd=folder):
+                with contextlib.suppress(FileExistsError):
+                    os.close(open_file(self.path.name, os.O_RDONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder))
+        finally:
+            os.close(folder)
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self._guard()
+        db = _connect(self.path)
+        try:
+            with db:  # one transaction: committed, or rolled back on an error
+                yield db
+        finally:
+            db.close()
+
+    def record(self, run: RunRecord, log_path: str | None = None) -> None:
+        """Insert or update ``run`` (recorded when it starts, and again when it ends), together with any record
+        not written before. If the write fails, ``run`` is kept for the next write and the error raised."""
+        _, earlier_path = self._owed.pop(run.run_id, (None, None))
+        self._owed[run.run_id] = (run, log_path or earlier_path)
+        self.write_owed()
+
+    @property
+    def owed(self) -> int:
+        """Records that could not be written yet."""
+        return len(self._owed)
+
+    def write_owed(self) -> int:
+        """Write the records kept from failed writes, in one transaction; how many. Raises as :meth:`record`
+        does, keeping them all."""
+        if not self._owed:
+            return 0
+        rows = [
+            (run.run_id, _sortable(run.started_at), json.dumps(run.to_json()), log_path)
+            for run, log_path in self._owed.values()
+        ]
+        with self._db() as db:
+            db.executemany(
+                "INSERT INTO runs (run_id, started_at, record, log_path) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET record = excluded.record, "
+                "log_path = COALESCE(excluded.log_path, runs.log_path)",
+                rows,
+            )
+        self._owed.clear()
+        return len(rows)
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        with self._db() as db:
+            row = db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _record(row[0])
+
+    def unfinished(self) -> list[RunRecord]:
+        """Runs whose row still says ``running`` (at start-up, before any run: each was interrupted)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT record FROM runs WHERE json_extract(record, '$.status') = ? ORDER BY started_at",
+                (RunStatus.RUNNING.value,),
+            ).fetchall()
+        found = (RunRecord.from_json(_record(row[0])) for row in rows)
+        return [run for run in found if run is not None]
+
+    def log_path(self, run_id: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Runs newest first, ``limit`` (1 to :data:`MAX_PAGE`) of them, after ``cursor`` (a run id)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        with self._db() as db:
+            if cursor is None:
+                rows = db.execute(
+                    f"SELECT run_id, record FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit + 1,)
+                ).fetchall()
+            else:
+                anchor = db.execute("SELECT started_at, rowid FROM runs WHERE run_id = ?", (cursor,)).fetchone()
+                if anchor is None:
+                    raise KeyError(cursor)
+                rows = db.execute(
+                    "SELECT run_id, record FROM runs WHERE (started_at, rowid) < (?, ?) "
+                    f"ORDER BY {NEWEST_FIRST} LIMIT ?",
+                    (anchor[0], anchor[1], limit + 1),
+                ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(tuple(_record(r[1]) for r in rows), rows[-1][0] if more and rows else None)
+
+    def count(self) -> int:
+        with self._db() as db:
+            row = db.execute("SELECT COUNT(*) FROM runs").fetchone()
+        return int(row[0])
+
+    def prune(self, *, keep: int, older_than: datetime | None = None) -> list[tuple[str, str | None]]:
+        """Remove all but the newest ``keep`` runs, and any run started before ``older_than``; the removed
+        (run id, log path) pairs are returned so their logs can be removed too."""
+        if keep < 0:
+            raise ValueError(f"keep must be zero or more, got {keep}")
+        with self._db() as db:
+            doomed = db.execute(
+                "SELECT run_id, log_path FROM runs WHERE run_id NOT IN "
+                f"(SELECT run_id FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?) "
+                "OR started_at < ?",
+                (keep, _sortable(older_than) if older_than is not None else ""),
+            ).fetchall()
+            db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id, _ in doomed])
+        return [(run_id, log_path) for run_id, log_path in doomed]
+
+
+def _connect(path: Path, *, check: bool = False) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: consistent after any crash of the process
+        db.executescript(SCHEMA)
+        if check:  # once, at start: it reads the whole file
+            db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    db.isolation_level = "DEFERRED"  # ``with db:`` now wraps statements in one transaction
+    return db
+
+
+def _sortable(at: datetime) -> str:
+    """ISO-8601 UTC with a fixed width, so that text order is time order."""
+    text = iso(at)
+    assert text is not None
+    return text
+
+
+def _record(text: str) -> dict[str, Any]:
+    """A stored record. One that is not a JSON object (a damaged file, a hand edit) is a database error, so
+    every caller's handling of an unreadable history covers it, and no reader task dies of a ValueError."""
+    try:
+        document = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise sqlite3.DatabaseError(f"a run record in the history is not JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise sqlite3.DatabaseError("a run record in the history is not a JSON object")
+    return document
+
+
+def read_recent(path: Path, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` runs, read without changing anything (``status`` while the service is down): no
+    file is made, no journal mode set, nothing set aside. An absent or unreadable history is no runs."""
+    if not path.is_file():
+        return []
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        rows = db.execute(f"SELECT record FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit,)).fetchall()
+        return [_record(row[0]) for row in rows]
+    except sqlite3.Error:
+        return []
+    finally:
+        db.close()
