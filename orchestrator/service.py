@@ -26,7 +26,8 @@ from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier
 from orchestrator.ops.retention import Retention
 from orchestrator.runner.runner import RunListener, Runner
-from orchestrator.sources.folder import FolderSource, IntervalTimer
+from orchestrator.sources.folder import FolderSource
+from orchestrator.sources.timer import IntervalTimer
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateStore
