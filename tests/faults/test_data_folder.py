@@ -171,8 +171,8 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
             assert service.proc.poll() is None
 
             # Writable again: the file left in the folder is taken at the next look, and its run lands on disk.
+            mark = follower.mark()  # before the repair: the first save after it may come at once
             repair(data_mount)
-            mark = follower.mark()
             doc = await next_status(stream, lambda d: d["running"], timeout=10)
             again = doc["currentRun"]
             assert again["reason"] == "kept while the disk is broken"
