@@ -1,4 +1,4 @@
-"""How long the run history takes to answer with 10,000 runs recorded (issue 4: "history query time").
+"""How long the run history takes to answer with 10,000 runs recorded.
 
     python bench/history.py [--runs 10000] [--tries 200]
 

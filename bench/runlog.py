@@ -1,4 +1,4 @@
-"""What a run's log costs a chatty job (issue 4, logs): a job printing N lines, run by the service's own
+"""What a run's log costs a chatty job: a job printing N lines, run by the service's own
 ``SubprocessJob``, with its lines going to a run log and with them going nowhere.
 
     python bench/runlog.py [--lines 200000] [--tries 3]

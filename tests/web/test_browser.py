@@ -918,7 +918,8 @@ def test_eta_pause_and_checks_render_from_the_status_document(open_page: OpenPag
     expect(note).to_have_text("History unavailable: the run history cannot be read: disk I/O error")
     expect(page.locator("#history-table")).to_be_hidden()
 
-    older = {k: v for k, v in idle.items() if k not in ("paused", "eta", "checks")}  # a service before issue 4
+    # a status document from a service that knew neither pausing nor ETAs nor checks
+    older = {k: v for k, v in idle.items() if k not in ("paused", "eta", "checks")}
     page.evaluate("data => window.__stream.send(data)", json.dumps(older))
     expect(page.locator("#snapshot-status")).to_have_text(IDLE_60)
     expect(page.locator("#pause-run")).to_be_hidden()
