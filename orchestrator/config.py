@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from orchestrator.http.clientaddr import Network
 from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.store.statefile import STATE_FILE_NAME
 
@@ -98,7 +97,7 @@ class HttpSettings:
     """Open connections one client address may hold (a ``--trusted-proxy``'s are not capped by address), then
     closed at once; never more than half of all the service allows (orchestrator/http/connlimits.py, from the
     descriptor limit); 0 = no cap by address."""
-    trusted_proxies: tuple[Network, ...] = ()
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     """Peers whose ``X-Forwarded-For`` names the client (orchestrator/http/clientaddr.py); anyone else's is ignored."""
 
 
