@@ -61,40 +61,40 @@ class Orchestrator:
         self.failed = False
         self._on_fatal = on_fatal
         self.clock = clock or SystemClock()
-        self.schedule = Schedule(settings.interval, settings.cooldown)
+        self.schedule = Schedule(settings.job.interval, settings.job.cooldown)
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
         self.hub = Hub()
-        self.progress_file = ProgressFile(settings.progress_path)
-        self.history = open_history(settings.data_dir / HISTORY_FILE_NAME)
+        self.progress_file = ProgressFile(settings.store.progress_path)
+        self.history = open_history(settings.store.data_dir / HISTORY_FILE_NAME)
         self.listeners: list[RunListener] = []
         """Told of each run's start and end (notifications, metrics, logs); the runner holds this same list."""
         # Run logs and their retention (issue 4: orchestrator/store/runlogs.py, retention.py).
-        self.logs = RunLogs(settings.data_dir, self.clock)
+        self.logs = RunLogs(settings.store.data_dir, self.clock)
         self.retention = Retention(
-            self.history, self.logs, self.clock, keep_runs=settings.keep_runs, keep_days=settings.keep_days
+            self.history, self.logs, self.clock, keep_runs=settings.store.keep_runs, keep_days=settings.store.keep_days
         )
         self.listeners.append(self.retention)
-        self.state_store = StateStore(settings.state_path)
+        self.state_store = StateStore(settings.store.state_path)
         """The runner's store; also saves a pause (orchestrator/http/pause.py) at once."""
         self.estimator = FinishEstimator(self.history, on_change=self.publish)
         self.listeners.append(self.estimator)
         self.runner = Runner(
             queue=self.queue,
-            job=job or SubprocessJob(settings.command, kill_grace=settings.kill_grace_seconds),
+            job=job or SubprocessJob(settings.job.command, kill_grace=settings.job.kill_grace_seconds),
             clock=self.clock,
             schedule=self.schedule,
             store=self.state_store,
             progress_file=self.progress_file,
             on_change=self._on_runner_change,
-            kill_grace=settings.kill_grace_seconds,
-            timeout=settings.timeout,
-            stall_timeout=settings.stall_timeout,
+            kill_grace=settings.job.kill_grace_seconds,
+            timeout=settings.job.timeout,
+            stall_timeout=settings.job.stall_timeout,
             history=self.history,
             listeners=self.listeners,
             logs=self.logs,
         )
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
-        self.folder = FolderSource(settings.triggers_dir, self.queue, self.clock)
+        self.folder = FolderSource(settings.job.triggers_dir, self.queue, self.clock)
         self.runner.hold_first_run(self.folder.first_look)
         self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file)
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,11 +160,11 @@ class Orchestrator:
             self._tasks[-1].add_done_callback(self._crashed)
         log.info(
             "every %g min (cooldown %g min after manual runs); job: %s; triggers: %s; data: %s",
-            self.settings.interval_minutes,
-            self.settings.cooldown_minutes,
-            " ".join(self.settings.command),
-            self.settings.triggers_dir,
-            self.settings.data_dir,
+            self.settings.job.interval_minutes,
+            self.settings.job.cooldown_minutes,
+            " ".join(self.settings.job.command),
+            self.settings.job.triggers_dir,
+            self.settings.store.data_dir,
         )
 
     async def stop(self) -> None:
@@ -285,7 +285,7 @@ class Orchestrator:
             "running": current is not None,
             "lastRunAt": iso(state.last_run_at),
             "nextRunAt": iso(due),
-            "intervalMinutes": _tidy(self.settings.interval_minutes),
+            "intervalMinutes": _tidy(self.settings.job.interval_minutes),
             "minutesUntilNextRun": minutes_until(due, now),
             "progress": {
                 "status": progress.status.value,
@@ -293,7 +293,7 @@ class Orchestrator:
                 "progress": progress.to_json()["progress"],
             },
             "secondsUntilNextRun": max(0.0, round((due - now).total_seconds(), 1)),
-            "cooldownMinutes": _tidy(self.settings.cooldown_minutes),
+            "cooldownMinutes": _tidy(self.settings.job.cooldown_minutes),
             "cooldownUntil": iso(state.not_before) if state.not_before and state.not_before > now else None,
             "queued": state.pending_count > 0,
             "pendingTriggers": state.pending_count,

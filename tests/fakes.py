@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config import Settings
+from orchestrator.config import JobSettings, Settings, StoreSettings
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus
 from orchestrator.job.process import JobResult, Report, RunContext, Started
@@ -67,20 +67,31 @@ async def settle(turns: int = 50) -> None:
 
 
 def make_settings(root: Path, interval: float = 30, cooldown: float = 5, **overrides: Any) -> Settings:
+    """``overrides``: a section (``notify=NotifySettings(...)``) or a field of one by its name (``token=...``)."""
     settings = Settings(
-        interval_minutes=interval,
-        cooldown_minutes=cooldown,
-        command=("true",),
-        data_dir=root / "data",
-        triggers_dir=root / "triggers",
+        job=JobSettings(
+            interval_minutes=interval, cooldown_minutes=cooldown, command=("true",), triggers_dir=root / "triggers"
+        ),
+        store=StoreSettings(data_dir=root / "data"),
     )
-    return replace(settings, **overrides)
+    return with_fields(settings, **overrides)
+
+
+def with_fields(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with each change made in the section that has a field of that name."""
+    for name, value in changes.items():
+        if name in {f.name for f in fields(Settings)}:
+            settings = replace(settings, **{name: value})
+            continue
+        section = next(f.name for f in fields(Settings) if name in {g.name for g in fields(getattr(settings, f.name))})
+        settings = replace(settings, **{section: replace(getattr(settings, section), **{name: value})})
+    return settings
 
 
 def make_orchestrator(
     root: Path, clock: FakeClock, job: ScriptedJob, interval: float = 30, cooldown: float = 5, **overrides: Any
 ) -> Orchestrator:
-    """``overrides``: any other :class:`Settings` field, e.g. ``timeout_minutes=20``."""
+    """``overrides``: as for :func:`make_settings`, e.g. ``timeout_minutes=20``."""
     (root / "data").mkdir(parents=True, exist_ok=True)
     return Orchestrator(make_settings(root, interval, cooldown, **overrides), clock=clock, job=job)
 

@@ -54,9 +54,9 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     """The app; ``web_dir`` replaces the page's folder (tests serve a made-up one)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[ORCHESTRATOR] = orchestrator
-    clientaddr.install(app, clientaddr.TrustedProxies(orchestrator.settings.trusted_proxies))
-    guard.install(app, guard.Guard(orchestrator.settings, orchestrator.clock, MAX_BODY_BYTES))
-    headers.install(app, orchestrator.settings.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
+    clientaddr.install(app, clientaddr.TrustedProxies(orchestrator.settings.http.trusted_proxies))
+    guard.install(app, guard.Guard(orchestrator.settings.http, orchestrator.clock, MAX_BODY_BYTES))
+    headers.install(app, orchestrator.settings.http.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
     app.router.add_get("/health", health)
     app.router.add_get("/api/snapshot/status", status)
     app.router.add_get("/api/snapshot/progress", progress)
@@ -118,7 +118,7 @@ async def _stop_service(app: web.Application) -> None:
     # First thing on SIGTERM, before aiohttp drains in-flight requests (up to its shutdown timeout): no trigger
     # may start a run from here on, and the running job is stopped now, not after the drain.
     orchestrator = app[ORCHESTRATOR]
-    _ignore_further_stop_signals(orchestrator.settings.kill_grace_seconds)
+    _ignore_further_stop_signals(orchestrator.settings.job.kill_grace_seconds)
     await orchestrator.stop()
 
 

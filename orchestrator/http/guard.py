@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from orchestrator.config import Settings, is_loopback
+from orchestrator.config import HttpSettings, is_loopback
 from orchestrator.core.clock import Clock
 from orchestrator.core.spell import Spell
 from orchestrator.http.clientaddr import client_of, reached_over_https
@@ -85,7 +85,7 @@ def json_error(status: int, message: str, headers: Mapping[str, str] | None = No
 class Guard:
     """The HTTP policy built from the settings; lives in the app under ``GUARD``."""
 
-    def __init__(self, settings: Settings, clock: Clock, max_body_bytes: int) -> None:
+    def __init__(self, settings: HttpSettings, clock: Clock, max_body_bytes: int) -> None:
         # Digests of equal length make the constant-time comparison independent of the token's length too.
         self._token = _digest(settings.token) if settings.token else None
         self._read_cookies = ReadCookies() if settings.token else None

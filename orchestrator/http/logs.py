@@ -12,7 +12,7 @@ What a client costs: each client has only an offset into the log. The job's line
 clients do; a client that is behind (its buffers full) is not written to until it takes what was sent, then
 catches up from its offset (memory or file). Its kernel send buffer is capped (:data:`STREAM_SNDBUF`), so a
 client that never reads costs one buffer's worth of events, not the whole log. A download (``GET /log``) whose
-write cannot be handed over within ``Settings.sse_send_timeout`` is cut (connection aborted), as a stream is;
+write cannot be handed over within ``HttpSettings.sse_send_timeout`` is cut (connection aborted), as a stream is;
 a client that leaves mid-download is normal and logged at debug only.
 """
 
@@ -151,7 +151,7 @@ async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.Str
         chunk = await view.read(start, min(CHUNK_BYTES, end - start))  # before the head: a 404 is still possible
     except OSError as exc:
         raise _Refused(json_error(404, f"The log of run {view.run_id} is gone ({exc})")) from None
-    timeout = orchestrator.settings.sse_send_timeout
+    timeout = orchestrator.settings.http.sse_send_timeout
     try:
         await response.prepare(request)
         at = start
@@ -256,9 +256,9 @@ async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.St
         if sock is not None:
             with contextlib.suppress(OSError):  # gone already: the first event finds out
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
-        await _follow(client, view, offset, orchestrator.settings.sse_send_timeout)
+        await _follow(client, view, offset, orchestrator.settings.http.sse_send_timeout)
 
-    return await stream.serve_stream(request, orchestrator.settings, send, StreamKind.LOG)
+    return await stream.serve_stream(request, orchestrator.settings.http, send, StreamKind.LOG)
 
 
 async def _follow(client: stream.Client, view: LogView, offset: int, pace: float) -> None:

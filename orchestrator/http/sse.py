@@ -7,7 +7,7 @@ itself and the memory it can hold is bounded. The drop rule, explicit:
   server's write buffer is dropped at once. Those bytes wait in user space only once the kernel's socket
   buffer (up to megabytes) is full too, so the client is far behind: it stopped reading. Its connection is
   aborted (RST), which frees both buffers; a browser reconnects after ``retry`` and gets the latest state.
-- **Send timeout.** A write that cannot be handed over within ``Settings.sse_send_timeout`` (an event larger
+- **Send timeout.** A write that cannot be handed over within ``HttpSettings.sse_send_timeout`` (an event larger
   than the cap's headroom, or a ping on a quiet stream) drops the client too; aiohttp-sse aborts it.
   aiohttp-sse also sets the socket's ``TCP_USER_TIMEOUT`` to the send timeout, so on Linux the kernel aborts
   a connection whose data (or whose closed window) has gone unacknowledged that long. That drop is the
@@ -20,7 +20,7 @@ Each drop the service decides is logged once, at info, with the client's address
 
 Who may open a stream (orchestrator/http/streamlimits.py): event streams and log streams are counted apart, each
 against a total (503 beyond), with a share of it kept for requests that carry the token, and at most
-``Settings.streams_per_client`` anonymous ones per client address, and as many with the read cookie (429
+``HttpSettings.streams_per_client`` anonymous ones per client address, and as many with the read cookie (429
 beyond). The client address is the one orchestrator/http/clientaddr.py works out (behind a trusted proxy, the
 forwarded one); what the request carried, the guard has said: ``guard.BEARER`` for the token itself,
 ``guard.AUTHENTICATED`` alone for the read cookie (:func:`credential_of`).
@@ -37,7 +37,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from orchestrator.config import Settings
+from orchestrator.config import HttpSettings
 from orchestrator.core.clock import Clock
 from orchestrator.http.clientaddr import client_of, parse_address
 from orchestrator.http.guard import AUTHENTICATED, BEARER, json_error
@@ -85,7 +85,7 @@ ROOM_CLOCK = web.AppKey("stream_room_clock", Clock)
 
 
 def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
-    settings = app[orchestrator_key].settings
+    settings = app[orchestrator_key].settings.http
     limits = {StreamKind.EVENTS: settings.sse_max_clients, StreamKind.LOG: settings.log_stream_max_clients}
     streams: dict[StreamKind, set[Client]] = {kind: set() for kind in StreamKind}
     app[STREAMS] = streams
@@ -127,7 +127,7 @@ async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web
     latest version gets nothing until the next change; any other client gets the current state at once.
     """
     return await serve_stream(
-        request, orchestrator.settings, lambda client: _send_changes(client, orchestrator), StreamKind.EVENTS
+        request, orchestrator.settings.http, lambda client: _send_changes(client, orchestrator), StreamKind.EVENTS
     )
 
 
@@ -136,7 +136,7 @@ Sender = Callable[["Client"], Awaitable[None]]
 
 
 async def serve_stream(
-    request: web.Request, settings: Settings, sender: Sender, kind: StreamKind
+    request: web.Request, settings: HttpSettings, sender: Sender, kind: StreamKind
 ) -> web.StreamResponse:
     """A stream of ``kind`` whose events ``sender`` writes, under the rules above: it is let in or refused by
     its kind's room (503 when full, 429 when its client holds enough), is closed at shutdown, and its client is
@@ -164,7 +164,7 @@ def credential_of(request: web.Request) -> Credential:
     return Credential.COOKIE if request.get(AUTHENTICATED, False) else Credential.NONE
 
 
-async def _stream(request: web.Request, settings: Settings, send: Sender, seat: Seat) -> web.StreamResponse:
+async def _stream(request: web.Request, settings: HttpSettings, send: Sender, seat: Seat) -> web.StreamResponse:
     async with sse_response(
         request,
         ping_interval=settings.sse_ping_seconds,
@@ -206,7 +206,7 @@ async def _send_changes(client: Client, orchestrator: Orchestrator) -> None:
         pass  # shutting down: the stream ends cleanly
 
 
-async def _run_sender(client: Client, settings: Settings, send: Sender) -> None:
+async def _run_sender(client: Client, settings: HttpSettings, send: Sender) -> None:
     """Run ``send`` for ``client``; a client it finds gone or not reading ends the stream (logged once)."""
     stream = client.response
     try:

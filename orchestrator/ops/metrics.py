@@ -123,7 +123,7 @@ class Metrics:
         yield _gauge("snapshot_sse_clients", "Open event streams (browsers showing the page).", self._sse_clients())
         yield _gauge("snapshot_log_streams", "Open live log streams (a run's log, followed).", self._log_streams())
         yield _gauge(
-            "snapshot_interval_seconds", "Time between automatic runs.", orchestrator.settings.interval_minutes * 60
+            "snapshot_interval_seconds", "Time between automatic runs.", orchestrator.settings.job.interval_minutes * 60
         )
         yield _gauge(
             "snapshot_next_run_timestamp_seconds",

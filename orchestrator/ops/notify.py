@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.config import Settings
+from orchestrator.config import MailSettings, Settings
 from orchestrator.core.checks import (
     RECENT_RUNS,
     Check,
@@ -41,7 +41,7 @@ from orchestrator.core.events import RunStatus, iso
 from orchestrator.core.records import RunRecord, State
 from orchestrator.core.schedule import Schedule
 from orchestrator.ops.delivery import Backoff
-from orchestrator.ops.mail import Mailer, SmtpSettings, compose
+from orchestrator.ops.mail import Mailer, Security, SmtpSettings, compose
 from orchestrator.ops.webhook import Webhooks
 from orchestrator.store.history import RunHistory
 
@@ -76,19 +76,17 @@ class Notifier:
     ) -> None:
         self.clock = clock
         self.service_url = service_url(settings)
+        checks, hooks = settings.notify.checks, settings.notify.webhooks
         self.thresholds = Thresholds(
-            late_grace=timedelta(minutes=settings.late_grace_minutes) if settings.late_grace_minutes else None,
-            long_factor=settings.long_factor,
-            fast_factor=settings.fast_factor,
+            late_grace=timedelta(minutes=checks.late_grace_minutes) if checks.late_grace_minutes else None,
+            long_factor=checks.long_factor,
+            fast_factor=checks.fast_factor,
         )
-        self.events = frozenset(Event(name) for name in settings.notify_on)
-        backoff = Backoff(first=settings.notify_backoff_seconds)
-        self.webhooks = (
-            Webhooks(settings.notify_urls, secret=settings.notify_secret, clock=clock, backoff=backoff)
-            if settings.notify_urls
-            else None
-        )
-        self.mailer = Mailer(smtp_settings(settings), clock=clock, backoff=backoff) if settings.smtp_host else None
+        self.events = frozenset(Event(name) for name in hooks.events)
+        backoff = Backoff(first=settings.notify.backoff_seconds)
+        self.webhooks = Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff) if hooks.urls else None
+        mail = settings.notify.mail
+        self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff) if mail.host else None
         self._history = history
         self._state = state
         self._schedule = schedule
@@ -268,24 +266,24 @@ def _died(task: asyncio.Task[None]) -> None:
 
 def service_url(settings: Settings) -> str:
     """Where people reach the service: ``--public-url``, else the address it listens on."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    host = settings.host
+    if settings.notify.public_url:
+        return settings.notify.public_url.rstrip("/")
+    host = settings.http.host
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
+    return f"http://{host}:{settings.http.port}"
 
 
-def smtp_settings(settings: Settings) -> SmtpSettings:
-    assert settings.smtp_host is not None
+def smtp_settings(mail: MailSettings) -> SmtpSettings:
+    assert mail.host is not None
     return SmtpSettings(
-        host=settings.smtp_host,
-        recipients=settings.smtp_to,
-        security=settings.smtp_security,
-        port=settings.smtp_port,
-        user=settings.smtp_user,
-        password=settings.smtp_password,
-        sender=settings.smtp_from,
+        host=mail.host,
+        recipients=mail.recipients,
+        security=Security(mail.security),
+        port=mail.port,
+        user=mail.user,
+        password=mail.password,
+        sender=mail.sender,
     )

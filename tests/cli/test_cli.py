@@ -14,14 +14,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli.main import (
-    build_parser,
-    error_message,
-    format_status,
-    protections,
-    settings_from,
-    unknown_variables,
-)
+from orchestrator.cli.announce import protections, unknown_variables
+from orchestrator.cli.client import error_message
+from orchestrator.cli.options import OPTIONS, settings_from
+from orchestrator.cli.parser import build_parser
+from orchestrator.cli.status import format_status
+from orchestrator.config import MAIL_SECURITIES
+from orchestrator.ops.mail import Security
 from tests.support import PYTHON, free_port, sample_command
 from tests.tinyhttp import tiny_server
 
@@ -100,36 +99,44 @@ def test_supervision_and_guard_settings_from_flags_and_environment(monkeypatch: 
         ["serve", "--timeout", "20", "--kill-grace", "2.5", "--token-for-reads", "--trigger-limit", "0", *origins]
     )
     settings = settings_from(args)
-    assert (settings.timeout_minutes, settings.stall_timeout_minutes, settings.kill_grace_seconds) == (20, 5, 2.5)
-    assert (settings.token, settings.token_for_reads, settings.trigger_limit) == ("s3cret-token", True, 0)
-    assert settings.allow_origins == ("https://a.example", "https://b.example:8443", "http://c.example")
+    assert (settings.job.timeout_minutes, settings.job.stall_timeout_minutes, settings.job.kill_grace_seconds) == (
+        20,
+        5,
+        2.5,
+    )
+    assert (settings.http.token, settings.http.token_for_reads, settings.http.trigger_limit) == (
+        "s3cret-token",
+        True,
+        0,
+    )
+    assert settings.http.allow_origins == ("https://a.example", "https://b.example:8443", "http://c.example")
     assert "s3cret" not in repr(settings), "the token never shows up in a log of the settings"
     defaults = settings_from(build_parser().parse_args(["serve", "--allow-origin", "https://x.example"]))
-    assert (defaults.timeout, defaults.kill_grace_seconds, defaults.trigger_limit) == (None, 10.0, 30)
+    assert (defaults.job.timeout, defaults.job.kill_grace_seconds, defaults.http.trigger_limit) == (None, 10.0, 30)
 
 
 def test_stream_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SNAPSHOT_TRUSTED_PROXIES", "10.0.0.1, fd00::/8")
     monkeypatch.setenv("SNAPSHOT_STREAMS_PER_CLIENT", "5")
     from_env = settings_from(build_parser().parse_args(["serve"]))
-    assert [str(n) for n in from_env.trusted_proxies] == ["10.0.0.1/32", "fd00::/8"]
-    assert from_env.streams_per_client == 5
+    assert [str(n) for n in from_env.http.trusted_proxies] == ["10.0.0.1/32", "fd00::/8"]
+    assert from_env.http.streams_per_client == 5
     flags = ["serve", "--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8", "--streams-per-client", "0"]
     from_flags = settings_from(build_parser().parse_args(flags))
-    assert [str(n) for n in from_flags.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8"]
-    assert from_flags.streams_per_client == 0
+    assert [str(n) for n in from_flags.http.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8"]
+    assert from_flags.http.streams_per_client == 0
     monkeypatch.delenv("SNAPSHOT_TRUSTED_PROXIES")
     monkeypatch.delenv("SNAPSHOT_STREAMS_PER_CLIENT")
     defaults = settings_from(build_parser().parse_args(["serve"]))
-    assert (defaults.trusted_proxies, defaults.streams_per_client) == ((), 20)
+    assert (defaults.http.trusted_proxies, defaults.http.streams_per_client) == ((), 20)
 
 
 def test_connections_per_client_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert settings_from(build_parser().parse_args(["serve"])).connections_per_client == 256
+    assert settings_from(build_parser().parse_args(["serve"])).http.connections_per_client == 256
     monkeypatch.setenv("SNAPSHOT_CONNECTIONS_PER_CLIENT", "40")
-    assert settings_from(build_parser().parse_args(["serve"])).connections_per_client == 40
+    assert settings_from(build_parser().parse_args(["serve"])).http.connections_per_client == 40
     flags = ["serve", "--connections-per-client", "0"]
-    assert settings_from(build_parser().parse_args(flags)).connections_per_client == 0
+    assert settings_from(build_parser().parse_args(flags)).http.connections_per_client == 0
 
 
 def test_host_and_framing_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,12 +146,12 @@ def test_host_and_framing_settings_from_flags_and_environment(monkeypatch: pytes
         ["serve", "--allowed-host", "Snap.Example.", "--allowed-host", "10.0.0.5,snapshots.internal"]
     )
     settings = settings_from(args)
-    assert settings.allowed_hosts == ("snap.example", "10.0.0.5", "snapshots.internal")
-    assert settings.frame_ancestors == ("https://portal.example", "http://127.0.0.1:9000")
+    assert settings.http.allowed_hosts == ("snap.example", "10.0.0.5", "snapshots.internal")
+    assert settings.http.frame_ancestors == ("https://portal.example", "http://127.0.0.1:9000")
     monkeypatch.delenv("SNAPSHOT_ALLOWED_HOSTS")
     monkeypatch.delenv("SNAPSHOT_FRAME_ANCESTORS")
     defaults = settings_from(build_parser().parse_args(["serve"]))
-    assert (defaults.allowed_hosts, defaults.frame_ancestors) == ((), ())
+    assert (defaults.http.allowed_hosts, defaults.http.frame_ancestors) == ((), ())
 
 
 def test_port_in_use(tmp_path: Path) -> None:
@@ -209,7 +216,7 @@ def test_status_says_when_a_run_is_being_stopped() -> None:
 def test_status_from_files_counts_every_pending_trigger(tmp_path: Path) -> None:
     """The state file names at most 100 pending triggers and counts the rest (``pendingCount``): a service that
     stopped with a burst of 150 waiting says 150, not 100."""
-    from orchestrator.cli.main import offline_status
+    from orchestrator.cli.status import offline_status
     from orchestrator.core.events import Source, Trigger
     from orchestrator.core.records import State
     from orchestrator.store.statefile import StateStore
@@ -389,3 +396,18 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(tmp_path: Pa
         "wrong or a proxy is in the way\n"
     )
     assert not (tmp_path / "data").exists(), "status did not take the service for down"
+
+
+# ------------------------------------------------------------------------------------------ the option table
+def test_each_option_is_declared_once_fills_a_real_field_and_is_documented() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert len({option.flag for option in OPTIONS}) == len({option.env for option in OPTIONS}) == len(OPTIONS)
+    for option in OPTIONS:
+        if option.field is not None:
+            option.default_value  # noqa: B018 (raises AttributeError for a field that is not in Settings)
+        assert option.flag in readme, option.flag
+        assert option.env in readme, option.env
+
+
+def test_the_mail_security_settings_are_the_mailers() -> None:
+    assert set(MAIL_SECURITIES) == {security.value for security in Security}

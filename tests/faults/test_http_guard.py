@@ -6,7 +6,6 @@ tidy the path first); the job is scripted and the clock fake, so "a minute later
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 import http.client
 import ipaddress
@@ -98,7 +97,7 @@ async def serve(
     tmp_path: Path, web_dir: Path, aiohttp_client: Callable[[aiohttp.web.Application], Awaitable[Client]]
 ) -> Serve:
     async def start(**overrides: Any) -> Served:
-        settings = dataclasses.replace(make_settings(tmp_path), **overrides)
+        settings = make_settings(tmp_path, **overrides)
         (tmp_path / "data").mkdir(exist_ok=True)
         clock, job = FakeClock(T0), ScriptedJob()
         orchestrator = Orchestrator(settings, clock=clock, job=job)

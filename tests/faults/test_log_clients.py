@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import select
@@ -36,7 +35,7 @@ from orchestrator.job.process import Pipe, RunContext, SubprocessJob
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.store.runlogs import RunLogs
-from tests.fakes import T0, ScriptedJob, make_settings
+from tests.fakes import T0, ScriptedJob, make_settings, with_fields
 from tests.faults.test_sse_load import SLOW_RCVBUF, connect_raw, read_until, reset
 from tests.support import ServiceProcess, job_command, next_status, sse_stream
 
@@ -79,7 +78,7 @@ async def serving_a_finished_log(tmp_path: Path, lines: int, **settings: object)
     """The app on a real socket, whose history holds one finished run with a log of ``lines`` lines."""
     seed_finished_log(tmp_path / "data", lines)
     base = make_settings(tmp_path)
-    orchestrator = Orchestrator(dataclasses.replace(base, **settings), clock=FakeClock(T0), job=ScriptedJob())
+    orchestrator = Orchestrator(with_fields(base, **settings), clock=FakeClock(T0), job=ScriptedJob())
     server = TestServer(create_app(orchestrator))
     await server.start_server()
     try:

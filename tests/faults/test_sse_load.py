@@ -94,7 +94,7 @@ async def serving(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[Orches
     itself publishes nothing while the test floods the hub)."""
     (tmp_path / "data").mkdir()
     job = ScriptedJob()
-    orchestrator = Orchestrator(dataclasses.replace(make_settings(tmp_path), **settings), clock=FakeClock(T0), job=job)
+    orchestrator = Orchestrator(make_settings(tmp_path, **settings), clock=FakeClock(T0), job=job)
     server = TestServer(create_app(orchestrator))
     await server.start_server()
     try:
@@ -195,7 +195,7 @@ async def test_ping_ends_the_stream_of_a_vanished_client_without_handler_cancell
     anyway, found by its next ping, instead of waiting for the next change, which may be hours away."""
     (tmp_path / "data").mkdir()
     job = ScriptedJob()
-    settings = dataclasses.replace(make_settings(tmp_path), sse_ping_seconds=0.05)
+    settings = make_settings(tmp_path, sse_ping_seconds=0.05)
     app = create_app(Orchestrator(settings, clock=FakeClock(T0), job=job))
     runner = web.AppRunner(app, handler_cancellation=False)
     await runner.setup()

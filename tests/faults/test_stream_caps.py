@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.config import parse_trusted_proxies
+from orchestrator.cli.values import parse_trusted_proxies
 from orchestrator.core.clock import FakeClock
 from orchestrator.http.sse import clients, open_streams
 from orchestrator.http.streamlimits import StreamKind

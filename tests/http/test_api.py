@@ -4,7 +4,6 @@ scripted and the clock fake so every state is reached on purpose."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -26,7 +25,7 @@ Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
 
 @pytest.fixture
 def orchestrator(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> Orchestrator:
-    settings = dataclasses.replace(make_settings(tmp_path), sse_ping_seconds=0.2)
+    settings = make_settings(tmp_path, sse_ping_seconds=0.2)
     (tmp_path / "data").mkdir()
     return Orchestrator(settings, clock=clock, job=job)
 

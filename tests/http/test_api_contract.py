@@ -30,7 +30,7 @@ import pytest
 import requests
 import schemathesis
 
-from orchestrator.config import DEFAULT_STREAMS_PER_CLIENT, Settings
+from orchestrator.config import DEFAULT_STREAMS_PER_CLIENT, JobSettings, Settings, StoreSettings
 from orchestrator.disk.atomic import write_json_atomic
 from orchestrator.http.app import OPENAPI_PATH, create_app, page_files, web_root
 from orchestrator.http.guard import GUESSES_PER_MINUTE
@@ -181,7 +181,9 @@ def test_document_is_valid_openapi() -> None:
 
 def test_every_route_is_in_the_document_and_nothing_else(tmp_path: Path) -> None:
     """A route added to the app without a line in the document (or the reverse) fails here, before any fuzzing."""
-    settings = Settings(data_dir=tmp_path / "data", triggers_dir=tmp_path / "triggers")
+    settings = Settings(
+        job=JobSettings(triggers_dir=tmp_path / "triggers"), store=StoreSettings(data_dir=tmp_path / "data")
+    )
     app = create_app(Orchestrator(settings))
     page = {"/"} | {f"/{name}" for name in page_files(web_root())}
     served = {

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from orchestrator.config import parse_trusted_proxies
+from orchestrator.cli.values import parse_trusted_proxies
 from orchestrator.http.clientaddr import TrustedProxies
 from orchestrator.http.connlimits import (
     ConnectionGate,

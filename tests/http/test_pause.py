@@ -148,7 +148,7 @@ async def test_pause_survives_a_restart_and_holds_from_the_start(tmp_path: Path,
 async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
     service: Orchestrator, clock: FakeClock, job: ScriptedJob, caplog: pytest.LogCaptureFixture
 ) -> None:
-    state_path = service.settings.state_path
+    state_path = service.settings.store.state_path
     state_path.unlink()
     state_path.mkdir()  # the atomic rename onto it fails, as on a full or read-only disk
     outcome = control.pause(service, "disk trouble")

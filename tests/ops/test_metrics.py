@@ -218,13 +218,13 @@ async def test_paused_is_read_from_the_status_document(
 async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(tmp_path: Path) -> None:
     """The service died mid-run: its end is told at start; its "duration" would include the downtime."""
     settings = make_settings(tmp_path)
-    settings.data_dir.mkdir(parents=True)
+    settings.store.data_dir.mkdir(parents=True)
     lost = RunRecord("20260120T080000Z-abcdef", (Trigger(Source.FILE, T0 - minutes(120)),), T0 - minutes(120))
     success = RunRecord(
         "20260120T070000Z-abcdef", (), T0 - minutes(180), status=RunStatus.COMPLETED, finished_at=T0 - minutes(170)
     )
-    StateStore(settings.state_path).save(State(last_run=success, current=lost))
-    RunHistory(settings.data_dir / HISTORY_FILE_NAME).record(success)
+    StateStore(settings.store.state_path).save(State(last_run=success, current=lost))
+    RunHistory(settings.store.data_dir / HISTORY_FILE_NAME).record(success)
     clock, job = FakeClock(T0), ScriptedJob()
     orchestrator = make_orchestrator(tmp_path, clock, job)
     await orchestrator.start()

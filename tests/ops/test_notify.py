@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from orchestrator.config import NotifySettings, WebhookSettings
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import iso
 from orchestrator.ops.delivery import Backoff, DeliveryError, Outbox
@@ -281,7 +282,12 @@ async def test_a_run_running_long_is_told_once_with_its_check(tmp_path: Path, re
     receiver = await receivers()
     clock, job = FakeClock(T0), ScriptedJob()
     service = make_orchestrator(
-        tmp_path, clock, job, interval=30, cooldown=0, notify_urls=(receiver.url,), notify_on=("long", "success")
+        tmp_path,
+        clock,
+        job,
+        interval=30,
+        cooldown=0,
+        notify=NotifySettings(webhooks=WebhookSettings(urls=(receiver.url,), events=("long", "success"))),
     )
     await service.start()
     try:

@@ -333,9 +333,9 @@ def test_retention_settings_come_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("SNAPSHOT_KEEP_RUNS", "7")
     monkeypatch.setenv("SNAPSHOT_KEEP_DAYS", "1.5")
     settings = settings_from(build_parser().parse_args(["serve"]))
-    assert (settings.keep_runs, settings.keep_days) == (7, 1.5)
+    assert (settings.store.keep_runs, settings.store.keep_days) == (7, 1.5)
     settings = settings_from(build_parser().parse_args(["serve", "--keep-runs", "3"]))
-    assert settings.keep_runs == 3
+    assert settings.store.keep_runs == 3
 
 
 async def test_keep_days_removes_runs_older_than_the_cut_off_with_their_logs(tmp_path: Path) -> None:

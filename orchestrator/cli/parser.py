@@ -1,0 +1,80 @@
+"""The argparse parser: the commands, their own arguments, and the settings options from the one table
+(orchestrator/cli/options.py), each given to the commands that read it."""
+
+from __future__ import annotations
+
+import argparse
+
+from orchestrator import __version__
+from orchestrator.cli.options import OPTIONS, Option
+
+COMMANDS = "{serve,trigger,status,cancel,pause,resume}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snapshot-orchestrator",
+        description="Run a slow job every N minutes or on demand, one at a time, with live progress.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command_name", metavar=COMMANDS)
+
+    serve = commands.add_parser("serve", help="run the API server and the scheduler (the default)")
+    add_options(serve, "serve")
+
+    trig = commands.add_parser(
+        "trigger",
+        help="ask for a run by dropping a file into the triggers folder (--wait: over HTTP, and follow the run)",
+    )
+    trig.add_argument("--reason", default="", help="why; recorded with the run")
+    trig.add_argument(
+        "--wait",
+        action="store_true",
+        help="trigger over HTTP and follow the run to its end with a progress bar; exit 0 if it completed, "
+        "1 if it failed or was cancelled, 2 if it could not be followed",
+    )
+    add_options(trig, "trigger")
+
+    stat = commands.add_parser("status", help="print the state, from the server or else from the data folder")
+    stat.add_argument("--json", action="store_true", help="print the raw status document")
+    add_options(stat, "status")
+
+    cancel = commands.add_parser("cancel", help="stop the running snapshot (recorded as cancelled)")
+    cancel.add_argument("--reason", default="", help="why; recorded with the run")
+    add_options(cancel, "cancel")
+
+    # The server side of pause and resume is orchestrator/http/pause.py.
+    pause = commands.add_parser("pause", help="pause the automatic schedule (manual triggers still run)")
+    pause.add_argument("--reason", default="", help="why; shown in the status")
+    add_options(pause, "pause")
+    resume = commands.add_parser("resume", help="resume the automatic schedule")
+    add_options(resume, "resume")
+    return parser
+
+
+def add_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """The table's options that ``command`` reads, in the table's order; each group in a section of its own."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for option in OPTIONS:
+        if command not in option.commands:
+            continue
+        target = parser if option.group is None else _group(parser, groups, option.group)
+        add_option(target, option, command)
+
+
+def _group(
+    parser: argparse.ArgumentParser, groups: dict[str, argparse._ArgumentGroup], title: str
+) -> argparse._ArgumentGroup:
+    if title not in groups:
+        groups[title] = parser.add_argument_group(title)
+    return groups[title]
+
+
+def add_option(target: argparse._ActionsContainer, option: Option, command: str) -> None:
+    help_text = option.help_text(command)
+    if option.switch:
+        target.add_argument(option.flag, action="store_const", const="true", help=help_text)
+    elif option.repeat:
+        target.add_argument(option.flag, action="append", help=help_text)
+    else:
+        target.add_argument(option.flag, help=help_text)

@@ -1,0 +1,91 @@
+"""What is checked on this machine before the service starts: the job's program, the folders, the data folder's
+lock and the listening socket. Each failure is one :class:`~orchestrator.config.ConfigError` line (exit 2),
+said before anything runs."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from orchestrator.config import ConfigError, Settings
+from orchestrator.core.events import iso, utcnow
+from orchestrator.disk.datadir import make_data_folder
+from orchestrator.store.lock import AlreadyLocked, InstanceLock
+
+
+def check_at_start(settings: Settings) -> None:
+    """Everything that can be checked without starting: the command, the folders."""
+    check_command(settings.job.command)
+    data_dir, triggers_dir = settings.store.data_dir, settings.job.triggers_dir
+    # Owner-only, unless the triggers folder (which others write into) is inside it.
+    shared = triggers_dir.resolve().is_relative_to(data_dir.resolve())
+    check_writable_dir(data_dir, "--data-dir", owner_only=not shared)
+    check_writable_dir(triggers_dir, "--triggers-dir")
+    with contextlib.suppress(OSError):
+        if settings.store.progress_path.is_dir():
+            raise ConfigError(f"--data-dir: {settings.store.progress_path} is a folder, not a file")
+
+
+def check_command(argv: tuple[str, ...]) -> None:
+    program = argv[0]
+    if os.sep in program:
+        if not os.path.isfile(program):
+            raise ConfigError(f"--command: {program} not found")
+        if not os.access(program, os.X_OK):
+            raise ConfigError(f"--command: {program} is not executable")
+    elif shutil.which(program) is None:
+        raise ConfigError(f"--command: {program!r} not found on PATH")
+
+
+def check_writable_dir(path: Path, flag: str, *, owner_only: bool = False) -> None:
+    """Create the folder if needed (``owner_only``: 0700, whatever the umask) and prove we can write there (a
+    temp file, then gone)."""
+    try:
+        if owner_only:
+            make_data_folder(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path} is not a writable folder: {exc.strerror or exc}") from None
+
+
+def lock_data_folder(data_dir: Path, url: str) -> InstanceLock:
+    """The data folder's lock, taken: one service per data folder."""
+    lock = InstanceLock(data_dir)
+    try:
+        lock.acquire({"pid": os.getpid(), "url": url, "startedAt": iso(utcnow())})
+    except AlreadyLocked as exc:
+        raise ConfigError(
+            f"data folder {data_dir} is in use by {exc.holder}; stop that one first, or give this one another "
+            "--data-dir"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
+    return lock
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket now, so "port in use" is reported before anything runs."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host!r} cannot be resolved: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
