@@ -21,7 +21,7 @@ from orchestrator.cli.parser import build_parser
 from orchestrator.cli.status import format_status
 from orchestrator.config import MAIL_SECURITIES
 from orchestrator.ops.mail import Security
-from tests.support import PYTHON, free_port, sample_command
+from tests.support import PYTHON, REPO, free_port, sample_command
 from tests.tinyhttp import tiny_server
 
 
@@ -400,7 +400,7 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(tmp_path: Pa
 
 # ------------------------------------------------------------------------------------------ the option table
 def test_each_option_is_declared_once_fills_a_real_field_and_is_documented() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     assert len({option.flag for option in OPTIONS}) == len({option.env for option in OPTIONS}) == len(OPTIONS)
     for option in OPTIONS:
         if option.field is not None:
