@@ -23,6 +23,8 @@ from orchestrator.http import clientaddr, guard, headers, idempotency
 from orchestrator.http import logs as logroutes
 from orchestrator.http import pause as control
 from orchestrator.http import sse as stream
+from orchestrator.http.errors import ApiError, Handler, json_error
+from orchestrator.http.errors import retry_after as retry_after_header
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from orchestrator.service import Orchestrator, TriggerNotSaved
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 WEB_DIR = web.AppKey("web_dir", Path)
+RESTORE = web.AppKey("restore", contextlib.ExitStack)
+"""What the service's cleanup puts back: the loop's exception handler and signal handlers it replaced."""
 MAX_BODY_BYTES = 16 * 1024
 DEFAULT_PAGE = 50
 TRIGGER_RETRY_SECONDS = 5
@@ -54,6 +58,7 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     """The app; ``web_dir`` replaces the page's folder (tests serve a made-up one)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[ORCHESTRATOR] = orchestrator
+    app[RESTORE] = contextlib.ExitStack()
     clientaddr.install(app, clientaddr.TrustedProxies(orchestrator.settings.trusted_proxies))
     guard.install(app, guard.Guard(orchestrator.settings, orchestrator.clock, MAX_BODY_BYTES))
     headers.install(app, orchestrator.settings.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
@@ -82,17 +87,20 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
 
 
 async def _run_service(app: web.Application) -> AsyncIterator[None]:
+    """Start the service; at cleanup stop it and put back the loop's exception and signal handlers as they were
+    before (tests run many apps on one loop; a process may serve the app again)."""
     orchestrator = app[ORCHESTRATOR]
-    _quiet_accept_errors(asyncio.get_running_loop())
-    await orchestrator.start()
-    yield
-    await orchestrator.stop()  # already done by _stop_service, unless shutdown never got that far
+    with app[RESTORE] as restore:
+        _quiet_accept_errors(asyncio.get_running_loop(), restore)
+        await orchestrator.start()
+        yield
+        await orchestrator.stop()  # already done by _stop_service, unless shutdown never got that far
 
 
 ACCEPT_ERROR_QUIET_SECONDS = 60.0
 
 
-def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop, restore: contextlib.ExitStack) -> None:
     """Out of file descriptors, asyncio logs a traceback for every failed ``accept`` (tens of thousands a
     minute under a connection flood). Log it once a minute instead; everything else as asyncio would."""
     last = -ACCEPT_ERROR_QUIET_SECONDS
@@ -112,17 +120,18 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
+    restore.callback(loop.set_exception_handler, previous)
 
 
 async def _stop_service(app: web.Application) -> None:
     # First thing on SIGTERM, before aiohttp drains in-flight requests (up to its shutdown timeout): no trigger
     # may start a run from here on, and the running job is stopped now, not after the drain.
     orchestrator = app[ORCHESTRATOR]
-    _ignore_further_stop_signals(orchestrator.settings.kill_grace_seconds)
+    _ignore_further_stop_signals(orchestrator.settings.kill_grace_seconds, app[RESTORE])
     await orchestrator.stop()
 
 
-def _ignore_further_stop_signals(grace: float) -> None:
+def _ignore_further_stop_signals(grace: float, restore: contextlib.ExitStack) -> None:
     """A second Ctrl-C (or SIGTERM) would abort the shutdown half-way, with the job's SIGTERM sent but its
     SIGKILL not: a job that ignores SIGTERM would live on, unrecorded, beside the next service's runs."""
     loop = asyncio.get_running_loop()
@@ -135,8 +144,20 @@ def _ignore_further_stop_signals(grace: float) -> None:
             log.warning("already stopping: the job gets up to %gs to end; use SIGKILL to force", grace)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # asyncio has no public getter for a signal's handler: the one aiohttp's run_app installed is read from
+        # the loop's table, to be put back at cleanup.
+        previous: asyncio.Handle | None = getattr(loop, "_signal_handlers", {}).get(sig)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, not Unix
             loop.add_signal_handler(sig, already_stopping)
+            restore.callback(_put_back_signal_handler, loop, sig, previous)
+
+
+def _put_back_signal_handler(loop: asyncio.AbstractEventLoop, sig: int, previous: asyncio.Handle | None) -> None:
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        if previous is None or previous.cancelled():
+            loop.remove_signal_handler(sig)
+        else:
+            loop.add_signal_handler(sig, getattr(previous, "_callback"), *previous._args)  # noqa: B009
 
 
 def add_page(app: web.Application, root: Path) -> None:
@@ -168,7 +189,7 @@ def _inside(root: Path, path: Path) -> Path | None:
     return real if real.is_relative_to(root) and real.is_file() else None
 
 
-def _file_handler(relative: str) -> guard.Handler:
+def _file_handler(relative: str) -> Handler:
     async def serve(request: web.Request) -> web.StreamResponse:
         # Checked again per request: the file may have been replaced by a symlink since the start. (Whoever
         # can write the page's folder could change the page anyway; this keeps the rest of the disk out.)
@@ -228,7 +249,7 @@ async def cancel(request: web.Request) -> web.Response:
     already = orchestrator.runner.stopping
     run_id = orchestrator.cancel(reason or "cancelled by request")
     if run_id is None:
-        return web.json_response({"success": False, "message": "No snapshot is running"}, status=409)
+        return json_error(409, "No snapshot is running")
     if already is not None:
         # Still 202: the caller's wish (the run ends) is being carried out, for the reason given first.
         message = f"Already stopping snapshot {run_id} ({already.reason})"
@@ -273,23 +294,11 @@ async def run(request: web.Request) -> web.Response:
     return web.json_response(record)
 
 
-def _not_found(message: str) -> web.HTTPNotFound:
-    return web.HTTPNotFound(text=json.dumps({"success": False, "message": message}), content_type="application/json")
-
-
 def _history(request: web.Request) -> RunHistory:
     history = request.app[ORCHESTRATOR].history
     if history is None:
         raise _unavailable("the run history could not be opened; see the service's log")
     return history
-
-
-def _unavailable(message: str, *, retry_after: int | None = None) -> web.HTTPServiceUnavailable:
-    return web.HTTPServiceUnavailable(
-        text=json.dumps({"success": False, "message": message}),
-        content_type="application/json",
-        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
-    )
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -326,5 +335,13 @@ async def _reason_from_body(request: web.Request) -> str:
     return clean_reason(reason)
 
 
-def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"success": False, "message": message}), content_type="application/json")
+def _bad_request(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+def _not_found(message: str) -> ApiError:
+    return ApiError(404, message)
+
+
+def _unavailable(message: str, *, retry_after: int | None = None) -> ApiError:
+    return ApiError(503, message, retry_after_header(retry_after))

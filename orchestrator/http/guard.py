@@ -2,8 +2,9 @@
 
 Two middlewares, outermost first, and one response hook:
 
-1. ``json_errors``: every 4xx that the router or a handler raises (404, 405, 413, ...) leaves as JSON
-   ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``, ...) kept.
+1. ``json_errors`` (orchestrator/http/errors.py): every error that the router or a handler raises (404, 405,
+   413, ...) leaves as JSON ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``,
+   ...) kept.
 2. ``guard``: the ``Host`` check (DNS rebinding: ``foreign_host``), the body cap (by ``Content-Length``,
    before anything is read), CORS preflight answers, refusal of cross-site state-changing requests, the
    bearer token, and the trigger rate limit.
@@ -40,10 +41,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import math
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -52,13 +50,13 @@ from orchestrator.config import Settings, is_loopback
 from orchestrator.core.clock import Clock
 from orchestrator.core.spell import Spell
 from orchestrator.http.clientaddr import client_of, reached_over_https
+from orchestrator.http.errors import Handler, json_error, json_errors
+from orchestrator.http.guesses import Guesses, too_many_guesses
 from orchestrator.http.hostheader import Addressed, is_ip, parse_host
 from orchestrator.http.ratelimit import SlidingWindowLimit
 from orchestrator.http.readcookie import ReadCookies, Verdict, expiry_of
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/"
@@ -74,12 +72,6 @@ CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 CORS_EXPOSE = "Retry-After, WWW-Authenticate, Idempotent-Replayed"
 CORS_MAX_AGE_SECONDS = 600
-KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
-
-
-def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    """The one shape of every error answer."""
-    return web.json_response({"success": False, "message": message}, status=status, headers=headers)
 
 
 class Guard:
@@ -287,65 +279,6 @@ READ_COOKIE_EXPIRES = web.RequestKey("read_cookie_expires", datetime)
 """Set on a read that a valid read cookie let in: its connection is closed then (``_until_expiry``)."""
 
 
-GUESSES_PER_MINUTE = 20
-"""Refused bearer tokens one client address may send in a minute before it gets 429 until the minute has
-passed; a missing token is no guess (a page asks for it), nor is a read cookie that is not valid."""
-GUESS_CLIENTS = 10_000
-"""Client addresses whose recent guesses are remembered; beyond that the oldest are forgotten."""
-GUESS_SPELL = timedelta(minutes=1)
-
-
-def too_many_guesses(wait: int) -> web.Response:
-    return json_error(429, f"Too many refused credentials; try again in {wait} s", {"Retry-After": str(wait)})
-
-
-class Guesses:
-    """Refused credentials, by client address: one log line per spell (with the count of the last one), and a
-    429 for a client that keeps guessing. Pure but for the log: the caller passes ``now``."""
-
-    def __init__(self) -> None:
-        self._by_client: OrderedDict[str, SlidingWindowLimit] = OrderedDict()
-        self._blocked: dict[str, datetime] = {}
-        self._spell = Spell(GUESS_SPELL)
-
-    def blocked(self, client: str, now: datetime) -> int | None:
-        """Whole seconds ``client`` must still wait, or ``None``."""
-        until = self._blocked.get(client)
-        if until is None:
-            return None
-        if now >= until:
-            del self._blocked[client]
-            return None
-        return max(1, math.ceil((until - now).total_seconds()))
-
-    def refused(self, client: str, now: datetime) -> web.Response | None:
-        """Count a refused credential of ``client``; the 429 to send instead of the 401 once it is too many."""
-        self._say(client, now)
-        limit = self._by_client.pop(client, None) or SlidingWindowLimit(GUESSES_PER_MINUTE)
-        self._by_client[client] = limit  # the newest last: the oldest are forgotten first
-        while len(self._by_client) > GUESS_CLIENTS:
-            self._by_client.popitem(last=False)
-        admission = limit.admit(now)
-        if admission.allowed:
-            return None
-        self._blocked[client] = now + timedelta(seconds=admission.retry_after)
-        if len(self._blocked) > GUESS_CLIENTS:
-            self._blocked = {c: t for c, t in self._blocked.items() if t > now}
-        return too_many_guesses(admission.retry_after)
-
-    def _say(self, client: str, now: datetime) -> None:
-        held = self._spell.hit(client, now)
-        if held is None:
-            return
-        log.warning(
-            "refused a wrong token from %s (more in the next minute are counted, not logged; %d a minute from one "
-            "address get 429)%s",
-            client,
-            GUESSES_PER_MINUTE,
-            held.text(),
-        )
-
-
 def install(app: web.Application, guard: Guard) -> None:
     app[GUARD] = guard
     app.middlewares.extend([json_errors, guard_requests])
@@ -397,28 +330,6 @@ def _is_preflight(request: web.Request) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ middlewares
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        headers = {name: exc.headers[name] for name in KEPT_HEADERS if name in exc.headers}
-        return json_error(exc.status, _message(request, exc), headers)
-
-
-def _message(request: web.Request, exc: web.HTTPException) -> str:
-    path = request.path if len(request.path) <= 200 else request.path[:200] + "…"
-    if isinstance(exc, web.HTTPNotFound):
-        return f"Not found: {path}"
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        return f"{request.method} is not allowed on {path}; allowed: {', '.join(sorted(exc.allowed_methods))}"
-    if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return f"Request body too large: at most {request.client_max_size} bytes"
-    return exc.reason
-
-
 @web.middleware
 async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     guard = request.app[GUARD]

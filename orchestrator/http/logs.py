@@ -34,7 +34,7 @@ from aiohttp import web
 
 from orchestrator.http import sse as stream
 from orchestrator.http.clientaddr import client_of
-from orchestrator.http.guard import json_error
+from orchestrator.http.errors import ApiError
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.service import Orchestrator
 from orchestrator.store.runlogs import RunLog, log_size, read_range
@@ -56,12 +56,6 @@ EventSource stops reconnecting on 204)."""
 STREAM_SNDBUF = 64 * 1024
 """A log stream's kernel send buffer (Linux doubles it). Left to autotuning it grows to megabytes, each one
 read from the log, encoded and written for a client that may never read a byte of it."""
-
-
-class _Refused(Exception):
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +87,10 @@ class LogView:
 
 def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
     async def get_log(request: web.Request) -> web.StreamResponse:
-        try:
-            return await serve_log(request, request.app[orchestrator_key])
-        except _Refused as refused:
-            return refused.response
+        return await serve_log(request, request.app[orchestrator_key])
 
     async def follow_log(request: web.Request) -> web.StreamResponse:
-        try:
-            return await stream_log(request, request.app[orchestrator_key])
-        except _Refused as refused:
-            return refused.response
+        return await stream_log(request, request.app[orchestrator_key])
 
     app.router.add_get("/api/snapshot/runs/{runId}/log", get_log)
     app.router.add_get("/api/snapshot/runs/{runId}/log/stream", follow_log)
@@ -117,21 +105,21 @@ async def find_log(request: web.Request, orchestrator: Orchestrator) -> LogView:
         return LogView(run_id, live.path, live)
     history = orchestrator.history
     if history is None:
-        raise _Refused(json_error(503, "the run history could not be opened; see the service's log"))
+        raise ApiError(503, "the run history could not be opened; see the service's log")
     try:
         record, log_path = await asyncio.to_thread(lambda: (history.get(run_id), history.log_path(run_id)))
     except (sqlite3.Error, OSError) as exc:
-        raise _Refused(json_error(503, f"the run history cannot be read: {exc}")) from None
+        raise ApiError(503, f"the run history cannot be read: {exc}") from None
     if record is None:
-        raise _Refused(json_error(404, f"No run {run_id[:80]!r} in the history"))
+        raise ApiError(404, f"No run {run_id[:80]!r} in the history")
     path = orchestrator.logs.path_of(log_path)
     if path is None:
-        raise _Refused(json_error(404, f"Run {run_id} has no log (it ran before run logs were kept)"))
+        raise ApiError(404, f"Run {run_id} has no log (it ran before run logs were kept)")
     try:
         size = await asyncio.to_thread(log_size, path)  # a symlink swapped in is not followed: gone
     except OSError as exc:
         message = f"The log of run {run_id} is gone (removed, or never written: {exc.strerror or exc})"
-        raise _Refused(json_error(404, message)) from None
+        raise ApiError(404, message) from None
     return LogView(run_id, path, None, size, record)
 
 
@@ -150,7 +138,7 @@ async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.Str
     try:
         chunk = await view.read(start, min(CHUNK_BYTES, end - start))  # before the head: a 404 is still possible
     except OSError as exc:
-        raise _Refused(json_error(404, f"The log of run {view.run_id} is gone ({exc})")) from None
+        raise ApiError(404, f"The log of run {view.run_id} is gone ({exc})") from None
     timeout = orchestrator.settings.sse_send_timeout
     try:
         await response.prepare(request)
@@ -230,12 +218,12 @@ def requested_bytes(request: web.Request, size: int) -> tuple[int, int, bool]:
 
 def parse_offset(text: str) -> int:
     if not OFFSET.match(text):
-        raise _Refused(json_error(400, f"offset must be a byte offset (a whole number, 0 or more), got {text[:40]!r}"))
+        raise ApiError(400, f"offset must be a byte offset (a whole number, 0 or more), got {text[:40]!r}")
     return int(text)
 
 
-def _unsatisfiable(size: int, message: str) -> _Refused:
-    return _Refused(json_error(416, message, {"Content-Range": f"bytes */{size}"}))
+def _unsatisfiable(size: int, message: str) -> ApiError:
+    return ApiError(416, message, {"Content-Range": f"bytes */{size}"})
 
 
 async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:

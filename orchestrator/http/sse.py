@@ -40,7 +40,8 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from orchestrator.config import Settings
 from orchestrator.core.clock import Clock
 from orchestrator.http.clientaddr import client_of, parse_address
-from orchestrator.http.guard import AUTHENTICATED, BEARER, json_error
+from orchestrator.http.errors import json_error
+from orchestrator.http.guard import AUTHENTICATED, BEARER
 from orchestrator.http.streamlimits import Credential, Refusal, Room, Seat, StreamKind
 from orchestrator.live.hub import HubClosed
 from orchestrator.service import Orchestrator
