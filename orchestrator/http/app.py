@@ -18,21 +18,20 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator import __version__
-from orchestrator.core.events import Source, clean_reason, iso
+from orchestrator.core.events import Source, TriggerNotSaved, clean_reason, iso
 from orchestrator.http import clientaddr, guard, headers, idempotency
 from orchestrator.http import logs as logroutes
 from orchestrator.http import pause as control
 from orchestrator.http import sse as stream
 from orchestrator.http.errors import ApiError, Handler, json_error
 from orchestrator.http.errors import retry_after as retry_after_header
+from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from orchestrator.service import Orchestrator, TriggerNotSaved
 from orchestrator.store.history import MAX_PAGE, RunHistory
 
 log = logging.getLogger(__name__)
 
-ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 WEB_DIR = web.AppKey("web_dir", Path)
 RESTORE = web.AppKey("restore", contextlib.ExitStack)
 """What the service's cleanup puts back: the loop's exception handler and signal handlers it replaced."""
@@ -54,14 +53,16 @@ def web_root() -> Path:
     return Path(__file__).resolve().parents[2] / "web"
 
 
-def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> web.Application:
-    """The app; ``web_dir`` replaces the page's folder (tests serve a made-up one)."""
+def create_app(service: Served, *, web_dir: Path | None = None) -> web.Application:
+    """The app serving ``service`` (and starting and stopping it); ``web_dir`` replaces the page's folder (tests
+    serve a made-up one)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[ORCHESTRATOR] = orchestrator
+    app[SERVED] = service
     app[RESTORE] = contextlib.ExitStack()
-    clientaddr.install(app, clientaddr.TrustedProxies(orchestrator.settings.trusted_proxies))
-    guard.install(app, guard.Guard(orchestrator.settings, orchestrator.clock, MAX_BODY_BYTES))
-    headers.install(app, orchestrator.settings.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
+    settings = service.settings
+    clientaddr.install(app, clientaddr.TrustedProxies(settings.trusted_proxies))
+    guard.install(app, guard.Guard(settings, service.clock, MAX_BODY_BYTES))
+    headers.install(app, settings.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
     app.router.add_get("/health", health)
     app.router.add_get("/api/snapshot/status", status)
     app.router.add_get("/api/snapshot/progress", progress)
@@ -70,14 +71,13 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     app.router.add_get("/api/snapshot/runs", runs)
     app.router.add_get("/api/snapshot/runs/{runId}", run)
     app.router.add_get("/api/openapi.json", openapi)
-    stream.add_routes(app, ORCHESTRATOR)
-    logroutes.add_routes(app, ORCHESTRATOR)  # a run's log, and its live lines (issue 4: logroutes.py)
-    # Pause/resume and double-click safety (issue 4): control.py, idempotency.py.
-    control.add_routes(app, ORCHESTRATOR, _reason_from_body)
-    idempotency.install(app, orchestrator.clock)
-    # Metrics (issue 4): Prometheus text; a read like the status document (guard.py: same token rule).
+    stream.add_routes(app, settings, service.clock)
+    logroutes.add_routes(app)  # a run's log, and its live lines
+    control.add_routes(app, _reason_from_body)  # pause and resume
+    idempotency.install(app, service.clock)  # double-click safety for the trigger
+    # Prometheus text: a read like the status document (guard.py: the same token rule).
     app.router.add_get(guard.METRICS_PATH, metrics)
-    orchestrator.metrics.count_streams(
+    service.metrics.count_streams(
         lambda: stream.open_streams(app, StreamKind.EVENTS), lambda: stream.open_streams(app, StreamKind.LOG)
     )
     add_page(app, web_dir or web_root())
@@ -89,12 +89,12 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
 async def _run_service(app: web.Application) -> AsyncIterator[None]:
     """Start the service; at cleanup stop it and put back the loop's exception and signal handlers as they were
     before (tests run many apps on one loop; a process may serve the app again)."""
-    orchestrator = app[ORCHESTRATOR]
+    service = app[SERVED]
     with app[RESTORE] as restore:
         _quiet_accept_errors(asyncio.get_running_loop(), restore)
-        await orchestrator.start()
+        await service.start()
         yield
-        await orchestrator.stop()  # already done by _stop_service, unless shutdown never got that far
+        await service.stop()  # already done by _stop_service, unless shutdown never got that far
 
 
 ACCEPT_ERROR_QUIET_SECONDS = 60.0
@@ -126,9 +126,9 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop, restore: contextlib.Ex
 async def _stop_service(app: web.Application) -> None:
     # First thing on SIGTERM, before aiohttp drains in-flight requests (up to its shutdown timeout): no trigger
     # may start a run from here on, and the running job is stopped now, not after the drain.
-    orchestrator = app[ORCHESTRATOR]
-    _ignore_further_stop_signals(orchestrator.settings.kill_grace_seconds, app[RESTORE])
-    await orchestrator.stop()
+    service = app[SERVED]
+    _ignore_further_stop_signals(service.settings.kill_grace_seconds, app[RESTORE])
+    await service.stop()
 
 
 def _ignore_further_stop_signals(grace: float, restore: contextlib.ExitStack) -> None:
@@ -203,12 +203,11 @@ def _file_handler(relative: str) -> Handler:
 
 
 async def health(request: web.Request) -> web.Response:
-    orchestrator = request.app[ORCHESTRATOR]
     return web.json_response(
         {
             "status": "ok",
             "version": __version__,
-            "running": orchestrator.runner.running,
+            "running": request.app[SERVED].view.running,
             "sseClients": stream.open_streams(request.app, StreamKind.EVENTS),
             "logStreams": stream.open_streams(request.app, StreamKind.LOG),
         }
@@ -216,21 +215,21 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ORCHESTRATOR].status())
+    return web.json_response(request.app[SERVED].view.status())
 
 
 async def progress(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ORCHESTRATOR].progress().to_json())
+    return web.json_response(request.app[SERVED].view.progress().to_json())
 
 
 async def trigger(request: web.Request) -> web.Response:
     reason = await _reason_from_body(request)
-    orchestrator = request.app[ORCHESTRATOR]
-    running = orchestrator.runner.running
+    service = request.app[SERVED]
+    running = service.view.running
     who = clientaddr.client_of(request).address
     log.info("HTTP trigger from %s%s", who, f" (reason: {reason})" if reason else "")
     try:
-        requested = await orchestrator.request_run(Source.HTTP, reason)
+        requested = await service.commands.request_run(Source.HTTP, reason)
     except TriggerNotSaved as exc:
         # Not on disk, so not taken: a 202 would promise a run that a crash could lose. Triggers coalesce,
         # so a retry never runs twice.
@@ -245,14 +244,14 @@ async def trigger(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     """End the running run the way a timeout would (SIGTERM, grace, SIGKILL); it is recorded as cancelled."""
     reason = await _reason_from_body(request)
-    orchestrator = request.app[ORCHESTRATOR]
-    already = orchestrator.runner.stopping
-    run_id = orchestrator.cancel(reason or "cancelled by request")
+    service = request.app[SERVED]
+    already = service.view.stopping
+    run_id = service.commands.cancel(reason or "cancelled by request")
     if run_id is None:
         return json_error(409, "No snapshot is running")
     if already is not None:
         # Still 202: the caller's wish (the run ends) is being carried out, for the reason given first.
-        message = f"Already stopping snapshot {run_id} ({already.reason})"
+        message = f"Already stopping snapshot {run_id} ({already})"
     else:
         message = f"Cancelling snapshot {run_id}"
         who = clientaddr.client_of(request).address
@@ -295,7 +294,7 @@ async def run(request: web.Request) -> web.Response:
 
 
 def _history(request: web.Request) -> RunHistory:
-    history = request.app[ORCHESTRATOR].history
+    history = request.app[SERVED].history
     if history is None:
         raise _unavailable("the run history could not be opened; see the service's log")
     return history
@@ -303,7 +302,7 @@ def _history(request: web.Request) -> RunHistory:
 
 async def metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: the service's metrics in the Prometheus text format (see orchestrator/ops/metrics.py)."""
-    body = request.app[ORCHESTRATOR].metrics.render()
+    body = request.app[SERVED].metrics.render()
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE, "Cache-Control": "no-store"})
 
 

@@ -35,8 +35,8 @@ from aiohttp import web
 from orchestrator.http import sse as stream
 from orchestrator.http.clientaddr import client_of
 from orchestrator.http.errors import ApiError
+from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
-from orchestrator.service import Orchestrator
 from orchestrator.store.runlogs import RunLog, log_size, read_range
 
 log = logging.getLogger(__name__)
@@ -85,25 +85,25 @@ class LogView:
         return on_disk + memory
 
 
-def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
+def add_routes(app: web.Application) -> None:
     async def get_log(request: web.Request) -> web.StreamResponse:
-        return await serve_log(request, request.app[orchestrator_key])
+        return await serve_log(request, request.app[SERVED])
 
     async def follow_log(request: web.Request) -> web.StreamResponse:
-        return await stream_log(request, request.app[orchestrator_key])
+        return await stream_log(request, request.app[SERVED])
 
     app.router.add_get("/api/snapshot/runs/{runId}/log", get_log)
     app.router.add_get("/api/snapshot/runs/{runId}/log/stream", follow_log)
 
 
-async def find_log(request: web.Request, orchestrator: Orchestrator) -> LogView:
+async def find_log(request: web.Request, service: Served) -> LogView:
     """The log of the run named in the path, or a refusal: 404 for no such run, for a run without a log and
     for a log whose file is gone (each says which), 503 when the history cannot be read."""
     run_id = request.match_info["runId"]
-    live = orchestrator.logs.get(run_id)
+    live = service.logs.get(run_id)
     if live is not None:
         return LogView(run_id, live.path, live)
-    history = orchestrator.history
+    history = service.history
     if history is None:
         raise ApiError(503, "the run history could not be opened; see the service's log")
     try:
@@ -112,7 +112,7 @@ async def find_log(request: web.Request, orchestrator: Orchestrator) -> LogView:
         raise ApiError(503, f"the run history cannot be read: {exc}") from None
     if record is None:
         raise ApiError(404, f"No run {run_id[:80]!r} in the history")
-    path = orchestrator.logs.path_of(log_path)
+    path = service.logs.path_of(log_path)
     if path is None:
         raise ApiError(404, f"Run {run_id} has no log (it ran before run logs were kept)")
     try:
@@ -123,8 +123,8 @@ async def find_log(request: web.Request, orchestrator: Orchestrator) -> LogView:
     return LogView(run_id, path, None, size, record)
 
 
-async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
-    view = await find_log(request, orchestrator)
+async def serve_log(request: web.Request, service: Served) -> web.StreamResponse:
+    view = await find_log(request, service)
     size = view.size
     start, end, partial = requested_bytes(request, size)
     response = web.StreamResponse(status=206 if partial else 200)
@@ -139,7 +139,7 @@ async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.Str
         chunk = await view.read(start, min(CHUNK_BYTES, end - start))  # before the head: a 404 is still possible
     except OSError as exc:
         raise ApiError(404, f"The log of run {view.run_id} is gone ({exc})") from None
-    timeout = orchestrator.settings.sse_send_timeout
+    timeout = service.settings.sse_send_timeout
     try:
         await response.prepare(request)
         at = start
@@ -226,8 +226,8 @@ def _unsatisfiable(size: int, message: str) -> ApiError:
     return ApiError(416, message, {"Content-Range": f"bytes */{size}"})
 
 
-async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
-    view = await find_log(request, orchestrator)
+async def stream_log(request: web.Request, service: Served) -> web.StreamResponse:
+    view = await find_log(request, service)
     offset = 0
     last_seen = request.headers.get("Last-Event-ID", "")
     if last_seen == END_ID:
@@ -244,9 +244,9 @@ async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.St
         if sock is not None:
             with contextlib.suppress(OSError):  # gone already: the first event finds out
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
-        await _follow(client, view, offset, orchestrator.settings.sse_send_timeout)
+        await _follow(client, view, offset, service.settings.sse_send_timeout)
 
-    return await stream.serve_stream(request, orchestrator.settings, send, StreamKind.LOG)
+    return await stream.serve_stream(request, service.settings, send, StreamKind.LOG)
 
 
 async def _follow(client: stream.Client, view: LogView, offset: int, pace: float) -> None:
