@@ -98,6 +98,10 @@ class Receipt:
         return await asyncio.shield(self._saved)
 
 
+class TriggerNotSaved(Exception):
+    """A trigger that could not be put on disk, and so was not taken: its sender must not be told it was."""
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """One request for a run. Every source builds one of these and puts it on the queue."""

@@ -6,57 +6,50 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import re
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from importlib import resources
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from orchestrator import __version__
-from orchestrator.core.events import Source, clean_reason, iso
+from orchestrator.core.events import Source, TriggerNotSaved, clean_reason, iso
 from orchestrator.http import clientaddr, guard, headers, idempotency
 from orchestrator.http import logs as logroutes
 from orchestrator.http import pause as control
 from orchestrator.http import sse as stream
+from orchestrator.http.errors import ApiError, json_error
+from orchestrator.http.errors import retry_after as retry_after_header
+from orchestrator.http.page import add_page, web_root
+from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from orchestrator.service import Orchestrator, TriggerNotSaved
 from orchestrator.store.history import MAX_PAGE, RunHistory
 
 log = logging.getLogger(__name__)
 
-ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
-WEB_DIR = web.AppKey("web_dir", Path)
+RESTORE = web.AppKey("restore", contextlib.ExitStack)
+"""What the service's cleanup puts back: the loop's exception handler and signal handlers it replaced."""
 MAX_BODY_BYTES = 16 * 1024
 DEFAULT_PAGE = 50
 TRIGGER_RETRY_SECONDS = 5
-PAGE_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
-"""Names the page's files may have: no dot-files, nothing a URL or a route pattern would need to escape."""
 
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
 
-def web_root() -> Path:
-    """The page's folder: inside the installed package (wheel), else ``web/`` beside the package (checkout)."""
-    packaged = resources.files("orchestrator") / "web"
-    if isinstance(packaged, Path) and (packaged / "index.html").is_file():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "web"
-
-
-def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> web.Application:
-    """The app; ``web_dir`` replaces the page's folder (tests serve a made-up one)."""
+def create_app(service: Served, *, web_dir: Path | None = None) -> web.Application:
+    """The app serving ``service`` (and starting and stopping it); ``web_dir`` replaces the page's folder (tests
+    serve a made-up one)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[ORCHESTRATOR] = orchestrator
-    clientaddr.install(app, clientaddr.TrustedProxies(orchestrator.settings.http.trusted_proxies))
-    guard.install(app, guard.Guard(orchestrator.settings.http, orchestrator.clock, MAX_BODY_BYTES))
-    headers.install(app, orchestrator.settings.http.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
+    app[SERVED] = service
+    app[RESTORE] = contextlib.ExitStack()
+    settings = service.settings.http
+    clientaddr.install(app, clientaddr.TrustedProxies(settings.trusted_proxies))
+    guard.install(app, guard.Guard(settings, service.clock, MAX_BODY_BYTES))
+    headers.install(app, settings.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
     app.router.add_get("/health", health)
     app.router.add_get("/api/snapshot/status", status)
     app.router.add_get("/api/snapshot/progress", progress)
@@ -65,14 +58,13 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
     app.router.add_get("/api/snapshot/runs", runs)
     app.router.add_get("/api/snapshot/runs/{runId}", run)
     app.router.add_get("/api/openapi.json", openapi)
-    stream.add_routes(app, ORCHESTRATOR)
-    logroutes.add_routes(app, ORCHESTRATOR)  # a run's log, and its live lines (issue 4: logroutes.py)
-    # Pause/resume and double-click safety (issue 4): control.py, idempotency.py.
-    control.add_routes(app, ORCHESTRATOR, _reason_from_body)
-    idempotency.install(app, orchestrator.clock)
-    # Metrics (issue 4): Prometheus text; a read like the status document (guard.py: same token rule).
+    stream.add_routes(app, settings, service.clock)
+    logroutes.add_routes(app)  # a run's log, and its live lines
+    control.add_routes(app, _reason_from_body)  # pause and resume
+    idempotency.install(app, service.clock)  # double-click safety for the trigger
+    # Prometheus text: a read like the status document (guard.py: the same token rule).
     app.router.add_get(guard.METRICS_PATH, metrics)
-    orchestrator.metrics.count_streams(
+    service.metrics.count_streams(
         lambda: stream.open_streams(app, StreamKind.EVENTS), lambda: stream.open_streams(app, StreamKind.LOG)
     )
     add_page(app, web_dir or web_root())
@@ -82,17 +74,20 @@ def create_app(orchestrator: Orchestrator, *, web_dir: Path | None = None) -> we
 
 
 async def _run_service(app: web.Application) -> AsyncIterator[None]:
-    orchestrator = app[ORCHESTRATOR]
-    _quiet_accept_errors(asyncio.get_running_loop())
-    await orchestrator.start()
-    yield
-    await orchestrator.stop()  # already done by _stop_service, unless shutdown never got that far
+    """Start the service; at cleanup stop it and put back the loop's exception and signal handlers as they were
+    before (tests run many apps on one loop; a process may serve the app again)."""
+    service = app[SERVED]
+    with app[RESTORE] as restore:
+        _quiet_accept_errors(asyncio.get_running_loop(), restore)
+        await service.start()
+        yield
+        await service.stop()  # already done by _stop_service, unless shutdown never got that far
 
 
 ACCEPT_ERROR_QUIET_SECONDS = 60.0
 
 
-def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop, restore: contextlib.ExitStack) -> None:
     """Out of file descriptors, asyncio logs a traceback for every failed ``accept`` (tens of thousands a
     minute under a connection flood). Log it once a minute instead; everything else as asyncio would."""
     last = -ACCEPT_ERROR_QUIET_SECONDS
@@ -112,17 +107,18 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
+    restore.callback(loop.set_exception_handler, previous)
 
 
 async def _stop_service(app: web.Application) -> None:
     # First thing on SIGTERM, before aiohttp drains in-flight requests (up to its shutdown timeout): no trigger
     # may start a run from here on, and the running job is stopped now, not after the drain.
-    orchestrator = app[ORCHESTRATOR]
-    _ignore_further_stop_signals(orchestrator.settings.job.kill_grace_seconds)
-    await orchestrator.stop()
+    service = app[SERVED]
+    _ignore_further_stop_signals(service.settings.job.kill_grace_seconds, app[RESTORE])
+    await service.stop()
 
 
-def _ignore_further_stop_signals(grace: float) -> None:
+def _ignore_further_stop_signals(grace: float, restore: contextlib.ExitStack) -> None:
     """A second Ctrl-C (or SIGTERM) would abort the shutdown half-way, with the job's SIGTERM sent but its
     SIGKILL not: a job that ignores SIGTERM would live on, unrecorded, beside the next service's runs."""
     loop = asyncio.get_running_loop()
@@ -135,59 +131,28 @@ def _ignore_further_stop_signals(grace: float) -> None:
             log.warning("already stopping: the job gets up to %gs to end; use SIGKILL to force", grace)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # asyncio has no public getter for a signal's handler: the one aiohttp's run_app installed is read from
+        # the loop's table, to be put back at cleanup.
+        previous: asyncio.Handle | None = getattr(loop, "_signal_handlers", {}).get(sig)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, not Unix
             loop.add_signal_handler(sig, already_stopping)
+            restore.callback(_put_back_signal_handler, loop, sig, previous)
 
 
-def add_page(app: web.Application, root: Path) -> None:
-    """One route per file of the page, found now: anything else (``..``, encoded dots, folders) is simply not
-    a route, so it is a 404 by construction; a file is also checked again when served (see ``_serve``)."""
-    root = root.resolve()
-    app[WEB_DIR] = root
-    app.router.add_get("/", _file_handler("index.html"))
-    for relative in page_files(root):
-        app.router.add_get("/" + relative, _file_handler(relative))
-
-
-def page_files(root: Path) -> Iterator[str]:
-    """The page's files under ``root`` as ``a/b.js``: regular files, or symlinks to files inside ``root``."""
-    for folder, dirs, files in os.walk(root):  # never into symlinked folders (followlinks=False)
-        dirs[:] = sorted(d for d in dirs if PAGE_FILE_NAME.match(d))
-        for name in sorted(files):
-            path = Path(folder, name)
-            if PAGE_FILE_NAME.match(name) and _inside(root, path) is not None:
-                yield path.relative_to(root).as_posix()
-
-
-def _inside(root: Path, path: Path) -> Path | None:
-    """``path`` resolved, if it is a regular file inside ``root`` (a symlink may point within ``root`` only)."""
-    try:
-        real = path.resolve(strict=True)
-    except (OSError, RuntimeError):  # gone, or a symlink loop
-        return None
-    return real if real.is_relative_to(root) and real.is_file() else None
-
-
-def _file_handler(relative: str) -> guard.Handler:
-    async def serve(request: web.Request) -> web.StreamResponse:
-        # Checked again per request: the file may have been replaced by a symlink since the start. (Whoever
-        # can write the page's folder could change the page anyway; this keeps the rest of the disk out.)
-        root = request.app[WEB_DIR]
-        real = _inside(root, root / relative)
-        if real is None:
-            raise web.HTTPNotFound()
-        return web.FileResponse(real, headers={"Cache-Control": "no-cache"})
-
-    return serve
+def _put_back_signal_handler(loop: asyncio.AbstractEventLoop, sig: int, previous: asyncio.Handle | None) -> None:
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        if previous is None or previous.cancelled():
+            loop.remove_signal_handler(sig)
+        else:
+            loop.add_signal_handler(sig, getattr(previous, "_callback"), *previous._args)  # noqa: B009
 
 
 async def health(request: web.Request) -> web.Response:
-    orchestrator = request.app[ORCHESTRATOR]
     return web.json_response(
         {
             "status": "ok",
             "version": __version__,
-            "running": orchestrator.runner.running,
+            "running": request.app[SERVED].view.running,
             "sseClients": stream.open_streams(request.app, StreamKind.EVENTS),
             "logStreams": stream.open_streams(request.app, StreamKind.LOG),
         }
@@ -195,21 +160,21 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ORCHESTRATOR].status())
+    return web.json_response(request.app[SERVED].view.status())
 
 
 async def progress(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ORCHESTRATOR].progress().to_json())
+    return web.json_response(request.app[SERVED].view.progress().to_json())
 
 
 async def trigger(request: web.Request) -> web.Response:
     reason = await _reason_from_body(request)
-    orchestrator = request.app[ORCHESTRATOR]
-    running = orchestrator.runner.running
+    service = request.app[SERVED]
+    running = service.view.running
     who = clientaddr.client_of(request).address
     log.info("HTTP trigger from %s%s", who, f" (reason: {reason})" if reason else "")
     try:
-        requested = await orchestrator.request_run(Source.HTTP, reason)
+        requested = await service.commands.request_run(Source.HTTP, reason)
     except TriggerNotSaved as exc:
         # Not on disk, so not taken: a 202 would promise a run that a crash could lose. Triggers coalesce,
         # so a retry never runs twice.
@@ -224,14 +189,14 @@ async def trigger(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     """End the running run the way a timeout would (SIGTERM, grace, SIGKILL); it is recorded as cancelled."""
     reason = await _reason_from_body(request)
-    orchestrator = request.app[ORCHESTRATOR]
-    already = orchestrator.runner.stopping
-    run_id = orchestrator.cancel(reason or "cancelled by request")
+    service = request.app[SERVED]
+    already = service.view.stopping
+    run_id = service.commands.cancel(reason or "cancelled by request")
     if run_id is None:
-        return web.json_response({"success": False, "message": "No snapshot is running"}, status=409)
+        return json_error(409, "No snapshot is running")
     if already is not None:
         # Still 202: the caller's wish (the run ends) is being carried out, for the reason given first.
-        message = f"Already stopping snapshot {run_id} ({already.reason})"
+        message = f"Already stopping snapshot {run_id} ({already})"
     else:
         message = f"Cancelling snapshot {run_id}"
         who = clientaddr.client_of(request).address
@@ -273,28 +238,16 @@ async def run(request: web.Request) -> web.Response:
     return web.json_response(record)
 
 
-def _not_found(message: str) -> web.HTTPNotFound:
-    return web.HTTPNotFound(text=json.dumps({"success": False, "message": message}), content_type="application/json")
-
-
 def _history(request: web.Request) -> RunHistory:
-    history = request.app[ORCHESTRATOR].history
+    history = request.app[SERVED].history
     if history is None:
         raise _unavailable("the run history could not be opened; see the service's log")
     return history
 
 
-def _unavailable(message: str, *, retry_after: int | None = None) -> web.HTTPServiceUnavailable:
-    return web.HTTPServiceUnavailable(
-        text=json.dumps({"success": False, "message": message}),
-        content_type="application/json",
-        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
-    )
-
-
 async def metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: the service's metrics in the Prometheus text format (see orchestrator/ops/metrics.py)."""
-    body = request.app[ORCHESTRATOR].metrics.render()
+    body = request.app[SERVED].metrics.render()
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE, "Cache-Control": "no-store"})
 
 
@@ -326,5 +279,13 @@ async def _reason_from_body(request: web.Request) -> str:
     return clean_reason(reason)
 
 
-def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"success": False, "message": message}), content_type="application/json")
+def _bad_request(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+def _not_found(message: str) -> ApiError:
+    return ApiError(404, message)
+
+
+def _unavailable(message: str, *, retry_after: int | None = None) -> ApiError:
+    return ApiError(503, message, retry_after_header(retry_after))

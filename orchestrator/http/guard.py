@@ -2,8 +2,9 @@
 
 Two middlewares, outermost first, and one response hook:
 
-1. ``json_errors``: every 4xx that the router or a handler raises (404, 405, 413, ...) leaves as JSON
-   ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``, ...) kept.
+1. ``json_errors`` (orchestrator/http/errors.py): every error that the router or a handler raises (404, 405,
+   413, ...) leaves as JSON ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``,
+   ...) kept.
 2. ``guard``: the ``Host`` check (DNS rebinding: ``foreign_host``), the body cap (by ``Content-Length``,
    before anything is read), CORS preflight answers, refusal of cross-site state-changing requests, the
    bearer token, and the trigger rate limit.
@@ -37,13 +38,8 @@ are: nothing would run, and the answer gives away nothing the token protects.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import math
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -51,44 +47,37 @@ from aiohttp import web
 from orchestrator.config import HttpSettings, is_loopback
 from orchestrator.core.clock import Clock
 from orchestrator.core.spell import Spell
+from orchestrator.http.auth import (
+    ADDRESSED,
+    ISSUE_READ_COOKIE,
+    LEGACY_TOKEN_COOKIE,
+    READ_COOKIE_EXPIRES,
+    Tokens,
+    addressed,
+)
 from orchestrator.http.clientaddr import client_of, reached_over_https
-from orchestrator.http.hostheader import Addressed, is_ip, parse_host
+from orchestrator.http.errors import Handler, json_error, json_errors
+from orchestrator.http.hostheader import is_ip, parse_host
 from orchestrator.http.ratelimit import SlidingWindowLimit
-from orchestrator.http.readcookie import ReadCookies, Verdict, expiry_of
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/"
 TRIGGER_PATH = "/api/snapshot/trigger"
 METRICS_PATH = "/metrics"
 """Outside ``/api/`` where Prometheus looks for it, but it tells what the status document tells: a read."""
-READ_COOKIE_PREFIX = "snapshot_read_"
-"""The read cookie is ``snapshot_read_<port>``: the port the browser addressed (``Host``)."""
-LEGACY_TOKEN_COOKIE = "snapshot_token"
-"""Where earlier pages put the token itself; never accepted, and expired wherever a browser still sends it."""
-REALM = 'Bearer realm="snapshot-orchestrator"'
 CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 CORS_EXPOSE = "Retry-After, WWW-Authenticate, Idempotent-Replayed"
 CORS_MAX_AGE_SECONDS = 600
-KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
-
-
-def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    """The one shape of every error answer."""
-    return web.json_response({"success": False, "message": message}, status=status, headers=headers)
 
 
 class Guard:
     """The HTTP policy built from the settings; lives in the app under ``GUARD``."""
 
     def __init__(self, settings: HttpSettings, clock: Clock, max_body_bytes: int) -> None:
-        # Digests of equal length make the constant-time comparison independent of the token's length too.
-        self._token = _digest(settings.token) if settings.token else None
-        self._read_cookies = ReadCookies() if settings.token else None
+        self.tokens = Tokens(settings.token, clock)
         self.token_for_reads = settings.token_for_reads
         self.allow_origins = frozenset(settings.allow_origins)
         self.max_body_bytes = max_body_bytes
@@ -105,109 +94,6 @@ class Guard:
         origin_hosts = filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins))
         self.allowed_hosts = frozenset(settings.allowed_hosts) | frozenset(origin_hosts)
         self._rebinding = Spell()
-        self._guesses = Guesses()
-
-    # ------------------------------------------------------------------------------------------ the token
-    def _matches(self, given: str) -> bool:
-        return self._token is not None and hmac.compare_digest(_digest(given), self._token)
-
-    def _bearer(self, request: web.Request) -> str | None:
-        scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
-        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-    def read_cookie(self, request: web.Request) -> tuple[str, str, int] | None:
-        """A fresh read cookie's name, value and ``Max-Age`` for the port ``request`` addressed; ``None``
-        without a token."""
-        if self._read_cookies is None:
-            return None
-        port = addressed_port(request)
-        value = self._read_cookies.issue(port, self.clock.now())
-        return f"{READ_COOKIE_PREFIX}{port}", value, self._read_cookies.max_age
-
-    def _read_cookie_verdict(self, request: web.Request) -> Verdict | None:
-        """What the request's read cookie is worth; ``None`` if it has none. A valid one's expiry is kept on
-        the request (``READ_COOKIE_EXPIRES``).
-
-        Every value sent under the cookie's name counts, not only the one aiohttp keeps (the last): another
-        page on the host can set a cookie of the same name (cookies ignore ports; a sibling subdomain can set
-        one for the parent domain), and the browser then sends both. One valid value is enough."""
-        if self._read_cookies is None:
-            return None
-        port = addressed_port(request)
-        given = _cookie_values(request, f"{READ_COOKIE_PREFIX}{port}")
-        if not given:
-            return None
-        now = self.clock.now()
-        verdicts = {value: self._read_cookies.check(value, port, now) for value in given}
-        for value, verdict in verdicts.items():
-            if verdict is Verdict.VALID:
-                request[READ_COOKIE_EXPIRES] = expiry_of(value)
-                return verdict
-        return Verdict.EXPIRED if Verdict.EXPIRED in verdicts.values() else Verdict.FORGED
-
-    def authenticate(self, request: web.Request, *, cookie_ok: bool) -> web.Response | None:
-        """``None`` if the request may go on, else the 401 to send.
-
-        ``cookie_ok`` (reads under --token-for-reads): the read cookie is accepted, and a valid bearer header
-        earns the response a fresh one (see ``cors_headers``)."""
-        if self._token is None:
-            return None
-        client = client_of(request).key  # behind a --trusted-proxy, the forwarded client; an IPv6 /64
-        now = self.clock.now()
-        bearer = self._bearer(request)
-        wait = self._guesses.blocked(client, now) if bearer is not None or cookie_ok else None
-        if wait is not None:
-            # Before any comparison: a client that keeps guessing gets nothing more to measure.
-            return too_many_guesses(wait)
-        if bearer is not None:
-            if not self._matches(bearer):
-                return self._guesses.refused(client, now) or self._unauthorized("The token is not valid", invalid=True)
-            if cookie_ok:
-                request[ISSUE_READ_COOKIE] = True
-            request[AUTHENTICATED] = True
-            request[BEARER] = True
-            return None
-        if cookie_ok:
-            verdict = self._read_cookie_verdict(request)
-            if verdict is Verdict.VALID:
-                request[AUTHENTICATED] = True
-                return None
-            if verdict is Verdict.EXPIRED:  # ours, only old: no guess
-                return self._unauthorized(
-                    "The read cookie has expired: send 'Authorization: Bearer <token>' for a new one", invalid=True
-                )
-            if verdict is Verdict.FORGED:
-                # No guess: nobody guesses a 256-bit MAC, and a browser sends whatever cookie another page on
-                # the host planted under this name. Counted, 20 of them would lock the page's address out of
-                # its own token for a minute; and a restart turns every open page's cookie into this.
-                return self._unauthorized(
-                    "The read cookie is not valid: send 'Authorization: Bearer <token>' for a new one", invalid=True
-                )
-        elif any(name == LEGACY_TOKEN_COOKIE or name.startswith(READ_COOKIE_PREFIX) for name in request.cookies):
-            # Browsers send cookies on their own, so a cookie proves nothing about who asked for a change.
-            return self._unauthorized(
-                "Changes need the token as 'Authorization: Bearer <token>'; cookies are not accepted for them"
-            )
-        return self._unauthorized("This needs the service's token: send 'Authorization: Bearer <token>'")
-
-    def recognise(self, request: web.Request) -> web.Response | None:
-        """On a read that is open to all: mark it ``AUTHENTICATED`` if it carries the token or the read cookie
-        (its stream may then use the room kept for them), else let it go on as anonymous. A wrong bearer token
-        still counts as a guess, so an open read is no place to try tokens at full speed: the 429 of a client
-        that keeps guessing is the one answer returned. A wrong read cookie (another port's, an old token's) is
-        no guess: it cannot be guessed, and a browser sends it by itself."""
-        if self._token is None:
-            return None
-        if self._bearer(request) is not None:
-            refusal = self.authenticate(request, cookie_ok=True)
-            return refusal if refusal is not None and refusal.status == 429 else None
-        if self._read_cookie_verdict(request) is Verdict.VALID:
-            request[AUTHENTICATED] = True
-        return None
-
-    def _unauthorized(self, message: str, *, invalid: bool = False) -> web.Response:
-        challenge = REALM + (', error="invalid_token"' if invalid else "")
-        return json_error(401, message, {"WWW-Authenticate": challenge})
 
     # ----------------------------------------------------------------------------------------- hosts
     def foreign_host(self, request: web.Request) -> str | None:
@@ -275,75 +161,6 @@ class Guard:
 
 
 GUARD = web.AppKey("guard", Guard)
-ISSUE_READ_COOKIE = web.RequestKey("issue_read_cookie", bool)
-"""Set on a read that a valid bearer header let in: its answer sets the read cookie."""
-AUTHENTICATED = web.RequestKey("authenticated", bool)
-"""Set on a request that carried the token (or, for a read, the read cookie): the stream caps keep room for
-these, the most for the bearer token (orchestrator/http/streamlimits.py). Absent: anonymous."""
-BEARER = web.RequestKey("bearer", bool)
-"""Set on a request that carried the token itself (``Authorization: Bearer``), not only the read cookie: the
-cookie reaches every server on the host, so what it opens is capped per address like anonymous streams."""
-READ_COOKIE_EXPIRES = web.RequestKey("read_cookie_expires", datetime)
-"""Set on a read that a valid read cookie let in: its connection is closed then (``_until_expiry``)."""
-
-
-GUESSES_PER_MINUTE = 20
-"""Refused bearer tokens one client address may send in a minute before it gets 429 until the minute has
-passed; a missing token is no guess (a page asks for it), nor is a read cookie that is not valid."""
-GUESS_CLIENTS = 10_000
-"""Client addresses whose recent guesses are remembered; beyond that the oldest are forgotten."""
-GUESS_SPELL = timedelta(minutes=1)
-
-
-def too_many_guesses(wait: int) -> web.Response:
-    return json_error(429, f"Too many refused credentials; try again in {wait} s", {"Retry-After": str(wait)})
-
-
-class Guesses:
-    """Refused credentials, by client address: one log line per spell (with the count of the last one), and a
-    429 for a client that keeps guessing. Pure but for the log: the caller passes ``now``."""
-
-    def __init__(self) -> None:
-        self._by_client: OrderedDict[str, SlidingWindowLimit] = OrderedDict()
-        self._blocked: dict[str, datetime] = {}
-        self._spell = Spell(GUESS_SPELL)
-
-    def blocked(self, client: str, now: datetime) -> int | None:
-        """Whole seconds ``client`` must still wait, or ``None``."""
-        until = self._blocked.get(client)
-        if until is None:
-            return None
-        if now >= until:
-            del self._blocked[client]
-            return None
-        return max(1, math.ceil((until - now).total_seconds()))
-
-    def refused(self, client: str, now: datetime) -> web.Response | None:
-        """Count a refused credential of ``client``; the 429 to send instead of the 401 once it is too many."""
-        self._say(client, now)
-        limit = self._by_client.pop(client, None) or SlidingWindowLimit(GUESSES_PER_MINUTE)
-        self._by_client[client] = limit  # the newest last: the oldest are forgotten first
-        while len(self._by_client) > GUESS_CLIENTS:
-            self._by_client.popitem(last=False)
-        admission = limit.admit(now)
-        if admission.allowed:
-            return None
-        self._blocked[client] = now + timedelta(seconds=admission.retry_after)
-        if len(self._blocked) > GUESS_CLIENTS:
-            self._blocked = {c: t for c, t in self._blocked.items() if t > now}
-        return too_many_guesses(admission.retry_after)
-
-    def _say(self, client: str, now: datetime) -> None:
-        held = self._spell.hit(client, now)
-        if held is None:
-            return
-        log.warning(
-            "refused a wrong token from %s (more in the next minute are counted, not logged; %d a minute from one "
-            "address get 429)%s",
-            client,
-            GUESSES_PER_MINUTE,
-            held.text(),
-        )
 
 
 def install(app: web.Application, guard: Guard) -> None:
@@ -352,39 +169,8 @@ def install(app: web.Application, guard: Guard) -> None:
     app.on_response_prepare.append(cors_headers)
 
 
-ADDRESSED = web.RequestKey("addressed", Addressed)
-"""What the request's Host names, parsed once by the guard (see orchestrator/http/hostheader.py)."""
-
-
-def addressed(request: web.Request) -> Addressed:
-    """The host and port the request addressed; a Host that cannot be parsed counts as none at all."""
-    parsed = request.get(ADDRESSED) or parse_host(request.host)
-    return parsed if parsed is not None else Addressed("", None)
-
-
-def addressed_port(request: web.Request) -> int:
-    """The port the browser addressed, which names the read cookie (a browser leaves out the default)."""
-    return addressed(request).port_or(443 if request.secure else 80)
-
-
-def _cookie_values(request: web.Request, name: str) -> list[str]:
-    """Every value sent under cookie ``name``, in every ``Cookie`` header (names and values here are plain
-    words: no quoting to undo)."""
-    values = []
-    for header in request.headers.getall("Cookie", ()):
-        for pair in header.split(";"):
-            key, eq, value = pair.strip().partition("=")
-            if eq and key == name:
-                values.append(value.strip().strip('"'))
-    return values[:8]  # a handful is all a browser sends; a header of thousands is not ours to check
-
-
 def own_origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}".lower()
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 def _is_preflight(request: web.Request) -> bool:
@@ -397,28 +183,6 @@ def _is_preflight(request: web.Request) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ middlewares
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        headers = {name: exc.headers[name] for name in KEPT_HEADERS if name in exc.headers}
-        return json_error(exc.status, _message(request, exc), headers)
-
-
-def _message(request: web.Request, exc: web.HTTPException) -> str:
-    path = request.path if len(request.path) <= 200 else request.path[:200] + "…"
-    if isinstance(exc, web.HTTPNotFound):
-        return f"Not found: {path}"
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        return f"{request.method} is not allowed on {path}; allowed: {', '.join(sorted(exc.allowed_methods))}"
-    if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return f"Request body too large: at most {request.client_max_size} bytes"
-    return exc.reason
-
-
 @web.middleware
 async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     guard = request.app[GUARD]
@@ -448,7 +212,7 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
         if why is not None:
             log.debug("refused %s %s from %s: %s", request.method, request.path, client_of(request).address, why)
             return json_error(403, f"Cross-site request refused: {why} (see --allow-origin)")
-        refusal = guard.authenticate(request, cookie_ok=False)
+        refusal = guard.tokens.authenticate(request, cookie_ok=False)
         if refusal is not None:
             return refusal
         if request.path == TRIGGER_PATH:
@@ -456,7 +220,11 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
             if refusal is not None:
                 return refusal
     elif request.path.startswith(API_PREFIX) or request.path == METRICS_PATH:
-        refusal = guard.authenticate(request, cookie_ok=True) if guard.token_for_reads else guard.recognise(request)
+        refusal = (
+            guard.tokens.authenticate(request, cookie_ok=True)
+            if guard.token_for_reads
+            else guard.tokens.recognise(request)
+        )
         if refusal is not None:
             return refusal
         expires = request.get(READ_COOKIE_EXPIRES)
@@ -515,7 +283,7 @@ def _read_cookie_headers(guard: Guard, request: web.Request, response: web.Strea
         response.headers.add("Set-Cookie", _set_cookie(LEGACY_TOKEN_COOKIE, "", max_age=0))
     if not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
         return
-    cookie = guard.read_cookie(request)
+    cookie = guard.tokens.read_cookie(request)
     if cookie is None:
         return
     # HttpOnly: the page never reads it, so no script on it can either. When it has expired, the page, which

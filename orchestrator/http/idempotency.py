@@ -24,7 +24,7 @@ from aiohttp import web
 
 from orchestrator.core.clock import Clock
 from orchestrator.http.clientaddr import client_of
-from orchestrator.http.guard import Handler, json_error
+from orchestrator.http.errors import Handler, json_error
 
 log = logging.getLogger(__name__)
 

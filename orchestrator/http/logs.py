@@ -34,9 +34,9 @@ from aiohttp import web
 
 from orchestrator.http import sse as stream
 from orchestrator.http.clientaddr import client_of
-from orchestrator.http.guard import json_error
+from orchestrator.http.errors import ApiError
+from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
-from orchestrator.service import Orchestrator
 from orchestrator.store.runlogs import RunLog, log_size, read_range
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,6 @@ EventSource stops reconnecting on 204)."""
 STREAM_SNDBUF = 64 * 1024
 """A log stream's kernel send buffer (Linux doubles it). Left to autotuning it grows to megabytes, each one
 read from the log, encoded and written for a client that may never read a byte of it."""
-
-
-class _Refused(Exception):
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,52 +85,46 @@ class LogView:
         return on_disk + memory
 
 
-def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
+def add_routes(app: web.Application) -> None:
     async def get_log(request: web.Request) -> web.StreamResponse:
-        try:
-            return await serve_log(request, request.app[orchestrator_key])
-        except _Refused as refused:
-            return refused.response
+        return await serve_log(request, request.app[SERVED])
 
     async def follow_log(request: web.Request) -> web.StreamResponse:
-        try:
-            return await stream_log(request, request.app[orchestrator_key])
-        except _Refused as refused:
-            return refused.response
+        return await stream_log(request, request.app[SERVED])
 
     app.router.add_get("/api/snapshot/runs/{runId}/log", get_log)
     app.router.add_get("/api/snapshot/runs/{runId}/log/stream", follow_log)
 
 
-async def find_log(request: web.Request, orchestrator: Orchestrator) -> LogView:
+async def find_log(request: web.Request, service: Served) -> LogView:
     """The log of the run named in the path, or a refusal: 404 for no such run, for a run without a log and
     for a log whose file is gone (each says which), 503 when the history cannot be read."""
     run_id = request.match_info["runId"]
-    live = orchestrator.logs.get(run_id)
+    live = service.logs.get(run_id)
     if live is not None:
         return LogView(run_id, live.path, live)
-    history = orchestrator.history
+    history = service.history
     if history is None:
-        raise _Refused(json_error(503, "the run history could not be opened; see the service's log"))
+        raise ApiError(503, "the run history could not be opened; see the service's log")
     try:
         record, log_path = await asyncio.to_thread(lambda: (history.get(run_id), history.log_path(run_id)))
     except (sqlite3.Error, OSError) as exc:
-        raise _Refused(json_error(503, f"the run history cannot be read: {exc}")) from None
+        raise ApiError(503, f"the run history cannot be read: {exc}") from None
     if record is None:
-        raise _Refused(json_error(404, f"No run {run_id[:80]!r} in the history"))
-    path = orchestrator.logs.path_of(log_path)
+        raise ApiError(404, f"No run {run_id[:80]!r} in the history")
+    path = service.logs.path_of(log_path)
     if path is None:
-        raise _Refused(json_error(404, f"Run {run_id} has no log (it ran before run logs were kept)"))
+        raise ApiError(404, f"Run {run_id} has no log (it ran before run logs were kept)")
     try:
         size = await asyncio.to_thread(log_size, path)  # a symlink swapped in is not followed: gone
     except OSError as exc:
         message = f"The log of run {run_id} is gone (removed, or never written: {exc.strerror or exc})"
-        raise _Refused(json_error(404, message)) from None
+        raise ApiError(404, message) from None
     return LogView(run_id, path, None, size, record)
 
 
-async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
-    view = await find_log(request, orchestrator)
+async def serve_log(request: web.Request, service: Served) -> web.StreamResponse:
+    view = await find_log(request, service)
     size = view.size
     start, end, partial = requested_bytes(request, size)
     response = web.StreamResponse(status=206 if partial else 200)
@@ -150,8 +138,8 @@ async def serve_log(request: web.Request, orchestrator: Orchestrator) -> web.Str
     try:
         chunk = await view.read(start, min(CHUNK_BYTES, end - start))  # before the head: a 404 is still possible
     except OSError as exc:
-        raise _Refused(json_error(404, f"The log of run {view.run_id} is gone ({exc})")) from None
-    timeout = orchestrator.settings.http.sse_send_timeout
+        raise ApiError(404, f"The log of run {view.run_id} is gone ({exc})") from None
+    timeout = service.settings.http.sse_send_timeout
     try:
         await response.prepare(request)
         at = start
@@ -230,16 +218,16 @@ def requested_bytes(request: web.Request, size: int) -> tuple[int, int, bool]:
 
 def parse_offset(text: str) -> int:
     if not OFFSET.match(text):
-        raise _Refused(json_error(400, f"offset must be a byte offset (a whole number, 0 or more), got {text[:40]!r}"))
+        raise ApiError(400, f"offset must be a byte offset (a whole number, 0 or more), got {text[:40]!r}")
     return int(text)
 
 
-def _unsatisfiable(size: int, message: str) -> _Refused:
-    return _Refused(json_error(416, message, {"Content-Range": f"bytes */{size}"}))
+def _unsatisfiable(size: int, message: str) -> ApiError:
+    return ApiError(416, message, {"Content-Range": f"bytes */{size}"})
 
 
-async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
-    view = await find_log(request, orchestrator)
+async def stream_log(request: web.Request, service: Served) -> web.StreamResponse:
+    view = await find_log(request, service)
     offset = 0
     last_seen = request.headers.get("Last-Event-ID", "")
     if last_seen == END_ID:
@@ -256,9 +244,9 @@ async def stream_log(request: web.Request, orchestrator: Orchestrator) -> web.St
         if sock is not None:
             with contextlib.suppress(OSError):  # gone already: the first event finds out
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
-        await _follow(client, view, offset, orchestrator.settings.http.sse_send_timeout)
+        await _follow(client, view, offset, service.settings.http.sse_send_timeout)
 
-    return await stream.serve_stream(request, orchestrator.settings.http, send, StreamKind.LOG)
+    return await stream.serve_stream(request, service.settings.http, send, StreamKind.LOG)
 
 
 async def _follow(client: stream.Client, view: LogView, offset: int, pace: float) -> None:

@@ -1,7 +1,7 @@
 """Pause and resume of the automatic schedule: ``POST /api/snapshot/pause`` and ``/resume``.
 
 A pause is part of the persisted state (``State.paused``), so it survives restarts. While paused the interval
-timer starts nothing (see ``Orchestrator._due``); manual triggers (HTTP, file, CLI, Run Now) run as always.
+timer starts nothing (see ``JobUnit._due``); manual triggers (HTTP, file, CLI, Run Now) run as always.
 On resume the schedule is what it would have been: if a run fell due during the pause it starts at once,
 one run however many intervals were missed, like a run that fell due while the service was down.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from orchestrator.core.events import iso
 from orchestrator.core.records import Pause
 from orchestrator.http.clientaddr import client_of
-from orchestrator.service import Orchestrator
+from orchestrator.http.ports import SERVED, Controls
 
 log = logging.getLogger(__name__)
 
@@ -34,42 +34,31 @@ class Outcome:
     """``False``: the state file could not be written; the change holds until the service restarts."""
 
 
-def pause(orchestrator: Orchestrator, reason: str = "") -> Outcome:
+def pause(service: Controls, reason: str = "") -> Outcome:
     """Pause the automatic schedule; an existing pause stands (its time and reason are kept)."""
-    current = orchestrator.runner.state.paused
+    current = service.view.paused
     if current is not None:
         return Outcome(current, changed=False)
-    paused = Pause(orchestrator.clock.now(), reason)
-    return Outcome(paused, changed=True, saved=_set(orchestrator, paused))
+    paused = Pause(service.view.now(), reason)
+    return Outcome(paused, changed=True, saved=service.commands.set_pause(paused))
 
 
-def resume(orchestrator: Orchestrator) -> Outcome:
+def resume(service: Controls) -> Outcome:
     """Resume the automatic schedule: a run that fell due during the pause starts at once (one run)."""
-    if orchestrator.runner.state.paused is None:
+    if service.view.paused is None:
         return Outcome(None, changed=False)
-    return Outcome(None, changed=True, saved=_set(orchestrator, None))
-
-
-def _set(orchestrator: Orchestrator, paused: Pause | None) -> bool:
-    # The runner owns the state and saves it on each of its changes; this change is saved at once, through
-    # the same store (one writer), and every later save of the runner's carries it.
-    runner = orchestrator.runner
-    runner.state = replace(runner.state, paused=paused)
-    saved = orchestrator.state_store.save(runner.state)
-    orchestrator.timer.reschedule()
-    orchestrator.publish()
-    return saved
+    return Outcome(None, changed=True, saved=service.commands.set_pause(None))
 
 
 ReasonReader = Callable[[web.Request], Awaitable[str]]
 
 
-def add_routes(app: web.Application, key: web.AppKey[Orchestrator], read_reason: ReasonReader) -> None:
+def add_routes(app: web.Application, read_reason: ReasonReader) -> None:
     """The two routes; ``read_reason`` parses the optional ``{"reason": "..."}`` body (400 if it is not that)."""
 
     async def pause_route(request: web.Request) -> web.Response:
         reason = await read_reason(request)
-        outcome = pause(request.app[key], reason)
+        outcome = pause(request.app[SERVED], reason)
         if outcome.changed:
             log.info("automatic snapshots paused from %s%s", client_of(request).address, _because(reason))
             message = "Automatic snapshots paused; manual triggers still run"
@@ -80,11 +69,11 @@ def add_routes(app: web.Application, key: web.AppKey[Orchestrator], read_reason:
 
     async def resume_route(request: web.Request) -> web.Response:
         reason = await read_reason(request)  # only logged
-        orchestrator = request.app[key]
-        outcome = resume(orchestrator)
+        view = request.app[SERVED].view
+        outcome = resume(request.app[SERVED])
         if outcome.changed:
-            due = orchestrator.next_run_at()
-            at_once = due <= orchestrator.clock.now() and not orchestrator.runner.running
+            due = view.next_run_at()
+            at_once = due <= view.now() and not view.running
             log.info("automatic snapshots resumed from %s%s", client_of(request).address, _because(reason))
             message = (
                 "Automatic snapshots resumed; one fell due during the pause and starts now"

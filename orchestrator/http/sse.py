@@ -39,11 +39,12 @@ from aiohttp_sse import EventSourceResponse, sse_response
 
 from orchestrator.config import HttpSettings
 from orchestrator.core.clock import Clock
+from orchestrator.http.auth import AUTHENTICATED, BEARER
 from orchestrator.http.clientaddr import client_of, parse_address
-from orchestrator.http.guard import AUTHENTICATED, BEARER, json_error
+from orchestrator.http.errors import json_error
+from orchestrator.http.ports import SERVED, StatusView
 from orchestrator.http.streamlimits import Credential, Refusal, Room, Seat, StreamKind
 from orchestrator.live.hub import HubClosed
-from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,9 @@ ROOM_CLOCK = web.AppKey("stream_room_clock", Clock)
 """The clock the rooms' log spells are timed by (the service's: a fake one in tests)."""
 
 
-def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator]) -> None:
-    settings = app[orchestrator_key].settings.http
+def add_routes(app: web.Application, settings: HttpSettings, clock: Clock) -> None:
+    """The event stream's route (its status view is the served service's), and the rooms of both kinds of
+    stream; ``clock`` times the rooms' log spells."""
     limits = {StreamKind.EVENTS: settings.sse_max_clients, StreamKind.LOG: settings.log_stream_max_clients}
     streams: dict[StreamKind, set[Client]] = {kind: set() for kind in StreamKind}
     app[STREAMS] = streams
@@ -94,10 +96,10 @@ def add_routes(app: web.Application, orchestrator_key: web.AppKey[Orchestrator])
         for kind, limit in limits.items()
     }
     app[ROOMS] = rooms
-    app[ROOM_CLOCK] = app[orchestrator_key].clock
+    app[ROOM_CLOCK] = clock
 
     async def events(request: web.Request) -> web.StreamResponse:
-        return await stream_events(request, request.app[orchestrator_key])
+        return await stream_events(request, request.app[SERVED].view, settings)
 
     app.router.add_get("/api/snapshot/events", events)
     app.on_shutdown.append(_close_streams)
@@ -120,15 +122,13 @@ async def _close_streams(app: web.Application) -> None:
             client.response.stop_streaming()
 
 
-async def stream_events(request: web.Request, orchestrator: Orchestrator) -> web.StreamResponse:
+async def stream_events(request: web.Request, view: StatusView, settings: HttpSettings) -> web.StreamResponse:
     """``text/event-stream`` of ``status`` events: the current state on connect, then every change.
 
     Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
     latest version gets nothing until the next change; any other client gets the current state at once.
     """
-    return await serve_stream(
-        request, orchestrator.settings.http, lambda client: _send_changes(client, orchestrator), StreamKind.EVENTS
-    )
+    return await serve_stream(request, settings, lambda client: _send_changes(client, view), StreamKind.EVENTS)
 
 
 Sender = Callable[["Client"], Awaitable[None]]
@@ -192,16 +192,15 @@ async def _stream(request: web.Request, settings: HttpSettings, send: Sender, se
     return stream
 
 
-async def _send_changes(client: Client, orchestrator: Orchestrator) -> None:
+async def _send_changes(client: Client, view: StatusView) -> None:
     """Send the current state, then each newer one, until the hub closes or the client is dropped."""
-    hub = orchestrator.hub
     try:
-        version, document = hub.latest()
+        version, document = view.latest()
         if client.response.last_event_id != str(version):
-            await _send(client, version, orchestrator.status_event(version, document))
+            await _send(client, version, view.status_event(version, document))
         while True:
-            version, document = await hub.next_after(version)
-            await _send(client, version, orchestrator.status_event(version, document))
+            version, document = await view.next_after(version)
+            await _send(client, version, view.status_event(version, document))
     except HubClosed:
         pass  # shutting down: the stream ends cleanly
 

@@ -17,18 +17,15 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from orchestrator.core.events import RunStatus, Source, parse_iso
-from orchestrator.core.records import RunRecord
+from orchestrator.core.records import RunRecord, State
 from orchestrator.store.history import MAX_PAGE, RunHistory
-
-if TYPE_CHECKING:
-    from orchestrator.service import Orchestrator
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +38,30 @@ MAX_HISTORY_SCAN = 20
 """Pages of the history (of :data:`MAX_PAGE` runs) looked through at start for the last success: 10,000 runs."""
 
 
+class Watched(Protocol):
+    """What the metrics read at scrape time: the job's status view (orchestrator/unit.py is one)."""
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def next_run_at(self) -> datetime: ...
+
+    def triggers_received(self) -> Mapping[Source, int]: ...
+
+
 class Metrics:
     """The service's metrics: a :class:`RunListener` for events, a collector for the live state, and the registry
     that renders both (:meth:`render`)."""
 
-    def __init__(self, orchestrator: Orchestrator) -> None:
+    def __init__(self, watched: Watched, history: RunHistory | None, *, interval_seconds: float) -> None:
         self.registry = CollectorRegistry()
-        self._orchestrator = orchestrator
+        self._job = watched
+        self._interval_seconds = interval_seconds
         self._sse_clients: Callable[[], int] = lambda: 0
         self._log_streams: Callable[[], int] = lambda: 0
         self._watched: str | None = None
@@ -74,7 +88,7 @@ class Metrics:
             self.durations.labels(outcome.value)
             for source in Source:
                 self.runs.labels(source.value, outcome.value)
-        self.last_success: datetime | None = last_success(orchestrator.runner.state.last_run, orchestrator.history)
+        self.last_success: datetime | None = last_success(watched.state.last_run, history)
         self.registry.register(_LiveCollector(self))
 
     def count_streams(self, open_streams: Callable[[], int], log_streams: Callable[[], int] = lambda: 0) -> None:
@@ -104,11 +118,11 @@ class Metrics:
     # ----------------------------------------------------------------------------------------- scraping
     def live(self) -> Iterator[Metric]:
         """The gauges (and the trigger counter the runner keeps), as of now."""
-        orchestrator = self._orchestrator
-        status = orchestrator.status()
-        state = orchestrator.runner.state
+        job = self._job
+        status = job.status()
+        state = job.state
         last = state.last_run
-        yield _gauge("snapshot_running", "1 while a run is going on.", orchestrator.runner.running)
+        yield _gauge("snapshot_running", "1 while a run is going on.", job.running)
         yield _gauge("snapshot_paused", "1 while the automatic schedule is paused.", bool(status.get("paused")))
         progress = status.get("progress") or {}
         yield _gauge(
@@ -122,13 +136,11 @@ class Metrics:
         )
         yield _gauge("snapshot_sse_clients", "Open event streams (browsers showing the page).", self._sse_clients())
         yield _gauge("snapshot_log_streams", "Open live log streams (a run's log, followed).", self._log_streams())
-        yield _gauge(
-            "snapshot_interval_seconds", "Time between automatic runs.", orchestrator.settings.job.interval_minutes * 60
-        )
+        yield _gauge("snapshot_interval_seconds", "Time between automatic runs.", self._interval_seconds)
         yield _gauge(
             "snapshot_next_run_timestamp_seconds",
             "When the next automatic run is due (Unix time).",
-            orchestrator.next_run_at().timestamp(),
+            job.next_run_at().timestamp(),
         )
         yield _gauge(
             "snapshot_last_success_timestamp_seconds",
@@ -153,7 +165,7 @@ class Metrics:
             "snapshot_triggers",
             "Triggers received, by source (each counts once, coalesced or not).",
             "source",
-            {source.value: orchestrator.runner.triggers_received[source] for source in Source},
+            {source.value: job.triggers_received().get(source, 0) for source in Source},
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from orchestrator.http.accesslog import SPELL_SECONDS, MalformedRequests
-from orchestrator.http.guard import GUESSES_PER_MINUTE
+from orchestrator.http.guesses import GUESSES_PER_MINUTE
 from tests.support import ServiceProcess
 
 BAD = [

@@ -28,7 +28,7 @@ from aiohttp.test_utils import TestClient
 from orchestrator.config import MAX_MINUTES
 from orchestrator.core.clock import FakeClock
 from orchestrator.http.app import MAX_BODY_BYTES, create_app
-from orchestrator.http.guard import GUESSES_PER_MINUTE
+from orchestrator.http.guesses import GUESSES_PER_MINUTE
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, ended, make_settings, settle
 from tests.support import ServiceProcess, start_service

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -319,3 +320,27 @@ async def test_a_change_is_encoded_once_for_every_stream(
     # Each version sent is encoded once, whichever of the 20 streams sent it (it was 20 times before).
     assert 1 <= len(encoded) <= len(seen), (len(encoded), len(seen))
     run.finish()
+
+
+# ------------------------------------------------------------------------------- what the app leaves behind
+async def test_cleanup_puts_back_the_loops_exception_and_signal_handlers(orchestrator: Orchestrator) -> None:
+    loop = asyncio.get_running_loop()
+
+    def before(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        loop.default_exception_handler(context)
+
+    interrupted = asyncio.Event()
+    loop.set_exception_handler(before)
+    loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    try:
+        server = TestServer(create_app(orchestrator))
+        await server.start_server()
+        assert loop.get_exception_handler() is not before  # the quiet accept-error handler, while it serves
+        await server.close()  # shutdown replaces the stop signals' handlers; cleanup puts them back
+        assert loop.get_exception_handler() is before
+        handlers = getattr(loop, "_signal_handlers", {})  # asyncio's own table: it has no public getter
+        assert signal.SIGTERM not in handlers
+        assert getattr(handlers[signal.SIGINT], "_callback") == interrupted.set  # noqa: B009
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.set_exception_handler(None)

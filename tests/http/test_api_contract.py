@@ -32,8 +32,9 @@ import schemathesis
 
 from orchestrator.config import DEFAULT_STREAMS_PER_CLIENT, JobSettings, Settings, StoreSettings
 from orchestrator.disk.atomic import write_json_atomic
-from orchestrator.http.app import OPENAPI_PATH, create_app, page_files, web_root
-from orchestrator.http.guard import GUESSES_PER_MINUTE
+from orchestrator.http.app import OPENAPI_PATH, create_app
+from orchestrator.http.guesses import GUESSES_PER_MINUTE
+from orchestrator.http.page import page_files, web_root
 from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.service import Orchestrator
 from tests.faults.harness import FileChanges

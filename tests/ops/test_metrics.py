@@ -208,10 +208,11 @@ async def test_paused_is_read_from_the_status_document(
     service: tuple[Orchestrator, FakeClock, ScriptedJob], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orchestrator, _, _ = service
-    status = orchestrator.status
-    monkeypatch.setattr(orchestrator, "status", lambda: {**status(), "paused": {"since": "x", "reason": "r"}})
+    job = orchestrator.unit  # what the metrics watch
+    status = job.status
+    monkeypatch.setattr(job, "status", lambda: {**status(), "paused": {"since": "x", "reason": "r"}})
     assert value(metrics_of(orchestrator), "snapshot_paused") == 1
-    monkeypatch.setattr(orchestrator, "status", lambda: {**status(), "paused": None})
+    monkeypatch.setattr(job, "status", lambda: {**status(), "paused": None})
     assert value(metrics_of(orchestrator), "snapshot_paused") == 0
 
 

@@ -1,0 +1,104 @@
+"""What the HTTP room sees of the rest: a read-only view of the job's status and a command interface, never
+the runner's fields. The service (orchestrator/service.py) hands over a :class:`Served`; its job's unit
+(orchestrator/unit.py) is both the view and the commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from orchestrator.config import Settings
+from orchestrator.core.clock import Clock
+from orchestrator.core.events import Source, Trigger
+from orchestrator.core.records import Pause
+from orchestrator.live.progress import Progress
+from orchestrator.store.history import RunHistory
+from orchestrator.store.runlogs import RunLogs
+
+
+class StatusView(Protocol):
+    """The job's status, read only: the status document, what it is made of, and its published versions."""
+
+    def now(self) -> datetime: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def stopping(self) -> str | None:
+        """Why the running run is being stopped, or ``None``."""
+
+    @property
+    def paused(self) -> Pause | None: ...
+
+    def next_run_at(self) -> datetime: ...
+
+    def progress(self) -> Progress: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def latest(self) -> tuple[int, dict[str, Any]]:
+        """The latest published status document and its version."""
+
+    async def next_after(self, version: int) -> tuple[int, dict[str, Any]]:
+        """Wait for a version newer than ``version``; ``HubClosed`` (orchestrator/live/hub.py) at shutdown."""
+
+    def status_event(self, version: int, document: dict[str, Any]) -> str:
+        """The JSON of a published document, with its clock fields as of now."""
+
+
+class Commands(Protocol):
+    """What the HTTP room may ask of the job."""
+
+    async def request_run(self, source: Source, reason: str = "") -> Trigger:
+        """The trigger, once it is saved; ``TriggerNotSaved`` (orchestrator/core/events.py) if it could not be."""
+
+    def cancel(self, reason: str) -> str | None:
+        """End the running run as cancelled: its id, or ``None`` if nothing runs."""
+
+    def set_pause(self, paused: Pause | None) -> bool:
+        """Pause or (``None``) resume the schedule; ``False`` if the change could not be saved."""
+
+
+class Controls(Protocol):
+    @property
+    def view(self) -> StatusView: ...
+
+    @property
+    def commands(self) -> Commands: ...
+
+
+class MetricsPage(Protocol):
+    def render(self) -> bytes: ...
+
+    def count_streams(self, open_streams: Callable[[], int], log_streams: Callable[[], int] = ...) -> None: ...
+
+
+class Served(Controls, Protocol):
+    """The service as the app runs and serves it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def history(self) -> RunHistory | None: ...
+
+    @property
+    def logs(self) -> RunLogs: ...
+
+    @property
+    def metrics(self) -> MetricsPage: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+SERVED: web.AppKey[Served] = web.AppKey("served")
+"""The service the app serves (set by ``create_app``)."""

@@ -1,0 +1,298 @@
+"""One job and everything that belongs to it, built from one :class:`JobSpec`: its queue, interval timer and
+trigger folder (the producers), its runner (the one consumer), its progress file and the monitor on it, the
+hub its status is published on, and the estimate of when its run ends.
+
+The service (orchestrator/service.py) builds one and starts it in its exit stack; the HTTP room sees it only
+as a read-only status view and a command interface (orchestrator/http/ports.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchestrator.config import Settings
+from orchestrator.core.clock import Clock
+from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
+from orchestrator.core.records import Pause, RunRecord, State
+from orchestrator.core.schedule import Schedule
+from orchestrator.job.process import Job, SubprocessJob
+from orchestrator.live.hub import Hub
+from orchestrator.live.monitor import ProgressMonitor
+from orchestrator.live.progress import Progress, ProgressFile
+from orchestrator.live.status import Publisher, StatusInputs, shown_progress, status_document
+from orchestrator.ops.estimator import FinishEstimator
+from orchestrator.runner.runner import RunListener, Runner
+from orchestrator.sources.folder import FolderSource
+from orchestrator.sources.timer import IntervalTimer
+from orchestrator.store.history import RunHistory
+from orchestrator.store.runlogs import RunLogs
+from orchestrator.store.statefile import StateStore
+
+log = logging.getLogger(__name__)
+
+SAVE_TIMEOUT_SECONDS = 10.0
+"""How long a request waits for its trigger to be saved; the runner saves at once, unless it is gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What one job is: its command, its schedule, its files, and the limits on its runs."""
+
+    command: tuple[str, ...]
+    interval_minutes: float
+    cooldown_minutes: float
+    triggers_dir: Path
+    progress_path: Path
+    state_path: Path
+    kill_grace_seconds: float
+    timeout: timedelta | None = None
+    stall_timeout: timedelta | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobSpec:
+        return cls(
+            command=settings.job.command,
+            interval_minutes=settings.job.interval_minutes,
+            cooldown_minutes=settings.job.cooldown_minutes,
+            triggers_dir=settings.job.triggers_dir,
+            progress_path=settings.store.progress_path,
+            state_path=settings.store.state_path,
+            kill_grace_seconds=settings.job.kill_grace_seconds,
+            timeout=settings.job.timeout,
+            stall_timeout=settings.job.stall_timeout,
+        )
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(timedelta(minutes=self.interval_minutes), timedelta(minutes=self.cooldown_minutes))
+
+
+class Checks(Protocol):
+    """The missed-run checks the status document shows (orchestrator/ops/notify.py)."""
+
+    def status_checks(
+        self, *, now: datetime, due: datetime | None, paused: bool, current: RunRecord | None, last: RunRecord | None
+    ) -> list[dict[str, Any]]: ...
+
+
+class NoChecks:
+    def status_checks(
+        self, *, now: datetime, due: datetime | None, paused: bool, current: RunRecord | None, last: RunRecord | None
+    ) -> list[dict[str, Any]]:
+        return []
+
+
+class JobUnit:
+    """One job's parts, wired to each other; its status view (``status``, ``progress``, ...) and its commands
+    (``request_run``, ``cancel``, ``set_pause``). ``listeners`` is the runner's list of run listeners; the
+    estimator is added to it here, and the caller may add more after."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        *,
+        clock: Clock,
+        job: Job | None,
+        history: RunHistory | None,
+        logs: RunLogs,
+        listeners: list[RunListener],
+    ) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.schedule = spec.schedule
+        self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
+        self.hub = Hub()
+        self.publisher = Publisher(self.hub, clock)
+        self.progress_file = ProgressFile(spec.progress_path)
+        self.state_store = StateStore(spec.state_path)
+        """The runner's store; also saves a pause at once (``set_pause``)."""
+        self.estimator = FinishEstimator(history, on_change=self.publish)
+        listeners.append(self.estimator)
+        self.runner = Runner(
+            queue=self.queue,
+            job=job or SubprocessJob(spec.command, kill_grace=spec.kill_grace_seconds),
+            clock=clock,
+            schedule=self.schedule,
+            store=self.state_store,
+            progress_file=self.progress_file,
+            on_change=self._on_runner_change,
+            kill_grace=spec.kill_grace_seconds,
+            timeout=spec.timeout,
+            stall_timeout=spec.stall_timeout,
+            history=history,
+            listeners=listeners,
+            logs=logs,
+        )
+        self.timer = IntervalTimer(self.queue, clock, self._due)
+        self.folder = FolderSource(spec.triggers_dir, self.queue, clock)
+        self.runner.hold_first_run(self.folder.first_look)
+        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file)
+        self.checks: Checks = NoChecks()
+        self._was_running = False
+        self._stopping = False
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+    async def open(self, stack: contextlib.AsyncExitStack) -> None:
+        """Before anything serves: a job left over by a crash stopped, the progress file read and published,
+        the watches on the progress file and the trigger folder started (and stopped by ``stack``)."""
+        await self.runner.stop_leftover()
+        self.monitor.read_now()
+        self.publish()
+        self.monitor.start()
+        stack.callback(self.monitor.stop)
+        self.folder.start()
+        stack.callback(self.folder.stop)
+
+    def serve(self, stack: contextlib.AsyncExitStack, on_end: Callable[[asyncio.Task[None]], None]) -> None:
+        """Start the background tasks; ``stack`` ends them in reverse (the runner last); ``on_end`` is told of a
+        task that ends by itself."""
+        for name, coro in (
+            ("runner", self.runner.serve()),
+            ("timer", self.timer.serve()),
+            ("trigger-folder", self.folder.serve()),
+            ("progress-monitor", self.monitor.serve()),
+            ("eta-durations", self.estimator.serve()),
+        ):
+            task = asyncio.create_task(coro, name=name)
+            task.add_done_callback(on_end)
+            stack.push_async_callback(_end, task)
+
+    def close_intake(self) -> None:
+        """No run starts from now on (a trigger that comes is kept for the next start); streams end."""
+        self._stopping = True
+        self.runner.stop_starting()
+        self.hub.close()
+
+    # ------------------------------------------------------------------------------------------ commands
+    async def request_run(self, source: Source, reason: str = "") -> Trigger:
+        """Put a trigger on the queue and return it once it is in the state on disk: only then may the
+        caller say it was accepted. :class:`TriggerNotSaved` if the state could not be written."""
+        trigger = Trigger(source, self.clock.now(), reason, receipt=Receipt())
+        assert trigger.receipt is not None
+        if self._stopping:
+            # A request that was already in flight when the service began to stop: nothing runs any more,
+            # but the trigger is saved and runs at the next start.
+            self.runner.keep_for_next_start(trigger)
+        else:
+            await self.queue.put(trigger)
+        try:
+            async with asyncio.timeout(SAVE_TIMEOUT_SECONDS):
+                saved = await trigger.receipt.saved()
+        except TimeoutError:
+            raise TriggerNotSaved("the service did not take the trigger in time (is it stopping?)") from None
+        if not saved:
+            raise TriggerNotSaved(f"the state file cannot be written ({self.state_store.last_error or 'unknown'})")
+        return trigger
+
+    def cancel(self, reason: str) -> str | None:
+        """End the running run as ``cancelled``; its id, or ``None`` if nothing runs."""
+        return self.runner.cancel(reason)
+
+    def set_pause(self, paused: Pause | None) -> bool:
+        """Pause (``paused``) or resume (``None``) the automatic schedule; ``False`` if the state file could not
+        be written (the change holds until the service restarts)."""
+        # The runner owns the state and saves it on each of its changes; this change is saved at once, through
+        # the same store (one writer), and every later save of the runner's carries it.
+        runner = self.runner
+        runner.state = replace(runner.state, paused=paused)
+        saved = self.state_store.save(runner.state)
+        self.timer.reschedule()
+        self.publish()
+        return saved
+
+    # --------------------------------------------------------------------------------------- status view
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @property
+    def state(self) -> State:
+        return self.runner.state
+
+    @property
+    def running(self) -> bool:
+        return self.runner.running
+
+    @property
+    def stopping(self) -> str | None:
+        """Why the running run is being stopped, or ``None``."""
+        stop = self.runner.stopping
+        return stop.reason if stop is not None else None
+
+    @property
+    def paused(self) -> Pause | None:
+        return self.runner.state.paused
+
+    def triggers_received(self) -> Mapping[Source, int]:
+        return self.runner.triggers_received
+
+    def next_run_at(self) -> datetime:
+        state = self.runner.state
+        return self.schedule.next_run_at(
+            last_run_at=state.last_run_at, not_before=state.not_before, now=self.clock.now()
+        )
+
+    def progress(self) -> Progress:
+        return shown_progress(self.runner.progress, self.monitor.latest, ours_on_disk=self.runner.progress_on_disk)
+
+    def status(self) -> dict[str, Any]:
+        """``GET /api/snapshot/status``."""
+        now, state, spec = self.clock.now(), self.runner.state, self.spec
+        due, progress, current = self.next_run_at(), self.progress(), state.current
+        estimate = self.estimator.status_field(current, progress, now)
+        checks = self.checks.status_checks(
+            now=now, due=due, paused=state.paused is not None, current=current, last=state.last_run
+        )
+        inputs = StatusInputs(
+            state, progress, due, spec.interval_minutes, spec.cooldown_minutes, self.stopping, estimate, tuple(checks)
+        )
+        return status_document(inputs, now)
+
+    def publish(self) -> None:
+        self.publisher.publish(self.status())
+
+    def latest(self) -> tuple[int, dict[str, Any]]:
+        return self.hub.latest()
+
+    async def next_after(self, version: int) -> tuple[int, dict[str, Any]]:
+        return await self.hub.next_after(version)
+
+    def status_event(self, version: int, document: dict[str, Any]) -> str:
+        return self.publisher.status_event(version, document)
+
+    # ---------------------------------------------------------------------------------------- the wiring
+    def _due(self) -> tuple[datetime | None, object]:
+        """For the timer: nothing is due while a run goes on (its end may start a cooldown), nor while the
+        schedule is paused (on resume, a run that fell due meanwhile is due at once)."""
+        state = self.runner.state
+        inputs = (state.last_run_at, state.not_before, self.runner.running)
+        return (None if self.runner.running or state.paused else self.next_run_at()), inputs
+
+    def _on_runner_change(self) -> None:
+        self.timer.reschedule()
+        if self._was_running and not self.runner.running:
+            self.folder.rescan()  # a burst of events may have been dropped while we were busy
+        self._was_running = self.runner.running
+        self.publish()
+
+    def _on_progress_file(self, progress: Progress) -> None:
+        # A job that writes the progress file itself shows signs of life there, not on stdout.
+        if progress.status is RunStatus.RUNNING:
+            self.runner.saw_file_progress(progress.run_id, progress.progress, progress.step)
+        self.publish()
+
+
+async def _end(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("background task %s failed", task.get_name())
