@@ -17,7 +17,8 @@ from orchestrator.core import eta
 from orchestrator.core.clock import Clock, SystemClock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, iso, parse_iso
 from orchestrator.core.schedule import Schedule, minutes_until
-from orchestrator.job.process import Job, SubprocessJob
+from orchestrator.job.protocol import Job
+from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.live.hub import Hub
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile

@@ -11,7 +11,7 @@ from typing import Any
 from orchestrator.config import JobSettings, Settings, StoreSettings
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus
-from orchestrator.job.process import JobResult, Report, RunContext, Started
+from orchestrator.job.protocol import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 
 T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)

@@ -16,10 +16,12 @@ from typing import Protocol
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, Source, Trigger
+from orchestrator.core.outlast import cancel_and_outlast, outlast_cancel
 from orchestrator.core.records import MAX_RECORDED_TRIGGERS, RunRecord
 from orchestrator.core.schedule import Schedule
 from orchestrator.disk.atomic import InvalidDocument
-from orchestrator.job.process import Job, JobResult, RunContext, ignore_output, outlast_cancel, stop_leftover
+from orchestrator.job.processgroup import stop_leftover
+from orchestrator.job.protocol import Job, JobResult, RunContext, ignore_output
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.store.history import RunHistory
 from orchestrator.store.runlogs import RunLogs
@@ -317,7 +319,7 @@ class Runner:
             # The service is stopping: end the job, record the outcome, then let the cancel go on.
             if job is not None:
                 self._intend_stop(Stop(RunStatus.CANCELLED, "service stopped"))
-                await _end(job)
+                await cancel_and_outlast(job)
             await self._flush_progress()
             self._finish(record, JobResult(RunStatus.CANCELLED, error="service stopped"))
             await self._flush_progress()
@@ -325,7 +327,7 @@ class Runner:
         if stop is not None and not job.done():
             log.warning("run %s: %s%s; stopping the job", record.run_id, stop.reason, stop.detail)
             self._intend_stop(stop)
-            cancelled = await _end(job)
+            cancelled = await cancel_and_outlast(job)
             result = JobResult(stop.status, error=stop.reason)
             if cancelled:
                 # The service began stopping while this run was being ended; the outcome stands.
@@ -658,22 +660,6 @@ class Runner:
 
     def _save(self) -> bool:
         return self._store.save(self.state)
-
-
-async def _end(job: asyncio.Task[JobResult]) -> bool:
-    """Cancel the job's task, which stops its process group (SIGTERM, grace, SIGKILL), and wait for that to
-    finish even if we are cancelled meanwhile: a second cancel would cut the escalation short.
-    ``True`` if we were cancelled while waiting."""
-    job.cancel()
-    interrupted = False
-    while not job.done():
-        try:
-            await asyncio.wait({job})
-        except asyncio.CancelledError:
-            interrupted = True
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        job.result()
-    return interrupted
 
 
 def _minutes(delta: timedelta) -> str:

@@ -22,7 +22,7 @@ import pytest
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, iso
 from orchestrator.core.records import RunRecord
-from orchestrator.job.process import JobResult, Report, RunContext, Started
+from orchestrator.job.protocol import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle

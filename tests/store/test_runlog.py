@@ -22,7 +22,8 @@ from orchestrator.cli.main import main
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
-from orchestrator.job.process import Pipe, RunContext, SubprocessJob
+from orchestrator.job.protocol import Pipe, RunContext
+from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.ops.retention import Retention
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.store.runlogs import RunLogs, read_range
