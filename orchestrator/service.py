@@ -26,7 +26,7 @@ from orchestrator.ops.estimator import FinishEstimator
 from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier
 from orchestrator.ops.retention import Retention
-from orchestrator.runner.runner import RunListener, Runner
+from orchestrator.runner import RunListener, Runner
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.timer import IntervalTimer
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
@@ -94,6 +94,7 @@ class Orchestrator:
             listeners=self.listeners,
             logs=self.logs,
         )
+        self.runner.recover()  # loads the state and closes a run the last service died in, before any reader
         self.timer = IntervalTimer(self.queue, self.clock, self._due)
         self.folder = FolderSource(settings.job.triggers_dir, self.queue, self.clock)
         self.runner.hold_first_run(self.folder.first_look)

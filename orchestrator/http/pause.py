@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -53,9 +53,7 @@ def resume(orchestrator: Orchestrator) -> Outcome:
 def _set(orchestrator: Orchestrator, paused: Pause | None) -> bool:
     # The runner owns the state and saves it on each of its changes; this change is saved at once, through
     # the same store (one writer), and every later save of the runner's carries it.
-    runner = orchestrator.runner
-    runner.state = replace(runner.state, paused=paused)
-    saved = orchestrator.state_store.save(runner.state)
+    saved = orchestrator.runner.set_pause(paused)
     orchestrator.timer.reschedule()
     orchestrator.publish()
     return saved

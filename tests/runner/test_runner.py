@@ -15,16 +15,22 @@ import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, iso
-from orchestrator.core.records import RunRecord
+from orchestrator.core.records import RunRecord, State
+from orchestrator.core.runevents import RunFinished, RunStarted
+from orchestrator.core.schedule import Schedule
 from orchestrator.job.protocol import JobResult, Report, RunContext, Started
+from orchestrator.live.progress import ProgressFile
+from orchestrator.runner import Runner
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.statefile import StateStore
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
 from tests.faults.harness import FileChanges
 
@@ -333,13 +339,13 @@ class Recorder:
         self.events: list[tuple[str, str, str]] = []
         self.fail = fail
 
-    def run_started(self, run: RunRecord) -> None:
-        self.events.append(("started", run.run_id, run.status.value))
+    def run_started(self, event: RunStarted) -> None:
+        self.events.append(("started", event.run.run_id, event.run.status.value))
         if self.fail:
             raise RuntimeError("listener bug")
 
-    def run_finished(self, run: RunRecord) -> None:
-        self.events.append(("finished", run.run_id, run.status.value))
+    def run_finished(self, event: RunFinished) -> None:
+        self.events.append(("finished", event.run.run_id, event.run.status.value))
         if self.fail:
             raise RuntimeError("listener bug")
 
@@ -409,6 +415,28 @@ def crashed_state(data: Path, current: dict[str, object], pending: list[dict[str
 
 def trigger_doc(source: str, reason: str, **more: object) -> dict[str, object]:
     return {"source": source, "at": iso(T0), "reason": reason, **more}
+
+
+async def test_building_a_runner_reads_and_writes_nothing_until_it_recovers(tmp_path: Path, clock: FakeClock) -> None:
+    current = {"runId": "r1", "status": "running", "startedAt": iso(T0), "pid": None}
+    current["triggers"] = [trigger_doc("http", "deploy 42")]
+    data = tmp_path / "data"
+    crashed_state(data, current)
+    before = {path.name: path.read_bytes() for path in data.iterdir()}
+    runner = Runner(
+        queue=asyncio.Queue(),
+        job=ScriptedJob(),
+        clock=clock,
+        schedule=Schedule(timedelta(minutes=30), timedelta(minutes=5)),
+        store=StateStore(data / "orchestrator_state.json"),
+        progress_file=ProgressFile(data / "snapshot_progress.json"),
+    )
+    assert runner.state == State() and not runner.running
+    assert {path.name: path.read_bytes() for path in data.iterdir()} == before
+    runner.recover()
+    assert runner.state.last_run is not None and runner.state.last_run.run_id == "r1"
+    assert runner.state.retry_of == "r1" and runner.state.pending_count == 1
+    assert json.loads((data / "orchestrator_state.json").read_text())["lastRun"]["runId"] == "r1"
 
 
 async def test_a_run_the_service_was_killed_in_runs_again_once_with_its_triggers(
@@ -593,9 +621,9 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
 ) -> None:
     # Before: the end was lost, and the run showed as running in the history until the next start.
     import orchestrator.store.history as history_module
-    from orchestrator.runner.runner import HISTORY_RETRY
+    from orchestrator.runner import HISTORY_RETRY
 
-    caplog.set_level(logging.INFO, logger="orchestrator.runner.runner")
+    caplog.set_level(logging.INFO, logger="orchestrator.runner.recording")
     service = make_orchestrator(tmp_path, clock, job)
     await service.start()
     try:
