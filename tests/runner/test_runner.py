@@ -31,7 +31,7 @@ from orchestrator.runner import Runner
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.store.statefile import StateStore
-from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
+from tests.fakes import T0, ScriptedJob, assert_idle, ended, make_orchestrator, minutes, settle
 from tests.faults.harness import FileChanges
 
 
@@ -48,6 +48,8 @@ async def test_first_start_runs_at_once_then_every_interval(
 ) -> None:
     first = await job.next_start()
     assert first.ctx.source is Source.STARTUP
+    current = service.runner.state.current
+    assert current is not None and current.pid == first.pid, "the pid the job reported is saved, as a real job's"
     assert service.status()["lastRunAt"] == iso(T0)
     clock.advance(minutes(2))
     first.finish()
@@ -57,7 +59,9 @@ async def test_first_start_runs_at_once_then_every_interval(
 
     clock.advance(minutes(27))
     await settle()
-    assert job.started.empty(), "nothing is due a minute early"
+    assert service.next_run_at() == T0 + minutes(30), "nothing is due a minute early"
+    assert_idle(service)
+    assert job.started.empty()
 
     clock.advance(minutes(1))
     second = await job.next_start()
@@ -86,6 +90,8 @@ async def test_manual_trigger_runs_at_once_and_cooldown_delays_the_timer(
         assert service.status()["cooldownUntil"] == iso(T0 + minutes(8))
         clock.advance(minutes(4))  # T0+7
         await settle()
+        assert service.next_run_at() == T0 + minutes(8)
+        assert_idle(service)
         assert job.started.empty()
         clock.advance(minutes(1))  # T0+8
         assert (await job.next_start()).ctx.source is Source.TIMER
@@ -147,6 +153,8 @@ async def test_cooldown_holds_after_a_manual_run_longer_than_the_interval(
         manual.finish()
         await ended(service, manual)
         assert service.status()["nextRunAt"] == iso(T0 + minutes(18))
+        await settle()
+        assert_idle(service)  # no automatic run right after a manual one: the cooldown holds
         assert job.started.empty(), "no automatic run right after a manual one: the cooldown holds"
         clock.advance(minutes(5))
         assert (await job.next_start()).ctx.source is Source.TIMER
@@ -307,6 +315,8 @@ async def test_a_crash_mid_run_is_recorded_as_interrupted(tmp_path: Path, clock:
         assert status["progress"]["status"] == "error"
         assert json.loads((data / "snapshot_progress.json").read_text())["status"] == "error"
         await settle()
+        assert service.next_run_at() == T0 + minutes(30), "the schedule carries on from the interrupted run's start"
+        assert_idle(service)
         assert job.started.empty(), "the schedule carries on from the interrupted run's start"
     finally:
         await service.stop()
@@ -460,6 +470,7 @@ async def test_a_run_the_service_was_killed_in_runs_again_once_with_its_triggers
         run.finish()
         await ended(service, run)
         await settle()
+        assert_idle(service)  # run again once, not more: nothing is pending for a second retry
         assert len(job.runs) == 1, "run again once, not more"
     finally:
         await service.stop()

@@ -65,6 +65,7 @@ async def test_timeout_and_stall_table(tmp_path: Path, case: Case) -> None:
             if run.stopped.is_set():
                 break
         if stopped_at is None:
+            assert service.runner.stopping is None, "nothing ends a run when both limits are off"
             assert not run.stopped.is_set(), "nothing ends a run when both limits are off"
             run.finish()
             await ended(service, run)
