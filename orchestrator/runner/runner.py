@@ -20,11 +20,11 @@ from orchestrator.core.schedule import Schedule
 from orchestrator.job.processgroup import stop_leftover
 from orchestrator.job.protocol import Job
 from orchestrator.live.progress import Progress, ProgressFile
-from orchestrator.runner import recovery
 from orchestrator.runner.intake import Intake
 from orchestrator.runner.ledger import Ledger
 from orchestrator.runner.progresswriter import ProgressWriter
 from orchestrator.runner.recording import HistoryRecorder
+from orchestrator.runner.recovery import after_restart, interrupted, reconcile_history, recovered_state
 from orchestrator.runner.runs import Parts, RunLoop, tell
 from orchestrator.runner.supervision import Deadlines, Stop, Supervisor
 from orchestrator.store.history import RunHistory
@@ -79,20 +79,18 @@ class Runner:
         """Load the state, owe the restart's cooldown, and recover from a crash: a run still marked current
         means the previous service died during it (see :mod:`orchestrator.runner.recovery`). Then close
         whatever the history still shows as running."""
-        self._ledger.state = recovery.after_restart(self._ledger.load(), self._schedule)
+        self._ledger.state = after_restart(self._ledger.load(), self._schedule)
         current = self._ledger.state.current
         if current is not None:
-            done = recovery.interrupted(
-                current, now=self._clock.now(), last_step=self._writer.last_step(current.run_id)
-            )
-            self._ledger.state = recovery.recovered_state(self._ledger.state, done)
+            done = interrupted(current, now=self._clock.now(), last_step=self._writer.last_step(current.run_id))
+            self._ledger.state = recovered_state(self._ledger.state, done)
             self._ledger.save()
             self._recorder.record(done)
             self._recovered = RunFinished(done)
             step = f"{done.status.value.capitalize()}: {done.error}"
             with contextlib.suppress(OSError):
                 self._writer.file.write(self._writer.ended(done, step=step))
-        recovery.reconcile_history(self._recorder, self._ledger.state.last_run, self._clock.now())
+        reconcile_history(self._recorder, self._ledger.state.last_run, self._clock.now())
 
     async def serve(self) -> None:
         """Run until cancelled. Cancelling stops a running job and records it as ``cancelled``."""
