@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from orchestrator.core.clock import SystemClock
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
-from orchestrator.job.process import RunContext, SubprocessJob, ignore_output
+from orchestrator.job.protocol import RunContext, ignore_output
+from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.store.runlogs import RunLogs
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator.config import Settings
 from orchestrator.core.clock import Clock, SystemClock
 from orchestrator.core.events import Source, Trigger
-from orchestrator.job.process import Job
+from orchestrator.job.protocol import Job
 from orchestrator.live import status as documents
 from orchestrator.live.hub import Hub
 from orchestrator.live.progress import ProgressFile
@@ -23,7 +23,7 @@ from orchestrator.ops.estimator import FinishEstimator
 from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier
 from orchestrator.ops.retention import Retention
-from orchestrator.runner.runner import RunListener, Runner
+from orchestrator.runner import RunListener, Runner
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateStore

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,13 +22,14 @@ from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
 from orchestrator.core.records import Pause, RunRecord, State
 from orchestrator.core.schedule import Schedule
-from orchestrator.job.process import Job, SubprocessJob
+from orchestrator.job.protocol import Job
+from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.live.hub import Hub
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.live.status import Publisher, StatusInputs, shown_progress, status_document
 from orchestrator.ops.estimator import FinishEstimator
-from orchestrator.runner.runner import RunListener, Runner
+from orchestrator.runner import RunListener, Runner
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.timer import IntervalTimer
 from orchestrator.store.history import RunHistory
@@ -130,6 +131,7 @@ class JobUnit:
             listeners=listeners,
             logs=logs,
         )
+        self.runner.recover()  # loads the state and closes a run the last service died in, before any reader
         self.timer = IntervalTimer(self.queue, clock, self._due)
         self.folder = FolderSource(spec.triggers_dir, self.queue, clock)
         self.runner.hold_first_run(self.folder.first_look)
@@ -200,9 +202,7 @@ class JobUnit:
         be written (the change holds until the service restarts)."""
         # The runner owns the state and saves it on each of its changes; this change is saved at once, through
         # the same store (one writer), and every later save of the runner's carries it.
-        runner = self.runner
-        runner.state = replace(runner.state, paused=paused)
-        saved = self.state_store.save(runner.state)
+        saved = self.runner.set_pause(paused)
         self.timer.reschedule()
         self.publish()
         return saved

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,11 +12,13 @@ from typing import Any
 from orchestrator.config import JobSettings, Settings, StoreSettings
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus
-from orchestrator.job.process import JobResult, Report, RunContext, Started
+from orchestrator.job.protocol import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 
 T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
 WAIT = 10.0
+FIRST_FAKE_PID = 4_000_000
+"""The pids the scripted job reports: saved like a real job's, never signalled (leftovers are found by run id)."""
 
 
 @dataclass
@@ -23,6 +26,8 @@ class ScriptedRun:
     ctx: RunContext
     report: Report
     outcome: asyncio.Future[JobResult]
+    pid: int
+    """What the run reported as its process group, as the real job does once its process runs."""
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the runner stopped this run (cancelled its ``run`` call) instead of it finishing."""
 
@@ -32,13 +37,16 @@ class ScriptedRun:
 
 @dataclass
 class ScriptedJob:
-    """Each run waits until the test calls ``finish``; ``started`` hands the test each run as it starts."""
+    """Each run reports a pid like the real job (so the runner saves it), then waits until the test calls
+    ``finish``; ``started`` hands the test each run as it starts."""
 
     started: asyncio.Queue[ScriptedRun] = field(default_factory=asyncio.Queue)
     runs: list[ScriptedRun] = field(default_factory=list)
+    _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(FIRST_FAKE_PID), repr=False)
 
     async def run(self, ctx: RunContext, report: Report, started: Started = lambda pid: None) -> JobResult:
-        run = ScriptedRun(ctx, report, asyncio.get_running_loop().create_future())
+        run = ScriptedRun(ctx, report, asyncio.get_running_loop().create_future(), next(self._pids))
+        started(run.pid)
         self.runs.append(run)
         self.started.put_nowait(run)
         try:
@@ -58,6 +66,15 @@ async def ended(service: Orchestrator, run: ScriptedRun, timeout: float = WAIT) 
     async with asyncio.timeout(timeout):
         while (doc.get("lastRun") or {}).get("runId") != run.ctx.run_id:
             version, doc = await service.hub.next_after(version)
+
+
+def assert_idle(service: Orchestrator) -> None:
+    """Nothing runs and nothing waits to: no trigger queued, none pending, no run current. Read from state
+    that changes in the same turn as its cause, unlike "no run started yet", which a few more loop turns
+    could change."""
+    assert service.queue.empty(), "a trigger is waiting on the queue"
+    assert not service.runner.state.pending_count, "a trigger is pending"
+    assert not service.runner.running, "a run is going on"
 
 
 async def settle(turns: int = 50) -> None:

@@ -1,2 +1,3 @@
-"""The job: the protocol a job speaks, the subprocess and its process group, the helper jobs import
+"""The job: the protocol a job speaks (``protocol``), the subprocess (``subprocessjob``) and its process group
+(``processgroup``: one TERM -> grace -> KILL escalation, leftovers found by run id), the helper jobs import
 (``jobkit``) and the bundled sample job."""

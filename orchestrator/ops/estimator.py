@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator.core.eta import RECENT_RUNS, PercentSeen, estimate
 from orchestrator.core.events import RunStatus
 from orchestrator.core.records import RunRecord
+from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.live.progress import Progress
 from orchestrator.store.history import RunHistory
 
@@ -28,7 +29,7 @@ HISTORY_LOOKBACK = 5 * RECENT_RUNS
 
 
 class FinishEstimator:
-    """A run listener (see :class:`orchestrator.runner.runner.RunListener`) that keeps recent durations at hand and
+    """A run listener (see :class:`orchestrator.core.runevents.RunListener`) that keeps recent durations at hand and
     answers the status document's ``eta``. :meth:`serve` is its one task: the service starts and cancels it."""
 
     def __init__(self, history: RunHistory | None, on_change: Callable[[], None] = lambda: None) -> None:
@@ -46,10 +47,11 @@ class FinishEstimator:
         return self._durations
 
     # ------------------------------------------------------------------------------------- listener
-    def run_started(self, run: RunRecord) -> None:
+    def run_started(self, event: RunStarted) -> None:
         pass
 
-    def run_finished(self, run: RunRecord) -> None:
+    def run_finished(self, event: RunFinished) -> None:
+        run = event.run
         if run.status is RunStatus.COMPLETED:
             self._stale.set()
 

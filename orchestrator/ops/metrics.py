@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 
 from orchestrator.core.events import RunStatus, Source, parse_iso
 from orchestrator.core.records import RunRecord, State
+from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.store.history import MAX_PAGE, RunHistory
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,14 @@ class Metrics:
         return generate_latest(self.registry)
 
     # ------------------------------------------------------------------------------------- RunListener
-    def run_started(self, run: RunRecord) -> None:
+    def run_started(self, event: RunStarted) -> None:
+        run = event.run
         self._watched = run.run_id
         if run.trigger_count > 1:
             self.coalesced.inc(run.trigger_count - 1)
 
-    def run_finished(self, run: RunRecord) -> None:
+    def run_finished(self, event: RunFinished) -> None:
+        run = event.run
         self.runs.labels(run.source.value, run.status.value).inc()
         if run.run_id == self._watched and run.duration_seconds is not None:
             self.durations.labels(run.status.value).observe(run.duration_seconds)

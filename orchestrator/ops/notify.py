@@ -39,6 +39,7 @@ from orchestrator.core.checks import (
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, iso
 from orchestrator.core.records import RunRecord, State
+from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.core.schedule import Schedule
 from orchestrator.ops.delivery import Backoff
 from orchestrator.ops.mail import Mailer, Security, SmtpSettings, compose
@@ -131,7 +132,8 @@ class Notifier:
         await asyncio.gather(*sinks)
 
     # --------------------------------------------------------------------------------- listener (loop)
-    def run_started(self, run: RunRecord) -> None:
+    def run_started(self, event: RunStarted) -> None:
+        run = event.run
         state = self._state()
         last = state.last_run
         due = self._schedule.next_run_at(
@@ -142,7 +144,8 @@ class Notifier:
         self._rearm.set()
         self._tell(Event.START, run, self._checks_of(run, run.started_at))
 
-    def run_finished(self, run: RunRecord) -> None:
+    def run_finished(self, event: RunFinished) -> None:
+        run = event.run
         checks = self._checks_of(run, run.finished_at or self.clock.now())
         self._final = (run.run_id, checks)
         self._refresh.set()

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from orchestrator.core.clock import Clock
-from orchestrator.core.records import RunRecord
+from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.store.history import MAX_PAGE, RunHistory
 from orchestrator.store.runlogs import RunLogs, list_logs, remove_logs
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Retention:
-    """Prunes the history and the run logs after every run (a :class:`~orchestrator.runner.runner.RunListener`)."""
+    """Prunes the history and the run logs after every run (a :class:`~orchestrator.core.runevents.RunListener`)."""
 
     def __init__(
         self, history: RunHistory | None, logs: RunLogs, clock: Clock, *, keep_runs: int, keep_days: float
@@ -44,10 +44,10 @@ class Retention:
         self.removed = 0
         """Runs removed so far (for the tests)."""
 
-    def run_started(self, run: RunRecord) -> None:
+    def run_started(self, event: RunStarted) -> None:
         pass
 
-    def run_finished(self, run: RunRecord) -> None:
+    def run_finished(self, event: RunFinished) -> None:
         if self._history is None:
             return
         if self._task is not None and not self._task.done():

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, Source, Trigger
-from orchestrator.job.process import outlast_cancel
+from orchestrator.core.outlast import outlast_cancel
 from orchestrator.sources.takenlog import TakenLog
 from orchestrator.sources.trigger_files import TakenFile, TriggerFolder
 from orchestrator.sources.watch import FolderWatch

@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from orchestrator.core.clock import Clock
+from orchestrator.core.outlast import outlast_cancel
 from orchestrator.core.records import RunRecord
 from orchestrator.disk.datadir import ensure_folder, make_data_folder, open_file, open_folder, remove_symlink
-from orchestrator.job.process import MARK, Output, Pipe, outlast_cancel
+from orchestrator.job.protocol import MARK, Output, Pipe
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
 from orchestrator.http.app import create_app
-from orchestrator.job.process import Pipe, RunContext, SubprocessJob
+from orchestrator.job.protocol import Pipe, RunContext
+from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.store.runlogs import RunLogs

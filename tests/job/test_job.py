@@ -12,15 +12,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.events import RunStatus, Source
-from orchestrator.job.process import (
-    CUT_MARK,
-    MAX_LINE_BYTES,
-    Pipe,
-    RunContext,
-    SubprocessJob,
-    describe_exit,
-    parse_progress_line,
-)
+from orchestrator.job.protocol import Pipe, RunContext, parse_progress_line
+from orchestrator.job.subprocessjob import CUT_MARK, MAX_LINE_BYTES, SubprocessJob, describe_exit
 from tests.support import alive as _alive
 
 PY = sys.executable

@@ -10,6 +10,7 @@ import pytest
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
+from orchestrator.core.runevents import RunFinished
 from orchestrator.ops.retention import Retention
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.store.runlogs import RunLogs
@@ -33,7 +34,7 @@ async def test_an_unforeseen_error_is_logged_once_and_retention_goes_on(
         history.record(_record(run_id), log_path=None)
     with caplog.at_level(logging.ERROR, logger="orchestrator.ops.retention"):
         for run_id in run_ids[:2]:
-            retention.run_finished(_record(run_id))
+            retention.run_finished(RunFinished(_record(run_id)))
             await retention.wait()
             assert retention._task is not None and retention._task.exception() is None
     failures = [r for r in caplog.records if r.name == "orchestrator.ops.retention"]
@@ -41,7 +42,7 @@ async def test_an_unforeseen_error_is_logged_once_and_retention_goes_on(
     assert "retention failed unexpectedly" in failures[0].getMessage() and failures[0].exc_info is not None
 
     retention.keep_runs = 1  # whatever caused it passes: the next run's prune works
-    retention.run_finished(_record(run_ids[2]))
+    retention.run_finished(RunFinished(_record(run_ids[2])))
     await retention.wait()
     assert [run["runId"] for run in history.page().runs] == [run_ids[2]]
     await retention.stop()  # raised the OverflowError before
@@ -57,7 +58,7 @@ async def test_a_logs_folder_removed_by_hand_is_no_error(tmp_path: Path, caplog:
         history.record(_record(run_id), log_path=logs.relative_path(run_id))
     assert not (tmp_path / "logs").exists()
     with caplog.at_level(logging.WARNING):
-        retention.run_finished(_record(run_ids[1]))
+        retention.run_finished(RunFinished(_record(run_ids[1])))
         await retention.wait()
     assert [run["runId"] for run in history.page().runs] == [run_ids[1]]
     assert [r.getMessage() for r in caplog.records] == []

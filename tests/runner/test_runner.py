@@ -15,17 +15,23 @@ import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, iso
-from orchestrator.core.records import RunRecord
-from orchestrator.job.process import JobResult, Report, RunContext, Started
+from orchestrator.core.records import RunRecord, State
+from orchestrator.core.runevents import RunFinished, RunStarted
+from orchestrator.core.schedule import Schedule
+from orchestrator.job.protocol import JobResult, Report, RunContext, Started
+from orchestrator.live.progress import ProgressFile
+from orchestrator.runner import Runner
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
-from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
+from orchestrator.store.statefile import StateStore
+from tests.fakes import T0, ScriptedJob, assert_idle, ended, make_orchestrator, minutes, settle
 from tests.faults.harness import FileChanges
 
 
@@ -42,6 +48,8 @@ async def test_first_start_runs_at_once_then_every_interval(
 ) -> None:
     first = await job.next_start()
     assert first.ctx.source is Source.STARTUP
+    current = service.runner.state.current
+    assert current is not None and current.pid == first.pid, "the pid the job reported is saved, as a real job's"
     assert service.status()["lastRunAt"] == iso(T0)
     clock.advance(minutes(2))
     first.finish()
@@ -51,7 +59,9 @@ async def test_first_start_runs_at_once_then_every_interval(
 
     clock.advance(minutes(27))
     await settle()
-    assert job.started.empty(), "nothing is due a minute early"
+    assert service.next_run_at() == T0 + minutes(30), "nothing is due a minute early"
+    assert_idle(service)
+    assert job.started.empty()
 
     clock.advance(minutes(1))
     second = await job.next_start()
@@ -80,6 +90,8 @@ async def test_manual_trigger_runs_at_once_and_cooldown_delays_the_timer(
         assert service.status()["cooldownUntil"] == iso(T0 + minutes(8))
         clock.advance(minutes(4))  # T0+7
         await settle()
+        assert service.next_run_at() == T0 + minutes(8)
+        assert_idle(service)
         assert job.started.empty()
         clock.advance(minutes(1))  # T0+8
         assert (await job.next_start()).ctx.source is Source.TIMER
@@ -141,6 +153,8 @@ async def test_cooldown_holds_after_a_manual_run_longer_than_the_interval(
         manual.finish()
         await ended(service, manual)
         assert service.status()["nextRunAt"] == iso(T0 + minutes(18))
+        await settle()
+        assert_idle(service)  # no automatic run right after a manual one: the cooldown holds
         assert job.started.empty(), "no automatic run right after a manual one: the cooldown holds"
         clock.advance(minutes(5))
         assert (await job.next_start()).ctx.source is Source.TIMER
@@ -301,6 +315,8 @@ async def test_a_crash_mid_run_is_recorded_as_interrupted(tmp_path: Path, clock:
         assert status["progress"]["status"] == "error"
         assert json.loads((data / "snapshot_progress.json").read_text())["status"] == "error"
         await settle()
+        assert service.next_run_at() == T0 + minutes(30), "the schedule carries on from the interrupted run's start"
+        assert_idle(service)
         assert job.started.empty(), "the schedule carries on from the interrupted run's start"
     finally:
         await service.stop()
@@ -333,13 +349,13 @@ class Recorder:
         self.events: list[tuple[str, str, str]] = []
         self.fail = fail
 
-    def run_started(self, run: RunRecord) -> None:
-        self.events.append(("started", run.run_id, run.status.value))
+    def run_started(self, event: RunStarted) -> None:
+        self.events.append(("started", event.run.run_id, event.run.status.value))
         if self.fail:
             raise RuntimeError("listener bug")
 
-    def run_finished(self, run: RunRecord) -> None:
-        self.events.append(("finished", run.run_id, run.status.value))
+    def run_finished(self, event: RunFinished) -> None:
+        self.events.append(("finished", event.run.run_id, event.run.status.value))
         if self.fail:
             raise RuntimeError("listener bug")
 
@@ -411,6 +427,28 @@ def trigger_doc(source: str, reason: str, **more: object) -> dict[str, object]:
     return {"source": source, "at": iso(T0), "reason": reason, **more}
 
 
+async def test_building_a_runner_reads_and_writes_nothing_until_it_recovers(tmp_path: Path, clock: FakeClock) -> None:
+    current = {"runId": "r1", "status": "running", "startedAt": iso(T0), "pid": None}
+    current["triggers"] = [trigger_doc("http", "deploy 42")]
+    data = tmp_path / "data"
+    crashed_state(data, current)
+    before = {path.name: path.read_bytes() for path in data.iterdir()}
+    runner = Runner(
+        queue=asyncio.Queue(),
+        job=ScriptedJob(),
+        clock=clock,
+        schedule=Schedule(timedelta(minutes=30), timedelta(minutes=5)),
+        store=StateStore(data / "orchestrator_state.json"),
+        progress_file=ProgressFile(data / "snapshot_progress.json"),
+    )
+    assert runner.state == State() and not runner.running
+    assert {path.name: path.read_bytes() for path in data.iterdir()} == before
+    runner.recover()
+    assert runner.state.last_run is not None and runner.state.last_run.run_id == "r1"
+    assert runner.state.retry_of == "r1" and runner.state.pending_count == 1
+    assert json.loads((data / "orchestrator_state.json").read_text())["lastRun"]["runId"] == "r1"
+
+
 async def test_a_run_the_service_was_killed_in_runs_again_once_with_its_triggers(
     tmp_path: Path, clock: FakeClock, job: ScriptedJob
 ) -> None:
@@ -432,6 +470,7 @@ async def test_a_run_the_service_was_killed_in_runs_again_once_with_its_triggers
         run.finish()
         await ended(service, run)
         await settle()
+        assert_idle(service)  # run again once, not more: nothing is pending for a second retry
         assert len(job.runs) == 1, "run again once, not more"
     finally:
         await service.stop()
@@ -593,9 +632,9 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
 ) -> None:
     # Before: the end was lost, and the run showed as running in the history until the next start.
     import orchestrator.store.history as history_module
-    from orchestrator.runner.runner import HISTORY_RETRY
+    from orchestrator.runner import HISTORY_RETRY
 
-    caplog.set_level(logging.INFO, logger="orchestrator.runner.runner")
+    caplog.set_level(logging.INFO, logger="orchestrator.runner.recording")
     service = make_orchestrator(tmp_path, clock, job)
     await service.start()
     try:

@@ -65,6 +65,7 @@ async def test_timeout_and_stall_table(tmp_path: Path, case: Case) -> None:
             if run.stopped.is_set():
                 break
         if stopped_at is None:
+            assert service.runner.stopping is None, "nothing ends a run when both limits are off"
             assert not run.stopped.is_set(), "nothing ends a run when both limits are off"
             run.finish()
             await ended(service, run)
@@ -191,7 +192,7 @@ class GatedWrites:
         self.gate = threading.Event()
         self.waiting = threading.Event()
         self._hold_next = threading.Event()
-        progress_file = orchestrator.runner._progress_file
+        progress_file = orchestrator.progress_file
         real_write = progress_file.write
 
         def write(progress: Progress) -> None:

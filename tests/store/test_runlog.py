@@ -22,7 +22,9 @@ from orchestrator.cli.main import main
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
-from orchestrator.job.process import Pipe, RunContext, SubprocessJob
+from orchestrator.core.runevents import RunFinished
+from orchestrator.job.protocol import Pipe, RunContext
+from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.ops.retention import Retention
 from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
 from orchestrator.store.runlogs import RunLogs, read_range
@@ -348,7 +350,7 @@ async def test_keep_days_removes_runs_older_than_the_cut_off_with_their_logs(tmp
     for run_id, days in ages.items():
         history.record(_record(run_id, T0 - timedelta(days=days)), log_path=logs.relative_path(run_id))
         (tmp_path / "logs" / f"{run_id}.log").write_text("x\n")
-    retention.run_finished(_record("20260119T100000Z-00000c"))
+    retention.run_finished(RunFinished(_record("20260119T100000Z-00000c")))
     await retention.wait()
     assert [run["runId"] for run in history.page().runs] == ["20260119T100000Z-00000c", "20260118T220000Z-00000b"]
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
@@ -408,7 +410,7 @@ async def test_a_logs_folder_swapped_for_a_symlink_is_replaced_and_its_target_le
     # Retention now: the old run goes, but nothing is removed through the link.
     history.record(_record(old_id, T0 - timedelta(days=1)), log_path=logs.relative_path(old_id))
     history.record(_record(run_id), log_path=logs.relative_path(run_id))
-    retention.run_finished(_record(run_id))
+    retention.run_finished(RunFinished(_record(run_id)))
     await retention.wait()
     assert [run["runId"] for run in history.page().runs] == [run_id]
     assert sorted(os.listdir(victim)) == ["20200101T000000Z-0a0a0a.log", f"{old_id}.log"]

@@ -1,0 +1,91 @@
+"""Taking triggers off the queue: each batch saved as pending before any sender hears back, every trigger
+that arrives during a run folded into exactly one follow-up, and triggers that come while the service stops
+kept for the next start."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable, Sequence
+
+from orchestrator.core.events import Source, Trigger
+from orchestrator.runner.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    """The one consumer of the trigger queue: takes triggers into the pending state and wakes the run loop."""
+
+    def __init__(self, queue: asyncio.Queue[Trigger], ledger: Ledger, on_change: Callable[[], None]) -> None:
+        self._queue = queue
+        self._ledger = ledger
+        self._on_change = on_change
+        self.work = asyncio.Event()
+        """Set when there may be something to run."""
+        self.triggers_received: collections.Counter[Source] = collections.Counter()
+        """Every trigger taken, by source (for the metrics): each passes :meth:`take` exactly once."""
+
+    async def serve(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            # Take whatever else is already queued in the same breath: one save, one wake-up.
+            batch.extend(self._drain())
+            self.take(batch)
+            self.work.set()
+            self._on_change()
+
+    def keep_left(self) -> None:
+        """At the stop: a trigger accepted by a source in the last instant is on the queue only; it is kept
+        for the next start (and pending triggers are saved once more)."""
+        left = self._drain()
+        if left:
+            self.take(left)
+        elif self._ledger.state.pending_count:
+            self._ledger.save()
+
+    def _drain(self) -> list[Trigger]:
+        left = []
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        return left
+
+    def take(self, batch: Sequence[Trigger]) -> None:
+        """Add ``batch`` to the pending triggers and save the state before any sender is told: a trigger
+        file is removed, and a 202 sent, only for a trigger that is on disk. Always saved, idle or not: a
+        run about to start is no excuse, the crash may come first.
+
+        If the save fails, the triggers whose senders wait for the verdict are refused (they stay with
+        their senders: the file stays in the folder, the request gets a 503) and the others (the timer's)
+        run from memory, as everything does while the disk refuses writes."""
+        ledger = self._ledger
+        before = ledger.state
+        for trigger in batch:
+            ledger.state = ledger.state.with_trigger(trigger)
+        saved = ledger.save()
+        taken = list(batch)
+        if not saved and any(t.receipt is not None for t in batch):
+            taken = [t for t in batch if t.receipt is None]
+            ledger.state = before
+            for trigger in taken:
+                ledger.state = ledger.state.with_trigger(trigger)
+            if taken:
+                ledger.save()
+        for trigger in batch:
+            if trigger.receipt is not None:
+                trigger.receipt.settle(saved)
+        self._count(taken, follow_up=not before.pending_count)
+
+    def _count(self, taken: Sequence[Trigger], *, follow_up: bool) -> None:
+        current = self._ledger.state.current
+        for n, trigger in enumerate(taken):
+            self.triggers_received[trigger.source] += 1
+            if current is not None and n == 0 and follow_up:
+                # Logged once per follow-up, not once per trigger: a burst of files is one line.
+                log.info(
+                    "%s trigger during run %s%s: a follow-up run is queued",
+                    trigger.source.value,
+                    current.run_id,
+                    f" ({trigger.reason})" if trigger.reason else "",
+                )

@@ -1,0 +1,89 @@
+"""The runner's progress document writer: a latest-value slot written to the progress file one write at a
+time, each write held to its end; a failing disk is said once and the news published from memory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from orchestrator.core.events import RunStatus
+from orchestrator.core.outlast import outlast_cancel
+from orchestrator.core.records import RunRecord
+from orchestrator.disk.atomic import InvalidDocument
+from orchestrator.live.progress import Progress, ProgressFile
+
+log = logging.getLogger(__name__)
+
+
+class ProgressWriter:
+    """Holds what the runner last reported and puts it in the progress file."""
+
+    def __init__(self, progress_file: ProgressFile, on_change: Callable[[], None]) -> None:
+        self.file = progress_file
+        self._on_change = on_change
+        self.progress = Progress()
+        """What the runner itself last reported (the web sees the file, which the job may also write)."""
+        self._dirty = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._failing = False
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the last write landed; if not, the file is behind and memory is the truth."""
+        return not self._failing
+
+    def set(self, progress: Progress) -> None:
+        """Latest-value slot: a job printing a thousand lines a second costs one write per loop turn."""
+        self.progress = progress
+        self._dirty.set()
+
+    async def write_forever(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await self.flush()
+
+    async def flush(self) -> None:
+        # One write at a time: two writes in flight in two threads could land in the wrong order.
+        async with self._write_lock:
+            if not self._dirty.is_set():
+                return
+            self._dirty.clear()
+            progress = self.progress
+            try:
+                # Held to its end even if we are cancelled: a write still running in its thread after we let go
+                # of the lock could land after the outcome's write and leave the file saying "running".
+                await outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self.file.write, progress)))
+            except OSError as exc:
+                if not self._failing:
+                    log.error("cannot write progress file %s: %s", self.file.path, exc)
+                self._failing = True
+                # The file will not carry this news to the watchers: publish it from memory instead.
+                self._on_change()
+            else:
+                self._failing = False
+
+    def last_step(self, run_id: str) -> str:
+        """The run's last step, whoever reported it: the file holds the later of our writes (all landed by
+        now) and the job's own, if it wrote the file itself."""
+        try:
+            on_file = self.file.read()
+        except (OSError, InvalidDocument):
+            on_file = None
+        if on_file is not None and on_file.run_id == run_id and on_file.status is RunStatus.RUNNING:
+            return on_file.step
+        return self.progress.step
+
+    def ended(self, run: RunRecord, *, step: str, percent: float | None = None) -> Progress:
+        """The progress document of an ended run (at ``percent``, or as far as it got)."""
+        return Progress(
+            status=run.status,
+            step=step,
+            progress=self.progress.progress if percent is None else percent,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            run_id=run.run_id,
+            trigger=run.source.value,
+            error=run.error,
+            exit_code=run.exit_code,
+        )

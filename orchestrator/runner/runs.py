@@ -1,0 +1,231 @@
+"""The run lifecycle: pending triggers become a run (saved before the job is spawned), the job runs under
+supervision, and its outcome is saved, recorded, told to the listeners and written as the last progress."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from orchestrator.core.clock import Clock
+from orchestrator.core.events import RunStatus
+from orchestrator.core.outlast import cancel_and_outlast
+from orchestrator.core.records import RunRecord
+from orchestrator.core.runevents import RunEvent, RunFinished, RunListener, RunStarted
+from orchestrator.core.schedule import Schedule
+from orchestrator.job.protocol import Job, JobResult, RunContext, ignore_output
+from orchestrator.live.progress import Progress
+from orchestrator.runner.ledger import Ledger
+from orchestrator.runner.progresswriter import ProgressWriter
+from orchestrator.runner.recording import HistoryRecorder
+from orchestrator.runner.supervision import STARTING, Stop, Supervisor
+from orchestrator.store.runlogs import RunLogs
+
+log = logging.getLogger(__name__)
+
+SERVICE_STOPPED = Stop(RunStatus.CANCELLED, "service stopped")
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What a run touches, shared with the rest of the runner."""
+
+    ledger: Ledger
+    clock: Clock
+    schedule: Schedule
+    writer: ProgressWriter
+    recorder: HistoryRecorder
+    supervisor: Supervisor
+    listeners: Sequence[RunListener]
+    logs: RunLogs | None
+    on_change: Callable[[], None]
+
+
+class RunLoop:
+    """Runs one run at a time while there are pending triggers and the service is not stopping."""
+
+    def __init__(self, parts: Parts, job: Job, work: asyncio.Event) -> None:
+        self._p = parts
+        self._job = job
+        self._work = work
+        self.stopping = False
+        self.first_run_gate = asyncio.Event()
+        self.first_run_gate.set()
+
+    async def serve(self) -> None:
+        await self.first_run_gate.wait()
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            if self._p.ledger.state.pending_count and not self.stopping:
+                await self._run_once()
+
+    def _begin(self) -> RunRecord:
+        """The pending triggers become the running run, saved and told of; the job is not spawned yet."""
+        p = self._p
+        now = p.clock.now()
+        pending = p.ledger.state
+        record = RunRecord(
+            run_id=new_run_id(now),
+            triggers=pending.pending,
+            started_at=now,
+            trigger_count=pending.pending_count,
+            retry_of=pending.retry_of,
+            retried_beyond=pending.retried_beyond,
+        )
+        p.supervisor.begin()
+        # On disk before the job is spawned: a crash from here on leaves the next start a run to find the
+        # job of (by the run id in its environment) and to stop before it starts anything.
+        p.ledger.state = replace(
+            p.ledger.state, current=record, pending=(), pending_count=0, retry_of=None, retried_beyond=0
+        )
+        p.ledger.save()
+        if record.trigger_count > 1:
+            log.info("run %s absorbs %d triggers", record.run_id, record.trigger_count)
+        tell(p.listeners, RunStarted(record))
+        p.writer.set(
+            Progress(
+                status=RunStatus.RUNNING,
+                step=STARTING,
+                progress=0,
+                started_at=now,
+                run_id=record.run_id,
+                trigger=record.source.value,
+            )
+        )
+        p.on_change()
+        return record
+
+    async def _run_once(self) -> None:
+        record = self._begin()
+        logs = self._p.logs
+        output = logs.open(record.run_id) if logs is not None else ignore_output  # the run's log file
+        ctx = RunContext(record.run_id, record.source, record.reason, self._p.writer.file.path, output)
+        job: asyncio.Task[JobResult] | None = None
+        try:
+            # Land "running" before the job starts, so it cannot overwrite the job's own first report.
+            await self._p.writer.flush()
+            job = asyncio.create_task(self._job.run(ctx, self.report, self._started), name=f"job-{record.run_id}")
+            job.add_done_callback(lambda _: self._p.supervisor.watch.set())
+            stop = await self._p.supervisor.supervise(job)
+        except asyncio.CancelledError:
+            # The service is stopping: end the job, record the outcome, then let the cancel go on.
+            if job is not None:
+                self.intend_stop(SERVICE_STOPPED)
+                await cancel_and_outlast(job)
+            await self._conclude(record, JobResult(RunStatus.CANCELLED, error="service stopped"), stopping=True)
+            return
+        result, cancelled = await self._outcome(record, job, stop)
+        await self._conclude(record, result, stopping=cancelled)
+
+    async def _outcome(
+        self, record: RunRecord, job: asyncio.Task[JobResult], stop: Stop | None
+    ) -> tuple[JobResult, bool]:
+        """How the run ended, and whether the service began stopping while it was being ended."""
+        if stop is not None and not job.done():
+            log.warning("run %s: %s%s; stopping the job", record.run_id, stop.reason, stop.detail)
+            self.intend_stop(stop)
+            # Cancelling the job's task stops its process group (SIGTERM, grace, SIGKILL); a second cancel
+            # must not cut that short. If the service began stopping meanwhile, the outcome stands.
+            cancelled = await cancel_and_outlast(job)
+            return JobResult(stop.status, error=stop.reason), cancelled
+        try:
+            return job.result(), False
+        except Exception as exc:
+            # A bug in supervising one run must not stop every later run.
+            log.error("run %s: supervising the job failed", record.run_id, exc_info=exc)
+            return JobResult(RunStatus.ERROR, error=f"internal error: {exc!r}"), False
+
+    async def _conclude(self, record: RunRecord, result: JobResult, *, stopping: bool) -> None:
+        """The run's last report lands, then its outcome is recorded. If the service is stopping (or begins
+        to, during that write) the outcome's own write lands too before the cancel goes on: its outcome is
+        known and must be recorded."""
+        try:
+            await self._p.writer.flush()
+        except asyncio.CancelledError:
+            stopping = True
+        self._finish(record, result)
+        if stopping:
+            await self._p.writer.flush()
+            raise asyncio.CancelledError
+
+    def intend_stop(self, stop: Stop) -> None:
+        """Saved before the job is stopped: a service that dies during the grace period leaves a run that
+        was meant to end, which the next start records as such and does not run again."""
+        ledger = self._p.ledger
+        current = ledger.state.current
+        if current is not None and current.stop_requested is None:
+            ledger.state = replace(ledger.state, current=replace(current, stop_requested=(stop.status, stop.reason)))
+            ledger.save()
+
+    def _started(self, pid: int) -> None:
+        """Record the job's process group, so a service that dies mid-run can stop it at its next start."""
+        ledger = self._p.ledger
+        if ledger.state.current is not None:
+            current = replace(ledger.state.current, pid=pid)
+            ledger.state = replace(ledger.state, current=current)
+            ledger.save()
+            self._p.recorder.record(current)  # after the spawn: it costs the job's start nothing
+
+    def report(self, percent: float, step: str | None) -> None:
+        """A progress line of the running job."""
+        if self._p.ledger.state.current is None:
+            return
+        writer = self._p.writer
+        writer.set(writer.progress.advanced(percent, writer.progress.step if step is None else step))
+        self._p.supervisor.saw_progress(writer.progress.progress, writer.progress.step)
+
+    def _finish(self, record: RunRecord, result: JobResult) -> None:
+        p = self._p
+        now = p.clock.now()
+        error = result.error
+        done = replace(
+            record,
+            pid=None,
+            status=result.status,
+            finished_at=now,
+            exit_code=result.exit_code,
+            error=error,
+            step=p.writer.last_step(record.run_id),
+        )
+        not_before = p.schedule.cooldown_until(now) if record.is_manual else p.ledger.state.not_before
+        p.ledger.state = replace(p.ledger.state, current=None, last_run=done, not_before=not_before)
+        p.ledger.save()
+        p.recorder.record(done)
+        if p.logs is not None:
+            p.logs.close(done)  # its last lines are written on a worker thread; live readers get the end
+        tell(p.listeners, RunFinished(done))
+        if result.status is RunStatus.COMPLETED:
+            final = p.writer.ended(done, step="Completed", percent=100)
+            log.info("run %s completed in %.1fs", done.run_id, done.duration_seconds or 0)
+        else:
+            headline = (error or result.status.value).split("\n", 1)[0]  # not splitlines: a CR is shown, not a line end
+            final = p.writer.ended(done, step=f"{result.status.value.capitalize()}: {headline}")
+            log.warning("run %s ended %s: %s", done.run_id, result.status.value, headline)
+        p.writer.set(final)
+        if p.ledger.state.pending_count:
+            self._work.set()
+        p.on_change()
+
+
+def tell(listeners: Sequence[RunListener], event: RunEvent) -> None:
+    """Tell every listener; a listener's bug must not stop runs (nor the other listeners): it is logged with
+    its trace."""
+    for listener in listeners:
+        try:
+            if isinstance(event, RunStarted):
+                name = "run_started"
+                listener.run_started(event)
+            else:
+                name = "run_finished"
+                listener.run_finished(event)
+        except Exception:
+            log.exception("run %s: %s.%s failed", event.run.run_id, type(listener).__name__, name)
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable and unique enough: ``20260120T100000Z-3fa9c1``."""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
