@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from orchestrator.config import Settings
@@ -27,7 +25,7 @@ from orchestrator.ops.notify import Notifier
 from orchestrator.ops.retention import Retention
 from orchestrator.runner.runner import RunListener, Runner
 from orchestrator.sources.folder import FolderSource, IntervalTimer
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store import HISTORY_FILE_NAME, open_history
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateStore
 
@@ -317,15 +315,6 @@ class Orchestrator:
         log.critical("background task %s died; stopping the service", task.get_name(), exc_info=task.exception())
         self.failed = True
         self._on_fatal()
-
-
-def open_history(path: Path) -> RunHistory | None:
-    """The run history, or ``None`` (logged) if its file cannot be made at all: runs matter more than records."""
-    try:
-        return RunHistory(path)
-    except (sqlite3.Error, OSError) as exc:
-        log.error("cannot open the run history %s: %s; runs go on without it", path, exc)
-        return None
 
 
 def _tidy(minutes: float) -> float | int:

@@ -8,7 +8,6 @@ import collections
 import contextlib
 import logging
 import secrets
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from orchestrator.core.schedule import Schedule
 from orchestrator.disk.atomic import InvalidDocument
 from orchestrator.job.process import Job, JobResult, RunContext, ignore_output, outlast_cancel, stop_leftover
 from orchestrator.live.progress import Progress, ProgressFile
-from orchestrator.store.history import RunHistory
+from orchestrator.store import NO_HISTORY, RunHistory, StoreUnavailable
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateStore
 
@@ -68,7 +67,7 @@ class Runner:
         kill_grace: float = 10.0,
         timeout: timedelta | None = None,
         stall_timeout: timedelta | None = None,
-        history: RunHistory | None = None,
+        history: RunHistory = NO_HISTORY,
         listeners: Sequence[RunListener] = (),
         logs: RunLogs | None = None,
     ) -> None:
@@ -380,12 +379,10 @@ class Runner:
             self._record_history(current)  # after the spawn: it costs the job's start nothing
 
     def _record_history(self, run: RunRecord) -> None:
-        if self._history is None:
-            return
         try:
             log_path = self._logs.relative_path(run.run_id) if self._logs is not None else None
             self._history.record(replace(run, pid=None), log_path=log_path)
-        except (sqlite3.Error, OSError) as exc:
+        except StoreUnavailable as exc:
             # The run itself goes on, and the state file still has it; the history keeps the record and
             # writes it with the next one, or when the catch-up task tries again.
             if not self._history_failing:
@@ -393,7 +390,7 @@ class Runner:
                     "cannot record run %s in the history %s: %s; kept, and written once the history can be "
                     "written again",
                     run.run_id,
-                    self._history.path,
+                    self._history.location,
                     exc,
                 )
             self._history_failing = True
@@ -402,8 +399,8 @@ class Runner:
             self._history_caught_up()
 
     def _history_caught_up(self) -> None:
-        if self._history_failing and self._history is not None:
-            log.info("the history %s can be written again; the runs kept meanwhile are in it", self._history.path)
+        if self._history_failing:
+            log.info("the history %s can be written again; the runs kept meanwhile are in it", self._history.location)
         self._history_failing = False
         self._history_behind.clear()
 
@@ -419,10 +416,10 @@ class Runner:
     def _write_owed_history(self) -> None:
         if not self._history_behind.is_set():
             return
-        if self._history is not None and self._history.owed:
+        if self._history.owed:
             try:
                 self._history.write_owed()
-            except (sqlite3.Error, OSError):
+            except StoreUnavailable:
                 return  # said once already, when the first record failed
         self._history_caught_up()
 
@@ -640,12 +637,10 @@ class Runner:
     def _reconcile_history(self) -> None:
         """Rows still ``running`` with no run in flight: the state (saved first) knows how the last one ended;
         any other is closed as interrupted."""
-        if self._history is None:
-            return
         try:
             unfinished = self._history.unfinished()
-        except (sqlite3.Error, OSError) as exc:
-            log.error("cannot read the run history %s to close interrupted runs: %s", self._history.path, exc)
+        except StoreUnavailable as exc:
+            log.error("cannot read the run history %s to close interrupted runs: %s", self._history.location, exc)
             return
         last = self.state.last_run
         for run in unfinished:
