@@ -140,7 +140,8 @@ class StateStore(Protocol):
 
 class RunLogs(Protocol):
     """The run log files: one append-only log per run, named by the history's ``log_path``. Reads and writes
-    are blocking (for a worker thread); a log that is gone or not a regular file raises ``OSError``."""
+    are blocking (for a worker thread) and raise ``OSError``: for a log, "gone" (removed by retention, or a
+    symlink refused) is an answer of its own (404), told apart by the error's ``errno``."""
 
     @property
     def folder(self) -> Path: ...
@@ -165,7 +166,9 @@ class RunLogs(Protocol):
 
 
 class Lock(Protocol):
-    """One service per data folder: held for the process's life, dropped by the system when it dies."""
+    """One service per data folder: held for the process's life, dropped by the system when it dies. Taken
+    before anything else starts, so its failures stay the system's own (``OSError``, whose ``strerror`` the CLI
+    shows as it is)."""
 
     def acquire(self, holder: dict[str, Any]) -> None:
         """Take the lock, noting ``holder`` for a second instance's error message, or raise ``AlreadyLocked``."""
