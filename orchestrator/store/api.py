@@ -140,8 +140,8 @@ class StateStore(Protocol):
 
 class RunLogs(Protocol):
     """The run log files: one append-only log per run, named by the history's ``log_path``. Reads and writes
-    are blocking (for a worker thread) and raise ``OSError``: for a log, "gone" (removed by retention, or a
-    symlink refused) is an answer of its own (404), told apart by the error's ``errno``."""
+    are blocking (for a worker thread) and raise ``OSError``: a log that cannot be read is gone (removed by
+    retention, or a symlink refused), an answer of its own (404) that tells the system's reason."""
 
     @property
     def folder(self) -> Path: ...
