@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
-from orchestrator.store.history import RunHistory
+from orchestrator.store.history import SqliteHistory
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--tries", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        history = RunHistory(Path(folder) / "runs.sqlite3")
+        history = SqliteHistory(Path(folder) / "runs.sqlite3")
         runs = [make_run(n) for n in range(args.runs)]
         start = time.perf_counter()
         for run in runs:

@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.history import make_run, timed
 from orchestrator.ops.metrics import last_success
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from tests.support import start_service
 
 
-def fill(data_dir: Path, runs: int, failed: Callable[[int], bool]) -> RunHistory:
+def fill(data_dir: Path, runs: int, failed: Callable[[int], bool]) -> SqliteHistory:
     data_dir.mkdir(parents=True, exist_ok=True)
-    history = RunHistory(data_dir / HISTORY_FILE_NAME)
+    history = SqliteHistory(data_dir / HISTORY_FILE_NAME)
     for n in range(runs):
         history.record(make_run(n, failed=failed(n)))
     return history

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from orchestrator.config import Settings
@@ -24,7 +22,7 @@ from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier
 from orchestrator.ops.retention import Retention
 from orchestrator.runner import RunListener, Runner
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store import HISTORY_FILE_NAME, open_history
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateStore
 from orchestrator.unit import JobSpec, JobUnit
@@ -169,12 +167,3 @@ class Orchestrator:
 
     def with_clock(self, document: dict[str, Any]) -> dict[str, Any]:
         return documents.with_clock(document, self.clock.now())
-
-
-def open_history(path: Path) -> RunHistory | None:
-    """The run history, or ``None`` (logged) if its file cannot be made at all: runs matter more than records."""
-    try:
-        return RunHistory(path)
-    except (sqlite3.Error, OSError) as exc:
-        log.error("cannot open the run history %s: %s; runs go on without it", path, exc)
-        return None

@@ -32,7 +32,7 @@ from orchestrator.ops.estimator import FinishEstimator
 from orchestrator.runner import RunListener, Runner
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.timer import IntervalTimer
-from orchestrator.store.history import RunHistory
+from orchestrator.store import RunHistory
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateStore
 
@@ -101,7 +101,7 @@ class JobUnit:
         *,
         clock: Clock,
         job: Job | None,
-        history: RunHistory | None,
+        history: RunHistory,
         logs: RunLogs,
         listeners: list[RunListener],
     ) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import signal
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from orchestrator.http.page import add_page, web_root
 from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from orchestrator.store.history import MAX_PAGE, RunHistory
+from orchestrator.store import MAX_PAGE, HistoryNotOpened, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +205,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 async def runs(request: web.Request) -> web.Response:
     """The run history, newest first: ``?limit=`` (1-500, default 50) and ``?cursor=`` (a page's nextCursor)."""
-    history = _history(request)
+    history = request.app[SERVED].history
     raw_limit = request.query.get("limit", str(DEFAULT_PAGE))
     try:
         limit = int(raw_limit)
@@ -220,29 +219,28 @@ async def runs(request: web.Request) -> web.Response:
     except KeyError:
         # The run the cursor points at is gone (pruned) or never was: not found, like the run itself.
         raise _not_found(f"cursor {(cursor or '')[:80]!r} is no run in the history") from None
-    except (sqlite3.Error, OSError) as exc:
-        raise _unavailable(f"the run history cannot be read: {exc}") from None
-    return web.json_response({"runs": list(page.runs), "nextCursor": page.next_cursor})
+    except StoreUnavailable as exc:
+        raise _history_unavailable(exc) from None
+    return web.json_response({"runs": [run.document for run in page.runs], "nextCursor": page.next_cursor})
 
 
 async def run(request: web.Request) -> web.Response:
     """One run of the history by its id."""
-    history = _history(request)
+    history = request.app[SERVED].history
     run_id = request.match_info["runId"]
     try:
-        record = await asyncio.to_thread(history.get, run_id)
-    except (sqlite3.Error, OSError) as exc:
-        raise _unavailable(f"the run history cannot be read: {exc}") from None
-    if record is None:
+        stored = await asyncio.to_thread(history.get, run_id)
+    except StoreUnavailable as exc:
+        raise _history_unavailable(exc) from None
+    if stored is None:
         raise _not_found(f"No run {run_id[:80]!r} in the history")
-    return web.json_response(record)
+    return web.json_response(stored.document)
 
 
-def _history(request: web.Request) -> RunHistory:
-    history = request.app[SERVED].history
-    if history is None:
-        raise _unavailable("the run history could not be opened; see the service's log")
-    return history
+def _history_unavailable(exc: StoreUnavailable) -> ApiError:
+    if isinstance(exc, HistoryNotOpened):
+        return _unavailable(str(exc))
+    return _unavailable(f"the run history cannot be read: {exc}")
 
 
 async def metrics(request: web.Request) -> web.Response:

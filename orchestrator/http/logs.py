@@ -24,8 +24,8 @@ import json
 import logging
 import re
 import socket
-import sqlite3
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from orchestrator.http.clientaddr import client_of
 from orchestrator.http.errors import ApiError
 from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
+from orchestrator.store import HistoryNotOpened, StoreUnavailable
 from orchestrator.store.runlogs import RunLog, log_size, read_range
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class LogView:
     path: Path
     live: RunLog | None
     file_size: int = 0
-    record: dict[str, Any] | None = None
+    record: Mapping[str, Any] | None = None
 
     @property
     def size(self) -> int:
@@ -103,16 +104,15 @@ async def find_log(request: web.Request, service: Served) -> LogView:
     live = service.logs.get(run_id)
     if live is not None:
         return LogView(run_id, live.path, live)
-    history = service.history
-    if history is None:
-        raise ApiError(503, "the run history could not be opened; see the service's log")
     try:
-        record, log_path = await asyncio.to_thread(lambda: (history.get(run_id), history.log_path(run_id)))
-    except (sqlite3.Error, OSError) as exc:
+        stored = await asyncio.to_thread(service.history.get, run_id)
+    except HistoryNotOpened as exc:
+        raise ApiError(503, str(exc)) from None
+    except StoreUnavailable as exc:
         raise ApiError(503, f"the run history cannot be read: {exc}") from None
-    if record is None:
+    if stored is None:
         raise ApiError(404, f"No run {run_id[:80]!r} in the history")
-    path = service.logs.path_of(log_path)
+    path = service.logs.path_of(stored.log_path)
     if path is None:
         raise ApiError(404, f"Run {run_id} has no log (it ran before run logs were kept)")
     try:
@@ -120,7 +120,7 @@ async def find_log(request: web.Request, service: Served) -> LogView:
     except OSError as exc:
         message = f"The log of run {run_id} is gone (removed, or never written: {exc.strerror or exc})"
         raise ApiError(404, message) from None
-    return LogView(run_id, path, None, size, record)
+    return LogView(run_id, path, None, size, stored.document)
 
 
 async def serve_log(request: web.Request, service: Served) -> web.StreamResponse:

@@ -15,7 +15,7 @@ from orchestrator.core.clock import Clock
 from orchestrator.core.events import Source, Trigger
 from orchestrator.core.records import Pause
 from orchestrator.live.progress import Progress
-from orchestrator.store.history import RunHistory
+from orchestrator.store import RunHistory
 from orchestrator.store.runlogs import RunLogs
 
 
@@ -87,7 +87,7 @@ class Served(Controls, Protocol):
     def clock(self) -> Clock: ...
 
     @property
-    def history(self) -> RunHistory | None: ...
+    def history(self) -> RunHistory: ...
 
     @property
     def logs(self) -> RunLogs: ...

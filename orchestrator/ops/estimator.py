@@ -1,7 +1,7 @@
 """The ``eta`` of the status document: :mod:`orchestrator.core.eta` fed with the running run, its progress, and the
 durations of recent successful runs.
 
-Those durations come from the run history (SQLite), read on a worker thread at start and again after each
+Those durations come from the run history, read on a worker thread at start and again after each
 successful run, and kept in memory: the status document is built on every progress change, and must never
 wait for the disk.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ from orchestrator.core.events import RunStatus
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.live.progress import Progress
-from orchestrator.store.history import RunHistory
+from orchestrator.store.api import RunHistory, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ class FinishEstimator:
     """A run listener (see :class:`orchestrator.core.runevents.RunListener`) that keeps recent durations at hand and
     answers the status document's ``eta``. :meth:`serve` is its one task: the service starts and cancels it."""
 
-    def __init__(self, history: RunHistory | None, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, history: RunHistory, on_change: Callable[[], None] = lambda: None) -> None:
         self._history = history
         self._on_change = on_change
         self._durations: tuple[float, ...] = ()
@@ -62,11 +61,9 @@ class FinishEstimator:
         while True:
             await self._stale.wait()
             self._stale.clear()
-            if self._history is None:
-                continue
             try:
                 durations = await asyncio.to_thread(_recent_durations, self._history)
-            except (sqlite3.Error, OSError) as exc:
+            except StoreUnavailable as exc:
                 if not self._failing:
                     log.error("cannot read recent run durations for the estimates: %s", exc)
                 self._failing = True
@@ -97,10 +94,9 @@ class FinishEstimator:
 
 def _recent_durations(history: RunHistory) -> tuple[float, ...]:
     found: list[float] = []
-    for record in history.page(limit=HISTORY_LOOKBACK).runs:
-        duration = record.get("durationSeconds")
-        if record.get("status") == RunStatus.COMPLETED.value and isinstance(duration, int | float):
-            found.append(float(duration))
+    for run in history.newest(HISTORY_LOOKBACK, status=RunStatus.COMPLETED, within=HISTORY_LOOKBACK):
+        if run.duration_seconds is not None:
+            found.append(run.duration_seconds)
             if len(found) == RECENT_RUNS:
                 break
     return tuple(found)

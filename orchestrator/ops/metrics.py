@@ -14,7 +14,6 @@ rightly treats as "long ago".
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,10 +22,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from orchestrator.core.events import RunStatus, Source, parse_iso
+from orchestrator.core.events import RunStatus, Source
 from orchestrator.core.records import RunRecord, State
 from orchestrator.core.runevents import RunFinished, RunStarted
-from orchestrator.store.history import MAX_PAGE, RunHistory
+from orchestrator.store.api import MAX_PAGE, RunHistory, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class Metrics:
     """The service's metrics: a :class:`RunListener` for events, a collector for the live state, and the registry
     that renders both (:meth:`render`)."""
 
-    def __init__(self, watched: Watched, history: RunHistory | None, *, interval_seconds: float) -> None:
+    def __init__(self, watched: Watched, history: RunHistory, *, interval_seconds: float) -> None:
         self.registry = CollectorRegistry()
         self._job = watched
         self._interval_seconds = interval_seconds
@@ -197,23 +196,14 @@ def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def last_success(last_run: RunRecord | None, history: RunHistory | None) -> datetime | None:
+def last_success(last_run: RunRecord | None, history: RunHistory) -> datetime | None:
     """When the newest completed run ended: the state's last run if it completed, else the history's newest."""
     if last_run is not None and last_run.status is RunStatus.COMPLETED and last_run.finished_at is not None:
         return last_run.finished_at
-    if history is None:
-        return None
-    cursor: str | None = None
     try:
-        for _ in range(MAX_HISTORY_SCAN):
-            page = history.page(limit=MAX_PAGE, cursor=cursor)
-            for run in page.runs:
-                if run.get("status") == RunStatus.COMPLETED.value:
-                    return parse_iso(run.get("finishedAt"))
-            if page.next_cursor is None:
-                return None
-            cursor = page.next_cursor
-    except (sqlite3.Error, OSError, KeyError) as exc:
+        found = history.newest(1, status=RunStatus.COMPLETED, within=MAX_HISTORY_SCAN * MAX_PAGE)
+    except StoreUnavailable as exc:
         # The gauge then says 0 ("none known"), which an alert takes as stale: better than a guess.
-        log.error("cannot read the last success from the run history %s: %s", history.path, exc)
-    return None
+        log.error("cannot read the last success from the run history %s: %s", history.location, exc)
+        return None
+    return found[0].finished_at if found else None

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -44,7 +43,7 @@ from orchestrator.core.schedule import Schedule
 from orchestrator.ops.delivery import Backoff
 from orchestrator.ops.mail import Mailer, Security, SmtpSettings, compose
 from orchestrator.ops.webhook import Webhooks
-from orchestrator.store.history import RunHistory
+from orchestrator.store.api import RunHistory, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class Notifier:
         settings: Settings,
         *,
         clock: Clock,
-        history: RunHistory | None,
+        history: RunHistory,
         state: Callable[[], State],
         schedule: Schedule,
         publish: Callable[[], None],
@@ -242,13 +241,11 @@ class Notifier:
         while True:
             await self._refresh.wait()
             self._refresh.clear()
-            if self._history is None:
-                continue
             try:
                 self._recent = await asyncio.to_thread(self._read_recent, self._history)
-            except (sqlite3.Error, OSError) as exc:
+            except StoreUnavailable as exc:
                 if not self._history_failing:
-                    log.error("cannot read recent run durations from %s: %s", self._history.path, exc)
+                    log.error("cannot read recent run durations from %s: %s", self._history.location, exc)
                 self._history_failing = True
                 continue
             self._history_failing = False
@@ -257,8 +254,8 @@ class Notifier:
 
     @staticmethod
     def _read_recent(history: RunHistory) -> list[dict[str, Any]]:
-        runs = history.page(limit=HISTORY_PAGE).runs
-        return [run for run in runs if run.get("status") == RunStatus.COMPLETED.value][: RECENT_RUNS + 1]
+        runs = history.newest(RECENT_RUNS + 1, status=RunStatus.COMPLETED, within=HISTORY_PAGE)
+        return [dict(run.document) for run in runs]
 
 
 def _died(task: asyncio.Task[None]) -> None:

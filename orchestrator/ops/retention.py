@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -19,8 +18,8 @@ from pathlib import Path
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.runevents import RunFinished, RunStarted
-from orchestrator.store.history import MAX_PAGE, RunHistory
-from orchestrator.store.runlogs import RunLogs, list_logs, remove_logs
+from orchestrator.store.api import HistoryNotOpened, PrunedRun, RunHistory, StoreUnavailable
+from orchestrator.store.runlogs import RunLogs
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +27,7 @@ log = logging.getLogger(__name__)
 class Retention:
     """Prunes the history and the run logs after every run (a :class:`~orchestrator.core.runevents.RunListener`)."""
 
-    def __init__(
-        self, history: RunHistory | None, logs: RunLogs, clock: Clock, *, keep_runs: int, keep_days: float
-    ) -> None:
+    def __init__(self, history: RunHistory, logs: RunLogs, clock: Clock, *, keep_runs: int, keep_days: float) -> None:
         if keep_runs < 1:
             raise ValueError(f"keep_runs must be at least 1, got {keep_runs}")
         self._history = history
@@ -48,8 +45,6 @@ class Retention:
         pass
 
     def run_finished(self, event: RunFinished) -> None:
-        if self._history is None:
-            return
         if self._task is not None and not self._task.done():
             self._again = True
             return
@@ -88,21 +83,22 @@ class Retention:
         doomed = await asyncio.shield(asyncio.to_thread(self._prune, older_than))
         if doomed is None:
             return
-        paths = [path for _, log_path in doomed if (path := self._logs.path_of(log_path)) is not None]
+        paths = [path for run in doomed if (path := self._logs.path_of(run.log_path)) is not None]
         # Through the log writer: a pruned run's last lines, still on their way, must not land after this.
-        await asyncio.shield(self._logs.remove([run_id for run_id, _ in doomed], partial(self._remove_files, paths)))
+        await asyncio.shield(self._logs.remove([run.run_id for run in doomed], partial(self._remove_files, paths)))
 
-    def _prune(self, older_than: datetime | None) -> list[tuple[str, str | None]] | None:
-        assert self._history is not None
+    def _prune(self, older_than: datetime | None) -> list[PrunedRun] | None:
         try:
             doomed = self._history.prune(keep=self.keep_runs, older_than=older_than)
-        except (sqlite3.Error, OSError) as exc:
-            self._failed("prune", "cannot prune the run history %s: %s", self._history.path, exc)
+        except HistoryNotOpened:
+            return None  # said at start; and with no records to go by, no log is an orphan
+        except StoreUnavailable as exc:
+            self._failed("prune", "cannot prune the run history %s: %s", self._history.location, exc)
             return None
         self._cleared("prune")
         self.removed += len(doomed)
         if doomed:
-            names = ", ".join(run_id for run_id, _ in doomed[:5]) + (", ..." if len(doomed) > 5 else "")
+            names = ", ".join(run.run_id for run in doomed[:5]) + (", ..." if len(doomed) > 5 else "")
             log.info("retention: removed %d old run(s) with their logs: %s", len(doomed), names)
         return doomed
 
@@ -113,10 +109,9 @@ class Retention:
     def _remove_orphans(self, live: Callable[[str], object]) -> None:
         """Remove the log files that no run record names. Listed before the records are read: a run whose
         file is in the listing was recorded before its first line was written, so it is not taken for one."""
-        assert self._history is not None
         try:
             # Through the folder's descriptor: a logs folder swapped for a symlink had the target's files removed.
-            names = list_logs(self._logs.folder)
+            names = self._logs.files.names()
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -125,9 +120,9 @@ class Retention:
         if not names:
             return
         try:
-            known = self._run_ids()
-        except (sqlite3.Error, OSError) as exc:
-            self._failed("prune", "cannot read the run history %s: %s", self._history.path, exc)
+            known = self._history.run_ids()
+        except StoreUnavailable as exc:
+            self._failed("prune", "cannot read the run history %s: %s", self._history.location, exc)
             return
         self._cleared("orphans")
         orphans = [name for name in names if name.removesuffix(".log") not in known]
@@ -136,20 +131,9 @@ class Retention:
             log.info("retention: %d run log(s) without a run record removed", len(orphans))
         self._remove([self._logs.folder / name for name in orphans])
 
-    def _run_ids(self) -> set[str]:
-        assert self._history is not None
-        ids: set[str] = set()
-        cursor = None
-        while True:
-            page = self._history.page(limit=MAX_PAGE, cursor=cursor)
-            ids.update(str(run["runId"]) for run in page.runs)
-            if page.next_cursor is None:
-                return ids
-            cursor = page.next_cursor
-
     def _remove(self, paths: list[Path]) -> None:
         try:
-            remove_logs(self._logs.folder, [path.name for path in paths if path.parent == self._logs.folder])
+            self._logs.files.remove([path.name for path in paths if path.parent == self._logs.folder])
         except OSError as exc:
             # Left behind as orphans: the next prune tries again.
             self._failed("unlink", "cannot remove old run logs in %s: %s", self._logs.folder, exc)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from dataclasses import replace
 from datetime import timedelta
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.records import RunRecord
-from orchestrator.store.history import RunHistory
+from orchestrator.store import RunHistory, StoreUnavailable
 from orchestrator.store.runlogs import RunLogs
 
 log = logging.getLogger(__name__)
@@ -21,9 +20,9 @@ HISTORY_RETRY = timedelta(seconds=30)
 
 
 class HistoryRecorder:
-    """Writes run records to the history (if there is one), with the run's log file beside each."""
+    """Writes run records to the history, with the run's log file beside each."""
 
-    def __init__(self, history: RunHistory | None, logs: RunLogs | None, clock: Clock) -> None:
+    def __init__(self, history: RunHistory, logs: RunLogs | None, clock: Clock) -> None:
         self.history = history
         self._logs = logs
         self._clock = clock
@@ -32,12 +31,10 @@ class HistoryRecorder:
         """Set while the history holds records it could not write: the catch-up task retries them."""
 
     def record(self, run: RunRecord) -> None:
-        if self.history is None:
-            return
         try:
             log_path = self._logs.relative_path(run.run_id) if self._logs is not None else None
             self.history.record(replace(run, pid=None), log_path=log_path)
-        except (sqlite3.Error, OSError) as exc:
+        except StoreUnavailable as exc:
             # The run itself goes on, and the state file still has it; the history keeps the record and
             # writes it with the next one, or when the catch-up task tries again.
             if not self._failing:
@@ -45,7 +42,7 @@ class HistoryRecorder:
                     "cannot record run %s in the history %s: %s; kept, and written once the history can be "
                     "written again",
                     run.run_id,
-                    self.history.path,
+                    self.history.location,
                     exc,
                 )
             self._failing = True
@@ -54,8 +51,8 @@ class HistoryRecorder:
             self._caught_up()
 
     def _caught_up(self) -> None:
-        if self._failing and self.history is not None:
-            log.info("the history %s can be written again; the runs kept meanwhile are in it", self.history.path)
+        if self._failing:
+            log.info("the history %s can be written again; the runs kept meanwhile are in it", self.history.location)
         self._failing = False
         self._behind.clear()
 
@@ -71,9 +68,9 @@ class HistoryRecorder:
     def write_owed(self) -> None:
         if not self._behind.is_set():
             return
-        if self.history is not None and self.history.owed:
+        if self.history.owed:
             try:
                 self.history.write_owed()
-            except (sqlite3.Error, OSError):
+            except StoreUnavailable:
                 return  # said once already, when the first record failed
         self._caught_up()

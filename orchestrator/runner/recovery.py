@@ -5,7 +5,6 @@ a retry, its triggers are owed one more run. Then the history's rows still ``run
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import replace
 from datetime import datetime
 
@@ -13,6 +12,7 @@ from orchestrator.core.events import RunStatus
 from orchestrator.core.records import MAX_RECORDED_TRIGGERS, RunRecord, State
 from orchestrator.core.schedule import Schedule
 from orchestrator.runner.recording import HistoryRecorder
+from orchestrator.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,10 @@ def reconcile_history(recorder: HistoryRecorder, last: RunRecord | None, now: da
     any other is closed as interrupted (the service may have died between saving the state and finishing
     the history row)."""
     history = recorder.history
-    if history is None:
-        return
     try:
         unfinished = history.unfinished()
-    except (sqlite3.Error, OSError) as exc:
-        log.error("cannot read the run history %s to close interrupted runs: %s", history.path, exc)
+    except StoreUnavailable as exc:
+        log.error("cannot read the run history %s to close interrupted runs: %s", history.location, exc)
         return
     for run in unfinished:
         if last is not None and run.run_id == last.run_id:

@@ -27,7 +27,7 @@ from orchestrator.runner.recording import HistoryRecorder
 from orchestrator.runner.recovery import after_restart, interrupted, reconcile_history, recovered_state
 from orchestrator.runner.runs import Parts, RunLoop, tell
 from orchestrator.runner.supervision import Deadlines, Stop, Supervisor
-from orchestrator.store.history import RunHistory
+from orchestrator.store import NO_HISTORY, RunHistory
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateStore
 
@@ -53,7 +53,7 @@ class Runner:
         kill_grace: float = 10.0,
         timeout: timedelta | None = None,
         stall_timeout: timedelta | None = None,
-        history: RunHistory | None = None,
+        history: RunHistory = NO_HISTORY,
         listeners: Sequence[RunListener] = (),
         logs: RunLogs | None = None,
     ) -> None:

@@ -1,1 +1,79 @@
-"""What the service keeps on disk: the state file, the run history, the run logs and the one-service lock."""
+"""What the service keeps: the state, the run history, the run logs and the one-service lock.
+
+The API (:mod:`orchestrator.store.api`) is what the rest of the service uses; the embedded implementations
+keep everything in the data folder: a JSON state file, an SQLite history, one log file per run and a ``flock``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.store import statefile
+from orchestrator.store.api import (
+    MAX_PAGE,
+    HistoryNotOpened,
+    Lock,
+    Page,
+    PrunedRun,
+    RunHistory,
+    RunLogs,
+    StateStore,
+    StoredRun,
+    StoreUnavailable,
+)
+from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
+from orchestrator.store.lock import InstanceLock
+from orchestrator.store.logfiles import LogFiles
+from orchestrator.store.null import NO_HISTORY, NullHistory
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "HISTORY_FILE_NAME",
+    "MAX_PAGE",
+    "NO_HISTORY",
+    "HistoryNotOpened",
+    "Lock",
+    "NullHistory",
+    "Page",
+    "PrunedRun",
+    "RunHistory",
+    "RunLogs",
+    "StateStore",
+    "StoreUnavailable",
+    "StoredRun",
+    "Stores",
+    "open_history",
+    "open_stores",
+]
+
+
+def open_history(path: Path) -> RunHistory:
+    """The run history in ``path``, or a :class:`NullHistory` (logged) if its file cannot be made at all."""
+    try:
+        return SqliteHistory(path)
+    except StoreUnavailable as exc:
+        log.error("cannot open the run history %s: %s; runs go on without it", path, exc)
+        return NullHistory(str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The stores of one data folder, opened (the lock is not taken: that is the CLI's first act)."""
+
+    state: StateStore
+    history: RunHistory
+    log_files: RunLogs
+    lock: Lock
+
+
+def open_stores(data_dir: Path) -> Stores:
+    """The embedded stores: everything in ``data_dir`` (which must exist)."""
+    return Stores(
+        state=statefile.StateStore(data_dir / statefile.STATE_FILE_NAME),
+        history=open_history(data_dir / HISTORY_FILE_NAME),
+        log_files=LogFiles(data_dir),
+        lock=InstanceLock(data_dir),
+    )

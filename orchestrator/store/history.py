@@ -13,8 +13,11 @@ owner-only by us first, and SQLite gives its companions the main file's mode. Be
 own open is a window; the data folder being the service user's alone (0700) is what closes it.
 
 A record that cannot be written (no file descriptor left, a full disk, a read-only folder) is kept in memory
-and written with the next record, or by :meth:`RunHistory.write_owed` (the runner retries on its clock), so a
+and written with the next record, or by :meth:`SqliteHistory.write_owed` (the runner retries on its clock), so a
 run's end reaches the history while the service runs, not at the next start.
+
+Every error of SQLite or of the file system reaches callers as
+:class:`~orchestrator.store.api.StoreUnavailable`, with the same text, chained from it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +35,13 @@ from typing import Any
 from orchestrator.core.events import RunStatus, iso
 from orchestrator.core.records import RunRecord
 from orchestrator.disk.datadir import COMPANION_SUFFIXES, exists, open_file, remove_symlink
+from orchestrator.store.api import MAX_PAGE, Page, PrunedRun, RunHistory, StoredRun, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+__all__ = ["HISTORY_FILE_NAME", "MAX_PAGE", "SCHEMA", "Page", "RunHistory", "SqliteHistory", "read_recent"]
+
 HISTORY_FILE_NAME = "runs.sqlite3"
-MAX_PAGE = 500
 NEWEST_FIRST = "started_at DESC, rowid DESC"
 """By start; runs that started in the same millisecond by when they were first recorded."""
 
@@ -52,18 +56,10 @@ CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of runs, newest first; ``next_cursor`` asks for the page after it (``None``: no more)."""
-
-    runs: tuple[dict[str, Any], ...]
-    next_cursor: str | None
-
-
-class RunHistory:
-    """The runs table. Each call opens the file, does one short thing and closes it again: no descriptor stays
-    open between runs (a data folder held open for writing could not be remounted read-only, for one), and the
-    caller decides which thread a call runs in."""
+class SqliteHistory:
+    """The runs table (a :class:`~orchestrator.store.api.RunHistory`). Each call opens the file, does one short
+    thing and closes it again: no descriptor stays open between runs (a data folder held open for writing could
+    not be remounted read-only, for one), and the caller decides which thread a call runs in."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -71,17 +67,25 @@ class RunHistory:
         """Symlinks removed so far (name, target): each is said once, however often it is planted again."""
         self._owed: dict[str, tuple[RunRecord, str | None]] = {}
         """Records not written yet, by run id (the latest of each run), with their log paths."""
+        with _unavailable():
+            self._open()
+
+    def _open(self) -> None:
         self._guard()
         try:
-            _connect(path, check=True).close()
+            _connect(self.path, check=True).close()
         except sqlite3.DatabaseError as exc:
-            aside = path.with_name(path.name + ".corrupt")
-            log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", path, exc, aside)
-            path.replace(aside)
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", self.path, exc, aside)
+            self.path.replace(aside)
             for suffix in ("-wal", "-shm"):
-                path.with_name(path.name + suffix).unlink(missing_ok=True)
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
             self._guard()
-            _connect(path).close()
+            _connect(self.path).close()
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def _guard(self) -> None:
         """Remove symlinks where SQLite would open the history or its companions; make the file owner-only."""
@@ -109,13 +113,14 @@ class RunHistory:
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        self._guard()
-        db = _connect(self.path)
-        try:
-            with db:  # one transaction: committed, or rolled back on an error
-                yield db
-        finally:
-            db.close()
+        with _unavailable():
+            self._guard()
+            db = _connect(self.path)
+            try:
+                with db:  # one transaction: committed, or rolled back on an error
+                    yield db
+            finally:
+                db.close()
 
     def record(self, run: RunRecord, log_path: str | None = None) -> None:
         """Insert or update ``run`` (recorded when it starts, and again when it ends), together with any record
@@ -148,10 +153,10 @@ class RunHistory:
         self._owed.clear()
         return len(rows)
 
-    def get(self, run_id: str) -> dict[str, Any] | None:
+    def get(self, run_id: str) -> StoredRun | None:
         with self._db() as db:
-            row = db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else _record(row[0])
+            row = db.execute("SELECT record, log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            return None if row is None else _stored(row[0], row[1])
 
     def unfinished(self) -> list[RunRecord]:
         """Runs whose row still says ``running`` (at start-up, before any run: each was interrupted)."""
@@ -160,13 +165,8 @@ class RunHistory:
                 "SELECT record FROM runs WHERE json_extract(record, '$.status') = ? ORDER BY started_at",
                 (RunStatus.RUNNING.value,),
             ).fetchall()
-        found = (RunRecord.from_json(_record(row[0])) for row in rows)
-        return [run for run in found if run is not None]
-
-    def log_path(self, run_id: str) -> str | None:
-        with self._db() as db:
-            row = db.execute("SELECT log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else row[0]
+            found = (RunRecord.from_json(_record(row[0])) for row in rows)
+            return [run for run in found if run is not None]
 
     def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
         """Runs newest first, ``limit`` (1 to :data:`MAX_PAGE`) of them, after ``cursor`` (a run id)."""
@@ -175,29 +175,46 @@ class RunHistory:
         with self._db() as db:
             if cursor is None:
                 rows = db.execute(
-                    f"SELECT run_id, record FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit + 1,)
+                    f"SELECT run_id, record, log_path FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit + 1,)
                 ).fetchall()
             else:
                 anchor = db.execute("SELECT started_at, rowid FROM runs WHERE run_id = ?", (cursor,)).fetchone()
                 if anchor is None:
                     raise KeyError(cursor)
                 rows = db.execute(
-                    "SELECT run_id, record FROM runs WHERE (started_at, rowid) < (?, ?) "
+                    "SELECT run_id, record, log_path FROM runs WHERE (started_at, rowid) < (?, ?) "
                     f"ORDER BY {NEWEST_FIRST} LIMIT ?",
                     (anchor[0], anchor[1], limit + 1),
                 ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(tuple(_record(r[1]) for r in rows), rows[-1][0] if more and rows else None)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return Page(tuple(_stored(r[1], r[2]) for r in rows), rows[-1][0] if more and rows else None)
+
+    def newest(self, limit: int, *, status: RunStatus, within: int) -> tuple[StoredRun, ...]:
+        """Read newest first and no further than the ``limit``-th match: the usual answer is in the first rows."""
+        found: list[StoredRun] = []
+        with self._db() as db:
+            rows = db.execute(f"SELECT record, log_path FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (within,))
+            for record, log_path in rows:
+                run = _stored(record, log_path)
+                if run.status is status:
+                    found.append(run)
+                    if len(found) >= limit:
+                        break
+        return tuple(found)
+
+    def run_ids(self) -> frozenset[str]:
+        with self._db() as db:
+            return frozenset(row[0] for row in db.execute("SELECT run_id FROM runs"))
 
     def count(self) -> int:
         with self._db() as db:
             row = db.execute("SELECT COUNT(*) FROM runs").fetchone()
         return int(row[0])
 
-    def prune(self, *, keep: int, older_than: datetime | None = None) -> list[tuple[str, str | None]]:
+    def prune(self, *, keep: int, older_than: datetime | None = None) -> list[PrunedRun]:
         """Remove all but the newest ``keep`` runs, and any run started before ``older_than``; the removed
-        (run id, log path) pairs are returned so their logs can be removed too."""
+        runs are returned so their logs can be removed too."""
         if keep < 0:
             raise ValueError(f"keep must be zero or more, got {keep}")
         with self._db() as db:
@@ -208,7 +225,16 @@ class RunHistory:
                 (keep, _sortable(older_than) if older_than is not None else ""),
             ).fetchall()
             db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id, _ in doomed])
-        return [(run_id, log_path) for run_id, log_path in doomed]
+        return [PrunedRun(run_id, log_path) for run_id, log_path in doomed]
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """SQLite's and the file system's errors as the store's one error, keeping their text and cause."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
 
 
 def _connect(path: Path, *, check: bool = False) -> sqlite3.Connection:
@@ -231,6 +257,10 @@ def _sortable(at: datetime) -> str:
     text = iso(at)
     assert text is not None
     return text
+
+
+def _stored(text: str, log_path: str | None) -> StoredRun:
+    return StoredRun.of(_record(text), log_path)
 
 
 def _record(text: str) -> dict[str, Any]:

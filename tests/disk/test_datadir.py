@@ -18,7 +18,7 @@ from orchestrator.cli.main import OWN_FILES
 from orchestrator.disk.atomic import TEMP_FOLDER_NAME, InvalidDocument, read_json_object, write_json_atomic
 from orchestrator.disk.datadir import ensure_folder, open_file, remove_symlink, tighten
 from orchestrator.live.progress import PROGRESS_FILE_NAME
-from orchestrator.store.history import RunHistory
+from orchestrator.store.history import SqliteHistory
 from orchestrator.store.statefile import STATE_FILE_NAME, StateStore
 from tests.support import umask
 
@@ -210,13 +210,13 @@ def test_the_history_removes_a_symlink_where_sqlite_would_open_a_file(
     data = tmp_path / "data"
     data.mkdir()
     victim = tmp_path / "victim.sqlite3"
-    RunHistory(victim).count()  # a real database elsewhere: SQLite would happily use it through a link
+    SqliteHistory(victim).count()  # a real database elsewhere: SQLite would happily use it through a link
     before = victim.read_bytes()
     if name != "runs.sqlite3":
-        RunHistory(data / "runs.sqlite3").count()
+        SqliteHistory(data / "runs.sqlite3").count()
     os.symlink(victim, data / name)
     with umask(0o022):
-        history = RunHistory(data / "runs.sqlite3")
+        history = SqliteHistory(data / "runs.sqlite3")
         assert history.count() == 0
         with contextlib.suppress(FileNotFoundError):
             os.unlink(data / name)

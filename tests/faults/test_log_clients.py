@@ -34,7 +34,7 @@ from orchestrator.http.app import create_app
 from orchestrator.job.protocol import Pipe, RunContext
 from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.service import Orchestrator
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.runlogs import RunLogs
 from tests.fakes import T0, ScriptedJob, make_settings, with_fields
 from tests.faults.test_sse_load import SLOW_RCVBUF, connect_raw, read_until, reset
@@ -71,7 +71,7 @@ def seed_finished_log(data_dir: Path, lines: int) -> None:
     (data_dir / "logs").mkdir(parents=True)
     (data_dir / "logs" / f"{RUN_ID}.log").write_bytes(LINE * lines)
     run = RunRecord(RUN_ID, (Trigger(Source.HTTP, T0),), T0, status=RunStatus.COMPLETED, finished_at=T0)
-    RunHistory(data_dir / HISTORY_FILE_NAME).record(run, log_path=f"logs/{RUN_ID}.log")
+    SqliteHistory(data_dir / HISTORY_FILE_NAME).record(run, log_path=f"logs/{RUN_ID}.log")
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from orchestrator.core.events import RunStatus, Source, Trigger, parse_iso
 from orchestrator.core.records import RunRecord, State
 from orchestrator.ops.metrics import last_success
 from orchestrator.service import Orchestrator
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.statefile import StateStore
 from tests.fakes import T0, WAIT, ScriptedJob, ended, make_orchestrator, make_settings, minutes
 from tests.support import ServiceProcess, job_command, next_status, sse_stream, start_service
@@ -225,7 +225,7 @@ async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(tmp_pa
         "20260120T070000Z-abcdef", (), T0 - minutes(180), status=RunStatus.COMPLETED, finished_at=T0 - minutes(170)
     )
     StateStore(settings.store.state_path).save(State(last_run=success, current=lost))
-    RunHistory(settings.store.data_dir / HISTORY_FILE_NAME).record(success)
+    SqliteHistory(settings.store.data_dir / HISTORY_FILE_NAME).record(success)
     clock, job = FakeClock(T0), ScriptedJob()
     orchestrator = make_orchestrator(tmp_path, clock, job)
     await orchestrator.start()
@@ -253,7 +253,7 @@ def test_an_unreadable_history_leaves_the_last_success_unknown(
 ) -> None:
     """The history's file made unopenable after the start (a folder where the file was): one error line, 0."""
     path = tmp_path / HISTORY_FILE_NAME
-    history = RunHistory(path)
+    history = SqliteHistory(path)
     path.unlink()
     path.mkdir()
     assert last_success(None, history) is None

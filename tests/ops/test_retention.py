@@ -12,7 +12,7 @@ from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunFinished
 from orchestrator.ops.retention import Retention
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.runlogs import RunLogs
 from tests.fakes import T0
 
@@ -26,7 +26,7 @@ async def test_an_unforeseen_error_is_logged_once_and_retention_goes_on(
 ) -> None:
     # 2**63 runs to keep: SQLite cannot take the number (OverflowError, no sqlite3.Error). The task died with
     # "Task exception was never retrieved", every later prune was lost, and the service's stop raised it (exit 1).
-    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
     logs = RunLogs(tmp_path, FakeClock(T0))
     retention = Retention(history, logs, FakeClock(T0), keep_runs=2**63, keep_days=0)
     run_ids = ["20260120T100000Z-00000a", "20260120T100001Z-00000b", "20260120T100002Z-00000c"]
@@ -44,13 +44,13 @@ async def test_an_unforeseen_error_is_logged_once_and_retention_goes_on(
     retention.keep_runs = 1  # whatever caused it passes: the next run's prune works
     retention.run_finished(RunFinished(_record(run_ids[2])))
     await retention.wait()
-    assert [run["runId"] for run in history.page().runs] == [run_ids[2]]
+    assert [run.run_id for run in history.page().runs] == [run_ids[2]]
     await retention.stop()  # raised the OverflowError before
 
 
 async def test_a_logs_folder_removed_by_hand_is_no_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The operator removed ``logs/`` (with every log in it): pruning runs whose logs were there is no failure."""
-    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
     logs = RunLogs(tmp_path, FakeClock(T0))
     retention = Retention(history, logs, FakeClock(T0), keep_runs=1, keep_days=0)
     run_ids = ["20260120T100000Z-00000a", "20260120T100001Z-00000b"]
@@ -60,6 +60,6 @@ async def test_a_logs_folder_removed_by_hand_is_no_error(tmp_path: Path, caplog:
     with caplog.at_level(logging.WARNING):
         retention.run_finished(RunFinished(_record(run_ids[1])))
         await retention.wait()
-    assert [run["runId"] for run in history.page().runs] == [run_ids[1]]
+    assert [run.run_id for run in history.page().runs] == [run_ids[1]]
     assert [r.getMessage() for r in caplog.records] == []
     await retention.stop()

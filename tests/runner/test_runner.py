@@ -29,7 +29,7 @@ from orchestrator.job.protocol import JobResult, Report, RunContext, Started
 from orchestrator.live.progress import ProgressFile
 from orchestrator.runner import Runner
 from orchestrator.service import Orchestrator
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.statefile import StateStore
 from tests.fakes import T0, ScriptedJob, assert_idle, ended, make_orchestrator, minutes, settle
 from tests.faults.harness import FileChanges
@@ -531,7 +531,7 @@ async def test_the_history_cannot_stay_running_after_a_crash(
     """Killed after the state was saved but before the history row was finished: the state knows the end."""
     data = tmp_path / "data"
     data.mkdir()
-    history = RunHistory(data / HISTORY_FILE_NAME)
+    history = SqliteHistory(data / HISTORY_FILE_NAME)
     ended_run = RunRecord("r1", (), T0, status=RunStatus.COMPLETED, finished_at=T0 + minutes(2), exit_code=0)
     history.record(replace(ended_run, status=RunStatus.RUNNING, finished_at=None, exit_code=None))
     history.record(RunRecord("r0", (), T0 - minutes(60)))  # never finished, and the state knows nothing of it
@@ -541,7 +541,7 @@ async def test_the_history_cannot_stay_running_after_a_crash(
     service = make_orchestrator(tmp_path, clock, job)
     await service.start()
     try:
-        r1, r0 = history.get("r1"), history.get("r0")
+        r1, r0 = (stored.document if (stored := history.get(i)) else None for i in ("r1", "r0"))
         assert r1 is not None and (r1["status"], r1["finishedAt"]) == ("completed", iso(T0 + minutes(2)))
         assert r0 is not None and (r0["status"], r0["error"]) == ("error", "interrupted: service stopped")
         assert not history.unfinished()
@@ -654,12 +654,13 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
         clock.advance(HISTORY_RETRY)  # tried again on the clock: still failing, and not said again
         await settle()
         monkeypatch.setattr(history_module, "_connect", real_connect)
-        assert (history.get(first.ctx.run_id) or {}).get("status") in (None, "running"), "the write failed"
+        stored = history.get(first.ctx.run_id)
+        assert (stored.document if stored else {}).get("status") in (None, "running"), "the write failed"
         assert history.owed == 1
 
         clock.advance(HISTORY_RETRY)
         await settle()
-        row = history.get(first.ctx.run_id) or {}
+        row = stored.document if (stored := history.get(first.ctx.run_id)) else {}
         assert (row["status"], row["finishedAt"]) == ("completed", iso(T0 + minutes(1)))
         assert history.owed == 0
         assert not history.unfinished()
@@ -693,7 +694,8 @@ async def test_a_record_the_history_still_owes_is_tried_once_more_at_stop(
         assert service.history.owed == 1
         await service.stop()  # before the retry is due
         stopped = True
-        assert (service.history.get(first.ctx.run_id) or {}).get("status") == "completed"
+        stored = service.history.get(first.ctx.run_id)
+        assert (stored.document if stored else {}).get("status") == "completed"
     finally:
         if not stopped:
             await service.stop()

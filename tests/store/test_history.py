@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger, iso
 from orchestrator.core.records import RunRecord
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory, read_recent
+from orchestrator.store import PrunedRun, StoreUnavailable
+from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory, read_recent
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator
 from tests.support import next_status, sse_stream
 
@@ -43,65 +45,76 @@ def run(n: int, *, minutes_after: float | None = None, status: RunStatus = RunSt
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> RunHistory:
-    return RunHistory(tmp_path / "runs.sqlite3")
+def history(tmp_path: Path) -> SqliteHistory:
+    return SqliteHistory(tmp_path / "runs.sqlite3")
 
 
-def test_a_run_is_recorded_at_start_and_updated_at_its_end(history: RunHistory) -> None:
+def document(history: SqliteHistory, run_id: str) -> Mapping[str, Any]:
+    stored = history.get(run_id)
+    assert stored is not None, run_id
+    return stored.document
+
+
+def log_path(history: SqliteHistory, run_id: str) -> str | None:
+    stored = history.get(run_id)
+    assert stored is not None, run_id
+    return stored.log_path
+
+
+def test_a_run_is_recorded_at_start_and_updated_at_its_end(history: SqliteHistory) -> None:
     started = replace(run(1), status=RunStatus.RUNNING, finished_at=None, exit_code=None, step="")
     history.record(started, log_path="logs/run-00001.log")
-    assert history.get("run-00001")["status"] == "running"  # type: ignore[index]
+    assert document(history, "run-00001")["status"] == "running"
     history.record(run(1))
-    record = history.get("run-00001")
-    assert record is not None
+    record = document(history, "run-00001")
     assert (record["status"], record["durationSeconds"], record["step"]) == ("completed", 90.0, "Snapshot written")
     assert (record["triggerCount"], [t["source"] for t in record["triggers"]]) == (7, ["http", "file"])
     assert (record["queuedAt"], record["startedAt"]) == (iso(T0 - timedelta(minutes=2)), iso(T0 + timedelta(minutes=1)))
-    assert history.log_path("run-00001") == "logs/run-00001.log", "the end keeps the log path given at start"
+    assert log_path(history, "run-00001") == "logs/run-00001.log", "the end keeps the log path given at start"
     assert history.count() == 1
     assert history.get("no-such-run") is None
 
 
-def test_pages_are_newest_first_and_follow_their_cursor(history: RunHistory) -> None:
+def test_pages_are_newest_first_and_follow_their_cursor(history: SqliteHistory) -> None:
     for n in (3, 1, 5, 2, 4):
         history.record(run(n))
     first = history.page(limit=2)
-    assert [r["runId"] for r in first.runs] == ["run-00005", "run-00004"]
+    assert [r.run_id for r in first.runs] == ["run-00005", "run-00004"]
     second = history.page(limit=2, cursor=first.next_cursor)
-    assert [r["runId"] for r in second.runs] == ["run-00003", "run-00002"]
+    assert [r.run_id for r in second.runs] == ["run-00003", "run-00002"]
     last = history.page(limit=2, cursor=second.next_cursor)
-    assert ([r["runId"] for r in last.runs], last.next_cursor) == (["run-00001"], None)
+    assert ([r.run_id for r in last.runs], last.next_cursor) == (["run-00001"], None)
     with pytest.raises(KeyError):
         history.page(cursor="no-such-run")
     with pytest.raises(ValueError, match="limit"):
         history.page(limit=0)
 
 
-def test_runs_started_in_the_same_millisecond_keep_a_stable_order(history: RunHistory) -> None:
+def test_runs_started_in_the_same_millisecond_keep_a_stable_order(history: SqliteHistory) -> None:
     for n in range(6):
         history.record(run(n, minutes_after=0))
     seen = []
     page = history.page(limit=4)
-    seen += [r["runId"] for r in page.runs]
+    seen += [r.run_id for r in page.runs]
     page = history.page(limit=4, cursor=page.next_cursor)
-    seen += [r["runId"] for r in page.runs]
+    seen += [r.run_id for r in page.runs]
     assert seen == [f"run-{n:05d}" for n in range(5, -1, -1)], "the later recorded first"
 
 
-def test_pruning_by_count_and_age_returns_what_went(history: RunHistory) -> None:
+def test_pruning_by_count_and_age_returns_what_went(history: SqliteHistory) -> None:
     for n in range(1, 11):
         history.record(run(n), log_path=f"logs/{n}.log")
     gone = history.prune(keep=5)
-    assert sorted(run_id for run_id, _ in gone) == [f"run-{n:05d}" for n in range(1, 6)]
-    assert ("run-00001", "logs/1.log") in gone
+    assert sorted(r.run_id for r in gone) == [f"run-{n:05d}" for n in range(1, 6)]
+    assert PrunedRun("run-00001", "logs/1.log") in gone
     gone = history.prune(keep=5, older_than=T0 + timedelta(minutes=8))
-    assert sorted(run_id for run_id, _ in gone) == ["run-00006", "run-00007"]
-    assert [r["runId"] for r in history.page().runs] == ["run-00010", "run-00009", "run-00008"]
+    assert sorted(r.run_id for r in gone) == ["run-00006", "run-00007"]
+    assert [r.run_id for r in history.page().runs] == ["run-00010", "run-00009", "run-00008"]
 
 
 def test_the_history_survives_a_reopen(tmp_path: Path) -> None:
-    RunHistory(tmp_path / "runs.sqlite3").record(run(1))
-    assert RunHistory(tmp_path / "runs.sqlite3").get("run-00001") is not None
+    SqliteHistory(tmp_path / "runs.sqlite3").record(run(1))
+    assert SqliteHistory(tmp_path / "runs.sqlite3").get("run-00001") is not None
 
 
 @pytest.mark.parametrize("content", [b"not a database at all", b"SQLite format 3\x00" + b"\xff" * 4000])
@@ -110,14 +123,14 @@ def test_a_file_that_is_not_a_database_is_set_aside(
 ) -> None:
     path = tmp_path / "runs.sqlite3"
     path.write_bytes(content)
-    store = RunHistory(path)
+    store = SqliteHistory(path)
     store.record(run(1))
     assert store.count() == 1
     assert (tmp_path / "runs.sqlite3.corrupt").read_bytes() == content
     assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_no_descriptor_stays_open_between_calls(history: RunHistory) -> None:
+def test_no_descriptor_stays_open_between_calls(history: SqliteHistory) -> None:
     """A data folder with a file open for writing cannot be remounted read-only: the store holds none."""
     history.record(run(1))
     history.page()
@@ -140,8 +153,8 @@ async def test_the_service_records_every_run_and_one_cancelled_by_a_stop(tmp_pat
         second = await job.next_start()
     finally:
         await service.stop()  # mid-run: recorded as cancelled
-    history = RunHistory(tmp_path / "data" / HISTORY_FILE_NAME)
-    runs = history.page().runs
+    history = SqliteHistory(tmp_path / "data" / HISTORY_FILE_NAME)
+    runs = [r.document for r in history.page().runs]
     assert [(r["runId"], r["status"]) for r in runs] == [
         (second.ctx.run_id, "cancelled"),
         (first.ctx.run_id, "error"),
@@ -184,14 +197,15 @@ async def test_the_history_over_http(service_factory: Any) -> None:
             assert words in body["message"], (path, body)
 
 
-def test_a_damaged_record_is_a_database_error_for_every_reader(history: RunHistory) -> None:
+def test_a_damaged_record_is_a_database_error_for_every_reader(history: SqliteHistory) -> None:
     history.record(run(1))
     with sqlite3.connect(history.path) as db:
         db.execute("UPDATE runs SET record = ? WHERE run_id = ?", ("{not json", "run-00001"))
     db.close()
-    with pytest.raises(sqlite3.DatabaseError, match="not JSON"):
+    with pytest.raises(StoreUnavailable, match="not JSON") as raised:
         history.page()
-    with pytest.raises(sqlite3.DatabaseError, match="not JSON"):
+    assert isinstance(raised.value.__cause__, sqlite3.DatabaseError)
+    with pytest.raises(StoreUnavailable, match="not JSON"):
         history.get("run-00001")
     assert read_recent(history.path, 5) == [], "the CLI's read-only look shows no runs rather than failing"
 
@@ -207,7 +221,7 @@ sys.exit(0)
 """
 
 
-def test_a_history_call_leaves_the_locks_of_another_connection_alone(history: RunHistory) -> None:
+def test_a_history_call_leaves_the_locks_of_another_connection_alone(history: SqliteHistory) -> None:
     """SQLite keeps connections apart with POSIX locks on the database file, which Linux drops for the whole
     process when any descriptor of the file is closed: a call that opened and closed the file stripped the
     locks of every other connection of the service (another thread's, mid-write), and a client that then
@@ -236,7 +250,7 @@ def test_a_record_that_cannot_be_written_is_kept_and_written_with_the_next(
 ) -> None:
     import orchestrator.store.history as history_module
 
-    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
     history.record(replace(run(1), status=RunStatus.RUNNING, finished_at=None), log_path="logs/run-00001.log")
     real_connect = history_module._connect
 
@@ -244,15 +258,16 @@ def test_a_record_that_cannot_be_written_is_kept_and_written_with_the_next(
         raise sqlite3.OperationalError("unable to open database file")
 
     monkeypatch.setattr(history_module, "_connect", out_of_descriptors)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreUnavailable, match="unable to open database file") as raised:
         history.record(run(1))
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
     assert history.owed == 1
     monkeypatch.setattr(history_module, "_connect", real_connect)
-    assert (history.get("run-00001") or {})["status"] == "running"
+    assert document(history, "run-00001")["status"] == "running"
 
     history.record(run(2))  # the next write takes the kept one along
     assert history.owed == 0
-    assert (history.get("run-00001") or {})["status"] == "completed"
-    assert history.log_path("run-00001") == "logs/run-00001.log"
+    assert document(history, "run-00001")["status"] == "completed"
+    assert log_path(history, "run-00001") == "logs/run-00001.log"
     assert history.get("run-00002") is not None
     assert history.write_owed() == 0

@@ -26,7 +26,7 @@ from orchestrator.core.runevents import RunFinished
 from orchestrator.job.protocol import Pipe, RunContext
 from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.ops.retention import Retention
-from orchestrator.store.history import HISTORY_FILE_NAME, RunHistory
+from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.runlogs import RunLogs, read_range
 from tests.faults.harness import FifoJob, FileChanges
 from tests.support import ServiceProcess, job_command, next_status, sse_stream
@@ -142,7 +142,7 @@ async def test_a_job_s_stdout_and_stderr_go_to_its_log_and_over_http(
         status, answer, _ = await get(session, f"{service.url}/api/snapshot/runs/nope/log")
         assert (status, json.loads(answer)["message"]) == (404, "No run 'nope' in the history")
         old = RunRecord("20200101T000000Z-000001", (Trigger(Source.TIMER, T0),), T0, status=RunStatus.COMPLETED)
-        RunHistory(service.data_dir / HISTORY_FILE_NAME).record(old)  # as recorded before run logs existed
+        SqliteHistory(service.data_dir / HISTORY_FILE_NAME).record(old)  # as recorded before run logs existed
         status, answer, _ = await get(session, f"{service.url}/api/snapshot/runs/{old.run_id}/log")
         assert status == 404 and "has no log" in json.loads(answer)["message"]
         (service.data_dir / "logs" / f"{run['runId']}.log").unlink()
@@ -342,7 +342,7 @@ def test_retention_settings_come_from_the_environment(monkeypatch: pytest.Monkey
 
 async def test_keep_days_removes_runs_older_than_the_cut_off_with_their_logs(tmp_path: Path) -> None:
     clock = FakeClock(T0)
-    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
     logs = RunLogs(tmp_path, clock)
     retention = Retention(history, logs, clock, keep_runs=100, keep_days=1.5)
     (tmp_path / "logs").mkdir()
@@ -352,7 +352,7 @@ async def test_keep_days_removes_runs_older_than_the_cut_off_with_their_logs(tmp
         (tmp_path / "logs" / f"{run_id}.log").write_text("x\n")
     retention.run_finished(RunFinished(_record("20260119T100000Z-00000c")))
     await retention.wait()
-    assert [run["runId"] for run in history.page().runs] == ["20260119T100000Z-00000c", "20260118T220000Z-00000b"]
+    assert [run.run_id for run in history.page().runs] == ["20260119T100000Z-00000c", "20260118T220000Z-00000b"]
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
         "20260118T220000Z-00000b.log",
         "20260119T100000Z-00000c.log",
@@ -391,7 +391,7 @@ async def test_a_logs_folder_swapped_for_a_symlink_is_replaced_and_its_target_le
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(T0)
-    history = RunHistory(tmp_path / HISTORY_FILE_NAME)
+    history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
     logs = RunLogs(tmp_path, clock)
     retention = Retention(history, logs, clock, keep_runs=1, keep_days=0)
     run_id, old_id = "20260120T100000Z-00000d", "20260119T100000Z-00000e"
@@ -412,7 +412,7 @@ async def test_a_logs_folder_swapped_for_a_symlink_is_replaced_and_its_target_le
     history.record(_record(run_id), log_path=logs.relative_path(run_id))
     retention.run_finished(RunFinished(_record(run_id)))
     await retention.wait()
-    assert [run["runId"] for run in history.page().runs] == [run_id]
+    assert [run.run_id for run in history.page().runs] == [run_id]
     assert sorted(os.listdir(victim)) == ["20200101T000000Z-0a0a0a.log", f"{old_id}.log"]
 
     output(Pipe.OUT, "after the swap")
