@@ -10,6 +10,8 @@ from orchestrator.core.clock import FakeClock
 from tests.fakes import T0, ScriptedJob
 from tests.support import ServiceProcess, start_service
 
+pytest_plugins = ["tests.tiers"]
+
 
 @pytest.fixture
 def clock() -> FakeClock:

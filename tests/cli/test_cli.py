@@ -39,6 +39,7 @@ def run_cli(
     )
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
@@ -154,6 +155,7 @@ def test_host_and_framing_settings_from_flags_and_environment(monkeypatch: pytes
     assert (defaults.http.allowed_hosts, defaults.http.frame_ancestors) == ((), ())
 
 
+@pytest.mark.process
 def test_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -164,6 +166,7 @@ def test_port_in_use(tmp_path: Path) -> None:
     assert result.stderr.strip() == f"snapshot-orchestrator: error: port {port} on 127.0.0.1 is already in use"
 
 
+@pytest.mark.process
 def test_env_settings_and_flags_win(service_factory: Any, tmp_path: Path) -> None:
     env = {"SNAPSHOT_INTERVAL": "7", "SNAPSHOT_COOLDOWN": "2"}
     service = service_factory("--command", sample_command(0.1), env=env, root=tmp_path / "a")
@@ -173,6 +176,7 @@ def test_env_settings_and_flags_win(service_factory: Any, tmp_path: Path) -> Non
     assert service.get_json("/api/snapshot/status")["intervalMinutes"] == 0.5
 
 
+@pytest.mark.process
 def test_trigger_drops_a_file_that_the_service_takes_later(tmp_path: Path) -> None:
     result = run_cli("trigger", "--reason", "nightly export", "--triggers-dir", "t", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -181,6 +185,7 @@ def test_trigger_drops_a_file_that_the_service_takes_later(tmp_path: Path) -> No
     assert "Snapshot requested" in result.stdout
 
 
+@pytest.mark.process
 def test_status_from_server_and_from_files_when_down(service_factory: Any, tmp_path: Path) -> None:
     service = service_factory("--command", sample_command(0.1), "--interval", "60")
     url = ["--url", service.url, "--data-dir", str(service.data_dir)]
@@ -200,6 +205,7 @@ def test_status_from_server_and_from_files_when_down(service_factory: Any, tmp_p
     assert "unreachable" in readable.stdout
 
 
+@pytest.mark.process
 def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run_cli("serve", "--help", cwd=tmp_path)
     flags = ("--host", "--port", "--interval", "--cooldown", "--command", "--data-dir", "--triggers-dir")
@@ -234,6 +240,7 @@ def test_status_from_files_counts_every_pending_trigger(tmp_path: Path) -> None:
     assert "Queued:   150 trigger(s) waiting" in format_status(doc, "data folder")
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("args", "env", "shown"),
     [
@@ -285,6 +292,7 @@ def test_status_says_seconds_when_the_next_run_is_under_a_minute_away() -> None:
     assert "next snapshot in 1 min" in format_status({**doc, "minutesUntilNextRun": 1, "secondsUntilNextRun": 59.5}, "")
 
 
+@pytest.mark.process
 def test_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     """``status | head -1``: the reader leaves before the output is all written. No traceback, exit 0."""
     read_end, write_end = os.pipe()
@@ -368,6 +376,7 @@ def elsewhere(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
     return 200, {"Content-Type": "application/json"}, b'{"running": false, "message": "ok"}'
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("args", "code"),
     [(["status"], 302), (["cancel"], 307), (["pause"], 301), (["resume"], 308), (["trigger", "--wait"], 303)],

@@ -201,6 +201,7 @@ async def idle_after_first_run(service: ServiceProcess, job: FifoJob) -> None:
         await next_status(events, lambda doc: not doc["running"] and doc["lastRun"] is not None)
 
 
+@pytest.mark.process
 async def test_trigger_wait_follows_the_run_it_caused_and_exits_by_its_outcome(
     service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob, tmp_path: Path
 ) -> None:
@@ -278,6 +279,7 @@ def read_terminal(master: int, until: Callable[[str], bool], seen: list[str]) ->
         seen.append(chunk.decode(errors="replace"))
 
 
+@pytest.mark.process
 async def test_trigger_wait_on_a_real_terminal_keeps_the_times_at_50_and_80_columns(
     service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob, tmp_path: Path
 ) -> None:
@@ -311,6 +313,7 @@ async def test_trigger_wait_on_a_real_terminal_keeps_the_times_at_50_and_80_colu
             assert any("\u2588" in frame for frame in frames), f"a bar at 80 columns: {frames}"
 
 
+@pytest.mark.process
 async def test_trigger_wait_behind_a_running_run_follows_the_follow_up(
     service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob, tmp_path: Path
 ) -> None:
@@ -335,6 +338,7 @@ async def test_trigger_wait_behind_a_running_run_follows_the_follow_up(
     assert follow_up["runId"] in out and first["runId"] not in out
 
 
+@pytest.mark.process
 def test_trigger_wait_without_a_service_says_so_and_exits_2(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = subprocess.run(
@@ -350,6 +354,7 @@ def test_trigger_wait_without_a_service_says_so_and_exits_2(tmp_path: Path) -> N
     assert not (tmp_path / "triggers").exists(), "no trigger file is left behind to run later"
 
 
+@pytest.mark.process
 async def test_status_lists_the_last_runs(
     service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob, tmp_path: Path
 ) -> None:
@@ -384,6 +389,7 @@ def run_status(service: ServiceProcess, cwd: Path) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.process
 def test_status_of_a_folder_that_never_ran_makes_no_history_file(tmp_path: Path) -> None:
     done = subprocess.run(
         [PYTHON, "-m", "orchestrator", "status", "--url", f"http://127.0.0.1:{free_port()}", "--data-dir", "data"],
@@ -483,6 +489,7 @@ def test_the_progress_line_and_summary_show_escapes_instead_of_sending_them() ->
     assert summary(failed) == "Run r2 error in 0:01: exit 1: evil\\x1b[2K\\x0dFAKE (last step: s\\x07)"
 
 
+@pytest.mark.process
 async def test_status_and_trigger_wait_print_a_hostile_job_s_escapes_visibly(
     service_factory: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
@@ -506,6 +513,7 @@ async def test_status_and_trigger_wait_print_a_hostile_job_s_escapes_visibly(
 
 
 # ------------------------------------------------------------------------ the event stream is not redirected
+@pytest.mark.process
 def test_trigger_wait_follows_no_redirect_of_the_event_stream(tmp_path: Path) -> None:
     # Before: the event stream's request followed a redirect to any host, with the bearer token.
     with tiny_server(lambda method, path: (200, {}, b"")) as target:

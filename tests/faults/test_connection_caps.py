@@ -27,7 +27,7 @@ from tests.faults.harness import LogFollower
 from tests.faults.test_sse_load import reset
 from tests.support import ServiceProcess, next_status, sse_stream, start_service
 
-pytestmark = pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit")
+pytestmark = [pytest.mark.process, pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit")]
 
 DESCRIPTORS = 256
 LIMITS = limits_for(256, derived_total(DESCRIPTORS))

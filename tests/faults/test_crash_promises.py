@@ -33,6 +33,8 @@ from watchdog.observers import Observer
 from tests.faults.harness import until_consumed
 from tests.support import ServiceProcess, job_command, next_status, sse_stream, start_service
 
+pytestmark = pytest.mark.process
+
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "14"))
 """Kills per seed (each a start, some work, a kill and a restart: about a second)."""
 

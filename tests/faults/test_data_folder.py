@@ -34,6 +34,8 @@ from orchestrator.store.statefile import STATE_FILE_NAME
 from tests.faults.harness import FifoJob, FileChanges, LogFollower, ci, remount, tmpfs, watch_everything
 from tests.support import ServiceProcess, job_command, next_status, sse_stream, umask
 
+pytestmark = pytest.mark.process
+
 Doc = dict[str, Any]
 
 

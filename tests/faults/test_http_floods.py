@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+import pytest
 
 from orchestrator.http.accesslog import SPELL_SECONDS, MalformedRequests
 from orchestrator.http.guesses import GUESSES_PER_MINUTE
@@ -28,6 +29,7 @@ def ask(port: int, request: bytes) -> bytes:
         return sock.recv(200).split(b"\r\n", 1)[0]
 
 
+@pytest.mark.process
 def test_a_flood_of_malformed_requests_is_one_log_line(service_factory: Any) -> None:
     service: ServiceProcess = service_factory("--command", "true", "--interval", "60")
     answers = {ask(service.port, BAD[n % len(BAD)]) for n in range(300)}
@@ -69,6 +71,7 @@ def test_malformed_requests_are_said_once_per_spell_and_counted() -> None:
     assert spell.filter(other) and other.exc_info is not None, "anything else is logged as aiohttp logs it"
 
 
+@pytest.mark.process
 async def test_token_guessing_is_logged_once_and_answered_429(service_factory: Any) -> None:
     """12,000 wrong tokens in 5 s used to leave no trace and cost nothing. Now: one line (and a count), and a
     client that keeps guessing gets 429 before any comparison, while the right token from another client works."""

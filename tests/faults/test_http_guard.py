@@ -679,6 +679,7 @@ def _get(service: ServiceProcess, path: str, headers: dict[str, str]) -> tuple[i
         return error.code, error.headers.get_all("Set-Cookie") or []
 
 
+@pytest.mark.process
 def test_a_restart_invalidates_every_read_cookie(tmp_path: Path) -> None:
     """The cookie's key is made at start: a cookie from before a restart opens nothing after it."""
     args = ("--command", "true", "--interval", "600", "--token-for-reads")
@@ -716,6 +717,7 @@ def _request(service: ServiceProcess, method: str, path: str, host: str) -> int:
         connection.close()
 
 
+@pytest.mark.process
 def test_a_service_on_all_addresses_with_allowed_hosts_refuses_a_rebinding_page(tmp_path: Path) -> None:
     """A real process bound to 0.0.0.0 (as in the Docker image) without a token: a page on evil.example
     rebound to this machine gets 403 for every read and every change; its own names still work."""
@@ -738,6 +740,7 @@ def test_a_service_on_all_addresses_with_allowed_hosts_refuses_a_rebinding_page(
     assert service.logs().count("refusing requests for host 'evil.example'") == 1
 
 
+@pytest.mark.process
 def test_a_service_on_all_addresses_without_allowed_hosts_warns_of_rebinding(tmp_path: Path) -> None:
     """Without --allowed-host it still answers any name (so existing deployments keep working), and says why
     that is a risk, once, at start."""
@@ -751,6 +754,7 @@ def test_a_service_on_all_addresses_without_allowed_hosts_warns_of_rebinding(tmp
         assert service.stop() == 0
 
 
+@pytest.mark.process
 def test_a_public_address_without_a_token_is_warned_about_loudly(tmp_path: Path) -> None:
     service = start_service(tmp_path, "--host", "0.0.0.0", "--command", "true", env={"SNAPSHOT_TOKEN": ""})
     try:
@@ -760,6 +764,7 @@ def test_a_public_address_without_a_token_is_warned_about_loudly(tmp_path: Path)
         assert service.stop() == 0
 
 
+@pytest.mark.process
 def test_a_real_service_with_a_token(tmp_path: Path) -> None:
     service = start_service(tmp_path, "--host", "0.0.0.0", "--command", "true", env={"SNAPSHOT_TOKEN": TOKEN})
     try:

@@ -14,6 +14,8 @@ import pytest
 
 from tests.support import free_port, job_command, next_status, sse_stream, start_service
 
+pytestmark = pytest.mark.process
+
 STEPPER = job_command(
     "import time\n"
     "from orchestrator.jobkit import report_progress\n"

@@ -139,6 +139,7 @@ def told() -> Iterator[Callable[[Callable[[logging.LogRecord], bool]], Told]]:
 
 
 # --------------------------------------------------------------------------------------------------- tests
+@pytest.mark.process
 async def test_a_log_stream_client_that_never_reads_costs_one_capped_buffer_not_the_log(
     service_factory: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
@@ -195,6 +196,7 @@ async def test_a_download_whose_client_stops_reading_is_cut_after_the_send_timeo
     assert len(messages) == 1 and f"log download of run {RUN_ID} by 127.0.0.1 cut" in messages[0], messages
 
 
+@pytest.mark.process
 async def test_a_client_that_leaves_mid_download_is_not_an_error(
     service_factory: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
@@ -249,6 +251,7 @@ async def test_the_end_event_has_an_id_and_a_reconnect_that_had_it_gets_204(tmp_
             assert b"event: log\r\n" in await response.content.readuntil(b"\r\n\r\n")
 
 
+@pytest.mark.process
 async def test_a_job_that_cannot_start_says_why_in_its_log(tmp_path: Path) -> None:
     # Before: the log of a job that never ran was empty; only the service's own log said why.
     not_a_program = tmp_path / "job"

@@ -22,6 +22,8 @@ from orchestrator.live.progress import PROGRESS_FILE_NAME
 from tests.faults.harness import LogFollower, peak_rss_kib
 from tests.support import ServiceProcess, next_status, sse_stream, start_service
 
+pytestmark = pytest.mark.process
+
 REPEATS = 3
 """Each lie is told this many times: the warning must still be logged once."""
 

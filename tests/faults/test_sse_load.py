@@ -307,6 +307,7 @@ def enough_fds() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.mark.process
 async def test_thousand_clients_vanishing_leave_memory_and_fds_where_they_were(
     enough_fds: None, service_factory: Any
 ) -> None:

@@ -391,6 +391,7 @@ def fds_for_a_script() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.mark.process
 async def test_a_script_opening_2000_streams_no_longer_locks_everyone_out(
     fds_for_a_script: None, service_factory: Any
 ) -> None:

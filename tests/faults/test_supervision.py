@@ -23,6 +23,8 @@ import pytest
 from tests.faults.harness import FileChanges
 from tests.support import PYTHON, ServiceProcess, alive, free_port, job_command, next_status, sample_command, sse_stream
 
+pytestmark = pytest.mark.process
+
 TREE_JOB = "sh -c 'sleep 1000 & sleep 1000 & echo PROGRESS 5 children started; wait'"
 """A job whose children and grandchildren would outlive it if only the job itself were signalled."""
 

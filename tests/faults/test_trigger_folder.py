@@ -31,6 +31,8 @@ from tests import support
 from tests.faults.harness import FifoJob, LogFollower, ci, peak_rss_kib, until_consumed
 from tests.support import ServiceProcess, SSEEvent, next_status, sse_stream, start_service
 
+pytestmark = pytest.mark.process
+
 Doc = dict[str, Any]
 
 

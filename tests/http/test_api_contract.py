@@ -197,12 +197,14 @@ def test_every_route_is_in_the_document_and_nothing_else(tmp_path: Path) -> None
     assert served == documented
 
 
+@pytest.mark.process
 def test_served_document_is_the_file_in_the_repository(open_service: ServiceProcess) -> None:
     with urllib.request.urlopen(open_service.url + "/api/openapi.json", timeout=10) as response:
         assert response.headers["Content-Type"].startswith("application/json")
         assert response.read() == OPENAPI_PATH.read_bytes()
 
 
+@pytest.mark.process
 def test_answers_schemathesis_does_not_provoke_are_documented(open_service: ServiceProcess) -> None:
     """A body over the cap (413), a cross-site request or a foreign Host (403), an unknown path (404), a wrong
     method (405), one stream more than one address may hold (429):
@@ -242,6 +244,7 @@ def test_answers_schemathesis_does_not_provoke_are_documented(open_service: Serv
             stream.close()
 
 
+@pytest.mark.process
 async def test_progress_file_with_an_out_of_range_time_keeps_the_contract(service_factory: Any) -> None:
     """A progress file is written by the job: whatever it says, the API answers as documented and lives on.
 
@@ -273,6 +276,7 @@ async def test_progress_file_with_an_out_of_range_time_keeps_the_contract(servic
     schemathesis.openapi.from_path(str(OPENAPI_PATH))["/api/snapshot/progress"]["GET"].validate_response(answer)
 
 
+@pytest.mark.process
 def test_refused_guesses_get_a_documented_429_on_every_guarded_operation(tmp_path: Path) -> None:
     """A client that keeps sending wrong tokens gets 429 on whatever it asks next, a read under
     --token-for-reads as much as a change: every operation that can answer 401 documents that 429 too."""
@@ -305,6 +309,7 @@ def test_refused_guesses_get_a_documented_429_on_every_guarded_operation(tmp_pat
         service.stop()
 
 
+@pytest.mark.process
 def test_schemathesis_finds_no_contract_violation(open_service: ServiceProcess, tmp_path: Path) -> None:
     """No generated request (valid or not) gets a 5xx or an answer the document does not allow."""
     output = run_schemathesis(open_service, tmp_path / "st-open", OPEN_CONFIG, max_examples=75)
@@ -314,6 +319,7 @@ def test_schemathesis_finds_no_contract_violation(open_service: ServiceProcess, 
     assert open_service.proc.poll() is None, open_service.logs()
 
 
+@pytest.mark.process
 def test_guarded_service_keeps_to_the_contract(tmp_path: Path) -> None:
     """With a token: reads without it get the documented 401, triggers past the limit the documented 429."""
     service = start_service(

@@ -179,6 +179,7 @@ def pending(service: ServiceProcess) -> int:
     return count
 
 
+@pytest.mark.process
 def test_a_repeated_key_gets_the_first_answer_and_starts_nothing(busy: ServiceProcess) -> None:
     wait_running(busy)
     before = pending(busy)
@@ -202,6 +203,7 @@ def test_a_repeated_key_gets_the_first_answer_and_starts_nothing(busy: ServicePr
     assert pending(busy) == before + 2
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("key", ["", "x" * 201, "caf\u00e9"])
 def test_bad_keys_get_400_and_start_nothing(busy: ServiceProcess, key: str) -> None:
     wait_running(busy)
@@ -216,6 +218,7 @@ def test_bad_keys_get_400_and_start_nothing(busy: ServiceProcess, key: str) -> N
     assert pending(busy) == before
 
 
+@pytest.mark.process
 async def test_two_same_key_triggers_in_flight_together_take_one(busy: ServiceProcess) -> None:
     """Both requests are inside the service, waiting for their bodies, when the later one's body arrives
     and it is answered: a check of the key made before that wait and acted on after it would take both.

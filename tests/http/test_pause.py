@@ -209,6 +209,7 @@ def cli(service: ServiceProcess, *args: str, token: str = TOKEN) -> subprocess.C
     )
 
 
+@pytest.mark.process
 def test_pause_and_resume_over_http(guarded: ServiceProcess) -> None:
     answer = post(guarded, "/api/snapshot/pause", {"reason": "deploy\tin progress"})
     assert answer.status_code == 200, answer.text
@@ -231,6 +232,7 @@ def test_pause_and_resume_over_http(guarded: ServiceProcess) -> None:
     assert not_paused == {"success": True, "message": "Not paused; automatic snapshots are on", "paused": None}
 
 
+@pytest.mark.process
 def test_pause_refuses_bad_bodies_and_missing_tokens(guarded: ServiceProcess) -> None:
     for bad in ([1, 2], {"reason": 5}):
         answer = post(guarded, "/api/snapshot/pause", bad)
@@ -241,6 +243,7 @@ def test_pause_refuses_bad_bodies_and_missing_tokens(guarded: ServiceProcess) ->
     assert guarded.get_json("/api/snapshot/status")["paused"] is None, "nothing refused changed anything"
 
 
+@pytest.mark.process
 def test_cli_pause_and_resume(guarded: ServiceProcess) -> None:
     paused = cli(guarded, "pause", "--reason", "from the CLI")
     assert paused.returncode == 0, paused.stderr
@@ -266,6 +269,7 @@ def test_cli_pause_and_resume(guarded: ServiceProcess) -> None:
     assert gone.returncode == 2 and "cannot reach http://127.0.0.1:9" in gone.stderr
 
 
+@pytest.mark.process
 def test_a_pause_survives_a_restart_of_the_service(service_factory: Any, tmp_path: Path) -> None:
     first = service_factory("--command", "true", "--interval", "600")
     assert first.post_json("/api/snapshot/pause", {"reason": "kept"})[0] == 200

@@ -53,6 +53,7 @@ def test_describe_exit(code: int, tail: list[str], error: str) -> None:
     assert describe_exit(code, tail) == error
 
 
+@pytest.mark.process
 async def test_job_gets_its_environment_and_reports_progress(tmp_path: Path) -> None:
     out = tmp_path / "env.txt"
     script = (
@@ -70,6 +71,7 @@ async def test_job_gets_its_environment_and_reports_progress(tmp_path: Path) -> 
     assert out.read_text() == f"{tmp_path / 'progress.json'} run-1 file because"
 
 
+@pytest.mark.process
 async def test_failure_carries_exit_code_and_stderr_tail(tmp_path: Path) -> None:
     script = "import sys\nfor i in range(30): print('err', i, file=sys.stderr)\nsys.exit(3)"
     result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: None)
@@ -80,12 +82,14 @@ async def test_failure_carries_exit_code_and_stderr_tail(tmp_path: Path) -> None
     assert lines[1:] == [f"err {i}" for i in range(20, 30)]
 
 
+@pytest.mark.process
 async def test_command_that_cannot_start_is_an_error_not_a_crash(tmp_path: Path) -> None:
     result = await SubprocessJob([str(tmp_path / "missing")]).run(ctx(tmp_path), lambda p, s: None)
     assert result.status is RunStatus.ERROR
     assert result.error is not None and result.error.startswith("cannot start job")
 
 
+@pytest.mark.process
 async def test_huge_lines_are_cut_not_fatal(tmp_path: Path) -> None:
     script = "print('x' * 1_000_000); print('PROGRESS 50 after'); print('y' * 3_000_000, end='', flush=True)"
     reports: list[tuple[float, str | None]] = []
@@ -102,6 +106,7 @@ async def test_huge_lines_are_cut_not_fatal(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.process
 async def test_every_line_goes_to_the_output_with_its_pipe(tmp_path: Path) -> None:
     script = "import sys; print('a'); print(''); print('b', file=sys.stderr); print('PROGRESS 5 c', flush=True)"
     lines: list[tuple[Pipe, str]] = []
@@ -132,6 +137,7 @@ class PidReport:
         return self.pids
 
 
+@pytest.mark.process
 async def test_cancel_stops_the_whole_process_tree(tmp_path: Path) -> None:
     script = 'sleep 1000 & a=$!; sleep 1000 & b=$!; echo "PROGRESS 1 $a $b $$"; wait'
     job = SubprocessJob(["sh", "-c", script], kill_grace=5)
@@ -146,6 +152,7 @@ async def test_cancel_stops_the_whole_process_tree(tmp_path: Path) -> None:
     assert not any(_alive(pid) for pid in found)
 
 
+@pytest.mark.process
 async def test_a_child_that_moved_to_its_own_process_group_is_stopped_too(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -168,6 +175,7 @@ async def test_a_child_that_moved_to_its_own_process_group_is_stopped_too(
     assert not any("ignored SIGTERM" in r.getMessage() for r in caplog.records), "both ended on SIGTERM"
 
 
+@pytest.mark.process
 async def test_a_process_that_left_the_session_is_reported_not_leaked(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -191,6 +199,7 @@ async def test_a_process_that_left_the_session_is_reported_not_leaked(
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.process
 async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
     script = (
         "import os, signal, time\n"
@@ -208,6 +217,7 @@ async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Pa
     assert not _alive(pid)
 
 
+@pytest.mark.process
 async def test_children_left_behind_after_exit_are_stopped(tmp_path: Path) -> None:
     # The shell exits at once; its background child keeps stdout open.
     script = 'sleep 1000 & echo "PROGRESS 1 $!"; exit 0'
@@ -223,6 +233,7 @@ def test_signal_names_are_known() -> None:
     assert signal.Signals(9).name == "SIGKILL"
 
 
+@pytest.mark.process
 async def test_detached_children_do_not_outlive_the_run(tmp_path: Path) -> None:
     # The child lets go of the job's output, so only a look at the process group finds it.
     script = 'sleep 1000 >/dev/null 2>&1 & echo "PROGRESS 1 $!"; exit 0'

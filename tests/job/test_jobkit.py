@@ -70,6 +70,7 @@ def test_a_lying_progress_file_neither_blocks_nor_breaks_the_job(
     assert json.loads(path.read_text()) == {"status": "running", "step": "still going", "progress": 5, "runId": "r-1"}
 
 
+@pytest.mark.process
 async def test_a_job_writing_the_file_itself_shows_up_live(service_factory: Any, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     os.mkfifo(gate)

@@ -119,6 +119,7 @@ def trigger(service: ServiceProcess, reason: str) -> str:
 
 
 # The test server takes a login without TLS (the service's plain-SMTP path); aiosmtpd warns about exactly that.
+@pytest.mark.process
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 def test_a_failed_run_is_mailed_and_a_cancelled_or_completed_one_is_not(
     service_factory: Callable[..., ServiceProcess], smtp_server: tuple[Mailbox, int]
@@ -157,6 +158,7 @@ def test_a_failed_run_is_mailed_and_a_cancelled_or_completed_one_is_not(
     assert PASSWORD not in service.logs()
 
 
+@pytest.mark.process
 def test_an_unreachable_smtp_server_costs_one_line_and_nothing_else(
     service_factory: Callable[..., ServiceProcess],
 ) -> None:
@@ -177,6 +179,7 @@ def test_an_unreachable_smtp_server_costs_one_line_and_nothing_else(
     assert service.stop() == 0
 
 
+@pytest.mark.process
 def test_a_silent_smtp_server_does_not_hold_up_the_stop(service_factory: Callable[..., ServiceProcess]) -> None:
     """A server that accepts and never greets: the mail's thread waits out its 10 s timeout, but the service
     stops after the deliveries' 3 s grace (it used to wait for the thread, all 10 s)."""
@@ -245,6 +248,7 @@ def test_bad_notification_settings_exit_2_with_a_clear_message(
     assert not (tmp_path / "data" / "runs.sqlite3").exists()  # nothing started
 
 
+@pytest.mark.process
 def test_a_password_flag_is_warned_about_and_a_bad_setting_stops_the_real_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [PYTHON, "-m", "orchestrator", "serve", "--smtp-host", "m", "--smtp-password", "pw", "--smtp-to", "a@b.c"],

@@ -63,6 +63,7 @@ def unix(text: str) -> float:
 
 
 # ------------------------------------------------------------------------------------------ real service
+@pytest.mark.process
 async def test_runs_durations_and_last_success_after_real_runs(tmp_path: Path) -> None:
     service = start_service(tmp_path, "--command", JOB, "--interval", "600")
     try:
@@ -124,6 +125,7 @@ def _ended(document: dict[str, Any], status: str) -> bool:
     return not document["running"] and last is not None and last["status"] == status
 
 
+@pytest.mark.process
 def test_token_for_reads_guards_metrics(service_factory: Callable[..., ServiceProcess], tmp_path: Path) -> None:
     service = service_factory("--command", "true", "--interval", "600", env={"SNAPSHOT_TOKEN": TOKEN})
     assert "snapshot_running" in {name for name, _ in scrape(service)[1]}, "open without --token-for-reads"

@@ -111,6 +111,7 @@ def verify(hit: Hit, secret: str) -> dict[str, Any]:
     return document
 
 
+@pytest.mark.process
 async def test_start_success_and_failure_reach_the_receiver_signed(
     service_factory: Callable[..., ServiceProcess], receivers: Callable[..., Any]
 ) -> None:
@@ -139,6 +140,7 @@ async def test_start_success_and_failure_reach_the_receiver_signed(
         verify(Hit(hits[1].headers, hits[1].body.replace(b"error", b"completed")), SECRET)
 
 
+@pytest.mark.process
 async def test_a_failing_receiver_is_retried_and_a_refusing_one_is_not(
     service_factory: Callable[..., ServiceProcess], receivers: Callable[..., Any]
 ) -> None:
@@ -162,6 +164,7 @@ async def test_a_failing_receiver_is_retried_and_a_refusing_one_is_not(
     assert "webhook 2 (http://127.0.0.1:" in log
 
 
+@pytest.mark.process
 async def test_an_unreachable_receiver_costs_one_line_and_nothing_else(
     service_factory: Callable[..., ServiceProcess],
 ) -> None:
@@ -178,6 +181,7 @@ async def test_an_unreachable_receiver_costs_one_line_and_nothing_else(
     assert await asyncio.to_thread(service.stop) == 0
 
 
+@pytest.mark.process
 async def test_stop_gives_a_hanging_receiver_a_short_grace_and_says_what_was_lost(
     service_factory: Callable[..., ServiceProcess], receivers: Callable[..., Any]
 ) -> None:
@@ -192,6 +196,7 @@ async def test_stop_gives_a_hanging_receiver_a_short_grace_and_says_what_was_los
     assert "stopping; 2 not delivered: start of run" in service.logs()  # the start in flight, the success queued
 
 
+@pytest.mark.process
 async def test_an_answer_that_never_ends_is_not_read_to_its_end(
     service_factory: Callable[..., ServiceProcess], receivers: Callable[..., Any]
 ) -> None:

@@ -549,6 +549,7 @@ async def test_the_history_cannot_stay_running_after_a_crash(
         await service.stop()
 
 
+@pytest.mark.process
 async def test_a_leftover_stays_on_record_until_it_is_stopped(
     tmp_path: Path, clock: FakeClock, job: ScriptedJob
 ) -> None:

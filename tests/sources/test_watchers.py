@@ -95,6 +95,7 @@ async def until_gone(path: Path, queue: asyncio.Queue[Trigger]) -> Trigger:
     return trigger
 
 
+@pytest.mark.process
 async def test_touch_works_every_time(folder_source: tuple[FolderSource, asyncio.Queue[Trigger]]) -> None:
     source, queue = folder_source
     path = source.watch.folder / "run-now"

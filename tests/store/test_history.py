@@ -162,6 +162,7 @@ async def test_the_service_records_every_run_and_one_cancelled_by_a_stop(tmp_pat
     assert (runs[1]["exitCode"], runs[1]["error"], runs[0]["reason"]) == (3, "exited with code 3", "again")
 
 
+@pytest.mark.process
 async def test_the_history_over_http(service_factory: Any) -> None:
     service = service_factory("--command", "true", "--interval", "60")
     async with aiohttp.ClientSession() as session:
@@ -221,6 +222,7 @@ sys.exit(0)
 """
 
 
+@pytest.mark.process
 def test_a_history_call_leaves_the_locks_of_another_connection_alone(history: SqliteHistory) -> None:
     """SQLite keeps connections apart with POSIX locks on the database file, which Linux drops for the whole
     process when any descriptor of the file is closed: a call that opened and closed the file stripped the

@@ -82,6 +82,7 @@ async def file_holds(path: Path, expected: bytes, *, suffix: bool = False) -> No
         changes.close()
 
 
+@pytest.mark.process
 async def test_a_job_s_stdout_and_stderr_go_to_its_log_and_over_http(
     service_factory: Callable[..., ServiceProcess],
 ) -> None:
@@ -150,6 +151,7 @@ async def test_a_job_s_stdout_and_stderr_go_to_its_log_and_over_http(
         assert status == 404 and "is gone" in json.loads(answer)["message"]
 
 
+@pytest.mark.process
 async def test_the_live_stream_follows_a_running_job_and_ends_with_its_record(
     service_factory: Callable[..., ServiceProcess], fifo_job: FifoJob
 ) -> None:
@@ -197,6 +199,7 @@ async def test_the_live_stream_follows_a_running_job_and_ends_with_its_record(
             assert response.status == 404
 
 
+@pytest.mark.process
 async def test_keep_runs_removes_old_runs_with_their_logs_and_orphans(
     service_factory: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
@@ -223,6 +226,7 @@ async def test_keep_runs_removes_old_runs_with_their_logs_and_orphans(
     assert "Traceback" not in service.logs()
 
 
+@pytest.mark.process
 async def test_a_logs_folder_that_refuses_writes_is_logged_once_and_runs_go_on(
     service_factory: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
@@ -261,6 +265,7 @@ def _record(run_id: str, started: datetime = T0) -> RunRecord:
     return RunRecord(run_id, (Trigger(Source.HTTP, started),), started, status=RunStatus.COMPLETED, finished_at=started)
 
 
+@pytest.mark.process
 async def test_a_job_that_prints_too_much_is_cut_with_bounded_memory_and_few_writes(tmp_path: Path) -> None:
     cap = 1024 * 1024
     logs = RunLogs(tmp_path, FakeClock(T0), max_bytes=cap, max_pending=256 * 1024)
@@ -362,6 +367,7 @@ async def test_keep_days_removes_runs_older_than_the_cut_off_with_their_logs(tmp
 BIG_JOB = job_command("import sys\nfor i in range(80_000): sys.stdout.write(f'line {i:06d} ' + 'y' * 80 + chr(10))\n")
 
 
+@pytest.mark.process
 async def test_a_client_reading_slower_than_the_disk_gets_the_whole_log_and_its_end(
     service_factory: Callable[..., ServiceProcess],
 ) -> None:

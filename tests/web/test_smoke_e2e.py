@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.faults.harness import FileChanges
 from tests.support import next_status, sample_command, sse_stream
+
+pytestmark = pytest.mark.process
 
 
 async def test_startup_run_then_http_trigger(service_factory: Any) -> None:
