@@ -9,11 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
 from orchestrator.config import JobSettings, Settings, StoreSettings
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus
 from orchestrator.job.protocol import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
+
+Client = TestClient[web.Request, web.Application]
+"""aiohttp's test client, on an in-process service's app (the ``client`` fixture)."""
 
 T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
 WAIT = 10.0
@@ -111,6 +117,59 @@ def make_orchestrator(
     """``overrides``: as for :func:`make_settings`, e.g. ``timeout_minutes=20``."""
     (root / "data").mkdir(parents=True, exist_ok=True)
     return Orchestrator(make_settings(root, interval, cooldown, **overrides), clock=clock, job=job)
+
+
+async def end_startup(service: Orchestrator, job: ScriptedJob) -> ScriptedRun:
+    """Finish the service's start-up run and wait (bounded) until the service has recorded its end."""
+    startup = await job.next_start()
+    startup.finish()
+    await ended(service, startup)
+    return startup
+
+
+class Services:
+    """Builds in-process services on a fake clock and a scripted job, with the settings of the test's
+    ``service`` marker unless told otherwise, and stops every one it started (the ``services`` fixture)."""
+
+    def __init__(self, root: Path, clock: FakeClock, job: ScriptedJob, **settings: Any) -> None:
+        self.root, self.clock, self.job, self.settings = root, clock, job, settings
+        self._started: list[Orchestrator] = []
+
+    def build(
+        self,
+        root: Path | None = None,
+        *,
+        clock: FakeClock | None = None,
+        job: ScriptedJob | None = None,
+        **settings: Any,
+    ) -> Orchestrator:
+        """A service not started yet: in ``root`` (the test's folder), on the test's clock and job by default;
+        ``settings`` (``interval=``, ``cooldown=`` or a field, as for :func:`make_settings`) override the marker's."""
+        return make_orchestrator(
+            root or self.root, clock or self.clock, job or self.job, **{**self.settings, **settings}
+        )
+
+    async def start(
+        self,
+        root: Path | None = None,
+        *,
+        clock: FakeClock | None = None,
+        job: ScriptedJob | None = None,
+        **settings: Any,
+    ) -> Orchestrator:
+        """A service built as :meth:`build` does, started; it is stopped when the test ends if not before."""
+        return await self.started(self.build(root, clock=clock, job=job, **settings))
+
+    async def started(self, service: Orchestrator) -> Orchestrator:
+        """Start a service built earlier (the test set something up between); stopped as :meth:`start` says."""
+        await service.start()
+        self._started.append(service)
+        return service
+
+    async def stop_all(self) -> None:
+        """Stop every service started here, the last first (stopping one the test stopped already is a no-op)."""
+        while self._started:
+            await self._started.pop().stop()
 
 
 def minutes(n: float) -> timedelta:

@@ -4,7 +4,6 @@ document, the "long" moment found on a fake clock) in an orchestrator with a scr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ from orchestrator.core.records import RunRecord
 from orchestrator.http import pause as control
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
+
+pytestmark = pytest.mark.service(interval=30, cooldown=0)
 
 
 def run(
@@ -174,49 +175,41 @@ def test_human(seconds: float, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------- live, on a fake clock
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[tuple[Orchestrator, FakeClock, ScriptedJob]]:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=30, cooldown=0)
-    await orchestrator.start()
-    yield orchestrator, clock, job
-    await orchestrator.stop()
-
-
 def kinds(document: dict[str, Any]) -> list[tuple[str, str | None]]:
     return [(c["kind"], c["runId"]) for c in document["checks"]]
 
 
 async def test_status_shows_long_and_fast_runs_as_time_passes(
-    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+    service: Orchestrator,
+    clock: FakeClock,
+    job: ScriptedJob,
 ) -> None:
-    orchestrator, clock, job = service
     for _ in range(5):  # five ten-minute runs make "usual"
         started = await job.next_start()
         clock.advance(minutes(10))
         started.finish()
-        await ended(orchestrator, started)
+        await ended(service, started)
         clock.advance(minutes(20))  # the next one is due
-    assert orchestrator.status()["checks"] == []
+    assert service.status()["checks"] == []
     slow = await job.next_start()
     await settle()  # the durations are read on a worker thread after each run
-    version, _ = orchestrator.hub.latest()
+    version, _ = service.hub.latest()
     clock.advance(minutes(20) + timedelta(seconds=1))  # past 2x the usual: the service says so by itself
     async with asyncio.timeout(10):
-        version, document = await orchestrator.hub.next_after(version)
+        version, document = await service.hub.next_after(version)
         while ("long", slow.ctx.run_id) not in kinds(document):
-            version, document = await orchestrator.hub.next_after(version)
+            version, document = await service.hub.next_after(version)
     [check] = document["checks"]
     assert check["message"].startswith(f"run {slow.ctx.run_id} has been running for over 20 min, more than 2x")
     slow.finish()
-    await ended(orchestrator, slow)
-    assert kinds(orchestrator.status()) == [("long", slow.ctx.run_id)]  # the last run's, until the next one
+    await ended(service, slow)
+    assert kinds(service.status()) == [("long", slow.ctx.run_id)]  # the last run's, until the next one
     clock.advance(minutes(10))  # due 30 min after the slow one started: on time
     quick = await job.next_start()
     clock.advance(minutes(1))
     quick.finish()
-    await ended(orchestrator, quick)
-    assert kinds(orchestrator.status()) == [("fast", quick.ctx.run_id)]
+    await ended(service, quick)
+    assert kinds(service.status()) == [("fast", quick.ctx.run_id)]
 
 
 async def test_a_run_that_starts_long_after_it_was_due_is_late_but_not_after_a_pause(tmp_path: Path) -> None:

@@ -4,9 +4,7 @@ the durations of earlier runs read from a real run history (SQLite) by the servi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +14,9 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.eta import Basis, Eta, PercentSeen, estimate
 from orchestrator.core.events import Source, iso
 from orchestrator.service import Orchestrator
-from tests.fakes import T0, WAIT, ScriptedJob, ended, make_orchestrator, minutes, settle
+from tests.fakes import T0, WAIT, ScriptedJob, ended, minutes, settle
+
+pytestmark = pytest.mark.service(interval=60, cooldown=0)
 
 
 def seconds(n: float) -> timedelta:
@@ -83,14 +83,6 @@ def test_percent_seen_keeps_the_first_time_of_each_percent() -> None:
 
 
 # ----------------------------------------------------------------------------- the status document
-@pytest.fixture
-async def service(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> AsyncIterator[Orchestrator]:
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=60, cooldown=0)
-    await orchestrator.start()
-    yield orchestrator
-    await orchestrator.stop()
-
-
 async def published(service: Orchestrator, predicate: Any) -> dict[str, Any]:
     """The first published status (the latest, or a later one) that satisfies ``predicate``; bounded."""
     version, doc = service.hub.latest()

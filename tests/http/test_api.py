@@ -6,44 +6,27 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source
 from orchestrator.http.app import create_app
 from orchestrator.service import Orchestrator
-from tests.fakes import ScriptedJob, ended, make_settings, minutes, settle
+from tests.fakes import Client, ScriptedJob, assert_idle, end_startup, ended, minutes, settle
 from tests.support import next_status, sse_stream
 
-Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
+pytestmark = pytest.mark.service(sse_ping_seconds=0.2)
 
 
 @pytest.fixture
-def orchestrator(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> Orchestrator:
-    settings = make_settings(tmp_path, sse_ping_seconds=0.2)
-    (tmp_path / "data").mkdir()
-    return Orchestrator(settings, clock=clock, job=job)
-
-
-@pytest.fixture
-async def client(
-    orchestrator: Orchestrator, aiohttp_client: Callable[[aiohttp.web.Application], Awaitable[Client]]
-) -> Client:
-    return await aiohttp_client(create_app(orchestrator))
-
-
-@pytest.fixture
-async def idle(client: Client, job: ScriptedJob, clock: FakeClock, orchestrator: Orchestrator) -> Client:
+async def idle(client: Client, job: ScriptedJob, clock: FakeClock, service: Orchestrator) -> Client:
     """The service after its start-up run has ended, a minute ago."""
-    startup = await job.next_start()
-    startup.finish()
-    await ended(orchestrator, startup)
+    await end_startup(service, job)
     clock.advance(minutes(1))
     await settle()
     return client
@@ -64,8 +47,8 @@ async def test_status_has_the_original_fields_with_their_types(idle: Client) -> 
     assert doc["queued"] is False
 
 
-def test_last_run_at_is_null_before_any_run(orchestrator: Orchestrator) -> None:
-    doc = orchestrator.status()
+def test_last_run_at_is_null_before_any_run(unstarted_service: Orchestrator) -> None:
+    doc = unstarted_service.status()
     assert doc["lastRunAt"] is None
     assert doc["lastRun"] is None
     assert doc["nextRunAt"] == "2026-01-20T10:00:00.000Z"
@@ -108,30 +91,31 @@ async def test_trigger_while_running_says_queued(client: Client, job: ScriptedJo
     ids=["not-json", "not-an-object", "reason-not-a-string", "nested-8000-deep", "5000-digits", "5000-digit-field"],
 )
 async def test_bad_trigger_bodies_get_400_and_start_nothing(
-    idle: Client, job: ScriptedJob, body: bytes, message: str
+    idle: Client, service: Orchestrator, job: ScriptedJob, body: bytes, message: str
 ) -> None:
     response = await idle.post("/api/snapshot/trigger", data=body, headers={"Content-Type": "application/json"})
     assert response.status == 400
     doc = await response.json()
     assert doc["success"] is False and message in doc["message"]
     await settle()
+    assert_idle(service)
     assert job.started.empty()
 
 
-async def published(orchestrator: Orchestrator, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+async def published(service: Orchestrator, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """Wait (bounded) until the hub publishes a status that satisfies ``predicate``."""
-    version, doc = orchestrator.hub.latest()
+    version, doc = service.hub.latest()
     async with asyncio.timeout(5):
         while not predicate(doc):
-            version, doc = await orchestrator.hub.next_after(version)
+            version, doc = await service.hub.next_after(version)
     return doc
 
 
-async def test_progress_and_health(client: Client, job: ScriptedJob, orchestrator: Orchestrator) -> None:
+async def test_progress_and_health(client: Client, job: ScriptedJob, service: Orchestrator) -> None:
     run = await job.next_start()
     run.report(45, "Fetching GitHub PRs... (5/15 repos)")
     # The report travels the real path: runner -> progress file -> inotify -> monitor -> hub.
-    await published(orchestrator, lambda d: d["progress"]["progress"] == 45)
+    await published(service, lambda d: d["progress"]["progress"] == 45)
     doc = await (await client.get("/api/snapshot/progress")).json()
     assert doc["status"] == "running"
     assert doc["step"] == "Fetching GitHub PRs... (5/15 repos)"
@@ -196,14 +180,14 @@ async def test_stream_pushes_every_change(
 
 
 async def test_resume_with_latest_id_sends_nothing_until_a_change(
-    idle: Client, orchestrator: Orchestrator, events: Callable[..., AsyncIterator[Any]]
+    idle: Client, service: Orchestrator, events: Callable[..., AsyncIterator[Any]]
 ) -> None:
     first = await anext(events())
     resumed = events({"Last-Event-ID": first.id})
     pending = asyncio.ensure_future(anext(resumed))
     await settle()
     assert not pending.done(), "an up-to-date client gets no repeat"
-    await orchestrator.request_run(Source.HTTP, "after resume")
+    await service.request_run(Source.HTTP, "after resume")
     event = await asyncio.wait_for(pending, 5)
     assert int(event.id) > int(first.id)
     assert event.json()["running"] or event.json()["queued"]
@@ -235,10 +219,9 @@ async def test_heartbeat_comments_keep_idle_streams_alive(
     assert not reader.done() or reader.cancelled(), "no status event without a change"
 
 
-async def test_shutdown_does_not_hang_on_open_streams(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> None:
-    (tmp_path / "data").mkdir()
-    orchestrator = Orchestrator(make_settings(tmp_path), clock=clock, job=job)
-    server = TestServer(create_app(orchestrator))
+@pytest.mark.service()  # the default heartbeat
+async def test_shutdown_does_not_hang_on_open_streams(unstarted_service: Orchestrator) -> None:
+    server = TestServer(create_app(unstarted_service))
     await server.start_server()
     async with aiohttp.ClientSession() as session:
         streams = [sse_stream(session, str(server.make_url("/api/snapshot/events"))) for _ in range(5)]
@@ -258,16 +241,16 @@ async def test_shutdown_does_not_hang_on_open_streams(tmp_path: Path, clock: Fak
 
 # ------------------------------------------------------------------------------- a status that stays small
 async def test_a_run_of_many_long_triggers_keeps_the_status_document_small(
-    idle: Client, job: ScriptedJob, orchestrator: Orchestrator
+    idle: Client, job: ScriptedJob, service: Orchestrator
 ) -> None:
     """The status goes to every open stream on every change: a flood of long reasons must not grow it. The
     run record keeps what the status leaves out."""
     await idle.post("/api/snapshot/trigger", json={"reason": "first"})
     first = await job.next_start()
     for i in range(150):  # coalesced into the next run: 100 named (500 characters each), 50 only counted
-        await orchestrator.request_run(Source.HTTP, f"{i:03d} " + "x" * 600)
+        await service.request_run(Source.HTTP, f"{i:03d} " + "x" * 600)
     first.finish()
-    await ended(orchestrator, first)
+    await ended(service, first)
     second = await job.next_start()
 
     response = await idle.get("/api/snapshot/status")
@@ -280,7 +263,7 @@ async def test_a_run_of_many_long_triggers_keeps_the_status_document_small(
     assert current["reason"].count("; ") == 3
 
     second.finish(RunStatus.ERROR, exit_code=1, error="boom\n" + "y" * 20_000)
-    await ended(orchestrator, second)
+    await ended(service, second)
     response = await idle.get("/api/snapshot/status")
     assert len(await response.read()) < 8 * 1024
     last = (await response.json())["lastRun"]
@@ -323,7 +306,7 @@ async def test_a_change_is_encoded_once_for_every_stream(
 
 
 # ------------------------------------------------------------------------------- what the app leaves behind
-async def test_cleanup_puts_back_the_loops_exception_and_signal_handlers(orchestrator: Orchestrator) -> None:
+async def test_cleanup_puts_back_the_loops_exception_and_signal_handlers(unstarted_service: Orchestrator) -> None:
     loop = asyncio.get_running_loop()
 
     def before(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -333,7 +316,7 @@ async def test_cleanup_puts_back_the_loops_exception_and_signal_handlers(orchest
     loop.set_exception_handler(before)
     loop.add_signal_handler(signal.SIGINT, interrupted.set)
     try:
-        server = TestServer(create_app(orchestrator))
+        server = TestServer(create_app(unstarted_service))
         await server.start_server()
         assert loop.get_exception_handler() is not before  # the quiet accept-error handler, while it serves
         await server.close()  # shutdown replaces the stop signals' handlers; cleanup puts them back

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,10 @@ from orchestrator.core.records import Pause, State
 from orchestrator.http import pause as control
 from orchestrator.service import Orchestrator
 from orchestrator.store.statefile import StateStore
-from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
+from tests.fakes import T0, ScriptedJob, assert_idle, ended, make_orchestrator, minutes, settle
 from tests.support import PYTHON, ServiceProcess, start_service
 
-
-@pytest.fixture
-async def service(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> AsyncIterator[Orchestrator]:
-    """Interval 30 min, cooldown 5; the start-up run has ended (at T0) when the test begins."""
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=30, cooldown=5)
-    await orchestrator.start()
-    startup = await job.next_start()
-    startup.finish()
-    await ended(orchestrator, startup)
-    yield orchestrator
-    await orchestrator.stop()
+pytestmark = pytest.mark.service(interval=30, cooldown=5, after_startup=True)
 
 
 # ------------------------------------------------------------------------------------------ the schedule
@@ -48,6 +38,7 @@ async def test_paused_timer_starts_nothing_however_long_the_pause(
     for _ in range(10):  # five hours: ten intervals
         clock.advance(minutes(30))
         await settle()
+    assert_idle(service)
     assert job.started.empty(), "no automatic run while paused"
     status = service.status()
     # nextRunAt still says when the schedule would run: overdue, so at once on resume.
@@ -73,6 +64,7 @@ async def test_resume_runs_one_catch_up_at_once_then_keeps_the_interval(
     control.pause(service)
     clock.advance(minutes(100))  # three intervals missed
     await settle()
+    assert_idle(service)
     assert job.started.empty()
     outcome = control.resume(service)
     assert outcome.changed and outcome.paused is None
@@ -93,6 +85,7 @@ async def test_resume_before_the_due_time_waits_for_it(
     clock.advance(minutes(10))
     control.resume(service)
     await settle()
+    assert_idle(service)
     assert job.started.empty()
     clock.advance(minutes(20))  # T0+30: due as if there had been no pause
     assert (await job.next_start()).ctx.source is Source.TIMER
@@ -137,6 +130,7 @@ async def test_pause_survives_a_restart_and_holds_from_the_start(tmp_path: Path,
     await second.start()
     try:
         await settle()
+        assert_idle(second)
         assert job2.started.empty(), "paused before the stop, still paused: no start-up catch-up"
         assert second.status()["paused"] == {"since": iso(T0), "reason": "until Monday"}
         control.resume(second)
@@ -156,6 +150,7 @@ async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
     assert "cannot save state" in caplog.text
     clock.advance(minutes(90))
     await settle()
+    assert_idle(service)
     assert job.started.empty(), "the pause holds in memory"
     state_path.rmdir()
     assert control.resume(service).saved

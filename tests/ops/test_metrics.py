@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,15 +152,6 @@ def test_token_for_reads_guards_metrics(service_factory: Callable[..., ServicePr
 
 
 # ------------------------------------------------------------------------------------------------ logic
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[tuple[Orchestrator, FakeClock, ScriptedJob]]:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=30)
-    await orchestrator.start()
-    yield orchestrator, clock, job
-    await orchestrator.stop()
-
-
 async def until(service: Orchestrator, predicate: Callable[[dict[str, Any]], bool]) -> None:
     version, document = service.hub.latest()
     async with asyncio.timeout(WAIT):
@@ -173,17 +164,18 @@ def metrics_of(service: Orchestrator) -> Samples:
 
 
 async def test_triggers_during_a_run_are_counted_as_coalesced(
-    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+    service: Orchestrator,
+    clock: FakeClock,
+    job: ScriptedJob,
 ) -> None:
-    orchestrator, clock, job = service
     first = await job.next_start()
-    running = metrics_of(orchestrator)
+    running = metrics_of(service)
     assert value(running, "snapshot_running") == 1
     assert value(running, "snapshot_current_run_start_timestamp_seconds") == T0.timestamp()
     for n in range(5):
-        await orchestrator.request_run(Source.HTTP, f"click {n}")
-    await until(orchestrator, lambda d: d["pendingTriggers"] == 5)
-    queued = metrics_of(orchestrator)
+        await service.request_run(Source.HTTP, f"click {n}")
+    await until(service, lambda d: d["pendingTriggers"] == 5)
+    queued = metrics_of(service)
     assert value(queued, "snapshot_pending_triggers") == 5
     assert value(queued, "snapshot_run_queued") == 1
     assert value(queued, "snapshot_triggers_total", source="http") == 5
@@ -192,10 +184,10 @@ async def test_triggers_during_a_run_are_counted_as_coalesced(
     clock.advance(minutes(3))
     first.finish()
     follow_up = await job.next_start()
-    assert value(metrics_of(orchestrator), "snapshot_triggers_coalesced_total") == 4  # 5 triggers, 1 run
+    assert value(metrics_of(service), "snapshot_triggers_coalesced_total") == 4  # 5 triggers, 1 run
     follow_up.finish(RunStatus.ERROR, exit_code=1, error="exit code 1")
-    await ended(orchestrator, follow_up)
-    done = metrics_of(orchestrator)
+    await ended(service, follow_up)
+    done = metrics_of(service)
     assert value(done, "snapshot_runs_total", source="startup", outcome="completed") == 1
     assert value(done, "snapshot_runs_total", source="http", outcome="error") == 1
     assert value(done, "snapshot_run_duration_seconds_bucket", outcome="completed", le="120.0") == 0
@@ -206,16 +198,13 @@ async def test_triggers_during_a_run_are_counted_as_coalesced(
     assert value(done, "snapshot_next_run_timestamp_seconds") == (T0 + minutes(33)).timestamp()  # follow-up + 30
 
 
-async def test_paused_is_read_from_the_status_document(
-    service: tuple[Orchestrator, FakeClock, ScriptedJob], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    orchestrator, _, _ = service
-    job = orchestrator.unit  # what the metrics watch
+async def test_paused_is_read_from_the_status_document(service: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = service.unit  # what the metrics watch
     status = job.status
     monkeypatch.setattr(job, "status", lambda: {**status(), "paused": {"since": "x", "reason": "r"}})
-    assert value(metrics_of(orchestrator), "snapshot_paused") == 1
+    assert value(metrics_of(service), "snapshot_paused") == 1
     monkeypatch.setattr(job, "status", lambda: {**status(), "paused": None})
-    assert value(metrics_of(orchestrator), "snapshot_paused") == 0
+    assert value(metrics_of(service), "snapshot_paused") == 0
 
 
 async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(tmp_path: Path) -> None:

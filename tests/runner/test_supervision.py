@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,8 @@ from orchestrator.core.events import RunStatus, Source
 from orchestrator.live.progress import Progress
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, ScriptedRun, ended, make_orchestrator, minutes, settle
+
+pytestmark = pytest.mark.service(interval=600)
 
 
 @dataclass(frozen=True)
@@ -78,61 +79,52 @@ async def test_timeout_and_stall_table(tmp_path: Path, case: Case) -> None:
         await service.stop()
 
 
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[tuple[Orchestrator, FakeClock, ScriptedJob]]:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600, cooldown=5)
-    await orchestrator.start()
-    yield orchestrator, clock, job
-    await orchestrator.stop()
-
-
 async def test_cancel_ends_the_run_as_cancelled_and_keeps_what_is_queued(
-    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+    service: Orchestrator,
+    job: ScriptedJob,
 ) -> None:
-    orchestrator, _, job = service
     run = await job.next_start()
     run.report(40, "Fetching PRs (6/15)")
-    await orchestrator.request_run(Source.HTTP, "after the release")
+    await service.request_run(Source.HTTP, "after the release")
     await settle()
-    assert orchestrator.cancel("wrong branch") == run.ctx.run_id
-    assert orchestrator.cancel("twice") == run.ctx.run_id, "a second cancel is the same request, not an error"
-    await ended(orchestrator, run)
+    assert service.cancel("wrong branch") == run.ctx.run_id
+    assert service.cancel("twice") == run.ctx.run_id, "a second cancel is the same request, not an error"
+    await ended(service, run)
     assert run.stopped.is_set()
-    last = orchestrator.status()["lastRun"]
+    last = service.status()["lastRun"]
     assert (last["status"], last["error"], last["step"]) == ("cancelled", "wrong branch", "Fetching PRs (6/15)")
 
     follow_up = await job.next_start()
     assert follow_up.ctx.source is Source.HTTP, "the trigger queued during the cancelled run still runs"
     assert follow_up.ctx.reason == "after the release"
-    assert orchestrator.status()["stopping"] is None, "a cancel is for one run, not the next"
+    assert service.status()["stopping"] is None, "a cancel is for one run, not the next"
 
 
 async def test_cancel_when_idle_is_none_and_changes_nothing(
-    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+    service: Orchestrator,
+    job: ScriptedJob,
 ) -> None:
-    orchestrator, _, job = service
     run = await job.next_start()
     run.finish()
-    await ended(orchestrator, run)
-    before = orchestrator.status()
-    assert orchestrator.cancel("nothing to cancel") is None
-    assert orchestrator.status()["lastRun"] == before["lastRun"]
+    await ended(service, run)
+    before = service.status()
+    assert service.cancel("nothing to cancel") is None
+    assert service.status()["lastRun"] == before["lastRun"]
 
 
 async def test_stopping_shows_while_the_job_gets_its_grace(
-    service: tuple[Orchestrator, FakeClock, ScriptedJob],
+    service: Orchestrator,
+    job: ScriptedJob,
 ) -> None:
-    orchestrator, _, job = service
     run = await job.next_start()
-    version, _ = orchestrator.hub.latest()
-    orchestrator.cancel("by hand")
+    version, _ = service.hub.latest()
+    service.cancel("by hand")
     # Published at once, before the job has stopped: the page can say "Stopping…" during the grace period.
-    _, document = await orchestrator.hub.next_after(version)
+    _, document = await service.hub.next_after(version)
     assert document["stopping"] == "by hand"
     assert document["running"] is True
-    await ended(orchestrator, run)
-    assert orchestrator.status()["lastRun"]["status"] == RunStatus.CANCELLED.value
+    await ended(service, run)
+    assert service.status()["lastRun"]["status"] == RunStatus.CANCELLED.value
 
 
 async def test_a_cancel_in_the_first_instant_of_a_run_is_not_lost(tmp_path: Path) -> None:
