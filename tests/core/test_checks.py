@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,7 @@ from orchestrator.core.events import RunStatus, Source, Trigger, iso
 from orchestrator.core.records import RunRecord
 from orchestrator.http import pause as control
 from orchestrator.service import Orchestrator
-from tests.fakes import T0, ScriptedJob, ended, make_orchestrator, minutes, settle
+from tests.fakes import T0, ScriptedJob, Services, ended, minutes, settle
 
 pytestmark = pytest.mark.service(interval=30, cooldown=0)
 
@@ -180,9 +179,7 @@ def kinds(document: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 async def test_status_shows_long_and_fast_runs_as_time_passes(
-    service: Orchestrator,
-    clock: FakeClock,
-    job: ScriptedJob,
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob
 ) -> None:
     for _ in range(5):  # five ten-minute runs make "usual"
         started = await job.next_start()
@@ -212,38 +209,35 @@ async def test_status_shows_long_and_fast_runs_as_time_passes(
     assert kinds(service.status()) == [("fast", quick.ctx.run_id)]
 
 
-async def test_a_run_that_starts_long_after_it_was_due_is_late_but_not_after_a_pause(tmp_path: Path) -> None:
-    clock, job = FakeClock(T0), ScriptedJob()
-    first = make_orchestrator(tmp_path, clock, job, interval=30, cooldown=0)
-    await first.start()
+async def test_a_run_that_starts_long_after_it_was_due_is_late_but_not_after_a_pause(
+    clock: FakeClock, job: ScriptedJob, services: Services
+) -> None:
+    first = await services.start()
     run1 = await job.next_start()
     run1.finish()
     await ended(first, run1)
     await first.stop()
     clock.advance(minutes(75))  # down for 45 min past the due time
-    second = make_orchestrator(tmp_path, clock, job, interval=30, cooldown=0)
+    second = services.build()
     late_doc = second.status()  # before it starts: the overdue run is visible at once
     assert kinds(late_doc) == [("late", None)]
     assert "the run due at 10:30 UTC has not started" in late_doc["checks"][0]["message"]
     assert late_doc["checks"][0]["since"] == iso(T0 + minutes(35))  # due 10:30, grace 5 min
-    await second.start()
-    try:
-        run2 = await job.next_start()
-        await settle()
-        [check] = second.status()["checks"]
-        assert (check["kind"], check["runId"]) == ("late", run2.ctx.run_id)
-        assert check["message"] == f"run {run2.ctx.run_id} started 45 min late (due at 10:30 UTC)"
-        run2.finish()
-        await ended(second, run2)
-        # Paused: an overdue timer is what was asked for, and the run at the resume is not late for it.
-        control.pause(second, "maintenance")
-        clock.advance(minutes(60))  # the next run fell due 30 min ago
-        assert ("late", None) not in kinds(second.status())
-        control.resume(second)
-        run3 = await job.next_start()
-        await settle()
-        assert kinds(second.status()) == [("late", run2.ctx.run_id)]  # the last run's; none for this one
-        run3.finish()
-        await ended(second, run3)
-    finally:
-        await second.stop()
+    await services.started(second)
+    run2 = await job.next_start()
+    await settle()
+    [check] = second.status()["checks"]
+    assert (check["kind"], check["runId"]) == ("late", run2.ctx.run_id)
+    assert check["message"] == f"run {run2.ctx.run_id} started 45 min late (due at 10:30 UTC)"
+    run2.finish()
+    await ended(second, run2)
+    # Paused: an overdue timer is what was asked for, and the run at the resume is not late for it.
+    control.pause(second, "maintenance")
+    clock.advance(minutes(60))  # the next run fell due 30 min ago
+    assert ("late", None) not in kinds(second.status())
+    control.resume(second)
+    run3 = await job.next_start()
+    await settle()
+    assert kinds(second.status()) == [("late", run2.ctx.run_id)]  # the last run's; none for this one
+    run3.finish()
+    await ended(second, run3)

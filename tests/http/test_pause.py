@@ -22,7 +22,7 @@ from orchestrator.core.records import Pause, State
 from orchestrator.http import pause as control
 from orchestrator.service import Orchestrator
 from orchestrator.store.statefile import StateStore
-from tests.fakes import T0, ScriptedJob, assert_idle, ended, make_orchestrator, minutes, settle
+from tests.fakes import T0, ScriptedJob, Services, assert_idle, ended, minutes, settle
 from tests.support import PYTHON, ServiceProcess, start_service
 
 pytestmark = pytest.mark.service(interval=30, cooldown=5, after_startup=True)
@@ -114,10 +114,9 @@ async def test_pause_and_resume_are_published(service: Orchestrator) -> None:
     assert newer > version and doc["paused"] is None
 
 
-async def test_pause_survives_a_restart_and_holds_from_the_start(tmp_path: Path, clock: FakeClock) -> None:
+async def test_pause_survives_a_restart_and_holds_from_the_start(clock: FakeClock, services: Services) -> None:
     job = ScriptedJob()
-    first = make_orchestrator(tmp_path, clock, job, interval=30)
-    await first.start()
+    first = await services.start(job=job)
     startup = await job.next_start()
     startup.finish()
     await ended(first, startup)
@@ -126,17 +125,13 @@ async def test_pause_survives_a_restart_and_holds_from_the_start(tmp_path: Path,
 
     clock.advance(minutes(120))  # down for four intervals: normally one run right at start
     job2 = ScriptedJob()
-    second = make_orchestrator(tmp_path, clock, job2, interval=30)
-    await second.start()
-    try:
-        await settle()
-        assert_idle(second)
-        assert job2.started.empty(), "paused before the stop, still paused: no start-up catch-up"
-        assert second.status()["paused"] == {"since": iso(T0), "reason": "until Monday"}
-        control.resume(second)
-        assert (await job2.next_start()).ctx.source is Source.TIMER
-    finally:
-        await second.stop()
+    second = await services.start(job=job2)
+    await settle()
+    assert_idle(second)
+    assert job2.started.empty(), "paused before the stop, still paused: no start-up catch-up"
+    assert second.status()["paused"] == {"since": iso(T0), "reason": "until Monday"}
+    control.resume(second)
+    assert (await job2.next_start()).ctx.source is Source.TIMER
 
 
 async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(

@@ -22,7 +22,7 @@ from orchestrator.ops.metrics import last_success
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.statefile import StateStore
-from tests.fakes import T0, WAIT, ScriptedJob, ended, make_orchestrator, make_settings, minutes
+from tests.fakes import T0, WAIT, ScriptedJob, Services, ended, make_orchestrator, make_settings, minutes
 from tests.support import ServiceProcess, job_command, next_status, sse_stream, start_service
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -164,9 +164,7 @@ def metrics_of(service: Orchestrator) -> Samples:
 
 
 async def test_triggers_during_a_run_are_counted_as_coalesced(
-    service: Orchestrator,
-    clock: FakeClock,
-    job: ScriptedJob,
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob
 ) -> None:
     first = await job.next_start()
     running = metrics_of(service)
@@ -207,7 +205,9 @@ async def test_paused_is_read_from_the_status_document(service: Orchestrator, mo
     assert value(metrics_of(service), "snapshot_paused") == 0
 
 
-async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(tmp_path: Path) -> None:
+async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(
+    tmp_path: Path, job: ScriptedJob, services: Services
+) -> None:
     """The service died mid-run: its end is told at start; its "duration" would include the downtime."""
     settings = make_settings(tmp_path)
     settings.store.data_dir.mkdir(parents=True)
@@ -217,18 +217,13 @@ async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(tmp_pa
     )
     StateStore(settings.store.state_path).save(State(last_run=success, current=lost))
     SqliteHistory(settings.store.data_dir / HISTORY_FILE_NAME).record(success)
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job)
-    await orchestrator.start()
-    try:
-        await job.next_start()  # the start-up run: the recovered one was told as finished before it
-        samples = metrics_of(orchestrator)
-        assert value(samples, "snapshot_runs_total", source="file", outcome="error") == 1
-        assert value(samples, "snapshot_run_duration_seconds_count", outcome="error") == 0
-        # The state's last run is now the interrupted one; the last success is found in the history instead.
-        assert value(samples, "snapshot_last_success_timestamp_seconds") == (T0 - minutes(170)).timestamp()
-    finally:
-        await orchestrator.stop()
+    orchestrator = await services.start()
+    await job.next_start()  # the start-up run: the recovered one was told as finished before it
+    samples = metrics_of(orchestrator)
+    assert value(samples, "snapshot_runs_total", source="file", outcome="error") == 1
+    assert value(samples, "snapshot_run_duration_seconds_count", outcome="error") == 0
+    # The state's last run is now the interrupted one; the last success is found in the history instead.
+    assert value(samples, "snapshot_last_success_timestamp_seconds") == (T0 - minutes(170)).timestamp()
 
 
 def test_each_service_has_its_own_registry(tmp_path: Path) -> None:

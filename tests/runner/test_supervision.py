@@ -19,7 +19,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source
 from orchestrator.live.progress import Progress
 from orchestrator.service import Orchestrator
-from tests.fakes import T0, ScriptedJob, ScriptedRun, ended, make_orchestrator, minutes, settle
+from tests.fakes import T0, ScriptedJob, ScriptedRun, Services, ended, minutes, settle
 
 pytestmark = pytest.mark.service(interval=600)
 
@@ -49,39 +49,31 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-async def test_timeout_and_stall_table(tmp_path: Path, case: Case) -> None:
+async def test_timeout_and_stall_table(case: Case, clock: FakeClock, job: ScriptedJob, services: Services) -> None:
     timeout, stall, reports, stopped_at, error = case.timeout, case.stall, case.reports, case.stopped_at, case.error
-    clock, job = FakeClock(T0), ScriptedJob()
-    service = make_orchestrator(
-        tmp_path, clock, job, interval=600, timeout_minutes=timeout, stall_timeout_minutes=stall
-    )
-    await service.start()
-    try:
-        run = await job.next_start()
-        for minute in range(1, 61):
-            clock.advance(minutes(1))
-            if minute in reports:
-                run.report(*reports[minute])
-            await settle()
-            if run.stopped.is_set():
-                break
-        if stopped_at is None:
-            assert service.runner.stopping is None, "nothing ends a run when both limits are off"
-            assert not run.stopped.is_set(), "nothing ends a run when both limits are off"
-            run.finish()
-            await ended(service, run)
-            return
-        assert minute == stopped_at, f"stopped at minute {minute}, expected {stopped_at}"
+    service = await services.start(timeout_minutes=timeout, stall_timeout_minutes=stall)
+    run = await job.next_start()
+    for minute in range(1, 61):
+        clock.advance(minutes(1))
+        if minute in reports:
+            run.report(*reports[minute])
+        await settle()
+        if run.stopped.is_set():
+            break
+    if stopped_at is None:
+        assert service.runner.stopping is None, "nothing ends a run when both limits are off"
+        assert not run.stopped.is_set(), "nothing ends a run when both limits are off"
+        run.finish()
         await ended(service, run)
-        last = service.status()["lastRun"]
-        assert (last["status"], last["error"]) == ("error", error)
-    finally:
-        await service.stop()
+        return
+    assert minute == stopped_at, f"stopped at minute {minute}, expected {stopped_at}"
+    await ended(service, run)
+    last = service.status()["lastRun"]
+    assert (last["status"], last["error"]) == ("error", error)
 
 
 async def test_cancel_ends_the_run_as_cancelled_and_keeps_what_is_queued(
-    service: Orchestrator,
-    job: ScriptedJob,
+    service: Orchestrator, job: ScriptedJob
 ) -> None:
     run = await job.next_start()
     run.report(40, "Fetching PRs (6/15)")
@@ -100,10 +92,7 @@ async def test_cancel_ends_the_run_as_cancelled_and_keeps_what_is_queued(
     assert service.status()["stopping"] is None, "a cancel is for one run, not the next"
 
 
-async def test_cancel_when_idle_is_none_and_changes_nothing(
-    service: Orchestrator,
-    job: ScriptedJob,
-) -> None:
+async def test_cancel_when_idle_is_none_and_changes_nothing(service: Orchestrator, job: ScriptedJob) -> None:
     run = await job.next_start()
     run.finish()
     await ended(service, run)
@@ -112,10 +101,7 @@ async def test_cancel_when_idle_is_none_and_changes_nothing(
     assert service.status()["lastRun"] == before["lastRun"]
 
 
-async def test_stopping_shows_while_the_job_gets_its_grace(
-    service: Orchestrator,
-    job: ScriptedJob,
-) -> None:
+async def test_stopping_shows_while_the_job_gets_its_grace(service: Orchestrator, job: ScriptedJob) -> None:
     run = await job.next_start()
     version, _ = service.hub.latest()
     service.cancel("by hand")
@@ -127,9 +113,8 @@ async def test_stopping_shows_while_the_job_gets_its_grace(
     assert service.status()["lastRun"]["status"] == RunStatus.CANCELLED.value
 
 
-async def test_a_cancel_in_the_first_instant_of_a_run_is_not_lost(tmp_path: Path) -> None:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600)
+async def test_a_cancel_in_the_first_instant_of_a_run_is_not_lost(services: Services) -> None:
+    orchestrator = services.build()
 
     async def cancel_as_soon_as_it_shows() -> str | None:
         version, document = orchestrator.hub.latest()
@@ -139,41 +124,35 @@ async def test_a_cancel_in_the_first_instant_of_a_run_is_not_lost(tmp_path: Path
         return orchestrator.cancel("too early")
 
     canceller = asyncio.create_task(cancel_as_soon_as_it_shows())
-    await orchestrator.start()
-    try:
-        run_id = await asyncio.wait_for(canceller, 10)
-        assert run_id is not None
-        version, document = orchestrator.hub.latest()
-        async with asyncio.timeout(10):
-            while (document.get("lastRun") or {}).get("runId") != run_id:
-                version, document = await orchestrator.hub.next_after(version)
-        assert (document["lastRun"]["status"], document["lastRun"]["error"]) == ("cancelled", "too early")
-    finally:
-        await orchestrator.stop()
+    await services.started(orchestrator)
+    run_id = await asyncio.wait_for(canceller, 10)
+    assert run_id is not None
+    version, document = orchestrator.hub.latest()
+    async with asyncio.timeout(10):
+        while (document.get("lastRun") or {}).get("runId") != run_id:
+            version, document = await orchestrator.hub.next_after(version)
+    assert (document["lastRun"]["status"], document["lastRun"]["error"]) == ("cancelled", "too early")
 
 
-async def test_file_progress_counts_but_echoes_of_our_own_writes_do_not(tmp_path: Path) -> None:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600, stall_timeout_minutes=5)
-    await orchestrator.start()
-    try:
-        run = await job.next_start()
-        run_id = run.ctx.run_id
-        for minute in range(1, 20):
-            clock.advance(minutes(1))
-            if minute == 2:
-                run.report(10, "from stdout")
-            if minute == 3:
-                orchestrator.runner.saw_file_progress(run_id, 20, "written by the job itself")
-            if minute == 6:
-                orchestrator.runner.saw_file_progress(run_id, 10, "from stdout")  # a late echo
-                orchestrator.runner.saw_file_progress("another-run", 50, "not this run")
-            await settle()
-            if run.stopped.is_set():
-                break
-        assert minute == 8, "stalled 5 minutes after the job's own write at minute 3"
-    finally:
-        await orchestrator.stop()
+async def test_file_progress_counts_but_echoes_of_our_own_writes_do_not(
+    clock: FakeClock, job: ScriptedJob, services: Services
+) -> None:
+    orchestrator = await services.start(stall_timeout_minutes=5)
+    run = await job.next_start()
+    run_id = run.ctx.run_id
+    for minute in range(1, 20):
+        clock.advance(minutes(1))
+        if minute == 2:
+            run.report(10, "from stdout")
+        if minute == 3:
+            orchestrator.runner.saw_file_progress(run_id, 20, "written by the job itself")
+        if minute == 6:
+            orchestrator.runner.saw_file_progress(run_id, 10, "from stdout")  # a late echo
+            orchestrator.runner.saw_file_progress("another-run", 50, "not this run")
+        await settle()
+        if run.stopped.is_set():
+            break
+    assert minute == 8, "stalled 5 minutes after the job's own write at minute 3"
 
 
 class GatedWrites:
@@ -220,12 +199,11 @@ def on_disk(root: Path, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def gated(tmp_path: Path) -> tuple[Orchestrator, GatedWrites, ScriptedRun]:
+async def gated(services: Services, job: ScriptedJob) -> tuple[Orchestrator, GatedWrites, ScriptedRun]:
     """A service with its start-up run going and the next progress write held (the test stops the service)."""
-    job = ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, FakeClock(T0), job, interval=600)
+    orchestrator = services.build()
     writes = GatedWrites(orchestrator)
-    await orchestrator.start()
+    await services.started(orchestrator)
     run = await job.next_start()
     await settle()
     writes.hold()
@@ -246,7 +224,7 @@ async def test_a_stop_just_as_a_run_ends_still_records_its_outcome(
 
 
 async def test_a_write_in_flight_at_stop_never_lands_after_the_outcome(
-    tmp_path: Path, gated: tuple[Orchestrator, GatedWrites, ScriptedRun]
+    tmp_path: Path, gated: tuple[Orchestrator, GatedWrites, ScriptedRun], services: Services
 ) -> None:
     orchestrator, writes, run = gated
     run.report(50, "half way")  # the writer task's thread hangs on this "running" document
@@ -254,19 +232,15 @@ async def test_a_write_in_flight_at_stop_never_lands_after_the_outcome(
     progress = on_disk(tmp_path, "snapshot_progress.json")
     assert (progress["status"], progress["runId"]) == ("cancelled", run.ctx.run_id)
 
-    again = make_orchestrator(tmp_path, FakeClock(T0), ScriptedJob(), interval=600)
-    await again.start()
-    try:
-        document = again.status()
-        assert (document["running"], document["progress"]["status"]) == (False, "cancelled")
-    finally:
-        await again.stop()
+    again = await services.start(clock=FakeClock(T0), job=ScriptedJob())
+    document = again.status()
+    assert (document["running"], document["progress"]["status"]) == (False, "cancelled")
 
 
-async def test_a_request_that_arrives_while_stopping_is_kept_for_the_next_start(tmp_path: Path) -> None:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600)
-    await orchestrator.start()
+async def test_a_request_that_arrives_while_stopping_is_kept_for_the_next_start(
+    job: ScriptedJob, services: Services
+) -> None:
+    orchestrator = await services.start()
     run = await job.next_start()
     run.finish()
     await ended(orchestrator, run)
@@ -274,25 +248,24 @@ async def test_a_request_that_arrives_while_stopping_is_kept_for_the_next_start(
     # An HTTP handler that read its body just before the stop calls request_run just after it.
     await orchestrator.request_run(Source.HTTP, "late")
     assert job.started.empty(), "nothing runs once the service is stopping"
-    again = make_orchestrator(tmp_path, clock, job, interval=600)
+    again = services.build()
     assert [t.reason for t in again.runner.state.pending] == ["late"]
 
 
-async def test_a_wall_clock_step_does_not_end_a_run_early(tmp_path: Path) -> None:
-    clock, job = FakeClock(T0), ScriptedJob()
-    orchestrator = make_orchestrator(tmp_path, clock, job, interval=600, timeout_minutes=20)
-    await orchestrator.start()
-    try:
-        run = await job.next_start()
-        clock.advance(minutes(5))
-        clock.step_wall_clock(timedelta(hours=3))  # NTP corrects a clock that was three hours behind
-        await settle()
-        assert not run.stopped.is_set(), "five minutes of a twenty-minute limit have passed, not three hours"
-        clock.advance(minutes(14))
-        await settle()
-        assert not run.stopped.is_set()
-        clock.advance(minutes(1))
-        await ended(orchestrator, run)
-        assert orchestrator.status()["lastRun"]["error"] == "timed out"
-    finally:
-        await orchestrator.stop()
+async def test_a_wall_clock_step_does_not_end_a_run_early(
+    clock: FakeClock, job: ScriptedJob, services: Services
+) -> None:
+    orchestrator = await services.start(timeout_minutes=20)
+    run = await job.next_start()
+    clock.advance(minutes(5))
+    clock.step_wall_clock(timedelta(hours=3))  # NTP corrects a clock that was three hours behind
+    await settle()
+    assert orchestrator.runner.stopping is None, "five minutes of a twenty-minute limit have passed, not three hours"
+    assert not run.stopped.is_set(), "five minutes of a twenty-minute limit have passed, not three hours"
+    clock.advance(minutes(14))
+    await settle()
+    assert orchestrator.runner.stopping is None
+    assert not run.stopped.is_set()
+    clock.advance(minutes(1))
+    await ended(orchestrator, run)
+    assert orchestrator.status()["lastRun"]["error"] == "timed out"
