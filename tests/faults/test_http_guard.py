@@ -30,7 +30,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.http.app import MAX_BODY_BYTES, create_app
 from orchestrator.http.guesses import GUESSES_PER_MINUTE
 from orchestrator.service import Orchestrator
-from tests.fakes import T0, ScriptedJob, ended, make_settings, settle
+from tests.fakes import T0, ScriptedJob, Services, end_startup, settle
 from tests.support import ServiceProcess, start_service
 
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
@@ -64,6 +64,7 @@ class Served:
     async def nothing_happened(self, before: dict[str, Any]) -> None:
         """No trigger was queued and no run started since ``before`` was taken."""
         await settle()
+        assert self.orchestrator.queue.empty(), "a trigger is waiting on the queue"
         after = await self.status()
         keys = ("running", "pendingTriggers", "queued", "lastRun", "currentRun")
         assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
@@ -94,17 +95,15 @@ def web_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def serve(
-    tmp_path: Path, web_dir: Path, aiohttp_client: Callable[[aiohttp.web.Application], Awaitable[Client]]
+    services: Services, web_dir: Path, aiohttp_client: Callable[[aiohttp.web.Application], Awaitable[Client]]
 ) -> Serve:
+    """Serve an in-process service (each on its own clock and job) over HTTP, once its start-up run ended."""
+
     async def start(**overrides: Any) -> Served:
-        settings = make_settings(tmp_path, **overrides)
-        (tmp_path / "data").mkdir(exist_ok=True)
         clock, job = FakeClock(T0), ScriptedJob()
-        orchestrator = Orchestrator(settings, clock=clock, job=job)
+        orchestrator = services.build(clock=clock, job=job, **overrides)
         client = await aiohttp_client(create_app(orchestrator, web_dir=web_dir))
-        startup = await job.next_start()
-        startup.finish()
-        await ended(orchestrator, startup)
+        await end_startup(orchestrator, job)
         return Served(client, orchestrator, job, clock)
 
     return start

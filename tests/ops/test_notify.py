@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import iso
 from orchestrator.ops.delivery import Backoff, DeliveryError, Outbox
 from orchestrator.ops.webhook import redact, sign
-from tests.fakes import T0, ScriptedJob, make_orchestrator, minutes, settle
+from tests.fakes import T0, ScriptedJob, Services, minutes, settle
 from tests.support import ServiceProcess, free_port, job_command
 
 SECRET = "hook-secret-0123456789"
@@ -283,36 +282,29 @@ def test_signature_is_the_hmac_of_the_exact_body() -> None:
     assert sign("k", body) == "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
 
 
-async def test_a_run_running_long_is_told_once_with_its_check(tmp_path: Path, receivers: Callable[..., Any]) -> None:
+async def test_a_run_running_long_is_told_once_with_its_check(
+    receivers: Callable[..., Any], clock: FakeClock, job: ScriptedJob, services: Services
+) -> None:
     receiver = await receivers()
-    clock, job = FakeClock(T0), ScriptedJob()
-    service = make_orchestrator(
-        tmp_path,
-        clock,
-        job,
-        interval=30,
+    await services.start(
         cooldown=0,
         notify=NotifySettings(webhooks=WebhookSettings(urls=(receiver.url,), events=("long", "success"))),
     )
-    await service.start()
-    try:
-        for _ in range(5):  # five ten-minute runs make "usual"
-            run = await job.next_start()
-            clock.advance(minutes(10))
-            run.finish()
-            assert (await receiver.next()).json()["event"] == "success"
-            clock.advance(minutes(20))
-        slow = await job.next_start()
-        for _ in range(3):  # past 2x the usual, and well past it: told once
-            clock.advance(minutes(10) + timedelta(seconds=1))
-            await settle()
-        told = (await receiver.next()).json()
-        assert told["event"] == "long"
-        assert told["run"]["runId"] == slow.ctx.run_id and told["run"]["status"] == "running"
-        [check] = told["checks"]
-        assert check["kind"] == "long" and check["since"] == iso(T0 + minutes(150 + 20))
-        slow.finish()
-        done = (await receiver.next()).json()  # the next hit is its end: "long" was not sent twice
-        assert (done["event"], [c["kind"] for c in done["checks"]]) == ("success", ["long"])
-    finally:
-        await service.stop()
+    for _ in range(5):  # five ten-minute runs make "usual"
+        run = await job.next_start()
+        clock.advance(minutes(10))
+        run.finish()
+        assert (await receiver.next()).json()["event"] == "success"
+        clock.advance(minutes(20))
+    slow = await job.next_start()
+    for _ in range(3):  # past 2x the usual, and well past it: told once
+        clock.advance(minutes(10) + timedelta(seconds=1))
+        await settle()
+    told = (await receiver.next()).json()
+    assert told["event"] == "long"
+    assert told["run"]["runId"] == slow.ctx.run_id and told["run"]["status"] == "running"
+    [check] = told["checks"]
+    assert check["kind"] == "long" and check["since"] == iso(T0 + minutes(150 + 20))
+    slow.finish()
+    done = (await receiver.next()).json()  # the next hit is its end: "long" was not sent twice
+    assert (done["event"], [c["kind"] for c in done["checks"]]) == ("success", ["long"])

@@ -16,12 +16,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger, iso
 from orchestrator.core.records import RunRecord
 from orchestrator.store import PrunedRun, StoreUnavailable
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory, read_recent
-from tests.fakes import T0, ScriptedJob, ended, make_orchestrator
+from tests.fakes import T0, ScriptedJob, Services, ended
 from tests.support import next_status, sse_stream
 
 
@@ -141,18 +140,16 @@ def test_no_descriptor_stays_open_between_calls(history: SqliteHistory) -> None:
     assert not [path for path in held if "runs.sqlite3" in path]
 
 
-async def test_the_service_records_every_run_and_one_cancelled_by_a_stop(tmp_path: Path) -> None:
-    clock, job = FakeClock(T0), ScriptedJob()
-    service = make_orchestrator(tmp_path, clock, job, interval=600)
-    await service.start()
-    try:
-        first = await job.next_start()
-        first.finish(RunStatus.ERROR, exit_code=3, error="exited with code 3")
-        await ended(service, first)
-        await service.request_run(Source.HTTP, "again")
-        second = await job.next_start()
-    finally:
-        await service.stop()  # mid-run: recorded as cancelled
+async def test_the_service_records_every_run_and_one_cancelled_by_a_stop(
+    tmp_path: Path, job: ScriptedJob, services: Services
+) -> None:
+    service = await services.start(interval=600)
+    first = await job.next_start()
+    first.finish(RunStatus.ERROR, exit_code=3, error="exited with code 3")
+    await ended(service, first)
+    await service.request_run(Source.HTTP, "again")
+    second = await job.next_start()
+    await service.stop()  # mid-run: recorded as cancelled
     history = SqliteHistory(tmp_path / "data" / HISTORY_FILE_NAME)
     runs = [r.document for r in history.page().runs]
     assert [(r["runId"], r["status"]) for r in runs] == [

@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 
-from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus
 from orchestrator.core.records import RunRecord
 from orchestrator.http.app import create_app
 from orchestrator.store import HISTORY_FILE_NAME, HistoryNotOpened, NullHistory, StoreUnavailable, open_history
 from orchestrator.store.history import SqliteHistory
-from tests.fakes import T0, ScriptedJob, ended, make_orchestrator
+from tests.fakes import T0, Client, ScriptedJob, Services, ended
 
 
 def test_a_history_that_cannot_be_opened_is_a_null_one_said_once(
@@ -56,10 +54,10 @@ def test_the_null_history_writes_nothing_and_refuses_the_api_reads() -> None:
 
 async def test_a_service_without_its_history_runs_and_answers_as_before(
     tmp_path: Path,
-    clock: FakeClock,
     job: ScriptedJob,
-    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]],
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
     caplog: pytest.LogCaptureFixture,
+    services: Services,
 ) -> None:
     data = tmp_path / "data"
     (data / HISTORY_FILE_NAME).mkdir(parents=True)  # not a database: set aside, which fails here
@@ -67,7 +65,7 @@ async def test_a_service_without_its_history_runs_and_answers_as_before(
     (data / "logs").mkdir()
     earlier = data / "logs" / "20260101T000000Z-abcdef.log"
     earlier.write_text("a log of a run the history would name\n")
-    service = make_orchestrator(tmp_path, clock, job)
+    service = services.build()
     assert isinstance(service.history, NullHistory)
     said_at_open = next(r.getMessage() for r in caplog.records if "set aside as" in r.getMessage())
     client = await aiohttp_client(create_app(service))
