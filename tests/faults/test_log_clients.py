@@ -33,10 +33,9 @@ from orchestrator.core.records import RunRecord
 from orchestrator.http.app import create_app
 from orchestrator.job.protocol import Pipe, RunContext
 from orchestrator.job.subprocessjob import SubprocessJob
-from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.runlogs import RunLogs
-from tests.fakes import T0, ScriptedJob, make_settings, with_fields
+from tests.fakes import T0, ScriptedJob, Services
 from tests.faults.test_sse_load import SLOW_RCVBUF, connect_raw, read_until, reset
 from tests.support import ServiceProcess, job_command, next_status, sse_stream
 
@@ -75,11 +74,10 @@ def seed_finished_log(data_dir: Path, lines: int) -> None:
 
 
 @asynccontextmanager
-async def serving_a_finished_log(tmp_path: Path, lines: int, **settings: object) -> AsyncIterator[TestServer]:
+async def serving_a_finished_log(services: Services, lines: int, **settings: object) -> AsyncIterator[TestServer]:
     """The app on a real socket, whose history holds one finished run with a log of ``lines`` lines."""
-    seed_finished_log(tmp_path / "data", lines)
-    base = make_settings(tmp_path)
-    orchestrator = Orchestrator(with_fields(base, **settings), clock=FakeClock(T0), job=ScriptedJob())
+    seed_finished_log(services.root / "data", lines)
+    orchestrator = services.build(clock=FakeClock(T0), job=ScriptedJob(), **settings)
     server = TestServer(create_app(orchestrator))
     await server.start_server()
     try:
@@ -179,11 +177,11 @@ async def test_a_log_stream_client_that_never_reads_costs_one_capped_buffer_not_
 
 
 async def test_a_download_whose_client_stops_reading_is_cut_after_the_send_timeout(
-    tmp_path: Path, told: Callable[[Callable[[logging.LogRecord], bool]], Told]
+    told: Callable[[Callable[[logging.LogRecord], bool]], Told], services: Services
 ) -> None:
     # Before: the write waited for the client for ever; 200 such downloads held 200 fds for 70 s and more.
     seen = told(lambda r: "cut" in r.getMessage())
-    async with serving_a_finished_log(tmp_path, 40_000, sse_send_timeout=0.5) as server:
+    async with serving_a_finished_log(services, 40_000, sse_send_timeout=0.5) as server:
         assert server.port is not None
         sock = await raw_request(server.port, f"/api/snapshot/runs/{RUN_ID}/log", rcvbuf=SLOW_RCVBUF)
         try:
@@ -223,9 +221,9 @@ async def test_a_client_that_leaves_mid_download_is_not_an_error(
     ],
 )
 async def test_range_and_offset_take_ascii_digits_and_huge_numbers_as_http_says(
-    tmp_path: Path, headers: tuple[str, ...], query: str, status: int, content_range: str | None
+    headers: tuple[str, ...], query: str, status: int, content_range: str | None, services: Services
 ) -> None:
-    async with serving_a_finished_log(tmp_path, 10) as server:
+    async with serving_a_finished_log(services, 10) as server:
         assert server.port is not None
         sock = await raw_request(server.port, f"/api/snapshot/runs/{RUN_ID}/log{query}", *headers)
         try:
@@ -237,9 +235,9 @@ async def test_range_and_offset_take_ascii_digits_and_huge_numbers_as_http_says(
         assert f"Content-Range: {content_range}" in head.split("\r\n"), head
 
 
-async def test_the_end_event_has_an_id_and_a_reconnect_that_had_it_gets_204(tmp_path: Path) -> None:
+async def test_the_end_event_has_an_id_and_a_reconnect_that_had_it_gets_204(services: Services) -> None:
     # Before: `end` had no id and `retry: 2000` came with it: an EventSource reconnected every 2 s for ever.
-    async with serving_a_finished_log(tmp_path, 10) as server, aiohttp.ClientSession() as session:
+    async with serving_a_finished_log(services, 10) as server, aiohttp.ClientSession() as session:
         url = str(server.make_url(f"/api/snapshot/runs/{RUN_ID}/log/stream"))
         async with asyncio.timeout(10):
             events = [event async for event in sse_stream(session, url)]

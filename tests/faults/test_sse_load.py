@@ -30,7 +30,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.http.app import create_app
 from orchestrator.http.sse import WRITE_BUFFER_CAP, Client, clients, open_streams
 from orchestrator.service import Orchestrator
-from tests.fakes import T0, ScriptedJob, make_settings
+from tests.fakes import T0, ScriptedJob, Services
 from tests.support import ServiceProcess, SSEEvent, sse_stream
 
 EVENTS_PATH = "/api/snapshot/events"
@@ -89,12 +89,11 @@ def server_side(app: Any, sock: socket.socket) -> Client:
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[Orchestrator, TestServer]]:
+async def serving(services: Services, **settings: Any) -> AsyncIterator[tuple[Orchestrator, TestServer]]:
     """The whole app on a real socket, with a scripted job whose start-up run never ends (so the service
     itself publishes nothing while the test floods the hub)."""
-    (tmp_path / "data").mkdir()
     job = ScriptedJob()
-    orchestrator = Orchestrator(make_settings(tmp_path, **settings), clock=FakeClock(T0), job=job)
+    orchestrator = services.build(clock=FakeClock(T0), job=job, **settings)
     server = TestServer(create_app(orchestrator))
     await server.start_server()
     try:
@@ -110,11 +109,11 @@ EVENT_PAD = 16 * 1024
 
 
 async def test_client_that_stops_reading_is_dropped_at_the_buffer_cap(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     caplog.set_level(logging.INFO, logger="orchestrator.http.sse")
     # A send timeout far beyond the test's bound: only the buffer cap can drop the client in time.
-    async with serving(tmp_path, sse_send_timeout=60.0) as (orchestrator, server), aiohttp.ClientSession() as session:
+    async with serving(services, sse_send_timeout=60.0) as (orchestrator, server), aiohttp.ClientSession() as session:
         app, hub, loop = server.app, orchestrator.hub, asyncio.get_running_loop()
         assert app is not None
         reader = sse_stream(session, str(server.make_url(EVENTS_PATH)))
@@ -154,14 +153,14 @@ async def test_client_that_stops_reading_is_dropped_at_the_buffer_cap(
 
 
 async def test_send_that_cannot_complete_in_time_drops_the_client(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     """Events too big for the cap's headroom make aiohttp wait for the client to drain; the send timeout ends
     that wait and the client is dropped, while the reading client keeps getting every state. (Without the
     timeout the client would stay: the cap is checked only between sends.)"""
     caplog.set_level(logging.INFO, logger="orchestrator.http.sse")
     send_timeout = 0.5
-    async with serving(tmp_path, sse_send_timeout=send_timeout) as (orchestrator, server):
+    async with serving(services, sse_send_timeout=send_timeout) as (orchestrator, server):
         app, hub, loop = server.app, orchestrator.hub, asyncio.get_running_loop()
         assert app is not None
         async with aiohttp.ClientSession() as session:
@@ -190,13 +189,12 @@ async def test_send_that_cannot_complete_in_time_drops_the_client(
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_ping_ends_the_stream_of_a_vanished_client_without_handler_cancellation(tmp_path: Path) -> None:
+async def test_ping_ends_the_stream_of_a_vanished_client_without_handler_cancellation(
+    job: ScriptedJob, services: Services
+) -> None:
     """``web.run_app`` does not cancel the handler of a lost connection unless told to. The stream must end
     anyway, found by its next ping, instead of waiting for the next change, which may be hours away."""
-    (tmp_path / "data").mkdir()
-    job = ScriptedJob()
-    settings = make_settings(tmp_path, sse_ping_seconds=0.05)
-    app = create_app(Orchestrator(settings, clock=FakeClock(T0), job=job))
+    app = create_app(services.build(sse_ping_seconds=0.05))
     runner = web.AppRunner(app, handler_cancellation=False)
     await runner.setup()
     site = web.SockSite(runner, socket.create_server(("127.0.0.1", 0)))
@@ -345,11 +343,11 @@ async def test_thousand_clients_vanishing_leave_memory_and_fds_where_they_were(
 
 # --------------------------------------------------------------------------------- too many streams
 async def test_streams_beyond_the_limit_get_503_until_one_closes(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     """Each stream holds a file descriptor, and the job needs some too: past ``sse_max_clients`` a client is
     told to come back later, once (one log line for the whole spell), and let in again when there is room."""
-    async with serving(tmp_path, sse_max_clients=3) as (_, server), aiohttp.ClientSession() as session:
+    async with serving(services, sse_max_clients=3) as (_, server), aiohttp.ClientSession() as session:
         url = str(server.make_url(EVENTS_PATH))
         open_ones = [sse_stream(session, url) for _ in range(3)]
         for stream in open_ones:

@@ -21,7 +21,6 @@ import resource
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,6 +31,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.http.sse import clients, open_streams
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.service import Orchestrator
+from tests.fakes import Services
 from tests.faults.test_sse_load import EVENTS_PATH, read_until, reset, serving, wait_until
 from tests.support import ServiceProcess
 
@@ -121,11 +121,11 @@ def run_id(orchestrator: Orchestrator) -> str:
 
 # ---------------------------------------------------------------------------------------- one address
 async def test_one_client_gets_429_beyond_its_cap_and_another_still_gets_its_stream(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     # Before: the first client took all 12 streams (then 503), and the second got 503 too.
     caplog.set_level(logging.INFO)
-    async with serving(tmp_path, sse_max_clients=12, streams_per_client=4) as (_, server), streams() as held:
+    async with serving(services, sse_max_clients=12, streams_per_client=4) as (_, server), streams() as held:
         assert server.port is not None and server.app is not None
         for _ in range(14):
             held.append(await ask(server.port, EVENTS_PATH))
@@ -150,10 +150,10 @@ async def test_one_client_gets_429_beyond_its_cap_and_another_still_gets_its_str
 
 
 # ------------------------------------------------------------------------------ two kinds, counted apart
-async def test_log_streams_and_event_streams_are_counted_apart(tmp_path: Path) -> None:
+async def test_log_streams_and_event_streams_are_counted_apart(services: Services) -> None:
     # Before: one count for both: a client's log streams used up the event streams, and the other way round.
     limits = {"sse_max_clients": 4, "log_stream_max_clients": 4, "streams_per_client": 2}
-    async with serving(tmp_path, **limits) as (orchestrator, server), streams() as held:
+    async with serving(services, **limits) as (orchestrator, server), streams() as held:
         assert server.port is not None and server.app is not None
         port, log_path = server.port, f"/api/snapshot/runs/{run_id(orchestrator)}/log/stream"
 
@@ -181,11 +181,11 @@ async def test_log_streams_and_event_streams_are_counted_apart(tmp_path: Path) -
 
 # ------------------------------------------------------------------------------ room kept for the token
 async def test_a_client_with_the_token_gets_in_when_anonymous_ones_have_filled_their_share(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     # Before: anonymous clients could take every stream, and the operator's own got 503 with the rest.
     caplog.set_level(logging.INFO)
-    async with serving(tmp_path, token=TOKEN, sse_max_clients=20, streams_per_client=18) as (_, server):
+    async with serving(services, token=TOKEN, sse_max_clients=20, streams_per_client=18) as (_, server):
         assert server.port is not None
         port = server.port
         async with streams() as held:
@@ -228,13 +228,13 @@ async def read_cookie(server: Any) -> str:
 
 
 async def test_the_read_cookie_is_capped_per_address_and_leaves_the_bearer_token_its_room(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     # Before: a request with the read cookie counted as one with the token. One bearer read earned a cookie, and
     # 55 streams opened with it from one address took all 50 (no cap per address, the kept room too); the
     # operator with the bearer token then got 503. The cookie reaches every server on the host.
     caplog.set_level(logging.INFO)
-    async with serving(tmp_path, token=TOKEN, sse_max_clients=50, streams_per_client=5) as (_, server):
+    async with serving(services, token=TOKEN, sse_max_clients=50, streams_per_client=5) as (_, server):
         assert server.port is not None and server.app is not None
         port = server.port
         cookie = {"Cookie": await read_cookie(server)}
@@ -264,13 +264,13 @@ async def test_the_read_cookie_is_capped_per_address_and_leaves_the_bearer_token
 
 # ------------------------------------------------------------------------------------ X-Forwarded-For
 async def test_forwarded_for_names_the_client_behind_a_trusted_proxy(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     # Before: every client behind the proxy had the proxy's address (and there was no cap to count them by).
     caplog.set_level(logging.INFO)
     proxies = parse_trusted_proxies("127.0.0.1")
     async with (
-        serving(tmp_path, trusted_proxies=proxies, streams_per_client=2) as (orchestrator, server),
+        serving(services, trusted_proxies=proxies, streams_per_client=2) as (orchestrator, server),
         streams() as held,
     ):
         assert server.port is not None
@@ -305,13 +305,13 @@ async def test_forwarded_for_names_the_client_behind_a_trusted_proxy(
     ), capped
 
 
-async def test_the_64s_of_one_56_share_a_cap(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_64s_of_one_56_share_a_cap(caplog: pytest.LogCaptureFixture, services: Services) -> None:
     # Before: each /64 had its own cap and nothing wider: 20 /64s inside one /56 (what one home gets) took 45 of
     # 50 streams.
     caplog.set_level(logging.INFO)
     proxies = parse_trusted_proxies("127.0.0.1")
     async with (
-        serving(tmp_path, trusted_proxies=proxies, sse_max_clients=50, streams_per_client=3) as (_, server),
+        serving(services, trusted_proxies=proxies, sse_max_clients=50, streams_per_client=3) as (_, server),
         streams() as held,
     ):
         assert server.port is not None and server.app is not None
@@ -329,11 +329,11 @@ async def test_the_64s_of_one_56_share_a_cap(tmp_path: Path, caplog: pytest.LogC
 
 
 async def test_a_spoofed_forwarded_for_is_ignored_without_a_trusted_proxy(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     # Before: no cap at all; a header that named a fresh client each time must not make one.
     caplog.set_level(logging.INFO)
-    async with serving(tmp_path, streams_per_client=2) as (_, server), streams() as held:
+    async with serving(services, streams_per_client=2) as (_, server), streams() as held:
         assert server.port is not None
         for n in range(4):
             headers = {"X-Forwarded-For": f"203.0.113.{n}"}
@@ -344,14 +344,14 @@ async def test_a_spoofed_forwarded_for_is_ignored_without_a_trusted_proxy(
 
 
 async def test_guessing_and_the_trigger_log_go_by_the_forwarded_client(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
     """Behind a trusted proxy, one client that keeps guessing tokens is blocked, not everyone behind the proxy;
     the trigger's log line names the client, not the proxy."""
     caplog.set_level(logging.INFO)
     proxies = parse_trusted_proxies("127.0.0.1")
     async with (
-        serving(tmp_path, token=TOKEN, trusted_proxies=proxies) as (_, server),
+        serving(services, token=TOKEN, trusted_proxies=proxies) as (_, server),
         aiohttp.ClientSession() as session,
     ):
         url = str(server.make_url("/api/snapshot/trigger"))
