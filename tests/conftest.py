@@ -1,3 +1,7 @@
+"""Fixtures every tier shares: the fake clock and the scripted job; the test's in-process service (one
+fixture, set by the ``service`` marker), its factory for a second one or a later one, and its HTTP client;
+and real service processes for the process tier."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator

@@ -1,8 +1,10 @@
-"""Fakes at the logic seams: a scripted job the test finishes by hand, and an orchestrator built on it."""
+"""Fakes at the logic seams: a scripted job the test finishes by hand, and in-process services built on it
+and a fake clock (``Services``, behind the ``service``, ``services`` and ``client`` fixtures of conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -146,7 +148,10 @@ class Services:
         """A service not started yet: in ``root`` (the test's folder), on the test's clock and job by default;
         ``settings`` (``interval=``, ``cooldown=`` or a field, as for :func:`make_settings`) override the marker's."""
         return make_orchestrator(
-            root or self.root, clock or self.clock, job or self.job, **{**self.settings, **settings}
+            self.root if root is None else root,
+            self.clock if clock is None else clock,
+            self.job if job is None else job,
+            **{**self.settings, **settings},
         )
 
     async def start(
@@ -168,8 +173,10 @@ class Services:
 
     async def stop_all(self) -> None:
         """Stop every service started here, the last first (stopping one the test stopped already is a no-op)."""
-        while self._started:
-            await self._started.pop().stop()
+        async with contextlib.AsyncExitStack() as stack:  # each is stopped even if an earlier stop fails
+            for service in self._started:
+                stack.push_async_callback(service.stop)
+            self._started.clear()
 
 
 def minutes(n: float) -> timedelta:
