@@ -42,7 +42,7 @@ class RecentRuns:
         self._heard: list[StoredRun] = []
         """Runs that finished before the history was read: put back on top of what it held once it is."""
         self._watchers: list[Callable[[], None]] = []
-        self._failing = Streak()
+        self._reads = Streak()
 
     def watch(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the history has been read (a run that finishes is told to listeners anyway)."""
@@ -108,10 +108,10 @@ class RecentRuns:
                 self._loaded.set()
                 return
             except StoreUnavailable as exc:
-                if self._failing.failed():
+                if self._reads.failed():
                     log.error("cannot read recent run durations from %s: %s", self._history.location, exc)
                 continue
-            self._failing.recovered()
+            self._reads.recovered()
             self._runs = collections.deque(page.runs, maxlen=WINDOW)
             for run in self._heard:
                 self._add(run)

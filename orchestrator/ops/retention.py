@@ -18,6 +18,7 @@ from pathlib import Path
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.runevents import RunFinished, RunStarted
+from orchestrator.core.streak import Streak
 from orchestrator.store.api import HistoryNotOpened, PrunedRun, RunHistory, StoreUnavailable
 from orchestrator.store.runlogs import RunLogs
 
@@ -37,7 +38,8 @@ class Retention:
         self.keep_days = keep_days
         self._task: asyncio.Task[None] | None = None
         self._again = False
-        self._failing: set[str] = set()
+        self._failing = {kind: Streak() for kind in ("unexpected", "prune", "orphans", "unlink")}
+        """Each kind of failure, said once until it clears."""
         self.removed = 0
         """Runs removed so far (for the tests)."""
 
@@ -68,10 +70,9 @@ class Retention:
             try:
                 await self._prune_once()
             except Exception:
-                # Any error (a bug, the unforeseen): said once, and the next run tries again. Uncaught, it ended
-                # this task unseen ("Task exception was never retrieved") and then failed the service's stop.
-                if "unexpected" not in self._failing:
-                    self._failing.add("unexpected")
+                # Any error (a bug, the unforeseen): said once, and the next run tries again. Uncaught, it would end
+                # this task unseen ("Task exception was never retrieved") and then fail the service's stop.
+                if self._failing["unexpected"].failed():
                     log.exception("retention failed unexpectedly; old runs stay until it works (said once)")
             else:
                 self._cleared("unexpected")
@@ -142,9 +143,8 @@ class Retention:
             self._cleared("unlink")
 
     def _failed(self, kind: str, message: str, *args: object) -> None:
-        if kind not in self._failing:
-            self._failing.add(kind)
+        if self._failing[kind].failed():
             log.error(message + " (said once until it works again)", *args)
 
     def _cleared(self, kind: str) -> None:
-        self._failing.discard(kind)
+        self._failing[kind].recovered()

@@ -4,13 +4,17 @@ as runs finish, answering as the history would."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunFinished
 from orchestrator.ops.recent import WINDOW, RecentRuns
+from orchestrator.store.api import Page, StoreUnavailable
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.null import NullHistory
 from tests.fakes import T0, WAIT
@@ -95,5 +99,45 @@ async def test_a_history_never_opened_knows_of_no_recent_run() -> None:
         assert recent.completed(10, within=10) == (), "heard before the history was found never opened: dropped"
         recent.run_finished(RunFinished(run(1)))
         assert recent.completed(10, within=10) == ()
+    finally:
+        await stopped(task)
+
+
+class FlakyHistory(SqliteHistory):
+    """A history whose pages cannot be read until ``ok`` is set; ``tries`` counts the reads."""
+
+    ok = False
+    tries = threading.Semaphore(0)
+
+    def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        self.tries.release()
+        if not self.ok:
+            raise StoreUnavailable("disk I/O error")
+        return super().page(limit=limit, cursor=cursor)
+
+
+async def test_a_history_that_cannot_be_read_is_said_once_and_tried_again_after_each_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = FlakyHistory(tmp_path / HISTORY_FILE_NAME)
+    history.record(run(0))
+    recent = RecentRuns(history)
+    told = asyncio.Event()
+    recent.watch(told.set)
+    task = asyncio.create_task(recent.serve())
+    try:
+        assert await asyncio.to_thread(history.tries.acquire, timeout=WAIT)
+        for n in (1, 2):
+            recent.run_finished(RunFinished(run(n)))  # kept meanwhile, and a reason to read again
+            assert await asyncio.to_thread(history.tries.acquire, timeout=WAIT)
+        assert [r.run_id for r in recent.completed(10, within=10)] == ["run-002", "run-001"]
+        assert sum("cannot read recent run" in r.message for r in caplog.records) == 1
+        history.ok = True
+        history.record(run(1))
+        history.record(run(2))
+        recent.run_finished(RunFinished(run(3)))
+        async with asyncio.timeout(WAIT):
+            await told.wait()
+        assert [r.run_id for r in recent.completed(10, within=10)] == ["run-003", "run-002", "run-001", "run-000"]
     finally:
         await stopped(task)
