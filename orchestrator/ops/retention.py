@@ -111,7 +111,8 @@ class Retention:
         """Remove the log files that no run record names. Listed before the records are read: a run whose
         file is in the listing was recorded before its first line was written, so it is not taken for one."""
         try:
-            # Through the folder's descriptor: a logs folder swapped for a symlink had the target's files removed.
+            # Through the folder's descriptor: else a logs folder swapped for a symlink would have the target's files
+            # removed.
             names = self._logs.files.names()
         except FileNotFoundError:
             return
