@@ -72,6 +72,7 @@ class Orchestrator:
         )
         self.unit.checks = self.notifier
         self.unit.recent.watch(self.notifier.recent_changed)
+        self.retention.on_pruned(self.unit.recent.forget)
         self.listeners.append(self.notifier)
         # Last, so that the state and history it reads at start are all there.
         self.metrics = Metrics(self.unit, self.history, interval_seconds=settings.job.interval_minutes * 60)

@@ -3,9 +3,9 @@ missed-run checks (:mod:`orchestrator.ops.notify`): the status document is built
 must never wait for the disk.
 
 :class:`RecentRuns` reads the history once, on a worker thread, when it starts serving, then keeps each run
-that finishes (a run listener). It holds the newest :data:`WINDOW` finished runs of any outcome, as the
-history would list them, so each reader asks "the completed runs among the newest so many" as it would ask
-the history.
+that finishes (a run listener), and forgets the runs retention removes from the history. It holds the newest
+:data:`WINDOW` finished runs of any outcome, as the history would list them, so each reader asks "the completed
+runs among the newest so many" as it would ask the history.
 """
 
 from __future__ import annotations
@@ -79,6 +79,12 @@ class RecentRuns:
         if not self._loaded.is_set():
             self._heard.append(run)
             self._wanted.set()  # a history that could not be read at start is tried again after each run
+
+    def forget(self, run_ids: list[str]) -> None:
+        """Runs removed from the history (by retention): gone from here too, as they would be from a read."""
+        gone = set(run_ids)
+        self._runs = collections.deque((run for run in self._runs if run.run_id not in gone), maxlen=WINDOW)
+        self._heard = [run for run in self._heard if run.run_id not in gone]
 
     def _add(self, run: StoredRun) -> None:
         for index, held in enumerate(self._runs):

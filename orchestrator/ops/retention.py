@@ -42,6 +42,12 @@ class Retention:
         """Each kind of failure, said once until it clears."""
         self.removed = 0
         """Runs removed so far (for the tests)."""
+        self._pruned: list[Callable[[list[str]], None]] = []
+
+    def on_pruned(self, callback: Callable[[list[str]], None]) -> None:
+        """Call ``callback`` with the ids of the runs removed by each prune (on the loop), for what mirrors the
+        history in memory."""
+        self._pruned.append(callback)
 
     def run_started(self, event: RunStarted) -> None:
         pass
@@ -84,6 +90,9 @@ class Retention:
         doomed = await asyncio.shield(asyncio.to_thread(self._prune, older_than))
         if doomed is None:
             return
+        if doomed:
+            for callback in self._pruned:
+                callback([run.run_id for run in doomed])
         paths = [path for run in doomed if (path := self._logs.path_of(run.log_path)) is not None]
         # Through the log writer: a pruned run's last lines, still on their way, must not land after this.
         await asyncio.shield(self._logs.remove([run.run_id for run in doomed], partial(self._remove_files, paths)))

@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunFinished
 from orchestrator.ops.recent import WINDOW, RecentRuns
+from orchestrator.ops.retention import Retention
 from orchestrator.store.api import Page, StoreUnavailable
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.null import NullHistory
+from orchestrator.store.runlogs import RunLogs
 from tests.fakes import T0, WAIT
 
 
@@ -141,3 +144,22 @@ async def test_a_history_that_cannot_be_read_is_said_once_and_tried_again_after_
         assert [r.run_id for r in recent.completed(10, within=10)] == ["run-003", "run-002", "run-001", "run-000"]
     finally:
         await stopped(task)
+
+
+async def test_runs_retention_removes_are_forgotten(tmp_path: Path) -> None:
+    history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
+    recent = RecentRuns(history)
+    retention = Retention(history, RunLogs(tmp_path, FakeClock(T0)), FakeClock(T0), keep_runs=2, keep_days=0)
+    retention.on_pruned(recent.forget)
+    task = await loaded(recent)
+    try:
+        for n in range(3):
+            history.record(run(n))
+            retention.run_finished(RunFinished(run(n)))
+            recent.run_finished(RunFinished(run(n)))
+            await retention.wait()
+        assert [r.run_id for r in recent.completed(10, within=10)] == ["run-002", "run-001"], "as the history has them"
+        assert [r.run_id for r in history.page().runs] == ["run-002", "run-001"]
+    finally:
+        await stopped(task)
+        await retention.stop()
