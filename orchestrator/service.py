@@ -52,7 +52,7 @@ class Orchestrator:
             self.history, self.logs, self.clock, keep_runs=settings.store.keep_runs, keep_days=settings.store.keep_days
         )
         self.listeners: list[RunListener] = [self.retention]
-        """Told of each run's start and end (retention, estimates, notifications, metrics), in this order; the
+        """Told of each run's start and end (retention, recent runs, notifications, metrics), in this order; the
         runner holds this same list."""
         self.unit = JobUnit(
             JobSpec.from_settings(settings),
@@ -65,12 +65,14 @@ class Orchestrator:
         self.notifier = Notifier(
             settings,
             clock=self.clock,
-            history=self.history,
+            recent=self.unit.recent,
             state=lambda: self.unit.state,
             schedule=self.unit.schedule,
             publish=self.unit.publish,
         )
         self.unit.checks = self.notifier
+        self.unit.recent.watch(self.notifier.recent_changed)
+        self.retention.on_pruned(self.unit.recent.forget)
         self.listeners.append(self.notifier)
         # Last, so that the state and history it reads at start are all there.
         self.metrics = Metrics(self.unit, self.history, interval_seconds=settings.job.interval_minutes * 60)

@@ -1,6 +1,6 @@
 """One job and everything that belongs to it, built from one :class:`JobSpec`: its queue, interval timer and
 trigger folder (the producers), its runner (the one consumer), its progress file and the monitor on it, the
-hub its status is published on, and the estimate of when its run ends.
+hub its status is published on, its recent runs and the estimate of when its run ends.
 
 The service (orchestrator/service.py) builds one and starts it in its exit stack; the HTTP room sees it only
 as a read-only status view and a command interface (orchestrator/http/ports.py).
@@ -29,6 +29,7 @@ from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.live.status import Publisher, StatusInputs, shown_progress, status_document
 from orchestrator.ops.estimator import FinishEstimator
+from orchestrator.ops.recent import RecentRuns
 from orchestrator.runner import RunListener, Runner
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.timer import IntervalTimer
@@ -93,7 +94,7 @@ class NoChecks:
 class JobUnit:
     """One job's parts, wired to each other; its status view (``status``, ``progress``, ...) and its commands
     (``request_run``, ``cancel``, ``set_pause``). ``listeners`` is the runner's list of run listeners; the
-    estimator is added to it here, and the caller may add more after."""
+    recent runs are added to it here, and the caller may add more after."""
 
     def __init__(
         self,
@@ -114,8 +115,11 @@ class JobUnit:
         self.progress_file = ProgressFile(spec.progress_path)
         self.state_store = StateStore(spec.state_path)
         """The runner's store; also saves a pause at once (``set_pause``)."""
-        self.estimator = FinishEstimator(history, on_change=self.publish)
-        listeners.append(self.estimator)
+        self.recent = RecentRuns(history)
+        """The newest finished runs, for the estimates and the checks."""
+        self.recent.watch(self.publish)
+        listeners.append(self.recent)
+        self.estimator = FinishEstimator(self.recent)
         self.runner = Runner(
             queue=self.queue,
             job=job or SubprocessJob(spec.command, kill_grace=spec.kill_grace_seconds),
@@ -160,7 +164,7 @@ class JobUnit:
             ("timer", self.timer.serve()),
             ("trigger-folder", self.folder.serve()),
             ("progress-monitor", self.monitor.serve()),
-            ("eta-durations", self.estimator.serve()),
+            ("recent-runs", self.recent.serve()),
         ):
             task = asyncio.create_task(coro, name=name)
             task.add_done_callback(on_end)

@@ -87,7 +87,7 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
     setup_logging(level)
     say_at_start(settings, lock)
     try:
-        # An earlier version's files were 0644, its folders 0755.
+        # A data folder made by an older version holds 0644 files and 0755 folders.
         tighten(settings.store.data_dir, OWN_FILES, shared=settings.job.triggers_dir)
     except OSError as exc:
         log.warning("cannot make the data folder %s owner-only: %s", settings.store.data_dir, exc.strerror or exc)

@@ -21,7 +21,7 @@ from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.store.history import HISTORY_FILE_NAME, read_recent
 from orchestrator.store.statefile import STATE_FILE_NAME
 
-RECENT_RUNS = 5
+STATUS_SHOWN_RUNS = 5
 """Runs listed by ``status``."""
 
 
@@ -42,14 +42,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
     else:
         if document.get("serverUp") is False:
-            runs = read_recent(data_dir / HISTORY_FILE_NAME, RECENT_RUNS)
+            runs = read_recent(data_dir / HISTORY_FILE_NAME, STATUS_SHOWN_RUNS)
         else:
             runs = recent_runs(url, auth_headers(args))
         print(format_status(document, source, runs))
     return 0
 
 
-def recent_runs(url: str, headers: dict[str, str], count: int = RECENT_RUNS) -> list[dict[str, Any]]:
+def recent_runs(url: str, headers: dict[str, str], count: int = STATUS_SHOWN_RUNS) -> list[dict[str, Any]]:
     """The last runs from the history, or none if it cannot be read (the status is still worth showing)."""
     request = urllib.request.Request(f"{url}/api/snapshot/runs?limit={count}", headers=headers)
     try:

@@ -10,7 +10,7 @@ a median of two runs says little, and a first run is never "long".
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,7 +21,7 @@ from orchestrator.core.records import RunRecord
 
 MIN_SAMPLES = 5
 """Completed runs needed before "long" and "fast" are judged."""
-RECENT_RUNS = 20
+USUAL_SAMPLE_RUNS = 20
 """How many recent completed runs make "usual": enough to smooth one odd run, few enough to follow a trend."""
 SCHEDULED = frozenset({Source.TIMER, Source.STARTUP})
 """Sources that mean "the schedule asked for this run"; a manual run cannot be late."""
@@ -160,9 +160,9 @@ def run_checks(
     return [check for check in found if check is not None]
 
 
-def recent_durations(records: Iterable[dict[str, Any]], *, exclude: str | None = None) -> list[float]:
+def recent_durations(records: Iterable[Mapping[str, Any]], *, exclude: str | None = None) -> list[float]:
     """Durations (seconds) of the completed runs among ``records`` (run documents, newest first), at most
-    :data:`RECENT_RUNS`, leaving out the run ``exclude``."""
+    :data:`USUAL_SAMPLE_RUNS`, leaving out the run ``exclude``."""
     found: list[float] = []
     for record in records:
         duration = record.get("durationSeconds")
@@ -174,7 +174,7 @@ def recent_durations(records: Iterable[dict[str, Any]], *, exclude: str | None =
             and duration >= 0
         ):
             found.append(float(duration))
-            if len(found) == RECENT_RUNS:
+            if len(found) == USUAL_SAMPLE_RUNS:
                 break
     return found
 

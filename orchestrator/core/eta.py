@@ -30,7 +30,7 @@ MIN_PERCENT = 5.0
 """Percent done below which reported progress says too little about the rate."""
 MIN_ELAPSED = timedelta(seconds=5)
 """Time into the run below which reported progress says too little about the rate."""
-RECENT_RUNS = 10
+ETA_SAMPLE_RUNS = 10
 """How many of the latest successful runs the median is taken over."""
 
 
@@ -67,13 +67,13 @@ def estimate(
 
     ``percent`` is its last reported progress (``None``: it reports none) and ``percent_at`` when that was
     first seen; ``recent_durations`` the durations in seconds of recent successful runs, newest first (only
-    the first :data:`RECENT_RUNS` count).
+    the first :data:`ETA_SAMPLE_RUNS` count).
     """
     if percent is not None and percent_at is not None and percent >= MIN_PERCENT:
         elapsed = percent_at - started_at
         if elapsed >= MIN_ELAPSED:
             return Eta(started_at + elapsed * (100.0 / min(percent, 100.0)), Basis.PROGRESS)
-    usable = [d for d in recent_durations[:RECENT_RUNS] if d > 0]
+    usable = [d for d in recent_durations[:ETA_SAMPLE_RUNS] if d > 0]
     if usable:
         return Eta(started_at + timedelta(seconds=statistics.median(usable)), Basis.HISTORY)
     return None

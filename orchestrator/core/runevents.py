@@ -1,5 +1,5 @@
 """What the runner tells its listeners: a run started, a run finished. Frozen events, and the protocol a
-listener implements (history-like consumers: notifications, metrics, retention, the estimator)."""
+listener implements (history-like consumers: notifications, metrics, retention, the recent runs)."""
 
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ from aiohttp import web
 from orchestrator.config import HttpSettings, is_loopback
 from orchestrator.core.clock import Clock
 from orchestrator.core.spell import Spell
+from orchestrator.core.streak import Streak
 from orchestrator.http.auth import (
     ADDRESSED,
     ISSUE_READ_COOKIE,
@@ -84,7 +85,8 @@ class Guard:
         self.clock = clock
         self.triggers = SlidingWindowLimit(settings.trigger_limit)
         self.trigger_limit = settings.trigger_limit
-        self._limiting = False
+        self._limiting = Streak()
+        """Refusing triggers over the limit: one line per burst, not one per refused request."""
         # DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 (or to this machine's
         # address on the LAN) is same-origin with us as far as the browser knows. Its requests still say
         # "Host: evil.example", so the Host is checked: on a service that only listens on loopback always, on
@@ -148,10 +150,9 @@ class Guard:
     def admit_trigger(self) -> web.Response | None:
         admission = self.triggers.admit(self.clock.now())
         if admission.allowed:
-            self._limiting = False
+            self._limiting.recovered()
             return None
-        if not self._limiting:  # one line per burst, not one per refused request
-            self._limiting = True
+        if self._limiting.failed():
             log.warning("more than %d HTTP triggers in a minute; refusing more with 429", self.trigger_limit)
         return json_error(
             429,

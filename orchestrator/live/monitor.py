@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from watchdog.events import EVENT_TYPE_DELETED, FileSystemEvent
 
+from orchestrator.core.streak import Streak
 from orchestrator.disk.atomic import InvalidDocument
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.sources.watch import CONTENT_EVENTS, FolderWatch, event_paths
@@ -31,8 +32,7 @@ class ProgressMonitor:
             "progress",
         )
         self.latest: Progress | None = None
-        self._problem: str | None = None
-        self._warned = False
+        self._unusable = Streak()
 
     def start(self) -> None:
         self.watch.start()
@@ -63,23 +63,21 @@ class ProgressMonitor:
         except OSError as exc:
             self._trouble(f"cannot be read ({exc.strerror})")
             return
-        if self._warned:
+        if self._unusable.recovered():
             log.info("progress file %s is readable again", self._file.path)
-        self._problem, self._warned = None, False
         if progress != self.latest:
             self.latest = progress
             self._on_progress(progress)
 
     def _trouble(self, why: str) -> None:
-        # A missing file before any run is the normal state of a fresh data folder, not a problem.
+        # A missing file before any run is the normal state of a fresh data folder, not a problem: a streak that
+        # begins so is not said, nor is its end.
         normal = why == "is missing" and self.latest is None
-        if self._problem is None and not normal:
+        if self._unusable.failed(quiet=normal):
             log.warning("progress file %s %s; keeping the last good state", self._file.path, why)
-            self._warned = True
         else:
             # One warning per streak; each further look is only worth a debug line (tests count them).
             log.debug("progress file %s still unusable (%s)", self._file.path, why)
-        self._problem = why
 
 
 def _names(event: FileSystemEvent, target: str) -> float | None:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Generic, TypeVar
 
 from orchestrator.core.clock import Clock
+from orchestrator.core.streak import Streak
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class Outbox(Generic[T]):
         self._closing = asyncio.Event()
         """Set on stop: no more waiting between tries; what is queued gets one try each, within the grace."""
         self._in_flight: T | None = None
-        self._dropping = False
+        self._dropping = Streak()
+        """A full queue dropping its oldest: one line per overflow streak, which ends when the queue is empty."""
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
 
@@ -89,14 +91,13 @@ class Outbox(Generic[T]):
             return
         if len(self._queue) >= self._size:
             dropped = self._queue.popleft()
-            if not self._dropping:
+            if self._dropping.failed():
                 log.warning(
                     "%s: %d notifications waiting; dropping the oldest (%s, and more until it catches up)",
                     self.name,
                     self._size,
                     self._describe(dropped),
                 )
-            self._dropping = True
         self._queue.append(item)
         self._wake.set()
 
@@ -129,7 +130,7 @@ class Outbox(Generic[T]):
     async def _serve(self) -> None:
         while True:
             while not self._queue:
-                self._dropping = False
+                self._dropping.recovered()
                 if self._closing.is_set():
                     return
                 self._wake.clear()

@@ -7,8 +7,8 @@ once per run). Webhooks get the events listed in ``--notify-on``; mail goes out 
 ``error`` and for ``long``.
 
 Nothing here blocks the scheduler: a listener call builds the notification and queues it; delivery is in the
-outboxes' own tasks. The recent durations that "usual" is made of are read from the run history on a worker
-thread at start and after each run, and kept; :meth:`Notifier.status_checks` only computes on what it holds.
+outboxes' own tasks. The recent durations that "usual" is made of are the runs held in memory by
+:class:`~orchestrator.ops.recent.RecentRuns`; :meth:`Notifier.status_checks` only computes on them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from orchestrator.config import MailSettings, Settings
 from orchestrator.core.checks import (
-    RECENT_RUNS,
+    USUAL_SAMPLE_RUNS,
     Check,
     CheckKind,
     Thresholds,
@@ -42,15 +42,16 @@ from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.core.schedule import Schedule
 from orchestrator.ops.delivery import Backoff
 from orchestrator.ops.mail import Mailer, Security, SmtpSettings, compose
+from orchestrator.ops.recent import RecentRuns
 from orchestrator.ops.webhook import Webhooks
-from orchestrator.store.api import RunHistory, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 3.0
 """At a service stop, deliveries in flight get this long (all destinations together), then are cancelled."""
-HISTORY_PAGE = 100
-"""Recent runs read to find the last :data:`~orchestrator.core.checks.RECENT_RUNS` completed ones."""
+USUAL_LOOKBACK = 100
+"""Finished runs looked back over to find the last :data:`~orchestrator.core.checks.USUAL_SAMPLE_RUNS` completed
+ones."""
 
 
 class Event(StrEnum):
@@ -69,7 +70,7 @@ class Notifier:
         settings: Settings,
         *,
         clock: Clock,
-        history: RunHistory,
+        recent: RecentRuns,
         state: Callable[[], State],
         schedule: Schedule,
         publish: Callable[[], None],
@@ -87,12 +88,10 @@ class Notifier:
         self.webhooks = Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff) if hooks.urls else None
         mail = settings.notify.mail
         self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff) if mail.host else None
-        self._history = history
+        self._recent = recent
         self._state = state
         self._schedule = schedule
         self._publish = publish
-        self._recent: list[dict[str, Any]] = []
-        """The newest completed runs' records (at most ``RECENT_RUNS + 1``): what "usual" is made of."""
         self._due_of: dict[str, datetime] = {}
         """When the schedule wanted each scheduled run (the current and the last one)."""
         self._final: tuple[str, list[Check]] = ("", [])
@@ -102,8 +101,6 @@ class Notifier:
         self._paused = False
         self._resumed_at: datetime | None = None
         self._rearm = asyncio.Event()
-        self._refresh = asyncio.Event()
-        self._history_failing = False
         self._tasks: list[asyncio.Task[None]] = []
 
     # ----------------------------------------------------------------------------------------- lifecycle
@@ -111,11 +108,7 @@ class Notifier:
         for sink in (self.webhooks, self.mailer):
             if sink is not None:
                 sink.start()
-        self._refresh.set()
-        self._tasks = [
-            asyncio.create_task(self._refresher(), name="notify-durations"),
-            asyncio.create_task(self._watch(), name="notify-checks"),
-        ]
+        self._tasks = [asyncio.create_task(self._watch(), name="notify-checks")]
         for task in self._tasks:
             task.add_done_callback(_died)
 
@@ -147,7 +140,6 @@ class Notifier:
         run = event.run
         checks = self._checks_of(run, run.finished_at or self.clock.now())
         self._final = (run.run_id, checks)
-        self._refresh.set()
         self._rearm.set()
         self._tell(Event.SUCCESS if run.status is RunStatus.COMPLETED else Event.FAILURE, run, checks)
 
@@ -176,11 +168,21 @@ class Notifier:
         """A run that fell due while paused is due at the resume, not before: it is not late for the pause."""
         return due if self._resumed_at is None else max(due, self._resumed_at)
 
+    def recent_changed(self) -> None:
+        """The recent runs were read from the history: "usual", and so when a check appears, may have moved."""
+        self._rearm.set()
+
+    def _durations(self, run_id: str) -> list[float]:
+        """The recent completed runs' durations but ``run_id``'s: one more record is read so that leaving it
+        out still leaves :data:`~orchestrator.core.checks.USUAL_SAMPLE_RUNS`."""
+        records = self._recent.documents(USUAL_SAMPLE_RUNS + 1, within=USUAL_LOOKBACK)
+        return recent_durations(records, exclude=run_id)
+
     def _usual(self, run_id: str) -> float | None:
-        return usual_duration(recent_durations(self._recent, exclude=run_id), self.thresholds.min_samples)
+        return usual_duration(self._durations(run_id), self.thresholds.min_samples)
 
     def _checks_of(self, run: RunRecord, now: datetime) -> list[Check]:
-        durations = recent_durations(self._recent, exclude=run.run_id)
+        durations = self._durations(run.run_id)
         return run_checks(
             run, now=now, due=self._due_of.get(run.run_id), durations=durations, thresholds=self.thresholds
         )
@@ -236,26 +238,6 @@ class Notifier:
         if due is not None and grace is not None and not self._paused:
             moments.append(self._after_resume(due) + grace + timedelta(milliseconds=1))
         return min((at for at in moments if at > now), default=None)
-
-    async def _refresher(self) -> None:
-        while True:
-            await self._refresh.wait()
-            self._refresh.clear()
-            try:
-                self._recent = await asyncio.to_thread(self._read_recent, self._history)
-            except StoreUnavailable as exc:
-                if not self._history_failing:
-                    log.error("cannot read recent run durations from %s: %s", self._history.location, exc)
-                self._history_failing = True
-                continue
-            self._history_failing = False
-            self._rearm.set()
-            self._publish()
-
-    @staticmethod
-    def _read_recent(history: RunHistory) -> list[dict[str, Any]]:
-        runs = history.newest(RECENT_RUNS + 1, status=RunStatus.COMPLETED, within=HISTORY_PAGE)
-        return [dict(run.document) for run in runs]
 
 
 def _died(task: asyncio.Task[None]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.runevents import RunFinished, RunStarted
+from orchestrator.core.streak import Streak
 from orchestrator.store.api import HistoryNotOpened, PrunedRun, RunHistory, StoreUnavailable
 from orchestrator.store.runlogs import RunLogs
 
@@ -37,9 +38,16 @@ class Retention:
         self.keep_days = keep_days
         self._task: asyncio.Task[None] | None = None
         self._again = False
-        self._failing: set[str] = set()
+        self._failing = {kind: Streak() for kind in ("unexpected", "prune", "orphans", "unlink")}
+        """Each kind of failure, said once until it clears."""
         self.removed = 0
         """Runs removed so far (for the tests)."""
+        self._pruned: list[Callable[[list[str]], None]] = []
+
+    def on_pruned(self, callback: Callable[[list[str]], None]) -> None:
+        """Call ``callback`` with the ids of the runs removed by each prune (on the loop), for what mirrors the
+        history in memory."""
+        self._pruned.append(callback)
 
     def run_started(self, event: RunStarted) -> None:
         pass
@@ -68,10 +76,9 @@ class Retention:
             try:
                 await self._prune_once()
             except Exception:
-                # Any error (a bug, the unforeseen): said once, and the next run tries again. Uncaught, it ended
-                # this task unseen ("Task exception was never retrieved") and then failed the service's stop.
-                if "unexpected" not in self._failing:
-                    self._failing.add("unexpected")
+                # Any error (a bug, the unforeseen): said once, and the next run tries again. Uncaught, it would end
+                # this task unseen ("Task exception was never retrieved") and then fail the service's stop.
+                if self._failing["unexpected"].failed():
                     log.exception("retention failed unexpectedly; old runs stay until it works (said once)")
             else:
                 self._cleared("unexpected")
@@ -83,6 +90,9 @@ class Retention:
         doomed = await asyncio.shield(asyncio.to_thread(self._prune, older_than))
         if doomed is None:
             return
+        if doomed:
+            for callback in self._pruned:
+                callback([run.run_id for run in doomed])
         paths = [path for run in doomed if (path := self._logs.path_of(run.log_path)) is not None]
         # Through the log writer: a pruned run's last lines, still on their way, must not land after this.
         await asyncio.shield(self._logs.remove([run.run_id for run in doomed], partial(self._remove_files, paths)))
@@ -110,7 +120,8 @@ class Retention:
         """Remove the log files that no run record names. Listed before the records are read: a run whose
         file is in the listing was recorded before its first line was written, so it is not taken for one."""
         try:
-            # Through the folder's descriptor: a logs folder swapped for a symlink had the target's files removed.
+            # Through the folder's descriptor: else a logs folder swapped for a symlink would have the target's files
+            # removed.
             names = self._logs.files.names()
         except FileNotFoundError:
             return
@@ -142,9 +153,8 @@ class Retention:
             self._cleared("unlink")
 
     def _failed(self, kind: str, message: str, *args: object) -> None:
-        if kind not in self._failing:
-            self._failing.add(kind)
+        if self._failing[kind].failed():
             log.error(message + " (said once until it works again)", *args)
 
     def _cleared(self, kind: str) -> None:
-        self._failing.discard(kind)
+        self._failing[kind].recovered()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from orchestrator.core.events import RunStatus
 from orchestrator.core.outlast import outlast_cancel
 from orchestrator.core.records import RunRecord
+from orchestrator.core.streak import Streak
 from orchestrator.disk.atomic import InvalidDocument
 from orchestrator.live.progress import Progress, ProgressFile
 
@@ -26,12 +27,12 @@ class ProgressWriter:
         """What the runner itself last reported (the web sees the file, which the job may also write)."""
         self._dirty = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self._failing = False
+        self._writes = Streak()
 
     @property
     def on_disk(self) -> bool:
         """Whether the last write landed; if not, the file is behind and memory is the truth."""
-        return not self._failing
+        return not self._writes.failing
 
     def set(self, progress: Progress) -> None:
         """Latest-value slot: a job printing a thousand lines a second costs one write per loop turn."""
@@ -55,13 +56,12 @@ class ProgressWriter:
                 # of the lock could land after the outcome's write and leave the file saying "running".
                 await outlast_cancel(asyncio.ensure_future(asyncio.to_thread(self.file.write, progress)))
             except OSError as exc:
-                if not self._failing:
+                if self._writes.failed():
                     log.error("cannot write progress file %s: %s", self.file.path, exc)
-                self._failing = True
                 # The file will not carry this news to the watchers: publish it from memory instead.
                 self._on_change()
             else:
-                self._failing = False
+                self._writes.recovered()
 
     def last_step(self, run_id: str) -> str:
         """The run's last step, whoever reported it: the file holds the later of our writes (all landed by

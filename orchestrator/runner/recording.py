@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.records import RunRecord
+from orchestrator.core.streak import Streak
 from orchestrator.store import RunHistory, StoreUnavailable
 from orchestrator.store.runlogs import RunLogs
 
@@ -26,7 +27,7 @@ class HistoryRecorder:
         self.history = history
         self._logs = logs
         self._clock = clock
-        self._failing = False
+        self._writes = Streak()
         self._behind = asyncio.Event()
         """Set while the history holds records it could not write: the catch-up task retries them."""
 
@@ -37,7 +38,7 @@ class HistoryRecorder:
         except StoreUnavailable as exc:
             # The run itself goes on, and the state file still has it; the history keeps the record and
             # writes it with the next one, or when the catch-up task tries again.
-            if not self._failing:
+            if self._writes.failed():
                 log.error(
                     "cannot record run %s in the history %s: %s; kept, and written once the history can be "
                     "written again",
@@ -45,15 +46,13 @@ class HistoryRecorder:
                     self.history.location,
                     exc,
                 )
-            self._failing = True
             self._behind.set()
         else:
             self._caught_up()
 
     def _caught_up(self) -> None:
-        if self._failing:
+        if self._writes.recovered():
             log.info("the history %s can be written again; the runs kept meanwhile are in it", self.history.location)
-        self._failing = False
         self._behind.clear()
 
     async def catch_up_forever(self) -> None:

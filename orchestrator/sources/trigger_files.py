@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from orchestrator.core.events import clean_reason
+from orchestrator.core.streak import Streak
 from orchestrator.disk.atomic import temp_folder
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,15 @@ class TriggerFolder:
         """The folder as opened by the last :meth:`scan`; its reads and removals go through it."""
         self._warned: set[tuple[str, int]] = set()
         self._unremovable: set[tuple[str, int]] = set()
-        self._unlistable = False
+        self._unlistable = Streak()
         self._unreadable = False
-        self._refused = False
+        self._refused = Streak()
 
     @property
     def retry_soon(self) -> bool:
         """Whether the last look could not list the folder or look at a file in it. It then needs another
         look on a timer: a folder made readable again raises no event for the files that wait in it."""
-        return self._unlistable or self._unreadable or self._refused
+        return self._unlistable.failing or self._unreadable or self._refused.failing
 
     def close(self) -> None:
         if self._fd is not None:
@@ -102,7 +103,7 @@ class TriggerFolder:
         except FileNotFoundError:
             return None
         if not stat.S_ISDIR(info.st_mode):
-            if not self._refused:
+            if self._refused.failed():
                 what = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a folder"
                 log.warning(
                     "triggers folder %s is %s; refusing it (nothing in it is read or removed) until a real folder "
@@ -110,13 +111,11 @@ class TriggerFolder:
                     self.folder,
                     what,
                 )
-            self._refused = True
             return None
         # O_NOFOLLOW: swapped for a symlink since the stat, the open fails (ELOOP) rather than follow it.
         self._fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        if self._refused:
+        if self._refused.recovered():
             log.info("triggers folder %s is a real folder again", self.folder)
-        self._refused = False
         return self._fd
 
     def scan(self) -> list[os.DirEntry[str]]:
@@ -131,15 +130,13 @@ class TriggerFolder:
         except FileNotFoundError:
             return []
         except OSError as exc:  # e.g. no permission, or replaced by a file; logged once per streak
-            if self._unlistable:  # the same problem again: a debug line, not one warning per look
-                log.debug("triggers folder %s still cannot be listed: %s", self.folder, exc.strerror)
-            else:
+            if self._unlistable.failed():
                 log.warning("triggers folder %s cannot be listed: %s", self.folder, exc.strerror)
-            self._unlistable = True
+            else:  # the same problem again: a debug line, not one warning per look
+                log.debug("triggers folder %s still cannot be listed: %s", self.folder, exc.strerror)
             return []
-        if self._unlistable:
+        if self._unlistable.recovered():
             log.info("triggers folder %s can be listed again", self.folder)
-        self._unlistable = False
         # Forget warnings about entries that are gone, so the sets cannot grow without bound.
         present = {(e.name, e.inode()) for e in entries}
         self._warned &= present

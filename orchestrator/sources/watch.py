@@ -29,6 +29,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from orchestrator.core.streak import Streak
+
 try:
     from watchdog.observers.inotify import InotifyObserver
 except ImportError:  # not Linux: the platform's observer, without full move events
@@ -87,7 +89,7 @@ class FolderWatch:
         """The watched folder was deleted: re-arm whatever the folder at our path looks like now."""
         self._maybe_moved = False
         """The parent saw something happen to an entry with the folder's name: re-arm if it is not ours."""
-        self._recovery_failed = False
+        self._recovery_failed = Streak()
         self._later: set[int] = set()
         """Whole seconds of the loop's clock at which :attr:`changed` is already due to be set."""
 
@@ -134,7 +136,7 @@ class FolderWatch:
             self._maybe_moved = False
             if not self._replaced():
                 return False
-        if not self._recovery_failed:
+        if not self._recovery_failed.failing:
             log.warning("%s folder %s was removed or replaced; watching it again", self.name, self.folder)
         self.stop()
         # Cleared only now: the old observers are joined, so no late event of theirs can set them again.
@@ -145,13 +147,11 @@ class FolderWatch:
             # Say, a file now sits where the folder was. Stay deaf rather than die: the parent's watch or the
             # consumer's next look (after each run) tries again. Logged once per streak.
             self._lost = True
-            if not self._recovery_failed:
+            if self._recovery_failed.failed():
                 log.error("cannot watch %s folder %s (%s); will try again", self.name, self.folder, exc)
-            self._recovery_failed = True
             return True
-        if self._recovery_failed:
+        if self._recovery_failed.recovered():
             log.info("watching %s folder %s again", self.name, self.folder)
-        self._recovery_failed = False
         return True
 
     def _replaced(self) -> bool:

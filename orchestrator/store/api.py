@@ -1,5 +1,5 @@
 """The store's seam: what the rest of the service may ask of the state, the run history, the run log files and
-the one-service lock, whatever keeps them (files in the data folder today, a database server later).
+the one-service lock, whatever keeps them (files in the data folder, or a database server).
 
 Every implementation hands out records (frozen dataclasses), never rows or dicts, and raises one error,
 :class:`StoreUnavailable`, for any I/O or database failure, chained from its own: callers catch that and nothing

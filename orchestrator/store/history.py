@@ -248,7 +248,7 @@ def _connect(path: Path, *, check: bool = False) -> sqlite3.Connection:
     except sqlite3.DatabaseError:
         db.close()
         raise
-    db.isolation_level = "DEFERRED"  # ``with db:`` now wraps statements in one transaction
+    db.isolation_level = "DEFERRED"  # so that ``with db:`` wraps its statements in one transaction
     return db
 
 

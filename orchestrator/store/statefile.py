@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from orchestrator.core.records import State
+from orchestrator.core.streak import Streak
 from orchestrator.disk.atomic import InvalidDocument, read_json_object, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._failing = False
+        self._saves = Streak()
         self.last_error = ""
         """Why the last save failed (empty after a good one): said to whoever was refused for it."""
 
@@ -42,13 +43,11 @@ class StateStore:
         try:
             write_json_atomic(self.path, state.to_json())
         except (OSError, ValueError) as exc:
-            if not self._failing:
+            if self._saves.failed():
                 log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, exc)
-            self._failing = True
             self.last_error = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return False
-        if self._failing:
+        if self._saves.recovered():
             log.info("state saved to %s again", self.path)
-        self._failing = False
         self.last_error = ""
         return True

@@ -189,7 +189,7 @@ async def test_status_shows_long_and_fast_runs_as_time_passes(
         clock.advance(minutes(20))  # the next one is due
     assert service.status()["checks"] == []
     slow = await job.next_start()
-    await settle()  # the durations are read on a worker thread after each run
+    await settle()  # the start is told to the checks, which set their wake-up for "long"
     version, _ = service.hub.latest()
     clock.advance(minutes(20) + timedelta(seconds=1))  # past 2x the usual: the service says so by itself
     async with asyncio.timeout(10):

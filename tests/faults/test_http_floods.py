@@ -1,5 +1,5 @@
-"""Fault: a client floods the service with malformed requests. aiohttp answers each with a 400 itself, but
-logged each at ERROR with a traceback (about 600 KiB/s of log from one client); now one line per spell."""
+"""Fault: a client floods the service with malformed requests. aiohttp answers each with a 400 itself, and would
+log each at ERROR with a traceback (about 600 KiB/s of log from one client); the service logs one line per spell."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def test_malformed_requests_are_said_once_per_spell_and_counted() -> None:
 
 @pytest.mark.process
 async def test_token_guessing_is_logged_once_and_answered_429(service_factory: Any) -> None:
-    """12,000 wrong tokens in 5 s used to leave no trace and cost nothing. Now: one line (and a count), and a
-    client that keeps guessing gets 429 before any comparison, while the right token from another client works."""
+    """12,000 wrong tokens in 5 s leave one line (and a count), and a client that keeps guessing gets 429 before
+    any comparison, while the right token from another client works."""
     service: ServiceProcess = service_factory(
         "--command", "true", "--interval", "60", env={"SNAPSHOT_TOKEN": "s3cret-token"}
     )

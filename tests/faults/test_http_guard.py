@@ -242,7 +242,7 @@ async def test_a_forged_read_cookie_is_refused_in_constant_time(serve: Serve, mo
         forged(served, guess),
         forged(served, value[:-1] + ("0" if value[-1] != "0" else "1")),
         forged(served, value[:32]),
-        {"Cookie": f"snapshot_token={TOKEN}"},  # an earlier page's cookie: no longer accepted
+        {"Cookie": f"snapshot_token={TOKEN}"},  # the token itself as a cookie: not a read cookie, refused
     ]
     compared = spy_on_compare_digest(monkeypatch)
     for headers in forgeries:

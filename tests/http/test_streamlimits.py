@@ -81,7 +81,7 @@ def test_each_credential_has_its_ceiling_and_the_bearer_token_always_keeps_room(
         ([(NONE, 5), (COOKIE, 6)], [200] * 5 + [200] * 5 + [429]),
         # The bearer token is not capped by address.
         ([(NONE, 5), (BEARER, 8)], [200] * 5 + [200] * 8),
-        # One address with a cookie no longer gets 50 streams and the operator 503.
+        # One address with a cookie gets its cap, not 50 streams that leave the operator a 503.
         ([(COOKIE, 55), (BEARER, 1)], [200] * 5 + [429] * 50 + [200]),
     ],
 )

@@ -180,7 +180,7 @@ async def test_a_process_that_left_the_session_is_reported_not_leaked(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``setsid`` escapes the job's tree for good: the run ends, the log says what happened, and the pipes the
-    escaped process still holds are closed on our side (they used to leak two descriptors a run)."""
+    escaped process still holds are closed on our side (else two descriptors would leak a run)."""
     script = 'setsid sleep 1000 & echo "PROGRESS 1 $!"'
     job = SubprocessJob(["sh", "-c", script], kill_grace=5)
     report = PidReport()

@@ -182,7 +182,7 @@ def test_an_unreachable_smtp_server_costs_one_line_and_nothing_else(
 @pytest.mark.process
 def test_a_silent_smtp_server_does_not_hold_up_the_stop(service_factory: Callable[..., ServiceProcess]) -> None:
     """A server that accepts and never greets: the mail's thread waits out its 10 s timeout, but the service
-    stops after the deliveries' 3 s grace (it used to wait for the thread, all 10 s)."""
+    stops after the deliveries' 3 s grace, without waiting for the thread's 10 s."""
     with socket.create_server(("127.0.0.1", 0)) as silent:
         service = service_factory(*("--interval", "60", "--command", JOB, *smtp_flags(silent.getsockname()[1])))
         service.wait_for_log("completed in")

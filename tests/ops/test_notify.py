@@ -245,7 +245,8 @@ async def test_the_outbox_retries_with_backoff_on_the_clock_and_drops_the_oldest
 
 
 async def test_an_unforeseen_error_in_one_delivery_loses_that_one_only(caplog: pytest.LogCaptureFixture) -> None:
-    # smtplib raised UnicodeEncodeError for a non-ASCII login: the sender task died and every later mail was lost.
+    # smtplib raises UnicodeEncodeError for a non-ASCII login: uncaught, the sender task would die and every later
+    # mail be lost.
     sent: list[str] = []
 
     async def send(item: str) -> None:

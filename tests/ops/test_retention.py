@@ -24,8 +24,8 @@ def _record(run_id: str) -> RunRecord:
 async def test_an_unforeseen_error_is_logged_once_and_retention_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # 2**63 runs to keep: SQLite cannot take the number (OverflowError, no sqlite3.Error). The task died with
-    # "Task exception was never retrieved", every later prune was lost, and the service's stop raised it (exit 1).
+    # 2**63 runs to keep: SQLite cannot take the number (OverflowError, no sqlite3.Error). Uncaught, the task would
+    # die with "Task exception was never retrieved", every later prune be lost, and the service's stop raise it.
     history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
     logs = RunLogs(tmp_path, FakeClock(T0))
     retention = Retention(history, logs, FakeClock(T0), keep_runs=2**63, keep_days=0)

@@ -512,7 +512,7 @@ async def test_triggers_beyond_the_recorded_ones_are_retried_once_too(
     tmp_path: Path, job: ScriptedJob, services: Services
 ) -> None:
     """A retry of 100 recorded triggers (all retried) that 5 more joined, counted only: killed again, the 5
-    are still owed their retry (they used to be dropped with the 100)."""
+    are still owed their retry (not dropped with the 100)."""
     current = {"runId": "r2", "status": "running", "startedAt": iso(T0), "retryOf": "r1", "triggerCount": 105}
     current["triggers"] = [trigger_doc("file", f"f{n}", retried=True) for n in range(100)]
     crashed_state(tmp_path / "data", current)

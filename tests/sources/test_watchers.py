@@ -140,8 +140,8 @@ async def test_a_file_is_taken_when_its_writer_closes_it(
     with (source.watch.folder / "slow-writer").open("w") as out:
         out.write("first half")
         out.flush()
-        # Still open: not taken, so the reason is not cut short. (Longer than the 0.2 s after which a
-        # created file used to be taken whether its writer was done or not.)
+        # Still open: not taken, so the reason is not cut short. (Waited longer than 0.2 s: no fixed delay after
+        # its creation lets a file whose writer is not done be taken.)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(queue.get(), 0.5)
         out.write(" and second half")

@@ -488,7 +488,7 @@ def test_the_read_cookie_is_not_the_token_and_two_services_keep_theirs(
         for token, root in zip(tokens, (tmp_path / "a", tmp_path / "b"), strict=True)
     ]
 
-    def earlier_page_cookie(page: Page) -> None:  # what the page before this fix left: the token itself
+    def earlier_page_cookie(page: Page) -> None:  # a cookie that holds the token itself, not a read cookie
         page.context.add_cookies([{"name": "snapshot_token", "value": TOKEN, "domain": "127.0.0.1", "path": "/api/"}])
 
     watched = open_page(services[0].url + "/", before=earlier_page_cookie)
@@ -517,7 +517,7 @@ def test_the_read_cookie_is_not_the_token_and_two_services_keep_theirs(
         expect_idle(page)
         expect(page.locator("#token-form")).to_be_hidden()
         assert page.evaluate("localStorage.getItem('snapshot-token')") == token
-    # The refused one was replaced: each cookie now reads its own service, and only that one.
+    # The refused one was replaced: each cookie reads its own service, and only that one.
     renewed = {c["name"]: c["value"] for c in pages[0].context.cookies()}
     assert sorted(renewed) == sorted(names)
     for service, name in zip(services, names, strict=True):
