@@ -12,7 +12,6 @@ import enum
 import json
 import logging
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -328,7 +327,3 @@ def summary(record: dict[str, Any]) -> str:
         if record.get("step"):
             line += f" (last step: {record['step']})"
     return printable(line)
-
-
-def stderr_display() -> Display:
-    return Display(sys.stderr)

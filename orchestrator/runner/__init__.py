@@ -7,7 +7,5 @@ the web reads its views and sends it commands (cancel, pause). Listeners hear of
 from orchestrator.core.runevents import RunFinished, RunListener, RunStarted
 from orchestrator.runner.recording import HISTORY_RETRY
 from orchestrator.runner.runner import Runner
-from orchestrator.runner.runs import new_run_id
-from orchestrator.runner.supervision import Stop
 
-__all__ = ["HISTORY_RETRY", "RunFinished", "RunListener", "RunStarted", "Runner", "Stop", "new_run_id"]
+__all__ = ["HISTORY_RETRY", "RunFinished", "RunListener", "RunStarted", "Runner"]
