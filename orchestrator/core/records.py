@@ -40,7 +40,8 @@ class RunRecord:
     pid: int | None = None
     """The job's process (and process group) id while it runs, to stop it after a crash of the service."""
     retry_of: str | None = None
-    """The run this one runs again: the service died during it (see ``Runner._recover_run``)."""
+    """The run this one runs again: the service died during it (see
+    :func:`orchestrator.runner.recovery.recovered_state`)."""
     retried_beyond: int = 0
     """Of the triggers counted beyond the recorded ones, how many are retries already (a crash drops those)."""
     stop_requested: tuple[RunStatus, str] | None = None
