@@ -20,7 +20,7 @@ from orchestrator.config import ConfigError, Settings, default_max_log_streams, 
 from orchestrator.core.events import utcnow
 from orchestrator.core.printable import printable
 from orchestrator.disk.datadir import OwnFiles, tighten
-from orchestrator.http import accesslog as httplog
+from orchestrator.http import accesslog
 from orchestrator.http.clientaddr import TrustedProxies
 from orchestrator.http.connlimits import (
     ConnectionGate,
@@ -113,7 +113,7 @@ def setup_logging(level: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
-    httplog.install()
+    accesslog.install()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("watchdog").setLevel(max(level, logging.INFO))  # its debug is one line per inotify event
 

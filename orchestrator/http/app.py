@@ -15,10 +15,7 @@ from aiohttp import web
 
 from orchestrator import __version__
 from orchestrator.core.events import Source, TriggerNotSaved, clean_reason, iso
-from orchestrator.http import clientaddr, guard, headers, idempotency
-from orchestrator.http import logs as logroutes
-from orchestrator.http import pause as control
-from orchestrator.http import sse as stream
+from orchestrator.http import clientaddr, guard, headers, idempotency, logs, pause, sse
 from orchestrator.http.errors import ApiError, json_error
 from orchestrator.http.errors import retry_after as retry_after_header
 from orchestrator.http.page import add_page, web_root
@@ -57,14 +54,14 @@ def create_app(service: Served, *, web_dir: Path | None = None) -> web.Applicati
     app.router.add_get("/api/snapshot/runs", runs)
     app.router.add_get("/api/snapshot/runs/{runId}", run)
     app.router.add_get("/api/openapi.json", openapi)
-    stream.add_routes(app, settings, service.clock)
-    logroutes.add_routes(app)  # a run's log, and its live lines
-    control.add_routes(app, _reason_from_body)  # pause and resume
+    sse.add_routes(app, settings, service.clock)
+    logs.add_routes(app)  # a run's log, and its live lines
+    pause.add_routes(app, _reason_from_body)  # pause and resume
     idempotency.install(app, service.clock)  # double-click safety for the trigger
     # Prometheus text: a read like the status document (guard.py: the same token rule).
     app.router.add_get(guard.METRICS_PATH, metrics)
     service.metrics.count_streams(
-        lambda: stream.open_streams(app, StreamKind.EVENTS), lambda: stream.open_streams(app, StreamKind.LOG)
+        lambda: sse.open_streams(app, StreamKind.EVENTS), lambda: sse.open_streams(app, StreamKind.LOG)
     )
     add_page(app, web_dir or web_root())
     app.cleanup_ctx.append(_run_service)
@@ -152,8 +149,8 @@ async def health(request: web.Request) -> web.Response:
             "status": "ok",
             "version": __version__,
             "running": request.app[SERVED].view.running,
-            "sseClients": stream.open_streams(request.app, StreamKind.EVENTS),
-            "logStreams": stream.open_streams(request.app, StreamKind.LOG),
+            "sseClients": sse.open_streams(request.app, StreamKind.EVENTS),
+            "logStreams": sse.open_streams(request.app, StreamKind.LOG),
         }
     )
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.http import sse as stream
+from orchestrator.http import sse
 from orchestrator.http.clientaddr import client_of
 from orchestrator.http.errors import ApiError
 from orchestrator.http.ports import SERVED, Served
@@ -239,17 +239,17 @@ async def stream_log(request: web.Request, service: Served) -> web.StreamRespons
     if offset > view.size:
         raise _unsatisfiable(view.size, f"offset {offset} is beyond the end of the log ({view.size} bytes)")
 
-    async def send(client: stream.Client) -> None:
+    async def send(client: sse.Client) -> None:
         sock = client.transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):  # gone already: the first event finds out
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         await _follow(client, view, offset, service.settings.http.sse_send_timeout)
 
-    return await stream.serve_stream(request, service.settings.http, send, StreamKind.LOG)
+    return await sse.serve_stream(request, service.settings.http, send, StreamKind.LOG)
 
 
-async def _follow(client: stream.Client, view: LogView, offset: int, pace: float) -> None:
+async def _follow(client: sse.Client, view: LogView, offset: int, pace: float) -> None:
     """``log`` events from ``offset`` to the end of the log as it grows, then ``end`` with the run's record;
     at the pace of the client (a backlog of megabytes is sent as fast as it reads, not dropped for it)."""
     while True:
@@ -261,11 +261,11 @@ async def _follow(client: stream.Client, view: LogView, offset: int, pace: float
             cut = data.rfind(b"\n") + 1 or len(data)  # whole lines; a last line cut by a crash as it is
             text = data[:cut].decode("utf-8", errors="replace")
             document = {"offset": offset, "text": text}
-            await stream.send_event(client, json.dumps(document), event="log", event_id=str(offset + cut), pace=pace)
+            await sse.send_event(client, json.dumps(document), event="log", event_id=str(offset + cut), pace=pace)
             offset += cut
         elif view.live is not None and not view.live.ended:
             await view.live.wait_beyond(offset)
         else:
             break
     record = view.live.record.to_json() if view.live is not None and view.live.record else view.record
-    await stream.send_event(client, json.dumps(record), event="end", event_id=END_ID, pace=pace)
+    await sse.send_event(client, json.dumps(record), event="end", event_id=END_ID, pace=pace)

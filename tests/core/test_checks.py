@@ -24,7 +24,7 @@ from orchestrator.core.checks import (
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger, iso
 from orchestrator.core.records import RunRecord
-from orchestrator.http import pause as control
+from orchestrator.http import pause
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, Services, ended, minutes, settle
 
@@ -232,10 +232,10 @@ async def test_a_run_that_starts_long_after_it_was_due_is_late_but_not_after_a_p
     run2.finish()
     await ended(second, run2)
     # Paused: an overdue timer is what was asked for, and the run at the resume is not late for it.
-    control.pause(second, "maintenance")
+    pause.pause(second, "maintenance")
     clock.advance(minutes(60))  # the next run fell due 30 min ago
     assert ("late", None) not in kinds(second.status())
-    control.resume(second)
+    pause.resume(second)
     run3 = await job.next_start()
     await settle()
     assert kinds(second.status()) == [("late", run2.ctx.run_id)]  # the last run's; none for this one

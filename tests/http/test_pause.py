@@ -19,7 +19,7 @@ import requests
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import Source, iso
 from orchestrator.core.records import Pause, State
-from orchestrator.http import pause as control
+from orchestrator.http import pause
 from orchestrator.service import Orchestrator
 from orchestrator.store.statefile import StateStore
 from tests.fakes import T0, ScriptedJob, Services, assert_idle, ended, minutes, settle
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.service(interval=30, cooldown=5, after_startup=True)
 async def test_paused_timer_starts_nothing_however_long_the_pause(
     service: Orchestrator, clock: FakeClock, job: ScriptedJob
 ) -> None:
-    outcome = control.pause(service, "maintenance")
+    outcome = pause.pause(service, "maintenance")
     assert outcome.changed and outcome.saved
     assert service.status()["paused"] == {"since": iso(T0), "reason": "maintenance"}
     for _ in range(10):  # five hours: ten intervals
@@ -48,7 +48,7 @@ async def test_paused_timer_starts_nothing_however_long_the_pause(
 
 
 async def test_manual_triggers_run_while_paused(service: Orchestrator, clock: FakeClock, job: ScriptedJob) -> None:
-    control.pause(service)
+    pause.pause(service)
     clock.advance(minutes(1))
     await service.request_run(Source.HTTP, "by hand")
     run = await job.next_start()
@@ -61,12 +61,12 @@ async def test_manual_triggers_run_while_paused(service: Orchestrator, clock: Fa
 async def test_resume_runs_one_catch_up_at_once_then_keeps_the_interval(
     service: Orchestrator, clock: FakeClock, job: ScriptedJob
 ) -> None:
-    control.pause(service)
+    pause.pause(service)
     clock.advance(minutes(100))  # three intervals missed
     await settle()
     assert_idle(service)
     assert job.started.empty()
-    outcome = control.resume(service)
+    outcome = pause.resume(service)
     assert outcome.changed and outcome.paused is None
     catch_up = await job.next_start()
     assert catch_up.ctx.source is Source.TIMER
@@ -81,9 +81,9 @@ async def test_resume_runs_one_catch_up_at_once_then_keeps_the_interval(
 async def test_resume_before_the_due_time_waits_for_it(
     service: Orchestrator, clock: FakeClock, job: ScriptedJob
 ) -> None:
-    control.pause(service)
+    pause.pause(service)
     clock.advance(minutes(10))
-    control.resume(service)
+    pause.resume(service)
     await settle()
     assert_idle(service)
     assert job.started.empty()
@@ -94,22 +94,22 @@ async def test_resume_before_the_due_time_waits_for_it(
 async def test_a_second_pause_keeps_the_first_and_a_second_resume_changes_nothing(
     service: Orchestrator, clock: FakeClock
 ) -> None:
-    first = control.pause(service, "first")
+    first = pause.pause(service, "first")
     clock.advance(minutes(3))
-    again = control.pause(service, "second")
+    again = pause.pause(service, "second")
     assert not again.changed
     assert again.paused == first.paused == Pause(T0, "first")
-    assert control.resume(service).changed
-    assert not control.resume(service).changed
+    assert pause.resume(service).changed
+    assert not pause.resume(service).changed
     assert service.status()["paused"] is None
 
 
 async def test_pause_and_resume_are_published(service: Orchestrator) -> None:
     version, _ = service.hub.latest()
-    control.pause(service, "x")
+    pause.pause(service, "x")
     version, doc = service.hub.latest()
     assert doc["paused"] == {"since": iso(T0), "reason": "x"}
-    control.resume(service)
+    pause.resume(service)
     newer, doc = service.hub.latest()
     assert newer > version and doc["paused"] is None
 
@@ -120,7 +120,7 @@ async def test_pause_survives_a_restart_and_holds_from_the_start(clock: FakeCloc
     startup = await job.next_start()
     startup.finish()
     await ended(first, startup)
-    control.pause(first, "until Monday")
+    pause.pause(first, "until Monday")
     await first.stop()
 
     clock.advance(minutes(120))  # down for four intervals: normally one run right at start
@@ -130,7 +130,7 @@ async def test_pause_survives_a_restart_and_holds_from_the_start(clock: FakeCloc
     assert_idle(second)
     assert job2.started.empty(), "paused before the stop, still paused: no start-up catch-up"
     assert second.status()["paused"] == {"since": iso(T0), "reason": "until Monday"}
-    control.resume(second)
+    pause.resume(second)
     assert (await job2.next_start()).ctx.source is Source.TIMER
 
 
@@ -140,7 +140,7 @@ async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
     state_path = service.settings.store.state_path
     state_path.unlink()
     state_path.mkdir()  # the atomic rename onto it fails, as on a full or read-only disk
-    outcome = control.pause(service, "disk trouble")
+    outcome = pause.pause(service, "disk trouble")
     assert outcome.changed and not outcome.saved
     assert "cannot save state" in caplog.text
     clock.advance(minutes(90))
@@ -148,7 +148,7 @@ async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
     assert_idle(service)
     assert job.started.empty(), "the pause holds in memory"
     state_path.rmdir()
-    assert control.resume(service).saved
+    assert pause.resume(service).saved
     assert json.loads(state_path.read_text())["paused"] is None
     assert (await job.next_start()).ctx.source is Source.TIMER
 
