@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shlex
 import signal
 import socket
@@ -231,6 +232,22 @@ async def next_status(
                 if predicate(document):
                     return document
     raise AssertionError("event stream ended before the expected status")
+
+
+@contextlib.contextmanager
+def descriptors(needed: int) -> Iterator[None]:
+    """At least ``needed`` open files for this process, and for a service it starts meanwhile (which inherits
+    the limit); the soft limit is put back afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        yield
+        return
+    assert hard >= needed, f"RLIMIT_NOFILE hard limit {hard} < {needed}"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @contextlib.contextmanager

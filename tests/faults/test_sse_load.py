@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import resource
 import socket
 import struct
 import time
@@ -31,7 +30,7 @@ from orchestrator.http.app import create_app
 from orchestrator.http.sse import WRITE_BUFFER_CAP, Client, clients, open_streams
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, Services
-from tests.support import ServiceProcess, SSEEvent, sse_stream
+from tests.support import ServiceProcess, SSEEvent, descriptors, sse_stream
 
 EVENTS_PATH = "/api/snapshot/events"
 REQUEST = b"GET " + EVENTS_PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
@@ -292,17 +291,8 @@ async def wait_until(what: str, check: Callable[[], Any], timeout: float = 10) -
 @pytest.fixture
 def enough_fds() -> Iterator[None]:
     """The test holds 1,000 sockets and so does the service, which inherits this limit when it starts."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 2 * CLIENTS + 500
-    if soft >= needed:
+    with descriptors(2 * CLIENTS + 500):
         yield
-        return
-    assert hard >= needed, f"RLIMIT_NOFILE hard limit {hard} < {needed}: cannot hold {CLIENTS} connections"
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.process

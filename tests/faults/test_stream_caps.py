@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import resource
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
@@ -33,7 +32,7 @@ from orchestrator.http.streamlimits import StreamKind
 from orchestrator.service import Orchestrator
 from tests.fakes import Services
 from tests.faults.test_sse_load import EVENTS_PATH, read_until, reset, serving, wait_until
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, descriptors
 
 TOKEN = "s3cret-Token+/=xyz"
 OTHER = "127.0.0.2"
@@ -378,17 +377,8 @@ CONNECTING_AT_ONCE = 100
 @pytest.fixture
 def fds_for_a_script() -> Iterator[None]:
     """The test holds up to 2,000 sockets, and so does the service, which inherits this limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 2 * SCRIPT_STREAMS + 500
-    if soft >= needed:
+    with descriptors(2 * SCRIPT_STREAMS + 500):
         yield
-        return
-    assert hard >= needed, f"RLIMIT_NOFILE hard limit {hard} < {needed}"
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.process
