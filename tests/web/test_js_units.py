@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from typing import NoReturn
 
 import pytest
 
@@ -25,7 +26,7 @@ SUMMARY = re.compile("^\\s*(?:#|\u2139)\\s*(tests|pass|fail)\\s+(\\d+)\\s*$", re
 reporter, behind an information sign)."""
 
 
-def _unavailable(why: str) -> None:
+def _unavailable(why: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"the node tests cannot run in CI: {why}", pytrace=False)
     pytest.skip(why)
