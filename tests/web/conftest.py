@@ -1,5 +1,6 @@
-"""The browser tests' fixtures (tests/web/browsing.py)."""
+"""The browser tests' fixtures: Chromium and its pages (tests/web/browsing.py), and axe-core (tests/web/axe.py)."""
 
+from tests.web.axe import axe_source
 from tests.web.browsing import browser, open_page
 
-__all__ = ["browser", "open_page"]
+__all__ = ["axe_source", "browser", "open_page"]

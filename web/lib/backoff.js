@@ -7,7 +7,13 @@ export const RECONNECT_MAX_MS = 30000;
 
 export class Backoff {
   constructor({ min = RECONNECT_MIN_MS, max = RECONNECT_MAX_MS, jitter = 0.2, random = Math.random } = {}) {
-    if (!(min > 0) || !(max >= min)) throw new RangeError("Backoff needs 0 < min <= max");
+    // A NaN or infinite delay would reach setTimeout as 0 (an infinite one overflows): a retry loop with no
+    // pause at all. Refuse such settings here rather than hammer the server later.
+    if (!Number.isFinite(min) || !Number.isFinite(max) || !(min > 0) || !(max >= min)) {
+      throw new RangeError("Backoff needs finite numbers 0 < min <= max");
+    }
+    if (typeof jitter !== "number" || Number.isNaN(jitter)) throw new RangeError("Backoff's jitter is a number");
+    if (typeof random !== "function") throw new TypeError("Backoff's random is a function");
     this.min = min;
     this.max = max;
     this.jitter = Math.min(Math.max(jitter, 0), 1);

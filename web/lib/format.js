@@ -30,6 +30,12 @@ export function toNumber(value) {
   return typeof value === "number" && Number.isFinite(value) ? value : null;
 }
 
+/** `table[key]` when `key` is one of the table's own names, else "": a string from the network such as
+ * "constructor" must not reach what every object inherits. */
+function own(table, key) {
+  return typeof key === "string" && Object.hasOwn(table, key) ? table[key] : "";
+}
+
 export function isObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
@@ -53,10 +59,12 @@ export function durationText(seconds) {
   if (seconds === null || !Number.isFinite(seconds) || seconds < 0) return "";
   if (seconds < 0.1) return "< 0.1 s";
   if (seconds < 10) return (Math.round(seconds * 10) / 10) + " s";
-  if (seconds < 60) return Math.round(seconds) + " s";
-  const minutes = Math.floor(seconds / 60);
+  // Whole seconds first, so that rounding carries into the minutes (59.6 s is "1 min", never "60 s").
+  const whole = Math.round(seconds);
+  if (whole < 60) return whole + " s";
+  const minutes = Math.floor(whole / 60);
   if (minutes < 60) {
-    const rest = Math.round(seconds - minutes * 60);
+    const rest = whole - minutes * 60;
     return minutes + " min" + (rest && minutes < 10 ? " " + rest + " s" : "");
   }
   const hours = Math.floor(minutes / 60);
@@ -114,21 +122,22 @@ export function progressValueText(percent, step) {
 }
 
 export function outcomeLabel(status) {
-  return OUTCOMES[status] || text(status) || "Unknown";
+  return own(OUTCOMES, status) || text(status) || "Unknown";
 }
 
 export function triggerLabel(source) {
-  return TRIGGERS[source] || text(source) || "?";
+  return own(TRIGGERS, source) || text(source) || "?";
 }
 
 /** The first check's line for the bar, and every check for its tooltip. */
 export function checksText(checks) {
   const list = Array.isArray(checks) ? checks.filter(isObject) : [];
   if (!list.length) return { line: "", title: "" };
-  const first = text(list[0].message) || CHECK_KINDS[list[0].kind] || "check failed";
+  const first = text(list[0].message) || own(CHECK_KINDS, list[0].kind) || "check failed";
   return {
     line: "⚠ " + first + (list.length > 1 ? " (+" + (list.length - 1) + " more)" : ""),
-    title: list.map((check) => (CHECK_KINDS[check.kind] || text(check.kind) || "Check") + ": " + text(check.message))
+    title: list
+      .map((check) => (own(CHECK_KINDS, check.kind) || text(check.kind) || "Check") + ": " + text(check.message))
       .join("\n"),
   };
 }
