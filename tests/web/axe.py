@@ -1,4 +1,5 @@
-"""axe-core for the browser tests: the ``axe_source`` fixture and ``run_axe``, which checks a Playwright page (registered by tests/web/conftest.py).
+"""axe-core for the browser tests: the ``axe_source`` fixture (registered by tests/web/conftest.py) and
+``run_axe``, which checks a Playwright page.
 
 axe-core comes from the npm registry through ``scripts/fetch-axe`` (pinned and verified; ``./scripts/test``
 runs it) into ``.cache/``. Without it the checks skip, except under ``CI=true``, where they fail.
