@@ -48,6 +48,13 @@ export class SnapshotBar extends HTMLElement {
       pausing: false, pauseInFlight: false };
     this.tokenWanted = null; // {retry} while the form shows for a refused change
     this.wire();
+    // A host page may set `token` before this module has loaded: that made an own property, which would hide
+    // the setter. Take its value through the setter instead.
+    if (Object.prototype.hasOwnProperty.call(this, "token")) {
+      const given = this.token;
+      delete this.token;
+      this.token = given;
+    }
   }
 
   get server() { return serverOf(this); }

@@ -17,8 +17,8 @@ import re
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,99 +26,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
+from playwright.sync_api import Page, Request, Route, expect
 
 from tests.support import REPO, ServiceProcess, job_command, sample_command, start_service
+from tests.web.browsing import IDLE_60, WIDTHS, OpenPage, Watched, expect_idle, layout_problems
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = REPO / "docs" / "screenshot.png"
-WAIT_MS = 10_000
-IDLE_60 = re.compile(r"^Next snapshot in (59|60) minutes$")
 TOKEN = "browser-test-token-0123"
-
-
-def _unavailable(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
-    pytest.skip(why)
-
-
-try:
-    from playwright.sync_api import Browser, Page, Route, ViewportSize, expect, sync_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None  # type: ignore[assignment]
-
-
-VIEWPORT: ViewportSize = {"width": 1200, "height": 500}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if sync_playwright is None:
-        _unavailable("playwright is not installed")
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@dataclass
-class Watched:
-    """A page and every script error and console error it produced."""
-
-    page: Page
-    page_errors: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-
-    def assert_no_page_errors(self) -> None:
-        assert self.page_errors == [], self.page_errors
-
-    def assert_clean(self) -> None:
-        self.assert_no_page_errors()
-        assert self.console_errors == [], self.console_errors
-
-
-OpenPage = Callable[..., Watched]
-
-
-@pytest.fixture
-def open_page(browser: Browser) -> Iterator[OpenPage]:
-    """Open a URL in a fresh browser context (optionally with an init script); closed at the end."""
-    contexts = []
-
-    def open_(url: str, *, init_script: str | None = None, before: Callable[[Page], None] | None = None) -> Watched:
-        context = browser.new_context(viewport=VIEWPORT)
-        contexts.append(context)
-        context.set_default_timeout(WAIT_MS)
-        if init_script:
-            context.add_init_script(init_script)
-        page = context.new_page()
-        watched = Watched(page)
-        page.on("pageerror", lambda exc: watched.page_errors.append(str(exc)))
-        page.on("console", lambda msg: watched.console_errors.append(msg.text) if msg.type == "error" else None)
-        if before is not None:
-            before(page)
-        page.goto(url)
-        return watched
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-def expect_idle(page: Page, text: str | re.Pattern[str] = IDLE_60, timeout: int = 15_000) -> None:
-    expect(page.locator("body")).to_have_attribute("data-state", "idle", timeout=timeout)
-    expect(page.locator("#snapshot-status")).to_have_text(text, timeout=timeout)
 
 
 def history_row(page: Page, index: int) -> Any:
@@ -174,8 +88,9 @@ def test_run_now_shows_progress_then_the_outcome(service_factory: Any, open_page
     page.evaluate(
         """() => {
             window.__seen = [];
-            const bar = document.getElementById('snapshot-progress');
-            const note = () => window.__seen.push({state: document.body.dataset.state,
+            const host = document.querySelector('snapshot-bar');
+            const bar = host.shadowRoot.getElementById('snapshot-progress');
+            const note = () => window.__seen.push({state: host.getAttribute('state'),
                                                    value: Number(bar.getAttribute('aria-valuenow'))});
             new MutationObserver(note).observe(bar, {attributes: true, attributeFilter: ['aria-valuenow']});
         }"""
@@ -183,15 +98,16 @@ def test_run_now_shows_progress_then_the_outcome(service_factory: Any, open_page
     button = page.locator("#run-now")
     button.click()
 
-    expect(page.locator("body")).to_have_attribute("data-state", "running", timeout=5_000)
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "running", timeout=5_000)
     expect(page.locator("#snapshot-status")).to_have_text("Snapshot: Running...")
     expect(button).to_be_disabled()
     progress = page.get_by_role("progressbar", name="Snapshot progress")
     expect(progress).to_be_visible()
     expect(page.locator("#snapshot-step")).to_contain_text("Fetching GitHub PRs")
     page.wait_for_function(
-        "() => document.body.dataset.state === 'running'"
-        " && Number(document.getElementById('snapshot-progress').getAttribute('aria-valuenow')) >= 20",
+        "() => { const host = document.querySelector('snapshot-bar');"
+        " return host.getAttribute('state') === 'running'"
+        " && Number(host.shadowRoot.getElementById('snapshot-progress').getAttribute('aria-valuenow')) >= 20; }",
         timeout=5_000,
     )
     expect(button).to_be_disabled()
@@ -204,7 +120,7 @@ def test_run_now_shows_progress_then_the_outcome(service_factory: Any, open_page
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), animations="disabled", full_page=True)
 
-    expect(page.locator("body")).to_have_attribute("data-state", "idle", timeout=10_000)
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "idle", timeout=10_000)
     last = page.locator("#snapshot-last")
     expect(last).to_contain_text("Completed")
     expect(last).to_contain_text("manual")
@@ -228,7 +144,7 @@ def test_offline_then_back_when_the_service_returns(service_factory: Any, open_p
     expect_idle(page)
 
     service.stop()
-    expect(page.locator("body")).to_have_attribute("data-state", "offline", timeout=5_000)
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "offline", timeout=5_000)
     expect(page.locator("#snapshot-status")).to_have_text("Snapshot service unreachable — reconnecting…")
     expect(page.locator("#snapshot-connection")).to_have_attribute("data-connected", "false")
     expect(page.locator("#run-now")).to_be_disabled()
@@ -265,7 +181,7 @@ def test_run_now_failure_shows_a_message(service_factory: Any, open_page: OpenPa
     button.click()
     expect(message).to_have_text("Could not reach the snapshot service")
     expect(button).to_be_enabled()
-    expect(page.locator("body")).to_have_attribute("data-state", "idle")
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "idle")
     watched.assert_no_page_errors()  # the failed requests themselves are console errors
 
 
@@ -341,13 +257,14 @@ FAKE_EVENT_SOURCE = """
 def _fake_stream_page(open_page: OpenPage, runs: tuple[int, dict[str, Any]] | None = None) -> Watched:
     """The real page's files at a made-up origin, with a fake event stream (``window.__stream.send``) and a
     run history that answers ``runs`` (status, body; default: 200, no runs); every other path is a 404."""
-    web = REPO / "web"
+    web = (REPO / "web").resolve()
     runs_status, runs_body = runs or (200, {"runs": [], "nextCursor": None})
 
     def serve(route: Route) -> None:
         path = urlsplit(route.request.url).path
-        if path in ("/", "/app.js", "/style.css"):
-            route.fulfill(path=web / (path.lstrip("/") or "index.html"))
+        file = (web / (path.lstrip("/") or "index.html")).resolve()
+        if not path.startswith("/api/") and file.is_relative_to(web) and file.is_file():
+            route.fulfill(path=file, content_type="text/javascript" if file.suffix == ".js" else None)
         elif path == "/api/snapshot/runs":
             route.fulfill(status=runs_status, json=runs_body)
         else:
@@ -378,9 +295,15 @@ def test_a_garbled_event_breaks_nothing(open_page: OpenPage) -> None:
 
 # ----------------------------------------------------------------------------------- token and cancel
 def _post_headers(page: Page, name: str) -> list[str | None]:
-    """Header ``name`` (lower case) of every POST the page sends from now on."""
+    """Header ``name`` (lower case) of every change the page POSTs from now on (not the stream tickets it
+    asks for with its token: those change nothing)."""
     seen: list[str | None] = []
-    page.on("request", lambda request: seen.append(request.headers.get(name)) if request.method == "POST" else None)
+
+    def note(request: Request) -> None:
+        if request.method == "POST" and not request.url.endswith("/api/stream-ticket"):
+            seen.append(request.headers.get(name))
+
+    page.on("request", note)
     return seen
 
 
@@ -411,7 +334,7 @@ def test_token_is_asked_once_and_remembered_across_reload(service_factory: Any, 
     assert accepted.value.status == 202
     expect(form).to_be_hidden()
     expect(page.locator("#snapshot-last")).to_contain_text("manual")
-    expect(page.locator("body")).to_have_attribute("data-state", "idle")
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "idle")
 
     page.reload()
     expect_idle(page, re.compile(r"^Next snapshot in"))
@@ -420,7 +343,7 @@ def test_token_is_asked_once_and_remembered_across_reload(service_factory: Any, 
         button.click()
     assert again.value.status == 202
     expect(form).to_be_hidden()
-    expect(page.locator("body")).to_have_attribute("data-state", "idle")
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "idle")
     page.locator("#pause-run").click()  # pause and resume carry the token too
     page.locator("#pause-reason").press("Enter")
     expect(page.locator("#resume-run")).to_be_visible()
@@ -441,7 +364,7 @@ def test_a_wrong_token_is_asked_again_and_reads_can_need_it(service_factory: Any
     expect(form).to_be_visible()  # the event stream was refused: the page asks before it can show anything
     expect(label).to_have_text("Token needed")
     expect(page.locator("#snapshot-status")).to_have_text("Enter the service's token to see snapshots")
-    expect(page.locator("body")).to_have_attribute("data-state", "offline")
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "offline")
 
     field.fill("not-the-token-0000")
     field.press("Enter")
@@ -549,7 +472,7 @@ def test_a_restart_refuses_the_old_read_cookie_and_the_page_gets_a_new_one_witho
     assert 12 * 3600 - 60 < before[name]["expires"] - datetime.now(UTC).timestamp() <= 12 * 3600, before
 
     service.stop()
-    expect(page.locator("body")).to_have_attribute("data-state", "offline")
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "offline")
     again = start_service(root, *args, env=env, port=service.port)
     try:
         again.wait_ready()
@@ -587,7 +510,7 @@ def test_cancel_ends_a_running_run_as_cancelled(service_factory: Any, open_page:
     watched = open_page(service.url + "/")  # the start-up run is running
     page = watched.page
     cancel, confirm = page.locator("#cancel-run"), page.locator("#cancel-confirm")
-    expect(page.locator("body")).to_have_attribute("data-state", "running")
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "running")
     expect(page.locator("#snapshot-step")).to_have_text("Working")
     expect(confirm).to_be_hidden()
 
@@ -603,7 +526,7 @@ def test_cancel_ends_a_running_run_as_cancelled(service_factory: Any, open_page:
     page.locator("#cancel-yes").click()
     expect(page.locator("#snapshot-status")).to_have_text("Stopping… (cancelled by request)")
     expect(cancel).to_be_hidden()
-    expect(page.locator("body")).to_have_attribute("data-state", "idle")
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "idle")
     last = page.locator("#snapshot-last")
     expect(last).to_have_attribute("data-outcome", "cancelled")
     expect(last).to_contain_text("Cancelled")
@@ -752,8 +675,8 @@ def test_double_click_on_run_now_starts_one_run(service_factory: Any, open_page:
         runs = len(service.get_json("/api/snapshot/runs")["runs"])
         keys = _post_headers(page, "idempotency-key")
         page.locator("#run-now").dblclick()
-        expect(page.locator("body")).to_have_attribute("data-state", "running")
-        expect(page.locator("body")).to_have_attribute("data-state", "idle")
+        expect(page.locator("snapshot-bar")).to_have_attribute("state", "running")
+        expect(page.locator("snapshot-bar")).to_have_attribute("state", "idle")
         expect(history_row(page, 0)).to_contain_text("manual")
         assert len(keys) == 1 and uuid.match(keys[0] or ""), keys
         latest = service.get_json("/api/snapshot/runs")["runs"]
@@ -826,7 +749,7 @@ def test_log_view_follows_a_running_job_live(service_factory: Any, open_page: Op
     expect(page.locator("#log-trimmed a")).to_have_attribute("href", re.compile(r"/log$"))
     expect(page.locator("#log-state")).to_have_text("Following live…")
     at_bottom = (
-        "(() => { const b = document.getElementById('log-lines');"
+        "(() => { const b = document.querySelector('snapshot-log').shadowRoot.getElementById('log-lines');"
         " return b.scrollTop + b.clientHeight >= b.scrollHeight - 8; })()"
     )
     page.wait_for_function(at_bottom)
@@ -902,10 +825,10 @@ def test_eta_pause_and_checks_render_from_the_status_document(open_page: OpenPag
     )
     expect(history_row(page, 0).locator(".outcome")).to_have_text("Running")  # from the stream, despite the 503
     # Every chip at once, then the cancel confirmation too, fit the narrow screens (see the layout test below).
-    problems = _layout_problems(page, "running, paused, with checks")
+    problems = layout_problems(page, "running, paused, with checks")
     page.locator("#cancel-run").click()
     expect(page.locator("#cancel-confirm")).to_be_visible()
-    problems += _layout_problems(page, "the cancel confirmation")
+    problems += layout_problems(page, "the cancel confirmation")
     assert problems == [], "\n".join(problems)
     page.locator("#cancel-no").click()
 
@@ -981,7 +904,7 @@ def test_another_origin_cannot_frame_the_page_unless_named(
         assert "violates the following Content Security Policy directive" in refused.value.text
         [framed] = blocked.page.main_frame.child_frames
         assert not framed.url.startswith(service.url), framed.url  # an error page, not ours
-        assert blocked.page.frame_locator("#framed").locator("#snapshot-bar").count() == 0
+        assert blocked.page.frame_locator("#framed").locator("snapshot-bar").count() == 0
 
         allowed = service_factory(
             "--command", sample_command(0.2), "--interval", "60", "--frame-ancestor", framer, root=tmp_path / "b"
@@ -1043,7 +966,6 @@ def test_the_page_works_under_its_content_security_policy(service_factory: Any, 
 
 
 # --------------------------------------------------------------------------------------- narrow screens
-WIDTHS = (1280, 800, 390)
 LONG_STEP = "Copying the production database dump to the off-site bucket, volume 3 of 12, this can take a while"
 LONG_ERROR = (
     "boom: the storage backend refused the upload of"
@@ -1066,55 +988,6 @@ LAYOUT_JOB = job_command(
 """Reports progress with a long step; with "wait" in its reason it waits at the gate; with "fail", fails with a
 long error."""
 
-MEASURE_LAYOUT = """() => {
-    const width = window.innerWidth;
-    const problems = [];
-    const scrollWidth = document.documentElement.scrollWidth;
-    if (scrollWidth > width) problems.push(`the page scrolls sideways: scrollWidth ${scrollWidth} > ${width}`);
-    const bar = document.getElementById('snapshot-bar');
-    const selector = '#snapshot-status, #snapshot-progress, #snapshot-percent, #snapshot-step, #snapshot-eta,'
-        + ' .snapbar-chip, #snapshot-checks, #snapshot-last, #run-now-message, label, input, button';
-    const pieces = [...bar.querySelectorAll(selector)].map(el => ({el, box: el.getBoundingClientRect()}))
-        .filter(p => p.el.checkVisibility() && p.box.width > 0 && p.box.height > 0);
-    const name = el => '#' + (el.id || el.closest('[id]').id + ' ' + el.tagName.toLowerCase());
-    for (const {el, box} of pieces) {
-        if (box.left < -0.5 || box.right > width + 0.5) {
-            problems.push(`${name(el)} is outside the viewport: ${Math.round(box.left)}..${Math.round(box.right)}`);
-        }
-        // Text wider than its own box spills over its neighbours even when the boxes do not overlap.
-        if (el.tagName !== 'INPUT' && getComputedStyle(el).overflowX === 'visible'
-            && el.scrollWidth > el.clientWidth + 1) {
-            problems.push(`${name(el)}'s text runs out of its box: ${el.scrollWidth} > ${el.clientWidth}`);
-        }
-    }
-    for (let i = 0; i < pieces.length; i++) {
-        for (let j = i + 1; j < pieces.length; j++) {
-            const a = pieces[i], b = pieces[j];
-            if (a.el.contains(b.el) || b.el.contains(a.el)) continue;
-            const x = Math.min(a.box.right, b.box.right) - Math.max(a.box.left, b.box.left);
-            const y = Math.min(a.box.bottom, b.box.bottom) - Math.max(a.box.top, b.box.top);
-            if (x > 0.5 && y > 0.5) {
-                problems.push(`${name(a.el)} and ${name(b.el)} overlap by ${Math.round(x)}x${Math.round(y)} px`);
-            }
-        }
-    }
-    return problems;
-}"""
-
-
-def _layout_problems(page: Page, state: str) -> list[str]:
-    """What does not fit in ``state`` at each of WIDTHS (the page is left at the widest)."""
-    problems = []
-    shots = os.environ.get("SNAPSHOT_LAYOUT_SHOTS")
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        problems += [f"{state} at {width} px: {problem}" for problem in page.evaluate(MEASURE_LAYOUT)]
-        if shots:
-            page.screenshot(path=Path(shots) / f"{re.sub(r'[^a-z]+', '-', state)}-{width}.png")
-    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
-    return problems
-
-
 @pytest.mark.browser
 def test_the_page_fits_every_width_in_every_state(service_factory: Any, open_page: OpenPage, gate: Gate) -> None:
     """At 1280, 800 and 390 px the page never scrolls sideways, and the bar's pieces neither overlap nor leave
@@ -1132,40 +1005,40 @@ def test_the_page_fits_every_width_in_every_state(service_factory: Any, open_pag
     _trigger(service, f"fail: {LONG_REASON}")
     expect(history_row(page, 0)).to_have_attribute("data-outcome", "error")
     expect(page.locator("#snapshot-last")).to_contain_text("Failed")
-    problems += _layout_problems(page, "idle, a long history")
+    problems += layout_problems(page, "idle, a long history")
 
     _trigger(service, f"wait: {LONG_REASON}")
     expect(page.locator("#snapshot-step")).to_have_text(LONG_STEP)
     expect(page.locator("#snapshot-eta")).to_be_visible()
     expect(page.locator("#snapshot-percent")).to_have_text("13%")
-    problems += _layout_problems(page, "running")
+    problems += layout_problems(page, "running")
 
     page.locator("#pause-run").click()
     expect(page.locator("#pause-form")).to_be_visible()
-    problems += _layout_problems(page, "running, the pause form open")
+    problems += layout_problems(page, "running, the pause form open")
     page.locator("#pause-reason").fill(LONG_REASON)
     page.locator("#pause-reason").press("Enter")
     expect(page.locator("#snapshot-paused")).to_be_visible()
-    problems += _layout_problems(page, "running, paused")
+    problems += layout_problems(page, "running, paused")
 
     history_row(page, 0).locator("button").click()
     expect(page.locator("#log-lines .log-line").last).to_contain_text("waiting at the gate")
-    problems += _layout_problems(page, "running, the log view open")
+    problems += layout_problems(page, "running, the log view open")
 
     gate.release()
     expect(page.locator("#snapshot-status")).to_have_text(f"Paused — automatic snapshots off ({LONG_REASON})")
     expect(page.locator("#log-state")).to_have_text(re.compile(r"^Completed after "))
-    problems += _layout_problems(page, "paused, the log view open")
+    problems += layout_problems(page, "paused, the log view open")
 
     page.locator("#resume-run").click()
     page.locator("#pause-run").click()
     expect(page.locator("#pause-form")).to_be_visible()
-    problems += _layout_problems(page, "idle, the pause form open")
+    problems += layout_problems(page, "idle, the pause form open")
 
     service.stop()
-    expect(page.locator("body")).to_have_attribute("data-state", "offline")
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "offline")
     expect(page.locator("#snapshot-status")).to_have_text("Snapshot service unreachable — reconnecting…")
-    problems += _layout_problems(page, "offline")
+    problems += layout_problems(page, "offline")
     watched.assert_no_page_errors()
 
     # The token asked for a change (Run Now), and for reads: then the history says why it is empty.
@@ -1178,7 +1051,7 @@ def test_the_page_fits_every_width_in_every_state(service_factory: Any, open_pag
     expect_idle(page)
     page.locator("#run-now").click()
     expect(page.locator("#token-form")).to_be_visible()
-    problems += _layout_problems(page, "the token form open")
+    problems += layout_problems(page, "the token form open")
 
     env = {"SNAPSHOT_TOKEN": TOKEN, "SNAPSHOT_TOKEN_FOR_READS": "true"}
     reads = service_factory("--command", sample_command(0.2), "--interval", "60", env=env, root=service.root / "r")
@@ -1186,7 +1059,7 @@ def test_the_page_fits_every_width_in_every_state(service_factory: Any, open_pag
     page = watched.page
     page.set_viewport_size({"width": WIDTHS[0], "height": 900})
     expect(page.locator("#token-form")).to_be_visible()
-    problems += _layout_problems(page, "the token form open for reads")
+    problems += layout_problems(page, "the token form open for reads")
     assert problems == [], "\n".join(problems)
     expect(page.locator("#history-note")).to_have_text("Enter the token above to see the history")
     watched.assert_no_page_errors()
