@@ -1,8 +1,27 @@
 """The page: one route per file of ``web/`` (the top bar and its scripts), found at start, each checked again
-when it is served, so nothing outside the page's folder can be reached through it."""
+when it is served, so nothing outside the page's folder can be reached through it.
+
+Every file is served twice:
+
+- at ``/<path>``, with ``Cache-Control: no-cache``: a browser revalidates it each time (``ETag`` and
+  ``Last-Modified`` answer a ``304``), so an edited page shows at once;
+- at ``/v/<version>/<path>``, cacheable for a year (``immutable``): ``<version>`` is a digest of every file of
+  the page taken at start (:func:`page_version`), so a changed page is a new URL after a restart, and an old
+  version's URL is a 404. Modules that import each other relatively stay within one version.
+
+``/snapshot-bar.js`` (when the page has that module) is not the file: it is a one-line module generated here,
+``export * from "./v/<version>/snapshot-bar.js";``, revalidated each time. Another page includes the bar with
+that stable URL and its browser fetches the rest once per version. A module resolves the relative specifier
+against its own URL, so it names this service whatever page includes it.
+
+The page's files hold no secret, so another origin may load them: every static answer says
+``Access-Control-Allow-Origin: *`` (a module script loads in CORS mode, without credentials) and
+``Cross-Origin-Resource-Policy: cross-origin``. The API's CORS is the guard's (``--allow-origin``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -14,8 +33,25 @@ from aiohttp import web
 from orchestrator.http.errors import Handler
 
 WEB_DIR = web.AppKey("web_dir", Path)
+PAGE_VERSION = web.AppKey("page_version", str)
+PAGE_PATHS = web.AppKey("page_paths", frozenset[str])
+"""Every path the page is served at (the API contract leaves them out: orchestrator/http/openapi.json)."""
 PAGE_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 """Names the page's files may have: no dot-files, nothing a URL or a route pattern would need to escape."""
+VERSION_HEX_DIGITS = 12
+ENTRY_MODULE = "snapshot-bar.js"
+"""The module another page includes; served as a generated one-liner that imports the versioned file."""
+NO_CACHE = "no-cache"
+IMMUTABLE = "public, max-age=31536000, immutable"
+CROSS_ORIGIN = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"}
+CONTENT_TYPES = {
+    # ES modules need a JavaScript MIME type; the charset keeps a module's non-ASCII text right everywhere.
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
 def web_root() -> Path:
@@ -27,13 +63,25 @@ def web_root() -> Path:
 
 
 def add_page(app: web.Application, root: Path) -> None:
-    """One route per file of the page, found now: anything else (``..``, encoded dots, folders) is simply not
-    a route, so it is a 404 by construction; a file is also checked again when served (see ``_serve``)."""
+    """One route per file of the page (twice: plain and versioned), found now: anything else (``..``, encoded
+    dots, folders, another version) is simply not a route, so it is a 404 by construction; a file is also
+    checked again when served (see ``_file_handler``)."""
     root = root.resolve()
+    files = list(page_files(root))
+    version = page_version(root, files)
     app[WEB_DIR] = root
-    app.router.add_get("/", _file_handler("index.html"))
-    for relative in page_files(root):
-        app.router.add_get("/" + relative, _file_handler(relative))
+    app[PAGE_VERSION] = version
+    paths = {"/"}
+    app.router.add_get("/", _file_handler("index.html", NO_CACHE))
+    for relative in files:
+        plain, versioned = "/" + relative, f"/v/{version}/{relative}"
+        if relative == ENTRY_MODULE:
+            app.router.add_get(plain, _entry_handler(version))
+        else:
+            app.router.add_get(plain, _file_handler(relative, NO_CACHE))
+        app.router.add_get(versioned, _file_handler(relative, IMMUTABLE))
+        paths |= {plain, versioned}
+    app[PAGE_PATHS] = frozenset(paths)
 
 
 def page_files(root: Path) -> Iterator[str]:
@@ -46,6 +94,27 @@ def page_files(root: Path) -> Iterator[str]:
                 yield path.relative_to(root).as_posix()
 
 
+def page_version(root: Path, files: list[str]) -> str:
+    """The first :data:`VERSION_HEX_DIGITS` hex digits of a SHA-256 over every file's path and content, in
+    path order: any change to the page is a new version. A file that cannot be read counts as empty."""
+    digest = hashlib.sha256()
+    for relative in sorted(files):
+        try:
+            content = (root / relative).read_bytes()
+        except OSError:
+            content = b""
+        name = relative.encode()
+        # Lengths first: no two different pages hash the same bytes (a name that ends where content begins).
+        digest.update(b"%d:%s%d:" % (len(name), name, len(content)))
+        digest.update(content)
+    return digest.hexdigest()[:VERSION_HEX_DIGITS]
+
+
+def entry_module(version: str) -> str:
+    """The text of the generated ``/snapshot-bar.js``."""
+    return f'export * from "./v/{version}/{ENTRY_MODULE}";\n'
+
+
 def _inside(root: Path, path: Path) -> Path | None:
     """``path`` resolved, if it is a regular file inside ``root`` (a symlink may point within ``root`` only)."""
     try:
@@ -55,7 +124,12 @@ def _inside(root: Path, path: Path) -> Path | None:
     return real if real.is_relative_to(root) and real.is_file() else None
 
 
-def _file_handler(relative: str) -> Handler:
+def _file_handler(relative: str, cache: str) -> Handler:
+    headers = {"Cache-Control": cache, **CROSS_ORIGIN}
+    content_type = CONTENT_TYPES.get(Path(relative).suffix.lower())
+    if content_type is not None:
+        headers["Content-Type"] = content_type  # FileResponse guesses only where none is set
+
     async def serve(request: web.Request) -> web.StreamResponse:
         # Checked again per request: the file may have been replaced by a symlink since the start. (Whoever
         # can write the page's folder could change the page anyway; this keeps the rest of the disk out.)
@@ -63,6 +137,20 @@ def _file_handler(relative: str) -> Handler:
         real = _inside(root, root / relative)
         if real is None:
             raise web.HTTPNotFound()
-        return web.FileResponse(real, headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(real, headers=headers)
+
+    return serve
+
+
+def _entry_handler(version: str) -> Handler:
+    body = entry_module(version).encode()
+    etag = f'"{version}"'
+    headers = {"Cache-Control": NO_CACHE, "ETag": etag, **CROSS_ORIGIN}
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        tags = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
+        if etag in tags or "*" in tags:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, headers={**headers, "Content-Type": CONTENT_TYPES[".js"]})
 
     return serve

@@ -34,7 +34,7 @@ from orchestrator.config import DEFAULT_STREAMS_PER_CLIENT, JobSettings, Setting
 from orchestrator.disk.atomic import write_json_atomic
 from orchestrator.http.app import OPENAPI_PATH, create_app
 from orchestrator.http.guesses import GUESSES_PER_MINUTE
-from orchestrator.http.page import page_files, web_root
+from orchestrator.http.page import PAGE_PATHS
 from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.service import Orchestrator
 from tests.faults.harness import FileChanges
@@ -186,7 +186,7 @@ def test_every_route_is_in_the_document_and_nothing_else(tmp_path: Path) -> None
         job=JobSettings(triggers_dir=tmp_path / "triggers"), store=StoreSettings(data_dir=tmp_path / "data")
     )
     app = create_app(Orchestrator(settings))
-    page = {"/"} | {f"/{name}" for name in page_files(web_root())}
+    page = app[PAGE_PATHS]
     served = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()

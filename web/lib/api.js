@@ -64,7 +64,7 @@ export class Api {
   }
 
   /** POST `path` (JSON `body`, or none). Resolves to {response, body, unauthorized}: `unauthorized` when the
-   * service wants a (better) token, which is then forgotten. Rejects when the service is unreachable. */
+   * service wants a (better) token, which is then forgotten; `sent`: the token it carried. Rejects when the service is unreachable. */
   async post(path, body = null, extraHeaders = {}) {
     const sent = this.token();
     const init = { method: "POST", headers: this.headers(extraHeaders) };
@@ -75,7 +75,7 @@ export class Api {
     const response = await fetch(path.startsWith(this.server) ? path : this.url(path), init);
     if (response.status === 401) {
       if (sent) tokens.forget(this.server, sent);
-      return { response, body: null, unauthorized: true };
+      return { response, body: null, unauthorized: true, sent };
     }
     let parsed = null;
     try {
@@ -83,7 +83,7 @@ export class Api {
     } catch (e) {
       parsed = null;
     }
-    return { response, body: parsed, unauthorized: false };
+    return { response, body: parsed, unauthorized: false, sent };
   }
 
   /** The URL to open `path` (under the job's API) as an event stream: with a ticket when the page holds a

@@ -34,6 +34,7 @@ class SharedStream {
     this.generation = 0; // bumped on every (re)connect
     this.state = "connecting";
     this.everFailed = false;
+    this.tokenRefused = false; // the last 401 was to a token (it was wrong), not to its absence
     this.source = null;
     this.timer = null;
     this.closed = false;
@@ -81,6 +82,7 @@ class SharedStream {
     }
     if (generation !== this.generation || this.closed) return;
     if (url === null) {
+      this.tokenRefused = true;
       this.setState("unauthorized");
       return;
     }
@@ -120,7 +122,9 @@ class SharedStream {
   async probe(generation) {
     let state = "offline";
     try {
+      const sent = this.api.token();
       const response = await this.api.read("status");
+      this.tokenRefused = response.status === 401 && sent !== null;
       if (response.status === 401) state = "unauthorized";
       else if (response.status === 404) state = "missing";
       else if (response.ok) state = "offline"; // up, but the stream broke (a restart): reconnect soon
