@@ -53,8 +53,11 @@ export const HISTORY_CSS = `
   vertical-align: top;
 }
 tbody tr { cursor: pointer; }
-tbody tr:hover { background: color-mix(in srgb, var(--_fg) 6%, transparent); }
-tbody tr[aria-current="true"] { background: color-mix(in srgb, var(--_accent) 14%, transparent); }
+/* Light tints only: the outcome's coloured words must keep their contrast on them (WCAG AA). The run shown
+ * also gets a bar in the accent colour, which needs no colour vision to tell from a hover. */
+tbody tr:hover { background: color-mix(in srgb, var(--_fg) 4%, transparent); }
+tbody tr[aria-current="true"] { background: color-mix(in srgb, var(--_accent) 6%, transparent); }
+tbody tr[aria-current="true"] > td:first-child { box-shadow: inset 3px 0 0 var(--_accent); }
 td:nth-child(2), td:nth-child(3) { white-space: nowrap; font-variant-numeric: tabular-nums; }
 td:nth-child(4) { white-space: nowrap; }
 .history-why { max-width: 420px; min-width: 12em; overflow-wrap: anywhere; }
@@ -103,6 +106,8 @@ td:nth-child(4) { white-space: nowrap; }
     padding: 6px 4px;
     border-bottom: 1px solid var(--_border);
   }
+  .history-table tr[aria-current="true"] { padding-left: 10px; box-shadow: inset 3px 0 0 var(--_accent); }
+  .history-table tr[aria-current="true"] > td:first-child { box-shadow: none; }
   .history-table td { display: block; padding: 0; border-bottom: 0; }
   .history-table td.history-why { flex: 1 1 100%; max-width: none; min-width: 0; }
   .history-table td.history-why:empty { display: none; }
