@@ -11,5 +11,8 @@ const log = document.querySelector("snapshot-log");
 if (history && log) {
   history.addEventListener("snapshot-open-log", (event) => log.open(event.detail.run));
   log.addEventListener("snapshot-log-opened", (event) => { history.selectedRunId = event.detail.run.runId; });
-  log.addEventListener("snapshot-log-closed", () => { history.selectedRunId = null; });
+  log.addEventListener("snapshot-log-closed", (event) => {
+    history.selectedRunId = null;
+    history.focusRun(event.detail.runId); // the keyboard goes back to the row it came from
+  });
 }

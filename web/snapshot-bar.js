@@ -246,11 +246,11 @@ export class SnapshotBar extends HTMLElement {
   renderTokenForm(forReads) {
     const form = this.ui["token-form"];
     const wanted = forReads || this.tokenWanted !== null;
-    if (form.hidden === !wanted) return;
-    form.hidden = !wanted;
     if (forReads && this.tokenWanted === null) {
       setText(this.ui["token-label"], this.stream.tokenRefused ? "Token not accepted, try again" : "Token needed");
     }
+    if (form.hidden === !wanted) return;
+    form.hidden = !wanted;
     if (wanted) {
       this.ui["token-input"].value = "";
       this.ui["token-input"].focus();

@@ -132,6 +132,7 @@ class SharedStream {
       state = (await this.reachable()) ? "refused" : "offline";
     }
     if (generation !== this.generation || this.closed) return;
+    if (state === this.state) this.emit("state"); // the same state, but maybe another token refused
     this.setState(state);
     if (state !== "unauthorized") this.retryLater();
   }
