@@ -130,7 +130,8 @@ async def test_page_is_served(client: Client) -> None:
     response = await client.get("/")
     assert response.status == 200
     assert "text/html" in response.headers["Content-Type"]
-    assert "EventSource" in (await (await client.get("/app.js")).text())
+    assert "new EventSource" in (await (await client.get("/lib/stream.js")).text())
+    assert "<snapshot-bar" in (await response.text())
 
 
 @pytest.mark.parametrize("path", ["/../pyproject.toml", "/%2e%2e/pyproject.toml", "/nope.js"])
