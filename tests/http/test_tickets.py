@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +19,7 @@ import aiohttp
 import pytest
 
 from orchestrator.core.clock import FakeClock
+from orchestrator.http.accesslog import RedactQueries
 from orchestrator.http.app import create_app
 from orchestrator.http.guesses import GUESSES_PER_MINUTE
 from orchestrator.http.readcookie import ReadCookies
@@ -96,6 +98,16 @@ def test_spent_tickets_are_remembered_until_they_expire_and_no_more_than_the_cap
     assert tickets.redeem(fresh, PORT, later) is TicketVerdict.VALID
     assert tickets.remembered == 1  # a and b could open nothing any more: forgotten
     assert tickets.redeem(a, PORT, later) is TicketVerdict.EXPIRED
+
+
+def test_an_access_log_line_never_shows_a_query() -> None:
+    """Should anyone turn aiohttp's access log on: its lines print the request line with the query."""
+    line = '127.0.0.1 [07/Dec/2026:06:50:00 +0000] "GET /api/snapshot/events?%74icket=1.ab.cd&x=1 HTTP/1.1" 200'
+    record = logging.LogRecord("aiohttp.access", logging.INFO, __file__, 1, "%s", (line,), None)
+    assert RedactQueries().filter(record)
+    assert record.getMessage() == line.replace("?%74icket=1.ab.cd&x=1", "?<redacted>")
+    plain = logging.LogRecord("aiohttp.access", logging.INFO, __file__, 1, '"GET /health HTTP/1.1" 200', None, None)
+    assert RedactQueries().filter(plain) and plain.getMessage() == '"GET /health HTTP/1.1" 200'
 
 
 # ------------------------------------------------------------------------------------------------ HTTP
@@ -257,6 +269,15 @@ async def test_another_origin_may_ask_for_a_ticket_and_stream_with_it(serve: Ser
             assert "Origin" in stream.headers["Vary"]
         finally:
             stream.close()
+
+
+async def test_a_ticket_never_authorises_a_change(serve: Serve) -> None:
+    served = await serve(token=TOKEN, token_for_reads=True)
+    for path in ("/api/snapshot/trigger", "/api/snapshot/pause", TICKET):
+        ticket = await new_ticket(served)
+        await refused(await served.client.post(path, params={"ticket": ticket}), 401, "token")
+        # Still unspent: a change never even looked at it.
+        assert (await served.client.get(STATUS, params={"ticket": ticket})).status == 200
 
 
 # ------------------------------------------------------------------------------------ a real process
