@@ -127,6 +127,11 @@ class Orchestrator:
         """The job's commands (orchestrator/http/ports.py ``Commands``)."""
         return self.unit
 
+    @property
+    def job_name(self) -> str:
+        """The job's name (orchestrator/http/ports.py ``Served``)."""
+        return self.unit.spec.name
+
     # ------------------------------------------------------------- the one job, by its parts' names
     @property
     def runner(self) -> Runner:

@@ -56,6 +56,8 @@ class JobSpec:
     kill_grace_seconds: float
     timeout: timedelta | None = None
     stall_timeout: timedelta | None = None
+    name: str = "snapshot"
+    """What the job is called where it is named (its badge, ``/badge/<name>.svg``); the API's paths say it too."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobSpec:

@@ -1,16 +1,23 @@
 """aiohttp's server log, tamed: a malformed request (a bad header, garbage instead of HTTP) is the client's
 fault, answered with a 400 by aiohttp itself, yet logged at ERROR with a traceback each time (about 600 KiB/s
-from one client sending them in a loop). One line per spell says it; the rest of the spell is counted."""
+from one client sending them in a loop). One line per spell says it; the rest of the spell is counted.
+
+And its access log, which prints each request line with its query, never shows a stream ticket
+(``?ticket=``: orchestrator/http/tickets.py): the service keeps that log off, and should anyone turn it on, every
+query in its lines is replaced with ``?<redacted>`` (the parameter's name may come percent-encoded, so the
+whole query goes, not only ``ticket=``)."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
 from aiohttp.http_exceptions import HttpProcessingError
 
 SPELL_SECONDS = 60.0
+QUERY = re.compile(r"\?[^\s\"']*")
 
 
 class MalformedRequests(logging.Filter):
@@ -47,5 +54,17 @@ class MalformedRequests(logging.Filter):
         return True
 
 
+class RedactQueries(logging.Filter):
+    """On the ``aiohttp.access`` logger: every query in a line becomes ``?<redacted>``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = QUERY.sub("?<redacted>", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
 def install() -> None:
     logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
+    logging.getLogger("aiohttp.access").addFilter(RedactQueries())

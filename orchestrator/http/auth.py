@@ -1,4 +1,5 @@
-"""Who a request is: the bearer token, the read cookie, or nobody (the guard's token rules, orchestrator/http/guard.py).
+"""Who a request is: the bearer token, the read cookie, a stream ticket (a read's ``?ticket=``:
+orchestrator/http/tickets.py), or nobody (the guard's token rules, orchestrator/http/guard.py).
 
 A wrong bearer token is a guess, counted per client address (orchestrator/http/guesses.py); a read cookie that
 is not valid is none (see the guard's docstring for why). What a request proved is kept on it under the request
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -18,13 +19,16 @@ from orchestrator.http.clientaddr import client_of
 from orchestrator.http.errors import json_error
 from orchestrator.http.guesses import Guesses, too_many_guesses
 from orchestrator.http.hostheader import Addressed, parse_host
-from orchestrator.http.readcookie import ReadCookies, Verdict, expiry_of
+from orchestrator.http.readcookie import LIFETIME, ReadCookies, Verdict, expiry_of
+from orchestrator.http.tickets import StreamTickets, Ticket, TicketVerdict
 
 READ_COOKIE_PREFIX = "snapshot_read_"
 """The read cookie is ``snapshot_read_<port>``: the port the browser addressed (``Host``)."""
 LEGACY_TOKEN_COOKIE = "snapshot_token"
 """Where earlier pages put the token itself; never accepted, and expired wherever a browser still sends it."""
 REALM = 'Bearer realm="snapshot-orchestrator"'
+TICKET_PARAM = "ticket"
+"""The query parameter of a read opened with a stream ticket (orchestrator/http/tickets.py)."""
 
 
 class Tokens:
@@ -34,6 +38,7 @@ class Tokens:
         # Digests of equal length make the constant-time comparison independent of the token's length too.
         self._token = _digest(token) if token else None
         self._read_cookies = ReadCookies() if token else None
+        self._tickets = StreamTickets() if token else None
         self.clock = clock
         self._guesses = Guesses()
 
@@ -52,6 +57,43 @@ class Tokens:
         port = addressed_port(request)
         value = self._read_cookies.issue(port, self.clock.now())
         return f"{READ_COOKIE_PREFIX}{port}", value, self._read_cookies.max_age
+
+    def stream_ticket(self, request: web.Request) -> Ticket | None:
+        """A fresh stream ticket for the port ``request`` addressed; ``None`` without a token."""
+        if self._tickets is None:
+            return None
+        return self._tickets.issue(addressed_port(request), self.clock.now())
+
+    def _ticket_verdict(self, request: web.Request) -> TicketVerdict | None:
+        """What the request's ``?ticket=`` is worth (a valid one is used up); ``None`` if it has none. A read it
+        lets in is cut after the read cookie's lifetime (``READ_COOKIE_EXPIRES``), as one the cookie let in."""
+        if self._tickets is None or TICKET_PARAM not in request.query:
+            return None
+        now = self.clock.now()
+        verdict = self._tickets.redeem(request.query[TICKET_PARAM], addressed_port(request), now)
+        if verdict is TicketVerdict.VALID:
+            request[AUTHENTICATED] = True
+            request[READ_COOKIE_EXPIRES] = now + self._read_cookies_lifetime()
+        return verdict
+
+    def _read_cookies_lifetime(self) -> timedelta:
+        return self._read_cookies.lifetime if self._read_cookies is not None else LIFETIME
+
+    def _ticket_refusal(self, verdict: TicketVerdict, client: str) -> web.Response | None:
+        """The answer to a read whose ticket is not valid (``None``: it is)."""
+        if verdict is TicketVerdict.VALID:
+            return None
+        if verdict is TicketVerdict.BUSY:
+            return json_error(503, "Too many stream tickets in use; try again in 1 s", {"Retry-After": "1"})
+        if verdict is TicketVerdict.FORGED:
+            # A guess, like a wrong token: a ticket is only ever a value this service handed out a minute ago.
+            return self._guesses.refused(client, self.clock.now()) or self._unauthorized(
+                "The stream ticket is not valid; ask POST /api/stream-ticket for a new one", invalid=True
+            )
+        return self._unauthorized(  # ours, only old or spent: no guess (a browser reconnects with the same URL)
+            "The stream ticket has expired or was already used; ask POST /api/stream-ticket for a new one",
+            invalid=True,
+        )
 
     def _read_cookie_verdict(self, request: web.Request) -> Verdict | None:
         """What the request's read cookie is worth; ``None`` if it has none. A valid one's expiry is kept on
@@ -97,6 +139,9 @@ class Tokens:
             request[BEARER] = True
             return None
         if cookie_ok:
+            ticket = self._ticket_verdict(request)
+            if ticket is not None:
+                return self._ticket_refusal(ticket, client)
             verdict = self._read_cookie_verdict(request)
             if verdict is Verdict.VALID:
                 request[AUTHENTICATED] = True
@@ -130,6 +175,10 @@ class Tokens:
         if self._bearer(request) is not None:
             refusal = self.authenticate(request, cookie_ok=True)
             return refusal if refusal is not None and refusal.status == 429 else None
+        ticket = self._ticket_verdict(request)
+        if ticket is not None:  # else anonymous, as the read is open to all; a forged one still counts
+            refusal = self._ticket_refusal(ticket, client_of(request).key) if ticket is TicketVerdict.FORGED else None
+            return refusal if refusal is not None and refusal.status == 429 else None
         if self._read_cookie_verdict(request) is Verdict.VALID:
             request[AUTHENTICATED] = True
         return None
@@ -148,7 +197,8 @@ BEARER = web.RequestKey("bearer", bool)
 """Set on a request that carried the token itself (``Authorization: Bearer``), not only the read cookie: the
 cookie reaches every server on the host, so what it opens is capped per address like anonymous streams."""
 READ_COOKIE_EXPIRES = web.RequestKey("read_cookie_expires", datetime)
-"""Set on a read that a valid read cookie let in: its connection is closed then (``_until_expiry``)."""
+"""Set on a read that a valid read cookie let in (its expiry), or a stream ticket (the cookie's lifetime from
+when it opened): its connection is closed then (``_until_expiry``)."""
 
 
 ADDRESSED = web.RequestKey("addressed", Addressed)

@@ -25,6 +25,12 @@ one that shares the token. A read it let in is cut when it expires (an event str
 Its name carries the port the browser addressed (``snapshot_read_<port>``), so two services on one host each
 keep their own.
 
+Stream tickets. The read cookie is ``SameSite=Strict``: a page on another origin never sends it. Such a page
+asks ``POST /api/stream-ticket`` with its bearer token and opens the stream with ``?ticket=<value>``: a value
+(``orchestrator/http/tickets.py``) good for one read within a minute, accepted wherever the read cookie is, and
+a read it opened is cut after the cookie's lifetime. A forged one counts as a guess; an expired or spent one
+does not (a browser's ``EventSource`` reconnects with the same URL).
+
 Why not aiohttp-cors (0.8.1 runs cleanly on aiohttp 3.14, checked): it answers a refused preflight with a
 plain-text 403, sends no ``Vary: Origin`` (so a cache may hand one origin's answer to another), must be
 registered route by route, and knows nothing of refusing cross-site POSTs, which needs the same origin
@@ -68,6 +74,8 @@ API_PREFIX = "/api/"
 TRIGGER_PATH = "/api/snapshot/trigger"
 METRICS_PATH = "/metrics"
 """Outside ``/api/`` where Prometheus looks for it, but it tells what the status document tells: a read."""
+BADGE_PREFIX = "/badge/"
+"""The status badges (orchestrator/http/badge.py): what the status document tells, as a picture: a read."""
 CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 CORS_EXPOSE = "Retry-After, WWW-Authenticate, Idempotent-Replayed"
@@ -220,7 +228,7 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
             refusal = guard.admit_trigger()
             if refusal is not None:
                 return refusal
-    elif request.path.startswith(API_PREFIX) or request.path == METRICS_PATH:
+    elif is_read(request.path):
         refusal = (
             guard.tokens.authenticate(request, cookie_ok=True)
             if guard.token_for_reads
@@ -234,16 +242,24 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
     return await handler(request)
 
 
+def is_read(path: str) -> bool:
+    """Whether a GET of ``path`` tells what the token protects under --token-for-reads."""
+    return path.startswith((API_PREFIX, BADGE_PREFIX)) or path == METRICS_PATH
+
+
 async def _until_expiry(request: web.Request, handler: Handler, clock: Clock, expires: datetime) -> web.StreamResponse:
-    """Answer a read the read cookie let in, and close its connection if the cookie expires first: an event
-    stream opened with it would otherwise read on for as long as the service runs. A browser reconnects, is
-    refused, and the page gets a new cookie with its token."""
+    """Answer a read the read cookie (or a stream ticket) let in, and close its connection if the cookie
+    expires first (the ticket's read: after the cookie's lifetime): an event stream opened with it would
+    otherwise read on for as long as the service runs. A browser reconnects, is refused, and the page gets a
+    new cookie (or ticket) with its token."""
 
     def close(expired: asyncio.Task[bool]) -> None:
         if expired.cancelled() or request.transport is None or request.transport.is_closing():
             return
         log.info(
-            "closing %s of %s: the read cookie it was opened with has expired", request.path, client_of(request).address
+            "closing %s of %s: the read cookie or stream ticket it was opened with has expired",
+            request.path,
+            client_of(request).address,
         )
         request.transport.close()
 

@@ -95,6 +95,10 @@ class Served(Controls, Protocol):
     @property
     def metrics(self) -> MetricsPage: ...
 
+    @property
+    def job_name(self) -> str:
+        """The job's name (``snapshot``): its badge is ``/badge/<name>.svg``."""
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...

@@ -23,7 +23,7 @@ against a total (503 beyond), with a share of it kept for requests that carry th
 ``HttpSettings.streams_per_client`` anonymous ones per client address, and as many with the read cookie (429
 beyond). The client address is the one orchestrator/http/clientaddr.py works out (behind a trusted proxy, the
 forwarded one); what the request carried, the guard has said: ``guard.BEARER`` for the token itself,
-``guard.AUTHENTICATED`` alone for the read cookie (:func:`credential_of`).
+``guard.AUTHENTICATED`` alone for the read cookie or a stream ticket (:func:`credential_of`).
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ async def serve_stream(
 
 
 def credential_of(request: web.Request) -> Credential:
-    """What ``request`` proved to the guard: the bearer token, only the read cookie, or nothing."""
+    """What ``request`` proved to the guard: the bearer token, only the read cookie (or a stream ticket), or
+    nothing."""
     if request.get(BEARER, False):
         return Credential.BEARER
     return Credential.COOKIE if request.get(AUTHENTICATED, False) else Credential.NONE

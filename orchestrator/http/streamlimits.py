@@ -61,8 +61,8 @@ class Credential(StrEnum):
     NONE = "none"
     """Anonymous (or a wrong token): the anonymous share, capped per address."""
     COOKIE = "cookie"
-    """The read cookie only (a page's ``EventSource``): part of the reserve too, capped per address apart
-    from anonymous streams."""
+    """The read cookie, or a stream ticket, only (a page's ``EventSource``): part of the reserve too, capped
+    per address apart from anonymous streams."""
     BEARER = "bearer"
     """``Authorization: Bearer`` with the token: the whole total, no cap per address."""
 

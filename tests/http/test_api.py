@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -132,6 +133,13 @@ async def test_page_is_served(client: Client) -> None:
     assert "text/html" in response.headers["Content-Type"]
     assert "new EventSource" in (await (await client.get("/lib/stream.js")).text())
     assert "<snapshot-bar" in (await response.text())
+    linked = re.findall(r'(?:src|href)="(/[^"]+)"', await response.text())
+    assert any(path.endswith(".js") for path in linked), linked
+    for path in linked:  # the page's scripts and styles, as it names them
+        answer = await client.get(path)
+        assert answer.status == 200, path
+        if path.endswith(".js"):
+            assert answer.headers["Content-Type"] == "text/javascript; charset=utf-8", path
 
 
 @pytest.mark.parametrize("path", ["/../pyproject.toml", "/%2e%2e/pyproject.toml", "/nope.js"])

@@ -297,7 +297,7 @@ def test_refused_guesses_get_a_documented_429_on_every_guarded_operation(tmp_pat
         ]
         assert len(guarded) >= 10, guarded
         for method, path, op in guarded:
-            concrete = path.replace("{runId}", "20260101T000000Z-abcdef")
+            concrete = path.replace("{runId}", "20260101T000000Z-abcdef").replace("{job}", "snapshot")
             answer = requests.request(method, service.url + concrete, headers=wrong, timeout=10)
             assert answer.status_code == 429, (method, path, answer.status_code, answer.text)
             # validate_response checks an answer against what its status documents, and lets an undocumented
