@@ -988,6 +988,7 @@ LAYOUT_JOB = job_command(
 """Reports progress with a long step; with "wait" in its reason it waits at the gate; with "fail", fails with a
 long error."""
 
+
 @pytest.mark.browser
 def test_the_page_fits_every_width_in_every_state(service_factory: Any, open_page: OpenPage, gate: Gate) -> None:
     """At 1280, 800 and 390 px the page never scrolls sideways, and the bar's pieces neither overlap nor leave

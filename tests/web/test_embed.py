@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from tests.support import ServiceProcess, job_command, sample_command, start_service
+from tests.web.axe import run_axe
 from tests.web.browsing import WIDTHS, OpenPage, expect_idle, layout_problems
 from tests.web.host import HostSite, host_site
 
@@ -124,6 +125,12 @@ def test_two_bars_and_a_history_on_one_page_share_one_stream(
     watched.assert_clean()
 
 
+FOCUSED_NAME = """() => {
+    const inner = document.activeElement?.shadowRoot?.activeElement;
+    return inner ? (inner.getAttribute('aria-label') || inner.textContent.trim()) : null;
+}"""
+
+
 def _wait_for(condition: Any, what: str, timeout: float = 10) -> None:
     """Poll the service (a separate process: no event to wait on) until ``condition()``, at most ``timeout``."""
     import time
@@ -159,10 +166,9 @@ def test_the_bar_goes_offline_and_comes_back_with_the_service(
     watched.assert_no_page_errors()  # refused connections are console errors; scripts must not throw
 
 
-def _service_requests(page: Page, service: ServiceProcess) -> list[Request]:
-    seen: list[Request] = []
+def _record_requests(page: Page, service: ServiceProcess, seen: list[Request]) -> None:
+    """Add every request ``page`` sends to ``service`` to ``seen``."""
     page.on("request", lambda request: seen.append(request) if request.url.startswith(service.url) else None)
-    return seen
 
 
 def test_a_protected_service_asks_for_the_token_and_streams_with_a_ticket(
@@ -171,7 +177,7 @@ def test_a_protected_service_asks_for_the_token_and_streams_with_a_ticket(
     env = {"SNAPSHOT_TOKEN": TOKEN, "SNAPSHOT_TOKEN_FOR_READS": "true"}
     service = _embedded(service_factory, site, "--command", sample_command(0.2), "--interval", "60", env=env)
     requests: list[Request] = []
-    watched = open_page(site.url, before=lambda page: requests.extend(_service_requests(page, service)) or None)
+    watched = open_page(site.url, before=lambda page: _record_requests(page, service, requests))
     page = watched.page
     expect(page.locator("#snapshot-status")).to_have_text("Enter the service's token to see snapshots")
     expect(page.locator("#token-form")).to_be_visible()
@@ -229,3 +235,32 @@ def test_the_embedded_bar_fits_every_width(service_factory: Any, open_page: Open
     assert problems == [], "\n".join(problems)
     assert len(WIDTHS) == 3
     watched.assert_clean()
+
+
+def test_the_bar_has_no_serious_accessibility_violations(
+    service_factory: Any, open_page: OpenPage, site: HostSite, axe_source: str, tmp_path: Path
+) -> None:
+    """axe-core over the host page with the bar idle, running (with its step and ETA) and asking for a
+    token; and every control of the bar reached by the keyboard with a name."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    env = {"TEST_GATE": str(gate), "SNAPSHOT_TOKEN": TOKEN}
+    _embedded(service_factory, site, "--command", STEPPED_JOB, "--interval", "60", env=env)
+    watched = open_page(site.url)
+    page = watched.page
+    with open(gate, "w") as writer:
+        expect(page.locator("#snapshot-progress")).to_have_attribute("aria-valuenow", "25")
+        assert run_axe(page) == [], "running"
+        writer.write("go\ngo\ngo\n")
+        writer.flush()
+    expect_idle(page)
+    assert run_axe(page) == [], "idle"
+    names = []
+    for _ in range(2):  # Pause and Run Now: reached by Tab from the page's start, in order, each named
+        page.keyboard.press("Tab")
+        names.append(page.evaluate(FOCUSED_NAME))
+    assert names == ["Pause", "Run Now"], names
+    page.locator("#run-now").click()  # refused without the token: the bar asks for it
+    expect(page.locator("#token-form")).to_be_visible()
+    assert run_axe(page) == [], "token form"
+    watched.assert_no_page_errors()
