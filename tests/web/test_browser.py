@@ -29,6 +29,7 @@ from aiohttp import web
 from playwright.sync_api import Page, Request, Route, expect
 
 from tests.support import REPO, ServiceProcess, job_command, sample_command, start_service
+from tests.web.axe import run_axe
 from tests.web.browsing import IDLE_60, WIDTHS, OpenPage, Watched, expect_idle, layout_problems
 
 SCREENSHOT = REPO / "docs" / "screenshot.png"
@@ -1064,3 +1065,27 @@ def test_the_page_fits_every_width_in_every_state(service_factory: Any, open_pag
     assert problems == [], "\n".join(problems)
     expect(page.locator("#history-note")).to_have_text("Enter the token above to see the history")
     watched.assert_no_page_errors()
+
+
+@pytest.mark.browser
+def test_the_page_has_no_serious_accessibility_violations(
+    service_factory: Any, open_page: OpenPage, axe_source: str
+) -> None:
+    """axe-core over our page: idle with a history, a run's log open, the pause form, and paused."""
+    service = service_factory("--command", sample_command(0.2), "--interval", "60")
+    watched = open_page(service.url + "/")
+    page = watched.page
+    expect_idle(page)
+    expect(history_row(page, 0)).to_contain_text("start-up")
+    problems = {"idle": run_axe(page)}
+    history_row(page, 0).locator("button").click()
+    expect(page.locator("#log-state")).to_have_text(re.compile(r"^Completed after "))
+    problems["log open"] = run_axe(page)
+    page.locator("#pause-run").click()
+    expect(page.locator("#pause-form")).to_be_visible()
+    problems["pause form"] = run_axe(page)
+    page.locator("#pause-reason").press("Enter")
+    expect(page.locator("#resume-run")).to_be_visible()
+    problems["paused"] = run_axe(page)
+    assert {state: found for state, found in problems.items() if found} == {}
+    watched.assert_clean()

@@ -255,6 +255,9 @@ def test_the_bar_has_no_serious_accessibility_violations(
         writer.flush()
     expect_idle(page)
     assert run_axe(page) == [], "idle"
+    page.emulate_media(color_scheme="dark")  # the bar follows the reader's preference
+    assert run_axe(page, include="snapshot-bar") == [], "idle, dark"
+    page.emulate_media(color_scheme="light")
     names = []
     for _ in range(2):  # Pause and Run Now: reached by Tab from the page's start, in order, each named
         page.keyboard.press("Tab")

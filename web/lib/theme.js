@@ -1,6 +1,7 @@
 /* The look every element shares, as CSS custom properties a host page may set on the element (or any
  * ancestor): --snapshot-bg, --snapshot-fg, --snapshot-muted, --snapshot-accent, --snapshot-ok,
- * --snapshot-error, --snapshot-warn, --snapshot-border, --snapshot-font, --snapshot-font-size.
+ * --snapshot-error, --snapshot-warn, --snapshot-border, --snapshot-on-accent (text on the accent),
+ * --snapshot-font, --snapshot-font-size.
  * Light or dark by prefers-color-scheme, unless the element says theme="light" or theme="dark". */
 
 export const THEME_CSS = `
@@ -14,7 +15,7 @@ export const THEME_CSS = `
   --_warn: var(--snapshot-warn, #9a6700);
   --_border: var(--snapshot-border, #d0d7de);
   --_track: color-mix(in srgb, var(--_fg) 14%, transparent);
-  --_on-accent: #ffffff;
+  --_on-accent: var(--snapshot-on-accent, #ffffff);
   color-scheme: light;
   font-family: var(--snapshot-font, system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif);
   font-size: var(--snapshot-font-size, 14px);
@@ -30,12 +31,12 @@ export const THEME_CSS = `
     --_bg: var(--snapshot-bg, #161b22);
     --_fg: var(--snapshot-fg, #e6edf3);
     --_muted: var(--snapshot-muted, #9da7b3);
-    --_accent: var(--snapshot-accent, #4493f8);
+    --_accent: var(--snapshot-accent, #1f6feb);
     --_ok: var(--snapshot-ok, #3fb950);
     --_error: var(--snapshot-error, #ff7b72);
     --_warn: var(--snapshot-warn, #d29922);
     --_border: var(--snapshot-border, #30363d);
-    --_on-accent: #0d1117;
+    --_on-accent: var(--snapshot-on-accent, #ffffff);
     color-scheme: dark;
   }
 }
@@ -43,12 +44,12 @@ export const THEME_CSS = `
   --_bg: var(--snapshot-bg, #161b22);
   --_fg: var(--snapshot-fg, #e6edf3);
   --_muted: var(--snapshot-muted, #9da7b3);
-  --_accent: var(--snapshot-accent, #4493f8);
+  --_accent: var(--snapshot-accent, #1f6feb);
   --_ok: var(--snapshot-ok, #3fb950);
   --_error: var(--snapshot-error, #ff7b72);
   --_warn: var(--snapshot-warn, #d29922);
   --_border: var(--snapshot-border, #30363d);
-  --_on-accent: #0d1117;
+  --_on-accent: var(--snapshot-on-accent, #ffffff);
   color-scheme: dark;
 }
 button {
