@@ -49,3 +49,24 @@ def test_the_readme_map_names_every_room_and_module() -> None:
     named = set(re.findall(r"[a-z_]+\.py", map_text))
     unnamed = [p.relative_to(PACKAGE).as_posix() for p in modules() if p.name != "__init__.py" and p.name not in named]
     assert unnamed == []
+
+
+WEB = REPO / "web"
+MAX_WEB_MODULE_LINES = 400
+
+
+def web_modules() -> list[Path]:
+    return sorted(WEB.rglob("*.js"))
+
+
+def test_the_pages_modules_are_small_and_leave_the_host_page_alone() -> None:
+    """The page's ES modules: none over 400 lines; none writes on the host page's ``document.body`` or
+    ``document.documentElement`` (an element keeps to its own shadow root and its own attributes); the README
+    names each of them."""
+    assert len(web_modules()) >= 10, web_modules()
+    long = [f"{p.relative_to(WEB)}: {n}" for p in web_modules() if (n := len(p.read_text().splitlines())) > 400]
+    assert long == []
+    touching = re.compile(r"document\.(body|documentElement)\b")
+    assert [p.relative_to(WEB).as_posix() for p in web_modules() if touching.search(p.read_text())] == []
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert [p.name for p in web_modules() if p.name not in readme] == []
