@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Request, expect
 
-from tests.support import ServiceProcess, job_command, sample_command, start_service
+from tests.support import REPO, ServiceProcess, job_command, sample_command, start_service
 from tests.web.axe import run_axe
 from tests.web.browsing import WIDTHS, OpenPage, expect_idle, layout_problems
 from tests.web.host import HostSite, host_site
@@ -91,6 +91,8 @@ def test_the_bar_runs_a_snapshot_from_another_origin_and_tells_the_host_page(
         writer.flush()
         expect(page.locator("#snapshot-progress")).to_have_attribute("aria-valuenow", "50")
         expect(page.locator("#snapshot-step")).to_have_text("Fetching GitHub PRs (10/15 repos)")
+        if os.environ.get("SNAPSHOT_SCREENSHOT") == "1":
+            _screenshots(page)
         writer.write("go\ngo\n")
         writer.flush()
     expect_idle(page)
@@ -129,6 +131,14 @@ FOCUSED_NAME = """() => {
     const inner = document.activeElement?.shadowRoot?.activeElement;
     return inner ? (inner.getAttribute('aria-label') || inner.textContent.trim()) : null;
 }"""
+
+
+def _screenshots(page: Page) -> None:
+    """docs/embed-desktop.png and docs/embed-phone.png: the bar in the sample dashboard, running."""
+    for name, width, height in (("desktop", 1280, 420), ("phone", 390, 760)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(REPO / "docs" / f"embed-{name}.png"), animations="disabled")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def _wait_for(condition: Any, what: str, timeout: float = 10) -> None:
