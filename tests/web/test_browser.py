@@ -1089,3 +1089,57 @@ def test_the_page_has_no_serious_accessibility_violations(
     problems["paused"] = run_axe(page)
     assert {state: found for state, found in problems.items() if found} == {}
     watched.assert_clean()
+
+
+TIMER_COUNT = """
+(() => {
+  const live = new Set();
+  const wrap = (set, clear, once) => {
+    const realSet = window[set].bind(window), realClear = window[clear].bind(window);
+    window[set] = (fn, ms, ...args) => {
+      const id = realSet((...a) => { if (once) live.delete(id); fn(...a); }, ms, ...args);
+      live.add(id);
+      return id;
+    };
+    window[clear] = (id) => { live.delete(id); realClear(id); };
+  };
+  wrap('setTimeout', 'clearTimeout', true);
+  wrap('setInterval', 'clearInterval', false);
+  window.__liveTimers = () => live.size;
+})();
+"""
+
+
+@pytest.mark.browser
+def test_elements_that_leave_the_page_leave_no_timer_or_stream(service_factory: Any, open_page: OpenPage) -> None:
+    """Our page's three elements, a log followed live, then all removed: no timer of theirs is left, and the
+    service counts no event stream or log stream from the page."""
+    service = service_factory("--command", sample_command(30), "--interval", "60")
+    watched = open_page(service.url + "/", init_script=TIMER_COUNT)
+    page = watched.page
+    expect(page.locator("snapshot-bar")).to_have_attribute("state", "running", timeout=15_000)
+    history_row(page, 0).locator("button").click()
+    expect(page.locator("#log-state")).to_have_text("Following live…")
+    assert _stream_counts(service) == (1, 1)
+    assert page.evaluate("window.__liveTimers()") > 0  # the bar's and the history's tickers, at least
+    page.evaluate(
+        "() => document.querySelectorAll('snapshot-bar, snapshot-history, snapshot-log')"
+        ".forEach(element => element.remove())"
+    )
+    assert page.evaluate("window.__liveTimers()") == 0
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while _stream_counts(service) != (0, 0):  # another process: polled, with a deadline
+        assert datetime.now(UTC) < deadline, _stream_counts(service)
+        page.wait_for_timeout(50)
+    watched.assert_no_page_errors()
+
+
+def _stream_counts(service: ServiceProcess) -> tuple[int, int]:
+    """The service's open event streams and log streams (its /metrics)."""
+    with urllib.request.urlopen(service.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts = [
+        re.search(rf"^{name} (\d+)", text, re.MULTILINE) for name in ("snapshot_sse_clients", "snapshot_log_streams")
+    ]
+    assert all(counts), text
+    return int(counts[0].group(1)), int(counts[1].group(1))  # type: ignore[union-attr]

@@ -122,6 +122,9 @@ def test_two_bars_and_a_history_on_one_page_share_one_stream(
         expect(page.locator(bar)).to_have_attribute("state", "idle", timeout=15_000)
     # Both bars show the stream's news: had each opened its own, both would be open now.
     assert _sse_clients(service) == 1
+    # Without `controls`, a bar offers Run Now only.
+    expect(page.locator("#one >> #run-now")).to_be_visible()
+    expect(page.locator("#one >> #pause-run")).to_be_hidden()
     page.evaluate("() => document.querySelectorAll('snapshot-bar').forEach(bar => bar.remove())")
     _wait_for(lambda: _sse_clients(service) == 0, "the stream closed with its last element")
     watched.assert_clean()
@@ -276,4 +279,12 @@ def test_the_bar_has_no_serious_accessibility_violations(
     page.locator("#run-now").click()  # refused without the token: the bar asks for it
     expect(page.locator("#token-form")).to_be_visible()
     assert run_axe(page) == [], "token form"
+    watched.assert_no_page_errors()
+
+
+def test_a_job_the_service_does_not_have_is_named(service_factory: Any, open_page: OpenPage, site: HostSite) -> None:
+    bars = '<snapshot-bar server="{server}" job="nightly"></snapshot-bar>'
+    _embedded(service_factory, site, "--command", sample_command(0.2), "--interval", "60", bars=bars)
+    watched = open_page(site.url)
+    expect(watched.page.locator("#snapshot-status")).to_have_text("The snapshot service has no job named nightly")
     watched.assert_no_page_errors()
