@@ -1,15 +1,19 @@
-"""A page on another origin, in real Chromium, against a real service with ``--token --token-for-reads``: it
-loads the page's static files (CORS for any origin), asks for a stream ticket with its bearer token (a
-preflighted POST, allowed by ``--allow-origin``), opens the event stream with it (an ``EventSource``, which
-sends no header), and is refused a second stream with the same ticket. A service that does not list the origin
-refuses the ticket's preflight, so the page gets nothing.
+"""The page's modules and the stream tickets in real Chromium.
+
+- Element modules reached by their plain URLs run from one versioned tree: a module they share loads once.
+- A page on another origin, against a real service with ``--token --token-for-reads``: it loads the page's
+  static files (CORS for any origin), asks for a stream ticket with its bearer token (a preflighted POST,
+  allowed by ``--allow-origin``), opens the event stream with it (an ``EventSource``, which sends no header),
+  and is refused a second stream with the same ticket. A service that does not list the origin refuses the
+  ticket's preflight, so the page gets nothing.
 
 The other origin is a second HTTP server on another port of 127.0.0.1 (a port is part of an origin). Needs
-Debian's ``/usr/bin/chromium``: without it this skips, except under ``CI=true``, where it fails.
+Debian's ``/usr/bin/chromium``: without it these skip, except under ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.server
 import os
@@ -19,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from orchestrator.http.page import PAGE_VERSION, add_page
 from tests.support import ServiceProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -91,6 +97,61 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+SHARED = "globalThis.sharedLoads = (globalThis.sharedLoads || 0) + 1;\nexport const shared = (x) => x;\n"
+MODULES = {
+    "index.html": '<!doctype html><title>page</title><script type="module" src="/page.js"></script>',
+    "page.js": 'import { one } from "./snapshot-bar.js";\nimport { two } from "./snapshot-log.js";\n'
+    "document.title = `${one} ${two} ${globalThis.sharedLoads}`;\n",
+    "snapshot-bar.js": 'import { shared } from "./lib/shared.js";\nexport const one = shared("one");\n',
+    "snapshot-log.js": 'import { shared } from "./lib/shared.js";\nexport const two = shared("two");\n',
+    "lib/shared.js": SHARED,
+}
+
+
+@pytest.fixture
+def page_only(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The page's routes alone (no service) over HTTP, from a folder of made-up modules: its URL and version.
+    Served from a thread with its own event loop (Playwright's sync API holds the test thread's)."""
+    root = tmp_path / "web"
+    for name, text in MODULES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    app = web.Application()
+    add_page(app, root)
+    port = free_port()
+    ready, stop = threading.Event(), threading.Event()
+
+    async def serve() -> None:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="page", daemon=True)
+    thread.start()
+    assert ready.wait(timeout=10), "the page server did not start"
+    yield f"http://127.0.0.1:{port}", app[PAGE_VERSION]
+    stop.set()
+    thread.join(timeout=10)
+
+
+@pytest.mark.browser
+def test_elements_reached_by_their_plain_urls_share_their_modules(chromium: Any, page_only: tuple[str, str]) -> None:
+    url, version = page_only
+    page = chromium.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url.removeprefix(url)))
+    try:
+        page.goto(url + "/")
+        page.wait_for_function("document.title !== 'page'", timeout=10_000)
+        assert page.title() == "one two 1"  # named exports through the entries; the shared module ran once
+        assert [path for path in requested if path.endswith("shared.js")] == [f"/v/{version}/lib/shared.js"]
+    finally:
+        page.close()
 
 
 @pytest.mark.process
