@@ -9,10 +9,13 @@ Every file is served twice:
   the page taken at start (:func:`page_version`), so a changed page is a new URL after a restart, and an old
   version's URL is a 404. Modules that import each other relatively stay within one version.
 
-``/snapshot-bar.js`` (when the page has that module) is not the file: it is a one-line module generated here,
-``export * from "./v/<version>/snapshot-bar.js";``, revalidated each time. Another page includes the bar with
-that stable URL and its browser fetches the rest once per version. A module resolves the relative specifier
-against its own URL, so it names this service whatever page includes it.
+The element modules (``/snapshot-bar.js`` and every other ``snapshot-*.js`` at the top of the folder) are not
+the files at their plain URL: each is a one-line module generated here, ``export * from
+"./v/<version>/snapshot-bar.js";``, revalidated each time. Another page includes the bar with that stable URL
+and its browser fetches the rest once per version. A module resolves the relative specifier against its own
+URL, so it names this service whatever page includes it. And every element, however it is reached, runs from
+the one versioned tree: a browser keys modules by URL, so a page that imported one element through its entry
+and another by its plain URL would load (and run) each shared module twice, once per tree.
 
 The page's files hold no secret, so another origin may load them: every static answer says
 ``Access-Control-Allow-Origin: *`` (a module script loads in CORS mode, without credentials) and
@@ -39,8 +42,9 @@ PAGE_PATHS = web.AppKey("page_paths", frozenset[str])
 PAGE_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 """Names the page's files may have: no dot-files, nothing a URL or a route pattern would need to escape."""
 VERSION_HEX_DIGITS = 12
-ENTRY_MODULE = "snapshot-bar.js"
-"""The module another page includes; served as a generated one-liner that imports the versioned file."""
+ENTRY_MODULE = re.compile(r"^snapshot-[a-z0-9-]+\.js$")
+"""The element modules another page includes (``snapshot-bar.js``, ...): each served at its plain URL as a
+generated one-liner that imports the versioned file."""
 NO_CACHE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
 CROSS_ORIGIN = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"}
@@ -75,8 +79,8 @@ def add_page(app: web.Application, root: Path) -> None:
     app.router.add_get("/", _file_handler("index.html", NO_CACHE))
     for relative in files:
         plain, versioned = "/" + relative, f"/v/{version}/{relative}"
-        if relative == ENTRY_MODULE:
-            app.router.add_get(plain, _entry_handler(version))
+        if ENTRY_MODULE.match(relative):  # at the top only: no folder in the name
+            app.router.add_get(plain, _entry_handler(version, relative))
         else:
             app.router.add_get(plain, _file_handler(relative, NO_CACHE))
         app.router.add_get(versioned, _file_handler(relative, IMMUTABLE))
@@ -110,9 +114,9 @@ def page_version(root: Path, files: list[str]) -> str:
     return digest.hexdigest()[:VERSION_HEX_DIGITS]
 
 
-def entry_module(version: str) -> str:
-    """The text of the generated ``/snapshot-bar.js``."""
-    return f'export * from "./v/{version}/{ENTRY_MODULE}";\n'
+def entry_module(version: str, name: str = "snapshot-bar.js") -> str:
+    """The text of the generated ``/<name>`` (an element module at the top of the page's folder)."""
+    return f'export * from "./v/{version}/{name}";\n'
 
 
 def _inside(root: Path, path: Path) -> Path | None:
@@ -142,8 +146,8 @@ def _file_handler(relative: str, cache: str) -> Handler:
     return serve
 
 
-def _entry_handler(version: str) -> Handler:
-    body = entry_module(version).encode()
+def _entry_handler(version: str, name: str) -> Handler:
+    body = entry_module(version, name).encode()
     etag = f'"{version}"'
     headers = {"Cache-Control": NO_CACHE, "ETag": etag, **CROSS_ORIGIN}
 

@@ -117,3 +117,17 @@ async def test_the_page_files_may_be_loaded_by_any_origin_and_the_api_may_not(pa
     for path in ("/api/snapshot/status", "/health"):
         response = await page.get(path, headers=origin)
         assert "Access-Control-Allow-Origin" not in response.headers, path
+
+
+async def test_every_element_module_at_the_top_is_an_entry(
+    unstarted_service: Orchestrator,
+    web_dir: Path,
+    aiohttp_client: Callable[[aiohttp.web.Application], Awaitable[Client]],
+) -> None:
+    (web_dir / "snapshot-log.js").write_text("export const log = 1;\n")
+    (web_dir / "lib" / "snapshot-inner.js").write_text("export const inner = 1;\n")
+    page = await aiohttp_client(create_app(unstarted_service, web_dir=web_dir))
+    version = version_of(page)
+    assert await (await page.get("/snapshot-log.js")).text() == entry_module(version, "snapshot-log.js")
+    assert await (await page.get(f"/v/{version}/snapshot-log.js")).text() == "export const log = 1;\n"
+    assert await (await page.get("/lib/snapshot-inner.js")).text() == "export const inner = 1;\n"  # not at the top

@@ -86,10 +86,12 @@ export function barModel(doc, ctx) {
       step,
     };
     if (model.stopping === null && ctx.etaLeft !== null) {
-      const finish = isObject(doc.eta) ? parseTime(doc.eta.finishAt) : null;
+      // etaLeft comes from the context, not from this document: the document's eta may be missing or no object.
+      const eta = isObject(doc.eta) ? doc.eta : {};
+      const finish = parseTime(eta.finishAt);
       model.eta = {
         text: etaText(ctx.etaLeft),
-        title: (doc.eta.basis === "progress" ? "Estimated from the progress so far" : "Estimated from recent runs")
+        title: (eta.basis === "progress" ? "Estimated from the progress so far" : "Estimated from recent runs")
           + (finish !== null ? "; done about " + localClock(finish) : ""),
       };
     }

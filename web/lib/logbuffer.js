@@ -26,7 +26,10 @@ export function dropPartialLine(body, start) {
   if (start <= 0) return { body, start };
   const cut = body.indexOf("\n");
   const dropped = cut < 0 ? body : body.slice(0, cut + 1);
-  return { body: body.slice(dropped.length), start: start + byteLength(dropped) };
+  // A cut inside a character leaves up to 3 of its continuation bytes first; the decoder turns each into one
+  // U+FFFD, which re-encodes as 3 bytes: counted as such, the offset would pass bytes the file never had.
+  const stray = /^\uFFFD{0,3}/.exec(dropped)[0].length;
+  return { body: body.slice(dropped.length), start: start + byteLength(dropped) - 2 * stray };
 }
 
 /** The part of `chunk` (starting at byte `at`) after byte `offset` (what is shown already), or "" if none. */
