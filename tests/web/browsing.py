@@ -42,8 +42,10 @@ def unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module: Playwright's sync API runs an event loop of its own in this thread while it
+    lives, which the asyncio tests of other modules could not start theirs beside."""
     if sync_playwright is None:
         unavailable("playwright is not installed")
     if not CHROMIUM.exists():
