@@ -237,15 +237,38 @@ def plain_round(browser: Browser, origin: str, into: Timings | None) -> None:
         context.close()
 
 
-@dataclass
-class Transfer:
-    """What one load took from the service's origin: (path, status, from cache, transfer bytes) per response."""
+@dataclass(frozen=True)
+class Response:
+    """One response from the service's origin in one load; times in ms from navigation start (None: not in
+    the page's Resource Timing, as the stream while it is open)."""
 
-    responses: list[tuple[str, int, bool, int]]
+    path: str
+    status: int
+    cached: bool
+    size: int
+    """Bytes over the network, headers included; the open stream's up to its first event."""
+    requested: float | None
+    received: float | None
 
     @property
-    def from_network(self) -> list[tuple[str, int, bool, int]]:
-        return [r for r in self.responses if not r[2]]
+    def shown(self) -> str:
+        return re.sub(r"/v/[0-9a-f]+/", "/v/<version>/", self.path)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What one load of the bar page took from the service's origin, and when its bar became idle."""
+
+    responses: list[Response]
+    idle: float
+
+    @property
+    def from_network(self) -> list[Response]:
+        return [r for r in self.responses if not r.cached]
+
+
+TIMELINE = """() => Object.fromEntries(performance.getEntriesByType("resource")
+  .map((e) => [e.name, [e.startTime, e.responseEnd]]))"""
 
 
 def account(browser: Browser, origin: str, server: str) -> tuple[Transfer, Transfer]:
@@ -283,26 +306,22 @@ def account(browser: Browser, origin: str, server: str) -> tuple[Transfer, Trans
         loads = []
         for _ in ("cold", "warm"):
             seen.clear()
-            load(page, origin + "/bar", "frame")
+            got = load(page, origin + "/bar", "frame")
             # The DevTools events reach this process on their own channel: wait (bounded) for the stream's data.
             deadline = time.monotonic() + WAIT_MS / 1000
             while not any("/events" in s["url"] and s["bytes"] for s in seen.values()):
                 if time.monotonic() > deadline:
                     raise SystemExit("the DevTools protocol never reported the stream's first event")
                 page.wait_for_timeout(20)
-            loads.append(
-                Transfer(
-                    [
-                        (
-                            s["url"][len(server) :],
-                            s["status"],
-                            s["cached"],
-                            s.get("total", s["head"] + s["bytes"]),
-                        )
-                        for s in seen.values()
-                    ]
-                )
-            )
+            timeline: dict[str, list[float]] = page.evaluate(TIMELINE)
+            responses = []
+            for r in seen.values():
+                requested, received = timeline.get(r["url"], (None, None))
+                size = 0 if r["cached"] else r.get("total", r["head"] + r["bytes"])
+                path = r["url"][len(server) :]
+                responses.append(Response(path, r["status"], r["cached"], size, requested, received))
+            responses.sort(key=lambda r: (r.requested is None, r.requested or 0.0))
+            loads.append(Transfer(responses, got["firstIdle"]))
     finally:
         context.close()
     return loads[0], loads[1]
@@ -383,24 +402,29 @@ def paint_table(t: Timings) -> list[str]:
     return rows
 
 
+def at(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
 def transfer_lines(cold: Transfer, warm: Transfer, found: list[Module]) -> list[str]:
     rows = ["| load | requests to the service | from the network | from the cache | bytes over the network |"]
     rows.append("|---|---:|---:|---:|---:|")
     for name, t in (("cold", cold), ("warm", warm)):
         net = t.from_network
         rows.append(
-            f"| {name} | {len(t.responses)} | {len(net)} | {len(t.responses) - len(net)} | {sum(r[3] for r in net):,} |"
+            f"| {name} | {len(t.responses)} | {len(net)} | {len(t.responses) - len(net)} "
+            f"| {sum(r.size for r in net):,} |"
         )
-    rows += ["", "Cold load, every response from the service:", ""]
-    rows += ["| path | status | bytes (headers included) |", "|---|---:|---:|"]
-    rows += [f"| `{re.sub(r'/v/[0-9a-f]+/', '/v/<version>/', p)}` | {s} | {b:,} |" for p, s, _, b in cold.responses]
-    rows += ["", "Warm load (second navigation, same context):", ""]
-    rows += ["| path | status | from the cache | bytes over the network |", "|---|---:|---|---:|"]
-    rows += [
-        f"| `{re.sub(r'/v/[0-9a-f]+/', '/v/<version>/', p)}` | {s} | {'yes' if c else 'no'} | {0 if c else b:,} |"
-        for p, s, c, b in warm.responses
-    ]
-    loaded = {re.sub(r"^/v/[0-9a-f]+/", "", p) for p, *_ in cold.responses}
+    for name, t in (("Cold load", cold), ("Warm load (second navigation, same context)", warm)):
+        rows += ["", f"{name}, every response from the service (bar idle at {t.idle:.1f} ms):", ""]
+        rows += ["| path | status | from the cache | bytes | requested (ms) | received (ms) |"]
+        rows += ["|---|---:|---|---:|---:|---:|"]
+        rows += [
+            f"| `{r.shown}` | {r.status} | {'yes' if r.cached else 'no'} | {r.size:,} | {at(r.requested)} "
+            f"| {at(r.received)} |"
+            for r in t.responses
+        ]
+    loaded = {re.sub(r"^/v/[0-9a-f]+/", "", r.path) for r in cold.responses}
     rows += ["", "Modules of web/ (gzip -9 of each file alone; *bar*: loaded by the bar page):", ""]
     rows += ["| module | lines | bytes | gzip | bar |", "|---|---:|---:|---:|---|"]
     rows += [
@@ -441,7 +465,7 @@ def report(
     args: argparse.Namespace, began: float, timings: Timings, transfer: tuple[Transfer, Transfer], streams: Streams
 ) -> None:
     print("## First paint of `<snapshot-bar>` on another origin (`bench/bar_paint.py`)\n")
-    print(f"- Command: `python bench/bar_paint.py {' '.join(sys.argv[1:])}`")
+    print(f"- Command: `{' '.join(['python', 'bench/bar_paint.py', *sys.argv[1:]])}`")
     print(f"- Date: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(began))} (took {time.time() - began:.0f} s)")
     load_avg = " / ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"- nproc: {os.cpu_count()}; python {sys.version.split()[0]}; {args.chromium}; load average {load_avg}\n")
