@@ -70,7 +70,9 @@ BAR = '<snapshot-bar server="{server}"></snapshot-bar>'
 
 # Runs before any script of the page (Playwright init script: the host's CSP does not apply to it).
 OBSERVE = """(() => {
-  const b = window.__bench = { firstIdle: null, allIdle: null, frame: null, fetched: null, loaded: false };
+  const b = window.__bench = {
+    firstIdle: null, allIdle: null, frame: null, fetched: null, streamCreated: null, streamOpen: null, loaded: false,
+  };
   const waiting = [];
   const settle = () => {
     for (const w of [...waiting]) {
@@ -86,6 +88,17 @@ OBSERVE = """(() => {
   });
   b.note = (key) => { b[key] = performance.now(); settle(); };
   addEventListener("load", () => setTimeout(() => { b.loaded = true; settle(); }));
+  // The first EventSource of the page: when the bar created it and when it opened (response headers in).
+  const Native = window.EventSource;
+  window.EventSource = class extends Native {
+    constructor(...args) {
+      super(...args);
+      if (b.streamCreated === null) {
+        b.note("streamCreated");
+        this.addEventListener("open", () => { if (b.streamOpen === null) b.note("streamOpen"); });
+      }
+    }
+  };
   const seen = new WeakSet();
   new MutationObserver((records) => {
     const now = performance.now();
@@ -203,6 +216,8 @@ class Timings:
     bar_frame: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
     bar_load: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
     bar_modules: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
+    stream_created: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
+    stream_open: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
     fetch_sent: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
     fetched: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
     plain_load: dict[str, list[float]] = field(default_factory=lambda: {"cold": [], "warm": []})
@@ -219,6 +234,8 @@ def bar_round(browser: Browser, origin: str, into: Timings | None) -> None:
                 into.bar_frame[cache].append(got["frame"])
                 into.bar_load[cache].append(got["load"])
                 into.bar_modules[cache].append(got["modules"])
+                into.stream_created[cache].append(got["streamCreated"])
+                into.stream_open[cache].append(got["streamOpen"])
     finally:
         context.close()
 
@@ -385,17 +402,18 @@ def spread(values: list[float]) -> str:
 
 def paint_table(t: Timings) -> list[str]:
     rows = [
-        "| cache | bar: modules in | **bar idle** | next frame | bar page's load event | reference: fetch sent "
-        "| **reference: status fetched** | reference's load event | **bar idle / fetched** | bar idle / reference load "
-        "| bar idle / fetched, median of the rounds' |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| cache | bar: modules in | stream created | stream open | **bar idle** | next frame "
+        "| bar page's load event | reference: fetch sent | **reference: status fetched** | reference's load event "
+        "| **bar idle / fetched** | bar idle / reference load | bar idle / fetched, median of the rounds' |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cache in ("cold", "warm"):
         idle, fetched, plain = t.bar_idle[cache], t.fetched[cache], t.plain_load[cache]
         rows.append(
-            f"| {cache} | {ms(t.bar_modules[cache])} | {ms(idle)} ({spread(idle)}) | {ms(t.bar_frame[cache])} "
-            f"| {ms(t.bar_load[cache])} | {ms(t.fetch_sent[cache])} | {ms(fetched)} ({spread(fetched)}) "
-            f"| {ms(plain)} | **{statistics.median(idle) / statistics.median(fetched):.2f}** "
+            f"| {cache} | {ms(t.bar_modules[cache])} | {ms(t.stream_created[cache])} | {ms(t.stream_open[cache])} "
+            f"| {ms(idle)} ({spread(idle)}) | {ms(t.bar_frame[cache])} | {ms(t.bar_load[cache])} "
+            f"| {ms(t.fetch_sent[cache])} | {ms(fetched)} ({spread(fetched)}) | {ms(plain)} "
+            f"| **{statistics.median(idle) / statistics.median(fetched):.2f}** "
             f"| {statistics.median(idle) / statistics.median(plain):.2f} "
             f"| {statistics.median(a / b for a, b in zip(idle, fetched, strict=True)):.2f} |"
         )
