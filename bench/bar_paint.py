@@ -14,6 +14,8 @@ second HTTP server on ``localhost`` (the service listens on 127.0.0.1: another s
 Every time is taken inside the page with ``performance.now()``, whose zero is the navigation's start
 (``performance.timeOrigin``): a MutationObserver installed before any page script notes when a bar's ``state``
 attribute first becomes ``idle`` (its first status document rendered) and the next animation frame after it.
+On the way there: when the last of the bar's modules arrived (Resource Timing), and when the page's first
+``EventSource`` was created and opened (the constructor wrapped before any page script).
 
 1. First paint, ``--rounds`` rounds, each in fresh browser contexts (cold HTTP cache): the bar page, then
    the same URL again in the same context (warm: the versioned modules come from the cache); and the plain
