@@ -10,12 +10,14 @@ Every file is served twice:
   version's URL is a 404. Modules that import each other relatively stay within one version.
 
 The element modules (``/snapshot-bar.js`` and every other ``snapshot-*.js`` at the top of the folder) are not
-the files at their plain URL: each is a one-line module generated here, ``export * from
-"./v/<version>/snapshot-bar.js";``, revalidated each time. Another page includes the bar with that stable URL
-and its browser fetches the rest once per version. A module resolves the relative specifier against its own
-URL, so it names this service whatever page includes it. And every element, however it is reached, runs from
-the one versioned tree: a browser keys modules by URL, so a page that imported one element through its entry
-and another by its plain URL would load (and run) each shared module twice, once per tree.
+the files at their plain URL: each is a module generated here, ``export * from
+"./v/<version>/snapshot-bar.js";`` after one ``import`` of each module it needs (modulegraph.py, so a browser
+fetches them side by side rather than one level of imports at a time), revalidated each time. Another page
+includes the bar with that stable URL and its browser fetches the rest once per version. A module resolves the
+relative specifier against its own URL, so it names this service whatever page includes it. And every element,
+however it is reached, runs from the one versioned tree: a browser keys modules by URL, so a page that imported
+one element through its entry and another by its plain URL would load (and run) each shared module twice, once
+per tree.
 
 The page's files hold no secret, so another origin may load them: every static answer says
 ``Access-Control-Allow-Origin: *`` (a module script loads in CORS mode, without credentials) and
@@ -27,13 +29,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
 
 from orchestrator.http.errors import Handler
+from orchestrator.http.modulegraph import dependencies
 
 WEB_DIR = web.AppKey("web_dir", Path)
 PAGE_VERSION = web.AppKey("page_version", str)
@@ -80,7 +84,8 @@ def add_page(app: web.Application, root: Path) -> None:
     for relative in files:
         plain, versioned = "/" + relative, f"/v/{version}/{relative}"
         if ENTRY_MODULE.match(relative):  # at the top only: no folder in the name
-            app.router.add_get(plain, _entry_handler(version, relative))
+            needs = dependencies(relative, partial(_module_text, root, frozenset(files)))
+            app.router.add_get(plain, _entry_handler(entry_module(version, relative, needs), version))
         else:
             app.router.add_get(plain, _file_handler(relative, NO_CACHE))
         app.router.add_get(versioned, _file_handler(relative, IMMUTABLE))
@@ -114,9 +119,11 @@ def page_version(root: Path, files: list[str]) -> str:
     return digest.hexdigest()[:VERSION_HEX_DIGITS]
 
 
-def entry_module(version: str, name: str = "snapshot-bar.js") -> str:
-    """The text of the generated ``/<name>`` (an element module at the top of the page's folder)."""
-    return f'export * from "./v/{version}/{name}";\n'
+def entry_module(version: str, name: str = "snapshot-bar.js", needs: Sequence[str] = ()) -> str:
+    """The text of the generated ``/<name>`` (an element module at the top of the page's folder): an import of
+    each module it ``needs`` (modulegraph.py), so a browser fetches them all at once, then the module itself."""
+    preload = "".join(f'import "./v/{version}/{path}";\n' for path in needs)
+    return f'{preload}export * from "./v/{version}/{name}";\n'
 
 
 def _inside(root: Path, path: Path) -> Path | None:
@@ -146,8 +153,17 @@ def _file_handler(relative: str, cache: str) -> Handler:
     return serve
 
 
-def _entry_handler(version: str, name: str) -> Handler:
-    body = entry_module(version, name).encode()
+def _module_text(root: Path, files: frozenset[str], path: str) -> str | None:
+    if path not in files:
+        return None
+    try:
+        return (root / path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _entry_handler(text: str, version: str) -> Handler:
+    body = text.encode()
     etag = f'"{version}"'
     headers = {"Cache-Control": NO_CACHE, "ETag": etag, **CROSS_ORIGIN}
 

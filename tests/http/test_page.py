@@ -97,7 +97,8 @@ async def test_the_entry_module_imports_the_versioned_file(page: Client) -> None
     version = version_of(page)
     response = await page.get("/snapshot-bar.js", headers={"Origin": "https://dash.example.com"})
     assert response.status == 200
-    assert await response.text() == entry_module(version) == f'export * from "./v/{version}/snapshot-bar.js";\n'
+    expected = f'import "./v/{version}/lib/clock.js";\nexport * from "./v/{version}/snapshot-bar.js";\n'
+    assert await response.text() == entry_module(version, needs=["lib/clock.js"]) == expected
     assert response.headers["Cache-Control"] == "no-cache"
     assert response.headers["ETag"] == f'"{version}"'
     again = await page.get("/snapshot-bar.js", headers={"If-None-Match": f'"{version}"'})
