@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 LIFETIME = timedelta(hours=12)
-"""A page that stays open longer asks again with its bearer token when the stream is refused (web/app.js)."""
+"""A page that stays open longer asks again with its bearer token when the stream is refused (web/lib/stream.js)."""
 KEY_BYTES = 32
 MAC_HEX_DIGITS = 64
 
