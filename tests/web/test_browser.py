@@ -1120,18 +1120,23 @@ def test_elements_that_leave_the_page_leave_no_timer_or_stream(service_factory: 
     expect(page.locator("snapshot-bar")).to_have_attribute("state", "running", timeout=15_000)
     history_row(page, 0).locator("button").click()
     expect(page.locator("#log-state")).to_have_text("Following live…")
-    assert _stream_counts(service) == (1, 1)
+    _until_streams(page, service, (1, 1))  # the service counts a stream a moment after the browser has it
     assert page.evaluate("window.__liveTimers()") > 0  # the bar's and the history's tickers, at least
     page.evaluate(
         "() => document.querySelectorAll('snapshot-bar, snapshot-history, snapshot-log')"
         ".forEach(element => element.remove())"
     )
     assert page.evaluate("window.__liveTimers()") == 0
-    deadline = datetime.now(UTC) + timedelta(seconds=10)
-    while _stream_counts(service) != (0, 0):  # another process: polled, with a deadline
-        assert datetime.now(UTC) < deadline, _stream_counts(service)
-        page.wait_for_timeout(50)
+    _until_streams(page, service, (0, 0))
     watched.assert_no_page_errors()
+
+
+def _until_streams(page: Page, service: ServiceProcess, counts: tuple[int, int]) -> None:
+    """Wait until the service counts ``counts`` streams: another process, so polled, with a deadline."""
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while _stream_counts(service) != counts:
+        assert datetime.now(UTC) < deadline, (_stream_counts(service), counts)
+        page.wait_for_timeout(50)
 
 
 def _stream_counts(service: ServiceProcess) -> tuple[int, int]:
