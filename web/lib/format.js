@@ -115,10 +115,35 @@ export function percentOf(progress) {
   return value === null ? 0 : Math.min(100, Math.max(0, value));
 }
 
-/** What a screen reader says of the progress bar: "45 %, Fetching GitHub PRs (5/15 repos)". */
-export function progressValueText(percent, step) {
+/** What a screen reader says of the progress bar: "45 %, Fetching GitHub PRs (5/15 repos)", and the step's
+ * detail after a dash when there is one: "45 %, Fetching GitHub PRs — repo 5/15: octo/api". */
+export function progressValueText(percent, step, detail = "") {
   const shown = Math.round(percent * 10) / 10;
-  return shown + " %" + (step ? ", " + step : "");
+  return shown + " %" + (step ? ", " + step : "") + (detail ? (step ? " — " : ", ") + detail : "");
+}
+
+/** A count that may be shown: a whole number from 0 to 10^12 (the job's report is cut to that), else null. */
+export function countOf(value) {
+  const n = toNumber(value);
+  return n !== null && Number.isInteger(n) && n >= 0 && n <= 1e12 ? n : null;
+}
+
+/** A step's counts: "5/15", "5 done" (no total), "0/15" (a total alone: none done yet), "" (neither). */
+export function countsText(done, total) {
+  const d = countOf(done);
+  const t = countOf(total);
+  if (t !== null) return (d ?? 0) + "/" + t;
+  return d === null ? "" : d + " done";
+}
+
+/** The line under a step: its detail, with its counts before it unless the detail already says them
+ * ("repo 5/15: octo/api" with done 5 of 15 stays as it is; "octo/api" becomes "5/15 · octo/api"). */
+export function detailLine(detail, done, total) {
+  const said = text(detail).trim();
+  const counts = countsText(done, total);
+  if (!counts) return said;
+  if (!said) return counts;
+  return said.includes(counts) ? said : counts + " · " + said;
 }
 
 export function outcomeLabel(status) {

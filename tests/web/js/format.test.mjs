@@ -19,6 +19,9 @@ import {
   plural,
   progressValueText,
   shortAgo,
+  countOf,
+  countsText,
+  detailLine,
   text,
   toNumber,
   triggerLabel,
@@ -291,4 +294,59 @@ describe("pausedTexts", () => {
     assert.notEqual(sinceText, "");
     assert.notEqual(sinceText, "Invalid Date");
   });
+});
+
+describe("progressValueText with the step's detail", () => {
+  table(progressValueText, [
+    [[45, "Fetching GitHub PRs", "repo 5/15: octo/api"], "45 %, Fetching GitHub PRs — repo 5/15: octo/api"],
+    [[45, "Fetching GitHub PRs", ""], "45 %, Fetching GitHub PRs"],
+    [[45, "", "repo 5/15"], "45 %, repo 5/15"],
+    [[45, null, null], "45 %"],
+  ]);
+});
+
+describe("countOf", () => {
+  table(countOf, [
+    [[0], 0],
+    [[15], 15],
+    [[1e12], 1e12],
+    [[1e12 + 1], null],
+    [[-1], null],
+    [[1.5], null],
+    [["5"], null],
+    [[NaN], null],
+    [[Infinity], null],
+    [[null], null],
+    [[undefined], null],
+  ]);
+});
+
+describe("countsText", () => {
+  table(countsText, [
+    [[5, 15], "5/15"],
+    [[0, 15], "0/15"],
+    [[15, 15], "15/15"],
+    [[null, 15], "0/15"],
+    [[5, null], "5 done"],
+    [[0, null], "0 done"],
+    [[null, null], ""],
+    [["5", "15"], ""],
+    [[-1, 15], "0/15"],
+    [[5, 1.5], "5 done"],
+  ]);
+});
+
+describe("detailLine", () => {
+  table(detailLine, [
+    [["repo 5/15: octo/api", 5, 15], "repo 5/15: octo/api"],
+    [["octo/api", 5, 15], "5/15 · octo/api"],
+    [["GET /pulls?page=3", null, null], "GET /pulls?page=3"],
+    [["", 5, 15], "5/15"],
+    [[null, 5, null], "5 done"],
+    [["  spaced  ", null, null], "spaced"],
+    [["   ", null, null], ""],
+    [[null, null, null], ""],
+    [[{ text: "x" }, null, null], ""],
+    [["12 done so far", 12, null], "12 done so far"],
+  ]);
 });
