@@ -14,7 +14,7 @@
 
 import { installActions } from "./lib/bar-actions.js";
 import { barContent, BAR_CSS } from "./lib/bar-template.js";
-import { barModel, runChanges } from "./lib/bar-view.js";
+import { barModel, detailModel, runChanges } from "./lib/bar-view.js";
 import { etaSeconds, remainingMs } from "./lib/clock.js";
 import { adoptStyles, define, serverOf, setAttr, setText } from "./lib/dom.js";
 import { firstLine } from "./lib/format.js";
@@ -25,7 +25,7 @@ import { tokens } from "./lib/token.js";
 const MESSAGE_MS = 8000;
 const IDS = [
   "snapshot-connection", "snapshot-status", "snapshot-running", "snapshot-progress", "snapshot-fill",
-  "snapshot-percent", "snapshot-step", "snapshot-eta", "snapshot-queued", "snapshot-paused", "snapshot-checks",
+  "snapshot-percent", "snapshot-what", "snapshot-step", "snapshot-detail", "snapshot-eta", "snapshot-queued", "snapshot-paused", "snapshot-checks",
   "snapshot-last", "snapshot-alert", "run-now-message", "token-form", "token-label", "token-input",
   "cancel-confirm", "cancel-yes", "cancel-no", "pause-form", "pause-reason", "pause-yes", "pause-no",
   "pause-run", "resume-run", "cancel-run", "run-now",
@@ -149,7 +149,7 @@ export class SnapshotBar extends HTMLElement {
     setAttr(ui["snapshot-connection"], "title", model.connected ? "Live" : "Not connected to the snapshot service");
     setText(ui["snapshot-status"], model.status);
     setAttr(ui["snapshot-status"], "title", model.statusTitle);
-    this.renderProgress(model);
+    this.renderProgress(model, model.mode === "running" ? detailModel(doc) : null);
     ui["snapshot-queued"].hidden = !model.queued;
     ui["snapshot-paused"].hidden = !(model.paused && model.mode === "running");
     setText(ui["snapshot-paused"], "automatic snapshots paused");
@@ -162,19 +162,27 @@ export class SnapshotBar extends HTMLElement {
     this.renderTokenForm(stream?.state === "unauthorized");
   }
 
-  renderProgress(model) {
+  renderProgress(model, detail) {
     const ui = this.ui;
     const progress = model.progress;
+    const line = progress !== null && detail !== null ? detail.text : "";
     ui["snapshot-running"].hidden = progress === null;
     ui["snapshot-step"].hidden = !progress?.step;
+    ui["snapshot-detail"].hidden = !line;
+    ui["snapshot-what"].hidden = !progress?.step && !line;
     if (progress !== null) {
+      const valueText = line ? detail.valueText : progress.valueText;
       setAttr(ui["snapshot-progress"], "aria-valuenow", progress.valueNow);
-      setAttr(ui["snapshot-progress"], "aria-valuetext", progress.valueText);
+      setAttr(ui["snapshot-progress"], "aria-valuetext", valueText);
+      setAttr(ui["snapshot-running"], "title", valueText);
       ui["snapshot-fill"].style.width = progress.percent + "%";
       setText(ui["snapshot-percent"], progress.percentText);
       setText(ui["snapshot-step"], progress.step);
       setAttr(ui["snapshot-step"], "title", progress.step || null);
       setAttr(ui["snapshot-step"], "tabindex", progress.step ? "0" : null);
+      setText(ui["snapshot-detail"], line);
+      setAttr(ui["snapshot-detail"], "title", line || null);
+      setAttr(ui["snapshot-detail"], "tabindex", line ? "0" : null);
     }
     ui["snapshot-eta"].hidden = model.eta === null;
     setText(ui["snapshot-eta"], model.eta?.text ?? "");
@@ -282,9 +290,9 @@ export class SnapshotBar extends HTMLElement {
     ui["pause-form"].addEventListener("submit", (event) => this.onPauseSubmit(event));
     ui["pause-form"].addEventListener("keydown", (event) => { if (event.key === "Escape") this.keepSchedule(); });
     ui["resume-run"].addEventListener("click", () => this.sendPause("resume", null, "Could not resume"));
-    ui["snapshot-step"].addEventListener("click", () => {
-      ui["snapshot-step"].toggleAttribute("data-expanded");
-    });
+    for (const id of ["snapshot-step", "snapshot-detail"]) {
+      ui[id].addEventListener("click", () => ui[id].toggleAttribute("data-expanded"));
+    }
   }
 }
 

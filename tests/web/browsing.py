@@ -117,7 +117,8 @@ MEASURE_LAYOUT = """() => {
     const problems = [];
     const scrollWidth = document.documentElement.scrollWidth;
     if (scrollWidth > width) problems.push(`the page scrolls sideways: scrollWidth ${scrollWidth} > ${width}`);
-    const selector = '#snapshot-status, #snapshot-progress, #snapshot-percent, #snapshot-step, #snapshot-eta,'
+    const selector = '#snapshot-status, #snapshot-progress, #snapshot-percent, #snapshot-step, #snapshot-detail,'
+        + ' #snapshot-eta,'
         + ' .chip, #snapshot-checks, #snapshot-last, #run-now-message, label, input, button';
     const pieces = [...document.querySelectorAll('snapshot-bar')]
         .flatMap(bar => [...bar.shadowRoot.querySelectorAll(selector)])
@@ -133,16 +134,16 @@ MEASURE_LAYOUT = """() => {
             && el.scrollWidth > el.clientWidth + 1) {
             problems.push(`${name(el)}'s text runs out of its box: ${el.scrollWidth} > ${el.clientWidth}`);
         }
-        // The step is never cut to a few letters: it is at least 10em wide (or the whole bar), and when its
-        // lines are clamped its whole text is its title (one hover away).
-        if (el.id === 'snapshot-step') {
+        // The step and its detail are never cut to a few letters: each is at least 10em wide (or the whole
+        // bar), and when its lines are clamped its whole text is its title (one hover away).
+        if (el.id === 'snapshot-step' || el.id === 'snapshot-detail') {
             const em = parseFloat(getComputedStyle(el).fontSize);
             const bar = el.closest('.bar').getBoundingClientRect();
             if (box.width < Math.min(10 * em, bar.width - 40)) {
-                problems.push(`the step is squeezed to ${Math.round(box.width)} px`);
+                problems.push(`${name(el)} is squeezed to ${Math.round(box.width)} px`);
             }
             if (el.scrollHeight > el.clientHeight + 1 && el.title !== el.textContent) {
-                problems.push('the step is cut and its title is not its whole text');
+                problems.push(`${name(el)} is cut and its title is not its whole text`);
             }
         }
     }

@@ -1,6 +1,6 @@
 /* The bar's markup and its own styles. The markup is static (no data goes into it as HTML: the element fills
  * it with textContent), parsed once and cloned per element. Parts a host page may style with ::part():
- * bar, dot, status, progress, fill, percent, step, eta, chip, checks, last, outcome, error, actions,
+ * bar, dot, status, progress, fill, percent, step, detail, eta, chip, checks, last, outcome, error, actions,
  * message, button, run-now, cancel, pause, resume, token-form. */
 
 export const BAR_HTML = `
@@ -17,7 +17,10 @@ export const BAR_HTML = `
       </span>
       <span class="percent" part="percent" id="snapshot-percent" data-testid="snapshot-percent">0%</span>
     </span>
-    <span class="step" part="step" id="snapshot-step" data-testid="snapshot-step" aria-live="polite" hidden></span>
+    <span class="what" id="snapshot-what" hidden>
+      <span class="step" part="step" id="snapshot-step" data-testid="snapshot-step" aria-live="polite" hidden></span>
+      <span class="detail" part="detail" id="snapshot-detail" data-testid="snapshot-detail" hidden></span>
+    </span>
     <span class="eta" part="eta" id="snapshot-eta" data-testid="snapshot-eta" hidden></span>
     <span class="chip" part="chip" id="snapshot-queued" data-testid="snapshot-queued" hidden>follow-up queued</span>
     <span class="chip paused" part="chip" id="snapshot-paused" data-testid="snapshot-paused" hidden></span>
@@ -57,7 +60,9 @@ export const BAR_HTML = `
 
 /* Every row wraps rather than squeezes: an item moves to the next line when it does not fit, so nothing is
  * drawn over anything else or pushed past the edge. The step takes at least 12em (a second line before
- * that) and shows two lines at most; its whole text is on hover, on focus (it is focusable) and on a tap. */
+ * that) and shows two lines at most; its whole text is on hover, on focus (it is focusable) and on a tap.
+ * The step's detail ("repo 5/15: octo/api") is a line of its own under it, cut to that line the same way
+ * (whole on hover, focus and tap); a compact bar has no room for it: there it is the progress bar's title. */
 export const BAR_CSS = `
 :host {
   display: block;
@@ -102,9 +107,13 @@ export const BAR_CSS = `
 }
 .fill { display: block; height: 100%; width: 0; background: var(--_accent); transition: width 0.3s ease; }
 .percent { font-variant-numeric: tabular-nums; min-width: 3ch; }
-.step {
+.what {
   flex: 1 1 16em;
   min-width: min(12em, 100%);
+  display: flex;
+  flex-direction: column;
+}
+.step, .detail {
   color: var(--_fg);
   overflow-wrap: anywhere;
   display: -webkit-box;
@@ -113,7 +122,9 @@ export const BAR_CSS = `
   overflow: hidden;
   cursor: default;
 }
-.step:hover, .step:focus, .step[data-expanded] { -webkit-line-clamp: unset; }
+.detail { color: var(--_muted); font-size: 0.9em; -webkit-line-clamp: 1; }
+.step:hover, .step:focus, .step[data-expanded],
+.detail:hover, .detail:focus, .detail[data-expanded] { -webkit-line-clamp: unset; }
 .eta, .checks { color: var(--_muted); }
 .checks { color: var(--_warn); overflow-wrap: anywhere; min-width: 0; }
 .chip {
@@ -144,7 +155,9 @@ export const BAR_CSS = `
 .pause-form label, .token label { white-space: nowrap; }
 button.primary { background: var(--_accent); border-color: var(--_accent); color: var(--_on-accent); font-weight: 600; }
 :host([compact]) .bar { min-height: var(--snapshot-bar-height, 32px); padding: 2px 10px; gap: 4px 10px; }
-:host([compact]) .step { -webkit-line-clamp: 1; flex-basis: 12em; }
+:host([compact]) .step { -webkit-line-clamp: 1; }
+:host([compact]) .what { flex-basis: 12em; }
+:host([compact]) .detail { display: none; }
 :host([compact]) .last { flex: 0 1 18em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 :host([compact]) .track { width: 80px; }
 :host([compact]) button { min-height: 1.8em; padding: 0 0.6em; }

@@ -6,6 +6,7 @@ import {
   agoText,
   checksText,
   countdownText,
+  detailLine,
   etaText,
   firstLine,
   isObject,
@@ -91,7 +92,7 @@ export function barModel(doc, ctx) {
       const finish = parseTime(eta.finishAt);
       model.eta = {
         text: etaText(ctx.etaLeft),
-        title: (eta.basis === "progress" ? "Estimated from the progress so far" : "Estimated from recent runs")
+        title: etaBasisText(eta.basis)
           + (finish !== null ? "; done about " + localClock(finish) : ""),
       };
     }
@@ -104,6 +105,24 @@ export function barModel(doc, ctx) {
   if (every !== null) title += (title ? " " : "") + "(every " + plural(every, "minute") + ")";
   model.statusTitle = title || null;
   return model;
+}
+
+/** What the ETA's title says it comes from (the server's `eta.basis`). */
+export function etaBasisText(basis) {
+  if (basis === "progress") return "Estimated from the progress so far";
+  if (basis === "steps") return "Estimated from the usual durations of the steps left";
+  return "Estimated from recent runs";
+}
+
+/** The running step's detail line under the step (its counts too: "repo 5/15: octo/api"), and the progress
+ * bar's value text with it; null when the document has none, or no run is going on. Apart from barModel: a
+ * line that changes with every report, not a state of the bar. */
+export function detailModel(doc) {
+  if (!isObject(doc) || doc.running !== true || !isObject(doc.progress)) return null;
+  const progress = doc.progress;
+  const line = detailLine(progress.detail, progress.done, progress.total);
+  if (!line) return null;
+  return { text: line, valueText: progressValueText(percentOf(progress), text(progress.step), line) };
 }
 
 /** The last run's line: its outcome, when it finished (and how long ago), its trigger; its error apart. */

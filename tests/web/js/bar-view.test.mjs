@@ -5,7 +5,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 
-import { barModel, lastModel, offlineText, runChanges } from "../../../web/lib/bar-view.js";
+import {
+  barModel, detailModel, etaBasisText, lastModel, offlineText, runChanges,
+} from "../../../web/lib/bar-view.js";
 import { localClock, localDateTime } from "../../../web/lib/format.js";
 
 const T = Date.parse("2026-03-01T12:00:00Z");
@@ -545,4 +547,44 @@ describe("runChanges", () => {
     }
     assert.deepEqual(seen, ["started r2", "finished r2"]);
   });
+});
+
+describe("etaBasisText", () => {
+  const rows = [
+    ["progress", "Estimated from the progress so far"],
+    ["steps", "Estimated from the usual durations of the steps left"],
+    ["history", "Estimated from recent runs"],
+    [undefined, "Estimated from recent runs"],
+    ["constructor", "Estimated from recent runs"],
+  ];
+  for (const [basis, expected] of rows) it(String(basis), () => assert.equal(etaBasisText(basis), expected));
+  it("is the ETA's title for an estimate from the steps", () => {
+    const doc = { running: true, progress: { progress: 50 }, eta: { basis: "steps", secondsLeft: 600 } };
+    assert.deepEqual(barModel(doc, ctx({ etaLeft: 600 })).eta,
+      { text: "about 10 min left", title: "Estimated from the usual durations of the steps left" });
+  });
+});
+
+describe("detailModel", () => {
+  const running = (progress, extra = {}) => ({ running: true, currentRun: { runId: "r1" }, progress, ...extra });
+  const PRS = "Fetching GitHub PRs";
+  const rows = [
+    // [name, doc, expected]
+    ["a detail with its counts in it", running({ progress: 45, step: PRS, detail: "repo 5/15: octo/api", done: 5, total: 15 }),
+      { text: "repo 5/15: octo/api", valueText: "45 %, " + PRS + " — repo 5/15: octo/api" }],
+    ["a detail without its counts", running({ progress: 45, step: PRS, detail: "octo/api", done: 5, total: 15 }),
+      { text: "5/15 · octo/api", valueText: "45 %, " + PRS + " — 5/15 · octo/api" }],
+    ["counts alone", running({ progress: 10, step: PRS, done: 1, total: 15 }),
+      { text: "1/15", valueText: "10 %, " + PRS + " — 1/15" }],
+    ["a detail and no step", running({ progress: 10, detail: "GET /pulls?page=3" }),
+      { text: "GET /pulls?page=3", valueText: "10 %, GET /pulls?page=3" }],
+    ["neither detail nor counts", running({ progress: 45, step: PRS }), null],
+    ["a detail of the wrong type", running({ progress: 45, step: PRS, detail: ["x"], done: "5" }), null],
+    ["a server without details (null)", running({ progress: 45, step: PRS, detail: null, done: null, total: null }),
+      null],
+    ["not running", { running: false, progress: { detail: "stale" } }, null],
+    ["no progress", running(null), null],
+    ["no document", null, null],
+  ];
+  for (const [name, doc, expected] of rows) it(name, () => assert.deepEqual(detailModel(doc), expected));
 });
