@@ -63,6 +63,23 @@ export class Api {
     return response;
   }
 
+  /** GET `path` as JSON, never rejecting: {ok: true, status, body}, or {ok: false, status (0 when the service
+   * cannot be reached), message}. */
+  async readJson(path) {
+    let response;
+    try {
+      response = await this.read(path);
+    } catch (e) {
+      return { ok: false, status: 0, message: "the service cannot be reached" };
+    }
+    if (!response.ok) return { ok: false, status: response.status, message: await answerMessage(response) };
+    try {
+      return { ok: true, status: response.status, body: await response.json() };
+    } catch (e) {
+      return { ok: false, status: response.status, message: "the answer is not JSON" };
+    }
+  }
+
   /** POST `path` (JSON `body`, or none). Resolves to {response, body, unauthorized}: `unauthorized` when the
    * service wants a (better) token, which is then forgotten; `sent`: the token it carried. Rejects when the service is unreachable. */
   async post(path, body = null, extraHeaders = {}) {

@@ -93,14 +93,15 @@ export function shownSteps(steps, max = CHART_MAX_BARS) {
 
 /**
  * The chart's geometry for a `width` in px (fontSize: the labels' size in px).
- * @returns {width, height, narrow, rows: [{name, label (cut to fit), title, labelX, labelY, barX, barY, barWidth,
- *   barHeight, p90X (or null), p90Clipped, valueX, valueY, value, slow}]}
+ * @returns {width, height, narrow, rows: [{name, label (cut to fit by an average glyph), labelWidth (the room it
+ *   has, to cut it again by its drawn width), title, labelX, labelY, barX, barY, barWidth, barHeight, p90X (or
+ *   null), p90Clipped, valueX, valueY, value, slow}]}
  */
 export function chartGeometry(steps, { width, fontSize = 13 }) {
   const w = Math.max(160, Math.floor(toNumber(width) ?? 0));
   const narrow = w < NARROW_PX;
   const glyph = fontSize * GLYPH_EM;
-  const valueWidth = Math.ceil(fontSize * 10); // "9 min 59 s · slow" and a gap
+  const valueWidth = Math.ceil(fontSize * 11); // "9 min 59 s · slow" in bold, and a gap
   const labelWidth = narrow ? w : Math.min(260, Math.floor(w * 0.34));
   const barX = narrow ? 0 : labelWidth + GAP_PX;
   const span = Math.max(0, w - barX - valueWidth) / P90_ROOM;
@@ -118,6 +119,7 @@ export function chartGeometry(steps, { width, fontSize = 13 }) {
     return {
       name: s.name,
       label: fitText(s.name, (labelWidth - (narrow ? 0 : GAP_PX)) / glyph),
+      labelWidth: labelWidth - (narrow ? 0 : GAP_PX),
       title: s.name + ": median " + durationText(s.median) + (s.p90 !== null ? ", p90 " + durationText(s.p90) : "")
         + (s.slow ? "; slower than usual in the latest run" : ""),
       labelX: 0,
