@@ -43,7 +43,15 @@ async def test_status_has_the_original_fields_with_their_types(idle: Client) -> 
     assert doc["nextRunAt"] == "2026-01-20T10:30:00.000Z"
     assert doc["intervalMinutes"] == 30
     assert doc["minutesUntilNextRun"] == 29
-    assert doc["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
+    assert doc["progress"] == {
+        "status": "completed",
+        "step": "Completed",
+        "progress": 100,
+        "detail": None,
+        "done": None,
+        "total": None,
+        "stepStartedAt": None,
+    }
     assert doc["lastRun"]["status"] == "completed" and doc["lastRun"]["trigger"] == "startup"
     assert doc["queued"] is False
 
