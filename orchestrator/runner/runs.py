@@ -217,7 +217,7 @@ class RunLoop:
         p.recorder.record(done, steps)
         if p.logs is not None:
             p.logs.close(done)  # its last lines are written on a worker thread; live readers get the end
-        tell(p.listeners, RunFinished(done))
+        tell(p.listeners, RunFinished(done, steps))
         if result.status is RunStatus.COMPLETED:
             final = p.writer.ended(done, step="Completed", percent=100)
             log.info("run %s completed in %.1fs", done.run_id, done.duration_seconds or 0)
