@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,6 +88,15 @@ async def ended(service: Orchestrator, run: ScriptedRun, timeout: float = WAIT) 
     async with asyncio.timeout(timeout):
         while (doc.get("lastRun") or {}).get("runId") != run.ctx.run_id:
             version, doc = await service.hub.next_after(version)
+
+
+async def published(service: Orchestrator, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Wait (bounded) until the hub publishes a status that satisfies ``predicate``."""
+    version, doc = service.hub.latest()
+    async with asyncio.timeout(WAIT):
+        while not predicate(doc):
+            version, doc = await service.hub.next_after(version)
+    return doc
 
 
 def assert_idle(service: Orchestrator) -> None:
