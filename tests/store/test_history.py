@@ -283,7 +283,7 @@ def test_a_history_written_before_runs_had_steps_is_read_and_takes_steps(tmp_pat
     history = SqliteHistory(path)
     runs = history.page().runs
     assert [r.status for r in runs] == [RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.COMPLETED]
-    assert [r.document["reason"] for r in runs] == ["by hand", "fail", ""]
+    assert [r.document["reason"] for r in runs] == ["by hand", "fail", "scheduled"]
     assert all(history.steps(r.run_id) == () for r in runs)
     newest = runs[0].record()
     assert newest is not None
