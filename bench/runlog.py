@@ -39,7 +39,7 @@ async def once(lines: int, with_log: bool) -> tuple[float, int, int, int]:
         output = logs.open(run_id) if with_log else ignore_output
         ctx = RunContext(run_id, Source.HTTP, "", data / "progress.json", output)
         start = time.perf_counter()
-        result = await SubprocessJob([sys.executable, "-c", script]).run(ctx, lambda percent, step: None)
+        result = await SubprocessJob([sys.executable, "-c", script]).run(ctx, lambda parsed: None)
         if with_log:
             logs.close(RunRecord(run_id, (Trigger(Source.HTTP, T0),), T0, status=RunStatus.COMPLETED))
         await logs.stop()

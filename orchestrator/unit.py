@@ -27,7 +27,7 @@ from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.live.hub import Hub
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
-from orchestrator.live.status import Publisher, StatusInputs, shown_progress, status_document
+from orchestrator.live.status import Publisher, StatusInputs, shown_progress, status_document, with_step_start
 from orchestrator.ops.estimator import FinishEstimator
 from orchestrator.ops.recent import RecentRuns
 from orchestrator.runner import RunListener, Runner
@@ -245,7 +245,8 @@ class JobUnit:
         )
 
     def progress(self) -> Progress:
-        return shown_progress(self.runner.progress, self.monitor.latest, ours_on_disk=self.runner.progress_on_disk)
+        shown = shown_progress(self.runner.progress, self.monitor.latest, ours_on_disk=self.runner.progress_on_disk)
+        return with_step_start(shown, self.runner.progress.run_id, self.runner.steps())
 
     def status(self) -> dict[str, Any]:
         """``GET /api/snapshot/status``."""
@@ -290,7 +291,7 @@ class JobUnit:
     def _on_progress_file(self, progress: Progress) -> None:
         # A job that writes the progress file itself shows signs of life there, not on stdout.
         if progress.status is RunStatus.RUNNING:
-            self.runner.saw_file_progress(progress.run_id, progress.progress, progress.step)
+            self.runner.saw_file_progress(progress)
         self.publish()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from orchestrator.config import JobSettings, Settings, StoreSettings
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus
+from orchestrator.core.steps import Parsed, StepReport
 from orchestrator.job.protocol import JobResult, Report, RunContext, Started
 from orchestrator.service import Orchestrator
 
@@ -32,12 +34,24 @@ FIRST_FAKE_PID = 4_000_000
 @dataclass
 class ScriptedRun:
     ctx: RunContext
-    report: Report
+    sink: Report
     outcome: asyncio.Future[JobResult]
     pid: int
     """What the run reported as its process group, as the real job does once its process runs."""
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the runner stopped this run (cancelled its ``run`` call) instead of it finishing."""
+
+    def report(
+        self,
+        percent: float | None,
+        step: str | None = None,
+        *,
+        detail: str | None = None,
+        done: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        """Report as the job would (a ``PROGRESS`` line, either form)."""
+        self.sink(Parsed(StepReport(percent, step, detail, done, total)))
 
     def finish(self, status: RunStatus = RunStatus.COMPLETED, exit_code: int = 0, error: str | None = None) -> None:
         self.outcome.set_result(JobResult(status, exit_code=exit_code, error=error))
@@ -74,6 +88,15 @@ async def ended(service: Orchestrator, run: ScriptedRun, timeout: float = WAIT) 
     async with asyncio.timeout(timeout):
         while (doc.get("lastRun") or {}).get("runId") != run.ctx.run_id:
             version, doc = await service.hub.next_after(version)
+
+
+async def published(service: Orchestrator, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Wait (bounded) until the hub publishes a status that satisfies ``predicate``."""
+    version, doc = service.hub.latest()
+    async with asyncio.timeout(WAIT):
+        while not predicate(doc):
+            version, doc = await service.hub.next_after(version)
+    return doc
 
 
 def assert_idle(service: Orchestrator) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.core.records import RunRecord
+from orchestrator.core.steps import Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class RunFinished:
     """The run ended (or was found, at start-up, to have been interrupted) and is saved with its outcome."""
 
     run: RunRecord
+    steps: tuple[Step, ...] = ()
+    """The run's steps, as recorded with it (none for a run whose job reported no step, or one interrupted)."""
 
 
 RunEvent = RunStarted | RunFinished

@@ -4,6 +4,7 @@ group as it goes, hands every line it prints to the run's log, and ends with a :
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -12,13 +13,17 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator.core.events import RunStatus, Source
+from orchestrator.core.steps import KNOWN_KEYS, Parsed, StepReport, cut_name, from_fields, unknown_keys
 
 PROGRESS_LINE = re.compile(r"^PROGRESS\s+(-?\d+(?:\.\d+)?)%?(?:\s+(.*))?$")
+PROGRESS_JSON = re.compile(r"^PROGRESS\s+(\{.*\})$")
+MAX_JSON_REPORT_BYTES = 16384
+"""A JSON report longer than this is not parsed (a job's line is cut at 8 KiB anyway; this is the bound)."""
 MARK = "[snapshot-orchestrator]"
 """Starts the lines the service itself writes into a run's log (not the job's own output)."""
 
-Report = Callable[[float, str | None], None]
-"""Called with (percent, step or None) for each progress line the job prints."""
+Report = Callable[[Parsed], None]
+"""Called with each progress report the job prints (what had to be cut from it beside it)."""
 Started = Callable[[int], None]
 """Called with the job's process group id once it runs, so that it can be recorded."""
 
@@ -67,10 +72,38 @@ class Job(Protocol):
         ...
 
 
-def parse_progress_line(line: str) -> tuple[float, str | None] | None:
-    """``PROGRESS 45 Fetching PRs (5/15)`` -> ``(45.0, "Fetching PRs (5/15)")``; other lines -> ``None``."""
-    match = PROGRESS_LINE.match(line.strip())
+def parse_progress_line(line: str) -> Parsed | None:
+    """A ``PROGRESS`` line as a report; other lines -> ``None``.
+
+    - ``PROGRESS 45 Fetching PRs (5/15)``: percent and step (each new text is a new step);
+    - ``PROGRESS {"percent": 45, "step": "Fetching PRs", "detail": "repo 5/15", "done": 5, "total": 15}``:
+      every key optional; unknown keys are ignored and bad values dropped (said in ``problems``).
+    """
+    text = line.strip()
+    if not text.startswith("PROGRESS"):
+        return None
+    if (shaped := PROGRESS_JSON.match(text)) is not None:
+        return _parse_json(shaped.group(1))
+    match = PROGRESS_LINE.match(text)
     if match is None:
         return None
     step = match.group(2)
-    return float(match.group(1)), (step.strip() if step else None)
+    if not step:
+        return Parsed(StepReport(percent=min(100.0, max(0.0, float(match.group(1))))))
+    name, cut = cut_name(step)
+    problems = (f"step of {len(step)} characters cut",) if cut else ()
+    return Parsed(StepReport(percent=min(100.0, max(0.0, float(match.group(1)))), step=name or None), problems)
+
+
+def _parse_json(text: str) -> Parsed:
+    if len(text) > MAX_JSON_REPORT_BYTES:
+        return Parsed(StepReport(), (f"a JSON report of {len(text)} characters ignored",))
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return Parsed(StepReport(), ("a report that is not JSON ignored",))
+    if not isinstance(doc, dict):
+        return Parsed(StepReport(), ("a JSON report that is not an object ignored",))
+    parsed = from_fields(doc, percent_key="percent")
+    unknown = unknown_keys(doc, KNOWN_KEYS)
+    return parsed if unknown is None else Parsed(parsed.report, (*parsed.problems, unknown))

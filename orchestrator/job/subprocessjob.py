@@ -134,7 +134,7 @@ class SubprocessJob:
                 await lagging
             parsed = parse_progress_line(line)
             if parsed is not None:
-                report(*parsed)
+                report(parsed)
             elif line.strip():
                 # At debug only: the run's own log has every line; a chatty job would flood the service log.
                 log.debug("run %s | %s", ctx.run_id, line)

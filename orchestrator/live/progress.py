@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core.events import RunStatus, iso, parse_iso
+from orchestrator.core.steps import Parsed, StepReport, from_fields
 from orchestrator.disk.atomic import InvalidDocument, read_json_object, write_json_atomic
 
 PROGRESS_FILE_NAME = "snapshot_progress.json"
@@ -27,6 +28,13 @@ class Progress:
     trigger: str | None = None
     error: str | None = None
     exit_code: int | None = None
+    detail: str | None = None
+    """What the step is doing now ("repo 5/15: octo/api"); a new step starts without one."""
+    done: int | None = None
+    total: int | None = None
+    step_started_at: datetime | None = None
+    problems: tuple[str, ...] = field(default=(), compare=False)
+    """What had to be cut or dropped from a document a job wrote (for one log line, never written back)."""
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -41,6 +49,10 @@ class Progress:
             "trigger": self.trigger,
             "error": self.error,
             "exitCode": self.exit_code,
+            "detail": self.detail,
+            "done": self.done,
+            "total": self.total,
+            "stepStartedAt": iso(self.step_started_at),
         }
         doc.update({key: value for key, value in optional.items() if value is not None})
         return doc
@@ -59,10 +71,17 @@ class Progress:
         if isinstance(percent, bool) or not isinstance(percent, int | float) or not math.isfinite(percent):
             raise InvalidDocument(where, "progress is not a number")
         exit_code = doc.get("exitCode")
+        parsed = from_fields({**doc, "progress": percent, "step": step}, percent_key="progress")
+        report = parsed.report
         return cls(
             status=status,
-            step=step[:500],
-            progress=clamp_percent(percent),
+            step=report.step or "",
+            progress=report.percent or 0,
+            detail=report.detail,
+            done=report.done,
+            total=report.total,
+            step_started_at=parse_iso(doc.get("stepStartedAt")),
+            problems=parsed.problems,
             started_at=parse_iso(doc.get("startedAt")),
             finished_at=parse_iso(doc.get("finishedAt")),
             run_id=_str_or_none(doc.get("runId")),
@@ -71,8 +90,14 @@ class Progress:
             exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
         )
 
-    def advanced(self, percent: float, step: str) -> Progress:
-        return replace(self, progress=clamp_percent(percent), step=step)
+    def report(self) -> Parsed:
+        """This document as a job's report (a job may write the file itself)."""
+        return Parsed(StepReport(self.progress, self.step or None, self.detail, self.done, self.total), self.problems)
+
+    @property
+    def sign(self) -> tuple[float, str, str | None, int | None]:
+        """What tells one report from the next: a change in any of it is a sign of life."""
+        return (self.progress, self.step, self.detail, self.done)
 
 
 def clamp_percent(value: float) -> float:

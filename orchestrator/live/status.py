@@ -6,15 +6,16 @@ news, which progress to show, one encoding of an event for every stream).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from orchestrator.core import eta
 from orchestrator.core.clock import Clock
-from orchestrator.core.events import iso, parse_iso
+from orchestrator.core.events import RunStatus, iso, parse_iso
 from orchestrator.core.records import State
 from orchestrator.core.schedule import minutes_until
+from orchestrator.core.steps import Step
 from orchestrator.live.hub import Hub
 from orchestrator.live.progress import Progress
 
@@ -57,6 +58,10 @@ def status_document(inputs: StatusInputs, now: datetime) -> dict[str, Any]:
             "status": progress.status.value,
             "step": progress.step,
             "progress": progress.to_json()["progress"],
+            "detail": progress.detail,
+            "done": progress.done,
+            "total": progress.total,
+            "stepStartedAt": iso(progress.step_started_at),
         },
         "secondsUntilNextRun": max(0.0, round((due - now).total_seconds(), 1)),
         "cooldownMinutes": _tidy(inputs.cooldown_minutes),
@@ -87,6 +92,14 @@ def shown_progress(ours: Progress, from_file: Progress | None, *, ours_on_disk: 
     ):
         return from_file
     return ours
+
+
+def with_step_start(shown: Progress, run_id: str | None, steps: tuple[Step, ...]) -> Progress:
+    """``shown`` with its step's start as the runner keeps it: the runner tracks the steps whoever reports them,
+    and a job that writes the progress file itself does not say when its step began."""
+    if shown.status is not RunStatus.RUNNING or not steps or shown.run_id not in (run_id, None):
+        return shown
+    return replace(shown, step_started_at=steps[-1].started_at)
 
 
 def with_clock(document: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.records import RunRecord
+from orchestrator.core.steps import Step
 from orchestrator.core.streak import Streak
 from orchestrator.store import RunHistory, StoreUnavailable
 from orchestrator.store.runlogs import RunLogs
@@ -31,10 +32,10 @@ class HistoryRecorder:
         self._behind = asyncio.Event()
         """Set while the history holds records it could not write: the catch-up task retries them."""
 
-    def record(self, run: RunRecord) -> None:
+    def record(self, run: RunRecord, steps: tuple[Step, ...] | None = None) -> None:
         try:
             log_path = self._logs.relative_path(run.run_id) if self._logs is not None else None
-            self.history.record(replace(run, pid=None), log_path=log_path)
+            self.history.record(replace(run, pid=None), log_path=log_path, steps=steps)
         except StoreUnavailable as exc:
             # The run itself goes on, and the state file still has it; the history keeps the record and
             # writes it with the next one, or when the catch-up task tries again.

@@ -17,6 +17,7 @@ from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import Pause, State
 from orchestrator.core.runevents import RunFinished, RunListener
 from orchestrator.core.schedule import Schedule
+from orchestrator.core.steps import Step
 from orchestrator.job.processgroup import stop_leftover
 from orchestrator.job.protocol import Job
 from orchestrator.live.progress import Progress, ProgressFile
@@ -26,6 +27,7 @@ from orchestrator.runner.progresswriter import ProgressWriter
 from orchestrator.runner.recording import HistoryRecorder
 from orchestrator.runner.recovery import after_restart, interrupted, reconcile_history, recovered_state
 from orchestrator.runner.runs import Parts, RunLoop, tell
+from orchestrator.runner.steps import RunSteps
 from orchestrator.runner.supervision import Deadlines, Stop, Supervisor
 from orchestrator.store import NO_HISTORY, RunHistory
 from orchestrator.store.runlogs import RunLogs
@@ -65,9 +67,19 @@ class Runner:
         self._supervisor = Supervisor(clock, Deadlines(timeout, stall_timeout), on_change)
         self._writer = ProgressWriter(progress_file, on_change)
         self._recorder = HistoryRecorder(history, logs, clock)
+        self._steps = RunSteps()
         # Listeners kept by reference: the service adds its listeners to the same list after the runner is made.
         self._parts = Parts(
-            self._ledger, clock, schedule, self._writer, self._recorder, self._supervisor, listeners, logs, on_change
+            self._ledger,
+            clock,
+            schedule,
+            self._writer,
+            self._recorder,
+            self._supervisor,
+            listeners,
+            logs,
+            on_change,
+            self._steps,
         )
         self._loop = RunLoop(self._parts, job, self._intake.work)
         self._schedule = schedule
@@ -155,14 +167,16 @@ class Runner:
         self._ledger.state = replace(self._ledger.state, paused=pause)
         return self._ledger.save()
 
-    def saw_file_progress(self, run_id: str | None, percent: float, step: str) -> None:
-        """Progress read from the progress file. A job may write it itself, and that is a sign of life for
-        stall detection; but the file also echoes what we wrote, late and perhaps out of order, and an echo
-        must not count again (it would move the stall deadline by however late it is)."""
+    def saw_file_progress(self, progress: Progress) -> None:
+        """Progress read from the progress file. A job may write it itself: that is its report (a step, a
+        detail), and a sign of life for stall detection; but the file also echoes what we wrote, late and
+        perhaps out of order, and an echo must not count again (it would move the stall deadline by however
+        late it is, or start an old step again)."""
         current = self.state.current
-        if self._supervisor.is_echo(percent, step) or current is None or run_id != current.run_id:
+        if self._supervisor.is_echo(progress.sign) or current is None or progress.run_id != current.run_id:
             return
-        self._supervisor.saw_progress(percent, step)
+        self._steps.report(progress.report(), self._clock.now())
+        self._supervisor.saw_progress(progress.sign)
 
     # ------------------------------------------------------------------------------------------- views
     @property
@@ -188,6 +202,10 @@ class Runner:
     def progress(self) -> Progress:
         """What the runner itself last reported (the web sees the file, which the job may also write)."""
         return self._writer.progress
+
+    def steps(self) -> tuple[Step, ...]:
+        """The running run's steps so far, the current one last (not ended); none when nothing runs."""
+        return self._steps.so_far() if self.running else ()
 
     @property
     def triggers_received(self) -> collections.Counter[Source]:

@@ -16,11 +16,13 @@ from orchestrator.core.outlast import cancel_and_outlast
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunEvent, RunFinished, RunListener, RunStarted
 from orchestrator.core.schedule import Schedule
+from orchestrator.core.steps import Parsed
 from orchestrator.job.protocol import Job, JobResult, RunContext, ignore_output
 from orchestrator.live.progress import Progress
 from orchestrator.runner.ledger import Ledger
 from orchestrator.runner.progresswriter import ProgressWriter
 from orchestrator.runner.recording import HistoryRecorder
+from orchestrator.runner.steps import RunSteps
 from orchestrator.runner.supervision import STARTING, Stop, Supervisor
 from orchestrator.store.runlogs import RunLogs
 
@@ -42,6 +44,7 @@ class Parts:
     listeners: Sequence[RunListener]
     logs: RunLogs | None
     on_change: Callable[[], None]
+    steps: RunSteps
 
 
 class RunLoop:
@@ -86,6 +89,7 @@ class RunLoop:
         if record.trigger_count > 1:
             log.info("run %s absorbs %d triggers", record.run_id, record.trigger_count)
         tell(p.listeners, RunStarted(record))
+        p.steps.begin(record.run_id, STARTING, now)
         p.writer.set(
             Progress(
                 status=RunStatus.RUNNING,
@@ -94,6 +98,7 @@ class RunLoop:
                 started_at=now,
                 run_id=record.run_id,
                 trigger=record.source.value,
+                step_started_at=now,
             )
         )
         p.on_change()
@@ -170,13 +175,27 @@ class RunLoop:
             ledger.save()
             self._p.recorder.record(current)  # after the spawn: it costs the job's start nothing
 
-    def report(self, percent: float, step: str | None) -> None:
-        """A progress line of the running job."""
-        if self._p.ledger.state.current is None:
+    def report(self, parsed: Parsed) -> None:
+        """A progress line of the running job: a step, a detail, counts, a percent."""
+        p = self._p
+        if p.ledger.state.current is None:
             return
-        writer = self._p.writer
-        writer.set(writer.progress.advanced(percent, writer.progress.step if step is None else step))
-        self._p.supervisor.saw_progress(writer.progress.progress, writer.progress.step)
+        step = p.steps.report(parsed, p.clock.now())
+        report, progress = parsed.report, p.writer.progress
+        same_step = report.step is None or report.step == progress.step
+        p.writer.set(
+            replace(
+                progress,
+                progress=progress.progress if report.percent is None else report.percent,
+                step=progress.step if report.step is None else report.step,
+                # A new step starts without the last one's detail and counts.
+                detail=report.detail if report.detail is not None or not same_step else progress.detail,
+                done=report.done if report.done is not None or not same_step else progress.done,
+                total=report.total if report.total is not None or not same_step else progress.total,
+                step_started_at=step.started_at if step is not None else progress.step_started_at,
+            )
+        )
+        p.supervisor.saw_progress(p.writer.progress.sign)
 
     def _finish(self, record: RunRecord, result: JobResult) -> None:
         p = self._p
@@ -191,13 +210,14 @@ class RunLoop:
             error=error,
             step=p.writer.last_step(record.run_id),
         )
+        steps = p.steps.finish(now, 100 if result.status is RunStatus.COMPLETED else None)
         not_before = p.schedule.cooldown_until(now) if record.is_manual else p.ledger.state.not_before
         p.ledger.state = replace(p.ledger.state, current=None, last_run=done, not_before=not_before)
         p.ledger.save()
-        p.recorder.record(done)
+        p.recorder.record(done, steps)
         if p.logs is not None:
             p.logs.close(done)  # its last lines are written on a worker thread; live readers get the end
-        tell(p.listeners, RunFinished(done))
+        tell(p.listeners, RunFinished(done, steps))
         if result.status is RunStatus.COMPLETED:
             final = p.writer.ended(done, step="Completed", percent=100)
             log.info("run %s completed in %.1fs", done.run_id, done.duration_seconds or 0)

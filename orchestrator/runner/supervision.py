@@ -16,6 +16,9 @@ from orchestrator.job.protocol import JobResult
 STARTING = "Starting..."
 MAX_REMEMBERED_REPORTS = 4096
 
+Sign = tuple[float, str, str | None, int | None]
+"""What tells one report from another (percent, step, detail, done): see ``Progress.sign``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Stop:
@@ -68,9 +71,9 @@ class Supervisor:
         self.stop_request: Stop | None = None
         self.watch = asyncio.Event()
         """Wakes the supervisor of the running run: it ended, was cancelled, or made progress."""
-        self._seen: tuple[float, str] | None = None
-        self._reported: set[tuple[float, str]] = set()
-        """Every (percent, step) of the running run already seen, to tell echoes in the file from news."""
+        self._seen: Sign | None = None
+        self._reported: set[Sign] = set()
+        """Every report of the running run already seen, to tell echoes in the file from news."""
         # Durations on the monotonic clock: an NTP step or a resumed VM must not end a run early.
         self._started = 0.0
         self._last_progress = 0.0
@@ -78,22 +81,22 @@ class Supervisor:
     def begin(self) -> None:
         """Fresh supervision for a run about to become visible: a cancel from now on is for this run."""
         self.stop_request = None
-        self._seen = (0.0, STARTING)
+        self._seen = (0.0, STARTING, None, None)
         self._reported = {self._seen}
         self._started = self._last_progress = self._clock.monotonic()
 
-    def is_echo(self, percent: float, step: str) -> bool:
+    def is_echo(self, sign: Sign) -> bool:
         """Whether this report was seen already (the progress file echoes what the runner wrote)."""
-        return (percent, step) in self._reported
+        return sign in self._reported
 
-    def saw_progress(self, percent: float, step: str) -> None:
+    def saw_progress(self, sign: Sign) -> None:
         """A report of the running run. Only a change counts; the same report again is no sign of life."""
-        if (percent, step) == self._seen:
+        if sign == self._seen:
             return
-        self._seen = (percent, step)
+        self._seen = sign
         if len(self._reported) >= MAX_REMEMBERED_REPORTS:
             self._reported.clear()  # forgetting costs at most a stale echo counted as progress
-        self._reported.add((percent, step))
+        self._reported.add(sign)
         self._last_progress = self._clock.monotonic()
         self.watch.set()
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from orchestrator.core.events import RunStatus, parse_iso
 from orchestrator.core.records import RunRecord, State
+from orchestrator.core.steps import Step
 
 MAX_PAGE = 500
 """The most runs one page holds."""
@@ -92,9 +93,10 @@ class RunHistory(Protocol):
     def location(self) -> str:
         """Where the history is, for messages (a file's path, a server's address without secrets)."""
 
-    def record(self, run: RunRecord, log_path: str | None = None) -> None:
-        """Insert or update ``run``, with any record owed from before. A failed write keeps ``run`` owed (see
-        :attr:`owed`) and raises :class:`StoreUnavailable`."""
+    def record(self, run: RunRecord, log_path: str | None = None, steps: tuple[Step, ...] | None = None) -> None:
+        """Insert or update ``run``, with any record owed from before; ``steps`` (the run's steps, kept with it
+        and removed with it) replace those recorded before, ``None`` leaves them. A failed write keeps ``run``
+        owed (see :attr:`owed`) and raises :class:`StoreUnavailable`."""
 
     @property
     def owed(self) -> int:
@@ -104,6 +106,12 @@ class RunHistory(Protocol):
         """Write the owed records at once; how many. Raises as :meth:`record` does, keeping them all."""
 
     def get(self, run_id: str) -> StoredRun | None: ...
+
+    def steps(self, run_id: str) -> tuple[Step, ...] | None:
+        """The steps recorded with ``run_id`` (none for a run recorded without any); ``None`` if no such run."""
+
+    def completed_steps(self, limit: int) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
+        """The newest ``limit`` completed runs, newest first, each with its steps."""
 
     def unfinished(self) -> list[RunRecord]:
         """Runs still recorded as ``running``, oldest first."""

@@ -34,6 +34,7 @@ from typing import Any
 
 from orchestrator.core.events import RunStatus, iso
 from orchestrator.core.records import RunRecord
+from orchestrator.core.steps import Step, steps_from_json, steps_to_json
 from orchestrator.disk.datadir import COMPANION_SUFFIXES, exists, open_file, remove_symlink
 from orchestrator.store.api import MAX_PAGE, Page, PrunedRun, RunHistory, StoredRun, StoreUnavailable
 
@@ -54,6 +55,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
 """
+STEPS_COLUMN = "ALTER TABLE runs ADD COLUMN steps TEXT"
+"""A run's steps: added to a history made before runs had steps (its runs keep none: ``NULL``). A column of
+its own, not a field of the record: the record is served in every page of runs, the steps only when asked."""
 
 
 class SqliteHistory:
@@ -65,8 +69,8 @@ class SqliteHistory:
         self.path = path
         self._removed: set[tuple[str, str]] = set()
         """Symlinks removed so far (name, target): each is said once, however often it is planted again."""
-        self._owed: dict[str, tuple[RunRecord, str | None]] = {}
-        """Records not written yet, by run id (the latest of each run), with their log paths."""
+        self._owed: dict[str, tuple[RunRecord, str | None, tuple[Step, ...] | None]] = {}
+        """Records not written yet, by run id (the latest of each run), with their log paths and steps."""
         with _unavailable():
             self._open()
 
@@ -122,11 +126,12 @@ class SqliteHistory:
             finally:
                 db.close()
 
-    def record(self, run: RunRecord, log_path: str | None = None) -> None:
-        """Insert or update ``run`` (recorded when it starts, and again when it ends), together with any record
-        not written before. If the write fails, ``run`` is kept for the next write and the error raised."""
-        _, earlier_path = self._owed.pop(run.run_id, (None, None))
-        self._owed[run.run_id] = (run, log_path or earlier_path)
+    def record(self, run: RunRecord, log_path: str | None = None, steps: tuple[Step, ...] | None = None) -> None:
+        """Insert or update ``run`` (recorded when it starts, and again when it ends, with its steps), together
+        with any record not written before. If the write fails, ``run`` is kept for the next write and the
+        error raised."""
+        _, earlier_path, earlier_steps = self._owed.pop(run.run_id, (None, None, None))
+        self._owed[run.run_id] = (run, log_path or earlier_path, earlier_steps if steps is None else steps)
         self.write_owed()
 
     @property
@@ -140,14 +145,21 @@ class SqliteHistory:
         if not self._owed:
             return 0
         rows = [
-            (run.run_id, _sortable(run.started_at), json.dumps(run.to_json()), log_path)
-            for run, log_path in self._owed.values()
+            (
+                run.run_id,
+                _sortable(run.started_at),
+                json.dumps(run.to_json()),
+                log_path,
+                None if steps is None else json.dumps(steps_to_json(steps)),
+            )
+            for run, log_path, steps in self._owed.values()
         ]
         with self._db() as db:
             db.executemany(
-                "INSERT INTO runs (run_id, started_at, record, log_path) VALUES (?, ?, ?, ?) "
+                "INSERT INTO runs (run_id, started_at, record, log_path, steps) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id) DO UPDATE SET record = excluded.record, "
-                "log_path = COALESCE(excluded.log_path, runs.log_path)",
+                "log_path = COALESCE(excluded.log_path, runs.log_path), "
+                "steps = COALESCE(excluded.steps, runs.steps)",
                 rows,
             )
         self._owed.clear()
@@ -157,6 +169,20 @@ class SqliteHistory:
         with self._db() as db:
             row = db.execute("SELECT record, log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             return None if row is None else _stored(row[0], row[1])
+
+    def steps(self, run_id: str) -> tuple[Step, ...] | None:
+        with self._db() as db:
+            row = db.execute("SELECT steps FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _steps(row[0])
+
+    def completed_steps(self, limit: int) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT record, log_path, steps FROM runs WHERE json_extract(record, '$.status') = ? "
+                f"ORDER BY {NEWEST_FIRST} LIMIT ?",
+                (RunStatus.COMPLETED.value, limit),
+            ).fetchall()
+        return tuple((_stored(record, log_path), _steps(steps)) for record, log_path, steps in rows)
 
     def unfinished(self) -> list[RunRecord]:
         """Runs whose row still says ``running`` (at start-up, before any run: each was interrupted)."""
@@ -243,6 +269,9 @@ def _connect(path: Path, *, check: bool = False) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: consistent after any crash of the process
         db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if "steps" not in columns:
+            db.execute(STEPS_COLUMN)
         if check:  # once, at start: it reads the whole file
             db.execute("PRAGMA quick_check").fetchone()
     except sqlite3.DatabaseError:
@@ -261,6 +290,17 @@ def _sortable(at: datetime) -> str:
 
 def _stored(text: str, log_path: str | None) -> StoredRun:
     return StoredRun.of(_record(text), log_path)
+
+
+def _steps(text: str | None) -> tuple[Step, ...]:
+    """Steps as stored: ``NULL`` (a run recorded before runs had steps, or without any) is none; a damaged
+    value is none too (the run itself stays readable)."""
+    if text is None:
+        return ()
+    try:
+        return steps_from_json(json.loads(text))
+    except (TypeError, ValueError, RecursionError):
+        return ()
 
 
 def _record(text: str) -> dict[str, Any]:

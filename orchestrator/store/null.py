@@ -12,6 +12,7 @@ from datetime import datetime
 
 from orchestrator.core.events import RunStatus
 from orchestrator.core.records import RunRecord
+from orchestrator.core.steps import Step
 from orchestrator.store.api import HistoryNotOpened, Page, PrunedRun, StoredRun
 
 
@@ -25,7 +26,7 @@ class NullHistory:
     def location(self) -> str:
         return self._location
 
-    def record(self, run: RunRecord, log_path: str | None = None) -> None:
+    def record(self, run: RunRecord, log_path: str | None = None, steps: tuple[Step, ...] | None = None) -> None:
         pass
 
     @property
@@ -37,6 +38,12 @@ class NullHistory:
 
     def get(self, run_id: str) -> StoredRun | None:
         raise HistoryNotOpened
+
+    def steps(self, run_id: str) -> tuple[Step, ...] | None:
+        raise HistoryNotOpened
+
+    def completed_steps(self, limit: int) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
+        return ()
 
     def unfinished(self) -> list[RunRecord]:
         return []

@@ -258,7 +258,7 @@ async def test_a_job_that_cannot_start_says_why_in_its_log(tmp_path: Path) -> No
     logs = RunLogs(tmp_path, FakeClock(T0))
     output = logs.open(RUN_ID)
     ctx = RunContext(RUN_ID, Source.HTTP, "", tmp_path / "progress.json", output)
-    result = await SubprocessJob([str(not_a_program)]).run(ctx, lambda p, s: None)
+    result = await SubprocessJob([str(not_a_program)]).run(ctx, lambda parsed: None)
     assert result.status is RunStatus.ERROR
     logs.close(RunRecord(RUN_ID, (Trigger(Source.HTTP, T0),), T0, status=RunStatus.ERROR, finished_at=T0))
     await logs.stop()

@@ -18,7 +18,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source
 from orchestrator.http.app import create_app
 from orchestrator.service import Orchestrator
-from tests.fakes import Client, ScriptedJob, assert_idle, end_startup, ended, minutes, settle
+from tests.fakes import Client, ScriptedJob, assert_idle, end_startup, ended, minutes, published, settle
 from tests.support import next_status, sse_stream
 
 pytestmark = pytest.mark.service(sse_ping_seconds=0.2)
@@ -43,7 +43,15 @@ async def test_status_has_the_original_fields_with_their_types(idle: Client) -> 
     assert doc["nextRunAt"] == "2026-01-20T10:30:00.000Z"
     assert doc["intervalMinutes"] == 30
     assert doc["minutesUntilNextRun"] == 29
-    assert doc["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
+    assert doc["progress"] == {
+        "status": "completed",
+        "step": "Completed",
+        "progress": 100,
+        "detail": None,
+        "done": None,
+        "total": None,
+        "stepStartedAt": None,
+    }
     assert doc["lastRun"]["status"] == "completed" and doc["lastRun"]["trigger"] == "startup"
     assert doc["queued"] is False
 
@@ -101,15 +109,6 @@ async def test_bad_trigger_bodies_get_400_and_start_nothing(
     await settle()
     assert_idle(service)
     assert job.started.empty()
-
-
-async def published(service: Orchestrator, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """Wait (bounded) until the hub publishes a status that satisfies ``predicate``."""
-    version, doc = service.hub.latest()
-    async with asyncio.timeout(5):
-        while not predicate(doc):
-            version, doc = await service.hub.next_after(version)
-    return doc
 
 
 async def test_progress_and_health(client: Client, job: ScriptedJob, service: Orchestrator) -> None:

@@ -12,11 +12,16 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.events import RunStatus, Source
+from orchestrator.core.steps import MAX_DETAIL_CHARS, MAX_NAME_CHARS, Parsed
+from orchestrator.core.steps import StepReport as R
 from orchestrator.job.protocol import Pipe, RunContext, parse_progress_line
 from orchestrator.job.subprocessjob import CUT_MARK, MAX_LINE_BYTES, SubprocessJob, describe_exit
 from tests.support import alive as _alive
 
 PY = sys.executable
+
+BAD_DONE = "done is not a count from 0 to 1000000000000: dropped"
+BAD_TOTAL = "total is not a count from 0 to 1000000000000: dropped"
 
 
 def ctx(tmp_path: Path) -> RunContext:
@@ -26,17 +31,53 @@ def ctx(tmp_path: Path) -> RunContext:
 @pytest.mark.parametrize(
     ("line", "parsed"),
     [
-        ("PROGRESS 45 Fetching GitHub PRs... (5/15 repos)", (45.0, "Fetching GitHub PRs... (5/15 repos)")),
-        ("PROGRESS 12.5% step", (12.5, "step")),
-        ("PROGRESS 100", (100.0, None)),
-        ("  PROGRESS 7 padded  ", (7.0, "padded")),
+        ("PROGRESS 45 Fetching GitHub PRs... (5/15 repos)", Parsed(R(45.0, "Fetching GitHub PRs... (5/15 repos)"))),
+        ("PROGRESS 12.5% step", Parsed(R(12.5, "step"))),
+        ("PROGRESS 100", Parsed(R(100.0))),
+        ("  PROGRESS 7 padded  ", Parsed(R(7.0, "padded"))),
+        ("PROGRESS 250 beyond", Parsed(R(100.0, "beyond"))),
+        ("PROGRESS -3 before", Parsed(R(0.0, "before"))),
         ("progress 45 lower case", None),
         ("PROGRESS abc", None),
         ("Some other output", None),
+        ("PROGRESSIVE 45 rock", None),
+        # The JSON form: every key optional.
+        (
+            'PROGRESS {"percent": 45, "step": "Fetching GitHub PRs", "detail": "repo 5/15", "done": 5, "total": 15}',
+            Parsed(R(45.0, "Fetching GitHub PRs", "repo 5/15", 5, 15)),
+        ),
+        ('PROGRESS {"detail": "GET /pulls?page=3"}', Parsed(R(detail="GET /pulls?page=3"))),
+        ('PROGRESS {"percent": 12.5}', Parsed(R(12.5))),
+        ('PROGRESS {"step": "  padded  "}', Parsed(R(step="padded"))),
+        # Bad reports are cut down, never refused whole: what is usable is kept, the rest named once.
+        ('PROGRESS {"percent": 45, "colour": "red"}', Parsed(R(45.0), ("unknown key 'colour' ignored",))),
+        ('PROGRESS {"percent": "45"}', Parsed(R(), ("percent is not a number: dropped",))),
+        ('PROGRESS {"percent": true}', Parsed(R(), ("percent is not a number: dropped",))),
+        ('PROGRESS {"step": 7}', Parsed(R(), ("step is not a string: dropped",))),
+        (
+            'PROGRESS {"done": -1, "total": 15}',
+            Parsed(R(total=15), (BAD_DONE,)),
+        ),
+        ('PROGRESS {"done": 5.5}', Parsed(R(), (BAD_DONE,))),
+        ('PROGRESS {"total": 1e300}', Parsed(R(), (BAD_TOTAL,))),
+        ('PROGRESS {"done": 9, "total": 3}', Parsed(R(), ("done 9 is more than total 3: counts dropped",))),
+        ("PROGRESS {not json}", Parsed(R(), ("a report that is not JSON ignored",))),
+        ("PROGRESS " + '{"a": ' * 1200 + "1" + "}" * 1200, Parsed(R(), ("a report that is not JSON ignored",))),
+        ('PROGRESS {"step": "' + "x" * 20000 + '"}', Parsed(R(), ("a JSON report of 20012 characters ignored",))),
     ],
 )
-def test_parse_progress_line(line: str, parsed: tuple[float, str | None] | None) -> None:
+def test_parse_progress_line(line: str, parsed: Parsed | None) -> None:
     assert parse_progress_line(line) == parsed
+
+
+def test_long_step_names_and_details_are_cut_and_said() -> None:
+    name = "Fetching " + "x" * 5000
+    parsed = parse_progress_line(f"PROGRESS 10 {name}")
+    assert parsed is not None and parsed.report.step == name[:MAX_NAME_CHARS]
+    assert parsed.problems == ("step of 5009 characters cut",)
+    parsed = parse_progress_line('PROGRESS {"detail": "' + "d" * 900 + '\\nsecond line"}')
+    assert parsed is not None and parsed.report.detail is not None
+    assert len(parsed.report.detail) == MAX_DETAIL_CHARS and "\n" not in parsed.report.detail
 
 
 @pytest.mark.parametrize(
@@ -64,8 +105,10 @@ async def test_job_gets_its_environment_and_reports_progress(tmp_path: Path) -> 
         "print('hello')\n"
         "print('PROGRESS 90 two', flush=True)\n"
     )
-    reports: list[tuple[float, str | None]] = []
-    result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: reports.append((p, s)))
+    reports: list[tuple[float | None, str | None]] = []
+    result = await SubprocessJob([PY, "-c", script]).run(
+        ctx(tmp_path), lambda parsed: reports.append((parsed.report.percent, parsed.report.step))
+    )
     assert result.status is RunStatus.COMPLETED and result.exit_code == 0
     assert reports == [(10.0, "one"), (90.0, "two")]
     assert out.read_text() == f"{tmp_path / 'progress.json'} run-1 file because"
@@ -74,7 +117,7 @@ async def test_job_gets_its_environment_and_reports_progress(tmp_path: Path) -> 
 @pytest.mark.process
 async def test_failure_carries_exit_code_and_stderr_tail(tmp_path: Path) -> None:
     script = "import sys\nfor i in range(30): print('err', i, file=sys.stderr)\nsys.exit(3)"
-    result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda p, s: None)
+    result = await SubprocessJob([PY, "-c", script]).run(ctx(tmp_path), lambda parsed: None)
     assert result.status is RunStatus.ERROR and result.exit_code == 3
     assert result.error is not None
     lines = result.error.splitlines()
@@ -84,7 +127,7 @@ async def test_failure_carries_exit_code_and_stderr_tail(tmp_path: Path) -> None
 
 @pytest.mark.process
 async def test_command_that_cannot_start_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    result = await SubprocessJob([str(tmp_path / "missing")]).run(ctx(tmp_path), lambda p, s: None)
+    result = await SubprocessJob([str(tmp_path / "missing")]).run(ctx(tmp_path), lambda parsed: None)
     assert result.status is RunStatus.ERROR
     assert result.error is not None and result.error.startswith("cannot start job")
 
@@ -92,10 +135,12 @@ async def test_command_that_cannot_start_is_an_error_not_a_crash(tmp_path: Path)
 @pytest.mark.process
 async def test_huge_lines_are_cut_not_fatal(tmp_path: Path) -> None:
     script = "print('x' * 1_000_000); print('PROGRESS 50 after'); print('y' * 3_000_000, end='', flush=True)"
-    reports: list[tuple[float, str | None]] = []
+    reports: list[tuple[float | None, str | None]] = []
     lines: list[tuple[Pipe, str]] = []
     context = replace(ctx(tmp_path), output=lambda pipe, text: lines.append((pipe, text)))
-    result = await SubprocessJob([PY, "-c", script]).run(context, lambda p, s: reports.append((p, s)))
+    result = await SubprocessJob([PY, "-c", script]).run(
+        context, lambda parsed: reports.append((parsed.report.percent, parsed.report.step))
+    )
     assert result.status is RunStatus.COMPLETED
     assert reports == [(50.0, "after")]
     # Four megabytes without a newline between them: two lines of 8 KiB each, marked as cut.
@@ -111,7 +156,7 @@ async def test_every_line_goes_to_the_output_with_its_pipe(tmp_path: Path) -> No
     script = "import sys; print('a'); print(''); print('b', file=sys.stderr); print('PROGRESS 5 c', flush=True)"
     lines: list[tuple[Pipe, str]] = []
     context = replace(ctx(tmp_path), output=lambda pipe, text: lines.append((pipe, text)))
-    assert (await SubprocessJob([PY, "-c", script]).run(context, lambda p, s: None)).status is RunStatus.COMPLETED
+    assert (await SubprocessJob([PY, "-c", script]).run(context, lambda parsed: None)).status is RunStatus.COMPLETED
     assert [line for line in lines if line[0] is Pipe.OUT] == [
         (Pipe.OUT, "a"),
         (Pipe.OUT, ""),
@@ -127,8 +172,8 @@ class PidReport:
         self.pids: list[int] = []
         self.seen = asyncio.Event()
 
-    def __call__(self, percent: float, step: str | None) -> None:
-        self.pids = [int(p) for p in (step or "").split()]
+    def __call__(self, parsed: Parsed) -> None:
+        self.pids = [int(p) for p in (parsed.report.step or "").split()]
         self.seen.set()
 
     async def wait(self) -> list[int]:

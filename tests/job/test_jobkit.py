@@ -85,13 +85,19 @@ async def test_a_job_writing_the_file_itself_shows_up_live(service_factory: Any,
         events = sse_stream(session, service.url + "/api/snapshot/events")
         doc = await next_status(events, lambda d: d["progress"]["step"] == "written by the job", timeout=5)
         assert doc["running"] is True
-        assert doc["progress"] == {"status": "running", "step": "written by the job", "progress": 33}
+        shown = {key: doc["progress"][key] for key in ("status", "step", "progress", "detail")}
+        assert shown == {"status": "running", "step": "written by the job", "progress": 33, "detail": None}
+        assert doc["progress"]["stepStartedAt"] is not None, "the runner keeps the step the job wrote, and its start"
         file_doc = json.loads((service.data_dir / "snapshot_progress.json").read_text())
         assert file_doc["runId"] == doc["currentRun"]["runId"]
         assert file_doc["startedAt"] == doc["currentRun"]["startedAt"]
         subprocess.run([PYTHON, "-c", f"open({str(gate)!r}, 'w').close()"], check=True, timeout=10)
         done = await next_status(events, lambda d: not d["running"])
-        assert done["progress"] == {"status": "completed", "step": "Completed", "progress": 100}
+        assert {k: done["progress"][k] for k in ("status", "step", "progress")} == {
+            "status": "completed",
+            "step": "Completed",
+            "progress": 100,
+        }
         assert done["lastRun"]["step"] == "written by the job", "the run's last step, whoever reported it"
 
 

@@ -3,7 +3,7 @@ states and the fields each must show; and which progress is shown, and which cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ LAST = RunRecord(
     trigger_count=1,
 )
 CURRENT = RunRecord("20260120T100000Z-bbbbbb", (Trigger(Source.HTTP, T0, "deploy"),), T0, trigger_count=1)
+NO_DETAIL = {"detail": None, "done": None, "total": None, "stepStartedAt": None}
 RUNNING = Progress(RunStatus.RUNNING, "Copying", 45, started_at=T0, run_id=CURRENT.run_id)
 FIRST_FIELDS = ["running", "lastRunAt", "nextRunAt", "intervalMinutes", "minutesUntilNextRun", "progress"]
 
@@ -51,7 +52,7 @@ CASES = [
             "nextRunAt": "2026-01-20T10:30:00.000Z",
             "intervalMinutes": 30,
             "minutesUntilNextRun": 30,
-            "progress": {"status": "idle", "step": "", "progress": 0},
+            "progress": {"status": "idle", "step": "", "progress": 0, **NO_DETAIL},
             "secondsUntilNextRun": 1800.0,
             "cooldownMinutes": 5,
             "cooldownUntil": None,
@@ -70,7 +71,7 @@ CASES = [
         {
             "running": True,
             "lastRunAt": "2026-01-20T10:00:00.000Z",  # the running run's start
-            "progress": {"status": "running", "step": "Copying", "progress": 45},
+            "progress": {"status": "running", "step": "Copying", "progress": 45, **NO_DETAIL},
             "queued": True,
             "pendingTriggers": 3,
             "currentRun": CURRENT.to_brief_json(),
@@ -129,7 +130,7 @@ def test_status_document(case: Case) -> None:
 
 def test_the_files_progress_is_shown_while_it_describes_our_run() -> None:
     ours = RUNNING
-    from_file = RUNNING.advanced(60, "written by the job")
+    from_file = replace(RUNNING, progress=60, step="written by the job")
     assert shown_progress(Progress(), from_file, ours_on_disk=False) is from_file, "nothing ran here: the file"
     assert shown_progress(Progress(), None, ours_on_disk=False) == Progress()
     assert shown_progress(ours, from_file, ours_on_disk=True) is from_file

@@ -145,14 +145,18 @@ async def test_file_progress_counts_but_echoes_of_our_own_writes_do_not(
         if minute == 2:
             run.report(10, "from stdout")
         if minute == 3:
-            orchestrator.runner.saw_file_progress(run_id, 20, "written by the job itself")
+            orchestrator.runner.saw_file_progress(file_progress(run_id, 20, "written by the job itself"))
         if minute == 6:
-            orchestrator.runner.saw_file_progress(run_id, 10, "from stdout")  # a late echo
-            orchestrator.runner.saw_file_progress("another-run", 50, "not this run")
+            orchestrator.runner.saw_file_progress(file_progress(run_id, 10, "from stdout"))  # a late echo
+            orchestrator.runner.saw_file_progress(file_progress("another-run", 50, "not this run"))
         await settle()
         if run.stopped.is_set():
             break
     assert minute == 8, "stalled 5 minutes after the job's own write at minute 3"
+
+
+def file_progress(run_id: str, percent: float, step: str) -> Progress:
+    return Progress(status=RunStatus.RUNNING, step=step, progress=percent, run_id=run_id)
 
 
 class GatedWrites:

@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import Pause, RunRecord, State
+from orchestrator.core.steps import Step
 from orchestrator.store import PrunedRun, StoreUnavailable
 from orchestrator.store.lock import AlreadyLocked
 from tests.fakes import T0
@@ -99,6 +100,36 @@ def test_prune_keeps_the_newest_and_drops_the_old(backend: Backend) -> None:
     assert history.prune(keep=10) == []
     with pytest.raises(ValueError):
         history.prune(keep=-1)
+
+
+def steps_of(n: int) -> tuple[Step, ...]:
+    begin = run(n).started_at
+    return tuple(
+        Step(
+            f"step {k}", begin + timedelta(seconds=10 * k), begin + timedelta(seconds=10 * k + 10), 10 * k, 10 * k + 10
+        )
+        for k in range(n % 4 + 1)
+    )
+
+
+def test_a_runs_steps_are_kept_with_it_and_removed_with_it(backend: Backend) -> None:
+    history = backend.stores.history
+    history.record(run(1, RunStatus.RUNNING), log_path="logs/1.log")
+    assert history.steps(run(1).run_id) == (), "a run recorded without steps has none"
+    history.record(run(1), steps=steps_of(1))
+    history.record(run(1))  # a later record without steps leaves them
+    assert history.steps(run(1).run_id) == steps_of(1)
+    assert history.steps("no-such-run") is None
+    for n in (2, 3, 4):
+        history.record(run(n, RunStatus.ERROR if n == 3 else RunStatus.COMPLETED), steps=steps_of(n))
+    assert [(r.run_id, steps) for r, steps in history.completed_steps(5)] == [
+        (run(n).run_id, steps_of(n)) for n in (4, 2, 1)
+    ], "completed runs only, newest first"
+    assert [r.run_id for r, _ in history.completed_steps(1)] == [run(4).run_id]
+    assert backend.reopen().history.steps(run(2).run_id) == steps_of(2), "kept across a reopen"
+    history.prune(keep=1)
+    assert history.steps(run(1).run_id) is None
+    assert [r.run_id for r, _ in history.completed_steps(5)] == [run(4).run_id]
 
 
 def test_a_broken_history_raises_store_unavailable_and_owes_what_it_could_not_write(backend: Backend) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from orchestrator.core.events import RunStatus, Source, Trigger, iso
 from orchestrator.core.records import RunRecord
+from orchestrator.core.steps import Step
 from orchestrator.store import PrunedRun, StoreUnavailable
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory, read_recent
 from tests.fakes import T0, ScriptedJob, Services, ended
@@ -270,3 +272,23 @@ def test_a_record_that_cannot_be_written_is_kept_and_written_with_the_next(
     assert log_path(history, "run-00001") == "logs/run-00001.log"
     assert history.get("run-00002") is not None
     assert history.write_owed() == 0
+
+
+def test_a_history_written_before_runs_had_steps_is_read_and_takes_steps(tmp_path: Path) -> None:
+    """The history of a data folder written by 0.1.0 (tests/upgrade): its runs read as before, with no steps,
+    and a new run's steps go beside them."""
+    old = Path(__file__).parent.parent / "upgrade" / "data-0.1.0" / "runs.sqlite3"
+    path = tmp_path / "runs.sqlite3"
+    shutil.copyfile(old, path)
+    history = SqliteHistory(path)
+    runs = history.page().runs
+    assert [r.status for r in runs] == [RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.COMPLETED]
+    assert [r.document["reason"] for r in runs] == ["by hand", "fail", "scheduled"]
+    assert all(history.steps(r.run_id) == () for r in runs)
+    newest = runs[0].record()
+    assert newest is not None
+    later = replace(newest, run_id="20270101T000000Z-abcdef", started_at=newest.started_at + timedelta(days=1))
+    step = Step("Fetching", later.started_at, later.started_at + timedelta(seconds=5), 0, 100)
+    history.record(later, steps=(step,))
+    assert history.steps(later.run_id) == (step,)
+    assert [r.run_id for r, _ in history.completed_steps(10)][:2] == [later.run_id, newest.run_id]

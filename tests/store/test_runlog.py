@@ -271,7 +271,7 @@ async def test_a_job_that_prints_too_much_is_cut_with_bounded_memory_and_few_wri
     logs = RunLogs(tmp_path, FakeClock(T0), max_bytes=cap, max_pending=256 * 1024)
     run_id = "20260120T100000Z-00000a"
     script = "import sys\nfor i in range(100_000): sys.stdout.write(f'line {i} ' + 'x' * 40 + '\\n')\n"
-    result = await SubprocessJob([sys.executable, "-c", script]).run(_ctx(tmp_path, logs, run_id), lambda p, s: None)
+    result = await SubprocessJob([sys.executable, "-c", script]).run(_ctx(tmp_path, logs, run_id), lambda parsed: None)
     assert result.status is RunStatus.COMPLETED
     logs.close(_record(run_id))
     await logs.stop()
