@@ -54,7 +54,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form's keys that have a value (45.0 is written as 45)."""
-        percent = self.percent if self.percent is None or not self.percent.is_integer() else int(self.percent)
+        percent = self.percent if self.percent is None or not float(self.percent).is_integer() else int(self.percent)
         doc = {"percent": percent, "step": self.step, "detail": self.detail, "done": self.done, "total": self.total}
         return {key: value for key, value in doc.items() if value is not None}
 

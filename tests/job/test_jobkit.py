@@ -211,6 +211,7 @@ def said(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     [
         (Report(), {}, "PROGRESS {}"),
         (Report(45.0, "Fetching"), {"percent": 45, "step": "Fetching"}, 'PROGRESS {"percent": 45, "step": "Fetching"}'),
+        (Report(45, "Fetching"), {"percent": 45, "step": "Fetching"}, 'PROGRESS {"percent": 45, "step": "Fetching"}'),
         (
             Report(31.67, "Fetching GitHub PRs", "repo 5/15: octo/api", 5, 15),
             {"percent": 31.67, "step": "Fetching GitHub PRs", "detail": "repo 5/15: octo/api", "done": 5, "total": 15},
