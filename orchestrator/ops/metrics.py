@@ -1,8 +1,9 @@
 """Prometheus metrics (``GET /metrics``): what a monitoring system needs to tell that snapshots are fresh.
 
-Events (runs that ended, their durations and their steps', coalesced triggers) are counters and histograms fed
-by a run listener; everything that is a state (running, paused, progress, queue, clients, timestamps) is read from the
-service at scrape time by a custom collector, so no value can go stale and nothing has to be kept in sync.
+Events (runs that ended, how long runs and their steps took, coalesced triggers) are counters and histograms fed
+by a run listener; everything that is a state (running, paused, progress, queue, clients, timestamps) is read
+from the service at scrape time by a custom collector, so no value can go stale and nothing has to be kept in
+sync.
 Each service has its own :class:`CollectorRegistry`: tests build many services in one process, and the process
 metrics of the default registry are not what this endpoint is about.
 

@@ -46,9 +46,9 @@ class RecentRuns:
         self._wanted.set()  # read once at start
         self._keeping = True
         """``False`` for a history that was never opened: it knows of no recent run, and neither does this."""
-        self._heard: list[tuple[StoredRun, tuple[Step, ...]]] = []
-        """Runs that finished before the history was read (with their steps): put back on top of what it held
-        once it is."""
+        self._heard: list[StoredRun] = []
+        """Runs that finished before the history was read: put back on top of what it held once it is (their
+        steps, too, but those are held in ``_steps`` meanwhile, and no more of them than it holds)."""
         self._watchers: list[Callable[[], None]] = []
         self._reads = Streak()
 
@@ -90,21 +90,21 @@ class RecentRuns:
         run = StoredRun.of(event.run.to_json())
         self._add(run, event.steps)
         if not self._loaded.is_set():
-            self._heard.append((run, event.steps))
+            self._heard.append(run)
             self._wanted.set()  # a history that could not be read at start is tried again after each run
 
     def forget(self, run_ids: list[str]) -> None:
         """Runs removed from the history (by retention): gone from here too, as they would be from a read."""
         gone = set(run_ids)
         self._runs = collections.deque((run for run in self._runs if run.run_id not in gone), maxlen=WINDOW)
-        self._heard = [(run, steps) for run, steps in self._heard if run.run_id not in gone]
+        self._heard = [run for run in self._heard if run.run_id not in gone]
         self._steps = collections.deque(
             ((run_id, steps) for run_id, steps in self._steps if run_id not in gone), maxlen=ETA_SAMPLE_RUNS
         )
         self._step_runs = tuple(steps for _, steps in self._steps)
 
-    def _add(self, run: StoredRun, steps: tuple[Step, ...]) -> None:
-        if run.status is RunStatus.COMPLETED:
+    def _add(self, run: StoredRun, steps: tuple[Step, ...] | None = None) -> None:
+        if steps is not None and run.status is RunStatus.COMPLETED:
             self._add_steps(run.run_id, steps)
         for index, held in enumerate(self._runs):
             if held.run_id == run.run_id:  # a run the history had already (the one recovered at start)
@@ -152,11 +152,14 @@ class RecentRuns:
                 continue
             self._reads.recovered()
             self._runs = collections.deque(page.runs, maxlen=WINDOW)
+            heard_steps = list(self._steps)
             self._steps.clear()
             for stored, its_steps in reversed(steps):
                 self._add_steps(stored.run_id, its_steps)
-            for run, its_steps in self._heard:
-                self._add(run, its_steps)
+            for run_id, its_steps in reversed(heard_steps):
+                self._add_steps(run_id, its_steps)
+            for run in self._heard:
+                self._add(run)
             self._heard.clear()
             self._loaded.set()
             for callback in self._watchers:
