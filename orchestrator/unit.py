@@ -252,7 +252,7 @@ class JobUnit:
         """``GET /api/snapshot/status``."""
         now, state, spec = self.clock.now(), self.runner.state, self.spec
         due, progress, current = self.next_run_at(), self.progress(), state.current
-        estimate = self.estimator.status_field(current, progress, now)
+        estimate = self.estimator.status_field(current, progress, now, self.runner.steps())
         checks = self.checks.status_checks(
             now=now, due=due, paused=state.paused is not None, current=current, last=state.last_run
         )
