@@ -45,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.command_name in ("pause", "resume"):
             return cmd_pause_resume(args)
         if args.command_name == "runs":
-            from orchestrator.cli.runs import cmd_runs  # (with the progress display's modules, not for serve)
+            # Imported here: it brings the progress display's modules (tqdm), which no other command needs at start.
+            from orchestrator.cli.runs import cmd_runs
 
             return cmd_runs(args)
         return cmd_serve(args)

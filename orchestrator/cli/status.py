@@ -103,10 +103,11 @@ def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any
     if isinstance(eta, dict) and eta.get("secondsLeft") is not None:
         where += f", about {duration_text(eta['secondsLeft'])} left"
     paused = doc.get("paused") or None
+    step = [f"Step:     {text}"] if (text := step_text(progress)) else []
     if doc.get("stopping"):
-        lines += [f"State:    stopping ({doc['stopping']}), {where}", f"Step:     {step_text(progress)}"]
+        lines += [f"State:    stopping ({doc['stopping']}), {where}", *step]
     elif doc.get("running"):
-        lines += [f"State:    running, {where}", f"Step:     {step_text(progress)}"]
+        lines += [f"State:    running, {where}", *step]
     elif doc.get("serverUp") is False:
         lines.append("State:    service not running")
     elif paused:

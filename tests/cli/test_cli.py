@@ -217,6 +217,7 @@ def test_status_says_when_a_run_is_being_stopped() -> None:
     doc = {"running": True, "stopping": "timed out", "progress": {"progress": 40, "step": "Fetching PRs (6/15)"}}
     assert "State:    stopping (timed out), 40%\nStep:     Fetching PRs (6/15)\n" in format_status(doc, "server x")
     assert "State:    running, 40%\nStep:     Fetching PRs (6/15)\n" in format_status({**doc, "stopping": None}, "x")
+    assert "Step:" not in format_status({"running": True, "progress": {"progress": 0, "step": ""}}, "x")
 
 
 @pytest.mark.parametrize(
