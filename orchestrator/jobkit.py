@@ -1,4 +1,5 @@
-"""The name jobs import (``from orchestrator.jobkit import report_progress``, ``python -m orchestrator.jobkit``).
+"""The name jobs import (``from orchestrator.jobkit import step, detail, report_progress``; the command line
+``python -m orchestrator.jobkit [--detail TEXT] [--done N] [--total N] PERCENT STEP...``).
 
 The helper itself is :mod:`orchestrator.job.jobkit`, one standard-library-only file a job may copy.
 """
@@ -7,9 +8,29 @@ from __future__ import annotations
 
 import sys
 
-from orchestrator.job.jobkit import report_progress
+from orchestrator.job.jobkit import (
+    Report,
+    Reporter,
+    Step,
+    count,
+    default_reporter,
+    detail,
+    main,
+    report_progress,
+    step,
+)
 
-__all__ = ["report_progress"]
+__all__ = [
+    "Report",
+    "Reporter",
+    "Step",
+    "count",
+    "default_reporter",
+    "detail",
+    "main",
+    "report_progress",
+    "step",
+]
 
 if __name__ == "__main__":  # python -m orchestrator.jobkit 45 "step text"
-    report_progress(float(sys.argv[1]), " ".join(sys.argv[2:]))
+    sys.exit(main())

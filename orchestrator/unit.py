@@ -22,6 +22,7 @@ from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
 from orchestrator.core.records import Pause, RunRecord, State
 from orchestrator.core.schedule import Schedule
+from orchestrator.core.stepstats import RunTimeline
 from orchestrator.job.protocol import Job
 from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.live.hub import Hub
@@ -183,21 +184,13 @@ class JobUnit:
         """Put a trigger on the queue and return it once it is in the state on disk: only then may the
         caller say it was accepted. :class:`TriggerNotSaved` if the state could not be written."""
         trigger = Trigger(source, self.clock.now(), reason, receipt=Receipt())
-        assert trigger.receipt is not None
         if self._stopping:
             # A request that was already in flight when the service began to stop: nothing runs any more,
             # but the trigger is saved and runs at the next start.
             self.runner.keep_for_next_start(trigger)
         else:
             await self.queue.put(trigger)
-        try:
-            async with asyncio.timeout(SAVE_TIMEOUT_SECONDS):
-                saved = await trigger.receipt.saved()
-        except TimeoutError:
-            raise TriggerNotSaved("the service did not take the trigger in time (is it stopping?)") from None
-        if not saved:
-            raise TriggerNotSaved(f"the state file cannot be written ({self.state_store.last_error or 'unknown'})")
-        return trigger
+        return await _saved(trigger, self.state_store)
 
     def cancel(self, reason: str) -> str | None:
         """End the running run as ``cancelled``; its id, or ``None`` if nothing runs."""
@@ -244,6 +237,10 @@ class JobUnit:
             last_run_at=state.last_run_at, not_before=state.not_before, now=self.clock.now()
         )
 
+    def running_steps(self) -> RunTimeline | None:
+        current = self.runner.state.current
+        return RunTimeline(current.run_id, current.started_at, None, self.runner.steps()) if current else None
+
     def progress(self) -> Progress:
         shown = shown_progress(self.runner.progress, self.monitor.latest, ours_on_disk=self.runner.progress_on_disk)
         return with_step_start(shown, self.runner.progress.run_id, self.runner.steps())
@@ -252,7 +249,7 @@ class JobUnit:
         """``GET /api/snapshot/status``."""
         now, state, spec = self.clock.now(), self.runner.state, self.spec
         due, progress, current = self.next_run_at(), self.progress(), state.current
-        estimate = self.estimator.status_field(current, progress, now)
+        estimate = self.estimator.status_field(current, progress, now, self.runner.steps())
         checks = self.checks.status_checks(
             now=now, due=due, paused=state.paused is not None, current=current, last=state.last_run
         )
@@ -293,6 +290,19 @@ class JobUnit:
         if progress.status is RunStatus.RUNNING:
             self.runner.saw_file_progress(progress)
         self.publish()
+
+
+async def _saved(trigger: Trigger, store: StateStore) -> Trigger:
+    """``trigger`` once the runner has saved it in the state on disk; :class:`TriggerNotSaved` if it could not."""
+    assert trigger.receipt is not None
+    try:
+        async with asyncio.timeout(SAVE_TIMEOUT_SECONDS):
+            saved = await trigger.receipt.saved()
+    except TimeoutError:
+        raise TriggerNotSaved("the service did not take the trigger in time (is it stopping?)") from None
+    if not saved:
+        raise TriggerNotSaved(f"the state file cannot be written ({store.last_error or 'unknown'})")
+    return trigger
 
 
 async def _end(task: asyncio.Task[None]) -> None:

@@ -45,6 +45,23 @@ def job_command(script: str) -> str:
     return f"{shlex.quote(PYTHON)} -c {shlex.quote(script)}"
 
 
+STEPS_JOB = """
+import json, time
+def report(**fields):
+    print("PROGRESS " + json.dumps(fields), flush=True)
+report(percent=10, step="Connecting to GitHub")
+time.sleep(0.05)
+for n in range(1, 4):
+    report(percent=10 + 25 * n, step="Fetching GitHub PRs", detail=f"repo {n}/3: octo/r{n}", done=n, total=3)
+    time.sleep(0.05)
+report(percent=95, step="Writing the snapshot")
+"""
+"""A job that reports its steps in the ``PROGRESS`` line's JSON form: three steps, the second with details and
+counts (run it with :func:`job_command`)."""
+STEPS_JOB_STEPS = ["Starting...", "Connecting to GitHub", "Fetching GitHub PRs", "Writing the snapshot"]
+"""The steps a run of :data:`STEPS_JOB` records: the service's own first, then the job's."""
+
+
 def sample_command(duration: float) -> str:
     return f"{PYTHON} -m orchestrator.sample_job --duration {duration}"
 

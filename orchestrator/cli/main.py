@@ -1,6 +1,6 @@
-"""Command line: ``serve`` (the default), ``trigger``, ``status``, ``cancel``, ``pause`` and ``resume``. Flags win
-over environment variables, which win over defaults. Bad settings end with one line on stderr and exit status 2,
-before anything runs."""
+"""Command line: ``serve`` (the default), ``trigger``, ``status``, ``cancel``, ``pause``, ``resume`` and ``runs
+show``. Flags win over environment variables, which win over defaults. Bad settings end with one line on stderr
+and exit status 2, before anything runs."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def _run(args: argparse.Namespace) -> int:
             return cmd_cancel(args)
         if args.command_name in ("pause", "resume"):
             return cmd_pause_resume(args)
+        if args.command_name == "runs":
+            # Imported here: it brings the progress display's modules (tqdm), which no other command needs at start.
+            from orchestrator.cli.runs import cmd_runs
+
+            return cmd_runs(args)
         return cmd_serve(args)
     except ConfigError as exc:
         # printable: the message may quote the service's answer or the user's --url.

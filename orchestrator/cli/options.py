@@ -19,7 +19,7 @@ from orchestrator.cli import values as v
 from orchestrator.config import DEFAULT_HOST, DEFAULT_PORT, Settings, validate
 
 SERVE = ("serve",)
-CLIENTS = ("trigger", "status", "cancel", "pause", "resume")
+CLIENTS = ("trigger", "status", "cancel", "pause", "resume", "runs")
 FOLDER_USERS = ("serve", "trigger", "status")
 NOTIFY_GROUP = "notifications and missed-run checks (README: Notifications)"
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -136,8 +136,8 @@ OPTIONS: tuple[Option, ...] = (
     Opt("--token", "SNAPSHOT_TOKEN",
         "require 'Authorization: Bearer TOKEN' on requests that change state ({env}; prefer the variable, flags "
         "show in ps)", "http.token", v.parse_token, commands=(*SERVE, *CLIENTS),
-        help_for=(*((c, "the server's token, if it has one ({env})") for c in CLIENTS if c != "status"),
-                ("status", "the server's token, if reads need one ({env})"))),
+        help_for=(*((c, "the server's token, if it has one ({env})") for c in CLIENTS if c not in ("status", "runs")),
+                *((c, "the server's token, if reads need one ({env})") for c in ("status", "runs")))),
     Opt("--token-for-reads", "SNAPSHOT_TOKEN_FOR_READS",
         "require the token for reading the API and events too ({env}=true)",
         "http.token_for_reads", partial(v.parse_bool, name="--token-for-reads"), switch=True),

@@ -8,7 +8,7 @@ import argparse
 from orchestrator import __version__
 from orchestrator.cli.options import OPTIONS, Option
 
-COMMANDS = "{serve,trigger,status,cancel,pause,resume}"
+COMMANDS = "{serve,trigger,status,cancel,pause,resume,runs}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(pause, "pause")
     resume = commands.add_parser("resume", help="resume the automatic schedule")
     add_options(resume, "resume")
+
+    runs = commands.add_parser("runs", help="the runs the server keeps: 'runs show RUNID' prints a run's steps")
+    what = runs.add_subparsers(dest="runs_command", metavar="{show}", required=True)
+    show = what.add_parser("show", help="print a run's steps as a table: start, duration, percent, last detail")
+    show.add_argument("run_id", metavar="RUNID", help="the run's id (its runId, as status and the history show it)")
+    show.add_argument("--json", action="store_true", help="print the raw steps document")
+    add_options(show, "runs")
     return parser
 
 

@@ -98,15 +98,16 @@ def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any
 
     progress = doc.get("progress") or {}
     lines = [f"Source:   {source}"]
-    where = f"{progress.get('progress', 0)}% - {progress.get('step', '')}"
+    where = f"{progress.get('progress', 0)}%"
     eta = doc.get("eta") or {}
     if isinstance(eta, dict) and eta.get("secondsLeft") is not None:
         where += f", about {duration_text(eta['secondsLeft'])} left"
     paused = doc.get("paused") or None
+    step = [f"Step:     {text}"] if (text := step_text(progress)) else []
     if doc.get("stopping"):
-        lines.append(f"State:    stopping ({doc['stopping']}), {where}")
+        lines += [f"State:    stopping ({doc['stopping']}), {where}", *step]
     elif doc.get("running"):
-        lines.append(f"State:    running, {where}")
+        lines += [f"State:    running, {where}", *step]
     elif doc.get("serverUp") is False:
         lines.append("State:    service not running")
     elif paused:
@@ -141,6 +142,18 @@ def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any
     else:
         lines.append(f"Last run: {doc.get('lastRunAt') or 'never'}")
     return printed(lines)
+
+
+def step_text(progress: dict[str, Any]) -> str:
+    """The current step with what it is doing now and its counts: ``Fetching GitHub PRs — repo 5/15: octo/api
+    (5/15)``; each part only when the job reported it."""
+    text = str(progress.get("step") or "")
+    if progress.get("detail"):
+        text += f" \u2014 {progress['detail']}"
+    done, total = progress.get("done"), progress.get("total")
+    if done is not None:
+        text += f" ({done}/{total})" if total is not None else f" ({done})"
+    return text
 
 
 def printed(lines: list[str]) -> str:

@@ -1,7 +1,16 @@
 """When the running run will end: pure functions of times and numbers, tested as a table.
 
-Two ways to tell, the first that applies wins:
+Three ways to tell, the first that applies wins:
 
+- ``steps``: the steps of recent successful runs (:class:`StepPlan`). The plan is the steps the newest one went
+  through, in order, each with its median duration over the recent runs that had it. A run in a step of the
+  plan ends when that step has taken its median (or at once, if it has already overrun it), plus the medians of
+  the plan's steps after it that this run has not done yet. The job's percent is not needed: a job whose steps
+  are uneven (one takes most of the run) and counts its percent in steps misleads a rate, not the steps.
+  The service's own first step (:data:`~orchestrator.core.steps.STARTING`, the job's start-up) is not in the
+  plan: while a run is in it, its job has said nothing the history does not know (the plan would add up to about
+  the median run), and once it is over it is no part of what is left. A plan of one step says no more than the
+  history either, and less than the job's percent: it is not used.
 - ``progress``: the job reports percent done. Once it has reported at least :data:`MIN_PERCENT` percent, at
   least :data:`MIN_ELAPSED` after the start, the rate so far is assumed to hold: the run that took ``e``
   seconds to reach ``p`` percent ends ``e * 100 / p`` seconds after its start. Both floors keep a job that
@@ -9,34 +18,37 @@ Two ways to tell, the first that applies wins:
 - ``history``: else the median duration of the recent successful runs, counted from this run's start. The
   median, not the mean: one run that hung for an hour should not move every later estimate.
 
-The estimate is made from the last report, not from "now": it stays put between reports, so a status
-document that differs from the last one only by the passing of time is no news (``secondsLeft`` alone moves,
-and the service recomputes it when it sends a document). A run that outlives its estimate shows
-``secondsLeft`` 0 until the next report or its end.
+The estimate is made from the last report (a new step or a new percent), not from "now": it stays put between
+reports, so a status document that differs from the last one only by the passing of time is no news
+(``secondsLeft`` alone moves, and the service recomputes it when it sends a document). A run that outlives its
+estimate shows ``secondsLeft`` 0 until the next report or its end.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from orchestrator.core.events import iso, parse_iso
+from orchestrator.core.steps import STARTING, Step
 
 MIN_PERCENT = 5.0
 """Percent done below which reported progress says too little about the rate."""
 MIN_ELAPSED = timedelta(seconds=5)
 """Time into the run below which reported progress says too little about the rate."""
 ETA_SAMPLE_RUNS = 10
-"""How many of the latest successful runs the median is taken over."""
+"""How many of the latest successful runs the medians are taken over (of whole runs, and of each step)."""
 
 
 class Basis(StrEnum):
     """What an estimate rests on (the ``basis`` of the status document's ``eta``)."""
 
+    STEPS = "steps"
+    """The median durations, in recent successful runs, of the current step and of the steps still to come."""
     PROGRESS = "progress"
     """The job's reported percent and the time it took to get there."""
     HISTORY = "history"
@@ -56,19 +68,76 @@ class Eta:
         return {"finishAt": iso(self.finish_at), "secondsLeft": self.seconds_left(now), "basis": self.basis.value}
 
 
+@dataclass(frozen=True, slots=True)
+class StepPlan:
+    """What recent successful runs say of a run's steps: the names the newest one went through after its start-up,
+    in order, and each name's median duration in seconds over the runs that had it. A name met twice in one run
+    counts once, for the time of both (a job that goes back to a step spends that much in it)."""
+
+    names: tuple[str, ...]
+    medians: Mapping[str, float]
+    position: Mapping[str, int] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "position", {name: index for index, name in enumerate(self.names)})
+
+    @classmethod
+    def of(cls, runs: Sequence[Sequence[Step]]) -> StepPlan | None:
+        """The plan from the steps of recent successful runs, newest first (only the first
+        :data:`ETA_SAMPLE_RUNS` count); ``None`` if the newest has no step of its job's."""
+        times = [_time_per_name(steps) for steps in runs[:ETA_SAMPLE_RUNS]]
+        if not times:
+            return None
+        names = tuple(name for name in times[0] if name != STARTING)  # in the order the newest run first met them
+        medians = {name: statistics.median(run[name] for run in times if name in run) for name in names}
+        return cls(names, medians) if names else None
+
+    def finish_at(self, steps: Sequence[Step], reported_at: datetime) -> datetime | None:
+        """When a run whose steps so far are ``steps`` (the current one last) ends, as of its last report at
+        ``reported_at``; ``None`` if the plan says nothing of its current step."""
+        if len(self.names) < 2 or not steps:
+            return None
+        current = steps[-1]
+        position = self.position.get(current.name)
+        if position is None:
+            return None
+        done = {step.name for step in steps[:-1]}
+        left = sum(self.medians[name] for name in self.names[position + 1 :] if name not in done)
+        step_end = max(current.started_at + timedelta(seconds=self.medians[current.name]), reported_at)
+        return step_end + timedelta(seconds=left)
+
+
+def _time_per_name(steps: Sequence[Step]) -> dict[str, float]:
+    times: dict[str, float] = {}
+    for step in steps:
+        duration = step.duration_seconds
+        if duration is not None:
+            times[step.name] = times.get(step.name, 0.0) + duration
+    return times
+
+
 def estimate(
     *,
     started_at: datetime,
     percent: float | None,
     percent_at: datetime | None,
     recent_durations: Sequence[float],
+    steps: Sequence[Step] = (),
+    plan: StepPlan | None = None,
 ) -> Eta | None:
     """The estimated end of a run that started at ``started_at``; ``None`` if nothing can be said.
 
     ``percent`` is its last reported progress (``None``: it reports none) and ``percent_at`` when that was
     first seen; ``recent_durations`` the durations in seconds of recent successful runs, newest first (only
-    the first :data:`ETA_SAMPLE_RUNS` count).
+    the first :data:`ETA_SAMPLE_RUNS` count); ``steps`` the run's steps so far, the current one last, and
+    ``plan`` what recent successful runs say of them.
     """
+    if plan is not None and steps:
+        current_start = steps[-1].started_at
+        reported_at = current_start if percent_at is None else max(current_start, percent_at)
+        finish_at = plan.finish_at(steps, reported_at)
+        if finish_at is not None:
+            return Eta(finish_at, Basis.STEPS)
     if percent is not None and percent_at is not None and percent >= MIN_PERCENT:
         elapsed = percent_at - started_at
         if elapsed >= MIN_ELAPSED:

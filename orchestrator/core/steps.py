@@ -15,6 +15,8 @@ from typing import Any
 
 from orchestrator.core.events import iso, parse_iso
 
+STARTING = "Starting..."
+"""The service's own first step of every run, before the job's first report: it measures the job's start-up."""
 MAX_STEPS = 1000
 """Steps one run keeps; later steps are folded into the last one, renamed :data:`MORE_STEPS`."""
 MORE_STEPS = "(more steps)"

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from orchestrator import __version__
 from orchestrator.core.events import Source, TriggerNotSaved, clean_reason, iso
-from orchestrator.http import clientaddr, embed, guard, headers, idempotency, logs, pause, sse
+from orchestrator.http import clientaddr, embed, guard, headers, idempotency, logs, pause, sse, steps
 from orchestrator.http.errors import ApiError, json_error
 from orchestrator.http.errors import retry_after as retry_after_header
 from orchestrator.http.page import add_page, web_root
@@ -56,6 +56,7 @@ def create_app(service: Served, *, web_dir: Path | None = None) -> web.Applicati
     app.router.add_get("/api/openapi.json", openapi)
     sse.add_routes(app, settings, service.clock)
     logs.add_routes(app)  # a run's log, and its live lines
+    steps.add_routes(app)  # a run's steps, and where the time goes over the last runs
     pause.add_routes(app, _reason_from_body)  # pause and resume
     embed.add_routes(app)  # stream tickets for other origins, the status badge
     idempotency.install(app, service.clock)  # double-click safety for the trigger

@@ -14,6 +14,7 @@ from orchestrator.config import Settings
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Source, Trigger
 from orchestrator.core.records import Pause
+from orchestrator.core.stepstats import RunTimeline
 from orchestrator.live.progress import Progress
 from orchestrator.store import RunHistory
 from orchestrator.store.runlogs import RunLogs
@@ -37,6 +38,10 @@ class StatusView(Protocol):
     def next_run_at(self) -> datetime: ...
 
     def progress(self) -> Progress: ...
+
+    def running_steps(self) -> RunTimeline | None:
+        """The running run's id and start with its steps so far, the current one last and not ended; ``None``
+        when nothing runs."""
 
     def status(self) -> dict[str, Any]: ...
 

@@ -1,16 +1,19 @@
-"""The ``eta`` of the status document: :mod:`orchestrator.core.eta` fed with the running run, its progress, and the
-durations of recent successful runs, read from the runs held in memory (:mod:`orchestrator.ops.recent`): the
-status document is built on every progress change, and must never wait for the disk.
+"""The ``eta`` of the status document: :mod:`orchestrator.core.eta` fed with the running run, its progress and its
+steps so far, and the durations and steps of recent successful runs, read from the runs held in memory
+(:mod:`orchestrator.ops.recent`): the status document is built on every progress change, and must never wait for
+the disk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.core.eta import ETA_SAMPLE_RUNS, PercentSeen, estimate
+from orchestrator.core.eta import ETA_SAMPLE_RUNS, PercentSeen, StepPlan, estimate
 from orchestrator.core.events import RunStatus
 from orchestrator.core.records import RunRecord
+from orchestrator.core.steps import Step
 from orchestrator.live.progress import Progress
 from orchestrator.ops.recent import RecentRuns
 
@@ -24,6 +27,8 @@ class FinishEstimator:
     def __init__(self, recent: RecentRuns) -> None:
         self._recent = recent
         self._seen = PercentSeen()
+        self._planned: tuple[tuple[Step, ...], ...] | None = None
+        self._plan: StepPlan | None = None
 
     @property
     def durations(self) -> tuple[float, ...]:
@@ -36,8 +41,20 @@ class FinishEstimator:
                     break
         return tuple(found)
 
-    def status_field(self, run: RunRecord | None, progress: Progress, now: datetime) -> dict[str, Any] | None:
-        """The ``eta`` of the status document: ``None`` when nothing runs or nothing can be said."""
+    @property
+    def plan(self) -> StepPlan | None:
+        """What the steps of the latest successful runs say of a run's steps (``None``: nothing)."""
+        runs = self._recent.completed_steps()
+        # Made again only when a run ends, not for each status document (one per progress change).
+        if runs is not self._planned:
+            self._planned, self._plan = runs, StepPlan.of(runs)
+        return self._plan
+
+    def status_field(
+        self, run: RunRecord | None, progress: Progress, now: datetime, steps: Sequence[Step] = ()
+    ) -> dict[str, Any] | None:
+        """The ``eta`` of the status document: ``None`` when nothing runs or nothing can be said. ``steps`` are
+        the running run's steps so far, the current one last."""
         if run is None:
             return None
         percent: float | None = None
@@ -50,5 +67,7 @@ class FinishEstimator:
             percent=percent,
             percent_at=percent_at,
             recent_durations=self.durations,
+            steps=steps,
+            plan=self.plan,
         )
         return None if eta is None else eta.to_json(now)

@@ -1,8 +1,9 @@
 """Prometheus metrics (``GET /metrics``): what a monitoring system needs to tell that snapshots are fresh.
 
-Events (runs that ended, their durations, coalesced triggers) are counters and a histogram fed by a run
-listener; everything that is a state (running, paused, progress, queue, clients, timestamps) is read from the
-service at scrape time by a custom collector, so no value can go stale and nothing has to be kept in sync.
+Events (runs that ended, how long runs and their steps took, coalesced triggers) are counters and histograms fed
+by a run listener; everything that is a state (running, paused, progress, queue, clients, timestamps) is read
+from the service at scrape time by a custom collector, so no value can go stale and nothing has to be kept in
+sync.
 Each service has its own :class:`CollectorRegistry`: tests build many services in one process, and the process
 metrics of the default registry are not what this endpoint is about.
 
@@ -25,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from orchestrator.core.events import RunStatus, Source
 from orchestrator.core.records import RunRecord, State
 from orchestrator.core.runevents import RunFinished, RunStarted
+from orchestrator.core.steps import Step
 from orchestrator.store.api import MAX_PAGE, RunHistory, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,12 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 OUTCOMES = (RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.CANCELLED)
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200)
 """Seconds, for jobs from a few seconds to two hours (the first user's job takes twenty minutes)."""
+STEP_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+"""Seconds, for steps from a fraction of a second (a job's start-up) to two hours."""
+MAX_STEP_NAMES = 50
+"""Step names that get a series of their own; later ones share :data:`OTHER_STEPS`. Each name costs a series per
+bucket, and a job that puts a count in its step's name ("Fetched 1234 PRs") would otherwise make new ones for ever."""
+OTHER_STEPS = "other"
 MAX_HISTORY_SCAN = 20
 """Pages of the history (of :data:`MAX_PAGE` runs) looked through at start for the last success: 10,000 runs."""
 
@@ -79,6 +87,14 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.step_durations = Histogram(
+            "snapshot_step_duration_seconds",
+            f"How long steps took, by step name (the first {MAX_STEP_NAMES} names seen; later ones: {OTHER_STEPS}).",
+            ("step",),
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self._step_names: set[str] = set()
         self.coalesced = Counter(
             "snapshot_triggers_coalesced",
             "Triggers absorbed into a run beyond the first (they caused no run of their own).",
@@ -116,6 +132,19 @@ class Metrics:
         self._watched = None
         if run.status is RunStatus.COMPLETED and run.finished_at is not None:
             self.last_success = run.finished_at
+        self._observe_steps(event.steps, completed=run.status is RunStatus.COMPLETED)
+
+    def _observe_steps(self, steps: tuple[Step, ...], *, completed: bool) -> None:
+        # The step a run failed or was cancelled in was cut short: its time says nothing of how long it takes.
+        for step in steps if completed else steps[:-1]:
+            duration = step.duration_seconds
+            if duration is not None:
+                self.step_durations.labels(self._step_label(step.name)).observe(duration)
+
+    def _step_label(self, name: str) -> str:
+        if name not in self._step_names and len(self._step_names) < MAX_STEP_NAMES:
+            self._step_names.add(name)
+        return name if name in self._step_names else OTHER_STEPS
 
     # ----------------------------------------------------------------------------------------- scraping
     def live(self) -> Iterator[Metric]:

@@ -5,7 +5,8 @@ must never wait for the disk.
 :class:`RecentRuns` reads the history once, on a worker thread, when it starts serving, then keeps each run
 that finishes (a run listener), and forgets the runs retention removes from the history. It holds the newest
 :data:`WINDOW` finished runs of any outcome, as the history would list them, so each reader asks "the completed
-runs among the newest so many" as it would ask the history.
+runs among the newest so many" as it would ask the history; and the steps of the newest
+:data:`~orchestrator.core.eta.ETA_SAMPLE_RUNS` completed runs, all the estimate looks at.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from orchestrator.core.eta import ETA_SAMPLE_RUNS
 from orchestrator.core.events import RunStatus
 from orchestrator.core.runevents import RunFinished, RunStarted
+from orchestrator.core.steps import Step
 from orchestrator.core.streak import Streak
-from orchestrator.store.api import HistoryNotOpened, RunHistory, StoredRun, StoreUnavailable
+from orchestrator.store.api import HistoryNotOpened, Page, RunHistory, StoredRun, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +38,17 @@ class RecentRuns:
     def __init__(self, history: RunHistory) -> None:
         self._history = history
         self._runs: collections.deque[StoredRun] = collections.deque(maxlen=WINDOW)
+        self._steps: collections.deque[tuple[str, tuple[Step, ...]]] = collections.deque(maxlen=ETA_SAMPLE_RUNS)
+        """The steps of the newest completed runs, by run id, newest first."""
+        self._step_runs: tuple[tuple[Step, ...], ...] = ()
         self._loaded = asyncio.Event()
         self._wanted = asyncio.Event()
         self._wanted.set()  # read once at start
         self._keeping = True
         """``False`` for a history that was never opened: it knows of no recent run, and neither does this."""
         self._heard: list[StoredRun] = []
-        """Runs that finished before the history was read: put back on top of what it held once it is."""
+        """Runs that finished before the history was read: put back on top of what it held once it is (their
+        steps, too, but those are held in ``_steps`` meanwhile, and no more of them than it holds)."""
         self._watchers: list[Callable[[], None]] = []
         self._reads = Streak()
 
@@ -67,6 +75,11 @@ class RecentRuns:
         """The records of :meth:`completed`, as the history stores them."""
         return [run.document for run in self.completed(limit, within=within)]
 
+    def completed_steps(self) -> tuple[tuple[Step, ...], ...]:
+        """The steps of the newest completed runs (at most ``ETA_SAMPLE_RUNS``), newest first; a run that reported
+        none has none. The same tuple until one of them changes, so a reader may keep what it made of it."""
+        return self._step_runs
+
     # ---------------------------------------------------------------------------------------- listener
     def run_started(self, event: RunStarted) -> None:
         pass
@@ -75,7 +88,7 @@ class RecentRuns:
         if not self._keeping:
             return
         run = StoredRun.of(event.run.to_json())
-        self._add(run)
+        self._add(run, event.steps)
         if not self._loaded.is_set():
             self._heard.append(run)
             self._wanted.set()  # a history that could not be read at start is tried again after each run
@@ -85,13 +98,31 @@ class RecentRuns:
         gone = set(run_ids)
         self._runs = collections.deque((run for run in self._runs if run.run_id not in gone), maxlen=WINDOW)
         self._heard = [run for run in self._heard if run.run_id not in gone]
+        self._steps = collections.deque(
+            ((run_id, steps) for run_id, steps in self._steps if run_id not in gone), maxlen=ETA_SAMPLE_RUNS
+        )
+        self._step_runs = tuple(steps for _, steps in self._steps)
 
-    def _add(self, run: StoredRun) -> None:
+    def _add(self, run: StoredRun, steps: tuple[Step, ...] | None = None) -> None:
+        if steps is not None and run.status is RunStatus.COMPLETED:
+            self._add_steps(run.run_id, steps)
         for index, held in enumerate(self._runs):
             if held.run_id == run.run_id:  # a run the history had already (the one recovered at start)
                 self._runs[index] = run
                 return
         self._runs.appendleft(run)
+
+    def _add_steps(self, run_id: str, steps: tuple[Step, ...]) -> None:
+        # Details are for people, not for estimates: dropped, they cannot make the steps held weigh much more
+        # than their names.
+        kept = tuple(replace(step, detail=None) for step in steps)
+        for index, (held, _) in enumerate(self._steps):
+            if held == run_id:
+                self._steps[index] = (run_id, kept)
+                break
+        else:
+            self._steps.appendleft((run_id, kept))
+        self._step_runs = tuple(steps for _, steps in self._steps)
 
     # -------------------------------------------------------------------------------------------- task
     async def serve(self) -> None:
@@ -106,10 +137,12 @@ class RecentRuns:
             await self._wanted.wait()
             self._wanted.clear()
             try:
-                page = await asyncio.to_thread(self._history.page, limit=WINDOW)
+                page, steps = await asyncio.to_thread(self._read)
             except HistoryNotOpened:
                 self._keeping = False
                 self._runs.clear()
+                self._steps.clear()
+                self._step_runs = ()
                 self._heard.clear()
                 self._loaded.set()
                 return
@@ -119,9 +152,18 @@ class RecentRuns:
                 continue
             self._reads.recovered()
             self._runs = collections.deque(page.runs, maxlen=WINDOW)
+            heard_steps = list(self._steps)
+            self._steps.clear()
+            for stored, its_steps in reversed(steps):
+                self._add_steps(stored.run_id, its_steps)
+            for run_id, its_steps in reversed(heard_steps):
+                self._add_steps(run_id, its_steps)
             for run in self._heard:
                 self._add(run)
             self._heard.clear()
             self._loaded.set()
             for callback in self._watchers:
                 callback()
+
+    def _read(self) -> tuple[Page, tuple[tuple[StoredRun, tuple[Step, ...]], ...]]:
+        return self._history.page(limit=WINDOW), self._history.completed_steps(ETA_SAMPLE_RUNS)

@@ -16,14 +16,14 @@ from orchestrator.core.outlast import cancel_and_outlast
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunEvent, RunFinished, RunListener, RunStarted
 from orchestrator.core.schedule import Schedule
-from orchestrator.core.steps import Parsed
+from orchestrator.core.steps import STARTING, Parsed
 from orchestrator.job.protocol import Job, JobResult, RunContext, ignore_output
 from orchestrator.live.progress import Progress
 from orchestrator.runner.ledger import Ledger
 from orchestrator.runner.progresswriter import ProgressWriter
 from orchestrator.runner.recording import HistoryRecorder
 from orchestrator.runner.steps import RunSteps
-from orchestrator.runner.supervision import STARTING, Stop, Supervisor
+from orchestrator.runner.supervision import Stop, Supervisor
 from orchestrator.store.runlogs import RunLogs
 
 log = logging.getLogger(__name__)

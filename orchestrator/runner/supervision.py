@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus
+from orchestrator.core.steps import STARTING
 from orchestrator.job.protocol import JobResult
 
-STARTING = "Starting..."
 MAX_REMEMBERED_REPORTS = 4096
 
 Sign = tuple[float, str, str | None, int | None]

@@ -2,8 +2,9 @@
 
 It writes nothing (nothing is owed: the failure to open was said once, at start), knows of no unfinished run
 and no recent one (estimates and checks go without), and refuses what is asked of the history itself (the
-API's pages, one run, pruning) with :class:`~orchestrator.store.api.HistoryNotOpened`: an empty answer there
-would say the runs are gone, and pruning logs by it would remove every log.
+API's pages, one run, a run's steps, the step figures, pruning) with
+:class:`~orchestrator.store.api.HistoryNotOpened`: an empty answer there would say the runs are gone, and
+pruning logs by it would remove every log.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class NullHistory:
         raise HistoryNotOpened
 
     def completed_steps(self, limit: int) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
-        return ()
+        raise HistoryNotOpened
 
     def unfinished(self) -> list[RunRecord]:
         return []

@@ -215,8 +215,32 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
 
 def test_status_says_when_a_run_is_being_stopped() -> None:
     doc = {"running": True, "stopping": "timed out", "progress": {"progress": 40, "step": "Fetching PRs (6/15)"}}
-    assert "State:    stopping (timed out), 40% - Fetching PRs (6/15)" in format_status(doc, "server x")
-    assert "State:    running, 40%" in format_status({**doc, "stopping": None}, "server x")
+    assert "State:    stopping (timed out), 40%\nStep:     Fetching PRs (6/15)\n" in format_status(doc, "server x")
+    assert "State:    running, 40%\nStep:     Fetching PRs (6/15)\n" in format_status({**doc, "stopping": None}, "x")
+    assert "Step:" not in format_status({"running": True, "progress": {"progress": 0, "step": ""}}, "x")
+
+
+@pytest.mark.parametrize(
+    ("progress", "shown"),
+    [
+        (
+            {"step": "Fetching GitHub PRs", "detail": "repo 5/15: octo/api", "done": 5, "total": 15},
+            "Fetching GitHub PRs \u2014 repo 5/15: octo/api (5/15)",
+        ),
+        (
+            {"step": "Fetching GitHub PRs", "detail": "repo 5/15: octo/api"},
+            "Fetching GitHub PRs \u2014 repo 5/15: octo/api",
+        ),
+        ({"step": "Fetching GitHub PRs", "done": 5, "total": 15, "detail": None}, "Fetching GitHub PRs (5/15)"),
+        ({"step": "Counting", "done": 0}, "Counting (0)"),  # a count without a total
+        ({"step": "Fetching PRs (6/15)"}, "Fetching PRs (6/15)"),  # the line form: the step alone
+        ({"step": "", "detail": "page 3"}, " \u2014 page 3"),
+    ],
+)
+def test_status_shows_the_step_with_its_detail_and_counts(progress: dict[str, Any], shown: str) -> None:
+    doc = {"running": True, "progress": {"progress": 45, **progress}, "eta": {"secondsLeft": 370}}
+    lines = format_status(doc, "server x").splitlines()
+    assert lines[1:3] == ["State:    running, 45%, about 6:10 left", f"Step:     {shown}"]
 
 
 def test_status_from_files_counts_every_pending_trigger(tmp_path: Path) -> None:
@@ -273,11 +297,12 @@ def test_status_shows_escape_sequences_from_the_service_instead_of_sending_them(
     # were, they set the window title, cleared the screen and rewrote lines of the operator's terminal.
     run = {"runId": "r\x1b[1", "startedAt": "2026-01-20T10:00:00.000Z", "status": "error", "trigger": "http"}
     run |= {"reason": "pr\r42", "error": "exited with code 1: evil\x1b[2K\rFAKE: all good\nmore", "finishedAt": "x"}
-    doc = {"running": True, "progress": {"progress": 30, "step": EVIL}, "paused": {"since": "s", "reason": "\x9b2J"}}
+    progress = {"progress": 30, "step": EVIL, "detail": "repo\x1b[2J 1/2", "done": 1, "total": 2}
+    doc = {"running": True, "progress": progress, "paused": {"since": "s", "reason": "\x9b2J"}}
     doc["checks"] = [{"message": "late\x07"}]
     shown = format_status(doc, "server x", [run])
     assert not any(ch in shown.replace("\n", "") for ch in CONTROLS), repr(shown)
-    assert "State:    running, 30% - \\x1b]0;PWNED-TITLE\\x07\\x1b[2J\\x1b[31mred step" in shown
+    assert "Step:     \\x1b]0;PWNED-TITLE\\x07\\x1b[2J\\x1b[31mred step \u2014 repo\\x1b[2J 1/2 (1/2)\n" in shown
     assert "Paused:   since s: \\x9b2J (" in shown and "Warning:  late\\x07" in shown
     assert shown.endswith("  http (pr\\x0d42) - exited with code 1: evil\\x1b[2K\\x0dFAKE: all good")
     last = format_status({"running": False, "lastRun": run}, "server x")
@@ -379,7 +404,14 @@ def elsewhere(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
 @pytest.mark.process
 @pytest.mark.parametrize(
     ("args", "code"),
-    [(["status"], 302), (["cancel"], 307), (["pause"], 301), (["resume"], 308), (["trigger", "--wait"], 303)],
+    [
+        (["status"], 302),
+        (["cancel"], 307),
+        (["pause"], 301),
+        (["resume"], 308),
+        (["trigger", "--wait"], 303),
+        (["runs", "show", "20261207T100000Z-3fa9c1"], 302),
+    ],
 )
 def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(tmp_path: Path, args: list[str], code: int) -> None:
     # Before: urllib followed the redirect with every header, so the other host logged "Authorization: Bearer
@@ -395,7 +427,7 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(tmp_path: Pa
             result = run_cli(*args, "--url", url, cwd=tmp_path, env={"SNAPSHOT_TOKEN": "s3cret-token"})
         assert target.seen == [], "nothing reached the host the redirect named"
     assert [(s.method, s.authorization) for s in redirector.seen] == [
-        ("GET" if args == ["status"] else "POST", "Bearer s3cret-token")
+        ("GET" if args[0] in ("status", "runs") else "POST", "Bearer s3cret-token")
     ]
     assert (result.returncode, result.stdout) == (2, ""), result
     path = redirector.seen[0].path

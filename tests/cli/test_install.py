@@ -66,7 +66,7 @@ def test_wheel_carries_the_page_and_serves_it_from_anywhere(tmp_path: Path) -> N
 
 # ------------------------------------------------------------------ the README's commands, as a new user types them
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-SUBCOMMANDS = "serve|trigger|status|cancel|pause|resume"
+SUBCOMMANDS = "serve|trigger|status|cancel|pause|resume|runs"
 
 
 def test_the_docs_spell_the_cli_as_the_quick_start_installs_it() -> None:

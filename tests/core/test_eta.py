@@ -1,5 +1,6 @@
-"""The estimated finish: the pure estimate as a table, then the status document's ``eta`` on a fake clock, with
-the durations of earlier runs read from a real run history (SQLite) by the service itself."""
+"""The estimated finish: the pure estimate as a table (from progress and history, and from steps), then the status
+document's ``eta`` on a fake clock, with the durations and steps of earlier runs read from a real run history
+(SQLite) by the service itself."""
 
 from __future__ import annotations
 
@@ -11,16 +12,32 @@ import pytest
 
 from orchestrator.core import eta
 from orchestrator.core.clock import FakeClock
-from orchestrator.core.eta import Basis, Eta, PercentSeen, estimate
+from orchestrator.core.eta import Basis, Eta, PercentSeen, StepPlan, estimate
 from orchestrator.core.events import Source, iso
+from orchestrator.core.steps import STARTING, Step
 from orchestrator.service import Orchestrator
-from tests.fakes import T0, WAIT, ScriptedJob, ended, minutes, settle
+from tests.fakes import T0, WAIT, ScriptedJob, Services, ended, minutes, settle
 
 pytestmark = pytest.mark.service(interval=60, cooldown=0)
 
 
 def seconds(n: float) -> timedelta:
     return timedelta(seconds=n)
+
+
+def ran(*steps: tuple[str, float]) -> tuple[Step, ...]:
+    """A run's steps, one after the other from ``T0``: (name, seconds) each."""
+    found, at = [], T0
+    for name, took in steps:
+        found.append(Step(name, at, at + seconds(took)))
+        at += seconds(took)
+    return tuple(found)
+
+
+def running(*done: tuple[str, float], current: str) -> tuple[Step, ...]:
+    """A running run's steps from ``T0``: those ``done``, then ``current``, begun as the last of them ended."""
+    steps = ran(*done)
+    return (*steps, Step(current, steps[-1].ended_at or T0 if steps else T0))
 
 
 @pytest.mark.parametrize(
@@ -51,6 +68,85 @@ def test_estimate(
     percent: float | None, percent_at: datetime | None, durations: list[float], expected: Eta | None
 ) -> None:
     assert estimate(started_at=T0, percent=percent, percent_at=percent_at, recent_durations=durations) == expected
+
+
+@pytest.mark.parametrize(
+    ("runs", "expected"),
+    [
+        ([], None),
+        ([()], None),  # the newest run reported no step
+        ([(), ran(("a", 10))], None),  # ... even when an older one did
+        ([ran((STARTING, 3))], None),  # ... or none but the start-up
+        ([ran((STARTING, 1), ("a", 10), ("b", 20))], StepPlan(("a", "b"), {"a": 10, "b": 20})),
+        # the median over the runs that had each name, in the newest run's order; older names are not planned
+        (
+            [ran(("a", 10), ("b", 20)), ran(("b", 40), ("a", 12)), ran(("a", 14), ("c", 5)), ran(("a", 99))],
+            StepPlan(("a", "b"), {"a": 13, "b": 30}),
+        ),
+        ([ran(("a", 1), ("b", 2), ("a", 3))], StepPlan(("a", "b"), {"a": 4, "b": 2})),  # one name, its time summed
+        ([ran(("a", 60))] * 10 + [ran(("a", 9999))] * 20, StepPlan(("a",), {"a": 60})),  # the newest ten only
+        ([(Step("a", T0), *ran(("b", 5)))], StepPlan(("b",), {"b": 5})),  # a step without an end is no time
+    ],
+)
+def test_a_plan_is_the_newest_runs_steps_with_median_durations(
+    runs: list[tuple[Step, ...]], expected: StepPlan | None
+) -> None:
+    assert StepPlan.of(runs) == expected
+
+
+PLAN = StepPlan(("a", "b", "c"), {"a": 10, "b": 60, "c": 20})
+UP = (STARTING, 1.0)
+"""The service's own first step, one second of the job's start-up."""
+
+
+@pytest.mark.parametrize(
+    ("steps", "percent", "percent_at", "plan", "expected"),
+    [
+        # in a step: its median from its start, then those after it
+        (running(UP, current="a"), 0, T0 + seconds(1), PLAN, Eta(T0 + seconds(91), Basis.STEPS)),
+        (running(UP, ("a", 11), current="b"), 10, T0 + seconds(12), PLAN, Eta(T0 + seconds(92), Basis.STEPS)),
+        # steps beat progress: 80 % after 12 s would say 15 s in all
+        (running(UP, ("a", 11), current="b"), 80, T0 + seconds(12), PLAN, Eta(T0 + seconds(92), Basis.STEPS)),
+        # a step past its median ends at the last report (a new percent at 90 s), not at "now"
+        (running(UP, ("a", 11), current="b"), 50, T0 + seconds(90), PLAN, Eta(T0 + seconds(110), Basis.STEPS)),
+        # a percent first seen in an earlier step is no later report than this step's start; none at all neither
+        (running(UP, ("a", 11), current="b"), 10, T0 + seconds(5), PLAN, Eta(T0 + seconds(92), Basis.STEPS)),
+        (running(UP, ("a", 11), current="b"), None, None, PLAN, Eta(T0 + seconds(92), Basis.STEPS)),
+        # steps done out of the plan's order are not to come again; the plan's steps before this one are skipped
+        (running(UP, ("c", 30), current="b"), None, None, PLAN, Eta(T0 + seconds(91), Basis.STEPS)),
+        (running(UP, current="c"), None, None, PLAN, Eta(T0 + seconds(21), Basis.STEPS)),
+        # the last step: its median only
+        (running(UP, ("a", 9), ("b", 50), current="c"), None, None, PLAN, Eta(T0 + seconds(80), Basis.STEPS)),
+        # before the job's first report (its start-up): the progress, else the history
+        (running(current=STARTING), 0, T0, PLAN, Eta(T0 + seconds(300), Basis.HISTORY)),
+        (running(current=STARTING), 50, T0 + seconds(10), PLAN, Eta(T0 + seconds(20), Basis.PROGRESS)),
+        # a step the plan does not know: likewise
+        (running(UP, current="new"), 50, T0 + seconds(10), PLAN, Eta(T0 + seconds(20), Basis.PROGRESS)),
+        (running(UP, current="new"), None, None, PLAN, Eta(T0 + seconds(300), Basis.HISTORY)),
+        # a plan of one step says less than the job's percent
+        (
+            running(UP, current="w"),
+            50,
+            T0 + seconds(10),
+            StepPlan(("w",), {"w": 100}),
+            Eta(T0 + seconds(20), Basis.PROGRESS),
+        ),
+        # no plan, or no steps: as before
+        (running(UP, current="a"), None, None, None, Eta(T0 + seconds(300), Basis.HISTORY)),
+        ((), None, None, PLAN, Eta(T0 + seconds(300), Basis.HISTORY)),
+    ],
+)
+def test_estimate_from_steps(
+    steps: tuple[Step, ...],
+    percent: float | None,
+    percent_at: datetime | None,
+    plan: StepPlan | None,
+    expected: Eta,
+) -> None:
+    found = estimate(
+        started_at=T0, percent=percent, percent_at=percent_at, recent_durations=[300.0], steps=steps, plan=plan
+    )
+    assert found == expected
 
 
 @pytest.mark.parametrize(
@@ -149,3 +245,44 @@ async def test_failed_and_cancelled_runs_do_not_count(
     assert doc["eta"]["finishAt"] == iso(clock.now() + minutes(4))
     third.finish()
     await ended(service, third)
+
+
+async def test_eta_from_steps_kept_as_runs_end_and_read_at_start(
+    service: Orchestrator, services: Services, clock: FakeClock, job: ScriptedJob
+) -> None:
+    first = await job.next_start()
+    first.report(0, "fetch")
+    clock.advance(minutes(2))
+    first.report(25, "write")
+    clock.advance(minutes(6))
+    first.finish()
+    await ended(service, first)
+
+    await service.request_run(Source.HTTP)
+    second = await job.next_start()
+    began = clock.now()
+    doc = await published(service, lambda d: d["running"] and d["eta"] is not None)
+    assert doc["eta"]["basis"] == "history", "its start-up: the job has said nothing yet"
+    second.report(0, "fetch")
+    doc = await published(service, lambda d: d["progress"]["step"] == "fetch")
+    assert doc["eta"] == {"finishAt": iso(began + minutes(8)), "secondsLeft": 480.0, "basis": "steps"}
+    clock.advance(minutes(1))
+    second.report(25, "write")  # a quick fetch: 6 min from now, where the percent would say 3
+    doc = await published(service, lambda d: d["progress"]["step"] == "write")
+    assert doc["eta"] == {"finishAt": iso(began + minutes(7)), "secondsLeft": 360.0, "basis": "steps"}
+    clock.advance(minutes(10))
+    second.finish()
+    await ended(service, second)
+    await service.stop()
+
+    # A new service reads the steps of the last runs from the history once, at start.
+    restarted = await services.start()
+    await restarted.unit.recent.ready()
+    await restarted.request_run(Source.HTTP)
+    third = await job.next_start()
+    third.report(25, "write")
+    doc = await published(restarted, lambda d: d["progress"]["step"] == "write")
+    assert doc["eta"]["basis"] == "steps"
+    assert doc["eta"]["finishAt"] == iso(clock.now() + minutes(8)), "the median of 6 and 10 min"
+    third.finish()
+    await ended(restarted, third)

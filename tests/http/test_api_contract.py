@@ -38,7 +38,16 @@ from orchestrator.http.page import PAGE_PATHS
 from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.service import Orchestrator
 from tests.faults.harness import FileChanges
-from tests.support import PYTHON, ServiceProcess, next_status, sse_stream, start_service
+from tests.support import (
+    PYTHON,
+    STEPS_JOB,
+    STEPS_JOB_STEPS,
+    ServiceProcess,
+    job_command,
+    next_status,
+    sse_stream,
+    start_service,
+)
 
 SEED = 20260120
 """Fixed, so a failure in CI is the same failure on a laptop."""
@@ -274,6 +283,26 @@ async def test_progress_file_with_an_out_of_range_time_keeps_the_contract(servic
     answer = await asyncio.to_thread(requests.get, service.url + "/api/snapshot/progress", timeout=10)
     assert answer.status_code == 200, service.logs()
     schemathesis.openapi.from_path(str(OPENAPI_PATH))["/api/snapshot/progress"]["GET"].validate_response(answer)
+
+
+@pytest.mark.process
+async def test_a_runs_steps_and_the_step_figures_keep_the_contract(service_factory: Any) -> None:
+    """The fuzzing meets runs without steps (its service's job reports none): here a job that reports some."""
+    service = service_factory("--command", job_command(STEPS_JOB), "--interval", "600")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, service.url + "/api/snapshot/events")
+        done = await next_status(events, lambda doc: doc["lastRun"] is not None and not doc["running"])
+    assert done["lastRun"]["status"] == "completed", service.logs()
+    run_id = done["lastRun"]["runId"]
+    loaded = schemathesis.openapi.from_path(str(OPENAPI_PATH))
+    for template, path in (
+        ("/api/snapshot/runs/{runId}/steps", f"/api/snapshot/runs/{run_id}/steps"),
+        ("/api/snapshot/steps", "/api/snapshot/steps"),
+    ):
+        answer = await asyncio.to_thread(requests.get, service.url + path, timeout=10)
+        assert answer.status_code == 200, answer.text
+        loaded[template]["GET"].validate_response(answer)
+        assert [step["name"] for step in answer.json()["steps"]] == STEPS_JOB_STEPS, answer.text
 
 
 @pytest.mark.process

@@ -8,6 +8,7 @@ import asyncio
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger, parse_iso
 from orchestrator.core.records import RunRecord, State
-from orchestrator.ops.metrics import last_success
+from orchestrator.core.runevents import RunFinished
+from orchestrator.core.steps import STARTING, Step
+from orchestrator.ops.metrics import MAX_STEP_NAMES, OTHER_STEPS, last_success
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.statefile import StateStore
-from tests.fakes import T0, WAIT, ScriptedJob, Services, ended, make_orchestrator, make_settings, minutes
+from tests.fakes import T0, WAIT, Client, ScriptedJob, Services, ended, make_orchestrator, make_settings, minutes
 from tests.support import ServiceProcess, job_command, next_status, sse_stream, start_service
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -85,6 +88,8 @@ async def test_runs_durations_and_last_success_after_real_runs(tmp_path: Path) -
             failed["durationSeconds"], abs=0.002
         )
         assert value(samples, "snapshot_run_duration_seconds_bucket", outcome="error", le="+Inf") == 1
+        # The completed run's step; the failing run failed in it (cut short, not observed).
+        assert value(samples, "snapshot_step_duration_seconds_count", step="half way") == 1
         assert value(samples, "snapshot_last_success_timestamp_seconds") == pytest.approx(
             unix(completed["finishedAt"]), abs=0.002
         )
@@ -244,3 +249,72 @@ def test_an_unreadable_history_leaves_the_last_success_unknown(
     path.mkdir()
     assert last_success(None, history) is None
     assert [r.levelname for r in caplog.records if "last success" in r.getMessage()] == ["ERROR"]
+
+
+# ------------------------------------------------------------------------------------------------ steps
+def steps_count(samples: Samples, step: str) -> float:
+    return samples.get(("snapshot_step_duration_seconds_count", (("step", step),)), 0)
+
+
+async def test_step_durations_are_observed_as_runs_end(
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob
+) -> None:
+    first = await job.next_start()
+    clock.advance(timedelta(seconds=3))
+    first.report(10, "fetch")  # after 3 s of start-up
+    clock.advance(minutes(2))
+    first.report(80, "write")
+    assert steps_count(metrics_of(service), "fetch") == 0, "observed when the run ends"
+    clock.advance(timedelta(seconds=30))
+    first.finish()
+    await ended(service, first)
+    samples = metrics_of(service)
+    assert value(samples, "snapshot_step_duration_seconds_sum", step=STARTING) == 3
+    assert value(samples, "snapshot_step_duration_seconds_sum", step="fetch") == 120
+    assert value(samples, "snapshot_step_duration_seconds_bucket", step="fetch", le="60.0") == 0
+    assert value(samples, "snapshot_step_duration_seconds_bucket", step="fetch", le="120.0") == 1
+    assert value(samples, "snapshot_step_duration_seconds_sum", step="write") == 30
+
+    # A run that fails in a step: that step was cut short, the ones before it are observed.
+    await service.request_run(Source.HTTP)
+    second = await job.next_start()
+    second.report(10, "fetch")
+    clock.advance(minutes(3))
+    second.report(80, "write")
+    clock.advance(timedelta(seconds=1))
+    second.finish(RunStatus.ERROR, exit_code=1, error="disk full")
+    await ended(service, second)
+    samples = metrics_of(service)
+    assert value(samples, "snapshot_step_duration_seconds_count", step="fetch") == 2
+    assert value(samples, "snapshot_step_duration_seconds_sum", step="fetch") == 300
+    assert value(samples, "snapshot_step_duration_seconds_count", step="write") == 1
+
+
+def test_step_names_beyond_the_bound_share_one_series(tmp_path: Path) -> None:
+    metrics = make_orchestrator(tmp_path, FakeClock(T0), ScriptedJob()).metrics
+    run = RunRecord("r", (), T0, status=RunStatus.COMPLETED, finished_at=T0 + minutes(60))
+    many = tuple(Step(f"repo {n}", T0 + minutes(n), T0 + minutes(n + 1)) for n in range(MAX_STEP_NAMES + 10))
+    metrics.run_finished(RunFinished(run, many))
+    metrics.run_finished(RunFinished(run, (Step("repo 0", T0, T0 + minutes(2)), Step("new", T0, T0 + minutes(1)))))
+    samples = parse(metrics.render().decode())
+    labels = {dict(labels)["step"] for (name, labels) in samples if name == "snapshot_step_duration_seconds_count"}
+    assert len(labels) == MAX_STEP_NAMES + 1
+    assert OTHER_STEPS in labels and "repo 49" in labels and "repo 50" not in labels
+    assert value(samples, "snapshot_step_duration_seconds_count", step=OTHER_STEPS) == 11  # ten, and "new"
+    assert value(samples, "snapshot_step_duration_seconds_count", step="repo 0") == 2, "a name kept stays its own"
+
+
+async def test_metrics_over_http_carry_the_step_durations(
+    client: Client, service: Orchestrator, clock: FakeClock, job: ScriptedJob
+) -> None:
+    run = await job.next_start()
+    run.report(50, 'say "hi"\\')  # quoted and escaped in the exposition format, read back as it was
+    clock.advance(minutes(5))
+    run.finish()
+    await ended(service, run)
+    response = await client.get("/metrics")
+    assert response.status == 200
+    samples = parse(await response.text())
+    assert value(samples, "snapshot_step_duration_seconds_sum", step='say "hi"\\') == 300
+    assert value(samples, "snapshot_step_duration_seconds_bucket", step='say "hi"\\', le="+Inf") == 1
+    assert value(samples, "snapshot_step_duration_seconds_count", step=STARTING) == 1

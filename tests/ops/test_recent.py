@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.clock import FakeClock
+from orchestrator.core.eta import ETA_SAMPLE_RUNS
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunFinished
+from orchestrator.core.steps import Step
 from orchestrator.ops.recent import WINDOW, RecentRuns
 from orchestrator.ops.retention import Retention
 from orchestrator.store.api import Page, StoreUnavailable
@@ -32,6 +34,19 @@ def run(n: int, status: RunStatus = RunStatus.COMPLETED, took: float = 60) -> Ru
         status=status,
         finished_at=started + timedelta(seconds=took),
     )
+
+
+def steps_of(n: int, *names: str) -> tuple[Step, ...]:
+    """Run ``n``'s steps, a minute each, with a detail each (which the recent runs need not keep)."""
+    started = T0 + timedelta(hours=n)
+    return tuple(
+        Step(name, started + timedelta(minutes=i), started + timedelta(minutes=i + 1), detail=f"{name} {n}")
+        for i, name in enumerate(names)
+    )
+
+
+def names(recent: RecentRuns) -> list[list[str]]:
+    return [[step.name for step in steps] for steps in recent.completed_steps()]
 
 
 async def loaded(recent: RecentRuns) -> asyncio.Task[None]:
@@ -163,3 +178,64 @@ async def test_runs_retention_removes_are_forgotten(tmp_path: Path) -> None:
     finally:
         await stopped(task)
         await retention.stop()
+
+
+async def test_the_steps_of_the_newest_completed_runs_are_read_once_then_kept(tmp_path: Path) -> None:
+    history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
+    history.record(run(0), steps=steps_of(0, "a", "b"))
+    history.record(run(1, RunStatus.ERROR), steps=steps_of(1, "a"))  # failed: its steps are no plan
+    history.record(run(2))  # completed without a step (a job that reports none): it has none
+    recent = RecentRuns(history)
+    task = await loaded(recent)
+    try:
+        assert names(recent) == [[], ["a", "b"]]
+        held = recent.completed_steps()
+        assert recent.completed_steps() is held, "the same until a run ends"
+        recent.run_finished(RunFinished(run(3, RunStatus.CANCELLED), steps_of(3, "x")))
+        assert recent.completed_steps() is held
+        recent.run_finished(RunFinished(run(4), steps_of(4, "a", "c")))
+        assert names(recent) == [["a", "c"], [], ["a", "b"]]
+        assert [step.detail for step in recent.completed_steps()[0]] == [None, None], "details are not kept"
+        assert [step.duration_seconds for step in recent.completed_steps()[0]] == [60, 60]
+        for n in range(5, 5 + ETA_SAMPLE_RUNS):
+            recent.run_finished(RunFinished(run(n), steps_of(n, f"s{n}")))
+        assert names(recent) == [[f"s{n}"] for n in reversed(range(5, 5 + ETA_SAMPLE_RUNS))], "the newest only"
+        recent.forget(["run-014", "run-013"])
+        assert names(recent)[0] == ["s12"]
+    finally:
+        await stopped(task)
+
+
+async def test_steps_heard_before_the_history_is_read_go_on_top_of_it(tmp_path: Path) -> None:
+    history = FlakyHistory(tmp_path / HISTORY_FILE_NAME)
+    history.tries = threading.Semaphore(0)  # its own: no read of an earlier test's history counts here
+    history.record(run(0), steps=steps_of(0, "old"))
+    recent = RecentRuns(history)
+    told = asyncio.Event()
+    recent.watch(told.set)
+    task = asyncio.create_task(recent.serve())
+    try:
+        assert await asyncio.to_thread(history.tries.acquire, timeout=WAIT)
+        recent.run_finished(RunFinished(run(1), steps_of(1, "new")))
+        assert names(recent) == [["new"]], "in use at once"
+        assert await asyncio.to_thread(history.tries.acquire, timeout=WAIT)
+        history.ok = True
+        history.record(run(1), steps=steps_of(1, "new"))  # recorded before the listeners heard of it
+        recent.run_finished(RunFinished(run(2), steps_of(2, "newer")))
+        async with asyncio.timeout(WAIT):
+            await told.wait()
+        assert names(recent) == [["newer"], ["new"], ["old"]]
+    finally:
+        await stopped(task)
+
+
+async def test_a_history_never_opened_holds_no_steps() -> None:
+    recent = RecentRuns(NullHistory("runs.sqlite3"))
+    task = asyncio.create_task(recent.serve())
+    try:
+        async with asyncio.timeout(WAIT):
+            await recent.ready()
+        recent.run_finished(RunFinished(run(0), steps_of(0, "a")))
+        assert recent.completed_steps() == ()
+    finally:
+        await stopped(task)

@@ -41,6 +41,8 @@ def test_the_null_history_writes_nothing_and_refuses_the_api_reads() -> None:
     assert history.newest(5, status=RunStatus.COMPLETED, within=50) == ()
     for read in (
         lambda: history.get("r1"),
+        lambda: history.steps("r1"),
+        lambda: history.completed_steps(20),
         history.page,
         history.count,
         history.run_ids,
@@ -70,11 +72,21 @@ async def test_a_service_without_its_history_runs_and_answers_as_before(
     said_at_open = next(r.getMessage() for r in caplog.records if "set aside as" in r.getMessage())
     client = await aiohttp_client(create_app(service))
     first = await job.next_start()
+    first.report(50, "Halfway")
+    running = await client.get(f"/api/snapshot/runs/{first.ctx.run_id}/steps")
+    assert running.status == 200, "the running run's steps are in memory"
+    assert [step["name"] for step in (await running.json())["steps"]][-1] == "Halfway"
     first.finish()
     await ended(service, first)
     await service.retention.wait()
     unavailable = {"success": False, "message": "the run history could not be opened; see the service's log"}
-    for path in ("/api/snapshot/runs", f"/api/snapshot/runs/{first.ctx.run_id}", "/api/snapshot/runs/x/log"):
+    for path in (
+        "/api/snapshot/runs",
+        f"/api/snapshot/runs/{first.ctx.run_id}",
+        "/api/snapshot/runs/x/log",
+        f"/api/snapshot/runs/{first.ctx.run_id}/steps",
+        "/api/snapshot/steps",
+    ):
         response = await client.get(path)
         assert (response.status, await response.json()) == (503, unavailable), path
     assert earlier.exists(), "with no records to go by, no log is taken for an orphan"
