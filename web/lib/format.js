@@ -136,14 +136,21 @@ export function countsText(done, total) {
   return d === null ? "" : d + " done";
 }
 
-/** The line under a step: its detail, with its counts before it unless the detail already says them
- * ("repo 5/15: octo/api" with done 5 of 15 stays as it is; "octo/api" becomes "5/15 · octo/api"). */
+/** Whether `said` counts out of `total` itself: "repo 5/15: octo/api" for 15 (a job that names the one it is
+ * at before it counts it done says 5/15 while done is 4). */
+function countsItself(said, total) {
+  const t = countOf(total);
+  return t !== null && new RegExp("\\d\\s*/\\s*" + t + "(?!\\d)").test(said);
+}
+
+/** The line under a step: its detail, with its counts before it unless the detail already says them ("repo
+ * 5/15: octo/api" stays as it is; "octo/api" with 5 of 15 done becomes "5/15 · octo/api"). */
 export function detailLine(detail, done, total) {
   const said = text(detail).trim();
   const counts = countsText(done, total);
   if (!counts) return said;
   if (!said) return counts;
-  return said.includes(counts) ? said : counts + " · " + said;
+  return said.includes(counts) || countsItself(said, total) ? said : counts + " · " + said;
 }
 
 export function outcomeLabel(status) {

@@ -348,5 +348,12 @@ describe("detailLine", () => {
     [[null, null, null], ""],
     [[{ text: "x" }, null, null], ""],
     [["12 done so far", 12, null], "12 done so far"],
+    // The job names the one it is at before it counts it done: its own count of the total is the one shown.
+    [["repo 1/15: octo/api", 0, 15], "repo 1/15: octo/api"],
+    [["repo 1 / 15", 0, 15], "repo 1 / 15"],
+    [["page 3/7", 2, 15], "2/15 · page 3/7"],
+    [["repo 1/150", 0, 15], "0/15 · repo 1/150"],
+    [["GET /pulls?page=3", 2, 15], "2/15 · GET /pulls?page=3"],
+    [["2026/12", 2, 15], "2/15 · 2026/12"],
   ]);
 });
