@@ -27,7 +27,8 @@ def test_wheel_carries_the_page_and_serves_it_from_anywhere(tmp_path: Path) -> N
     )
     [wheel] = dist.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for page_file in ("index.html", "page.js", "style.css", "snapshot-bar.js", "lib/stream.js"):
+    elements = ("snapshot-bar.js", "snapshot-steps.js", "snapshot-step-chart.js")
+    for page_file in ("index.html", "page.js", "style.css", *elements, "lib/stream.js", "lib/steps-view.js"):
         assert f"orchestrator/web/{page_file}" in names
     assert "orchestrator/http/openapi.json" in names
     assert any(name.endswith("entry_points.txt") for name in names)
@@ -47,8 +48,9 @@ def test_wheel_carries_the_page_and_serves_it_from_anywhere(tmp_path: Path) -> N
             assert b"<html" in response.read().lower()
         with urllib.request.urlopen(service.url + "/lib/stream.js", timeout=10) as response:
             assert b"new EventSource" in response.read()
-        with urllib.request.urlopen(service.url + "/snapshot-bar.js", timeout=10) as response:
-            assert b'export * from "./v/' in response.read()  # the generated entry, from the installed page
+        for element in ("snapshot-bar.js", "snapshot-steps.js", "snapshot-step-chart.js"):
+            with urllib.request.urlopen(f"{service.url}/{element}", timeout=10) as response:
+                assert b'export * from "./v/' in response.read()  # the generated entry, from the installed page
         with urllib.request.urlopen(service.url + "/api/openapi.json", timeout=10) as response:
             assert response.read() == (REPO / "orchestrator" / "http" / "openapi.json").read_bytes()
         where = subprocess.run(

@@ -1,5 +1,6 @@
 """What every browser test shares: Debian's Chromium under Playwright (``browser``), a fresh context per page
-(``open_page``), a page's script and console errors, and the layout measure that says what overlaps or leaves
+(``open_page``), a page's script and console errors, a gate a job waits at (``gate``), and the layout measure
+that says what overlaps or leaves
 the screen in every ``<snapshot-bar>`` of a page (inside its shadow root).
 
 Needs ``/usr/bin/chromium``: without it the browser tests skip, except under ``CI=true``, where they fail.
@@ -104,6 +105,27 @@ def open_page(browser: Browser) -> Iterator[OpenPage]:
     yield open_
     for context in contexts:
         context.close()
+
+
+@dataclass
+class Gate:
+    """A FIFO the gated job reads a line from to go on. The test holds it open for reading and writing, so the
+    job's ``open`` never blocks and its ``readline`` waits exactly until :meth:`release`."""
+
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        os.write(self.fd, b"go\n")
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    path = tmp_path / "gate.fifo"
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDWR)
+    yield Gate(path, fd)
+    os.close(fd)  # a job still waiting reads end-of-file and goes on
 
 
 def expect_idle(page: Page, text: str | re.Pattern[str] = IDLE_60, timeout: int = 15_000) -> None:

@@ -18,7 +18,6 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from playwright.sync_api import Page, Request, Route, expect
 
 from tests.support import REPO, ServiceProcess, job_command, sample_command, start_service
 from tests.web.axe import run_axe
-from tests.web.browsing import IDLE_60, WIDTHS, OpenPage, Watched, expect_idle, layout_problems
+from tests.web.browsing import IDLE_60, WIDTHS, Gate, OpenPage, Watched, expect_idle, layout_problems
 
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 TOKEN = "browser-test-token-0123"
@@ -70,10 +69,11 @@ def test_countdown_ticks_without_server_events(service_factory: Any, open_page: 
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     expect(page.locator("#snapshot-status")).to_have_text("Next snapshot in less than a minute", timeout=12_000)
-    # The countdown moved by itself: no polling. (The history panel's one refetch for the start-up run's end
-    # may trail the idle text on a busy machine; that is news, not polling.)
-    history = [url for url in requests if url.endswith("/api/snapshot/runs?limit=20")]
-    assert len(history) <= 1 and len(requests) == len(history), requests
+    # The countdown moved by itself: no polling. (The panels' one refetch each for the start-up run's end — the
+    # history, the run's steps, the step figures — may trail the idle text on a busy machine; that is news,
+    # not polling.)
+    news = [url for url in requests if url.endswith(("/api/snapshot/runs?limit=20", "/steps"))]
+    assert len(set(news)) == len(news) and len(requests) == len(news), requests
     watched.assert_clean()
 
 
@@ -257,7 +257,8 @@ FAKE_EVENT_SOURCE = """
 
 def _fake_stream_page(open_page: OpenPage, runs: tuple[int, dict[str, Any]] | None = None) -> Watched:
     """The real page's files at a made-up origin, with a fake event stream (``window.__stream.send``) and a
-    run history that answers ``runs`` (status, body; default: 200, no runs); every other path is a 404."""
+    run history that answers ``runs`` (status, body; default: 200, no runs); the steps of a run and the step
+    figures are empty; every other path is a 404."""
     web = (REPO / "web").resolve()
     runs_status, runs_body = runs or (200, {"runs": [], "nextCursor": None})
 
@@ -268,6 +269,8 @@ def _fake_stream_page(open_page: OpenPage, runs: tuple[int, dict[str, Any]] | No
             route.fulfill(path=file, content_type="text/javascript" if file.suffix == ".js" else None)
         elif path == "/api/snapshot/runs":
             route.fulfill(status=runs_status, json=runs_body)
+        elif path.endswith("/steps"):
+            route.fulfill(json={"runs": 0, "status": "running", "steps": [], "truncated": False})
         else:
             route.fulfill(status=404)
 
@@ -558,27 +561,6 @@ GATED_JOB = job_command(
 )
 """Prints a progress line and some markup; with "wait" in its reason it waits at the gate (a FIFO) for each
 line the test writes; with "many", prints 6,000 lines first; with "fail", fails with a message on stderr."""
-
-
-@dataclass
-class Gate:
-    """A FIFO the gated job reads a line from to go on. The test holds it open for reading and writing, so the
-    job's ``open`` never blocks and its ``readline`` waits exactly until :meth:`release`."""
-
-    path: Path
-    fd: int
-
-    def release(self) -> None:
-        os.write(self.fd, b"go\n")
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Gate]:
-    path = tmp_path / "gate.fifo"
-    os.mkfifo(path)
-    fd = os.open(path, os.O_RDWR)
-    yield Gate(path, fd)
-    os.close(fd)  # a job still waiting reads end-of-file and goes on
 
 
 def gated_service(service_factory: Any, gate: Gate, *args: str) -> ServiceProcess:
@@ -1112,19 +1094,20 @@ TIMER_COUNT = """
 
 @pytest.mark.browser
 def test_elements_that_leave_the_page_leave_no_timer_or_stream(service_factory: Any, open_page: OpenPage) -> None:
-    """Our page's three elements, a log followed live, then all removed: no timer of theirs is left, and the
-    service counts no event stream or log stream from the page."""
+    """Our page's elements, a log followed live and a run's steps open beside it, then all removed: no timer
+    of theirs is left, and the service counts no event stream or log stream from the page."""
     service = service_factory("--command", sample_command(30), "--interval", "60")
     watched = open_page(service.url + "/", init_script=TIMER_COUNT)
     page = watched.page
     expect(page.locator("snapshot-bar")).to_have_attribute("state", "running", timeout=15_000)
     history_row(page, 0).locator("button").click()
     expect(page.locator("#log-state")).to_have_text("Following live…")
+    expect(page.locator("snapshot-steps#run-steps")).to_have_count(1)
     _until_streams(page, service, (1, 1))  # the service counts a stream a moment after the browser has it
     assert page.evaluate("window.__liveTimers()") > 0  # the bar's and the history's tickers, at least
     page.evaluate(
-        "() => document.querySelectorAll('snapshot-bar, snapshot-history, snapshot-log')"
-        ".forEach(element => element.remove())"
+        "() => document.querySelectorAll('snapshot-bar, snapshot-history, snapshot-log, snapshot-steps,"
+        " snapshot-step-chart').forEach(element => element.remove())"
     )
     assert page.evaluate("window.__liveTimers()") == 0
     _until_streams(page, service, (0, 0))
