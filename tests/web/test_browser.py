@@ -118,6 +118,7 @@ def test_run_now_shows_progress_then_the_outcome(service_factory: Any, open_page
         history_row(page, 0).locator("button").click()
         expect(page.locator("#log-lines .log-line").last).to_contain_text("PROGRESS")
         page.locator("#log-lines").blur()
+        page.evaluate("window.scrollTo(0, 0)")  # the log scrolled itself into view: the sticky bar goes back on top
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), animations="disabled", full_page=True)
 
