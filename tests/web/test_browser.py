@@ -478,10 +478,19 @@ def test_a_restart_refuses_the_old_read_cookie_and_the_page_gets_a_new_one_witho
 
     service.stop()
     expect(page.locator("snapshot-bar")).to_have_attribute("state", "offline")
+
+    def bearer_read(response: Any) -> bool:
+        # A read sent with the token: the service answers it with a fresh read cookie.
+        request = response.request
+        return bool(
+            request.method == "GET" and "/api/" in response.url and request.headers.get("authorization") and response.ok
+        )
+
     again = start_service(root, *args, env=env, port=service.port)
     try:
-        again.wait_ready()
-        expect_idle(page, re.compile(r"^Next snapshot in"))
+        with page.expect_response(bearer_read, timeout=15_000):
+            again.wait_ready()
+            expect_idle(page, re.compile(r"^Next snapshot in"))
         expect(page.locator("#token-form")).to_be_hidden()
         after = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
         assert list(after) == [name] and after[name] != before[name]["value"], (before, after)
