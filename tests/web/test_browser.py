@@ -455,6 +455,15 @@ def test_the_read_cookie_is_not_the_token_and_two_services_keep_theirs(
     watched.assert_no_page_errors()  # the refused stream is a console error
 
 
+def bearer_read(response: Any) -> bool:
+    """A read the page sent with the token: the service answers it with a fresh read cookie (the event stream,
+    opened with a ticket, may show the state before any such read has come back)."""
+    request = response.request
+    return bool(
+        request.method == "GET" and "/api/" in response.url and request.headers.get("authorization") and response.ok
+    )
+
+
 @pytest.mark.browser
 def test_a_restart_refuses_the_old_read_cookie_and_the_page_gets_a_new_one_without_asking(
     service_factory: Any, open_page: OpenPage, tmp_path: Path
@@ -468,8 +477,9 @@ def test_a_restart_refuses_the_old_read_cookie_and_the_page_gets_a_new_one_witho
     watched = open_page(service.url + "/")
     page = watched.page
     page.locator("#token-input").fill(TOKEN)
-    page.locator("#token-input").press("Enter")
-    expect_idle(page)
+    with page.expect_response(bearer_read, timeout=15_000):
+        page.locator("#token-input").press("Enter")
+        expect_idle(page)
     before = {cookie["name"]: cookie for cookie in page.context.cookies()}
     name = f"snapshot_read_{service.port}"
     assert list(before) == [name], before
@@ -478,14 +488,6 @@ def test_a_restart_refuses_the_old_read_cookie_and_the_page_gets_a_new_one_witho
 
     service.stop()
     expect(page.locator("snapshot-bar")).to_have_attribute("state", "offline")
-
-    def bearer_read(response: Any) -> bool:
-        # A read sent with the token: the service answers it with a fresh read cookie.
-        request = response.request
-        return bool(
-            request.method == "GET" and "/api/" in response.url and request.headers.get("authorization") and response.ok
-        )
-
     again = start_service(root, *args, env=env, port=service.port)
     try:
         with page.expect_response(bearer_read, timeout=15_000):
