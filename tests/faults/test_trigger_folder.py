@@ -596,7 +596,7 @@ async def test_a_triggers_folder_swapped_for_a_symlink_is_refused_not_followed(
 
             # A real folder again: watched and taken as before.
             folder.unlink()
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)  # the service may have made it first: it re-creates a folder gone missing
             (folder / "real").write_text("a real trigger")
             run = await ran(stream, "a real trigger")
         runs = service.get_json("/api/snapshot/runs")["runs"]
