@@ -81,6 +81,11 @@ def test_the_example_of_the_readme() -> None:
     )
 
 
+def test_the_readme_shows_the_example_as_it_is_tested() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert EXAMPLE in readme
+
+
 def test_defaults_and_what_a_job_says_itself() -> None:
     text = """
         [defaults]
