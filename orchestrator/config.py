@@ -238,6 +238,23 @@ def check_notifications(notify: NotifySettings) -> None:
         raise ConfigError(f"--public-url must be an http:// or https:// URL, got {shown!r}")
 
 
+def bad_notify_url(url: str) -> str | None:
+    """Why ``url`` is no webhook URL (``must be an http:// or https:// URL with a host, got ...``), or ``None``;
+    said without what follows the scheme when that may hold a password."""
+    shown = url.split("://", 1)[0] + "://…" if "://" in url else url[:40]
+    if not NOTIFY_URL.match(url):
+        return f"must be an http:// or https:// URL with a host, got {shown!r}"
+    try:
+        parts = urlsplit(url)
+        if parts.port == 0:  # a bad port or IPv6 host would fail later, at every delivery
+            raise ValueError("Port out of range 1-65535")
+    except ValueError as exc:
+        return f"{url.split('://', 1)[0]}://…: {exc}"
+    if not parts.hostname:  # "http://user:pw@" or "http://:80": every delivery would fail
+        return f"must be an http:// or https:// URL with a host, got {shown!r}"
+    return None
+
+
 def has_host(url: str) -> bool:
     try:
         return bool(urlsplit(url).hostname)

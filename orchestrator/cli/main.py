@@ -1,6 +1,6 @@
-"""Command line: ``serve`` (the default), ``trigger``, ``status``, ``cancel``, ``pause``, ``resume`` and ``runs
-show``. Flags win over environment variables, which win over defaults. Bad settings end with one line on stderr
-and exit status 2, before anything runs."""
+"""Command line: ``serve`` (the default), ``check``, ``trigger``, ``status``, ``cancel``, ``pause``, ``resume``
+and ``runs show``. Flags win over environment variables, which win over defaults. Bad settings end with one line
+on stderr and exit status 2, before anything runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from orchestrator.cli.check import cmd_check
 from orchestrator.cli.client import cmd_cancel, cmd_pause_resume, cmd_trigger
 from orchestrator.cli.options import settings_from
 from orchestrator.cli.parser import build_parser
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        if args.command_name == "check":
+            return cmd_check(args)
         if args.command_name == "trigger":
             return cmd_trigger(args)
         if args.command_name == "status":

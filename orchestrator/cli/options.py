@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli import values as v
-from orchestrator.config import DEFAULT_HOST, DEFAULT_PORT, Settings, validate
+from orchestrator.config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, Settings, validate
 
-SERVE = ("serve",)
+SERVE = ("serve", "check")
+"""The commands that read the service's settings: ``serve``, and ``check``, which checks them as it would."""
 CLIENTS = ("trigger", "status", "cancel", "pause", "resume", "runs")
-FOLDER_USERS = ("serve", "trigger", "status")
+FOLDER_USERS = (*SERVE, "trigger", "status")
 NOTIFY_GROUP = "notifications and missed-run checks (README: Notifications)"
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULTS = Settings()
@@ -57,6 +58,11 @@ class Option:
     """The serve help's section for it; ``None``: the options of the command."""
     flag_warning: str | None = None
     """Said on stderr when the flag (not the variable) is given."""
+    metavar: str | None = None
+    """What the help calls its value; ``None``: argparse's name, from the flag."""
+    job_key: str | None = None
+    """The jobs file's key that says this for each job: with a jobs file, the flag and its variable are refused,
+    so that each setting is said in one place."""
 
     @property
     def dest(self) -> str:
@@ -112,24 +118,27 @@ OPTIONS: tuple[Option, ...] = (
     Opt("--port", "SNAPSHOT_PORT", "port to listen on ({env}, default {default})", "http.port", v.parse_port),
     Opt("--interval", "SNAPSHOT_INTERVAL",
         "minutes between automatic runs, fractions allowed ({env}, default {default})",
-        "job.interval_minutes", minutes("--interval", allow_zero=False)),
+        "job.interval_minutes", minutes("--interval", allow_zero=False), job_key="interval"),
     Opt("--cooldown", "SNAPSHOT_COOLDOWN",
         "minutes after a manual run before the next automatic one ({env}, default {default})",
-        "job.cooldown_minutes", minutes("--cooldown")),
+        "job.cooldown_minutes", minutes("--cooldown"), job_key="cooldown"),
     Opt("--command", "SNAPSHOT_COMMAND",
         "the job's command line, split like a shell, run without one ({env}; default: the bundled sample job)",
-        "job.command", v.parse_command),
+        "job.command", v.parse_command, job_key="command"),
+    Opt("--jobs", "SNAPSHOT_JOBS",
+        "a TOML file of named jobs, each with its own command, schedule and limits ({env}; README: Several jobs)",
+        parse=Path, commands=("check",), blank_is_unset=True, metavar="FILE"),
     Opt("--log-level", "SNAPSHOT_LOG_LEVEL", "debug, info, warning or error ({env}, default {default})",
         default="info", blank_is_unset=True),
     Opt("--timeout", "SNAPSHOT_TIMEOUT",
         "minutes a run may take before it is stopped and recorded as an error ({env}, default {default} = no limit)",
-        "job.timeout_minutes", minutes("--timeout")),
+        "job.timeout_minutes", minutes("--timeout"), job_key="timeout"),
     Opt("--stall-timeout", "SNAPSHOT_STALL_TIMEOUT",
         "minutes a run may go without a progress change before it is stopped ({env}, default {default} = never)",
-        "job.stall_timeout_minutes", minutes("--stall-timeout")),
+        "job.stall_timeout_minutes", minutes("--stall-timeout"), job_key="stall-timeout"),
     Opt("--kill-grace", "SNAPSHOT_KILL_GRACE",
         "seconds between SIGTERM and SIGKILL when a job is stopped ({env}, default {default})",
-        "job.kill_grace_seconds", partial(v.parse_seconds, name="--kill-grace")),
+        "job.kill_grace_seconds", partial(v.parse_seconds, name="--kill-grace"), job_key="kill-grace"),
     Opt("--url", "SNAPSHOT_URL", "server address ({env}, default {default})", default=DEFAULT_URL,
         commands=CLIENTS, help_for=(("trigger", "server address for --wait ({env}, default {default})"),),
         blank_is_unset=True),
@@ -177,9 +186,9 @@ OPTIONS: tuple[Option, ...] = (
         "notify.public_url", optional_text, group=NOTIFY_GROUP),
     Opt("--notify-url", "SNAPSHOT_NOTIFY_URLS",
         "POST each run's news to this http(s) URL; repeatable ({env}, comma-separated)",
-        "notify.webhooks.urls", v.parse_notify_urls, repeat=True, group=NOTIFY_GROUP),
+        "notify.webhooks.urls", v.parse_notify_urls, repeat=True, group=NOTIFY_GROUP, job_key="notify-url"),
     Opt("--notify-on", "SNAPSHOT_NOTIFY_ON", "events sent to webhooks: start,success,failure,long ({env}, default all)",
-        "notify.webhooks.events", v.parse_notify_on, group=NOTIFY_GROUP),
+        "notify.webhooks.events", v.parse_notify_on, group=NOTIFY_GROUP, job_key="notify-on"),
     Opt("--notify-secret", "SNAPSHOT_NOTIFY_SECRET",
         "sign webhook bodies with HMAC-SHA256 ({env}; prefer the variable)",
         "notify.webhooks.secret", optional_text, group=NOTIFY_GROUP),
@@ -239,6 +248,24 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str] | None = 
             settings = _with(settings, each.field.split("."), each.value(args, environ))
     validate(settings)
     return settings
+
+
+def refuse_job_options(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> None:
+    """With a jobs file (``--jobs``, ``SNAPSHOT_JOBS``) each job says its command, schedule and limits there: a
+    :class:`~orchestrator.config.ConfigError` for a per-job flag or variable given too."""
+    jobs = option("--jobs")
+    if not jobs.raw(args, environ):  # an empty --jobs is none, as its value says
+        return
+    given = jobs.flag if getattr(args, jobs.dest, None) else jobs.env
+    for each in OPTIONS:
+        if each.job_key is None:
+            continue
+        name = each.flag if getattr(args, each.dest, None) is not None else each.env
+        if each.raw(args, environ) is not None:
+            raise ConfigError(
+                f"{name} cannot be used with {given}: set {each.job_key} in the jobs file, in a job's table or in "
+                "[defaults]"
+            )
 
 
 def _grouped(options: Iterator[Option]) -> Iterator[tuple[str | None, list[Option]]]:

@@ -8,7 +8,7 @@ import argparse
 from orchestrator import __version__
 from orchestrator.cli.options import OPTIONS, Option
 
-COMMANDS = "{serve,trigger,status,cancel,pause,resume,runs}"
+COMMANDS = "{serve,check,trigger,status,cancel,pause,resume,runs}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the API server and the scheduler (the default)")
     add_options(serve, "serve")
+
+    check = commands.add_parser(
+        "check",
+        help="check the settings (and the jobs file) without starting; print each job and its next three runs",
+    )
+    add_options(check, "check")
 
     trig = commands.add_parser(
         "trigger",
@@ -84,4 +90,4 @@ def add_option(target: argparse._ActionsContainer, option: Option, command: str)
     elif option.repeat:
         target.add_argument(option.flag, action="append", help=help_text)
     else:
-        target.add_argument(option.flag, help=help_text)
+        target.add_argument(option.flag, help=help_text, metavar=option.metavar)

@@ -15,6 +15,7 @@ from pathlib import Path
 from orchestrator.config import ConfigError, Settings
 from orchestrator.core.events import iso, utcnow
 from orchestrator.disk.datadir import make_data_folder
+from orchestrator.jobsfile import JobConfig, JobsFileError
 from orchestrator.store.lock import AlreadyLocked, InstanceLock
 
 
@@ -32,14 +33,32 @@ def check_at_start(settings: Settings) -> None:
 
 
 def check_command(argv: tuple[str, ...]) -> None:
+    if (why := command_problem(argv)) is not None:
+        raise ConfigError(f"--command: {why}")
+
+
+def check_job(job: JobConfig, jobs_file: Path) -> None:
+    """A job of the jobs file that cannot start on this machine: its folder missing, its program not found (on
+    its own ``PATH`` if its ``env`` sets one, a relative path from its folder, as the job will be started)."""
+    where = f"jobs.{job.name}"
+    if job.cwd is not None and not job.cwd.is_dir():
+        raise JobsFileError(jobs_file, f"{where}.cwd", f"{job.cwd} is not a folder")
+    if (why := command_problem(job.command, cwd=job.cwd, search=job.env.get("PATH"))) is not None:
+        raise JobsFileError(jobs_file, f"{where}.command", why)
+
+
+def command_problem(argv: tuple[str, ...], *, cwd: Path | None = None, search: str | None = None) -> str | None:
+    """Why ``argv`` cannot be started (``'x' not found on PATH``), or ``None``."""
     program = argv[0]
     if os.sep in program:
-        if not os.path.isfile(program):
-            raise ConfigError(f"--command: {program} not found")
-        if not os.access(program, os.X_OK):
-            raise ConfigError(f"--command: {program} is not executable")
-    elif shutil.which(program) is None:
-        raise ConfigError(f"--command: {program!r} not found on PATH")
+        found = os.path.join(cwd, program) if cwd is not None else program
+        if not os.path.isfile(found):
+            return f"{program} not found"
+        if not os.access(found, os.X_OK):
+            return f"{program} is not executable"
+    elif shutil.which(program, path=search) is None:
+        return f"{program!r} not found on PATH"
+    return None
 
 
 def check_writable_dir(path: Path, flag: str, *, owner_only: bool = False) -> None:

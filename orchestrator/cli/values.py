@@ -6,16 +6,15 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from urllib.parse import urlsplit
 
 from orchestrator.config import (
     MAIL_SECURITIES,
     MAX_MINUTES,
     MAX_SECONDS,
     NOTIFY_EVENTS,
-    NOTIFY_URL,
     ConfigError,
     MailSecurity,
+    bad_notify_url,
 )
 from orchestrator.http.clientaddr import Network, parse_network
 from orchestrator.http.hostheader import is_ip
@@ -185,17 +184,8 @@ def parse_notify_urls(text: str) -> tuple[str, ...]:
     for word in (w.strip() for w in text.split(",")):
         if not word:
             continue
-        shown = word.split("://", 1)[0] + "://…" if "://" in word else word[:40]  # never a password
-        if not NOTIFY_URL.match(word):
-            raise ConfigError(f"--notify-url must be an http:// or https:// URL with a host, got {shown!r}")
-        try:
-            parts = urlsplit(word)
-            if parts.port == 0:  # a bad port or IPv6 host would fail later, at every delivery
-                raise ValueError("Port out of range 1-65535")
-        except ValueError as exc:
-            raise ConfigError(f"--notify-url {word.split('://', 1)[0]}://…: {exc}") from None
-        if not parts.hostname:  # "http://user:pw@" or "http://:80": every delivery would fail
-            raise ConfigError(f"--notify-url must be an http:// or https:// URL with a host, got {shown!r}")
+        if (why := bad_notify_url(word)) is not None:
+            raise ConfigError(f"--notify-url {why}")
         urls.append(word)
     return tuple(dict.fromkeys(urls))
 

@@ -1,10 +1,45 @@
-"""When the next automatic run is due. Pure: every function takes ``now`` and touches nothing else."""
+"""When the next automatic run is due. Pure: every function takes ``now`` and touches nothing else.
+
+:class:`Schedule` is the interval kind; the calendar kind is :class:`~orchestrator.core.calendar.CronSchedule`.
+Both are a :class:`Timing`, which is all the timer, the status and the checks need to know of a schedule."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
+
+
+class Timing(Protocol):
+    """A schedule of automatic runs: when the next is due, and the quiet period a manual run imposes."""
+
+    def next_run_at(self, *, last_run_at: datetime | None, not_before: datetime | None, now: datetime) -> datetime:
+        """The moment the next automatic run is due: in the past when one fell due and has not run (it is due
+        now, once), never before ``not_before``. Asked again with the same inputs, it answers the same moment,
+        so a timer that wakes a little after it finds the run still due."""
+        ...
+
+    def cooldown_until(self, finished_at: datetime) -> datetime:
+        """End of the quiet period that a manual run imposes on the timer, counted from when it ended."""
+        ...
+
+    def cooldown_after_restart(self, not_before: datetime | None, *, manual_end: datetime | None) -> datetime | None:
+        """The saved end of a cooldown, counted again with this schedule's cooldown if the last run was manual."""
+        ...
+
+
+def first_runs(timing: Timing, count: int, *, start: datetime) -> tuple[datetime, ...]:
+    """The first ``count`` automatic runs of a service started at ``start`` with no run on record, each run
+    starting the moment it is due (what ``check`` shows)."""
+    runs: list[datetime] = []
+    last: datetime | None = None
+    now = start
+    for _ in range(count):
+        due = timing.next_run_at(last_run_at=last, not_before=None, now=now)
+        last = now = max(due, now)
+        runs.append(last)
+    return tuple(runs)
 
 
 @dataclass(frozen=True, slots=True)

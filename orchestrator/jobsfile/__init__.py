@@ -1,0 +1,34 @@
+"""The jobs file: several named jobs in one TOML file (``--jobs FILE``), read with the standard library's
+``tomllib`` and checked whole before anything uses it. Every mistake is one :class:`JobsFileError` line naming
+the file, the key and what is wrong (``jobs.toml: jobs.report.cron: bad cron expression '61 * * * *': minute 61
+is out of range (0-59)``); a key nobody reads is a mistake too, so that a typo never silently does nothing.
+
+Values are checked with the limits of the flags that say the same for one job (orchestrator/config.py). The
+keys of ``[defaults]`` apply to every job; a job's own value replaces the default whatever its kind (a list, a
+table: nothing is merged), and a job's own ``interval`` or ``cron`` replaces the default schedule, whichever
+kind that is."""
+
+from orchestrator.jobsfile.keys import JOB_KEYS
+from orchestrator.jobsfile.model import (
+    DEFAULT_JOB,
+    JobConfig,
+    JobsFile,
+    JobsFileError,
+    job_from_settings,
+    local_zone,
+    timing_of,
+)
+from orchestrator.jobsfile.parse import load_jobs_file, parse_jobs
+
+__all__ = [
+    "DEFAULT_JOB",
+    "JOB_KEYS",
+    "JobConfig",
+    "JobsFile",
+    "JobsFileError",
+    "job_from_settings",
+    "load_jobs_file",
+    "local_zone",
+    "parse_jobs",
+    "timing_of",
+]
