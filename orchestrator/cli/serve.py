@@ -56,6 +56,13 @@ class PrintableFormatter(logging.Formatter):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if os.environ.get("SNAPSHOT_JOBS"):
+        # Refused rather than ignored: a service that ran only its flags' job while the operator meant the file
+        # would look like it works.
+        raise ConfigError(
+            "SNAPSHOT_JOBS is set, but serve runs the one job of its flags: a jobs file is read by "
+            "'snapshot-orchestrator check' only, so far; unset SNAPSHOT_JOBS to serve"
+        )
     level_name = str(option("--log-level").value(args)).upper()
     level = logging.getLevelName(level_name)
     if not isinstance(level, int):

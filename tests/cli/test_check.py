@@ -225,3 +225,12 @@ def test_a_missing_jobs_file_from_the_variable(tmp_path: Path) -> None:
     result = run_cli("check", cwd=tmp_path, env={"SNAPSHOT_JOBS": "nowhere.toml"})
     assert result.returncode == 2
     assert result.stderr == "snapshot-orchestrator: error: nowhere.toml: cannot be read: No such file or directory\n"
+
+
+@pytest.mark.process
+def test_serve_refuses_a_jobs_file_it_would_not_read(tmp_path: Path) -> None:
+    (tmp_path / "jobs.toml").write_text('[jobs.snapshot]\ncommand = "true"\n')
+    result = run_cli("serve", "--port", "0", cwd=tmp_path, env={"SNAPSHOT_JOBS": "jobs.toml"})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "SNAPSHOT_JOBS is set, but serve runs the one job of its flags" in result.stderr
+    assert not (tmp_path / "data").exists(), "nothing was started"
