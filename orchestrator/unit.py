@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from orchestrator.config import Settings
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
-from orchestrator.core.records import Pause, RunRecord, State
+from orchestrator.core.records import DEFAULT_JOB, Pause, RunRecord, State
 from orchestrator.core.schedule import Schedule
 from orchestrator.core.stepstats import RunTimeline
 from orchestrator.job.protocol import Job
@@ -57,7 +57,7 @@ class JobSpec:
     kill_grace_seconds: float
     timeout: timedelta | None = None
     stall_timeout: timedelta | None = None
-    name: str = "snapshot"
+    name: str = DEFAULT_JOB
     """What the job is called where it is named (its badge, ``/badge/<name>.svg``); the API's paths say it too."""
 
     @classmethod
