@@ -34,9 +34,9 @@ from orchestrator.ops.recent import RecentRuns
 from orchestrator.runner import RunListener, Runner
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.timer import IntervalTimer
-from orchestrator.store import RunHistory
+from orchestrator.store import RunHistory, StateStore
 from orchestrator.store.runlogs import RunLogs
-from orchestrator.store.statefile import StateStore
+from orchestrator.store.statefile import StateFile
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,9 @@ class JobUnit:
         self.hub = Hub()
         self.publisher = Publisher(self.hub, clock)
         self.progress_file = ProgressFile(spec.progress_path)
-        self.state_store = StateStore(spec.state_path)
-        """The runner's store; also saves a pause at once (``set_pause``)."""
+        self.state_store: StateStore = StateFile(spec.state_path, default_job=spec.name).job(spec.name)
+        """The runner's store; also saves a pause at once (``set_pause``). The one job is the default job: a
+        state file of the previous version is its state."""
         self.recent = RecentRuns(history)
         """The newest finished runs, for the estimates and the checks."""
         self.recent.watch(self.publish)

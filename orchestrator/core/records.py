@@ -264,8 +264,8 @@ class State:
         return run.started_at if run else None
 
     def to_json(self) -> dict[str, Any]:
+        """One job's state; the state file (orchestrator/store/statefile.py) keeps every job's, and its version."""
         return {
-            "version": 1,
             "lastRun": self.last_run.to_json() if self.last_run else None,
             "current": self.current.to_json() if self.current else None,
             "notBefore": iso(self.not_before),

@@ -10,10 +10,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.store import statefile
+from orchestrator.core.records import DEFAULT_JOB
 from orchestrator.store.api import (
     MAX_PAGE,
     HistoryNotOpened,
+    JobStates,
     Lock,
     Page,
     PrunedRun,
@@ -27,6 +28,7 @@ from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.lock import InstanceLock
 from orchestrator.store.logfiles import LogFiles
 from orchestrator.store.null import NO_HISTORY, NullHistory
+from orchestrator.store.statefile import STATE_FILE_NAME, StateFile
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ __all__ = [
     "MAX_PAGE",
     "NO_HISTORY",
     "HistoryNotOpened",
+    "JobStates",
     "Lock",
     "NullHistory",
     "Page",
@@ -63,16 +66,17 @@ def open_history(path: Path) -> RunHistory:
 class Stores:
     """The stores of one data folder, opened (the lock is not taken: that is the CLI's first act)."""
 
-    state: StateStore
+    states: JobStates
     history: RunHistory
     log_files: RunLogs
     lock: Lock
 
 
-def open_stores(data_dir: Path) -> Stores:
-    """The embedded stores: everything in ``data_dir`` (which must exist)."""
+def open_stores(data_dir: Path, *, default_job: str = DEFAULT_JOB) -> Stores:
+    """The embedded stores: everything in ``data_dir`` (which must exist). Records written before a service had
+    several jobs are ``default_job``'s."""
     return Stores(
-        state=statefile.StateStore(data_dir / statefile.STATE_FILE_NAME),
+        states=StateFile(data_dir / STATE_FILE_NAME, default_job=default_job),
         history=open_history(data_dir / HISTORY_FILE_NAME),
         log_files=LogFiles(data_dir),
         lock=InstanceLock(data_dir),

@@ -133,7 +133,7 @@ class RunHistory(Protocol):
 
 
 class StateStore(Protocol):
-    """The service's :class:`State`. Never raises: a damaged state is set aside and a fresh one loaded, and a
+    """One job's :class:`State`. Never raises: a damaged state is set aside and a fresh one loaded, and a
     save that fails is said and retried by the next save (the service works on from memory)."""
 
     @property
@@ -144,6 +144,17 @@ class StateStore(Protocol):
 
     def save(self, state: State) -> bool:
         """``True`` if ``state`` is stored."""
+
+
+class JobStates(Protocol):
+    """Every job's :class:`State`, kept together, each job's seen through its own :class:`StateStore`. A job's save
+    keeps every other job's state, the states of jobs no longer configured included."""
+
+    def job(self, name: str) -> StateStore:
+        """``name``'s state (a job never saved has a fresh one)."""
+
+    def jobs(self) -> frozenset[str]:
+        """The jobs a state is kept for, configured or not."""
 
 
 class RunLogs(Protocol):

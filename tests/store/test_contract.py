@@ -3,12 +3,13 @@ service relies on, checked on real files (or a real database), no mocks."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from orchestrator.core.events import RunStatus, Source, Trigger
-from orchestrator.core.records import Pause, RunRecord, State
+from orchestrator.core.records import DEFAULT_JOB, Pause, RunRecord, State
 from orchestrator.core.steps import Step
 from orchestrator.store import PrunedRun, StoreUnavailable
 from orchestrator.store.lock import AlreadyLocked
@@ -164,20 +165,50 @@ def test_a_broken_history_raises_store_unavailable_and_owes_what_it_could_not_wr
 # -------------------------------------------------------------------------------------------------- state
 def test_the_state_round_trips(backend: Backend) -> None:
     state = State(last_run=run(1), paused=Pause(T0, "maintenance")).with_trigger(Trigger(Source.FILE, T0, "x"))
-    assert backend.stores.state.load() == State(), "nothing saved yet: a fresh state"
-    assert backend.stores.state.save(state)
-    assert backend.reopen().state.load() == state
+    store = backend.stores.states.job(DEFAULT_JOB)
+    assert store.load() == State(), "nothing saved yet: a fresh state"
+    assert store.save(state)
+    assert backend.reopen().states.job(DEFAULT_JOB).load() == state
+
+
+def test_each_jobs_state_is_its_own_and_a_save_keeps_the_others(backend: Backend) -> None:
+    snapshot, report = backend.stores.states.job("snapshot"), backend.stores.states.job("report")
+    assert backend.stores.states.job("report") is report, "one view per job"
+    assert snapshot.save(State(last_run=run(1)))
+    assert report.save(State(paused=Pause(T0, "quiet")).with_trigger(Trigger(Source.TIMER, T0, "scheduled")))
+    assert snapshot.save(State(last_run=run(2)))
+    assert report.load().pending_count == 1
+    states = backend.reopen().states
+    assert states.jobs() == {"snapshot", "report"}
+    assert states.job("snapshot").load() == State(last_run=run(2))
+    assert states.job("report").load() == State(paused=Pause(T0, "quiet")).with_trigger(
+        Trigger(Source.TIMER, T0, "scheduled")
+    )
+    assert states.job("nightly").load() == State(), "a job never saved has a fresh state"
+
+
+def test_a_job_no_longer_asked_for_keeps_its_state(backend: Backend) -> None:
+    removed = State().with_trigger(Trigger(Source.HTTP, T0, "still owed"))
+    assert backend.stores.states.job("report").save(removed)
+    later = backend.reopen().states  # a service whose jobs no longer include "report"
+    assert later.job("snapshot").load() == State()
+    assert later.job("snapshot").save(State(last_run=run(3)))
+    again = backend.reopen().states
+    assert again.job("report").load() == removed, "its pending trigger is still there when it comes back"
+    assert again.jobs() == {"snapshot", "report"}
 
 
 def test_a_damaged_state_loads_as_a_fresh_one(backend: Backend) -> None:
-    backend.damage_state(b'{"version": 1, "lastRun": ')
-    assert backend.stores.state.load() == State()
-    assert backend.stores.state.save(State(last_run=run(2)))
-    assert backend.stores.state.load().last_run == run(2)
+    backend.damage_state(b'{"version": 2, "jobs": {"snapshot": ')
+    store = backend.stores.states.job(DEFAULT_JOB)
+    assert store.load() == State()
+    assert backend.stores.states.job("report").load() == State()
+    assert store.save(State(last_run=run(2)))
+    assert store.load().last_run == run(2)
 
 
 def test_a_state_that_cannot_be_saved_says_why_and_saves_once_it_can(backend: Backend) -> None:
-    store = backend.stores.state
+    store = backend.stores.states.job(DEFAULT_JOB)
     backend.break_state()
     assert not store.save(State(last_run=run(1)))
     assert store.last_error
@@ -185,6 +216,19 @@ def test_a_state_that_cannot_be_saved_says_why_and_saves_once_it_can(backend: Ba
     assert store.save(State(last_run=run(1)))
     assert store.last_error == ""
     assert store.load().last_run == run(1)
+
+
+def test_a_save_that_failed_is_written_by_the_next_save_of_any_job(backend: Backend) -> None:
+    snapshot, report = backend.stores.states.job("snapshot"), backend.stores.states.job("report")
+    assert snapshot.save(State(last_run=run(1)))
+    backend.break_state()
+    assert not report.save(State(last_run=replace(run(2), job="report")))
+    assert report.last_error and snapshot.last_error == "", "said to the job whose save it was"
+    backend.mend_state()
+    assert snapshot.save(State(last_run=run(3)))
+    states = backend.reopen().states
+    assert states.job("report").load() == State(last_run=replace(run(2), job="report"))
+    assert states.job("snapshot").load() == State(last_run=run(3))
 
 
 # --------------------------------------------------------------------------------------------------- lock
