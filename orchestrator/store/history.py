@@ -32,32 +32,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.events import RunStatus, iso
+from orchestrator.core.events import RunStatus
 from orchestrator.core.records import RunRecord
-from orchestrator.core.steps import Step, steps_from_json, steps_to_json
+from orchestrator.core.steps import Step, steps_to_json
 from orchestrator.disk.datadir import COMPANION_SUFFIXES, exists, open_file, remove_symlink
-from orchestrator.store.api import MAX_PAGE, Page, PrunedRun, RunHistory, StoredRun, StoreUnavailable
+from orchestrator.store import schema
+from orchestrator.store.api import MAX_PAGE, Page, PrunedRun, RunHistory, StoredRun
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HISTORY_FILE_NAME", "MAX_PAGE", "SCHEMA", "Page", "RunHistory", "SqliteHistory", "read_recent"]
+__all__ = ["HISTORY_FILE_NAME", "MAX_PAGE", "Page", "RunHistory", "SqliteHistory", "read_recent"]
 
 HISTORY_FILE_NAME = "runs.sqlite3"
-NEWEST_FIRST = "started_at DESC, rowid DESC"
-"""By start; runs that started in the same millisecond by when they were first recorded."""
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    record TEXT NOT NULL,
-    log_path TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
-"""
-STEPS_COLUMN = "ALTER TABLE runs ADD COLUMN steps TEXT"
-"""A run's steps: added to a history made before runs had steps (its runs keep none: ``NULL``). A column of
-its own, not a field of the record: the record is served in every page of runs, the steps only when asked."""
 
 
 class SqliteHistory:
@@ -71,13 +57,13 @@ class SqliteHistory:
         """Symlinks removed so far (name, target): each is said once, however often it is planted again."""
         self._owed: dict[str, tuple[RunRecord, str | None, tuple[Step, ...] | None]] = {}
         """Records not written yet, by run id (the latest of each run), with their log paths and steps."""
-        with _unavailable():
+        with schema.unavailable():
             self._open()
 
     def _open(self) -> None:
         self._guard()
         try:
-            _connect(self.path, check=True).close()
+            schema.connect(self.path, check=True).close()
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(self.path.name + ".corrupt")
             log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", self.path, exc, aside)
@@ -85,7 +71,7 @@ class SqliteHistory:
             for suffix in ("-wal", "-shm"):
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
             self._guard()
-            _connect(self.path).close()
+            schema.connect(self.path).close()
 
     @property
     def location(self) -> str:
@@ -117,9 +103,9 @@ class SqliteHistory:
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        with _unavailable():
+        with schema.unavailable():
             self._guard()
-            db = _connect(self.path)
+            db = schema.connect(self.path)
             try:
                 with db:  # one transaction: committed, or rolled back on an error
                     yield db
@@ -147,7 +133,7 @@ class SqliteHistory:
         rows = [
             (
                 run.run_id,
-                _sortable(run.started_at),
+                schema.sortable(run.started_at),
                 json.dumps(run.to_json()),
                 log_path,
                 None if steps is None else json.dumps(steps_to_json(steps)),
@@ -168,21 +154,21 @@ class SqliteHistory:
     def get(self, run_id: str) -> StoredRun | None:
         with self._db() as db:
             row = db.execute("SELECT record, log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            return None if row is None else _stored(row[0], row[1])
+            return None if row is None else schema.stored(row[0], row[1])
 
     def steps(self, run_id: str) -> tuple[Step, ...] | None:
         with self._db() as db:
             row = db.execute("SELECT steps FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else _steps(row[0])
+        return None if row is None else schema.steps(row[0])
 
     def completed_steps(self, limit: int) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
         with self._db() as db:
             rows = db.execute(
                 "SELECT record, log_path, steps FROM runs WHERE json_extract(record, '$.status') = ? "
-                f"ORDER BY {NEWEST_FIRST} LIMIT ?",
+                f"ORDER BY {schema.NEWEST_FIRST} LIMIT ?",
                 (RunStatus.COMPLETED.value, limit),
             ).fetchall()
-        return tuple((_stored(record, log_path), _steps(steps)) for record, log_path, steps in rows)
+        return tuple((schema.stored(record, log_path), schema.steps(steps)) for record, log_path, steps in rows)
 
     def unfinished(self) -> list[RunRecord]:
         """Runs whose row still says ``running`` (at start-up, before any run: each was interrupted)."""
@@ -191,7 +177,7 @@ class SqliteHistory:
                 "SELECT record FROM runs WHERE json_extract(record, '$.status') = ? ORDER BY started_at",
                 (RunStatus.RUNNING.value,),
             ).fetchall()
-            found = (RunRecord.from_json(_record(row[0])) for row in rows)
+            found = (RunRecord.from_json(schema.record(row[0])) for row in rows)
             return [run for run in found if run is not None]
 
     def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
@@ -201,7 +187,7 @@ class SqliteHistory:
         with self._db() as db:
             if cursor is None:
                 rows = db.execute(
-                    f"SELECT run_id, record, log_path FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit + 1,)
+                    f"SELECT run_id, record, log_path FROM runs ORDER BY {schema.NEWEST_FIRST} LIMIT ?", (limit + 1,)
                 ).fetchall()
             else:
                 anchor = db.execute("SELECT started_at, rowid FROM runs WHERE run_id = ?", (cursor,)).fetchone()
@@ -209,20 +195,20 @@ class SqliteHistory:
                     raise KeyError(cursor)
                 rows = db.execute(
                     "SELECT run_id, record, log_path FROM runs WHERE (started_at, rowid) < (?, ?) "
-                    f"ORDER BY {NEWEST_FIRST} LIMIT ?",
+                    f"ORDER BY {schema.NEWEST_FIRST} LIMIT ?",
                     (anchor[0], anchor[1], limit + 1),
                 ).fetchall()
             more = len(rows) > limit
             rows = rows[:limit]
-            return Page(tuple(_stored(r[1], r[2]) for r in rows), rows[-1][0] if more and rows else None)
+            return Page(tuple(schema.stored(r[1], r[2]) for r in rows), rows[-1][0] if more and rows else None)
 
     def newest(self, limit: int, *, status: RunStatus, within: int) -> tuple[StoredRun, ...]:
         """Read newest first and no further than the ``limit``-th match: the usual answer is in the first rows."""
         found: list[StoredRun] = []
         with self._db() as db:
-            rows = db.execute(f"SELECT record, log_path FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (within,))
+            rows = db.execute(f"SELECT record, log_path FROM runs ORDER BY {schema.NEWEST_FIRST} LIMIT ?", (within,))
             for record, log_path in rows:
-                run = _stored(record, log_path)
+                run = schema.stored(record, log_path)
                 if run.status is status:
                     found.append(run)
                     if len(found) >= limit:
@@ -246,73 +232,12 @@ class SqliteHistory:
         with self._db() as db:
             doomed = db.execute(
                 "SELECT run_id, log_path FROM runs WHERE run_id NOT IN "
-                f"(SELECT run_id FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?) "
+                f"(SELECT run_id FROM runs ORDER BY {schema.NEWEST_FIRST} LIMIT ?) "
                 "OR started_at < ?",
-                (keep, _sortable(older_than) if older_than is not None else ""),
+                (keep, schema.sortable(older_than) if older_than is not None else ""),
             ).fetchall()
             db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id, _ in doomed])
         return [PrunedRun(run_id, log_path) for run_id, log_path in doomed]
-
-
-@contextlib.contextmanager
-def _unavailable() -> Iterator[None]:
-    """SQLite's and the file system's errors as the store's one error, keeping their text and cause."""
-    try:
-        yield
-    except (sqlite3.Error, OSError) as exc:
-        raise StoreUnavailable(str(exc)) from exc
-
-
-def _connect(path: Path, *, check: bool = False) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: consistent after any crash of the process
-        db.executescript(SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        if "steps" not in columns:
-            db.execute(STEPS_COLUMN)
-        if check:  # once, at start: it reads the whole file
-            db.execute("PRAGMA quick_check").fetchone()
-    except sqlite3.DatabaseError:
-        db.close()
-        raise
-    db.isolation_level = "DEFERRED"  # so that ``with db:`` wraps its statements in one transaction
-    return db
-
-
-def _sortable(at: datetime) -> str:
-    """ISO-8601 UTC with a fixed width, so that text order is time order."""
-    text = iso(at)
-    assert text is not None
-    return text
-
-
-def _stored(text: str, log_path: str | None) -> StoredRun:
-    return StoredRun.of(_record(text), log_path)
-
-
-def _steps(text: str | None) -> tuple[Step, ...]:
-    """Steps as stored: ``NULL`` (a run recorded before runs had steps, or without any) is none; a damaged
-    value is none too (the run itself stays readable)."""
-    if text is None:
-        return ()
-    try:
-        return steps_from_json(json.loads(text))
-    except (TypeError, ValueError, RecursionError):
-        return ()
-
-
-def _record(text: str) -> dict[str, Any]:
-    """A stored record. One that is not a JSON object (a damaged file, a hand edit) is a database error, so
-    every caller's handling of an unreadable history covers it, and no reader task dies of a ValueError."""
-    try:
-        document = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise sqlite3.DatabaseError(f"a run record in the history is not JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise sqlite3.DatabaseError("a run record in the history is not a JSON object")
-    return document
 
 
 def read_recent(path: Path, limit: int) -> list[dict[str, Any]]:
@@ -325,8 +250,8 @@ def read_recent(path: Path, limit: int) -> list[dict[str, Any]]:
     except sqlite3.Error:
         return []
     try:
-        rows = db.execute(f"SELECT record FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit,)).fetchall()
-        return [_record(row[0]) for row in rows]
+        rows = db.execute(f"SELECT record FROM runs ORDER BY {schema.NEWEST_FIRST} LIMIT ?", (limit,)).fetchall()
+        return [schema.record(row[0]) for row in rows]
     except sqlite3.Error:
         return []
     finally:

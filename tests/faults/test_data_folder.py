@@ -27,9 +27,10 @@ import pytest
 from orchestrator.core.events import iso
 from orchestrator.disk.atomic import TEMP_FOLDER_NAME
 from orchestrator.live.progress import PROGRESS_FILE_NAME
-from orchestrator.store.history import HISTORY_FILE_NAME, SCHEMA
+from orchestrator.store.history import HISTORY_FILE_NAME
 from orchestrator.store.lock import LOCK_FILE_NAME
 from orchestrator.store.runlogs import LOGS_DIR_NAME
+from orchestrator.store.schema import SCHEMA
 from orchestrator.store.statefile import STATE_FILE_NAME
 from tests.faults.harness import FifoJob, FileChanges, LogFollower, ci, remount, tmpfs, watch_everything
 from tests.support import ServiceProcess, job_command, next_status, saved_state, sse_stream, umask

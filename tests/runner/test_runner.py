@@ -559,7 +559,7 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
     services: Services,
 ) -> None:
     # Before: the end was lost, and the run showed as running in the history until the next start.
-    import orchestrator.store.history as history_module
+    import orchestrator.store.schema as schema_module
     from orchestrator.runner import HISTORY_RETRY
 
     caplog.set_level(logging.INFO, logger="orchestrator.runner.recording")
@@ -568,18 +568,18 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
     history = service.history
     assert history is not None
 
-    real_connect = history_module._connect
+    real_connect = schema_module.connect
 
     def no_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(history_module, "_connect", no_descriptors)
+    monkeypatch.setattr(schema_module, "connect", no_descriptors)
     clock.advance(minutes(1))
     first.finish()
     await ended(service, first)
     clock.advance(HISTORY_RETRY)  # tried again on the clock: still failing, and not said again
     await settle()
-    monkeypatch.setattr(history_module, "_connect", real_connect)
+    monkeypatch.setattr(schema_module, "connect", real_connect)
     stored = history.get(first.ctx.run_id)
     assert (stored.document if stored else {}).get("status") in (None, "running"), "the write failed"
     assert history.owed == 1
@@ -599,20 +599,20 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
 async def test_a_record_the_history_still_owes_is_tried_once_more_at_stop(
     job: ScriptedJob, monkeypatch: pytest.MonkeyPatch, services: Services
 ) -> None:
-    import orchestrator.store.history as history_module
+    import orchestrator.store.schema as schema_module
 
     service = await services.start()
     first = await job.next_start()
     assert service.history is not None
-    real_connect = history_module._connect
+    real_connect = schema_module.connect
 
     def no_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(history_module, "_connect", no_descriptors)
+    monkeypatch.setattr(schema_module, "connect", no_descriptors)
     first.finish()
     await ended(service, first)
-    monkeypatch.setattr(history_module, "_connect", real_connect)
+    monkeypatch.setattr(schema_module, "connect", real_connect)
     assert service.history.owed == 1
     await service.stop()  # before the retry is due
     stored = service.history.get(first.ctx.run_id)

@@ -249,21 +249,21 @@ def test_a_history_call_leaves_the_locks_of_another_connection_alone(history: Sq
 def test_a_record_that_cannot_be_written_is_kept_and_written_with_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.store.history as history_module
+    import orchestrator.store.schema as schema_module
 
     history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
     history.record(replace(run(1), status=RunStatus.RUNNING, finished_at=None), log_path="logs/run-00001.log")
-    real_connect = history_module._connect
+    real_connect = schema_module.connect
 
     def out_of_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(history_module, "_connect", out_of_descriptors)
+    monkeypatch.setattr(schema_module, "connect", out_of_descriptors)
     with pytest.raises(StoreUnavailable, match="unable to open database file") as raised:
         history.record(run(1))
     assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
     assert history.owed == 1
-    monkeypatch.setattr(history_module, "_connect", real_connect)
+    monkeypatch.setattr(schema_module, "connect", real_connect)
     assert document(history, "run-00001")["status"] == "running"
 
     history.record(run(2))  # the next write takes the kept one along
