@@ -53,10 +53,11 @@ __all__ = [
 ]
 
 
-def open_history(path: Path) -> RunHistory:
-    """The run history in ``path``, or a :class:`NullHistory` (logged) if its file cannot be made at all."""
+def open_history(path: Path, *, default_job: str = DEFAULT_JOB) -> RunHistory:
+    """The run history in ``path``, or a :class:`NullHistory` (logged) if its file cannot be made at all. Runs
+    recorded before a service had several jobs are ``default_job``'s."""
     try:
-        return SqliteHistory(path)
+        return SqliteHistory(path, default_job=default_job)
     except StoreUnavailable as exc:
         log.error("cannot open the run history %s: %s; runs go on without it", path, exc)
         return NullHistory(str(path))
@@ -77,7 +78,7 @@ def open_stores(data_dir: Path, *, default_job: str = DEFAULT_JOB) -> Stores:
     several jobs are ``default_job``'s."""
     return Stores(
         states=StateFile(data_dir / STATE_FILE_NAME, default_job=default_job),
-        history=open_history(data_dir / HISTORY_FILE_NAME),
+        history=open_history(data_dir / HISTORY_FILE_NAME, default_job=default_job),
         log_files=LogFiles(data_dir),
         lock=InstanceLock(data_dir),
     )

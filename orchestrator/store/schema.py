@@ -35,11 +35,18 @@ CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
 """The table as the first version made it; the columns added since are :data:`MIGRATIONS`."""
 MIGRATIONS = {
     "steps": "ALTER TABLE runs ADD COLUMN steps TEXT",
+    "job": "ALTER TABLE runs ADD COLUMN job TEXT",
 }
 """Columns added to a history made before they existed, by name.
 
 ``steps``: a run's steps (the runs of an older history keep none: ``NULL``). A column of its own, not a field
-of the record: the record is served in every page of runs, the steps only when asked."""
+of the record: the record is served in every page of runs, the steps only when asked.
+
+``job``: the job a run is of (also in its record, as ``"job"``). The runs of an older history are the default
+job's (:func:`adopt`)."""
+INDEXES = "CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, started_at);"
+"""Made once the columns they cover exist. ``runs_by_job``: one job's runs, newest first, without reading the
+other jobs' (its entries end in the rowid, so it gives :data:`NEWEST_FIRST` order as it is)."""
 
 
 @contextlib.contextmanager
@@ -63,6 +70,7 @@ def connect(path: Path, *, check: bool = False) -> sqlite3.Connection:
         for column, statement in MIGRATIONS.items():
             if column not in columns:
                 db.execute(statement)
+        db.executescript(INDEXES)
         if check:
             db.execute("PRAGMA quick_check").fetchone()
     except sqlite3.DatabaseError:
@@ -79,8 +87,26 @@ def sortable(at: datetime) -> str:
     return text
 
 
-def stored(text: str, log_path: str | None) -> StoredRun:
-    return StoredRun.of(record(text), log_path)
+def adopt(db: sqlite3.Connection, default_job: str) -> int:
+    """Make the runs recorded before a service had several jobs (their ``job`` is ``NULL``) ``default_job``'s;
+    how many. Done when the history is opened, once for an upgraded file (and again for runs a previous
+    version recorded in it since). Written down rather than read as the default job's at each read: those runs
+    stay with the job that ran them, as its state does (the state file writes it under the job's name at its
+    first save), if another job is made the default later; and one job's runs are one range of the index."""
+    return db.execute("UPDATE runs SET job = ? WHERE job IS NULL", (default_job,)).rowcount
+
+
+def of_job(job: str | None) -> tuple[str, tuple[str, ...]]:
+    """A condition on the runs of ``job`` (every job's for ``None``) and its parameters."""
+    return ("1", ()) if job is None else ("job = ?", (job,))
+
+
+def stored(text: str, log_path: str | None, job: str) -> StoredRun:
+    """A row as a run; ``job`` is the row's. Its record names the job too, unless it was recorded before a
+    service had several jobs: the document is given it then, so that every run read says whose it is."""
+    document = record(text)
+    document.setdefault("job", job)
+    return StoredRun.of(document, log_path)
 
 
 def steps(text: str | None) -> tuple[Step, ...]:

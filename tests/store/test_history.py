@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -292,3 +293,34 @@ def test_a_history_written_before_runs_had_steps_is_read_and_takes_steps(tmp_pat
     history.record(later, steps=(step,))
     assert history.steps(later.run_id) == (step,)
     assert [r.run_id for r, _ in history.completed_steps(10)][:2] == [later.run_id, newest.run_id]
+
+
+def test_the_runs_of_a_history_written_before_there_were_several_jobs_are_the_default_jobs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Made the default job's when the history is opened (said once), and kept with it when another job is
+    made the default later, as its state is."""
+    old = Path(__file__).parent.parent / "upgrade" / "data-0.1.0" / "runs.sqlite3"
+    path = tmp_path / "runs.sqlite3"
+    shutil.copyfile(old, path)
+    assert {r["job"] for r in read_recent(path, 5, default_job="nightly")} == {"nightly"}, "read-only: as it is"
+    with caplog.at_level(logging.INFO):
+        history = SqliteHistory(path, default_job="nightly")
+    assert "3 run(s) recorded before there were several jobs are runs of the default job, 'nightly'" in caplog.text
+    assert (history.count(job="nightly"), history.count(job="snapshot")) == (3, 0)
+    runs = history.page(job="nightly").runs
+    assert [(r.job, r.document["job"]) for r in runs] == [("nightly", "nightly")] * 3
+    assert {run.job for r in runs if (run := r.record()) is not None} == {"nightly"}
+    caplog.clear()
+    again = SqliteHistory(path, default_job="snapshot")
+    assert "several jobs" not in caplog.text, "once"
+    assert (again.count(job="nightly"), again.count(job="snapshot")) == (3, 0), "they stay with the job that ran them"
+    db = sqlite3.connect(path)
+    try:  # a run the previous version recorded in it meanwhile (it knows no job column)
+        db.execute(
+            "INSERT INTO runs (run_id, started_at, record) VALUES ('r-old', '2027-01-01', '{\"runId\": \"r-old\"}')"
+        )
+        db.commit()
+    finally:
+        db.close()
+    assert SqliteHistory(path, default_job="snapshot").page(job="snapshot").runs[0].run_id == "r-old"
