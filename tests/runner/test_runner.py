@@ -527,7 +527,7 @@ async def test_triggers_beyond_the_recorded_ones_are_retried_once_too(
 async def test_a_cancel_is_on_disk_before_it_is_answered(service: Orchestrator, job: ScriptedJob) -> None:
     run = await job.next_start()
     assert service.cancel("by hand") == run.ctx.run_id
-    saved = saved_state(service.state_store.path.parent)
+    saved = saved_state(service.settings.store.data_dir)
     assert saved["current"]["stopRequested"] == {"status": "cancelled", "reason": "by hand"}
 
 
