@@ -22,9 +22,8 @@ from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier
 from orchestrator.ops.retention import Retention
 from orchestrator.runner import RunListener, Runner
-from orchestrator.store import HISTORY_FILE_NAME, open_history
+from orchestrator.store import HISTORY_FILE_NAME, StateStore, open_history
 from orchestrator.store.runlogs import RunLogs
-from orchestrator.store.statefile import StateStore
 from orchestrator.unit import JobSpec, JobUnit
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from orchestrator.config import Settings
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
-from orchestrator.core.records import Pause, RunRecord, State
+from orchestrator.core.records import DEFAULT_JOB, Pause, RunRecord, State
 from orchestrator.core.schedule import Schedule
 from orchestrator.core.stepstats import RunTimeline
 from orchestrator.job.protocol import Job
@@ -34,9 +34,9 @@ from orchestrator.ops.recent import RecentRuns
 from orchestrator.runner import RunListener, Runner
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.timer import IntervalTimer
-from orchestrator.store import RunHistory
+from orchestrator.store import RunHistory, StateStore
 from orchestrator.store.runlogs import RunLogs
-from orchestrator.store.statefile import StateStore
+from orchestrator.store.statefile import StateFile
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class JobSpec:
     kill_grace_seconds: float
     timeout: timedelta | None = None
     stall_timeout: timedelta | None = None
-    name: str = "snapshot"
+    name: str = DEFAULT_JOB
     """What the job is called where it is named (its badge, ``/badge/<name>.svg``); the API's paths say it too."""
 
     @classmethod
@@ -116,8 +116,9 @@ class JobUnit:
         self.hub = Hub()
         self.publisher = Publisher(self.hub, clock)
         self.progress_file = ProgressFile(spec.progress_path)
-        self.state_store = StateStore(spec.state_path)
-        """The runner's store; also saves a pause at once (``set_pause``)."""
+        self.state_store: StateStore = StateFile(spec.state_path, default_job=spec.name).job(spec.name)
+        """The runner's store; also saves a pause at once (``set_pause``). The one job is the default job: a
+        state file of the previous version is its state."""
         self.recent = RecentRuns(history)
         """The newest finished runs, for the estimates and the checks."""
         self.recent.watch(self.publish)

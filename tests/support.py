@@ -40,6 +40,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def saved_state(data_dir: Path, job: str = "snapshot") -> dict[str, Any]:
+    """``job``'s state as the state file in ``data_dir`` holds it (the file holds every job's)."""
+    document = json.loads((data_dir / "orchestrator_state.json").read_text())
+    assert document["version"] == 2, document
+    state: dict[str, Any] = document["jobs"][job]
+    return state
+
+
 def job_command(script: str) -> str:
     """A ``--command`` that runs a small inline Python job."""
     return f"{shlex.quote(PYTHON)} -c {shlex.quote(script)}"

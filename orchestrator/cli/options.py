@@ -177,7 +177,7 @@ OPTIONS: tuple[Option, ...] = (
         "X-Forwarded-For; repeatable ({env}, comma-separated)",
         "http.trusted_proxies", v.parse_trusted_proxies, repeat=True),
     Opt("--keep-runs", "SNAPSHOT_KEEP_RUNS",
-        "runs kept in the history, with their logs, after each run ({env}, default {default}, 1 to 1000000)",
+        "runs kept in the history for each job, with their logs ({env}, default {default}, 1 to 1000000)",
         "store.keep_runs", v.parse_keep_runs),
     Opt("--keep-days", "SNAPSHOT_KEEP_DAYS",
         "also remove runs older than this many days ({env}, default {default} = no age limit)",

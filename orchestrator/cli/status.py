@@ -17,9 +17,10 @@ from orchestrator.cli.httpclient import open_url
 from orchestrator.cli.options import option
 from orchestrator.core.events import iso, utcnow
 from orchestrator.core.printable import first_line, printable
+from orchestrator.core.records import DEFAULT_JOB
 from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.store.history import HISTORY_FILE_NAME, read_recent
-from orchestrator.store.statefile import STATE_FILE_NAME
+from orchestrator.store.statefile import MAX_STATE_FILE_BYTES, STATE_FILE_NAME, jobs_in
 
 STATUS_SHOWN_RUNS = 5
 """Runs listed by ``status``."""
@@ -63,16 +64,16 @@ def recent_runs(url: str, headers: dict[str, str], count: int = STATUS_SHOWN_RUN
 
 def offline_status(data_dir: Path) -> dict[str, Any]:
     """What the files say when the server is down: the progress document and the last run."""
-    from orchestrator.disk.atomic import InvalidDocument, read_json_object
+    from orchestrator.disk.atomic import MAX_DOCUMENT_BYTES, InvalidDocument, read_json_object
 
-    def read(name: str) -> dict[str, Any]:
+    def read(name: str, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
         try:
-            return read_json_object(data_dir / name)
+            return read_json_object(data_dir / name, limit)
         except (OSError, InvalidDocument):
             return {}
 
     progress = read(PROGRESS_FILE_NAME)
-    state = read(STATE_FILE_NAME)
+    state = (jobs_in(read(STATE_FILE_NAME, MAX_STATE_FILE_BYTES), DEFAULT_JOB) or {}).get(DEFAULT_JOB, {})
     last = state.get("current") or state.get("lastRun") or {}
     return {
         "running": False,

@@ -21,6 +21,9 @@ BRIEF_TRIGGERS = 3
 stream on every change, so it carries a run's first few, and the run record (the history) all of them."""
 BRIEF_ERROR_CHARS = 2000
 """Characters of a run's error its brief form keeps (the whole error can be ten 8 KiB lines of stderr)."""
+DEFAULT_JOB = "snapshot"
+"""The one job of a service without a jobs file. Records written before a service had several jobs name no job:
+they are the default job's (whatever the service names its default job when it reads them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class RunRecord:
     stop_requested: tuple[RunStatus, str] | None = None
     """Saved before the runner starts to stop the job (cancel, timeout, stall, service stop): a run the
     service dies in while stopping it was meant to end, and is not run again."""
+    job: str = DEFAULT_JOB
+    """The job this is a run of."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trigger_count", max(self.trigger_count, len(self.triggers)))
@@ -96,6 +101,7 @@ class RunRecord:
     def _json(self, reason: str, triggers: tuple[Trigger, ...], error: str | None) -> dict[str, Any]:
         return {
             "runId": self.run_id,
+            "job": self.job,
             "status": self.status.value,
             "trigger": self.source.value,
             "reason": reason,
@@ -119,7 +125,8 @@ class RunRecord:
         }
 
     @classmethod
-    def from_json(cls, data: object) -> RunRecord | None:
+    def from_json(cls, data: object, *, default_job: str = DEFAULT_JOB) -> RunRecord | None:
+        """The record in ``data`` (``None`` if it is not one); a record that names no job is ``default_job``'s."""
         if not isinstance(data, dict):
             return None
         started_at = parse_iso(data.get("startedAt"))
@@ -156,7 +163,12 @@ class RunRecord:
             retry_of=_run_id(retry_of),
             retried_beyond=_count(data.get("retriedBeyond")),
             stop_requested=_stop_requested(data.get("stopRequested")),
+            job=_job(data.get("job"), default_job),
         )
+
+
+def _job(data: object, default: str) -> str:
+    return data if isinstance(data, str) and data else default
 
 
 def _pid(data: object) -> int | None:
@@ -252,8 +264,8 @@ class State:
         return run.started_at if run else None
 
     def to_json(self) -> dict[str, Any]:
+        """One job's state; the state file (orchestrator/store/statefile.py) keeps every job's, and its version."""
         return {
-            "version": 1,
             "lastRun": self.last_run.to_json() if self.last_run else None,
             "current": self.current.to_json() if self.current else None,
             "notBefore": iso(self.not_before),
@@ -266,13 +278,14 @@ class State:
         }
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> State:
+    def from_json(cls, doc: dict[str, Any], *, job: str = DEFAULT_JOB) -> State:
+        """``job``'s state; its runs that name no job (written before there were several) are ``job``'s."""
         pending = doc.get("pending")
         count = doc.get("pendingCount")
         return cls(
             pending_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
-            last_run=RunRecord.from_json(doc.get("lastRun")),
-            current=RunRecord.from_json(doc.get("current")),
+            last_run=RunRecord.from_json(doc.get("lastRun"), default_job=job),
+            current=RunRecord.from_json(doc.get("current"), default_job=job),
             not_before=parse_iso(doc.get("notBefore")),
             pending=tuple(
                 t

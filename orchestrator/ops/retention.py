@@ -1,6 +1,6 @@
-"""Retention: after each run ends, the history keeps the newest ``--keep-runs`` runs (and, with ``--keep-days``,
-none older), and a removed run's log file goes with its record. Log files that no record names (a crash between
-the two removals, a disk that refused the unlink) are removed at the same time.
+"""Retention: after each run ends, the history keeps the newest ``--keep-runs`` runs of each job (and, with
+``--keep-days``, none older), and a removed run's log file goes with its record. Log files that no record names
+(a crash between the two removals, a disk that refused the unlink) are removed at the same time.
 
 A run listener: it only starts a task; the pruning itself runs on a worker thread, one at a time (a prune asked
 for while one goes on runs once more after it). Each kind of failure is logged once until it clears.

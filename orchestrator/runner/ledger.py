@@ -4,7 +4,7 @@ changes the same :class:`State`, and every change is saved by the same writer.""
 from __future__ import annotations
 
 from orchestrator.core.records import State
-from orchestrator.store.statefile import StateStore
+from orchestrator.store.api import StateStore
 
 
 class Ledger:

@@ -29,9 +29,8 @@ from orchestrator.runner.recovery import after_restart, interrupted, reconcile_h
 from orchestrator.runner.runs import Parts, RunLoop, tell
 from orchestrator.runner.steps import RunSteps
 from orchestrator.runner.supervision import Deadlines, Stop, Supervisor
-from orchestrator.store import NO_HISTORY, RunHistory
+from orchestrator.store import NO_HISTORY, RunHistory, StateStore
 from orchestrator.store.runlogs import RunLogs
-from orchestrator.store.statefile import StateStore
 
 log = logging.getLogger(__name__)
 

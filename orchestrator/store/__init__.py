@@ -10,10 +10,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.store import statefile
+from orchestrator.core.records import DEFAULT_JOB
 from orchestrator.store.api import (
     MAX_PAGE,
     HistoryNotOpened,
+    JobStates,
     Lock,
     Page,
     PrunedRun,
@@ -27,6 +28,7 @@ from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
 from orchestrator.store.lock import InstanceLock
 from orchestrator.store.logfiles import LogFiles
 from orchestrator.store.null import NO_HISTORY, NullHistory
+from orchestrator.store.statefile import STATE_FILE_NAME, StateFile
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ __all__ = [
     "MAX_PAGE",
     "NO_HISTORY",
     "HistoryNotOpened",
+    "JobStates",
     "Lock",
     "NullHistory",
     "Page",
@@ -50,10 +53,11 @@ __all__ = [
 ]
 
 
-def open_history(path: Path) -> RunHistory:
-    """The run history in ``path``, or a :class:`NullHistory` (logged) if its file cannot be made at all."""
+def open_history(path: Path, *, default_job: str = DEFAULT_JOB) -> RunHistory:
+    """The run history in ``path``, or a :class:`NullHistory` (logged) if its file cannot be made at all. Runs
+    recorded before a service had several jobs are ``default_job``'s."""
     try:
-        return SqliteHistory(path)
+        return SqliteHistory(path, default_job=default_job)
     except StoreUnavailable as exc:
         log.error("cannot open the run history %s: %s; runs go on without it", path, exc)
         return NullHistory(str(path))
@@ -63,17 +67,18 @@ def open_history(path: Path) -> RunHistory:
 class Stores:
     """The stores of one data folder, opened (the lock is not taken: that is the CLI's first act)."""
 
-    state: StateStore
+    states: JobStates
     history: RunHistory
     log_files: RunLogs
     lock: Lock
 
 
-def open_stores(data_dir: Path) -> Stores:
-    """The embedded stores: everything in ``data_dir`` (which must exist)."""
+def open_stores(data_dir: Path, *, default_job: str = DEFAULT_JOB) -> Stores:
+    """The embedded stores: everything in ``data_dir`` (which must exist). Records written before a service had
+    several jobs are ``default_job``'s."""
     return Stores(
-        state=statefile.StateStore(data_dir / statefile.STATE_FILE_NAME),
-        history=open_history(data_dir / HISTORY_FILE_NAME),
+        states=StateFile(data_dir / STATE_FILE_NAME, default_job=default_job),
+        history=open_history(data_dir / HISTORY_FILE_NAME, default_job=default_job),
         log_files=LogFiles(data_dir),
         lock=InstanceLock(data_dir),
     )

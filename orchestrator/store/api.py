@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.core.events import RunStatus, parse_iso
-from orchestrator.core.records import RunRecord, State
+from orchestrator.core.records import DEFAULT_JOB, RunRecord, State
 from orchestrator.core.steps import Step
 
 MAX_PAGE = 500
@@ -44,6 +44,12 @@ class StoredRun:
     document: Mapping[str, Any]
     log_path: str | None = None
     """Where the run's log is, relative to the data folder (``None``: the run has no log)."""
+
+    @property
+    def job(self) -> str:
+        """The job this is a run of."""
+        job = self.document.get("job")
+        return job if isinstance(job, str) and job else DEFAULT_JOB
 
     @property
     def status(self) -> RunStatus | None:
@@ -87,7 +93,9 @@ class PrunedRun:
 
 
 class RunHistory(Protocol):
-    """Every run's record. Each call is short and blocking: async callers run it on a worker thread."""
+    """Every run's record, of every job. Each call is short and blocking: async callers run it on a worker
+    thread. The reads that list runs take ``job``: that job's runs only (``None``: every job's). A run recorded
+    before a service had several jobs is the default job's (the history is told its name when opened)."""
 
     @property
     def location(self) -> str:
@@ -110,30 +118,32 @@ class RunHistory(Protocol):
     def steps(self, run_id: str) -> tuple[Step, ...] | None:
         """The steps recorded with ``run_id`` (none for a run recorded without any); ``None`` if no such run."""
 
-    def completed_steps(self, limit: int) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
+    def completed_steps(self, limit: int, *, job: str | None = None) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
         """The newest ``limit`` completed runs, newest first, each with its steps."""
 
-    def unfinished(self) -> list[RunRecord]:
+    def unfinished(self, *, job: str | None = None) -> list[RunRecord]:
         """Runs still recorded as ``running``, oldest first."""
 
-    def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+    def page(self, *, limit: int = 50, cursor: str | None = None, job: str | None = None) -> Page:
         """Runs newest first, ``limit`` (1 to :data:`MAX_PAGE`) of them, after ``cursor`` (a run id; ``KeyError``
         if it names no run; ``ValueError`` for a limit out of range)."""
 
-    def newest(self, limit: int, *, status: RunStatus, within: int) -> tuple[StoredRun, ...]:
+    def newest(self, limit: int, *, status: RunStatus, within: int, job: str | None = None) -> tuple[StoredRun, ...]:
         """Up to ``limit`` runs that ended with ``status``, newest first, among the newest ``within`` runs."""
 
     def run_ids(self) -> frozenset[str]:
-        """The ids of every run recorded."""
+        """The ids of every run recorded, of every job."""
 
-    def count(self) -> int: ...
+    def count(self, *, job: str | None = None) -> int: ...
 
     def prune(self, *, keep: int, older_than: datetime | None = None) -> list[PrunedRun]:
-        """Remove all but the newest ``keep`` runs, and any started before ``older_than``; the removed runs."""
+        """Remove all but the newest ``keep`` runs of each job, and any started before ``older_than``; the
+        removed runs. Each job keeps its own (a job that runs every minute must not push out a nightly job's
+        runs), those of jobs no longer configured too, until ``older_than`` takes them."""
 
 
 class StateStore(Protocol):
-    """The service's :class:`State`. Never raises: a damaged state is set aside and a fresh one loaded, and a
+    """One job's :class:`State`. Never raises: a damaged state is set aside and a fresh one loaded, and a
     save that fails is said and retried by the next save (the service works on from memory)."""
 
     @property
@@ -144,6 +154,17 @@ class StateStore(Protocol):
 
     def save(self, state: State) -> bool:
         """``True`` if ``state`` is stored."""
+
+
+class JobStates(Protocol):
+    """Every job's :class:`State`, kept together, each job's seen through its own :class:`StateStore`. A job's save
+    keeps every other job's state, the states of jobs no longer configured included."""
+
+    def job(self, name: str) -> StateStore:
+        """``name``'s state (a job never saved has a fresh one)."""
+
+    def jobs(self) -> frozenset[str]:
+        """The jobs a state is kept for, configured or not."""
 
 
 class RunLogs(Protocol):

@@ -1,9 +1,10 @@
-"""The run history: every run's record in an SQLite file under the data folder.
+"""The run history: every run's record, of every job, in an SQLite file under the data folder.
 
 SQLite through the standard library, in WAL mode: a crash of the service (even ``kill -9`` mid-write) leaves the
-file consistent, and readers never wait for the writer. Each run is one row, keyed by its id and ordered by its
-start; the record itself is stored as the same JSON the API serves, so a field added to :class:`RunRecord`
-needs no migration. A file that is not a database (or is corrupt) is set aside and a new one started.
+file consistent, and readers never wait for the writer. Each run is one row, keyed by its id, ordered by its
+start and marked with its job (the table and its migrations: :mod:`orchestrator.store.schema`); the record
+itself is stored as the same JSON the API serves, so a field added to :class:`RunRecord` needs no migration. A
+file that is not a database (or is corrupt) is set aside and a new one started.
 
 SQLite opens the file and its ``-wal``/``-shm`` (and ``-journal``) companions itself, following symlinks, so
 before each opening those names are looked at without following: a symlink planted there is removed (said once;
@@ -32,32 +33,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.events import RunStatus, iso
-from orchestrator.core.records import RunRecord
-from orchestrator.core.steps import Step, steps_from_json, steps_to_json
+from orchestrator.core.events import RunStatus
+from orchestrator.core.records import DEFAULT_JOB, RunRecord
+from orchestrator.core.steps import Step, steps_to_json
 from orchestrator.disk.datadir import COMPANION_SUFFIXES, exists, open_file, remove_symlink
-from orchestrator.store.api import MAX_PAGE, Page, PrunedRun, RunHistory, StoredRun, StoreUnavailable
+from orchestrator.store import schema
+from orchestrator.store.api import MAX_PAGE, Page, PrunedRun, RunHistory, StoredRun
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HISTORY_FILE_NAME", "MAX_PAGE", "SCHEMA", "Page", "RunHistory", "SqliteHistory", "read_recent"]
+__all__ = ["HISTORY_FILE_NAME", "MAX_PAGE", "Page", "RunHistory", "SqliteHistory", "read_recent"]
 
 HISTORY_FILE_NAME = "runs.sqlite3"
-NEWEST_FIRST = "started_at DESC, rowid DESC"
-"""By start; runs that started in the same millisecond by when they were first recorded."""
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    record TEXT NOT NULL,
-    log_path TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at);
-"""
-STEPS_COLUMN = "ALTER TABLE runs ADD COLUMN steps TEXT"
-"""A run's steps: added to a history made before runs had steps (its runs keep none: ``NULL``). A column of
-its own, not a field of the record: the record is served in every page of runs, the steps only when asked."""
 
 
 class SqliteHistory:
@@ -65,61 +52,48 @@ class SqliteHistory:
     thing and closes it again: no descriptor stays open between runs (a data folder held open for writing could
     not be remounted read-only, for one), and the caller decides which thread a call runs in."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, default_job: str = DEFAULT_JOB) -> None:
         self.path = path
+        self.default_job = default_job
+        """Whose runs recorded before a service had several jobs are (they are made its when the file is opened)."""
         self._removed: set[tuple[str, str]] = set()
         """Symlinks removed so far (name, target): each is said once, however often it is planted again."""
         self._owed: dict[str, tuple[RunRecord, str | None, tuple[Step, ...] | None]] = {}
         """Records not written yet, by run id (the latest of each run), with their log paths and steps."""
-        with _unavailable():
+        with schema.unavailable():
             self._open()
 
     def _open(self) -> None:
-        self._guard()
+        _guard(self.path, self._removed)
         try:
-            _connect(self.path, check=True).close()
+            schema.connect(self.path, check=True).close()
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(self.path.name + ".corrupt")
             log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", self.path, exc, aside)
             self.path.replace(aside)
             for suffix in ("-wal", "-shm"):
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
-            self._guard()
-            _connect(self.path).close()
+            _guard(self.path, self._removed)
+            schema.connect(self.path).close()
+        with self._db() as db:
+            adopted = schema.adopt(db, self.default_job)
+        if adopted:
+            log.info(
+                "run history %s: %d run(s) recorded before there were several jobs are runs of the default job, %r",
+                self.path,
+                adopted,
+                self.default_job,
+            )
 
     @property
     def location(self) -> str:
         return str(self.path)
 
-    def _guard(self) -> None:
-        """Remove symlinks where SQLite would open the history or its companions; make the file owner-only."""
-        folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            for name in (self.path.name, *(self.path.name + suffix for suffix in COMPANION_SUFFIXES)):
-                target = remove_symlink(name, dir_fd=folder)
-                if target is not None and (name, target) not in self._removed:
-                    self._removed.add((name, target))
-                    log.warning(
-                        "run history file %s was a symlink to %r; not followed: removed it (its target is left as "
-                        "it is)%s",
-                        self.path.with_name(name),
-                        target,
-                        "; the history starts anew" if name == self.path.name else "",
-                    )
-            # Made by us (owner-only) before SQLite makes it (0644 under the usual umask); SQLite's companions
-            # take its mode. Never opened when it is there: SQLite keeps connections apart with POSIX locks on
-            # the file, and closing any descriptor of it drops them all, another thread's connection's included.
-            if not exists(self.path.name, dir_fd=folder):
-                with contextlib.suppress(FileExistsError):
-                    os.close(open_file(self.path.name, os.O_RDONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder))
-        finally:
-            os.close(folder)
-
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        with _unavailable():
-            self._guard()
-            db = _connect(self.path)
+        with schema.unavailable():
+            _guard(self.path, self._removed)
+            db = schema.connect(self.path)
             try:
                 with db:  # one transaction: committed, or rolled back on an error
                     yield db
@@ -147,17 +121,18 @@ class SqliteHistory:
         rows = [
             (
                 run.run_id,
-                _sortable(run.started_at),
+                schema.sortable(run.started_at),
                 json.dumps(run.to_json()),
                 log_path,
                 None if steps is None else json.dumps(steps_to_json(steps)),
+                run.job,
             )
             for run, log_path, steps in self._owed.values()
         ]
         with self._db() as db:
             db.executemany(
-                "INSERT INTO runs (run_id, started_at, record, log_path, steps) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (run_id) DO UPDATE SET record = excluded.record, "
+                "INSERT INTO runs (run_id, started_at, record, log_path, steps, job) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET record = excluded.record, job = excluded.job, "
                 "log_path = COALESCE(excluded.log_path, runs.log_path), "
                 "steps = COALESCE(excluded.steps, runs.steps)",
                 rows,
@@ -167,62 +142,71 @@ class SqliteHistory:
 
     def get(self, run_id: str) -> StoredRun | None:
         with self._db() as db:
-            row = db.execute("SELECT record, log_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            return None if row is None else _stored(row[0], row[1])
+            row = db.execute("SELECT record, log_path, job FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            return None if row is None else schema.stored(*row)
 
     def steps(self, run_id: str) -> tuple[Step, ...] | None:
         with self._db() as db:
             row = db.execute("SELECT steps FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else _steps(row[0])
+        return None if row is None else schema.steps(row[0])
 
-    def completed_steps(self, limit: int) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
+    def completed_steps(self, limit: int, *, job: str | None = None) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
+        where, params = schema.of_job(job)
         with self._db() as db:
             rows = db.execute(
-                "SELECT record, log_path, steps FROM runs WHERE json_extract(record, '$.status') = ? "
-                f"ORDER BY {NEWEST_FIRST} LIMIT ?",
-                (RunStatus.COMPLETED.value, limit),
+                f"SELECT record, log_path, job, steps FROM runs WHERE {where} "
+                f"AND json_extract(record, '$.status') = ? ORDER BY {schema.NEWEST_FIRST} LIMIT ?",
+                (*params, RunStatus.COMPLETED.value, limit),
             ).fetchall()
-        return tuple((_stored(record, log_path), _steps(steps)) for record, log_path, steps in rows)
+        return tuple(
+            (schema.stored(record, log_path, its_job), schema.steps(steps)) for record, log_path, its_job, steps in rows
+        )
 
-    def unfinished(self) -> list[RunRecord]:
+    def unfinished(self, *, job: str | None = None) -> list[RunRecord]:
         """Runs whose row still says ``running`` (at start-up, before any run: each was interrupted)."""
+        where, params = schema.of_job(job)
         with self._db() as db:
             rows = db.execute(
-                "SELECT record FROM runs WHERE json_extract(record, '$.status') = ? ORDER BY started_at",
-                (RunStatus.RUNNING.value,),
+                f"SELECT record, log_path, job FROM runs WHERE {where} AND json_extract(record, '$.status') = ? "
+                "ORDER BY started_at",
+                (*params, RunStatus.RUNNING.value),
             ).fetchall()
-            found = (RunRecord.from_json(_record(row[0])) for row in rows)
+            found = (schema.stored(*row).record() for row in rows)
             return [run for run in found if run is not None]
 
-    def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+    def page(self, *, limit: int = 50, cursor: str | None = None, job: str | None = None) -> Page:
         """Runs newest first, ``limit`` (1 to :data:`MAX_PAGE`) of them, after ``cursor`` (a run id)."""
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        where, params = schema.of_job(job)
         with self._db() as db:
             if cursor is None:
-                rows = db.execute(
-                    f"SELECT run_id, record, log_path FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit + 1,)
-                ).fetchall()
+                after, anchor = "", ()
             else:
                 anchor = db.execute("SELECT started_at, rowid FROM runs WHERE run_id = ?", (cursor,)).fetchone()
                 if anchor is None:
                     raise KeyError(cursor)
-                rows = db.execute(
-                    "SELECT run_id, record, log_path FROM runs WHERE (started_at, rowid) < (?, ?) "
-                    f"ORDER BY {NEWEST_FIRST} LIMIT ?",
-                    (anchor[0], anchor[1], limit + 1),
-                ).fetchall()
+                after = " AND (started_at, rowid) < (?, ?)"
+            rows = db.execute(
+                f"SELECT run_id, record, log_path, job FROM runs WHERE {where}{after} "
+                f"ORDER BY {schema.NEWEST_FIRST} LIMIT ?",
+                (*params, *anchor, limit + 1),
+            ).fetchall()
             more = len(rows) > limit
             rows = rows[:limit]
-            return Page(tuple(_stored(r[1], r[2]) for r in rows), rows[-1][0] if more and rows else None)
+            return Page(tuple(schema.stored(*r[1:]) for r in rows), rows[-1][0] if more and rows else None)
 
-    def newest(self, limit: int, *, status: RunStatus, within: int) -> tuple[StoredRun, ...]:
+    def newest(self, limit: int, *, status: RunStatus, within: int, job: str | None = None) -> tuple[StoredRun, ...]:
         """Read newest first and no further than the ``limit``-th match: the usual answer is in the first rows."""
+        where, params = schema.of_job(job)
         found: list[StoredRun] = []
         with self._db() as db:
-            rows = db.execute(f"SELECT record, log_path FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (within,))
-            for record, log_path in rows:
-                run = _stored(record, log_path)
+            rows = db.execute(
+                f"SELECT record, log_path, job FROM runs WHERE {where} ORDER BY {schema.NEWEST_FIRST} LIMIT ?",
+                (*params, within),
+            )
+            for row in rows:
+                run = schema.stored(*row)
                 if run.status is status:
                     found.append(run)
                     if len(found) >= limit:
@@ -233,91 +217,59 @@ class SqliteHistory:
         with self._db() as db:
             return frozenset(row[0] for row in db.execute("SELECT run_id FROM runs"))
 
-    def count(self) -> int:
+    def count(self, *, job: str | None = None) -> int:
+        where, params = schema.of_job(job)
         with self._db() as db:
-            row = db.execute("SELECT COUNT(*) FROM runs").fetchone()
+            row = db.execute(f"SELECT COUNT(*) FROM runs WHERE {where}", params).fetchone()
         return int(row[0])
 
     def prune(self, *, keep: int, older_than: datetime | None = None) -> list[PrunedRun]:
-        """Remove all but the newest ``keep`` runs, and any run started before ``older_than``; the removed
-        runs are returned so their logs can be removed too."""
+        """Remove all but the newest ``keep`` runs of each job, and any run started before ``older_than``; the
+        removed runs are returned so their logs can be removed too."""
         if keep < 0:
             raise ValueError(f"keep must be zero or more, got {keep}")
         with self._db() as db:
+            # One pass over the table (kept small by this very pruning), numbering each job's runs newest first.
             doomed = db.execute(
-                "SELECT run_id, log_path FROM runs WHERE run_id NOT IN "
-                f"(SELECT run_id FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?) "
-                "OR started_at < ?",
-                (keep, _sortable(older_than) if older_than is not None else ""),
+                "SELECT run_id, log_path FROM (SELECT run_id, log_path, started_at, ROW_NUMBER() OVER "
+                f"(PARTITION BY job ORDER BY {schema.NEWEST_FIRST}) AS newer FROM runs) "
+                "WHERE newer > ? OR started_at < ?",
+                (keep, schema.sortable(older_than) if older_than is not None else ""),
             ).fetchall()
             db.executemany("DELETE FROM runs WHERE run_id = ?", [(run_id,) for run_id, _ in doomed])
         return [PrunedRun(run_id, log_path) for run_id, log_path in doomed]
 
 
-@contextlib.contextmanager
-def _unavailable() -> Iterator[None]:
-    """SQLite's and the file system's errors as the store's one error, keeping their text and cause."""
+def _guard(path: Path, removed: set[tuple[str, str]]) -> None:
+    """Remove symlinks where SQLite would open the history in ``path`` or its companions (each said once:
+    ``removed`` holds those said so far); make the file owner-only."""
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        yield
-    except (sqlite3.Error, OSError) as exc:
-        raise StoreUnavailable(str(exc)) from exc
+        for name in (path.name, *(path.name + suffix for suffix in COMPANION_SUFFIXES)):
+            target = remove_symlink(name, dir_fd=folder)
+            if target is not None and (name, target) not in removed:
+                removed.add((name, target))
+                log.warning(
+                    "run history file %s was a symlink to %r; not followed: removed it (its target is left as it is)%s",
+                    path.with_name(name),
+                    target,
+                    "; the history starts anew" if name == path.name else "",
+                )
+        # Made by us (owner-only) before SQLite makes it (0644 under the usual umask); SQLite's companions
+        # take its mode. Never opened when it is there: SQLite keeps connections apart with POSIX locks on
+        # the file, and closing any descriptor of it drops them all, another thread's connection's included.
+        if not exists(path.name, dir_fd=folder):
+            with contextlib.suppress(FileExistsError):
+                os.close(open_file(path.name, os.O_RDONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder))
+    finally:
+        os.close(folder)
 
 
-def _connect(path: Path, *, check: bool = False) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: consistent after any crash of the process
-        db.executescript(SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        if "steps" not in columns:
-            db.execute(STEPS_COLUMN)
-        if check:  # once, at start: it reads the whole file
-            db.execute("PRAGMA quick_check").fetchone()
-    except sqlite3.DatabaseError:
-        db.close()
-        raise
-    db.isolation_level = "DEFERRED"  # so that ``with db:`` wraps its statements in one transaction
-    return db
-
-
-def _sortable(at: datetime) -> str:
-    """ISO-8601 UTC with a fixed width, so that text order is time order."""
-    text = iso(at)
-    assert text is not None
-    return text
-
-
-def _stored(text: str, log_path: str | None) -> StoredRun:
-    return StoredRun.of(_record(text), log_path)
-
-
-def _steps(text: str | None) -> tuple[Step, ...]:
-    """Steps as stored: ``NULL`` (a run recorded before runs had steps, or without any) is none; a damaged
-    value is none too (the run itself stays readable)."""
-    if text is None:
-        return ()
-    try:
-        return steps_from_json(json.loads(text))
-    except (TypeError, ValueError, RecursionError):
-        return ()
-
-
-def _record(text: str) -> dict[str, Any]:
-    """A stored record. One that is not a JSON object (a damaged file, a hand edit) is a database error, so
-    every caller's handling of an unreadable history covers it, and no reader task dies of a ValueError."""
-    try:
-        document = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise sqlite3.DatabaseError(f"a run record in the history is not JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise sqlite3.DatabaseError("a run record in the history is not a JSON object")
-    return document
-
-
-def read_recent(path: Path, limit: int) -> list[dict[str, Any]]:
-    """The newest ``limit`` runs, read without changing anything (``status`` while the service is down): no
-    file is made, no journal mode set, nothing set aside. An absent or unreadable history is no runs."""
+def read_recent(path: Path, limit: int, *, default_job: str = DEFAULT_JOB) -> list[dict[str, Any]]:
+    """The newest ``limit`` runs of every job, read without changing anything (``status`` while the service is
+    down): no file is made, no journal mode set, nothing set aside (so a history of the previous version may
+    have no ``job`` column yet: a record that names no job is ``default_job``'s). An absent or unreadable
+    history is no runs."""
     if not path.is_file():
         return []
     try:
@@ -325,8 +277,11 @@ def read_recent(path: Path, limit: int) -> list[dict[str, Any]]:
     except sqlite3.Error:
         return []
     try:
-        rows = db.execute(f"SELECT record FROM runs ORDER BY {NEWEST_FIRST} LIMIT ?", (limit,)).fetchall()
-        return [_record(row[0]) for row in rows]
+        rows = db.execute(f"SELECT record FROM runs ORDER BY {schema.NEWEST_FIRST} LIMIT ?", (limit,)).fetchall()
+        documents = [schema.record(row[0]) for row in rows]
+        for document in documents:
+            document.setdefault("job", default_job)
+        return documents
     except sqlite3.Error:
         return []
     finally:

@@ -43,22 +43,22 @@ class NullHistory:
     def steps(self, run_id: str) -> tuple[Step, ...] | None:
         raise HistoryNotOpened
 
-    def completed_steps(self, limit: int) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
+    def completed_steps(self, limit: int, *, job: str | None = None) -> tuple[tuple[StoredRun, tuple[Step, ...]], ...]:
         raise HistoryNotOpened
 
-    def unfinished(self) -> list[RunRecord]:
+    def unfinished(self, *, job: str | None = None) -> list[RunRecord]:
         return []
 
-    def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+    def page(self, *, limit: int = 50, cursor: str | None = None, job: str | None = None) -> Page:
         raise HistoryNotOpened
 
-    def newest(self, limit: int, *, status: RunStatus, within: int) -> tuple[StoredRun, ...]:
+    def newest(self, limit: int, *, status: RunStatus, within: int, job: str | None = None) -> tuple[StoredRun, ...]:
         return ()
 
     def run_ids(self) -> frozenset[str]:
         raise HistoryNotOpened
 
-    def count(self) -> int:
+    def count(self, *, job: str | None = None) -> int:
         raise HistoryNotOpened
 
     def prune(self, *, keep: int, older_than: datetime | None = None) -> list[PrunedRun]:

@@ -1,53 +1,170 @@
-"""The state file: :class:`~orchestrator.core.records.State` as one JSON document, written atomically."""
+"""The state file: every job's :class:`~orchestrator.core.records.State` in one JSON document, written atomically.
+
+``{"version": 2, "jobs": {"snapshot": {...}, "report": {...}}}``, each job's entry the document
+:meth:`State.to_json <orchestrator.core.records.State.to_json>` makes. One file for all jobs, not one per job:
+one writer and one atomic replace (temp file, fsync, rename) whatever the number of jobs, and a job that is
+renamed or removed leaves no file behind. The price is that each save writes every job's state (a few KiB each).
+
+A document of the previous version (one job's state at the top, ``"version": 1``) is the default job's state:
+an upgrade keeps its last run, cooldown, pending triggers, pause and run in flight. The first save writes it
+back as version 2.
+
+Each job sees the file through its own :class:`JobStateStore` (the :class:`~orchestrator.store.api.StateStore`
+the runner uses). A save writes that job's new state together with every other job's last known one (as last
+read or saved), the states of jobs no longer configured included: a job removed from the jobs file finds its
+pending triggers and its pause again when it comes back.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from orchestrator.core.records import State
+from orchestrator.core.records import DEFAULT_JOB, State
 from orchestrator.core.streak import Streak
 from orchestrator.disk.atomic import InvalidDocument, read_json_object, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 STATE_FILE_NAME = "orchestrator_state.json"
+STATE_FILE_VERSION = 2
+MAX_STATE_FILE_BYTES = 64 << 20
+"""Largest state file read. A job's state is bounded (a hundred triggers by name, reasons of 500 characters), but
+the file holds every job's, so it may be far bigger than the 1 MiB other documents are held to."""
 
 
-class StateStore:
-    """Loads and saves :class:`State`. A save that fails is logged once per streak and retried next time:
-    the service keeps working from memory rather than dying because the disk is full."""
+def jobs_in(document: Mapping[str, Any], default_job: str) -> dict[str, dict[str, Any]] | None:
+    """Each job's state document in a state file's ``document``, by job. A document without ``jobs`` (version
+    1) is ``default_job``'s state; ``None`` if ``jobs`` is not an object (a damaged file). A job's entry that is
+    not an object is left out (that job starts afresh)."""
+    if "jobs" not in document:
+        return {default_job: dict(document)} if document else {}
+    jobs = document["jobs"]
+    if not isinstance(jobs, dict):
+        return None
+    return {str(name): doc for name, doc in jobs.items() if isinstance(doc, dict)}
 
-    def __init__(self, path: Path) -> None:
+
+class StateFile:
+    """Every job's state in one file; :meth:`job` is one job's view of it.
+
+    One per file in a process: it holds each job's state as last read or saved, and writes them all on each
+    save (the process is the file's one writer, so what it holds is never older than the file). Calls are
+    serialized by a lock; the runner makes them on the event loop, and they are short (one small file)."""
+
+    def __init__(self, path: Path, *, default_job: str = DEFAULT_JOB) -> None:
         self.path = path
+        self.default_job = default_job
+        """Whose state a document of the previous version is."""
+        self._known: dict[str, dict[str, Any]] | None = None
+        """Each job's state document as last read or saved; ``None`` until the file is first read."""
+        self._views: dict[str, JobStateStore] = {}
         self._saves = Streak()
-        self.last_error = ""
-        """Why the last save failed (empty after a good one): said to whoever was refused for it."""
+        self._lock = threading.Lock()
 
-    def load(self) -> State:
+    def job(self, name: str) -> JobStateStore:
+        """``name``'s state (the same view each time it is asked for)."""
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = JobStateStore(self, name)
+        return view
+
+    def jobs(self) -> frozenset[str]:
+        """The jobs a state is kept for, configured or not."""
+        with self._lock:
+            return frozenset(self._all())
+
+    def _load(self, job: str) -> State:
+        """``job``'s state as the file has it now (read each time, as a restart would). The other jobs' states
+        read from it are taken only for jobs not known yet: for the others, what was last saved is newer, or as
+        new (a save that failed is still owed to the file)."""
+        with self._lock:
+            found = self._read()
+            if self._known is None:
+                self._known = {}
+            known = self._known
+            for name, doc in found.items():
+                known.setdefault(name, doc)
+            if job in found:
+                known[job] = found[job]
+            else:
+                known.pop(job, None)
+            return State.from_json(known.get(job, {}), job=job)
+
+    def _save(self, job: str, state: State) -> str:
+        """Write the file with ``job``'s ``state`` and every other job's last known one; why it failed, or ``""``.
+        A file never read is read first, and never written over if it cannot be (it may hold other jobs' states;
+        only a load, which stands for a start, sets a damaged file aside)."""
+        with self._lock:
+            try:
+                if self._known is None:
+                    self._known = self._parse()
+                self._known[job] = state.to_json()
+                write_json_atomic(self.path, {"version": STATE_FILE_VERSION, "jobs": self._known})
+            except (InvalidDocument, OSError, ValueError) as exc:
+                if self._saves.failed():
+                    log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, exc)
+                return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if self._saves.recovered():
+            log.info("state saved to %s again", self.path)
+        return ""
+
+    def _all(self) -> dict[str, dict[str, Any]]:
+        if self._known is None:
+            self._known = self._read()
+        return self._known
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        """Every job's state document in the file; none if there is no file. A file that cannot be used is set
+        aside (kept for a look) and every job starts afresh: a damaged state must not stop the service."""
         try:
-            doc = read_json_object(self.path)
-        except FileNotFoundError:
-            return State()
+            return self._parse()
         except (InvalidDocument, OSError) as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt")
             with contextlib.suppress(OSError):
                 os.replace(self.path, aside)
             log.warning("state file %s is unusable (%s); moved it to %s and starting fresh", self.path, exc, aside)
-            return State()
-        return State.from_json(doc)
+            return {}
+
+    def _parse(self) -> dict[str, dict[str, Any]]:
+        """Every job's state document in the file (none if there is no file); raises ``OSError`` or
+        :class:`~orchestrator.disk.atomic.InvalidDocument` if it cannot be read."""
+        try:
+            document = read_json_object(self.path, MAX_STATE_FILE_BYTES)
+        except FileNotFoundError:
+            return {}
+        jobs = jobs_in(document, self.default_job)
+        if jobs is None:
+            raise InvalidDocument(self.path, "its 'jobs' is not an object")
+        if "jobs" in document and len(jobs) < len(document["jobs"]):
+            damaged = sorted(set(document["jobs"]) - set(jobs))
+            log.warning("state file %s: the state of %s is damaged; starting it afresh", self.path, damaged)
+        return jobs
+
+
+class JobStateStore:
+    """One job's state in a :class:`StateFile` (a :class:`~orchestrator.store.api.StateStore`). A save that
+    fails is logged once per streak and retried by the next save (of any job): the service keeps working from
+    memory rather than dying because the disk is full."""
+
+    def __init__(self, file: StateFile, job: str) -> None:
+        self.file = file
+        self.job = job
+        self.last_error = ""
+        """Why this job's last save failed (empty after a good one): said to whoever was refused for it."""
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def load(self) -> State:
+        return self.file._load(self.job)
 
     def save(self, state: State) -> bool:
-        try:
-            write_json_atomic(self.path, state.to_json())
-        except (OSError, ValueError) as exc:
-            if self._saves.failed():
-                log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, exc)
-            self.last_error = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return False
-        if self._saves.recovered():
-            log.info("state saved to %s again", self.path)
-        self.last_error = ""
-        return True
+        self.last_error = self.file._save(self.job, state)
+        return not self.last_error

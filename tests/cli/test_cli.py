@@ -249,7 +249,7 @@ def test_status_from_files_counts_every_pending_trigger(tmp_path: Path) -> None:
     from orchestrator.cli.status import offline_status
     from orchestrator.core.events import Source, Trigger
     from orchestrator.core.records import State
-    from orchestrator.store.statefile import StateStore
+    from orchestrator.store.statefile import StateFile
     from tests.fakes import T0
 
     state = State()
@@ -258,7 +258,7 @@ def test_status_from_files_counts_every_pending_trigger(tmp_path: Path) -> None:
     assert len(state.pending) == 100
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    assert StateStore(data_dir / "orchestrator_state.json").save(state)
+    assert StateFile(data_dir / "orchestrator_state.json").job("snapshot").save(state)
     doc = offline_status(data_dir)
     assert doc["pendingTriggers"] == 150
     assert "Queued:   150 trigger(s) waiting" in format_status(doc, "data folder")

@@ -19,7 +19,7 @@ from orchestrator.disk.atomic import TEMP_FOLDER_NAME, InvalidDocument, read_jso
 from orchestrator.disk.datadir import ensure_folder, open_file, remove_symlink, tighten
 from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.store.history import SqliteHistory
-from orchestrator.store.statefile import STATE_FILE_NAME, StateStore
+from orchestrator.store.statefile import STATE_FILE_NAME, StateFile
 from tests.support import umask
 
 
@@ -282,7 +282,7 @@ def test_the_state_and_progress_files_are_not_read_through_a_symlink(
     os.symlink(theirs, data / PROGRESS_FILE_NAME)
     with pytest.raises(InvalidDocument, match="symlink"):
         read_json_object(data / PROGRESS_FILE_NAME)
-    state = StateStore(data / STATE_FILE_NAME).load()
+    state = StateFile(data / STATE_FILE_NAME).job("snapshot").load()
     assert state.paused is None, "the link's target was not read"
     assert json.loads(theirs.read_text())["paused"]["reason"] == "x", "nor changed"
     assert not (data / STATE_FILE_NAME).exists() and (data / f"{STATE_FILE_NAME}.corrupt").is_symlink()

@@ -27,12 +27,13 @@ import pytest
 from orchestrator.core.events import iso
 from orchestrator.disk.atomic import TEMP_FOLDER_NAME
 from orchestrator.live.progress import PROGRESS_FILE_NAME
-from orchestrator.store.history import HISTORY_FILE_NAME, SCHEMA
+from orchestrator.store.history import HISTORY_FILE_NAME
 from orchestrator.store.lock import LOCK_FILE_NAME
 from orchestrator.store.runlogs import LOGS_DIR_NAME
+from orchestrator.store.schema import SCHEMA
 from orchestrator.store.statefile import STATE_FILE_NAME
 from tests.faults.harness import FifoJob, FileChanges, LogFollower, ci, remount, tmpfs, watch_everything
-from tests.support import ServiceProcess, job_command, next_status, sse_stream, umask
+from tests.support import ServiceProcess, job_command, next_status, saved_state, sse_stream, umask
 
 pytestmark = pytest.mark.process
 
@@ -162,7 +163,7 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
             assert (progress["runId"], progress["status"]) == (first["runId"], "error")
             # ...and not from the disk, which still shows the first run going on.
             assert on_disk(data_mount, PROGRESS_FILE_NAME)["step"] == "ready"
-            assert on_disk(data_mount, STATE_FILE_NAME)["current"]["runId"] == first["runId"]
+            assert saved_state(data_mount)["current"]["runId"] == first["runId"]
             assert dropped.read_text() == "kept while the disk is broken", "a trigger file stays until saved"
 
             service.wait_for_log(f"run {first['runId']} ended error")
@@ -193,7 +194,7 @@ async def test_a_data_folder_that_refuses_writes_does_not_lose_the_outcome(
             fifo_job.finish()
             await next_status(stream, lambda d: (d["lastRun"] or {}).get("runId") == again["runId"])
         service.wait_for_log(f"run {again['runId']} completed")
-        saved = on_disk(data_mount, STATE_FILE_NAME)
+        saved = saved_state(data_mount)
         assert (saved["lastRun"]["runId"], saved["lastRun"]["status"], saved["current"]) == (
             again["runId"],
             "completed",
@@ -242,7 +243,7 @@ async def test_a_state_file_that_lies_at_start_is_set_aside(
         stream = sse_stream(session, service.url + "/api/snapshot/events")
         doc = await next_status(stream, lambda d: (d["lastRun"] or {}).get("status") == "completed")
     service.wait_for_log(f"run {doc['lastRun']['runId']} completed")
-    assert on_disk(data, STATE_FILE_NAME)["lastRun"]["runId"] == doc["lastRun"]["runId"]
+    assert saved_state(data)["lastRun"]["runId"] == doc["lastRun"]["runId"]
 
 
 # ------------------------------------------------------------------------------- symlinks and modes in data/

@@ -21,7 +21,17 @@ import aiohttp
 import pytest
 
 from tests.faults.harness import FileChanges
-from tests.support import PYTHON, ServiceProcess, alive, free_port, job_command, next_status, sample_command, sse_stream
+from tests.support import (
+    PYTHON,
+    ServiceProcess,
+    alive,
+    free_port,
+    job_command,
+    next_status,
+    sample_command,
+    saved_state,
+    sse_stream,
+)
 
 pytestmark = pytest.mark.process
 
@@ -166,7 +176,7 @@ async def test_service_signal_mid_run_cancels_the_run_keeps_the_queue_and_exits_
             await anext(events)  # the event stream was closed cleanly, not left hanging
     assert took < 1 + 5, f"the grace period (1 s) plus a few seconds, took {took:.1f}s"
     assert not alive(job_pid), "the job ignored SIGTERM and was killed after the grace"
-    state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
+    state = saved_state(service.data_dir)
     assert (state["lastRun"]["runId"], state["lastRun"]["status"]) == (run_id, "cancelled")
     assert state["lastRun"]["error"] == "service stopped"
     assert json.loads((service.data_dir / "snapshot_progress.json").read_text())["status"] == "cancelled"
@@ -190,7 +200,7 @@ async def test_a_second_stop_signal_does_not_cut_the_job_stop_short(service_fact
         assert service.proc.wait(timeout=20) == 0
     assert not alive(job_pid), "the job that ignores SIGTERM was still killed after the grace"
     assert service.logs().count("already stopping: the job gets up to 1s to end") == 1
-    state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
+    state = saved_state(service.data_dir)
     assert (state["lastRun"]["runId"], state["lastRun"]["status"], state["current"]) == (run_id, "cancelled", None)
 
 

@@ -10,7 +10,6 @@ test ends by hand."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -29,7 +28,7 @@ from orchestrator.core.events import MAX_REASON_CHARS
 from orchestrator.sources.folder import TAKE_BATCH
 from tests import support
 from tests.faults.harness import FifoJob, LogFollower, ci, peak_rss_kib, until_consumed
-from tests.support import ServiceProcess, SSEEvent, next_status, sse_stream, start_service
+from tests.support import ServiceProcess, SSEEvent, next_status, saved_state, sse_stream, start_service
 
 pytestmark = pytest.mark.process
 
@@ -439,7 +438,7 @@ async def test_a_stop_in_the_middle_of_a_burst_loses_no_file(
         # Stop while the files are being taken: some are taken, some are still in the folder.
         await next_status(stream, lambda d: d["pendingTriggers"] > 0, timeout=30)
     assert service.stop() == 0, service.logs()
-    state = json.loads((service.data_dir / "orchestrator_state.json").read_text())
+    state = saved_state(service.data_dir)
     left = len(entries(service.triggers_dir))
     # Nothing lost; a file saved in the stop's last instant may still be there too (taken again, it coalesces).
     assert BURST <= state["pendingCount"] + left <= BURST + TAKE_BATCH, (state["pendingCount"], left)

@@ -21,9 +21,9 @@ from orchestrator.core.events import Source, iso
 from orchestrator.core.records import Pause, State
 from orchestrator.http import pause
 from orchestrator.service import Orchestrator
-from orchestrator.store.statefile import StateStore
+from orchestrator.store.statefile import StateFile
 from tests.fakes import T0, ScriptedJob, Services, assert_idle, ended, minutes, settle
-from tests.support import PYTHON, ServiceProcess, start_service
+from tests.support import PYTHON, ServiceProcess, saved_state, start_service
 
 pytestmark = pytest.mark.service(interval=30, cooldown=5, after_startup=True)
 
@@ -149,7 +149,7 @@ async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
     assert job.started.empty(), "the pause holds in memory"
     state_path.rmdir()
     assert pause.resume(service).saved
-    assert json.loads(state_path.read_text())["paused"] is None
+    assert saved_state(state_path.parent)["paused"] is None
     assert (await job.next_start()).ctx.source is Source.TIMER
 
 
@@ -157,15 +157,15 @@ def test_a_state_file_from_before_pausing_loads_unpaused(tmp_path: Path, caplog:
     path = tmp_path / "orchestrator_state.json"
     old = {"version": 1, "lastRun": None, "current": None, "notBefore": None, "pending": [], "pendingCount": 0}
     path.write_text(json.dumps(old))
-    assert StateStore(path).load() == State()
+    assert StateFile(path).job("snapshot").load() == State()
     assert "pause" not in caplog.text, "a file from before pausing is no news"
     for damaged in ({"since": "yesterday"}, "paused", {"reason": "no time"}, 7):
         caplog.clear()
         path.write_text(json.dumps({**old, "paused": damaged}))
-        assert StateStore(path).load().paused is None, damaged
+        assert StateFile(path).job("snapshot").load().paused is None, damaged
         assert "the saved pause is damaged" in caplog.text and "automatic snapshots are ON again" in caplog.text
     path.write_text(json.dumps({**old, "paused": {"since": "2026-01-20T10:00:00.000Z", "reason": "a\nb"}}))
-    assert StateStore(path).load().paused == Pause(T0, "a b")
+    assert StateFile(path).job("snapshot").load().paused == Pause(T0, "a b")
 
 
 # --------------------------------------------------------------------------------- HTTP, restart, CLI

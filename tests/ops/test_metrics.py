@@ -24,7 +24,7 @@ from orchestrator.core.steps import STARTING, Step
 from orchestrator.ops.metrics import MAX_STEP_NAMES, OTHER_STEPS, last_success
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
-from orchestrator.store.statefile import StateStore
+from orchestrator.store.statefile import StateFile
 from tests.fakes import T0, WAIT, Client, ScriptedJob, Services, ended, make_orchestrator, make_settings, minutes
 from tests.support import ServiceProcess, job_command, next_status, sse_stream, start_service
 
@@ -220,7 +220,7 @@ async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(
     success = RunRecord(
         "20260120T070000Z-abcdef", (), T0 - minutes(180), status=RunStatus.COMPLETED, finished_at=T0 - minutes(170)
     )
-    StateStore(settings.store.state_path).save(State(last_run=success, current=lost))
+    StateFile(settings.store.state_path).job("snapshot").save(State(last_run=success, current=lost))
     SqliteHistory(settings.store.data_dir / HISTORY_FILE_NAME).record(success)
     orchestrator = await services.start()
     await job.next_start()  # the start-up run: the recovered one was told as finished before it

@@ -29,9 +29,10 @@ from orchestrator.live.progress import ProgressFile
 from orchestrator.runner import Runner
 from orchestrator.service import Orchestrator
 from orchestrator.store.history import HISTORY_FILE_NAME, SqliteHistory
-from orchestrator.store.statefile import StateStore
+from orchestrator.store.statefile import StateFile
 from tests.fakes import T0, ScriptedJob, Services, assert_idle, ended, minutes, settle
 from tests.faults.harness import FileChanges
+from tests.support import saved_state
 
 
 async def test_first_start_runs_at_once_then_every_interval(
@@ -157,7 +158,7 @@ async def test_a_trigger_during_shutdown_starts_nothing_and_is_kept(
     await service.request_run(Source.HTTP, "just before stop")  # answered only once saved
     await stopping
     assert len(job.runs) == 1, "no run starts once the service is stopping"
-    state = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
+    state = saved_state(tmp_path / "data")
     assert [t["reason"] for t in state["pending"]] == ["just before stop"]
 
 
@@ -224,7 +225,7 @@ async def test_pending_triggers_survive_a_restart_and_nothing_runs_twice(
     await service.request_run(Source.HTTP, "while running")
     await settle()
     await service.stop()  # stops the running job: it is recorded as cancelled
-    state = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
+    state = saved_state(tmp_path / "data")
     assert state["lastRun"]["status"] == "cancelled"
     assert [t["reason"] for t in state["pending"]] == ["while running"]
 
@@ -396,7 +397,7 @@ async def test_building_a_runner_reads_and_writes_nothing_until_it_recovers(tmp_
         job=ScriptedJob(),
         clock=clock,
         schedule=Schedule(timedelta(minutes=30), timedelta(minutes=5)),
-        store=StateStore(data / "orchestrator_state.json"),
+        store=StateFile(data / "orchestrator_state.json").job("snapshot"),
         progress_file=ProgressFile(data / "snapshot_progress.json"),
     )
     assert runner.state == State() and not runner.running
@@ -404,7 +405,7 @@ async def test_building_a_runner_reads_and_writes_nothing_until_it_recovers(tmp_
     runner.recover()
     assert runner.state.last_run is not None and runner.state.last_run.run_id == "r1"
     assert runner.state.retry_of == "r1" and runner.state.pending_count == 1
-    assert json.loads((data / "orchestrator_state.json").read_text())["lastRun"]["runId"] == "r1"
+    assert saved_state(data)["lastRun"]["runId"] == "r1"
 
 
 async def test_a_run_the_service_was_killed_in_runs_again_once_with_its_triggers(
@@ -500,7 +501,7 @@ async def test_a_leftover_stays_on_record_until_it_is_stopped(
         (data / "orchestrator_state.json").write_text(json.dumps(document))
         service = await services.start()
         assert leftover.wait(timeout=10) == -signal.SIGTERM, "stopped before the service started anything"
-        saved = json.loads((data / "orchestrator_state.json").read_text())
+        saved = saved_state(data)
         assert saved["leftovers"] == [], "off the record only once stopped"
         await service.stop()
     finally:
@@ -519,14 +520,14 @@ async def test_triggers_beyond_the_recorded_ones_are_retried_once_too(
     service = await services.start()
     run = await job.next_start()
     assert (run.ctx.reason, service.status()["currentRun"]["triggerCount"]) == ("retry of r2", 5)
-    saved = json.loads((tmp_path / "data" / "orchestrator_state.json").read_text())
+    saved = saved_state(tmp_path / "data")
     assert saved["current"]["retriedBeyond"] == 5, "a third crash drops them"
 
 
 async def test_a_cancel_is_on_disk_before_it_is_answered(service: Orchestrator, job: ScriptedJob) -> None:
     run = await job.next_start()
     assert service.cancel("by hand") == run.ctx.run_id
-    saved = json.loads(service.state_store.path.read_text())
+    saved = saved_state(service.settings.store.data_dir)
     assert saved["current"]["stopRequested"] == {"status": "cancelled", "reason": "by hand"}
 
 
@@ -558,7 +559,7 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
     services: Services,
 ) -> None:
     # Before: the end was lost, and the run showed as running in the history until the next start.
-    import orchestrator.store.history as history_module
+    import orchestrator.store.schema as schema_module
     from orchestrator.runner import HISTORY_RETRY
 
     caplog.set_level(logging.INFO, logger="orchestrator.runner.recording")
@@ -567,18 +568,18 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
     history = service.history
     assert history is not None
 
-    real_connect = history_module._connect
+    real_connect = schema_module.connect
 
     def no_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(history_module, "_connect", no_descriptors)
+    monkeypatch.setattr(schema_module, "connect", no_descriptors)
     clock.advance(minutes(1))
     first.finish()
     await ended(service, first)
     clock.advance(HISTORY_RETRY)  # tried again on the clock: still failing, and not said again
     await settle()
-    monkeypatch.setattr(history_module, "_connect", real_connect)
+    monkeypatch.setattr(schema_module, "connect", real_connect)
     stored = history.get(first.ctx.run_id)
     assert (stored.document if stored else {}).get("status") in (None, "running"), "the write failed"
     assert history.owed == 1
@@ -598,20 +599,20 @@ async def test_a_run_end_the_history_could_not_take_lands_once_it_can_without_a_
 async def test_a_record_the_history_still_owes_is_tried_once_more_at_stop(
     job: ScriptedJob, monkeypatch: pytest.MonkeyPatch, services: Services
 ) -> None:
-    import orchestrator.store.history as history_module
+    import orchestrator.store.schema as schema_module
 
     service = await services.start()
     first = await job.next_start()
     assert service.history is not None
-    real_connect = history_module._connect
+    real_connect = schema_module.connect
 
     def no_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(history_module, "_connect", no_descriptors)
+    monkeypatch.setattr(schema_module, "connect", no_descriptors)
     first.finish()
     await ended(service, first)
-    monkeypatch.setattr(history_module, "_connect", real_connect)
+    monkeypatch.setattr(schema_module, "connect", real_connect)
     assert service.history.owed == 1
     await service.stop()  # before the retry is due
     stored = service.history.get(first.ctx.run_id)

@@ -20,6 +20,7 @@ from orchestrator.core.events import RunStatus, Source
 from orchestrator.live.progress import Progress
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, ScriptedRun, Services, ended, minutes, settle
+from tests.support import saved_state
 
 pytestmark = pytest.mark.service(interval=600)
 
@@ -221,7 +222,7 @@ async def test_a_stop_just_as_a_run_ends_still_records_its_outcome(
     run.report(90, "almost")  # its write hangs: the runner's flush after the job's end waits behind it
     run.finish()
     await stop_while_a_write_waits(orchestrator, writes)
-    state = on_disk(tmp_path, "orchestrator_state.json")
+    state = saved_state(tmp_path / "data")
     assert state["current"] is None, "the run ended before the stop: it is not 'interrupted'"
     assert (state["lastRun"]["runId"], state["lastRun"]["status"]) == (run.ctx.run_id, "completed")
     assert on_disk(tmp_path, "snapshot_progress.json")["status"] == "completed"

@@ -27,6 +27,7 @@ class Backend:
     mend_history: Callable[[], None]
     damage_state: Callable[[bytes], None]
     break_state: Callable[[], None]
+    mend_state: Callable[[], None]
 
 
 def embedded(data: Path) -> Backend:
@@ -48,6 +49,9 @@ def embedded(data: Path) -> Backend:
         state_file.mkdir()
         (state_file / "keep").write_text("a folder the state cannot replace")
 
+    def mend_state() -> None:
+        shutil.rmtree(state_file)
+
     return Backend(
         name="embedded",
         stores=open_stores(data),
@@ -56,6 +60,7 @@ def embedded(data: Path) -> Backend:
         mend_history=mend_history,
         damage_state=state_file.write_bytes,
         break_state=break_state,
+        mend_state=mend_state,
     )
 
 

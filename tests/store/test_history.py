@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -249,21 +250,21 @@ def test_a_history_call_leaves_the_locks_of_another_connection_alone(history: Sq
 def test_a_record_that_cannot_be_written_is_kept_and_written_with_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.store.history as history_module
+    import orchestrator.store.schema as schema_module
 
     history = SqliteHistory(tmp_path / HISTORY_FILE_NAME)
     history.record(replace(run(1), status=RunStatus.RUNNING, finished_at=None), log_path="logs/run-00001.log")
-    real_connect = history_module._connect
+    real_connect = schema_module.connect
 
     def out_of_descriptors(path: Path, *, check: bool = False) -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(history_module, "_connect", out_of_descriptors)
+    monkeypatch.setattr(schema_module, "connect", out_of_descriptors)
     with pytest.raises(StoreUnavailable, match="unable to open database file") as raised:
         history.record(run(1))
     assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
     assert history.owed == 1
-    monkeypatch.setattr(history_module, "_connect", real_connect)
+    monkeypatch.setattr(schema_module, "connect", real_connect)
     assert document(history, "run-00001")["status"] == "running"
 
     history.record(run(2))  # the next write takes the kept one along
@@ -292,3 +293,34 @@ def test_a_history_written_before_runs_had_steps_is_read_and_takes_steps(tmp_pat
     history.record(later, steps=(step,))
     assert history.steps(later.run_id) == (step,)
     assert [r.run_id for r, _ in history.completed_steps(10)][:2] == [later.run_id, newest.run_id]
+
+
+def test_the_runs_of_a_history_written_before_there_were_several_jobs_are_the_default_jobs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Made the default job's when the history is opened (said once), and kept with it when another job is
+    made the default later, as its state is."""
+    old = Path(__file__).parent.parent / "upgrade" / "data-0.1.0" / "runs.sqlite3"
+    path = tmp_path / "runs.sqlite3"
+    shutil.copyfile(old, path)
+    assert {r["job"] for r in read_recent(path, 5, default_job="nightly")} == {"nightly"}, "read-only: as it is"
+    with caplog.at_level(logging.INFO):
+        history = SqliteHistory(path, default_job="nightly")
+    assert "3 run(s) recorded before there were several jobs are runs of the default job, 'nightly'" in caplog.text
+    assert (history.count(job="nightly"), history.count(job="snapshot")) == (3, 0)
+    runs = history.page(job="nightly").runs
+    assert [(r.job, r.document["job"]) for r in runs] == [("nightly", "nightly")] * 3
+    assert {run.job for r in runs if (run := r.record()) is not None} == {"nightly"}
+    caplog.clear()
+    again = SqliteHistory(path, default_job="snapshot")
+    assert "several jobs" not in caplog.text, "once"
+    assert (again.count(job="nightly"), again.count(job="snapshot")) == (3, 0), "they stay with the job that ran them"
+    db = sqlite3.connect(path)
+    try:  # a run the previous version recorded in it meanwhile (it knows no job column)
+        db.execute(
+            "INSERT INTO runs (run_id, started_at, record) VALUES ('r-old', '2027-01-01', '{\"runId\": \"r-old\"}')"
+        )
+        db.commit()
+    finally:
+        db.close()
+    assert SqliteHistory(path, default_job="snapshot").page(job="snapshot").runs[0].run_id == "r-old"

@@ -1,5 +1,6 @@
-"""Today's service on a data folder written by 0.1.0 (before runs had steps; see README.md here): its runs,
-their logs and its pause read as they were, its runs have no steps, and a new run records its steps beside them."""
+"""Today's service on a data folder written by 0.1.0 (before runs had steps, and before there were several jobs;
+see README.md here): its runs, their logs and its pause read as they were, as the default job's, its runs have no
+steps, and a new run records its steps beside them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ import aiohttp
 import pytest
 import requests
 
-from tests.support import STEPS_JOB, STEPS_JOB_STEPS, ServiceProcess, job_command, next_status, sse_stream
+from tests.support import (
+    STEPS_JOB,
+    STEPS_JOB_STEPS,
+    ServiceProcess,
+    job_command,
+    next_status,
+    saved_state,
+    sse_stream,
+)
 
 pytestmark = pytest.mark.process
 
@@ -43,6 +52,7 @@ def upgraded(service_factory: Any, tmp_path: Path) -> ServiceProcess:
 async def test_the_old_runs_logs_and_pause_read_and_their_runs_have_no_steps(upgraded: ServiceProcess) -> None:
     runs = (await asyncio.to_thread(get, upgraded, "/api/snapshot/runs"))["runs"]
     assert [(r["runId"], r["status"], r["trigger"], r["reason"]) for r in runs] == OLD_RUNS
+    assert {r["job"] for r in runs} == {"snapshot"}, "the runs of the one job it had are the default job's"
     assert "GitHub answered 502" in runs[1]["error"]
     for run_id, status, _trigger, _reason in OLD_RUNS:
         log = await asyncio.to_thread(get, upgraded, f"/api/snapshot/runs/{run_id}/log")
@@ -70,6 +80,12 @@ async def test_a_new_run_records_its_steps_beside_the_old_runs(upgraded: Service
     assert done["lastRun"]["status"] == "completed", upgraded.logs()
     assert done["paused"]["reason"] == "maintenance", "a manual run leaves the pause alone"
     new_id = done["lastRun"]["runId"]
+    saved = saved_state(upgraded.data_dir)  # the state file, written in the new form, every job's in one
+    assert (saved["paused"]["reason"], saved["lastRun"]["runId"], saved["lastRun"]["job"]) == (
+        "maintenance",
+        new_id,
+        "snapshot",
+    )
 
     timeline = await asyncio.to_thread(get, upgraded, f"/api/snapshot/runs/{new_id}/steps")
     assert (timeline["status"], timeline["truncated"]) == ("completed", False)
