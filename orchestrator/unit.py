@@ -138,6 +138,7 @@ class JobUnit:
             history=history,
             listeners=listeners,
             logs=logs,
+            name=spec.name,
         )
         self.runner.recover()  # loads the state and closes a run the last service died in, before any reader
         self.timer = IntervalTimer(self.queue, clock, self._due)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator.core.events import RunStatus, Source
+from orchestrator.core.records import DEFAULT_JOB
 from orchestrator.core.steps import KNOWN_KEYS, Parsed, StepReport, cut_name, from_fields, unknown_keys
 
 PROGRESS_LINE = re.compile(r"^PROGRESS\s+(-?\d+(?:\.\d+)?)%?(?:\s+(.*))?$")
@@ -56,6 +57,8 @@ class RunContext:
     progress_file: Path
     output: Output = field(default=ignore_output, compare=False, repr=False)
     """Where the job's lines go (the run's log); a job that prints nothing may ignore it."""
+    job: str = DEFAULT_JOB
+    """The job's name (``SNAPSHOT_JOB``)."""
 
 
 @dataclass(frozen=True, slots=True)

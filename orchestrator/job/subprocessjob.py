@@ -10,6 +10,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 
 from orchestrator.core.events import RunStatus
 from orchestrator.core.outlast import outlast_cancel
@@ -55,10 +56,21 @@ def job_environment(env: Mapping[str, str]) -> dict[str, str]:
 class SubprocessJob:
     """The real job: ``argv`` run without a shell, in a new session so its whole tree can be stopped."""
 
-    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, kill_grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        kill_grace: float = 10.0,
+        cwd: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.argv = tuple(argv)
-        self.env = job_environment(os.environ if env is None else env)
+        # The job's own variables (a jobs file's ``env``) are the operator's to give, secrets included.
+        self.env = {**job_environment(os.environ if env is None else env), **(extra_env or {})}
         self.kill_grace = kill_grace
+        self.cwd = cwd
+        """Where the job runs; ``None``: the service's own folder."""
 
     async def run(self, ctx: RunContext, report: Report, started: Started = ignore_pid) -> JobResult:
         env = {
@@ -67,6 +79,7 @@ class SubprocessJob:
             "SNAPSHOT_RUN_ID": ctx.run_id,
             "SNAPSHOT_TRIGGER": ctx.source.value,
             "SNAPSHOT_REASON": ctx.reason,
+            "SNAPSHOT_JOB": ctx.job,
             "PYTHONUNBUFFERED": "1",
         }
         loop = asyncio.get_running_loop()
@@ -78,6 +91,7 @@ class SubprocessJob:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
+                cwd=self.cwd,
                 start_new_session=True,
             )
         except OSError as exc:

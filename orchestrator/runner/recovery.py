@@ -78,13 +78,13 @@ def recovered_state(state: State, done: RunRecord) -> State:
     )
 
 
-def reconcile_history(recorder: HistoryRecorder, last: RunRecord | None, now: datetime) -> None:
-    """Rows still ``running`` with no run in flight: the state (saved first) knows how the last one ended;
-    any other is closed as interrupted (the service may have died between saving the state and finishing
-    the history row)."""
+def reconcile_history(recorder: HistoryRecorder, last: RunRecord | None, now: datetime, *, job: str) -> None:
+    """Rows of ``job`` still ``running`` with no run of it in flight: the state (saved first) knows how the last
+    one ended; any other is closed as interrupted (the service may have died between saving the state and
+    finishing the history row). Other jobs' rows are theirs to close: they may be running now."""
     history = recorder.history
     try:
-        unfinished = history.unfinished()
+        unfinished = history.unfinished(job=job)
     except StoreUnavailable as exc:
         log.error("cannot read the run history %s to close interrupted runs: %s", history.location, exc)
         return

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, Source, Trigger
-from orchestrator.core.records import Pause, State
+from orchestrator.core.records import DEFAULT_JOB, Pause, State
 from orchestrator.core.runevents import RunFinished, RunListener
 from orchestrator.core.schedule import Schedule
 from orchestrator.core.steps import Step
@@ -57,7 +57,10 @@ class Runner:
         history: RunHistory = NO_HISTORY,
         listeners: Sequence[RunListener] = (),
         logs: RunLogs | None = None,
+        name: str = DEFAULT_JOB,
     ) -> None:
+        self.name = name
+        """The job's name: its runs say it, its job is told it (``SNAPSHOT_JOB``)."""
         self._ledger = Ledger(store)
         self._clock = clock
         self._on_change = on_change
@@ -79,6 +82,7 @@ class Runner:
             logs,
             on_change,
             self._steps,
+            name,
         )
         self._loop = RunLoop(self._parts, job, self._intake.work)
         self._schedule = schedule
@@ -101,7 +105,7 @@ class Runner:
             step = f"{done.status.value.capitalize()}: {done.error}"
             with contextlib.suppress(OSError):
                 self._writer.file.write(self._writer.ended(done, step=step))
-        reconcile_history(self._recorder, self._ledger.state.last_run, self._clock.now())
+        reconcile_history(self._recorder, self._ledger.state.last_run, self._clock.now(), job=self.name)
 
     async def serve(self) -> None:
         """Run until cancelled. Cancelling stops a running job and records it as ``cancelled``."""

@@ -45,6 +45,7 @@ class Parts:
     logs: RunLogs | None
     on_change: Callable[[], None]
     steps: RunSteps
+    job_name: str
 
 
 class RunLoop:
@@ -72,6 +73,7 @@ class RunLoop:
         now = p.clock.now()
         pending = p.ledger.state
         record = RunRecord(
+            job=p.job_name,
             run_id=new_run_id(now),
             triggers=pending.pending,
             started_at=now,
@@ -108,7 +110,9 @@ class RunLoop:
         record = self._begin()
         logs = self._p.logs
         output = logs.open(record.run_id) if logs is not None else ignore_output  # the run's log file
-        ctx = RunContext(record.run_id, record.source, record.reason, self._p.writer.file.path, output)
+        ctx = RunContext(
+            record.run_id, record.source, record.reason, self._p.writer.file.path, output, job=self._p.job_name
+        )
         job: asyncio.Task[JobResult] | None = None
         try:
             # Land "running" before the job starts, so it cannot overwrite the job's own first report.

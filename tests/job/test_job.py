@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -287,3 +288,24 @@ async def test_detached_children_do_not_outlive_the_run(tmp_path: Path) -> None:
     assert result.status is RunStatus.COMPLETED
     [pid] = report.pids
     assert not _alive(pid)
+
+
+@pytest.mark.process
+async def test_the_job_runs_in_its_folder_with_its_name_and_its_own_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    monkeypatch.setenv("SNAPSHOT_TOKEN", "the service's own")
+    script = (
+        "import json, os\n"
+        "keys = ('SNAPSHOT_JOB', 'REPORT_MODE', 'SNAPSHOT_TOKEN')\n"
+        "json.dump([os.getcwd(), {k: os.environ.get(k) for k in keys}], open('seen.json', 'w'))\n"
+    )
+    job = SubprocessJob([PY, "-c", script], cwd=folder, extra_env={"REPORT_MODE": "weekly"})
+    context = replace(ctx(tmp_path), job="report")
+    result = await job.run(context, lambda parsed: None)
+    assert result.status is RunStatus.COMPLETED
+    cwd, seen = json.loads((folder / "seen.json").read_text())
+    assert cwd == str(folder)
+    assert seen == {"SNAPSHOT_JOB": "report", "REPORT_MODE": "weekly", "SNAPSHOT_TOKEN": None}
