@@ -14,6 +14,7 @@ from orchestrator.config import Settings
 from orchestrator.core.clock import Clock, SystemClock
 from orchestrator.core.events import Source, Trigger
 from orchestrator.job.protocol import Job
+from orchestrator.jobsfile.spec import JobSpec
 from orchestrator.live import status as documents
 from orchestrator.live.hub import Hub
 from orchestrator.live.progress import ProgressFile
@@ -24,7 +25,7 @@ from orchestrator.ops.retention import Retention
 from orchestrator.runner import RunListener, Runner
 from orchestrator.store import HISTORY_FILE_NAME, StateStore, open_history
 from orchestrator.store.runlogs import RunLogs
-from orchestrator.unit import JobSpec, JobUnit
+from orchestrator.unit import JobUnit
 
 log = logging.getLogger(__name__)
 

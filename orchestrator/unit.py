@@ -12,19 +12,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any, Protocol
 
-from orchestrator.config import Settings
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
-from orchestrator.core.records import DEFAULT_JOB, Pause, RunRecord, State
-from orchestrator.core.schedule import Schedule
+from orchestrator.core.records import Pause, RunRecord, State
 from orchestrator.core.stepstats import RunTimeline
 from orchestrator.job.protocol import Job
 from orchestrator.job.subprocessjob import SubprocessJob
+from orchestrator.jobsfile.spec import JobSpec
 from orchestrator.live.hub import Hub
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
@@ -42,41 +39,6 @@ log = logging.getLogger(__name__)
 
 SAVE_TIMEOUT_SECONDS = 10.0
 """How long a request waits for its trigger to be saved; the runner saves at once, unless it is gone."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """What one job is: its command, its schedule, its files, and the limits on its runs."""
-
-    command: tuple[str, ...]
-    interval_minutes: float
-    cooldown_minutes: float
-    triggers_dir: Path
-    progress_path: Path
-    state_path: Path
-    kill_grace_seconds: float
-    timeout: timedelta | None = None
-    stall_timeout: timedelta | None = None
-    name: str = DEFAULT_JOB
-    """What the job is called where it is named (its badge, ``/badge/<name>.svg``); the API's paths say it too."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> JobSpec:
-        return cls(
-            command=settings.job.command,
-            interval_minutes=settings.job.interval_minutes,
-            cooldown_minutes=settings.job.cooldown_minutes,
-            triggers_dir=settings.job.triggers_dir,
-            progress_path=settings.store.progress_path,
-            state_path=settings.store.state_path,
-            kill_grace_seconds=settings.job.kill_grace_seconds,
-            timeout=settings.job.timeout,
-            stall_timeout=settings.job.stall_timeout,
-        )
-
-    @property
-    def schedule(self) -> Schedule:
-        return Schedule(timedelta(minutes=self.interval_minutes), timedelta(minutes=self.cooldown_minutes))
 
 
 class Checks(Protocol):
@@ -126,7 +88,8 @@ class JobUnit:
         self.estimator = FinishEstimator(self.recent)
         self.runner = Runner(
             queue=self.queue,
-            job=job or SubprocessJob(spec.command, kill_grace=spec.kill_grace_seconds),
+            job=job
+            or SubprocessJob(spec.command, kill_grace=spec.kill_grace_seconds, cwd=spec.cwd, extra_env=spec.env),
             clock=clock,
             schedule=self.schedule,
             store=self.state_store,
