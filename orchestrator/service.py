@@ -23,6 +23,7 @@ from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier
 from orchestrator.ops.retention import Retention
 from orchestrator.runner import RunListener, Runner
+from orchestrator.sources.watchhub import WatchHub
 from orchestrator.store import HISTORY_FILE_NAME, StateStore, open_history
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.unit import JobUnit
@@ -51,6 +52,9 @@ class Orchestrator:
         self.retention = Retention(
             self.history, self.logs, self.clock, keep_runs=settings.store.keep_runs, keep_days=settings.store.keep_days
         )
+        self.watches = WatchHub()
+        """Every folder watch of the service (the triggers folder, the progress file, their parents), sharing
+        one observer per folder however many jobs watch it."""
         self.listeners: list[RunListener] = [self.retention]
         """Told of each run's start and end (retention, recent runs, notifications, metrics), in this order; the
         runner holds this same list."""
@@ -61,6 +65,7 @@ class Orchestrator:
             history=self.history,
             logs=self.logs,
             listeners=self.listeners,
+            watches=self.watches,
         )
         self.notifier = Notifier(
             settings,
@@ -82,6 +87,9 @@ class Orchestrator:
         self._stack.push_async_callback(self.notifier.stop)  # its last run's end is queued; a short grace
         self._stack.push_async_callback(self.logs.stop)  # the last run's last lines
         self._stack.push_async_callback(self.retention.stop)
+        # Before those three, after everything the start adds: the watches are stopped by then, and this stops
+        # what a failed start left subscribed.
+        self._stack.callback(self.watches.stop)
         self._stopping = False
 
     async def start(self) -> None:

@@ -31,6 +31,7 @@ from orchestrator.ops.recent import RecentRuns
 from orchestrator.runner import RunListener, Runner
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.timer import IntervalTimer
+from orchestrator.sources.watchhub import WatchHub
 from orchestrator.store import RunHistory, StateStore
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateFile
@@ -57,9 +58,9 @@ class NoChecks:
 
 
 class JobUnit:
-    """One job's parts, wired to each other; its status view (``status``, ``progress``, ...) and its commands
-    (``request_run``, ``cancel``, ``set_pause``). ``listeners`` is the runner's list of run listeners; the
-    recent runs are added to it here, and the caller may add more after."""
+    """One job's parts, wired to each other; its status view and its commands (``request_run``, ``cancel``,
+    ``set_pause``). ``listeners``: the runner's run listeners (the recent runs are added here, the caller may add
+    more); ``watches``: the service's one hub of folder watches, shared by every unit, stopped after them."""
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class JobUnit:
         history: RunHistory,
         logs: RunLogs,
         listeners: list[RunListener],
+        watches: WatchHub,
     ) -> None:
         self.spec = spec
         self.clock = clock
@@ -105,9 +107,9 @@ class JobUnit:
         )
         self.runner.recover()  # loads the state and closes a run the last service died in, before any reader
         self.timer = IntervalTimer(self.queue, clock, self._due)
-        self.folder = FolderSource(spec.triggers_dir, self.queue, clock)
+        self.folder = FolderSource(spec.triggers_dir, self.queue, clock, watches)
         self.runner.hold_first_run(self.folder.first_look)
-        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file)
+        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file, watches)
         self.checks: Checks = NoChecks()
         self._was_running = False
         self._stopping = False

@@ -16,13 +16,17 @@ from watchdog.events import EVENT_TYPE_DELETED, FileSystemEvent
 from orchestrator.core.streak import Streak
 from orchestrator.disk.atomic import InvalidDocument
 from orchestrator.live.progress import Progress, ProgressFile
-from orchestrator.sources.watch import CONTENT_EVENTS, FolderWatch, event_paths
+from orchestrator.sources.watch import CONTENT_EVENTS, FolderWatch
+from orchestrator.sources.watchhub import WatchHub, event_paths
 
 log = logging.getLogger(__name__)
 
 
 class ProgressMonitor:
-    def __init__(self, progress_file: ProgressFile, on_progress: Callable[[Progress], None]) -> None:
+    """Watches one progress file. Its folder may hold other jobs' progress files: ``hub`` shares one observer
+    of the folder among their monitors, and tells each only of the events about its own file."""
+
+    def __init__(self, progress_file: ProgressFile, on_progress: Callable[[Progress], None], hub: WatchHub) -> None:
         self._file = progress_file
         self._on_progress = on_progress
         target = os.fspath(progress_file.path)
@@ -30,6 +34,8 @@ class ProgressMonitor:
             progress_file.path.parent,
             lambda event: _names(event, target),
             "progress",
+            hub,
+            names=frozenset({progress_file.path.name}),
         )
         self.latest: Progress | None = None
         self._unusable = Streak()

@@ -8,7 +8,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ from orchestrator.core.outlast import outlast_cancel
 from orchestrator.sources.takenlog import TakenLog
 from orchestrator.sources.trigger_files import TakenFile, TriggerFolder
 from orchestrator.sources.watch import FolderWatch
+from orchestrator.sources.watchhub import WatchHub
 from orchestrator.sources.writers import JUST_CREATED, UNHEARD_SECONDS, Writers
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,26 @@ class FolderSource:
     The folder is listed and its files are read on a worker thread, :data:`TAKE_BATCH` files at a time, each
     batch queued as it is read and its files removed once the runner has saved its triggers: a burst of tens
     of thousands of files takes seconds to consume, and the event loop (HTTP, event streams, the job's
-    output) must keep answering meanwhile."""
+    output) must keep answering meanwhile.
 
-    def __init__(self, folder: Path, queue: asyncio.Queue[Trigger], clock: Clock) -> None:
-        self._folder = TriggerFolder(folder)
+    ``leave_alone``: names of entries that are never this folder's triggers, nor warned about: the folders of
+    other jobs, when this is the default job's folder and theirs are in it (checked at each look, so a set that
+    changes on a reload may be given)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        queue: asyncio.Queue[Trigger],
+        clock: Clock,
+        hub: WatchHub,
+        *,
+        leave_alone: Container[str] = frozenset(),
+    ) -> None:
+        self._folder = TriggerFolder(folder, leave_alone=leave_alone)
         self._queue = queue
         self._clock = clock
         self._writers = Writers(clock)
-        self.watch = FolderWatch(folder, self._writers.event_delay, "triggers", full_events=True)
+        self.watch = FolderWatch(folder, self._writers.event_delay, "triggers", hub, full_events=True)
         self.waiting = asyncio.Event()
         """Set while the source waits for the next event (no look at the folder going on or due)."""
         self._refused = False

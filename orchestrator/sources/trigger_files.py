@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -71,10 +72,14 @@ class TriggerFolder:
     The folder is opened for each look without following a symlink (``O_DIRECTORY | O_NOFOLLOW``) and every
     file in it is listed, opened and removed through that descriptor (``scandir(fd)``, ``dir_fd=``): a triggers folder
     swapped for a symlink to another folder would otherwise have that folder's files read and removed. A path
-    that is a symlink, or not a folder, is refused (logged once) until a real folder is there again."""
+    that is a symlink, or not a folder, is refused (logged once) until a real folder is there again.
 
-    def __init__(self, folder: Path) -> None:
+    Entries named in ``leave_alone`` are skipped before anything else, without a word: other jobs' folders
+    inside this one (whatever stands at such a name is that job's business, and its own watch says so)."""
+
+    def __init__(self, folder: Path, *, leave_alone: Container[str] = frozenset()) -> None:
         self.folder = folder
+        self._leave_alone = leave_alone
         self._fd: int | None = None
         """The folder as opened by the last :meth:`scan`; its reads and removals go through it."""
         self._warned: set[tuple[str, int]] = set()
@@ -126,7 +131,7 @@ class TriggerFolder:
             if fd is None:
                 return []
             with os.scandir(fd) as listing:
-                entries = [e for e in listing if is_trigger_name(e.name)]
+                entries = [e for e in listing if is_trigger_name(e.name) and e.name not in self._leave_alone]
         except FileNotFoundError:
             return []
         except OSError as exc:  # e.g. no permission, or replaced by a file; logged once per streak

@@ -1,8 +1,8 @@
-"""A watchdog observer on one folder, turned into an asyncio "something may have changed" flag.
+"""A watch on one folder, turned into an asyncio "something may have changed" flag.
 
 Events are hints, never data: the consumer clears :attr:`FolderWatch.changed`, then looks at the folder
 itself. A burst of events therefore costs one look, and an event lost to an inotify overflow costs nothing
-as long as the consumer also looks at start and after each run.
+as long as the consumer also looks at start and after each run (and at once when the overflow is told).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,20 +22,14 @@ from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
     EVENT_TYPE_DELETED,
+    EVENT_TYPE_EVENTS_LOST,
     EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
     FileSystemEvent,
-    FileSystemEventHandler,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
 
 from orchestrator.core.streak import Streak
-
-try:
-    from watchdog.observers.inotify import InotifyObserver
-except ImportError:  # not Linux: the platform's observer, without full move events
-    InotifyObserver = None  # type: ignore[assignment,misc]
+from orchestrator.sources.watchhub import Subscription, WatchHub, event_paths
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +43,24 @@ PARENT_EVENTS = frozenset({EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MO
 """What, seen in the parent, can mean the watched folder is no longer the one at its path."""
 
 
-def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
-    """The paths an event names (a move names two)."""
-    paths = (os.fsdecode(event.src_path), os.fsdecode(event.dest_path))
-    return tuple(p for p in paths if p)
-
-
 class FolderWatch:
     """Watches one folder (not recursively) and sets :attr:`changed` when ``relevant(event)`` says so.
 
     ``relevant`` returns ``None`` (ignore the event), ``0`` (look now) or a delay in seconds (look then,
-    for events that may be followed by a better one, such as a file created but not yet closed).
+    for events that may be followed by a better one, such as a file created but not yet closed). ``names``,
+    if given, are the only entries of the folder whose events ``relevant`` is asked about (a progress file in
+    a folder shared with other jobs' files).
 
-    The folder itself may go away under us: deleted (watchdog's emitter then stops for good), moved aside
-    (the watch would follow it to its new name), or replaced by another folder or a file. A second observer
-    watches the parent for entries with the folder's name; on any such hint the consumer's next
-    :meth:`recover` re-creates the folder if needed and re-arms the watch, so ``rm -r triggers && mkdir
-    triggers`` or ``mv triggers old && mkdir triggers`` does not leave us deaf. (A separate observer, so that
-    renames next to the folder cannot delay the folder's own events by watchdog's 0.5 s move pairing.)
+    The events come from ``hub``, which shares one observer among every watch of a folder (or, for a folder
+    in a tree, of the tree). The folder itself may go away under us: deleted (watchdog's emitter then stops
+    for good), moved aside (the watch would follow it to its new name), or replaced by another folder or a
+    file. The watch also subscribes to the parent's entry of the folder's name; on any such hint, or when
+    events were lost, the consumer's next :meth:`recover` re-creates the folder if needed and subscribes again
+    (the hub re-arms an observer whose folder is no longer the one at its path), so ``rm -r triggers && mkdir
+    triggers`` or ``mv triggers old && mkdir triggers`` does not leave us deaf. Events delivered to the
+    subscriptions of before a recovery are ignored: they are about the folder that was. (Another observer
+    than the folder's own, so that renames next to the folder cannot delay the folder's own events by
+    watchdog's 0.5 s move pairing; for a folder in a tree, the parent's observer is the tree's.)
     """
 
     def __init__(
@@ -73,80 +68,91 @@ class FolderWatch:
         folder: Path,
         relevant: Callable[[FileSystemEvent], float | None],
         name: str,
+        hub: WatchHub,
         *,
         full_events: bool = False,
+        names: frozenset[str] | None = None,
     ) -> None:
         self.folder = folder
         self.name = name
+        self._hub = hub
+        self._followed = hub.follows(folder)
         self._full_events = full_events
+        self._names = names
         self.changed = asyncio.Event()
         self._relevant = relevant
-        self._observers: list[BaseObserver] = []
+        self._subscriptions: list[Subscription] = []
+        self._current: object | None = None
+        """The token of the current subscriptions: an event delivered to older ones is stale, and ignored."""
+        self._lock = threading.Lock()
+        """Makes "is this event's subscription current, then set a flag" one step against :meth:`recover`."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: tuple[int, int] | None = None
         """Device and inode of the folder being watched: what a hint from the parent is checked against."""
         self._lost = False
         """The watched folder was deleted: re-arm whatever the folder at our path looks like now."""
         self._maybe_moved = False
-        """The parent saw something happen to an entry with the folder's name: re-arm if it is not ours."""
+        """The parent saw something happen to an entry with the folder's name (or events were lost): re-arm if
+        the folder at our path is not ours."""
         self._recovery_failed = Streak()
         self._later: set[int] = set()
         """Whole seconds of the loop's clock at which :attr:`changed` is already due to be set."""
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        token = object()
+        with self._lock:
+            self._current = token
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         # The parent first: should the folder itself not be watchable (a file sits there), we still hear
         # when it comes back.
-        self._observe(Observer(), "-parent", self._on_parent_event, self.folder.parent)
+        self._subscribe(self.folder.parent, token, self._on_parent_event, names=frozenset({self.folder.name}))
         self.folder.mkdir(exist_ok=True)
         info = os.stat(self.folder)
         # Full events: a file moved in from another folder is a move (with its name), not a bare "created".
-        observer = (
-            InotifyObserver(generate_full_events=True)
-            if self._full_events and InotifyObserver is not None
-            else Observer()
-        )
-        self._observe(observer, "", self._on_event, self.folder)
+        self._subscribe(self.folder, token, self._on_event, full_events=self._full_events, names=self._names)
         self._watched = (info.st_dev, info.st_ino)
         log.debug("watching %s for %s", self.folder, self.name)
 
-    def _observe(
-        self, observer: BaseObserver, suffix: str, handle: Callable[[FileSystemEvent], None], path: Path
+    def _subscribe(
+        self,
+        folder: Path,
+        token: object,
+        handle: Callable[[object, FileSystemEvent], None],
+        *,
+        full_events: bool = False,
+        names: frozenset[str] | None = None,
     ) -> None:
-        observer.name = f"watch-{self.name}{suffix}"
-        observer.daemon = True
-        observer.schedule(_Handler(handle), os.fspath(path), recursive=False)
-        observer.start()
-        self._observers.append(observer)
+        sub = self._hub.subscribe(folder, lambda event: handle(token, event), full_events=full_events, names=names)
+        self._subscriptions.append(sub)
 
     def stop(self) -> None:
-        """Stop and join the observer threads; must run before the event loop closes."""
-        observers, self._observers = self._observers, []
-        for observer in observers:
-            observer.stop()
-        for observer in observers:
-            observer.join(timeout=5)
+        """Stop hearing of the folder (the hub stops an observer nobody else needs, before the loop closes)."""
+        with self._lock:
+            self._current = None
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for sub in subscriptions:
+            self._hub.unsubscribe(sub)
 
     def recover(self) -> bool:
         """Re-create the folder and re-arm the watch if it went away; ``True`` if that happened."""
-        if not self._lost:
-            if not self._maybe_moved:
-                return False
-            self._maybe_moved = False
-            if not self._replaced():
-                return False
+        with self._lock:
+            lost, moved, self._maybe_moved = self._lost, self._maybe_moved, False
+        if not lost and not (moved and self._replaced()):
+            return False
         if not self._recovery_failed.failing:
             log.warning("%s folder %s was removed or replaced; watching it again", self.name, self.folder)
         self.stop()
-        # Cleared only now: the old observers are joined, so no late event of theirs can set them again.
-        self._lost = self._maybe_moved = False
+        # Cleared only now: the old subscriptions are void, so no late event of theirs can set them again.
+        with self._lock:
+            self._lost = self._maybe_moved = False
         try:
             self.start()
         except OSError as exc:
             # Say, a file now sits where the folder was. Stay deaf rather than die: the parent's watch or the
             # consumer's next look (after each run) tries again. Logged once per streak.
-            self._lost = True
+            with self._lock:
+                self._lost = True
             if self._recovery_failed.failed():
                 log.error("cannot watch %s folder %s (%s); will try again", self.name, self.folder, exc)
             return True
@@ -162,28 +168,41 @@ class FolderWatch:
             return True
         return not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) != self._watched
 
-    # Called on the observer threads. Anything raised here would kill the observer, so nothing may be.
-    def _on_event(self, event: FileSystemEvent) -> None:
+    # Called on an observer's thread. Anything raised here would kill the observer, so nothing may be.
+    def _on_event(self, token: object, event: FileSystemEvent) -> None:
         try:
-            if (
+            if event.event_type == EVENT_TYPE_EVENTS_LOST:
+                self._hint(token, moved=True)  # the folder may have been replaced meanwhile: check
+            elif (
                 event.event_type == EVENT_TYPE_DELETED
                 and event.is_directory
                 and event_paths(event) == (os.fspath(self.folder),)
             ):
-                self._lost = True
-                self._notify(0)
+                # Its own observer has stopped for good: re-arm, whatever is at the path now. A tree's observer
+                # goes on, and its queue may still hold the deletion of a folder that was re-created since: the
+                # folder at the path is checked first (as for a hint from the parent).
+                self._hint(token, lost=not self._followed, moved=self._followed)
             elif (delay := self._relevant(event)) is not None:
                 self._notify(delay)
         except Exception:
             log.exception("ignoring a file event that could not be handled: %r", event)
 
-    def _on_parent_event(self, event: FileSystemEvent) -> None:
+    def _on_parent_event(self, token: object, event: FileSystemEvent) -> None:
         try:
-            if event.event_type in PARENT_EVENTS and os.fspath(self.folder) in event_paths(event):
-                self._maybe_moved = True
-                self._notify(0)
+            if event.event_type == EVENT_TYPE_EVENTS_LOST or (
+                event.event_type in PARENT_EVENTS and os.fspath(self.folder) in event_paths(event)
+            ):
+                self._hint(token, moved=True)
         except Exception:
             log.exception("ignoring a file event that could not be handled: %r", event)
+
+    def _hint(self, token: object, *, lost: bool = False, moved: bool = False) -> None:
+        with self._lock:
+            if token is not self._current:
+                return  # about the folder as it was before the last recovery
+            self._lost |= lost
+            self._maybe_moved |= moved
+        self._notify(0)
 
     def _notify(self, delay: float) -> None:
         loop = self._loop
@@ -207,11 +226,3 @@ class FolderWatch:
     def _fire_later(self, at: int) -> None:
         self._later.discard(at)
         self.changed.set()
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, handle: Callable[[FileSystemEvent], None]) -> None:
-        self._handle = handle
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        self._handle(event)

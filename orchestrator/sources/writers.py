@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from enum import Enum
 
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
@@ -12,6 +13,7 @@ from watchdog.events import (
     EVENT_TYPE_DELETED,
     EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
+    EVENT_TYPE_OPENED,
     FileSystemEvent,
 )
 
@@ -32,18 +34,34 @@ JUST_CREATED = "just created"
 """A file this new that no event has been heard for yet is left for the next look (which its events bring)."""
 
 
+class Heard(Enum):
+    """What inotify told of a trigger file, last."""
+
+    MADE = "made"
+    """Created, no writer heard opening it yet."""
+    WRITING = "writing"
+    """Created and opened: its writer's close is waited for."""
+    WHOLE = "whole"
+    """Closed after writing, renamed into place, or a link to content that exists already."""
+
+
 class Writers:
     """What inotify told of each trigger file (on the observer thread): created and still being written, or
     complete (closed, renamed into place, a hard link). Not only the look for a file itself waits for its
     close: every look at the folder (after a run, for another file) leaves a file being written alone, and
     one so new that its events have not been heard yet, so a slow writer's reason is never cut short. A
     file left is looked at again when its close is heard; after :data:`UNCLOSED_SECONDS` without a close
-    it is taken anyway."""
+    it is taken anyway.
+
+    A writer is told by the "opened" that follows the file's creation at once (the same ``open`` makes both).
+    A creation without one is a file found by watchdog's walk of a folder it has just begun to watch (a job's
+    folder made a moment ago), whose writer may be long done: no close would come, so it is looked at soon
+    and taken as at start, unless so new that its writer may still be at it."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._files: dict[str, tuple[bool, float]] = {}
-        """name -> (still being written, when heard on the monotonic clock)."""
+        self._files: dict[str, tuple[Heard, float]] = {}
+        """name -> (what was heard, when on the monotonic clock)."""
         self._lock = threading.Lock()
 
     def leave(self, entry: os.DirEntry[str]) -> str | None:
@@ -51,8 +69,11 @@ class Writers:
         with self._lock:
             heard = self._files.get(entry.name)
         if heard is not None:
-            writing, at = heard
-            return "being written" if writing and self._clock.monotonic() - at < UNCLOSED_SECONDS else None
+            what, at = heard
+            since = self._clock.monotonic() - at
+            if what is Heard.MADE:
+                return JUST_CREATED if since < UNHEARD_SECONDS else None
+            return "being written" if what is Heard.WRITING and since < UNCLOSED_SECONDS else None
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError:
@@ -71,6 +92,8 @@ class Writers:
             return None
         if event.event_type in (EVENT_TYPE_DELETED, EVENT_TYPE_MOVED):
             self._forget(os.fsdecode(event.src_path))  # gone from that name
+        if event.event_type == EVENT_TYPE_OPENED:
+            return self._opened(os.fsdecode(event.src_path))
         if event.event_type not in CONTENT_EVENTS:
             return None
         # For a move the new name decides: writing ``x.tmp`` and renaming it to ``x`` is the safe way.
@@ -85,18 +108,30 @@ class Writers:
             self._forget(path)
             return None
         if event.event_type == EVENT_TYPE_CREATED and _is_new_file(path):
-            self._heard(path, writing=True)
-            return UNCLOSED_SECONDS  # its writer may still be writing: wait for the close
+            self._heard(path, Heard.MADE)
+            return UNHEARD_SECONDS  # a writer's "opened" comes first; without one, the file is taken then
         if event.event_type in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED, EVENT_TYPE_CREATED):
-            self._heard(path, writing=False)  # written, renamed into place whole, or a link to written content
+            self._heard(path, Heard.WHOLE)  # written, renamed into place whole, or a link to written content
         return 0
 
-    def _heard(self, path: str, *, writing: bool) -> None:
+    def _opened(self, path: str) -> float | None:
+        """A file just made, opened at once: its maker is writing it, so its close is waited for. Any other
+        open says nothing: our own read of a file made with no writer comes later (a look leaves a file that
+        new alone)."""
+        name = os.path.basename(path)
+        with self._lock:
+            heard = self._files.get(name)
+            if heard is None or heard[0] is not Heard.MADE or self._clock.monotonic() - heard[1] >= UNHEARD_SECONDS:
+                return None
+            self._files[name] = (Heard.WRITING, heard[1])
+        return UNCLOSED_SECONDS  # its writer may still be writing: wait for the close
+
+    def _heard(self, path: str, what: Heard) -> None:
         now = self._clock.monotonic()
         with self._lock:
             if len(self._files) >= MAX_TRACKED_FILES:  # deletes lost (an inotify overflow): forget the old
                 self._files = {n: h for n, h in self._files.items() if now - h[1] < UNCLOSED_SECONDS}
-            self._files[os.path.basename(path)] = (writing, now)
+            self._files[os.path.basename(path)] = (what, now)
 
     def _forget(self, path: str) -> None:
         with self._lock:

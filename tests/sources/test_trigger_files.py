@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -95,3 +96,20 @@ def test_write_trigger_file_renames_into_place(tmp_path: Path) -> None:
     assert is_trigger_name(path.name)
     [taken] = TriggerFolder(path.parent).take_all()
     assert taken.reason == "nightly"
+
+
+def test_other_jobs_folders_are_left_alone_without_a_word_and_any_other_folder_is_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("report", "stray"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "backup").write_text("")  # where a job's folder should be: that job's watch says so
+    (tmp_path / "run-now").write_text("")
+    folder = TriggerFolder(tmp_path, leave_alone=frozenset({"report", "backup"}))
+    with caplog.at_level(logging.WARNING):
+        assert [t.name for t in folder.take_all()] == ["run-now"]
+        assert folder.take_all() == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"trigger file 'stray' in {tmp_path} is not a regular file; ignoring it"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup", "report", "stray"]

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -22,6 +22,7 @@ from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.trigger_files import TriggerFolder
+from orchestrator.sources.watchhub import WatchHub
 from tests.faults.harness import FileChanges
 
 WAIT = 5.0
@@ -48,13 +49,20 @@ async def serving(watcher: Watcher) -> AsyncIterator[None]:
         watcher.stop()
 
 
+@pytest.fixture
+def hub() -> Iterator[WatchHub]:
+    hub = WatchHub()
+    yield hub
+    hub.stop()
+
+
 @asynccontextmanager
-async def trigger_source(folder: Path) -> AsyncIterator[tuple[FolderSource, asyncio.Queue[Trigger]]]:
+async def trigger_source(folder: Path, hub: WatchHub) -> AsyncIterator[tuple[FolderSource, asyncio.Queue[Trigger]]]:
     """The source, and what it hands over once a stand-in for the runner has "saved" it (settled its receipt:
     only then does the source remove the file)."""
     queue: asyncio.Queue[Trigger] = asyncio.Queue()
     saved: asyncio.Queue[Trigger] = asyncio.Queue()
-    source = FolderSource(folder, queue, SystemClock())
+    source = FolderSource(folder, queue, SystemClock(), hub)
 
     async def save_all() -> None:
         while True:
@@ -72,8 +80,8 @@ async def trigger_source(folder: Path) -> AsyncIterator[tuple[FolderSource, asyn
 
 
 @pytest.fixture
-async def folder_source(tmp_path: Path) -> AsyncIterator[tuple[FolderSource, asyncio.Queue[Trigger]]]:
-    async with trigger_source(tmp_path / "triggers") as running:
+async def folder_source(tmp_path: Path, hub: WatchHub) -> AsyncIterator[tuple[FolderSource, asyncio.Queue[Trigger]]]:
+    async with trigger_source(tmp_path / "triggers", hub) as running:
         yield running
 
 
@@ -182,17 +190,17 @@ async def test_a_file_moved_in_from_another_folder_is_taken(
     assert (await next_trigger(queue)).reason == "moved in"
 
 
-async def test_files_present_at_start_are_taken(tmp_path: Path) -> None:
+async def test_files_present_at_start_are_taken(tmp_path: Path, hub: WatchHub) -> None:
     folder = tmp_path / "triggers"
     folder.mkdir()
     (folder / "early").write_text("left while we were down")
-    async with trigger_source(folder) as (_, queue):
+    async with trigger_source(folder, hub) as (_, queue):
         assert (await next_trigger(queue)).reason == "left while we were down"
 
 
-async def test_folder_missing_at_start_is_created(tmp_path: Path) -> None:
+async def test_folder_missing_at_start_is_created(tmp_path: Path, hub: WatchHub) -> None:
     folder = tmp_path / "not" / "yet"
-    async with trigger_source(folder) as (_, queue):
+    async with trigger_source(folder, hub) as (_, queue):
         (folder / "go").touch()
         assert (await next_trigger(queue)).reason == "go"
 
@@ -214,9 +222,9 @@ async def test_folder_deleted_and_recreated_keeps_working(
 
 # --------------------------------------------------------------------------------------------- progress
 @pytest.fixture
-async def monitor(tmp_path: Path) -> AsyncIterator[tuple[ProgressMonitor, asyncio.Queue[Progress]]]:
+async def monitor(tmp_path: Path, hub: WatchHub) -> AsyncIterator[tuple[ProgressMonitor, asyncio.Queue[Progress]]]:
     seen: asyncio.Queue[Progress] = asyncio.Queue()
-    monitor = ProgressMonitor(ProgressFile(tmp_path / "snapshot_progress.json"), seen.put_nowait)
+    monitor = ProgressMonitor(ProgressFile(tmp_path / "snapshot_progress.json"), seen.put_nowait, hub)
     async with serving(monitor):
         yield monitor, seen
 
@@ -270,7 +278,7 @@ async def test_deleted_file_keeps_last_state(monitor: tuple[ProgressMonitor, asy
 
 
 async def test_a_stop_while_a_look_is_on_its_thread_closes_the_folder_only_after_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: WatchHub
 ) -> None:
     """A cancel does not stop a worker thread: the folder's descriptor must outlive the look that uses it
     (closed under it, the look's next call fails with EBADF, or worse, uses a descriptor reused since)."""
@@ -295,7 +303,7 @@ async def test_a_stop_while_a_look_is_on_its_thread_closes_the_folder_only_after
 
     monkeypatch.setattr(TriggerFolder, "scan", slow_scan)
     monkeypatch.setattr(TriggerFolder, "close", closing)
-    source = FolderSource(tmp_path / "triggers", asyncio.Queue(), SystemClock())
+    source = FolderSource(tmp_path / "triggers", asyncio.Queue(), SystemClock(), hub)
     source.start()
     task = asyncio.create_task(source.serve())
     assert await asyncio.to_thread(inside.wait, WAIT)
