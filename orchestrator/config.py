@@ -101,8 +101,29 @@ class HttpSettings:
     """Peers whose ``X-Forwarded-For`` names the client (orchestrator/http/clientaddr.py); anyone else's is ignored."""
 
 
+class RunLimits:
+    """A job's limits in minutes (as flags and jobs files say them), as durations (as the runner takes them)."""
+
+    __slots__ = ()
+    cooldown_minutes: float
+    timeout_minutes: float
+    stall_timeout_minutes: float
+
+    @property
+    def cooldown(self) -> timedelta:
+        return timedelta(minutes=self.cooldown_minutes)
+
+    @property
+    def timeout(self) -> timedelta | None:
+        return timedelta(minutes=self.timeout_minutes) if self.timeout_minutes else None
+
+    @property
+    def stall_timeout(self) -> timedelta | None:
+        return timedelta(minutes=self.stall_timeout_minutes) if self.stall_timeout_minutes else None
+
+
 @dataclass(frozen=True, slots=True)
-class JobSettings:
+class JobSettings(RunLimits):
     """The job, what asks for it (the schedule, the trigger folder) and how long it may take."""
 
     command: tuple[str, ...] = field(default_factory=sample_job_command)
@@ -118,18 +139,6 @@ class JobSettings:
     @property
     def interval(self) -> timedelta:
         return timedelta(minutes=self.interval_minutes)
-
-    @property
-    def cooldown(self) -> timedelta:
-        return timedelta(minutes=self.cooldown_minutes)
-
-    @property
-    def timeout(self) -> timedelta | None:
-        return timedelta(minutes=self.timeout_minutes) if self.timeout_minutes else None
-
-    @property
-    def stall_timeout(self) -> timedelta | None:
-        return timedelta(minutes=self.stall_timeout_minutes) if self.stall_timeout_minutes else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from cronsim import CronSim, CronSimError
 
+from orchestrator.core.schedule import Cooldown
+
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7))
 """The five fields of an expression, as cronsim names them, with the numbers each takes."""
 SEARCH_FROM = datetime(2000, 1, 1, tzinfo=UTC)
@@ -67,7 +69,7 @@ def _why(fields: list[str], message: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class CronSchedule:
+class CronSchedule(Cooldown):
     """Runs at the times of a cron ``expression`` on the clock of ``zone``, and no sooner than ``cooldown``
     after a manual run. A :class:`~orchestrator.core.schedule.Timing`, like the interval ``Schedule``.
 
@@ -100,13 +102,6 @@ class CronSchedule:
         if not_before is not None and not_before > due:
             due = not_before
         return due
-
-    def cooldown_until(self, finished_at: datetime) -> datetime:
-        return finished_at + self.cooldown
-
-    def cooldown_after_restart(self, not_before: datetime | None, *, manual_end: datetime | None) -> datetime | None:
-        """As the interval schedule's: a restart with another cooldown applies it to the manual run already over."""
-        return not_before if manual_end is None else self.cooldown_until(manual_end)
 
     def occurrence_after(self, moment: datetime) -> datetime:
         """The expression's first time strictly after ``moment`` in real time, in UTC."""

@@ -42,8 +42,26 @@ def first_runs(timing: Timing, count: int, *, start: datetime) -> tuple[datetime
     return tuple(runs)
 
 
+class Cooldown:
+    """What every schedule does with its ``cooldown`` after a manual run (the interval's and the calendar's)."""
+
+    __slots__ = ()
+    cooldown: timedelta
+
+    def cooldown_until(self, finished_at: datetime) -> datetime:
+        """End of the quiet period that a manual run imposes on the timer, counted from when it ended."""
+        return finished_at + self.cooldown
+
+    def cooldown_after_restart(self, not_before: datetime | None, *, manual_end: datetime | None) -> datetime | None:
+        """The saved end of a cooldown, counted again with this schedule's cooldown if the last run was manual
+        (``manual_end``: when it ended): a service restarted with another ``--cooldown`` applies it to the run
+        that is already over, as it would to the next one. Otherwise the saved end is kept (an older manual
+        run's, already past when an automatic run followed it)."""
+        return not_before if manual_end is None else self.cooldown_until(manual_end)
+
+
 @dataclass(frozen=True, slots=True)
-class Schedule:
+class Schedule(Cooldown):
     """The automatic schedule: every ``interval``, and no sooner than ``cooldown`` after a manual run."""
 
     interval: timedelta
@@ -67,17 +85,6 @@ class Schedule:
         if not_before is not None and not_before > due:
             due = not_before
         return due
-
-    def cooldown_until(self, finished_at: datetime) -> datetime:
-        """End of the quiet period that a manual run imposes on the timer, counted from when it ended."""
-        return finished_at + self.cooldown
-
-    def cooldown_after_restart(self, not_before: datetime | None, *, manual_end: datetime | None) -> datetime | None:
-        """The saved end of a cooldown, counted again with this schedule's cooldown if the last run was manual
-        (``manual_end``: when it ended): a service restarted with another ``--cooldown`` applies it to the run
-        that is already over, as it would to the next one. Otherwise the saved end is kept (an older manual
-        run's, already past when an automatic run followed it)."""
-        return not_before if manual_end is None else self.cooldown_until(manual_end)
 
 
 def minutes_until(due: datetime, now: datetime) -> int:

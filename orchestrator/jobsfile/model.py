@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from orchestrator.config import DEFAULT_COOLDOWN_MINUTES, DEFAULT_KILL_GRACE_SECONDS, ConfigError, Settings
+from orchestrator.config import DEFAULT_COOLDOWN_MINUTES, DEFAULT_KILL_GRACE_SECONDS, ConfigError, RunLimits, Settings
 from orchestrator.core.calendar import CronSchedule
 from orchestrator.core.schedule import Schedule, Timing
 
@@ -20,7 +20,7 @@ DEFAULT_JOB = "snapshot"
 
 
 @dataclass(frozen=True, slots=True)
-class JobConfig:
+class JobConfig(RunLimits):
     """One job as the file (or, without one, the flags) says it."""
 
     name: str
@@ -45,18 +45,6 @@ class JobConfig:
     notify_urls: tuple[str, ...] | None = None
     """Webhooks for this job's runs; ``None``: the service's own."""
     notify_on: tuple[str, ...] | None = None
-
-    @property
-    def cooldown(self) -> timedelta:
-        return timedelta(minutes=self.cooldown_minutes)
-
-    @property
-    def timeout(self) -> timedelta | None:
-        return timedelta(minutes=self.timeout_minutes) if self.timeout_minutes else None
-
-    @property
-    def stall_timeout(self) -> timedelta | None:
-        return timedelta(minutes=self.stall_timeout_minutes) if self.stall_timeout_minutes else None
 
 
 @dataclass(frozen=True, slots=True)
