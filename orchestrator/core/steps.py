@@ -9,6 +9,7 @@ detail of a step is kept: a job may report ten thousand details a second, a run 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -93,7 +94,7 @@ def _percent(value: object, key: str, problems: list[str]) -> float | None:
     return min(100.0, max(0.0, float(value)))
 
 
-def _text(value: object, key: str, cut: Any, problems: list[str]) -> str | None:
+def _text(value: object, key: str, cut: Callable[[str], tuple[str, bool]], problems: list[str]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -102,7 +103,7 @@ def _text(value: object, key: str, cut: Any, problems: list[str]) -> str | None:
     text, was_cut = cut(value)
     if was_cut:
         problems.append(f"{key} of {len(value)} characters cut")
-    return str(text)
+    return text
 
 
 def _count(value: object, key: str, problems: list[str]) -> int | None:
@@ -155,12 +156,11 @@ class Step:
         if not isinstance(name, str) or started_at is None:
             return None
         parsed = from_fields(doc, percent_key="percentEnd").report
-        start = from_fields({"percentStart": doc.get("percentStart")}, percent_key="percentStart").report
         return cls(
             name=name,
             started_at=started_at,
             ended_at=parse_iso(doc.get("endedAt")),
-            percent_start=start.percent or 0,
+            percent_start=_percent(doc.get("percentStart"), "percentStart", []) or 0,
             percent_end=parsed.percent or 0,
             detail=parsed.detail,
             done=parsed.done,
