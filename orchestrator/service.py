@@ -1,39 +1,47 @@
-"""The composition root: builds the service's parts (the run history and logs, their retention, the one job's
-unit, notifications, metrics), starts them in one exit stack, and stops them in reverse."""
+"""The composition root: builds the service's parts (the run history and logs, their retention, one unit per
+job with its notifications, the chains between jobs, the run slots, metrics), starts them in one exit stack,
+stops them in reverse, and reloads the jobs file."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from orchestrator.config import Settings
+from orchestrator.config import ConfigError, Settings
 from orchestrator.core.clock import Clock, SystemClock
 from orchestrator.core.events import Source, Trigger
 from orchestrator.job.protocol import Job
-from orchestrator.jobsfile.spec import JobSpec
-from orchestrator.live import status as documents
+from orchestrator.jobsfile.model import JobsFile
+from orchestrator.jobsfile.plan import Plan
+from orchestrator.jobsfile.spec import specs_of
+from orchestrator.jobtable import JobTable
 from orchestrator.live.hub import Hub
-from orchestrator.live.progress import ProgressFile
-from orchestrator.ops.estimator import FinishEstimator
 from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier
 from orchestrator.ops.retention import Retention
 from orchestrator.runner import RunListener, Runner
+from orchestrator.runner.slots import Slots
 from orchestrator.sources.watchhub import WatchHub
-from orchestrator.store import HISTORY_FILE_NAME, StateStore, open_history
+from orchestrator.store import HISTORY_FILE_NAME, open_history
 from orchestrator.store.runlogs import RunLogs
-from orchestrator.unit import JobUnit
+from orchestrator.store.statefile import StateFile
+from orchestrator.unit import JobUnit, Shared
 
 log = logging.getLogger(__name__)
 
 
+class ReloadRefused(Exception):
+    """The jobs file read again cannot be used (``str()`` says why, in one line); the running jobs stay."""
+
+
 class Orchestrator:
-    """The service: one job's unit and what serves every job (history, logs, retention, notifications,
-    metrics). ``on_fatal`` is called when a background task dies (the CLI then stops the process)."""
+    """The service: one unit per job and what serves every job (history, logs, retention, metrics, the run
+    slots). ``jobs``: the jobs file as read at start (``None``: the one job of the flags); ``load_jobs`` reads
+    and checks it again for a reload, raising a ``ConfigError`` with one line. ``job`` replaces the default
+    job's subprocess (tests). ``on_fatal`` is called when a background task dies (the CLI stops the process)."""
 
     def __init__(
         self,
@@ -41,79 +49,83 @@ class Orchestrator:
         *,
         clock: Clock | None = None,
         job: Job | None = None,
+        jobs: JobsFile | None = None,
+        load_jobs: Callable[[], JobsFile] | None = None,
         on_fatal: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.failed = False
         self._on_fatal = on_fatal
+        self._load_jobs = load_jobs
         self.clock = clock or SystemClock()
-        self.history = open_history(settings.store.data_dir / HISTORY_FILE_NAME)
+        specs = specs_of(jobs, settings, since=self.clock.now())
+        self.default_job = jobs.default_job if jobs is not None else next(iter(specs))
+        """The job of ``/api/snapshot/...``, of the CLI without ``--job``, and of the triggers folder itself."""
+        self.history = open_history(settings.store.data_dir / HISTORY_FILE_NAME, default_job=self.default_job)
         self.logs = RunLogs(settings.store.data_dir, self.clock)
         self.retention = Retention(
             self.history, self.logs, self.clock, keep_runs=settings.store.keep_runs, keep_days=settings.store.keep_days
         )
-        self.watches = WatchHub()
-        """Every folder watch of the service (the triggers folder, the progress file, their parents), sharing
-        one observer per folder however many jobs watch it."""
-        self.listeners: list[RunListener] = [self.retention]
-        """Told of each run's start and end (retention, recent runs, notifications, metrics), in this order; the
-        runner holds this same list."""
-        self.unit = JobUnit(
-            JobSpec.from_settings(settings),
+        self.retention.on_pruned(self._forget)
+        names: set[str] = set()
+        self.shared = Shared(
             clock=self.clock,
-            job=job,
             history=self.history,
             logs=self.logs,
-            listeners=self.listeners,
-            watches=self.watches,
+            # With a jobs file the triggers folder is watched as one tree: one observer for every job's folder.
+            watches=WatchHub(trees=[settings.job.triggers_dir] if jobs is not None else []),
+            states=StateFile(settings.store.state_path, default_job=self.default_job),
+            slots=Slots(jobs.max_parallel if jobs is not None else None),
+            leave_alone=names,
         )
-        self.notifier = Notifier(
+        self.table = JobTable(
             settings,
-            clock=self.clock,
-            recent=self.unit.recent,
-            state=lambda: self.unit.state,
-            schedule=self.unit.schedule,
-            publish=self.unit.publish,
+            self.shared,
+            default_job=self.default_job,
+            first=(self.retention,),
+            job=job,
+            on_end=self._crashed,
+            names=names,
         )
-        self.unit.checks = self.notifier
-        self.unit.recent.watch(self.notifier.recent_changed)
-        self.retention.on_pruned(self.unit.recent.forget)
-        self.listeners.append(self.notifier)
+        for spec in specs.values():
+            self.table.build(spec)
         # Last, so that the state and history it reads at start are all there.
         self.metrics = Metrics(self.unit, self.history, interval_seconds=settings.job.interval_minutes * 60)
         self.listeners.append(self.metrics)
         self._stack = contextlib.AsyncExitStack()
-        # Stopped last, whether the rest started or not: after the runner, each has the last run's end to tell.
-        self._stack.push_async_callback(self.notifier.stop)  # its last run's end is queued; a short grace
+        # Stopped last, whether the rest started or not: after the runners, each has the last run's end to tell.
         self._stack.push_async_callback(self.logs.stop)  # the last run's last lines
         self._stack.push_async_callback(self.retention.stop)
-        # Before those three, after everything the start adds: the watches are stopped by then, and this stops
-        # what a failed start left subscribed.
-        self._stack.callback(self.watches.stop)
+        # Before those, after everything the start adds: the watches are stopped by then, and this stops what a
+        # failed start left subscribed.
+        self._stack.callback(self.shared.watches.stop)
+        self._stack.push_async_callback(self.table.stop)
         self._stopping = False
+        self._reloading = asyncio.Lock()
 
+    # ----------------------------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        await self.unit.open(self._stack)
-        self.notifier.start()  # before the runner: it tells a recovered run's end at once
-        self.unit.serve(self._stack, self._crashed)
+        for unit in self.units.values():
+            await self.table.start(unit)
+        for name, unit in self.units.items():
+            log.info("job %s: %s; command: %s", name, unit.spec.schedule_words(), " ".join(unit.spec.command))
         log.info(
-            "every %g min (cooldown %g min after manual runs); job: %s; triggers: %s; data: %s",
-            self.settings.job.interval_minutes,
-            self.settings.job.cooldown_minutes,
-            " ".join(self.settings.job.command),
+            "%d job%s; triggers: %s; data: %s",
+            len(self.units),
+            "" if len(self.units) == 1 else "s",
             self.settings.job.triggers_dir,
             self.settings.store.data_dir,
         )
 
     async def stop(self) -> None:
-        """Stop producers first, then the runner (which ends a running job), then the watchers. Called as
-        soon as the service is told to stop (before in-flight requests are drained); a second call is a no-op."""
+        """Stop producers first, then the runners (which end running jobs), then the watchers. Called as soon
+        as the service is told to stop (before in-flight requests are drained); a second call is a no-op."""
         if self._stopping:
             return
         self._stopping = True
         log.info("stopping: no new runs start from now on; pending triggers are kept for the next start")
-        self.unit.close_intake()
-        await self._stack.aclose()  # the unit's tasks (the runner last), its watches, then the three above
+        self.table.close_intake()
+        await self._stack.aclose()
 
     def _crashed(self, task: asyncio.Task[None]) -> None:
         """A background task that ends by itself is a bug; a half-working service would be worse than none,
@@ -124,23 +136,68 @@ class Orchestrator:
         self.failed = True
         self._on_fatal()
 
+    # -------------------------------------------------------------------------------------------- reload
+    async def reload(self) -> Plan:
+        """Read the jobs file again and apply it (:meth:`JobTable.apply`): added jobs start, removed ones take
+        no more triggers (a run going finishes), changed ones take the change from their next run; nothing
+        pending is lost. :class:`ReloadRefused` when there is no file, or it cannot be used (the jobs stay)."""
+        if self._load_jobs is None:
+            raise ReloadRefused("the service runs the one job of its flags: there is no jobs file to read again")
+        async with self._reloading:
+            try:
+                jobs = await asyncio.to_thread(self._load_jobs)
+                if jobs.default_job != self.default_job:
+                    raise ConfigError(
+                        f"default-job changed from {self.default_job!r} to {jobs.default_job!r}: that needs a restart"
+                    )
+            except ConfigError as exc:  # one line naming the file and the key
+                log.error("reload refused, the running jobs stay: %s", exc)
+                raise ReloadRefused(str(exc)) from None
+            if self._stopping:
+                raise ReloadRefused("the service is stopping")
+            self.shared.slots.limit = jobs.max_parallel
+            change = await self.table.apply(specs_of(jobs, self.settings, since=self.clock.now()))
+            log.info("jobs file read again: %s", change.summary())
+            return change
+
+    def _forget(self, run_ids: list[str]) -> None:
+        for unit in self.units.values():
+            unit.recent.forget(run_ids)
+
     # ------------------------------------------------------------------------- what the HTTP room sees
     @property
+    def units(self) -> Mapping[str, JobUnit]:
+        """Every job's unit, by name, in the file's order."""
+        return self.table.units
+
+    def job(self, name: str) -> JobUnit:
+        """The job called ``name``; :class:`KeyError` if there is none."""
+        return self.units[name]
+
+    def jobs(self) -> Mapping[str, JobUnit]:
+        return self.units
+
+    @property
+    def unit(self) -> JobUnit:
+        """The default job's unit."""
+        return self.units[self.default_job]
+
+    @property
     def view(self) -> JobUnit:
-        """The job's read-only status view (orchestrator/http/ports.py ``StatusView``)."""
+        """The default job's read-only status view (orchestrator/http/ports.py ``StatusView``)."""
         return self.unit
 
     @property
     def commands(self) -> JobUnit:
-        """The job's commands (orchestrator/http/ports.py ``Commands``)."""
+        """The default job's commands (orchestrator/http/ports.py ``Commands``)."""
         return self.unit
 
     @property
     def job_name(self) -> str:
-        """The job's name (orchestrator/http/ports.py ``Served``)."""
-        return self.unit.spec.name
+        """The default job's name (orchestrator/http/ports.py ``Served``)."""
+        return self.default_job
 
-    # ------------------------------------------------------------- the one job, by its parts' names
+    # ------------------------------------------------------------- the default job, by its parts' names
     @property
     def runner(self) -> Runner:
         return self.unit.runner
@@ -150,20 +207,13 @@ class Orchestrator:
         return self.unit.hub
 
     @property
-    def queue(self) -> asyncio.Queue[Trigger]:
-        return self.unit.queue
+    def notifier(self) -> Notifier:
+        return self.table.notifiers[self.default_job]
 
     @property
-    def estimator(self) -> FinishEstimator:
-        return self.unit.estimator
-
-    @property
-    def state_store(self) -> StateStore:
-        return self.unit.state_store
-
-    @property
-    def progress_file(self) -> ProgressFile:
-        return self.unit.progress_file
+    def listeners(self) -> list[RunListener]:
+        """The default job's run listeners (its runner holds this same list)."""
+        return self.table.listeners[self.default_job]
 
     async def request_run(self, source: Source, reason: str = "") -> Trigger:
         return await self.unit.request_run(source, reason)
@@ -173,12 +223,3 @@ class Orchestrator:
 
     def status(self) -> dict[str, Any]:
         return self.unit.status()
-
-    def publish(self) -> None:
-        self.unit.publish()
-
-    def next_run_at(self) -> datetime:
-        return self.unit.next_run_at()
-
-    def with_clock(self, document: dict[str, Any]) -> dict[str, Any]:
-        return documents.with_clock(document, self.clock.now())

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
 from orchestrator.core.records import Pause, RunRecord, State
+from orchestrator.core.schedule import Schedule
 from orchestrator.core.stepstats import RunTimeline
 from orchestrator.job.protocol import Job
 from orchestrator.job.subprocessjob import SubprocessJob
@@ -29,10 +31,11 @@ from orchestrator.live.status import Publisher, StatusInputs, shown_progress, st
 from orchestrator.ops.estimator import FinishEstimator
 from orchestrator.ops.recent import RecentRuns
 from orchestrator.runner import RunListener, Runner
+from orchestrator.runner.slots import Slots
 from orchestrator.sources.folder import FolderSource
 from orchestrator.sources.timer import IntervalTimer
 from orchestrator.sources.watchhub import WatchHub
-from orchestrator.store import RunHistory, StateStore
+from orchestrator.store import JobStates, RunHistory, StateStore
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateFile
 
@@ -57,68 +60,63 @@ class NoChecks:
         return []
 
 
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What every job's unit shares: the clock, the history and logs, the one hub of folder watches (stopped
+    after the units), the state file of every job, the run slots (``max-parallel``), and the names in the
+    triggers folder that are other jobs' folders (a live set: a reload changes it)."""
+
+    clock: Clock
+    history: RunHistory
+    logs: RunLogs
+    watches: WatchHub
+    states: JobStates | None = None
+    slots: Slots = field(default_factory=Slots)
+    leave_alone: Container[str] = frozenset()
+
+
 class JobUnit:
     """One job's parts, wired to each other; its status view and its commands (``request_run``, ``cancel``,
     ``set_pause``). ``listeners``: the runner's run listeners (the recent runs are added here, the caller may add
     more); ``watches``: the service's one hub of folder watches, shared by every unit, stopped after them."""
 
-    def __init__(
-        self,
-        spec: JobSpec,
-        *,
-        clock: Clock,
-        job: Job | None,
-        history: RunHistory,
-        logs: RunLogs,
-        listeners: list[RunListener],
-        watches: WatchHub,
-    ) -> None:
+    def __init__(self, spec: JobSpec, shared: Shared, *, job: Job | None = None, listeners: list[RunListener]) -> None:
         self.spec = spec
-        self.clock = clock
+        self.clock = clock = shared.clock
         self.schedule = spec.schedule
+        self.timing = spec.timing
+        """When automatic runs are due; ``None`` for a job that runs on triggers and ``after`` only."""
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
         self.hub = Hub()
         self.publisher = Publisher(self.hub, clock)
         self.progress_file = ProgressFile(spec.progress_path)
-        self.state_store: StateStore = StateFile(spec.state_path, default_job=spec.name).job(spec.name)
-        """The runner's store; also saves a pause at once (``set_pause``). The one job is the default job: a
-        state file of the previous version is its state."""
-        self.recent = RecentRuns(history)
+        states = shared.states or StateFile(spec.state_path, default_job=spec.name)
+        self.state_store: StateStore = states.job(spec.name)
+        """The runner's store; also saves a pause at once (``set_pause``). Without the service's one file of
+        every job's state, a file whose default job is this one: a state file of the previous version is its."""
+        self.recent = RecentRuns(shared.history, job=spec.name)
         """The newest finished runs, for the estimates and the checks."""
         self.recent.watch(self.publish)
         listeners.append(self.recent)
         self.estimator = FinishEstimator(self.recent)
-        self.runner = Runner(
-            queue=self.queue,
-            job=job
-            or SubprocessJob(spec.command, kill_grace=spec.kill_grace_seconds, cwd=spec.cwd, extra_env=spec.env),
-            clock=clock,
-            schedule=self.schedule,
-            store=self.state_store,
-            progress_file=self.progress_file,
-            on_change=self._on_runner_change,
-            kill_grace=spec.kill_grace_seconds,
-            timeout=spec.timeout,
-            stall_timeout=spec.stall_timeout,
-            history=history,
-            listeners=listeners,
-            logs=logs,
-            name=spec.name,
-        )
+        self.runner = _runner(self, shared, job, listeners)
         self.runner.recover()  # loads the state and closes a run the last service died in, before any reader
         self.timer = IntervalTimer(self.queue, clock, self._due)
-        self.folder = FolderSource(spec.triggers_dir, self.queue, clock, watches)
+        self.folder = FolderSource(spec.triggers_dir, self.queue, clock, shared.watches, leave_alone=shared.leave_alone)
         self.runner.hold_first_run(self.folder.first_look)
-        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file, watches)
+        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file, shared.watches)
         self.checks: Checks = NoChecks()
         self._was_running = False
         self._stopping = False
+        self._changed = asyncio.Event()
 
     # ----------------------------------------------------------------------------------------- lifecycle
     async def open(self, stack: contextlib.AsyncExitStack) -> None:
         """Before anything serves: a job left over by a crash stopped, the progress file read and published,
         the watches on the progress file and the trigger folder started (and stopped by ``stack``)."""
         await self.runner.stop_leftover()
+        if self.spec.paused and self.runner.state.paused is None:
+            self.runner.set_pause(Pause(self.clock.now(), "paused in the jobs file"))
         self.monitor.read_now()
         self.publish()
         self.monitor.start()
@@ -140,11 +138,31 @@ class JobUnit:
             task.add_done_callback(on_end)
             stack.push_async_callback(_end, task)
 
-    def close_intake(self) -> None:
-        """No run starts from now on (a trigger that comes is kept for the next start); streams end."""
+    def close_intake(self, *, end_streams: bool = True) -> None:
+        """No run starts from now on (a trigger that comes is kept for the next start); streams end, unless
+        the unit is being replaced (a reload): its streams end with it, and their clients come back to the new."""
         self._stopping = True
         self.runner.stop_starting()
-        self.hub.close()
+        if end_streams:
+            self.hub.close()
+
+    @property
+    def closed(self) -> bool:
+        """No run starts any more (the service stops, or a reload removes or replaces the job)."""
+        return self._stopping
+
+    async def idle(self) -> None:
+        """Until no run of this job goes on."""
+        while self.runner.running:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def take(self, trigger: Trigger) -> None:
+        """A trigger nobody waits on (a chain's): on the queue, or kept for the next start once closed."""
+        if self._stopping:
+            self.runner.keep_for_next_start(trigger)
+        else:
+            self.queue.put_nowait(trigger)
 
     # ------------------------------------------------------------------------------------------ commands
     async def request_run(self, source: Source, reason: str = "") -> Trigger:
@@ -195,14 +213,20 @@ class JobUnit:
     def paused(self) -> Pause | None:
         return self.runner.state.paused
 
+    @property
+    def waiting(self) -> bool:
+        """Runs are asked for and wait for a slot (``max-parallel`` runs of other jobs go on)."""
+        return self.runner.waiting
+
     def triggers_received(self) -> Mapping[Source, int]:
         return self.runner.triggers_received
 
-    def next_run_at(self) -> datetime:
+    def next_run_at(self) -> datetime | None:
+        """When the next automatic run is due; ``None`` for a job with no automatic runs."""
+        if self.timing is None:
+            return None
         state = self.runner.state
-        return self.schedule.next_run_at(
-            last_run_at=state.last_run_at, not_before=state.not_before, now=self.clock.now()
-        )
+        return self.timing.next_run_at(last_run_at=state.last_run_at, not_before=state.not_before, now=self.clock.now())
 
     def running_steps(self) -> RunTimeline | None:
         current = self.runner.state.current
@@ -213,17 +237,8 @@ class JobUnit:
         return with_step_start(shown, self.runner.progress.run_id, self.runner.steps())
 
     def status(self) -> dict[str, Any]:
-        """``GET /api/snapshot/status``."""
-        now, state, spec = self.clock.now(), self.runner.state, self.spec
-        due, progress, current = self.next_run_at(), self.progress(), state.current
-        estimate = self.estimator.status_field(current, progress, now, self.runner.steps())
-        checks = self.checks.status_checks(
-            now=now, due=due, paused=state.paused is not None, current=current, last=state.last_run
-        )
-        inputs = StatusInputs(
-            state, progress, due, spec.interval_minutes, spec.cooldown_minutes, self.stopping, estimate, tuple(checks)
-        )
-        return status_document(inputs, now)
+        """``GET /api/jobs/{job}/status``."""
+        return _status(self)
 
     def publish(self) -> None:
         self.publisher.publish(self.status())
@@ -243,13 +258,15 @@ class JobUnit:
         schedule is paused (on resume, a run that fell due meanwhile is due at once)."""
         state = self.runner.state
         inputs = (state.last_run_at, state.not_before, self.runner.running)
-        return (None if self.runner.running or state.paused else self.next_run_at()), inputs
+        due = None if self.runner.running or state.paused else self.next_run_at()
+        return due, inputs
 
     def _on_runner_change(self) -> None:
         self.timer.reschedule()
         if self._was_running and not self.runner.running:
             self.folder.rescan()  # a burst of events may have been dropped while we were busy
         self._was_running = self.runner.running
+        self._changed.set()
         self.publish()
 
     def _on_progress_file(self, progress: Progress) -> None:
@@ -257,6 +274,50 @@ class JobUnit:
         if progress.status is RunStatus.RUNNING:
             self.runner.saw_file_progress(progress)
         self.publish()
+
+
+def _status(unit: JobUnit) -> dict[str, Any]:
+    now, state, spec = unit.clock.now(), unit.runner.state, unit.spec
+    due, progress, current = unit.next_run_at(), unit.progress(), state.current
+    estimate = unit.estimator.status_field(current, progress, now, unit.runner.steps())
+    checks = unit.checks.status_checks(
+        now=now, due=due, paused=state.paused is not None, current=current, last=state.last_run
+    )
+    inputs = StatusInputs(
+        state,
+        progress,
+        due,
+        spec.interval_minutes if isinstance(unit.timing, Schedule) else None,
+        spec.cooldown_minutes,
+        unit.stopping,
+        estimate,
+        tuple(checks),
+        job=spec.name,
+        schedule=spec.schedule_json(),
+        waiting=unit.runner.waiting,
+    )
+    return status_document(inputs, now)
+
+
+def _runner(unit: JobUnit, shared: Shared, job: Job | None, listeners: list[RunListener]) -> Runner:
+    spec = unit.spec
+    return Runner(
+        queue=unit.queue,
+        job=job or SubprocessJob(spec.command, kill_grace=spec.kill_grace_seconds, cwd=spec.cwd, extra_env=spec.env),
+        clock=shared.clock,
+        schedule=unit.schedule,
+        store=unit.state_store,
+        progress_file=unit.progress_file,
+        on_change=unit._on_runner_change,
+        kill_grace=spec.kill_grace_seconds,
+        timeout=spec.timeout,
+        stall_timeout=spec.stall_timeout,
+        history=shared.history,
+        listeners=listeners,
+        logs=shared.logs,
+        name=spec.name,
+        slots=shared.slots,
+    )
 
 
 async def _saved(trigger: Trigger, store: StateStore) -> Trigger:

@@ -103,7 +103,7 @@ def assert_idle(service: Orchestrator) -> None:
     """Nothing runs and nothing waits to: no trigger queued, none pending, no run current. Read from state
     that changes in the same turn as its cause, unlike "no run started yet", which a few more loop turns
     could change."""
-    assert service.queue.empty(), "a trigger is waiting on the queue"
+    assert service.unit.queue.empty(), "a trigger is waiting on the queue"
     assert not service.runner.state.pending_count, "a trigger is pending"
     assert not service.runner.running, "a run is going on"
 

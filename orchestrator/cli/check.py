@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
 from orchestrator.cli.options import option, refuse_job_options, settings_from
-from orchestrator.cli.startup import check_command, check_job
+from orchestrator.cli.startup import check_command, read_jobs_file
 from orchestrator.core.calendar import CronSchedule
 from orchestrator.core.events import utcnow
 from orchestrator.core.printable import printable
 from orchestrator.core.schedule import first_runs
-from orchestrator.jobsfile import JobConfig, job_from_settings, load_jobs_file, local_zone, timing_of
+from orchestrator.jobsfile import JobConfig, job_from_settings, local_zone, timing_of
 
 SHOWN_RUNS = 3
 
@@ -30,9 +30,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("No jobs file: one job, from the flags and variables")
         print("\n".join(describe(job_from_settings(settings), now=now, zone=zone)))
         return 0
-    jobs = load_jobs_file(path)
-    for job in jobs.jobs:
-        check_job(job, path)
+    jobs = read_jobs_file(path)
     parallel = f"at most {jobs.max_parallel} at once" if jobs.max_parallel else "no limit on runs at once"
     count = f"{len(jobs.jobs)} job{'s' if len(jobs.jobs) != 1 else ''}"
     print(printable(f"{path}: {count}, the default job {jobs.default_job}, {parallel}"))

@@ -127,7 +127,7 @@ OPTIONS: tuple[Option, ...] = (
         "job.command", v.parse_command, job_key="command"),
     Opt("--jobs", "SNAPSHOT_JOBS",
         "a TOML file of named jobs, each with its own command, schedule and limits ({env}; README: Several jobs)",
-        parse=Path, commands=("check",), blank_is_unset=True, metavar="FILE"),
+        parse=Path, commands=SERVE, blank_is_unset=True, metavar="FILE"),
     Opt("--log-level", "SNAPSHOT_LOG_LEVEL", "debug, info, warning or error ({env}, default {default})",
         default="info", blank_is_unset=True),
     Opt("--timeout", "SNAPSHOT_TIMEOUT",

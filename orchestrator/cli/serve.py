@@ -11,11 +11,12 @@ import os
 import resource
 import signal
 import sys
+from pathlib import Path
 
 from orchestrator import __version__
 from orchestrator.cli.announce import say_at_start
-from orchestrator.cli.options import option, settings_from
-from orchestrator.cli.startup import bind_socket, check_at_start, lock_data_folder
+from orchestrator.cli.options import option, refuse_job_options, settings_from
+from orchestrator.cli.startup import bind_socket, check_at_start, lock_data_folder, read_jobs_file
 from orchestrator.config import ConfigError, Settings, default_max_log_streams, default_max_streams
 from orchestrator.core.events import utcnow
 from orchestrator.core.printable import printable
@@ -30,6 +31,7 @@ from orchestrator.http.connlimits import (
     gated,
     limits_for,
 )
+from orchestrator.jobsfile.model import JobsFile
 from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.store.history import HISTORY_FILE_NAME
 from orchestrator.store.lock import LOCK_FILE_NAME, InstanceLock
@@ -56,28 +58,32 @@ class PrintableFormatter(logging.Formatter):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    if os.environ.get("SNAPSHOT_JOBS"):
-        # Refused rather than ignored: a service that ran only its flags' job while the operator meant the file
-        # would look like it works.
-        raise ConfigError(
-            "SNAPSHOT_JOBS is set, but serve runs the one job of its flags: a jobs file is read by "
-            "'snapshot-orchestrator check' only, so far; unset SNAPSHOT_JOBS to serve"
-        )
+    refuse_job_options(args)
     level_name = str(option("--log-level").value(args)).upper()
     level = logging.getLevelName(level_name)
     if not isinstance(level, int):
         raise ConfigError(f"--log-level must be debug, info, warning or error, got {level_name.lower()!r}")
     settings = settings_from(args)
-    check_at_start(settings)
+    path: Path | None = option("--jobs").value(args)
+    jobs = read_jobs_file(path) if path is not None else None
+    check_at_start(settings, jobs_file=jobs is not None)
     url = f"http://{settings.http.host}:{settings.http.port}/"
     lock = lock_data_folder(settings.store.data_dir, url)
     try:
-        return serve(settings, level, url, lock)
+        return serve(settings, level, url, lock, jobs=jobs, path=path)
     finally:
         lock.release()
 
 
-def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
+def serve(
+    settings: Settings,
+    level: int,
+    url: str,
+    lock: InstanceLock,
+    *,
+    jobs: JobsFile | None = None,
+    path: Path | None = None,
+) -> int:
     from aiohttp import web
 
     from orchestrator.http.app import create_app
@@ -98,7 +104,12 @@ def serve(settings: Settings, level: int, url: str, lock: InstanceLock) -> int:
         tighten(settings.store.data_dir, OWN_FILES, shared=settings.job.triggers_dir)
     except OSError as exc:
         log.warning("cannot make the data folder %s owner-only: %s", settings.store.data_dir, exc.strerror or exc)
-    orchestrator = Orchestrator(settings, on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    orchestrator = Orchestrator(
+        settings,
+        jobs=jobs,
+        load_jobs=(lambda: read_jobs_file(path)) if path is not None else None,
+        on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM),
+    )
     app = create_app(orchestrator)
     gate = ConnectionGate(connection_limits(settings), TrustedProxies(settings.http.trusted_proxies), clock=utcnow)
     log.info("snapshot-orchestrator %s listening on %s", __version__, url)

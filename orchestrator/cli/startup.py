@@ -15,13 +15,15 @@ from pathlib import Path
 from orchestrator.config import ConfigError, Settings
 from orchestrator.core.events import iso, utcnow
 from orchestrator.disk.datadir import make_data_folder
-from orchestrator.jobsfile import JobConfig, JobsFileError
+from orchestrator.jobsfile import JobConfig, JobsFile, JobsFileError, load_jobs_file
 from orchestrator.store.lock import AlreadyLocked, InstanceLock
 
 
-def check_at_start(settings: Settings) -> None:
-    """Everything that can be checked without starting: the command, the folders."""
-    check_command(settings.job.command)
+def check_at_start(settings: Settings, *, jobs_file: bool = False) -> None:
+    """Everything that can be checked without starting: the command (a jobs file's are checked as it is read),
+    the folders."""
+    if not jobs_file:
+        check_command(settings.job.command)
     data_dir, triggers_dir = settings.store.data_dir, settings.job.triggers_dir
     # Owner-only, unless the triggers folder (which others write into) is inside it.
     shared = triggers_dir.resolve().is_relative_to(data_dir.resolve())
@@ -35,6 +37,15 @@ def check_at_start(settings: Settings) -> None:
 def check_command(argv: tuple[str, ...]) -> None:
     if (why := command_problem(argv)) is not None:
         raise ConfigError(f"--command: {why}")
+
+
+def read_jobs_file(path: Path) -> JobsFile:
+    """The jobs file, read and checked whole, each job's program and folder too; :class:`JobsFileError` (one
+    line) if anything in it cannot work."""
+    jobs = load_jobs_file(path)
+    for job in jobs.jobs:
+        check_job(job, path)
+    return jobs
 
 
 def check_job(job: JobConfig, jobs_file: Path) -> None:

@@ -20,6 +20,8 @@ class Source(StrEnum):
     """``POST /api/snapshot/trigger``."""
     STARTUP = "startup"
     """A run was due when the service started (first start, or one fell due while it was down)."""
+    AFTER = "after"
+    """A run of a job this one follows (its ``after``) completed."""
 
     @property
     def is_manual(self) -> bool:

@@ -87,6 +87,14 @@ class Schedule(Cooldown):
         return due
 
 
+@dataclass(frozen=True, slots=True)
+class OnDemand(Cooldown):
+    """No automatic runs: a job that runs on triggers (and after other jobs) only. Its cooldown still holds
+    for the record, but nothing automatic waits for it."""
+
+    cooldown: timedelta
+
+
 def minutes_until(due: datetime, now: datetime) -> int:
     """Whole minutes left, rounded up so "in 1 minute" lasts until the run is due, and never negative."""
     seconds = (due - now).total_seconds()

@@ -82,6 +82,19 @@ def ensure_folder(name: str, *, dir_fd: int) -> tuple[int, str | None]:
     return open_folder(name, dir_fd=dir_fd), removed
 
 
+def make_job_folder(path: Path) -> None:
+    """A job's folder in the triggers folder, made if missing (as the umask says: other tools write there). A
+    symlink or a file in its place is not followed or replaced: ``NotADirectoryError``."""
+    parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path.name, dir_fd=parent)
+        if not stat.S_ISDIR(os.stat(path.name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder (a symlink is not followed)", str(path))
+    finally:
+        os.close(parent)
+
+
 def make_data_folder(path: Path) -> None:
     """Create the data folder (0700; its parents as the umask says) if it is not there."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,12 +73,14 @@ def add_routes(app: web.Application, read_reason: ReasonReader) -> None:
         outcome = resume(request.app[SERVED])
         if outcome.changed:
             due = view.next_run_at()
-            at_once = due <= view.now() and not view.running
+            at_once = due is not None and due <= view.now() and not view.running
             log.info("automatic snapshots resumed from %s%s", client_of(request).address, _because(reason))
             message = (
                 "Automatic snapshots resumed; one fell due during the pause and starts now"
                 if at_once
                 else f"Automatic snapshots resumed; next at {iso(due)}"
+                if due is not None
+                else "Resumed; the job has no automatic runs (it runs on triggers)"
             )
         else:
             message = "Not paused; automatic snapshots are on"

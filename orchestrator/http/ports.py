@@ -35,7 +35,8 @@ class StatusView(Protocol):
     @property
     def paused(self) -> Pause | None: ...
 
-    def next_run_at(self) -> datetime: ...
+    def next_run_at(self) -> datetime | None:
+        """When the next automatic run is due; ``None`` for a job with no automatic runs."""
 
     def progress(self) -> Progress: ...
 

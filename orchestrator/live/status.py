@@ -13,7 +13,7 @@ from typing import Any
 from orchestrator.core import eta
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, iso, parse_iso
-from orchestrator.core.records import State
+from orchestrator.core.records import DEFAULT_JOB, State
 from orchestrator.core.schedule import minutes_until
 from orchestrator.core.steps import Step
 from orchestrator.live.hub import Hub
@@ -32,9 +32,10 @@ class StatusInputs:
 
     state: State
     progress: Progress
-    due: datetime
-    """When the next automatic run is due."""
-    interval_minutes: float
+    due: datetime | None
+    """When the next automatic run is due (``None``: the job has no automatic runs)."""
+    interval_minutes: float | None
+    """``None`` for a job on a calendar or with no automatic runs."""
     cooldown_minutes: float
     stopping: str | None = None
     """Why the running run is being stopped (``None``: it is not)."""
@@ -42,6 +43,11 @@ class StatusInputs:
     """The running run's finish estimate (orchestrator/ops/estimator.py)."""
     checks: tuple[dict[str, Any], ...] = ()
     """The missed-run checks (orchestrator/ops/notify.py)."""
+    job: str = DEFAULT_JOB
+    schedule: dict[str, Any] | None = None
+    """How the job is scheduled (``kind``: ``interval``, ``cron`` or ``manual``)."""
+    waiting: bool = False
+    """Runs are asked for and wait for a slot."""
 
 
 def status_document(inputs: StatusInputs, now: datetime) -> dict[str, Any]:
@@ -52,8 +58,8 @@ def status_document(inputs: StatusInputs, now: datetime) -> dict[str, Any]:
         "running": current is not None,
         "lastRunAt": iso(state.last_run_at),
         "nextRunAt": iso(due),
-        "intervalMinutes": _tidy(inputs.interval_minutes),
-        "minutesUntilNextRun": minutes_until(due, now),
+        "intervalMinutes": _tidy(inputs.interval_minutes) if inputs.interval_minutes is not None else None,
+        "minutesUntilNextRun": minutes_until(due, now) if due is not None else None,
         "progress": {
             "status": progress.status.value,
             "step": progress.step,
@@ -63,7 +69,7 @@ def status_document(inputs: StatusInputs, now: datetime) -> dict[str, Any]:
             "total": progress.total,
             "stepStartedAt": iso(progress.step_started_at),
         },
-        "secondsUntilNextRun": max(0.0, round((due - now).total_seconds(), 1)),
+        "secondsUntilNextRun": max(0.0, round((due - now).total_seconds(), 1)) if due is not None else None,
         "cooldownMinutes": _tidy(inputs.cooldown_minutes),
         "cooldownUntil": iso(state.not_before) if state.not_before and state.not_before > now else None,
         "queued": state.pending_count > 0,
@@ -75,6 +81,9 @@ def status_document(inputs: StatusInputs, now: datetime) -> dict[str, Any]:
         "eta": inputs.eta,
         "checks": list(inputs.checks),
         "serverTime": iso(now),
+        "job": inputs.job,
+        "schedule": inputs.schedule or {"kind": "interval", "minutes": _tidy(inputs.interval_minutes or 0)},
+        "waiting": inputs.waiting,
     }
 
 
@@ -105,13 +114,15 @@ def with_step_start(shown: Progress, run_id: str | None, steps: tuple[Step, ...]
 def with_clock(document: dict[str, Any], now: datetime) -> dict[str, Any]:
     """``document`` with its clock fields as of ``now``: a published state may be old when it is sent (a client
     connecting long after the last change), and a page counts down from these fields."""
-    next_run_at = parse_iso(document.get("nextRunAt"))
-    if next_run_at is None:
+    if "serverTime" not in document:
         return document
+    next_run_at = parse_iso(document.get("nextRunAt"))
     return {
         **document,
-        "minutesUntilNextRun": minutes_until(next_run_at, now),
-        "secondsUntilNextRun": max(0.0, round((next_run_at - now).total_seconds(), 1)),
+        "minutesUntilNextRun": minutes_until(next_run_at, now) if next_run_at is not None else None,
+        "secondsUntilNextRun": (
+            max(0.0, round((next_run_at - now).total_seconds(), 1)) if next_run_at is not None else None
+        ),
         "eta": eta.with_clock(document.get("eta"), now),
         "serverTime": iso(now),
     }

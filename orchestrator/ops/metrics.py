@@ -57,7 +57,7 @@ class Watched(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
-    def next_run_at(self) -> datetime: ...
+    def next_run_at(self) -> datetime | None: ...
 
     def triggers_received(self) -> Mapping[Source, int]: ...
 
@@ -170,8 +170,8 @@ class Metrics:
         yield _gauge("snapshot_interval_seconds", "Time between automatic runs.", self._interval_seconds)
         yield _gauge(
             "snapshot_next_run_timestamp_seconds",
-            "When the next automatic run is due (Unix time).",
-            job.next_run_at().timestamp(),
+            "When the next automatic run is due (Unix time); 0 for a job with no automatic runs.",
+            due.timestamp() if (due := job.next_run_at()) is not None else 0,
         )
         yield _gauge(
             "snapshot_last_success_timestamp_seconds",

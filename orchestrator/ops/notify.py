@@ -39,7 +39,7 @@ from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, iso
 from orchestrator.core.records import RunRecord, State
 from orchestrator.core.runevents import RunFinished, RunStarted
-from orchestrator.core.schedule import Schedule
+from orchestrator.core.schedule import Timing
 from orchestrator.ops.delivery import Backoff
 from orchestrator.ops.mail import Mailer, Security, SmtpSettings, compose
 from orchestrator.ops.recent import RecentRuns
@@ -72,7 +72,7 @@ class Notifier:
         clock: Clock,
         recent: RecentRuns,
         state: Callable[[], State],
-        schedule: Schedule,
+        schedule: Timing | None,
         publish: Callable[[], None],
     ) -> None:
         self.clock = clock
@@ -128,11 +128,16 @@ class Notifier:
         run = event.run
         state = self._state()
         last = state.last_run
-        due = self._schedule.next_run_at(
-            last_run_at=last.started_at if last else None, not_before=state.not_before, now=run.started_at
+        due = (
+            self._schedule.next_run_at(
+                last_run_at=last.started_at if last else None, not_before=state.not_before, now=run.started_at
+            )
+            if self._schedule is not None
+            else None
         )
         self._due_of = {k: v for k, v in self._due_of.items() if last is not None and k == last.run_id}
-        self._due_of[run.run_id] = self._after_resume(due)
+        if due is not None:
+            self._due_of[run.run_id] = self._after_resume(due)
         self._rearm.set()
         self._tell(Event.START, run, self._checks_of(run, run.started_at))
 

@@ -35,8 +35,10 @@ class RecentRuns:
     """A run listener (see :class:`orchestrator.core.runevents.RunListener`) holding the newest finished runs.
     :meth:`serve` is its one task: it reads the history, then tells :meth:`watch`'s callbacks."""
 
-    def __init__(self, history: RunHistory) -> None:
+    def __init__(self, history: RunHistory, *, job: str | None = None) -> None:
         self._history = history
+        self._job = job
+        """Whose runs: the history holds every job's (``None``: every run in it)."""
         self._runs: collections.deque[StoredRun] = collections.deque(maxlen=WINDOW)
         self._steps: collections.deque[tuple[str, tuple[Step, ...]]] = collections.deque(maxlen=ETA_SAMPLE_RUNS)
         """The steps of the newest completed runs, by run id, newest first."""
@@ -166,4 +168,5 @@ class RecentRuns:
                 callback()
 
     def _read(self) -> tuple[Page, tuple[tuple[StoredRun, tuple[Step, ...]], ...]]:
-        return self._history.page(limit=WINDOW), self._history.completed_steps(ETA_SAMPLE_RUNS)
+        job = self._job
+        return self._history.page(limit=WINDOW, job=job), self._history.completed_steps(ETA_SAMPLE_RUNS, job=job)

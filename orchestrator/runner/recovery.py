@@ -10,7 +10,7 @@ from datetime import datetime
 
 from orchestrator.core.events import RunStatus
 from orchestrator.core.records import MAX_RECORDED_TRIGGERS, RunRecord, State
-from orchestrator.core.schedule import Schedule
+from orchestrator.core.schedule import Cooldown
 from orchestrator.runner.recording import HistoryRecorder
 from orchestrator.store import StoreUnavailable
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 INTERRUPTED = "interrupted: service stopped"
 
 
-def after_restart(state: State, schedule: Schedule) -> State:
+def after_restart(state: State, schedule: Cooldown) -> State:
     """The loaded state with the cooldown a restart owes (a manual run's cooldown survives it)."""
     last = state.last_run
     manual_end = last.finished_at if last is not None and last.is_manual else None

@@ -16,7 +16,7 @@ from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import DEFAULT_JOB, Pause, State
 from orchestrator.core.runevents import RunFinished, RunListener
-from orchestrator.core.schedule import Schedule
+from orchestrator.core.schedule import Cooldown
 from orchestrator.core.steps import Step
 from orchestrator.job.processgroup import stop_leftover
 from orchestrator.job.protocol import Job
@@ -27,6 +27,7 @@ from orchestrator.runner.progresswriter import ProgressWriter
 from orchestrator.runner.recording import HistoryRecorder
 from orchestrator.runner.recovery import after_restart, interrupted, reconcile_history, recovered_state
 from orchestrator.runner.runs import Parts, RunLoop, tell
+from orchestrator.runner.slots import Slots
 from orchestrator.runner.steps import RunSteps
 from orchestrator.runner.supervision import Deadlines, Stop, Supervisor
 from orchestrator.store import NO_HISTORY, RunHistory, StateStore
@@ -47,7 +48,7 @@ class Runner:
         queue: asyncio.Queue[Trigger],
         job: Job,
         clock: Clock,
-        schedule: Schedule,
+        schedule: Cooldown,
         store: StateStore,
         progress_file: ProgressFile,
         on_change: Callable[[], None] = lambda: None,
@@ -58,6 +59,7 @@ class Runner:
         listeners: Sequence[RunListener] = (),
         logs: RunLogs | None = None,
         name: str = DEFAULT_JOB,
+        slots: Slots | None = None,
     ) -> None:
         self.name = name
         """The job's name: its runs say it, its job is told it (``SNAPSHOT_JOB``)."""
@@ -84,7 +86,7 @@ class Runner:
             self._steps,
             name,
         )
-        self._loop = RunLoop(self._parts, job, self._intake.work)
+        self._loop = RunLoop(self._parts, job, self._intake.work, slots or Slots())
         self._schedule = schedule
         self._recovered: RunFinished | None = None
         """A run the previous service died in, recorded as an error: listeners hear of it once we serve."""
@@ -190,6 +192,11 @@ class Runner:
     @property
     def running(self) -> bool:
         return self.state.current is not None
+
+    @property
+    def waiting(self) -> bool:
+        """Runs are asked for and wait for a slot: as many runs of other jobs go on as may at once."""
+        return self._loop.waiting and not self.running
 
     @property
     def stopping(self) -> Stop | None:

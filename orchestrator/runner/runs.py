@@ -15,13 +15,14 @@ from orchestrator.core.events import RunStatus
 from orchestrator.core.outlast import cancel_and_outlast
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunEvent, RunFinished, RunListener, RunStarted
-from orchestrator.core.schedule import Schedule
+from orchestrator.core.schedule import Cooldown
 from orchestrator.core.steps import STARTING, Parsed
 from orchestrator.job.protocol import Job, JobResult, RunContext, ignore_output
 from orchestrator.live.progress import Progress
 from orchestrator.runner.ledger import Ledger
 from orchestrator.runner.progresswriter import ProgressWriter
 from orchestrator.runner.recording import HistoryRecorder
+from orchestrator.runner.slots import Slots
 from orchestrator.runner.steps import RunSteps
 from orchestrator.runner.supervision import Stop, Supervisor
 from orchestrator.store.runlogs import RunLogs
@@ -37,7 +38,7 @@ class Parts:
 
     ledger: Ledger
     clock: Clock
-    schedule: Schedule
+    schedule: Cooldown
     writer: ProgressWriter
     recorder: HistoryRecorder
     supervisor: Supervisor
@@ -51,11 +52,14 @@ class Parts:
 class RunLoop:
     """Runs one run at a time while there are pending triggers and the service is not stopping."""
 
-    def __init__(self, parts: Parts, job: Job, work: asyncio.Event) -> None:
+    def __init__(self, parts: Parts, job: Job, work: asyncio.Event, slots: Slots) -> None:
         self._p = parts
         self._job = job
         self._work = work
+        self._slots = slots
         self.stopping = False
+        self.waiting = False
+        """Runs are asked for, and wait for a slot (``max-parallel`` runs of other jobs go on)."""
         self.first_run_gate = asyncio.Event()
         self.first_run_gate.set()
 
@@ -65,7 +69,18 @@ class RunLoop:
             await self._work.wait()
             self._work.clear()
             if self._p.ledger.state.pending_count and not self.stopping:
-                await self._run_once()
+                async with self._slots.hold(self._first_asked(), self._wait):
+                    # Still wanted after the wait: the service may have begun to stop meanwhile.
+                    if not self.stopping:
+                        await self._run_once()
+
+    def _first_asked(self) -> datetime:
+        pending = self._p.ledger.state.pending
+        return min((t.at for t in pending), default=self._p.clock.now())
+
+    def _wait(self, waiting: bool) -> None:
+        self.waiting = waiting
+        self._p.on_change()
 
     def _begin(self) -> RunRecord:
         """The pending triggers become the running run, saved and told of; the job is not spawned yet."""

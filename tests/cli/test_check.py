@@ -228,9 +228,10 @@ def test_a_missing_jobs_file_from_the_variable(tmp_path: Path) -> None:
 
 
 @pytest.mark.process
-def test_serve_refuses_a_jobs_file_it_would_not_read(tmp_path: Path) -> None:
-    (tmp_path / "jobs.toml").write_text('[jobs.snapshot]\ncommand = "true"\n')
-    result = run_cli("serve", "--port", "0", cwd=tmp_path, env={"SNAPSHOT_JOBS": "jobs.toml"})
+def test_serve_refuses_a_bad_jobs_file_before_it_starts_anything(tmp_path: Path) -> None:
+    (tmp_path / "jobs.toml").write_text('[jobs.snapshot]\ncommand = "true"\ninterval = 0\n')
+    result = run_cli("serve", "--port", "8765", cwd=tmp_path, env={"SNAPSHOT_JOBS": "jobs.toml"})
     assert (result.returncode, result.stdout) == (2, "")
-    assert "SNAPSHOT_JOBS is set, but serve runs the one job of its flags" in result.stderr
+    assert result.stderr.startswith("snapshot-orchestrator: error: jobs.toml: jobs.snapshot.interval:"), result.stderr
+    assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "data").exists(), "nothing was started"

@@ -15,6 +15,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.eta import Basis, Eta, PercentSeen, StepPlan, estimate
 from orchestrator.core.events import Source, iso
 from orchestrator.core.steps import STARTING, Step
+from orchestrator.live import status as documents
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, WAIT, ScriptedJob, Services, ended, minutes, settle
 
@@ -199,9 +200,9 @@ async def test_eta_from_progress_then_from_history(service: Orchestrator, clock:
     # Time passes with no report: secondsLeft moves when a document is sent, finishAt stays, and that is no news.
     version, _ = service.hub.latest()
     clock.advance(minutes(3))
-    service.publish()
+    service.unit.publish()
     assert service.hub.latest()[0] == version, "a tick alone is not a new event"
-    sent = service.with_clock(service.hub.latest()[1])
+    sent = documents.with_clock(service.hub.latest()[1], clock.now())
     assert sent["eta"]["secondsLeft"] == 300.0 and sent["eta"]["finishAt"] == iso(T0 + minutes(10))
     assert service.status()["eta"]["secondsLeft"] == 300.0
 
@@ -233,7 +234,7 @@ async def test_failed_and_cancelled_runs_do_not_count(
     await service.request_run(Source.HTTP)
     second = await job.next_start()
     await settle()
-    assert service.estimator.durations == ()
+    assert service.unit.estimator.durations == ()
     assert service.status()["eta"] is None
     clock.advance(minutes(4))
     second.finish()
@@ -241,7 +242,7 @@ async def test_failed_and_cancelled_runs_do_not_count(
     await service.request_run(Source.HTTP)
     third = await job.next_start()
     doc = await published(service, lambda d: d["running"] and d["eta"] is not None)
-    assert service.estimator.durations == (240.0,)
+    assert service.unit.estimator.durations == (240.0,)
     assert doc["eta"]["finishAt"] == iso(clock.now() + minutes(4))
     third.finish()
     await ended(service, third)

@@ -64,7 +64,7 @@ class Served:
     async def nothing_happened(self, before: dict[str, Any]) -> None:
         """No trigger was queued and no run started since ``before`` was taken."""
         await settle()
-        assert self.orchestrator.queue.empty(), "a trigger is waiting on the queue"
+        assert self.orchestrator.unit.queue.empty(), "a trigger is waiting on the queue"
         after = await self.status()
         keys = ("running", "pendingTriggers", "queued", "lastRun", "currentRun")
         assert {k: after[k] for k in keys} == {k: before[k] for k in keys}

@@ -127,7 +127,7 @@ class FlakyHistory(SqliteHistory):
     ok = False
     tries = threading.Semaphore(0)
 
-    def page(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+    def page(self, *, limit: int = 50, cursor: str | None = None, job: str | None = None) -> Page:
         self.tries.release()
         if not self.ok:
             raise StoreUnavailable("disk I/O error")

@@ -51,7 +51,7 @@ async def test_first_start_runs_at_once_then_every_interval(
 
     clock.advance(minutes(27))
     await settle()
-    assert service.next_run_at() == T0 + minutes(30), "nothing is due a minute early"
+    assert service.unit.next_run_at() == T0 + minutes(30), "nothing is due a minute early"
     assert_idle(service)
     assert job.started.empty()
 
@@ -80,7 +80,7 @@ async def test_manual_trigger_runs_at_once_and_cooldown_delays_the_timer(
     assert service.status()["cooldownUntil"] == iso(T0 + minutes(8))
     clock.advance(minutes(4))  # T0+7
     await settle()
-    assert service.next_run_at() == T0 + minutes(8)
+    assert service.unit.next_run_at() == T0 + minutes(8)
     assert_idle(service)
     assert job.started.empty()
     clock.advance(minutes(1))  # T0+8
@@ -93,7 +93,7 @@ async def test_twenty_triggers_during_a_run_make_exactly_one_follow_up(
     first = await job.next_start()
     for n in range(10):
         await service.request_run(Source.HTTP, f"http {n}")
-        await service.queue.put(service_trigger(Source.FILE, f"file {n}", clock))
+        await service.unit.queue.put(service_trigger(Source.FILE, f"file {n}", clock))
     await settle()
     status = service.status()
     assert status["running"] and status["queued"] and status["pendingTriggers"] == 20
@@ -284,7 +284,7 @@ async def test_a_crash_mid_run_is_recorded_as_interrupted(tmp_path: Path, clock:
     assert status["progress"]["status"] == "error"
     assert json.loads((data / "snapshot_progress.json").read_text())["status"] == "error"
     await settle()
-    assert service.next_run_at() == T0 + minutes(30), "the schedule carries on from the interrupted run's start"
+    assert service.unit.next_run_at() == T0 + minutes(30), "the schedule carries on from the interrupted run's start"
     assert_idle(service)
     assert job.started.empty(), "the schedule carries on from the interrupted run's start"
 
@@ -350,7 +350,7 @@ async def test_a_run_the_last_service_died_in_is_told_as_finished_at_the_next_st
 ) -> None:
     first = await services.start()
     run = await job.next_start()
-    progress_file = first.progress_file.path
+    progress_file = first.unit.progress_file.path
     landed = FileChanges(progress_file)
     try:
         run.report(40, "Fetching PRs (6/15)")

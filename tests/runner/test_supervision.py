@@ -168,7 +168,7 @@ class GatedWrites:
         self.gate = threading.Event()
         self.waiting = threading.Event()
         self._hold_next = threading.Event()
-        progress_file = orchestrator.progress_file
+        progress_file = orchestrator.unit.progress_file
         real_write = progress_file.write
 
         def write(progress: Progress) -> None:
