@@ -25,25 +25,23 @@ log = logging.getLogger(__name__)
 
 class JobTable:
     """Every job's unit, by name, in the file's order. ``first``: listeners every job's runner tells first
-    (retention); ``job``: replaces the default job's subprocess (tests); ``on_end``: told of a background task
-    that ends by itself."""
+    (retention); ``job_for``: a job's own :class:`Job` in place of its subprocess (tests), or ``None``;
+    ``on_end``: told of a background task that ends by itself."""
 
     def __init__(
         self,
         settings: Settings,
         shared: Shared,
         *,
-        default_job: str,
         first: tuple[RunListener, ...],
-        job: Job | None,
+        job_for: Callable[[str], Job | None],
         on_end: Callable[[asyncio.Task[None]], None],
         names: set[str],
     ) -> None:
         self._settings = settings
         self._shared = shared
-        self._default_job = default_job
         self._first = first
-        self._test_job = job
+        self._job_for = job_for
         self._on_end = on_end
         self._names = names
         """Every job's name ever served: their folders in the triggers folder are not trigger files."""
@@ -61,8 +59,7 @@ class JobTable:
     # ------------------------------------------------------------------------------------------ building
     def build(self, spec: JobSpec) -> JobUnit:
         listeners = list(self._first)
-        test_job = self._test_job if spec.name == self._default_job else None
-        unit = JobUnit(spec, self._shared, job=test_job, listeners=listeners)
+        unit = JobUnit(spec, self._shared, job=self._job_for(spec.name), listeners=listeners)
         notifier = Notifier(
             self._settings,
             clock=self._shared.clock,

@@ -41,7 +41,7 @@ class Orchestrator:
     """The service: one unit per job and what serves every job (history, logs, retention, metrics, the run
     slots). ``jobs``: the jobs file as read at start (``None``: the one job of the flags); ``load_jobs`` reads
     and checks it again for a reload, raising a ``ConfigError`` with one line. ``job`` replaces the default
-    job's subprocess (tests). ``on_fatal`` is called when a background task dies (the CLI stops the process)."""
+    job's subprocess, ``job_for(name)`` any job's (tests). ``on_fatal`` is called when a background task dies (the CLI stops the process)."""
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class Orchestrator:
         *,
         clock: Clock | None = None,
         job: Job | None = None,
+        job_for: Callable[[str], Job | None] | None = None,
         jobs: JobsFile | None = None,
         load_jobs: Callable[[], JobsFile] | None = None,
         on_fatal: Callable[[], None] = lambda: None,
@@ -81,9 +82,8 @@ class Orchestrator:
         self.table = JobTable(
             settings,
             self.shared,
-            default_job=self.default_job,
             first=(self.retention,),
-            job=job,
+            job_for=job_for or (lambda name: job if name == self.default_job else None),
             on_end=self._crashed,
             names=names,
         )
