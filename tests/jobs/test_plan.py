@@ -38,8 +38,8 @@ C = '[jobs.c]\ncommand = "true"\nafter = ["a"]\n'
         (A + B, "# nightly\n" + B + "\n" + A, Plan(changed=("b", "a"))),
         # ...else the order, the whitespace and the comments are no change.
         (A + B, 'default-job = "a"\n# nightly\n' + B + "\n" + A, Plan(kept=("b", "a"))),
-        (A + B, '[defaults]\ncooldown = 5\n' + A + B, Plan(kept=("a", "b"))),
-        (A, '[defaults]\ncooldown = 7\n' + A, Plan(changed=("a",))),
+        (A + B, "[defaults]\ncooldown = 5\n" + A + B, Plan(kept=("a", "b"))),
+        (A, "[defaults]\ncooldown = 7\n" + A, Plan(changed=("a",))),
     ],
 )
 def test_a_reload_changes_what_the_file_says_differently(running: str, wanted: str, expected: Plan) -> None:

@@ -15,7 +15,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source
 from orchestrator.jobsfile import load_jobs_file
 from orchestrator.service import Orchestrator, ReloadRefused
-from tests.fakes import T0, WAIT, ScriptedJob, ScriptedRun, make_settings, minutes
+from tests.fakes import WAIT, ScriptedJob, ScriptedRun, make_settings, minutes
 
 THREE = """
 max-parallel = 2
