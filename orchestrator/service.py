@@ -41,7 +41,8 @@ class Orchestrator:
     """The service: one unit per job and what serves every job (history, logs, retention, metrics, the run
     slots). ``jobs``: the jobs file as read at start (``None``: the one job of the flags); ``load_jobs`` reads
     and checks it again for a reload, raising a ``ConfigError`` with one line. ``job`` replaces the default
-    job's subprocess, ``job_for(name)`` any job's (tests). ``on_fatal`` is called when a background task dies (the CLI stops the process)."""
+    job's subprocess, ``job_for(name)`` any job's (tests). ``on_fatal`` is called when a background task dies
+    (the CLI stops the process)."""
 
     def __init__(
         self,

@@ -72,17 +72,22 @@ async def jobs(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Jobs]:
         await made.service.stop()
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Until ``condition`` holds, looking again at each turn of the loop (bounded)."""
+async def until(service: Orchestrator, condition: Callable[[], bool]) -> None:
+    """Until ``condition`` holds, looking again each time any job publishes a status (bounded)."""
     async with asyncio.timeout(WAIT):
         while not condition():
-            await asyncio.sleep(0)
+            waits = [asyncio.create_task(unit.next_after(unit.latest()[0])) for unit in service.units.values()]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
 
 
 async def finished(service: Orchestrator, name: str, run: ScriptedRun, status: RunStatus) -> None:
     run.finish(status, exit_code=0 if status is RunStatus.COMPLETED else 1)
     unit = service.job(name)
-    await until(lambda: not unit.running and unit.state.last_run is not None)
+    await until(service, lambda: not unit.running and unit.state.last_run is not None)
 
 
 async def test_each_job_has_its_schedule_and_a_completed_run_triggers_its_followers(jobs: Jobs) -> None:
@@ -121,7 +126,7 @@ async def test_runs_of_different_jobs_go_at_once_up_to_max_parallel_then_wait_in
     await service.job("nightly").request_run(Source.HTTP, "first asked")
     jobs.clock.advance(minutes(1))
     await service.job("report").request_run(Source.HTTP, "asked later")
-    await until(lambda: service.job("nightly").waiting and service.job("report").waiting)
+    await until(service, lambda: service.job("nightly").waiting and service.job("report").waiting)
     assert service.job("nightly").status()["waiting"] is True
     assert not service.job("nightly").running and not service.job("report").running
 
@@ -141,7 +146,7 @@ async def test_two_slots_let_two_jobs_run_at_once(jobs: Jobs) -> None:
     nightly = await jobs.job["nightly"].next_start()
     assert service.job("snap").running and service.job("nightly").running
     await service.job("report").request_run(Source.HTTP, "third")
-    await until(lambda: service.job("report").waiting)
+    await until(service, lambda: service.job("report").waiting)
     await finished(service, "nightly", nightly, RunStatus.COMPLETED)
     report = await jobs.job["report"].next_start()
     await finished(service, "report", report, RunStatus.COMPLETED)
@@ -172,11 +177,11 @@ async def test_a_reload_adds_removes_and_changes_jobs_and_loses_nothing_pending(
     assert old.state.pending_count == 1, "saved for its successor"
 
     await finished(service, "snap", snap, RunStatus.COMPLETED)
-    await until(lambda: service.job("snap") is not old)
+    await until(service, lambda: service.job("snap") is not old)
     new = service.job("snap")
     assert new.spec.interval_minutes == 15
     report = await jobs.job["report"].next_start()  # after the changed job's completed run, as before
-    await until(lambda: new.waiting)  # two slots: index and report
+    await until(service, lambda: new.waiting)  # two slots: index and report
     await finished(service, "report", report, RunStatus.COMPLETED)
     again = await jobs.job["snap"].next_start()
     assert again.ctx.reason == "while it is being replaced", "the pending trigger ran in the new unit"

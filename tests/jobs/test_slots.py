@@ -19,12 +19,18 @@ class Holder:
 
     def __init__(self, slots: Slots, since: datetime, order: list[str], name: str) -> None:
         self.entered = asyncio.Event()
+        self.in_line = asyncio.Event()
         self.release = asyncio.Event()
         self.waits: list[bool] = []
         self.task = asyncio.create_task(self._hold(slots, since, order, name))
 
+    def _waiting(self, waiting: bool) -> None:
+        self.waits.append(waiting)
+        if waiting:
+            self.in_line.set()
+
     async def _hold(self, slots: Slots, since: datetime, order: list[str], name: str) -> None:
-        async with slots.hold(since, self.waits.append):
+        async with slots.hold(since, self._waiting):
             order.append(name)
             self.entered.set()
             await self.release.wait()
@@ -33,6 +39,12 @@ class Holder:
 async def entered(holder: Holder) -> None:
     async with asyncio.timeout(WAIT):
         await holder.entered.wait()
+
+
+async def in_line(*holders: Holder) -> None:
+    async with asyncio.timeout(WAIT):
+        for holder in holders:
+            await holder.in_line.wait()
 
 
 async def test_no_limit_lets_every_run_go_at_once_without_waiting() -> None:
@@ -54,8 +66,8 @@ async def test_waiters_start_in_the_order_of_their_first_trigger_not_of_their_as
     late = Holder(slots, T0 + timedelta(minutes=3), order, "late")  # asks first, was triggered last
     early = Holder(slots, T0 + timedelta(minutes=1), order, "early")
     middle = Holder(slots, T0 + timedelta(minutes=2), order, "middle")
-    while slots.waiting < 3:  # each has reached the line (its wait is said synchronously)
-        await asyncio.sleep(0)
+    await in_line(late, early, middle)
+    assert slots.waiting == 3
     assert [late.waits, early.waits, middle.waits] == [[True]] * 3
     for holder in (first, early, middle):
         holder.release.set()
@@ -73,8 +85,7 @@ async def test_a_waiter_cancelled_leaves_the_line_and_takes_no_slot() -> None:
     await entered(first)
     gone = Holder(slots, T0, order, "gone")
     nxt = Holder(slots, T0 + timedelta(seconds=1), order, "next")
-    while slots.waiting < 2:
-        await asyncio.sleep(0)
+    await in_line(gone, nxt)
     gone.task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await gone.task
@@ -91,15 +102,13 @@ async def test_a_higher_limit_starts_waiters_at_once_and_a_lower_one_holds_back_
     a = Holder(slots, T0, order, "a")
     await entered(a)
     b = Holder(slots, T0, order, "b")
-    while slots.waiting < 1:
-        await asyncio.sleep(0)
+    await in_line(b)
     slots.limit = 2
     await entered(b)
     assert slots.busy == 2
     slots.limit = 1  # both go on; the next waits until both have ended
     c = Holder(slots, T0, order, "c")
-    while slots.waiting < 1:
-        await asyncio.sleep(0)
+    await in_line(c)
     a.release.set()
     await a.task
     assert not c.entered.is_set() and slots.busy == 1, "one run still goes: the lower limit is reached"
