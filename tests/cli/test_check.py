@@ -196,6 +196,38 @@ GOOD = '[jobs.snapshot]\ncommand = "true"\n'
             "jobs.toml: jobs.snapshot.command: 'no-such-program-xyz' not found on PATH",
         ),
         (GOOD + 'cwd = "missing"\n', [], {}, "jobs.toml: jobs.snapshot.cwd: missing is not a folder"),
+        (GOOD + 'after = ["nobody"]\n', [], {}, "jobs.toml: jobs.snapshot.after: 'nobody' names no job"),
+        (
+            GOOD + 'interval = 5\ncron = "0 * * * *"\n',
+            [],
+            {},
+            "jobs.toml: jobs.snapshot: interval and cron both given: a job has one schedule at most",
+        ),
+        (
+            '[jobs.Snap]\ncommand = "true"\n',
+            [],
+            {},
+            "jobs.toml: jobs.Snap: a job's name is 1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit",
+        ),
+        (
+            GOOD + 'cron = "0 3 * * *"\ntimezone = "Mars/Olympus"\n',
+            [],
+            {},
+            "jobs.toml: jobs.snapshot.timezone: no time zone 'Mars/Olympus' (a tz database name like Europe/Berlin "
+            "or UTC)",
+        ),
+        (
+            "max-parallel = 0\n" + GOOD,
+            [],
+            {},
+            "jobs.toml: max-parallel: must be a whole number, 1 or more, got 0",
+        ),
+        (
+            'default-job = "nightly"\n' + GOOD,
+            [],
+            {},
+            "jobs.toml: default-job: 'nightly' names no job (the jobs: snapshot)",
+        ),
         (
             GOOD,
             ["--interval", "5"],
@@ -211,13 +243,16 @@ GOOD = '[jobs.snapshot]\ncommand = "true"\n'
         ),
     ],
 )
+@pytest.mark.parametrize("command", ["check", "serve"])
 def test_a_bad_jobs_file_is_one_line_and_exit_2(
-    tmp_path: Path, text: str, args: list[str], env: dict[str, str], line: str
+    tmp_path: Path, command: str, *, text: str, args: list[str], env: dict[str, str], line: str
 ) -> None:
+    """``check`` and ``serve`` say the same line; ``serve`` before it starts anything."""
     (tmp_path / "jobs.toml").write_text(text)
-    result = run_cli("check", "--jobs", "jobs.toml", *args, cwd=tmp_path, env=env)
+    result = run_cli(command, "--jobs", "jobs.toml", *args, cwd=tmp_path, env=env)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"snapshot-orchestrator: error: {line}\n"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "triggers").exists()
 
 
 @pytest.mark.process
