@@ -114,9 +114,20 @@ async def test_an_interval_job_its_follower_and_a_calendar_job_across_both_dayli
     clock.advance(berlin("2026-10-25T02:59+01:00") - clock.now())  # through the repeated hour: no second run
     assert nightly.next_run_at() == berlin("2026-10-26T02:30+01:00") and not nightly.running
 
+    (tmp_path / "triggers" / "report" / "run-now").touch()  # a job's own folder
+    await ran(report, 2)
+    (tmp_path / "triggers" / "run-now").touch()  # the triggers folder itself: the default job
+    await ran(snap, 2)
+    await ran(report, 3)  # after it
+
     lines = (tmp_path / "work" / "runs.txt").read_text().splitlines()
-    snap_run = service.history.page(job="snap").runs[0].run_id
-    assert lines[:2] == ["snap startup scheduled", f"report after after snap {snap_run}"]
-    assert lines[2:] == ["nightly timer scheduled"] * 4
+    snap_runs = [run.run_id for run in service.history.page(job="snap").runs]
+    assert lines[:2] == ["snap startup scheduled", f"report after after snap {snap_runs[1]}"]
+    assert lines[2:] == ["nightly timer scheduled"] * 4 + [
+        "report file run-now",
+        "snap file run-now",
+        f"report after after snap {snap_runs[0]}",
+    ]
+    assert not any((tmp_path / "triggers").glob("**/run-now")), "each file taken"
     assert [run.job for run in service.history.page(limit=10).runs].count("nightly") == 4
     assert (tmp_path / "data" / "nightly_progress.json").is_file() and (tmp_path / "triggers" / "report").is_dir()
