@@ -158,11 +158,9 @@ class JobUnit:
             await self._changed.wait()
 
     def take(self, trigger: Trigger) -> None:
-        """A trigger nobody waits on (a chain's): on the queue, or kept for the next start once closed."""
-        if self._stopping:
-            self.runner.keep_for_next_start(trigger)
-        else:
-            self.queue.put_nowait(trigger)
+        """A trigger nobody waits on (a chain's), saved at once; once closed, it is kept for the next start
+        (the runner starts nothing more)."""
+        self.runner.take_now(trigger)
 
     # ------------------------------------------------------------------------------------------ commands
     async def request_run(self, source: Source, reason: str = "") -> Trigger:

@@ -153,6 +153,13 @@ class Runner:
         log.info("%s trigger while stopping: kept for the next start", trigger.source.value)
         self._intake.take([trigger])
 
+    def take_now(self, trigger: Trigger) -> None:
+        """A trigger saved before this returns, without a turn through the queue: a chain's, told in the
+        turn of the run it follows, so that a crash right after that run's end cannot lose it."""
+        self._intake.take([trigger])
+        self._intake.work.set()
+        self._on_change()
+
     def cancel(self, reason: str) -> str | None:
         """Ask the running run to end as ``cancelled``; its id, or ``None`` if nothing runs."""
         current = self.state.current
