@@ -101,7 +101,7 @@ class SubprocessJob:
                 await lagging
             return JobResult(RunStatus.ERROR, error=f"cannot start job: {exc}")
         proc = asyncio.subprocess.Process(transport, protocol, loop)
-        log.info("run %s: started pid %d (%s)", ctx.run_id, proc.pid, ctx.source.value)
+        log.info("%s: run %s: started pid %d (%s)", ctx.job, ctx.run_id, proc.pid, ctx.source.value)
         started(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)

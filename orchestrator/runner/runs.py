@@ -104,7 +104,7 @@ class RunLoop:
         )
         p.ledger.save()
         if record.trigger_count > 1:
-            log.info("run %s absorbs %d triggers", record.run_id, record.trigger_count)
+            log.info("%s: run %s absorbs %d triggers", p.job_name, record.run_id, record.trigger_count)
         tell(p.listeners, RunStarted(record))
         p.steps.begin(record.run_id, STARTING, now)
         p.writer.set(
@@ -150,7 +150,7 @@ class RunLoop:
     ) -> tuple[JobResult, bool]:
         """How the run ended, and whether the service began stopping while it was being ended."""
         if stop is not None and not job.done():
-            log.warning("run %s: %s%s; stopping the job", record.run_id, stop.reason, stop.detail)
+            log.warning("%s: run %s: %s%s; stopping the job", self._p.job_name, record.run_id, stop.reason, stop.detail)
             self.intend_stop(stop)
             # Cancelling the job's task stops its process group (SIGTERM, grace, SIGKILL); a second cancel
             # must not cut that short. If the service began stopping meanwhile, the outcome stands.
@@ -239,11 +239,11 @@ class RunLoop:
         tell(p.listeners, RunFinished(done, steps))
         if result.status is RunStatus.COMPLETED:
             final = p.writer.ended(done, step="Completed", percent=100)
-            log.info("run %s completed in %.1fs", done.run_id, done.duration_seconds or 0)
+            log.info("%s: run %s completed in %.1fs", p.job_name, done.run_id, done.duration_seconds or 0)
         else:
             headline = (error or result.status.value).split("\n", 1)[0]  # not splitlines: a CR is shown, not a line end
             final = p.writer.ended(done, step=f"{result.status.value.capitalize()}: {headline}")
-            log.warning("run %s ended %s: %s", done.run_id, result.status.value, headline)
+            log.warning("%s: run %s ended %s: %s", p.job_name, done.run_id, result.status.value, headline)
         p.writer.set(final)
         if p.ledger.state.pending_count:
             self._work.set()
