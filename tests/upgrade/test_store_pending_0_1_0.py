@@ -39,7 +39,7 @@ def default_job_of(tmp_path: Path, name: str) -> str:
     return load_jobs_file(path).default_job
 
 
-@pytest.mark.parametrize("name", ["snapshot"])
+@pytest.mark.parametrize("name", ["snapshot", "nightly"])
 def test_the_pending_triggers_pause_and_runs_are_the_default_jobs(data: Path, tmp_path: Path, name: str) -> None:
     default_job = default_job_of(tmp_path, name)
     assert default_job == name, "said by the file, not its first table"
@@ -69,7 +69,7 @@ def test_the_pending_triggers_pause_and_runs_are_the_default_jobs(data: Path, tm
         assert log is not None and log.read_text() == (WRITTEN_BEFORE_JOBS / "logs" / f"{run.run_id}.log").read_text()
 
 
-@pytest.mark.parametrize("name", ["snapshot"])
+@pytest.mark.parametrize("name", ["snapshot", "nightly"])
 def test_once_saved_the_pending_triggers_are_the_default_jobs_in_version_2(
     data: Path, tmp_path: Path, name: str
 ) -> None:
