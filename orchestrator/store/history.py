@@ -268,8 +268,8 @@ def _guard(path: Path, removed: set[tuple[str, str]]) -> None:
 def read_recent(path: Path, limit: int, *, default_job: str = DEFAULT_JOB) -> list[dict[str, Any]]:
     """The newest ``limit`` runs of every job, read without changing anything (``status`` while the service is
     down): no file is made, no journal mode set, nothing set aside (so a history of the previous version may
-    have no ``job`` column yet: a record that names no job is ``default_job``'s). An absent or unreadable
-    history is no runs."""
+    have no ``job`` column yet: its runs are ``default_job``'s, as they are made when the service opens it). An
+    absent or unreadable history is no runs."""
     if not path.is_file():
         return []
     try:
@@ -277,11 +277,10 @@ def read_recent(path: Path, limit: int, *, default_job: str = DEFAULT_JOB) -> li
     except sqlite3.Error:
         return []
     try:
-        rows = db.execute(f"SELECT record FROM runs ORDER BY {schema.NEWEST_FIRST} LIMIT ?", (limit,)).fetchall()
-        documents = [schema.record(row[0]) for row in rows]
-        for document in documents:
-            document.setdefault("job", default_job)
-        return documents
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        job = "job" if "job" in columns else "NULL"
+        rows = db.execute(f"SELECT record, {job} FROM runs ORDER BY {schema.NEWEST_FIRST} LIMIT ?", (limit,))
+        return [dict(schema.stored(text, None, its_job or default_job).document) for text, its_job in rows]
     except sqlite3.Error:
         return []
     finally:

@@ -102,10 +102,13 @@ def of_job(job: str | None) -> tuple[str, tuple[str, ...]]:
 
 
 def stored(text: str, log_path: str | None, job: str) -> StoredRun:
-    """A row as a run; ``job`` is the row's. Its record names the job too, unless it was recorded before a
-    service had several jobs: the document is given it then, so that every run read says whose it is."""
+    """A row as a run of ``job``, the row's. Its record names the job too, unless it was recorded before a service
+    had several jobs; the last versions with one job named it ``snapshot``, the one name they knew, and the row
+    was made the default job's (:func:`adopt`), whatever that is called. The row says whose it is, so that the
+    record read says the same as the index it was found by, and a run in flight is closed as the job's it is."""
     document = record(text)
-    document.setdefault("job", job)
+    if job:
+        document["job"] = job
     return StoredRun.of(document, log_path)
 
 

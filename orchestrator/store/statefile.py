@@ -40,14 +40,26 @@ the file holds every job's, so it may be far bigger than the 1 MiB other documen
 
 def jobs_in(document: Mapping[str, Any], default_job: str) -> dict[str, dict[str, Any]] | None:
     """Each job's state document in a state file's ``document``, by job. A document without ``jobs`` (version
-    1) is ``default_job``'s state; ``None`` if ``jobs`` is not an object (a damaged file). A job's entry that is
-    not an object is left out (that job starts afresh)."""
+    1) is ``default_job``'s state, its runs included; ``None`` if ``jobs`` is not an object (a damaged file). A
+    job's entry that is not an object is left out (that job starts afresh)."""
     if "jobs" not in document:
-        return {default_job: dict(document)} if document else {}
+        return {default_job: _one_jobs(document, default_job)} if document else {}
     jobs = document["jobs"]
     if not isinstance(jobs, dict):
         return None
     return {str(name): doc for name, doc in jobs.items() if isinstance(doc, dict)}
+
+
+def _one_jobs(document: Mapping[str, Any], job: str) -> dict[str, Any]:
+    """A version-1 state as ``job``'s, its runs named so. The last versions with one job named them ``snapshot``,
+    the one name they knew; the default job may be called otherwise now, and its state must not hold another
+    job's runs (a run in flight would be closed as that job's)."""
+    state = dict(document)
+    for key in ("lastRun", "current"):
+        run = state.get(key)
+        if isinstance(run, dict):
+            state[key] = {**run, "job": job}
+    return state
 
 
 class StateFile:

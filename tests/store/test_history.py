@@ -324,3 +324,32 @@ def test_the_runs_of_a_history_written_before_there_were_several_jobs_are_the_de
     finally:
         db.close()
     assert SqliteHistory(path, default_job="snapshot").page(job="snapshot").runs[0].run_id == "r-old"
+
+
+def test_the_runs_of_the_last_history_with_one_job_are_the_default_jobs_records_included(tmp_path: Path) -> None:
+    """Its records name the one job ``snapshot``; its rows are made the default job's: the record read says whose
+    the row is, and a run it left in flight is closed as the default job's, not moved to a job ``snapshot``."""
+    old = Path(__file__).parent.parent / "upgrade" / "data-pending-0.1.0" / "runs.sqlite3"
+    path = tmp_path / "runs.sqlite3"
+    shutil.copyfile(old, path)
+    db = sqlite3.connect(path)
+    try:  # as if that version had been killed during its last run
+        db.execute("UPDATE runs SET record = json_set(record, '$.status', 'running') WHERE run_id = ?", (OLDEST,))
+        db.commit()
+    finally:
+        db.close()
+    assert {r["job"] for r in read_recent(path, 5)} == {"snapshot"}
+    assert {r["job"] for r in read_recent(path, 5, default_job="nightly")} == {"nightly"}, "read-only: as it is"
+    history = SqliteHistory(path, default_job="nightly")
+    assert {r["job"] for r in read_recent(path, 5, default_job="snapshot")} == {"nightly"}, "the rows say"
+    assert {(r.job, r.document["job"]) for r in history.page(job="nightly").runs} == {("nightly", "nightly")}
+    stored = history.get(OLDEST)
+    assert stored is not None and stored.job == "nightly"
+    [interrupted] = history.unfinished(job="nightly")
+    assert (interrupted.run_id, interrupted.job) == (OLDEST, "nightly")
+    history.record(replace(interrupted, status=RunStatus.ERROR, error="interrupted: service stopped"))
+    assert (history.count(job="nightly"), history.count(job="snapshot")) == (3, 0)
+
+
+OLDEST = "20261207T143546Z-e5fa56"
+"""The first run in tests/upgrade/data-pending-0.1.0."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,20 @@ def test_a_version_1_document_is_the_default_jobs_state(tmp_path: Path, default_
     assert StateFile(path, default_job="other").job(default_job).load() == loaded, "written back as version 2"
 
 
+def test_the_runs_of_a_version_1_document_that_name_their_job_are_the_default_jobs(tmp_path: Path) -> None:
+    """The last versions with one job named its runs ``snapshot``: the default job's all the same (a run in flight
+    is closed as its own, and the state of a job holds no other job's runs)."""
+    current = RunRecord(
+        run_id="20260120T110000Z-123456", triggers=(Trigger(Source.FILE, T0, "run-now"),), started_at=T0
+    )
+    path = tmp_path / STATE_FILE_NAME
+    path.write_text(json.dumps({"version": 1, **State(last_run=a_run(), current=current).to_json()}))
+    assert json.loads(path.read_text())["current"]["job"] == "snapshot"
+    loaded = StateFile(path, default_job="nightly").job("nightly").load()
+    assert loaded == State(last_run=a_run("nightly"), current=replace(current, job="nightly"))
+    assert jobs_in(json.loads(path.read_text()), "nightly") == {"nightly": {"version": 1, **loaded.to_json()}}
+
+
 def test_a_job_whose_state_is_not_an_object_starts_afresh_and_the_others_keep_theirs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -121,7 +136,9 @@ def test_a_load_reads_the_file_again_for_its_job_only(tmp_path: Path) -> None:
 
 
 def test_jobs_in_reads_both_versions() -> None:
-    assert jobs_in(version_1(OLD), "snapshot") == {"snapshot": version_1(OLD)}
+    assert jobs_in(version_1(OLD), "snapshot") == {"snapshot": {"version": 1, **OLD.to_json()}}
+    nightly = replace(OLD, last_run=a_run("nightly"))
+    assert jobs_in(version_1(OLD), "nightly") == {"nightly": {"version": 1, **nightly.to_json()}}, "its runs too"
     assert jobs_in({"version": 2, "jobs": {"a": {}, "b": None}}, "snapshot") == {"a": {}}
     assert jobs_in({"version": 2, "jobs": "junk"}, "snapshot") is None
     assert jobs_in({}, "snapshot") == {}, "an empty document holds no job's state"
