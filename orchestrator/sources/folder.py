@@ -9,7 +9,6 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Container
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +16,7 @@ from typing import TypeVar
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, Source, Trigger
 from orchestrator.core.outlast import outlast_cancel
+from orchestrator.sources.lane import Lane
 from orchestrator.sources.takenlog import TakenLog
 from orchestrator.sources.trigger_files import TakenFile, TriggerFolder
 from orchestrator.sources.watch import FolderWatch
@@ -60,9 +60,10 @@ class FolderSource:
         """The last look's triggers could not be saved: their files stay, and are looked at again soon."""
         self.first_look = asyncio.Event()
         """Set once the folder was first looked at (and what it held handed over), or that look failed."""
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigger-folder")
-        """The folder's work, one call at a time. A cancel does not stop a call that has begun, so the folder's
-        descriptor is closed on this thread too, after whatever it is doing (see :meth:`stop`)."""
+        self._worker = Lane()
+        """The folder's work, one call at a time (on threads shared with the other jobs' folders). A cancel does
+        not stop a call that has begun, so the folder's descriptor is closed in this lane too, after whatever it
+        is doing (see :meth:`stop`)."""
 
     def start(self) -> None:
         self.watch.start()

@@ -97,14 +97,19 @@ class Routes:
         by_folder: dict[str, list[Subscription]] = {}
         for sub in subscriptions:
             by_folder.setdefault(sub.folder, []).append(sub)
-        self._folders: dict[str, _Folder] = {}
-        for folder, subs in by_folder.items():
-            named: dict[str, list[Subscription]] = {}
-            for sub in subs:
-                for name in sub.names or ():
-                    named.setdefault(name, []).append(sub)
-            every = tuple(sub for sub in subs if sub.names is None)
-            self._folders[folder] = _Folder(every, {n: tuple(s) for n, s in named.items()}, tuple(subs))
+        self._folders = {folder: _folder_of(subs) for folder, subs in by_folder.items()}
+
+    def changed(self, folder: str, subscriptions: Sequence[Subscription]) -> Routes:
+        """These routes with ``folder``'s subscribers now ``subscriptions`` (in the order they subscribed): only
+        that folder's part is made again, so a hundred jobs subscribing one by one cost a hundred small steps."""
+        folders = dict(self._folders)
+        if subscriptions:
+            folders[folder] = _folder_of(subscriptions)
+        else:
+            folders.pop(folder, None)
+        routes = Routes()
+        routes._folders = folders
+        return routes
 
     def targets(self, event: FileSystemEvent) -> Sequence[Subscription]:
         """The subscribers to tell of ``event``, each once, in the order they subscribed to its folder."""
@@ -124,6 +129,15 @@ class Routes:
         return list(dict.fromkeys(targets)) if len(targets) > 1 else targets
 
 
+def _folder_of(subs: Sequence[Subscription]) -> _Folder:
+    named: dict[str, list[Subscription]] = {}
+    for sub in subs:
+        for name in sub.names or ():
+            named.setdefault(name, []).append(sub)
+    every = tuple(sub for sub in subs if sub.names is None)
+    return _Folder(every, {n: tuple(s) for n, s in named.items()}, tuple(subs))
+
+
 class _SharedWatch:
     """One observer and the subscribers it serves. Subscribers come and go on the event loop's thread; the
     observer's thread reads the routes, which are replaced whole on each change (never changed in place)."""
@@ -140,12 +154,15 @@ class _SharedWatch:
 
     def add(self, sub: Subscription) -> None:
         self.subscriptions.append(sub)
-        self._routes = Routes(self.subscriptions)
+        self._reroute(sub.folder)
 
     def remove(self, sub: Subscription) -> None:
         with contextlib.suppress(ValueError):  # removed before
             self.subscriptions.remove(sub)
-        self._routes = Routes(self.subscriptions)
+        self._reroute(sub.folder)
+
+    def _reroute(self, folder: str) -> None:
+        self._routes = self._routes.changed(folder, [each for each in self.subscriptions if each.folder == folder])
 
     @property
     def stale(self) -> bool:

@@ -76,6 +76,9 @@ class StateFile:
         self._known: dict[str, dict[str, Any]] | None = None
         """Each job's state document as last read or saved; ``None`` until the file is first read."""
         self._views: dict[str, JobStateStore] = {}
+        self._parsed: tuple[tuple[int, int, int, int], dict[str, dict[str, Any]]] | None = None
+        """The file's jobs as last parsed, with the file's identity then (device, inode, size, mtime): a
+        hundred jobs loading at start read and parse it once, not once each."""
         self._saves = Streak()
         self._lock = threading.Lock()
 
@@ -147,6 +150,13 @@ class StateFile:
         """Every job's state document in the file (none if there is no file); raises ``OSError`` or
         :class:`~orchestrator.disk.atomic.InvalidDocument` if it cannot be read."""
         try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return {}
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        if self._parsed is not None and self._parsed[0] == identity:
+            return dict(self._parsed[1])
+        try:
             document = read_json_object(self.path, MAX_STATE_FILE_BYTES)
         except FileNotFoundError:
             return {}
@@ -156,7 +166,8 @@ class StateFile:
         if "jobs" in document and len(jobs) < len(document["jobs"]):
             damaged = sorted(set(document["jobs"]) - set(jobs))
             log.warning("state file %s: the state of %s is damaged; starting it afresh", self.path, damaged)
-        return jobs
+        self._parsed = (identity, jobs)
+        return dict(jobs)
 
 
 class JobStateStore:
