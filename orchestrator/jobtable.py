@@ -16,7 +16,7 @@ from orchestrator.job.protocol import Job
 from orchestrator.jobsfile.plan import Plan, plan
 from orchestrator.jobsfile.spec import JobSpec
 from orchestrator.ops.chains import Chains
-from orchestrator.ops.notify import Notifier
+from orchestrator.ops.notify import Notifier, webhooks_for
 from orchestrator.runner import RunListener
 from orchestrator.unit import JobUnit, Shared
 
@@ -70,6 +70,9 @@ class JobTable:
             state=lambda: unit.state,
             schedule=unit.timing,
             publish=unit.publish,
+            job=spec.name,
+            hooks=webhooks_for(self._settings, spec.config),
+            api="/api/snapshot" if spec.name == self._default_job else f"/api/jobs/{spec.name}",
         )
         unit.checks = notifier
         unit.recent.watch(notifier.recent_changed)
