@@ -16,6 +16,7 @@ from orchestrator.job.protocol import Job
 from orchestrator.jobsfile.plan import Plan, plan
 from orchestrator.jobsfile.spec import JobSpec
 from orchestrator.ops.chains import Chains
+from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier, webhooks_for
 from orchestrator.runner import RunListener
 from orchestrator.unit import JobUnit, Shared
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class JobTable:
     """Every job's unit, by name, in the file's order. ``first``: listeners every job's runner tells first
     (retention); ``job``: replaces the default job's subprocess (tests); ``on_end``: told of a background task
-    that ends by itself."""
+    that ends by itself; ``metrics``: told of every job's runs, and of each job as it is built."""
 
     def __init__(
         self,
@@ -38,8 +39,10 @@ class JobTable:
         job: Job | None,
         on_end: Callable[[asyncio.Task[None]], None],
         names: set[str],
+        metrics: Metrics,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._shared = shared
         self._default_job = default_job
         self._first = first
@@ -76,7 +79,8 @@ class JobTable:
         )
         unit.checks = notifier
         unit.recent.watch(notifier.recent_changed)
-        listeners.extend((notifier, self.chains))
+        listeners.extend((notifier, self.chains, self._metrics))
+        self._metrics.job_added(spec.name, unit)
         self.listeners[spec.name] = listeners
         self.units[spec.name] = unit
         self.notifiers[spec.name] = notifier

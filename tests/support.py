@@ -132,10 +132,10 @@ class ServiceProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_log(self, text: str, timeout: float = 10) -> None:
-        """Wait (bounded) until the service has logged a line containing ``text``."""
-        if not self.log_lines.wait_for(text, timeout):
-            raise AssertionError(f"service did not log {text!r} within {timeout}s\n{self.logs()}")
+    def wait_for_log(self, text: str, timeout: float = 10, count: int = 1) -> None:
+        """Wait (bounded) until the service has logged ``count`` lines containing ``text``."""
+        if not self.log_lines.wait_for(text, timeout, count):
+            raise AssertionError(f"service did not log {text!r} {count} times within {timeout}s\n{self.logs()}")
 
 
 class LogLines:
@@ -150,9 +150,9 @@ class LogLines:
             self._lines.append(line)
             self._arrived.notify_all()
 
-    def wait_for(self, text: str, timeout: float) -> bool:
+    def wait_for(self, text: str, timeout: float, count: int = 1) -> bool:
         with self._arrived:
-            return self._arrived.wait_for(lambda: any(text in line for line in self._lines), timeout)
+            return self._arrived.wait_for(lambda: sum(text in line for line in self._lines) >= count, timeout)
 
 
 def start_service(
