@@ -16,10 +16,8 @@ from orchestrator.core.events import RunStatus, Source, Trigger, utcnow
 from orchestrator.core.records import RunRecord
 from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.core.steps import Step
-from orchestrator.jobsfile import parse_jobs
-from orchestrator.service import Orchestrator
 from orchestrator.sources.trigger_files import write_trigger_file
-from tests.fakes import T0, ScriptedJob, Services, ended, make_settings, minutes
+from tests.fakes import T0, ScriptedJob, Services, ended, jobs_orchestrator, minutes
 from tests.ops.test_metrics import Samples, parse, value
 from tests.support import PYTHON, ServiceProcess, saved_state
 
@@ -37,21 +35,6 @@ paused = true
 """
 
 
-def jobs_service(root: Path, clock: FakeClock, job: ScriptedJob, text: str, *, reload_to: str = "") -> Orchestrator:
-    """A service of the jobs in ``text`` (the default job ``snapshot`` runs ``job``); a reload reads
-    ``reload_to``."""
-    path = root / "jobs.toml"
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    (root / "triggers").mkdir(parents=True, exist_ok=True)
-    return Orchestrator(
-        make_settings(root),
-        clock=clock,
-        job=job,
-        jobs=parse_jobs(text, path),
-        load_jobs=lambda: parse_jobs(reload_to, path),
-    )
-
-
 def series(samples: Samples, name: str) -> dict[str, float]:
     """``name``'s value for each job."""
     return {dict(labels)["job"]: sample for (each, labels), sample in samples.items() if each == name}
@@ -60,7 +43,7 @@ def series(samples: Samples, name: str) -> dict[str, float]:
 async def test_every_job_has_its_series_and_the_service_its_own(
     tmp_path: Path, clock: FakeClock, job: ScriptedJob, services: Services
 ) -> None:
-    service = await services.started(jobs_service(tmp_path, clock, job, JOBS))
+    service = await services.started(jobs_orchestrator(tmp_path, clock, job, JOBS))
     first = await job.next_start()  # the default job's start-up run
     samples = parse(service.metrics.render().decode())
     assert series(samples, "snapshot_running") == {"snapshot": 1, "report": 0, "nightly": 0}
@@ -91,7 +74,7 @@ async def test_every_job_has_its_series_and_the_service_its_own(
 
 def test_a_run_is_counted_as_its_jobs(tmp_path: Path, clock: FakeClock, job: ScriptedJob) -> None:
     """What every job's runner tells the one listener: each run says its job, and is counted under it."""
-    metrics = jobs_service(tmp_path, clock, job, JOBS).metrics
+    metrics = jobs_orchestrator(tmp_path, clock, job, JOBS).metrics
     triggers = tuple(Trigger(Source.AFTER, T0, f"after snapshot {n}") for n in range(3))
     run = RunRecord("r1", triggers, T0, trigger_count=3, job="report")
     metrics.run_started(RunStarted(run))
@@ -109,7 +92,7 @@ async def test_a_reload_adds_a_jobs_series_and_takes_a_removed_jobs_gauges(
     tmp_path: Path, clock: FakeClock, job: ScriptedJob, services: Services
 ) -> None:
     changed = JOBS.replace("[jobs.report]", "[jobs.backup]")
-    service = await services.started(jobs_service(tmp_path, clock, job, JOBS, reload_to=changed))
+    service = await services.started(jobs_orchestrator(tmp_path, clock, job, JOBS, reload_to=changed))
     await job.next_start()
     plan = await service.reload()
     assert (plan.added, plan.removed) == (("backup",), ("report",))
