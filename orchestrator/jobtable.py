@@ -16,7 +16,8 @@ from orchestrator.job.protocol import Job
 from orchestrator.jobsfile.plan import Plan, plan
 from orchestrator.jobsfile.spec import JobSpec
 from orchestrator.ops.chains import Chains
-from orchestrator.ops.notify import Notifier
+from orchestrator.ops.metrics import Metrics
+from orchestrator.ops.notify import Notifier, webhooks_for
 from orchestrator.runner import RunListener
 from orchestrator.unit import JobUnit, Shared
 
@@ -25,8 +26,13 @@ log = logging.getLogger(__name__)
 
 class JobTable:
     """Every job's unit, by name, in the file's order. ``first``: listeners every job's runner tells first
+<<<<<<< HEAD
     (retention); ``job_for``: a job's own :class:`Job` in place of its subprocess (tests), or ``None``;
     ``on_end``: told of a background task that ends by itself."""
+=======
+    (retention); ``job``: replaces the default job's subprocess (tests); ``on_end``: told of a background task
+    that ends by itself; ``metrics``: told of every job's runs, and of each job as it is built."""
+>>>>>>> cli13
 
     def __init__(
         self,
@@ -37,8 +43,10 @@ class JobTable:
         job_for: Callable[[str], Job | None],
         on_end: Callable[[asyncio.Task[None]], None],
         names: set[str],
+        metrics: Metrics,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._shared = shared
         self._first = first
         self._job_for = job_for
@@ -67,10 +75,14 @@ class JobTable:
             state=lambda: unit.state,
             schedule=unit.timing,
             publish=unit.publish,
+            job=spec.name,
+            hooks=webhooks_for(self._settings, spec.config),
+            api="/api/snapshot" if spec.name == self._default_job else f"/api/jobs/{spec.name}",
         )
         unit.checks = notifier
         unit.recent.watch(notifier.recent_changed)
-        listeners.extend((notifier, self.chains))
+        listeners.extend((notifier, self.chains, self._metrics))
+        self._metrics.job_added(spec.name, unit)
         self.listeners[spec.name] = listeners
         self.units[spec.name] = unit
         self.notifiers[spec.name] = notifier

@@ -80,6 +80,8 @@ class Orchestrator:
             slots=Slots(jobs.max_parallel if jobs is not None else None),
             leave_alone=names,
         )
+        # Told of each job as it is built (once its state is read), and reads every job at each scrape.
+        self.metrics = Metrics(lambda: self.units, self.history)
         self.table = JobTable(
             settings,
             self.shared,
@@ -87,12 +89,10 @@ class Orchestrator:
             job_for=job_for or (lambda name: job if name == self.default_job else None),
             on_end=self._crashed,
             names=names,
+            metrics=self.metrics,
         )
         for spec in specs.values():
             self.table.build(spec)
-        # Last, so that the state and history it reads at start are all there.
-        self.metrics = Metrics(self.unit, self.history, interval_seconds=settings.job.interval_minutes * 60)
-        self.listeners.append(self.metrics)
         self._stack = contextlib.AsyncExitStack()
         # Stopped last, whether the rest started or not: after the runners, each has the last run's end to tell.
         self._stack.push_async_callback(self.logs.stop)  # the last run's last lines

@@ -20,6 +20,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus
 from orchestrator.core.steps import Parsed, StepReport
 from orchestrator.job.protocol import JobResult, Report, RunContext, Started
+from orchestrator.jobsfile import parse_jobs
 from orchestrator.service import Orchestrator
 
 Client = TestClient[web.Request, web.Application]
@@ -134,6 +135,23 @@ def with_fields(settings: Settings, **changes: Any) -> Settings:
         section = next(f.name for f in fields(Settings) if name in {g.name for g in fields(getattr(settings, f.name))})
         settings = replace(settings, **{section: replace(getattr(settings, section), **{name: value})})
     return settings
+
+
+def jobs_orchestrator(
+    root: Path, clock: FakeClock, job: ScriptedJob, text: str, *, reload_to: str = ""
+) -> Orchestrator:
+    """A service of the jobs file ``text`` in ``root`` (its default job runs ``job``; keep the others from running,
+    or the test starts processes); a reload reads ``reload_to``."""
+    path = root / "jobs.toml"
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "triggers").mkdir(parents=True, exist_ok=True)
+    return Orchestrator(
+        make_settings(root),
+        clock=clock,
+        job=job,
+        jobs=parse_jobs(text, path),
+        load_jobs=lambda: parse_jobs(reload_to, path),
+    )
 
 
 def make_orchestrator(

@@ -135,7 +135,7 @@ class ServiceProcess:
     def wait_for_log(self, text: str, timeout: float = 10, count: int = 1) -> None:
         """Wait (bounded) until the service has logged ``count`` lines containing ``text``."""
         if not self.log_lines.wait_for(text, timeout, count):
-            raise AssertionError(f"service did not log {text!r} within {timeout}s\n{self.logs()}")
+            raise AssertionError(f"service did not log {text!r} {count} times within {timeout}s\n{self.logs()}")
 
 
 class LogLines:

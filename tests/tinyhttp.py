@@ -21,6 +21,7 @@ class Seen:
     method: str
     path: str
     authorization: str | None
+    body: bytes = b""
 
 
 @dataclass
@@ -39,9 +40,8 @@ def tiny_server(answer: Answer) -> Iterator[TinyServer]:
     class Handler(BaseHTTPRequestHandler):
         def handle_one(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            server.seen.append(Seen(self.command, self.path, self.headers.get("Authorization")))
+            body = self.rfile.read(length) if length else b""
+            server.seen.append(Seen(self.command, self.path, self.headers.get("Authorization"), body))
             status, headers, body = server.answer(self.command, self.path)
             self.send_response(status)
             for name, value in {"Content-Length": str(len(body)), **headers}.items():

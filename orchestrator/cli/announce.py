@@ -15,7 +15,9 @@ from orchestrator.store.lock import InstanceLock
 
 log = logging.getLogger(__name__)
 
-JOB_VARIABLES = frozenset({"SNAPSHOT_PROGRESS_FILE", "SNAPSHOT_RUN_ID", "SNAPSHOT_TRIGGER", "SNAPSHOT_REASON"})
+JOB_VARIABLES = frozenset(
+    {"SNAPSHOT_JOB", "SNAPSHOT_PROGRESS_FILE", "SNAPSHOT_RUN_ID", "SNAPSHOT_TRIGGER", "SNAPSHOT_REASON"}
+)
 """What the service sets for its job (a service started from a job's environment has them too)."""
 
 

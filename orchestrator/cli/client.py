@@ -1,5 +1,6 @@
 """The client commands: ``trigger`` (a file in the triggers folder, or over HTTP and followed with ``--wait``),
-``cancel``, ``pause`` and ``resume``, and what they share: the server's address, the token, one line for a refusal."""
+``cancel``, ``pause``, ``resume`` and ``reload``, and what they share: the server's address, the token, one line
+for a refusal. Each but ``reload`` acts on the job of ``--job`` (orchestrator/cli/jobs.py), else the default."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.cli.httpclient import Redirected, open_url
+from orchestrator.cli.jobs import api_of, job_of, trigger_folder
 from orchestrator.cli.options import DEFAULT_URL, option
 from orchestrator.config import ConfigError
 from orchestrator.core.events import parse_iso, utcnow
@@ -24,12 +25,16 @@ from orchestrator.sources.trigger_files import write_trigger_file
 def cmd_trigger(args: argparse.Namespace) -> int:
     if args.wait:
         return trigger_and_wait(args)
-    triggers_dir: Path = option("--triggers-dir").value(args)
+    folder = trigger_folder(args)
     try:
-        path = write_trigger_file(triggers_dir, args.reason, utcnow())
+        path = write_trigger_file(folder.path, args.reason, utcnow())
     except OSError as exc:
-        raise ConfigError(f"cannot write a trigger into {triggers_dir}: {exc.strerror or exc}") from None
-    print(f"Snapshot requested ({path}); it runs as soon as the service takes the file.")
+        raise ConfigError(f"cannot write a trigger into {folder.path}: {exc.strerror or exc}") from None
+    if folder.note is not None:
+        print(f"snapshot-orchestrator: note: {printable(folder.note)}", file=sys.stderr)
+    job = job_of(args)
+    what = "Snapshot requested" if job is None else f"A run of job {job} requested"
+    print(printable(f"{what} ({path}); it runs as soon as the service takes the file."))
     return 0
 
 
@@ -39,24 +44,26 @@ def trigger_and_wait(args: argparse.Namespace) -> int:
 
     url = server_url(args)
     headers = auth_headers(args)
+    job = job_of(args)
     # One key per invocation: if the request is retried on its way (a proxy), still one run.
-    answer = post_reason(url, "trigger", args.reason, {"Idempotency-Key": str(uuid.uuid4()), **headers})
+    answer = post_reason(url, "trigger", args.reason, {"Idempotency-Key": str(uuid.uuid4()), **headers}, job=job)
     requested_at = parse_iso(answer.get("requestedAt"))
     if requested_at is None:
         raise ConfigError(f"{url} did not say when the trigger was taken (an older service?); cannot follow the run")
     display = Display(sys.stderr)
     display.waiting(str(answer.get("message") or "Snapshot triggered"))
+    follower = Follower(url, headers, display=display, api=api_of(job))
     try:
-        record = Follower(url, headers, display=display).follow(requested_at, queued=answer.get("queued") is True)
+        record = follower.follow(requested_at, queued=answer.get("queued") is True)
     except urllib.error.HTTPError as exc:
-        raise refused_by(url, exc) from None
+        raise refused_by(url, exc, job=job) from None
     except Lost as exc:
         display.close()
         print(f"snapshot-orchestrator: stopped waiting: {printable(str(exc))}", file=sys.stderr)
         return Exit.TROUBLE
     except KeyboardInterrupt:
         display.close()
-        print("snapshot-orchestrator: stopped waiting; the snapshot goes on", file=sys.stderr)
+        print("snapshot-orchestrator: stopped waiting; the run goes on", file=sys.stderr)
         return Exit.INTERRUPTED
     finally:
         display.close()
@@ -67,7 +74,7 @@ def trigger_and_wait(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     url = server_url(args)
     try:
-        answer = post_reason(url, "cancel", args.reason, auth_headers(args), expected=(409,))
+        answer = post_reason(url, "cancel", args.reason, auth_headers(args), expected=(409,), job=job_of(args))
     except Refused as refused:
         print(f"Nothing to cancel: {refused.message}")
         return 1
@@ -77,8 +84,21 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_pause_resume(args: argparse.Namespace) -> int:
     """``pause [--reason R]`` / ``resume``: 0 when the schedule is now as asked (also if it already was)."""
-    answer = post_reason(server_url(args), args.command_name, getattr(args, "reason", ""), auth_headers(args))
+    reason = getattr(args, "reason", "")
+    answer = post_reason(server_url(args), args.command_name, reason, auth_headers(args), job=job_of(args))
     print(printable(str(answer.get("message", args.command_name.capitalize() + "d"))))
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """``reload``: the service reads its jobs file again (``POST /api/reload``). 0 with what changed; 2 with the
+    service's one line when it refused (the file cannot be used, or there is none: the running jobs stay)."""
+    url = server_url(args)
+    try:
+        answer = post_json(url, "/api/reload", b"", auth_headers(args), expected=(400, 409))
+    except Refused as refused:
+        raise ConfigError(f"reload refused: {refused.message}") from None
+    print(printable(f"Jobs file read again: {answer.get('summary') or answer.get('message') or 'done'}"))
     return 0
 
 
@@ -92,15 +112,34 @@ class Refused(Exception):
 
 
 def post_reason(
-    url: str, action: str, reason: str, headers: dict[str, str], *, expected: tuple[int, ...] = ()
+    url: str,
+    action: str,
+    reason: str,
+    headers: dict[str, str],
+    *,
+    expected: tuple[int, ...] = (),
+    job: str | None = None,
 ) -> dict[str, Any]:
-    """``POST /api/snapshot/<action>`` with an optional ``{"reason": ...}``; the JSON answer. An ``expected``
-    refusal is :class:`Refused`; any other refusal, or no answer, is a :class:`ConfigError` (exit 2)."""
+    """``POST /api/snapshot/<action>`` (``/api/jobs/<job>/<action>`` for a ``job``) with an optional
+    ``{"reason": ...}``; the JSON answer. An ``expected`` refusal is :class:`Refused`; any other refusal, or no
+    answer, is a :class:`ConfigError` (exit 2)."""
+    body = json.dumps({"reason": reason}).encode() if reason else b""
+    return post_json(url, f"{api_of(job)}/{action}", body, headers, expected=expected, job=job)
+
+
+def post_json(
+    url: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    expected: tuple[int, ...] = (),
+    job: str | None = None,
+) -> dict[str, Any]:
+    """``POST path`` with ``body``; the JSON answer, or :class:`Refused` / :class:`ConfigError` as
+    :func:`post_reason` says."""
     request = urllib.request.Request(
-        f"{url}/api/snapshot/{action}",
-        data=json.dumps({"reason": reason}).encode() if reason else b"",
-        method="POST",
-        headers={"Content-Type": "application/json", **headers},
+        f"{url}{path}", data=body, method="POST", headers={"Content-Type": "application/json", **headers}
     )
     try:
         with open_url(request, timeout=10) as response:
@@ -108,7 +147,7 @@ def post_reason(
     except urllib.error.HTTPError as exc:
         if exc.code in expected:
             raise Refused(exc.code, error_message(exc)) from None
-        raise refused_by(url, exc) from None
+        raise refused_by(url, exc, job=job) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
     return answer if isinstance(answer, dict) else {}
@@ -147,11 +186,13 @@ def auth_headers(args: argparse.Namespace) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def refused_by(url: str, error: urllib.error.HTTPError) -> ConfigError:
+def refused_by(url: str, error: urllib.error.HTTPError, *, job: str | None = None) -> ConfigError:
     """The one line for an error answer: a redirect says what it is (it was not followed), any other answer
-    its status and message."""
+    its status and message; a 404 for a ``--job`` names the job (the service has none of that name)."""
     if isinstance(error, Redirected):
         return ConfigError(str(error))
+    if job is not None and error.code == 404:
+        return ConfigError(f"{url} answered 404 for --job {job}: {error_message(error)}")
     return ConfigError(f"{url} answered {error.code}: {error_message(error)}")
 
 

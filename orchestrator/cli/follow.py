@@ -223,8 +223,9 @@ class Display:
 
 
 class Follower:
-    """Follows one run over ``GET /api/snapshot/events``; ``open_url`` is urllib's without redirects
-    (orchestrator/cli/httpclient.py), replaceable in tests."""
+    """Follows one run over ``GET /api/snapshot/events`` (``api``: the path of the job's API, by default the
+    default job's); ``open_url`` is urllib's without redirects (orchestrator/cli/httpclient.py), replaceable in
+    tests."""
 
     def __init__(
         self,
@@ -232,11 +233,13 @@ class Follower:
         headers: dict[str, str],
         *,
         display: Display,
+        api: str = "/api/snapshot",
         open_url: Callable[..., Any] = httpclient.open_url,
         monotonic: Callable[[], float] = time.monotonic,
         pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url.rstrip("/")
+        self.api = api
         self.headers = headers
         self.display = display
         self._open = open_url
@@ -275,7 +278,7 @@ class Follower:
         down_since: float | None = None
         while True:
             request = urllib.request.Request(
-                f"{self.url}/api/snapshot/events", headers={"Accept": "text/event-stream", **self.headers}
+                f"{self.url}{self.api}/events", headers={"Accept": "text/event-stream", **self.headers}
             )
             try:
                 with self._open(request, timeout=STREAM_READ_TIMEOUT) as response:
@@ -307,7 +310,7 @@ class Follower:
             attempt += 1
 
     def _lookup(self, run_id: str) -> dict[str, Any] | None:
-        request = urllib.request.Request(f"{self.url}/api/snapshot/runs/{run_id}", headers=self.headers)
+        request = urllib.request.Request(f"{self.url}{self.api}/runs/{run_id}", headers=self.headers)
         try:
             with self._open(request, timeout=10) as response:
                 record = json.load(response)

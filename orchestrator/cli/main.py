@@ -1,6 +1,6 @@
-"""Command line: ``serve`` (the default), ``check``, ``trigger``, ``status``, ``cancel``, ``pause``, ``resume``
-and ``runs show``. Flags win over environment variables, which win over defaults. Bad settings end with one line
-on stderr and exit status 2, before anything runs."""
+"""Command line: ``serve`` (the default), ``check``, ``trigger``, ``status``, ``cancel``, ``pause``, ``resume``,
+``runs show`` and ``reload``. Flags win over environment variables, which win over defaults. Bad settings end
+with one line on stderr and exit status 2, before anything runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator.cli.check import cmd_check
-from orchestrator.cli.client import cmd_cancel, cmd_pause_resume, cmd_trigger
+from orchestrator.cli.client import cmd_cancel, cmd_pause_resume, cmd_reload, cmd_trigger
 from orchestrator.cli.options import settings_from
 from orchestrator.cli.parser import build_parser
 from orchestrator.cli.serve import OWN_FILES, cmd_serve
@@ -47,6 +47,8 @@ def _run(args: argparse.Namespace) -> int:
             return cmd_cancel(args)
         if args.command_name in ("pause", "resume"):
             return cmd_pause_resume(args)
+        if args.command_name == "reload":
+            return cmd_reload(args)
         if args.command_name == "runs":
             # Imported here: it brings the progress display's modules (tqdm), which no other command needs at start.
             from orchestrator.cli.runs import cmd_runs

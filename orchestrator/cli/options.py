@@ -20,7 +20,7 @@ from orchestrator.config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, Setting
 
 SERVE = ("serve", "check")
 """The commands that read the service's settings: ``serve``, and ``check``, which checks them as it would."""
-CLIENTS = ("trigger", "status", "cancel", "pause", "resume", "runs")
+CLIENTS = ("trigger", "status", "cancel", "pause", "resume", "runs", "reload")
 FOLDER_USERS = (*SERVE, "trigger", "status")
 NOTIFY_GROUP = "notifications and missed-run checks (README: Notifications)"
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -127,7 +127,8 @@ OPTIONS: tuple[Option, ...] = (
         "job.command", v.parse_command, job_key="command"),
     Opt("--jobs", "SNAPSHOT_JOBS",
         "a TOML file of named jobs, each with its own command, schedule and limits ({env}; README: Several jobs)",
-        parse=Path, commands=SERVE, blank_is_unset=True, metavar="FILE"),
+        parse=Path, commands=(*SERVE, "trigger"), blank_is_unset=True, metavar="FILE",
+        help_for=(("trigger", "the service's jobs file: which job is the default, for --job ({env})"),)),
     Opt("--log-level", "SNAPSHOT_LOG_LEVEL", "debug, info, warning or error ({env}, default {default})",
         default="info", blank_is_unset=True),
     Opt("--timeout", "SNAPSHOT_TIMEOUT",

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 
 from orchestrator import __version__
+from orchestrator.cli.jobs import add_job_argument
 from orchestrator.cli.options import OPTIONS, Option
 
-COMMANDS = "{serve,check,trigger,status,cancel,pause,resume,runs}"
+COMMANDS = "{serve,check,trigger,status,cancel,pause,resume,runs,reload}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask for a run by dropping a file into the triggers folder (--wait: over HTTP, and follow the run)",
     )
     trig.add_argument("--reason", default="", help="why; recorded with the run")
+    add_job_argument(trig)
     trig.add_argument(
         "--wait",
         action="store_true",
@@ -41,28 +43,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_options(trig, "trigger")
 
-    stat = commands.add_parser("status", help="print the state, from the server or else from the data folder")
-    stat.add_argument("--json", action="store_true", help="print the raw status document")
+    stat = commands.add_parser(
+        "status", help="print the state of every job (or of --job), from the server or else from the data folder"
+    )
+    stat.add_argument(
+        "--json", action="store_true", help="print the raw status document (of --job, else of the default job)"
+    )
+    add_job_argument(stat)
     add_options(stat, "status")
-
-    cancel = commands.add_parser("cancel", help="stop the running snapshot (recorded as cancelled)")
-    cancel.add_argument("--reason", default="", help="why; recorded with the run")
-    add_options(cancel, "cancel")
-
-    # The server side of pause and resume is orchestrator/http/pause.py.
-    pause = commands.add_parser("pause", help="pause the automatic schedule (manual triggers still run)")
-    pause.add_argument("--reason", default="", help="why; shown in the status")
-    add_options(pause, "pause")
-    resume = commands.add_parser("resume", help="resume the automatic schedule")
-    add_options(resume, "resume")
+    _add_controls(commands)
 
     runs = commands.add_parser("runs", help="the runs the server keeps: 'runs show RUNID' prints a run's steps")
     what = runs.add_subparsers(dest="runs_command", metavar="{show}", required=True)
     show = what.add_parser("show", help="print a run's steps as a table: start, duration, percent, last detail")
     show.add_argument("run_id", metavar="RUNID", help="the run's id (its runId, as status and the history show it)")
     show.add_argument("--json", action="store_true", help="print the raw steps document")
+    add_job_argument(show)
     add_options(show, "runs")
+
+    reload = commands.add_parser(
+        "reload", help="make the service read its jobs file again (as SIGHUP does); print what changed"
+    )
+    add_options(reload, "reload")
     return parser
+
+
+def _add_controls(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``cancel``, ``pause`` and ``resume``."""
+    cancel = commands.add_parser("cancel", help="stop the running run (recorded as cancelled)")
+    cancel.add_argument("--reason", default="", help="why; recorded with the run")
+    add_job_argument(cancel)
+    add_options(cancel, "cancel")
+
+    # The server side of pause and resume is orchestrator/http/pause.py.
+    pause = commands.add_parser("pause", help="pause the automatic schedule (manual triggers still run)")
+    pause.add_argument("--reason", default="", help="why; shown in the status")
+    add_job_argument(pause)
+    add_options(pause, "pause")
+    resume = commands.add_parser("resume", help="resume the automatic schedule")
+    add_job_argument(resume)
+    add_options(resume, "resume")
 
 
 def add_options(parser: argparse.ArgumentParser, command: str) -> None:

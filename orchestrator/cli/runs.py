@@ -18,6 +18,7 @@ from urllib.parse import quote
 from orchestrator.cli.client import auth_headers, refused_by, server_url
 from orchestrator.cli.follow import ELLIPSIS, duration_text
 from orchestrator.cli.httpclient import open_url
+from orchestrator.cli.jobs import api_of, job_of
 from orchestrator.config import ConfigError
 from orchestrator.core.events import parse_iso
 from orchestrator.core.printable import printable
@@ -31,19 +32,24 @@ ARROW = "\u2192"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """``runs show RUNID``: 0 when the run was shown, 1 when the server has no such run."""
+    """``runs show RUNID``: 0 when the run was shown, 1 when the server has no such run (of ``--job``)."""
     url = server_url(args)
+    job = job_of(args)
     request = urllib.request.Request(
-        f"{url}/api/snapshot/runs/{quote(args.run_id, safe='')}/steps", headers=auth_headers(args)
+        f"{url}{api_of(job)}/runs/{quote(args.run_id, safe='')}/steps", headers=auth_headers(args)
     )
     try:
         with open_url(request, timeout=10) as response:
             document: dict[str, Any] = json.load(response)
     except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+        if exc.code != 404:
+            raise refused_by(url, exc) from None
+        if job is None:
             print(f"No run {printable(args.run_id)!r} in the history of {url}", file=sys.stderr)
             return 1
-        raise refused_by(url, exc) from None
+        _check_job(url, job, auth_headers(args))  # an unknown job is not an unknown run
+        print(f"No run {printable(args.run_id)!r} of job {job} in the history of {url}", file=sys.stderr)
+        return 1
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ConfigError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
     if args.json:
@@ -51,6 +57,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         print("\n".join(timeline(document, shutil.get_terminal_size().columns)))
     return 0
+
+
+def _check_job(url: str, job: str, headers: dict[str, str]) -> None:
+    """A :class:`ConfigError` if the service has no job ``job`` (a run's 404 does not say whose it is)."""
+    request = urllib.request.Request(f"{url}{api_of(job)}/status", headers=headers)
+    try:
+        with open_url(request, timeout=10):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise refused_by(url, exc, job=job) from None
+    except (urllib.error.URLError, OSError):
+        pass  # it answered a moment ago: the run's 404 stands
 
 
 @dataclass(frozen=True, slots=True)

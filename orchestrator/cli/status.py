@@ -1,58 +1,103 @@
-"""``status``: the status document from the server, or what the data folder says when the server is down, and
-the last runs, for people (or ``--json``)."""
+"""``status``: the state from the server, or what the data folder says when the server is down, and the last
+runs, for people (orchestrator/cli/statusview.py) or ``--json``.
+
+Without ``--job`` it shows every job in a line (``GET /api/jobs``) and the last runs of them all
+(``GET /api/runs``); a service with one job (no jobs file) is shown in full, as it always was, and so is a
+service older than ``/api/jobs`` (it answers 404: its one job is asked for at ``/api/snapshot/...``). With
+``--job NAME`` that job is shown in full. ``--json`` prints one status document: ``--job``'s, else the default
+job's."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.client import auth_headers, refused_by, server_url
 from orchestrator.cli.httpclient import open_url
+from orchestrator.cli.jobs import DEFAULT_API, api_of, job_of
 from orchestrator.cli.options import option
+from orchestrator.cli.statusview import format_overview, format_status
 from orchestrator.core.events import iso, utcnow
-from orchestrator.core.printable import first_line, printable
 from orchestrator.core.records import DEFAULT_JOB
-from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.store.history import HISTORY_FILE_NAME, read_recent
 from orchestrator.store.statefile import MAX_STATE_FILE_BYTES, STATE_FILE_NAME, jobs_in
 
+__all__ = ["cmd_status", "format_status", "offline_status", "recent_runs"]
+
 STATUS_SHOWN_RUNS = 5
-"""Runs listed by ``status``."""
+"""Runs listed by ``status`` for one job."""
+ALL_JOBS_SHOWN_RUNS = 10
+"""Runs listed by ``status`` for every job together."""
+JOB_RUNS_SCANNED = 500
+"""The newest runs of every job looked through, with the service down, for the last runs of ``--job``."""
+
+
+class Unreachable(Exception):
+    """No answer from the server (or none that is JSON): the data folder is read instead."""
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     url = server_url(args)
-    data_dir: Path = option("--data-dir").value(args)
-    source = f"server {url}"
-    request = urllib.request.Request(f"{url}/api/snapshot/status", headers=auth_headers(args))
+    headers = auth_headers(args)
+    job = job_of(args)
     try:
-        with open_url(request, timeout=5) as response:
-            document: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as exc:
-        raise refused_by(url, exc) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        document = offline_status(data_dir)
-        source = f"data folder (server {url} unreachable: {getattr(exc, 'reason', exc)})"
+        if job is None and not args.json:
+            overview = all_jobs(url, headers)
+            if overview is not None:
+                print(overview)
+                return 0
+        document = get_json(url, f"{api_of(job)}/status", headers, job=job)
+    except Unreachable as exc:
+        return from_files(args, job, f"data folder (server {url} unreachable: {exc})")
+    assert document is not None
     if args.json:
         print(json.dumps(document, indent=2))
     else:
-        if document.get("serverUp") is False:
-            runs = read_recent(data_dir / HISTORY_FILE_NAME, STATUS_SHOWN_RUNS)
-        else:
-            runs = recent_runs(url, auth_headers(args))
-        print(format_status(document, source, runs))
+        print(format_status(document, f"server {url}", recent_runs(url, headers, api_of(job)), job=job))
     return 0
 
 
-def recent_runs(url: str, headers: dict[str, str], count: int = STATUS_SHOWN_RUNS) -> list[dict[str, Any]]:
-    """The last runs from the history, or none if it cannot be read (the status is still worth showing)."""
-    request = urllib.request.Request(f"{url}/api/snapshot/runs?limit={count}", headers=headers)
+def all_jobs(url: str, headers: dict[str, str]) -> str | None:
+    """Every job of the service, from ``GET /api/jobs``; ``None`` if the service has no such path (older)."""
+    listing = get_json(url, "/api/jobs", headers, absent_ok=True)
+    if listing is None:
+        return None
+    docs = [doc for doc in listing.get("jobs") or [] if isinstance(doc, dict)]
+    if len(docs) == 1:  # no jobs file: as it always was
+        return format_status(docs[0], f"server {url}", recent_runs(url, headers, DEFAULT_API))
+    runs = recent_runs(url, headers, "/api", ALL_JOBS_SHOWN_RUNS)
+    default = listing.get("defaultJob")
+    return format_overview(docs, default if isinstance(default, str) else None, f"server {url}", runs)
+
+
+def get_json(
+    url: str, path: str, headers: dict[str, str], *, job: str | None = None, absent_ok: bool = False
+) -> dict[str, Any] | None:
+    """The JSON object at ``path``; ``None`` for a 404 if ``absent_ok``; a refusal is a ``ConfigError`` (one line,
+    exit 2), no answer :class:`Unreachable`."""
+    request = urllib.request.Request(f"{url}{path}", headers=headers)
+    try:
+        with open_url(request, timeout=5) as response:
+            document = json.load(response)
+    except urllib.error.HTTPError as exc:
+        if absent_ok and exc.code == 404:
+            return None
+        raise refused_by(url, exc, job=job) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise Unreachable(str(getattr(exc, "reason", exc))) from None
+    return document if isinstance(document, dict) else {}
+
+
+def recent_runs(
+    url: str, headers: dict[str, str], api: str = DEFAULT_API, count: int = STATUS_SHOWN_RUNS
+) -> list[dict[str, Any]]:
+    """The last runs from ``{api}/runs`` (every job's for ``/api``), or none if they cannot be read (the status
+    is still worth showing)."""
+    request = urllib.request.Request(f"{url}{api}/runs?limit={count}", headers=headers)
     try:
         with open_url(request, timeout=5) as response:
             page = json.load(response)
@@ -62,20 +107,56 @@ def recent_runs(url: str, headers: dict[str, str], count: int = STATUS_SHOWN_RUN
     return [run for run in runs if isinstance(run, dict)] if isinstance(runs, list) else []
 
 
-def offline_status(data_dir: Path) -> dict[str, Any]:
-    """What the files say when the server is down: the progress document and the last run."""
+# --------------------------------------------------------------------------------------- the data folder
+def from_files(args: argparse.Namespace, job: str | None, source: str) -> int:
+    """The status as the data folder tells it: every job the state file knows in a line, or one job in full
+    (``--job``; the one job there is; ``--json``: the job ``snapshot``'s, else the first's)."""
+    data_dir: Path = option("--data-dir").value(args)
+    history = data_dir / HISTORY_FILE_NAME
+    states = read_states(data_dir)
+    if job is None and len(states) > 1 and not args.json:
+        docs = [offline_status(data_dir, name, states) for name in states]
+        print(format_overview(docs, None, source, read_recent(history, ALL_JOBS_SHOWN_RUNS)))
+        return 0
+    name = job or (DEFAULT_JOB if DEFAULT_JOB in states or not states else next(iter(states)))
+    document = offline_status(data_dir, name, states)
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    if job is None:
+        runs = read_recent(history, STATUS_SHOWN_RUNS)
+    else:
+        runs = [run for run in read_recent(history, JOB_RUNS_SCANNED) if run.get("job") == job][:STATUS_SHOWN_RUNS]
+    print(format_status(document, source, runs, job=job))
+    return 0
+
+
+def read_states(data_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each job's state document in the state file, by job, in the file's order (a state file of the version
+    before several jobs is the job ``snapshot``'s); none if it cannot be read."""
+    from orchestrator.disk.atomic import InvalidDocument, read_json_object
+
+    try:
+        document = read_json_object(data_dir / STATE_FILE_NAME, MAX_STATE_FILE_BYTES)
+    except (OSError, InvalidDocument):
+        return {}
+    return jobs_in(document, DEFAULT_JOB) or {}
+
+
+def offline_status(
+    data_dir: Path, job: str = DEFAULT_JOB, states: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What the files say of ``job`` when the server is down: its progress document and its last run."""
     from orchestrator.disk.atomic import MAX_DOCUMENT_BYTES, InvalidDocument, read_json_object
 
-    def read(name: str, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
-        try:
-            return read_json_object(data_dir / name, limit)
-        except (OSError, InvalidDocument):
-            return {}
-
-    progress = read(PROGRESS_FILE_NAME)
-    state = (jobs_in(read(STATE_FILE_NAME, MAX_STATE_FILE_BYTES), DEFAULT_JOB) or {}).get(DEFAULT_JOB, {})
+    try:
+        progress = read_json_object(data_dir / f"{job}_progress.json", MAX_DOCUMENT_BYTES)
+    except (OSError, InvalidDocument):
+        progress = {}
+    state = (read_states(data_dir) if states is None else states).get(job, {})
     last = state.get("current") or state.get("lastRun") or {}
     return {
+        "job": job,
         "running": False,
         "serverUp": False,
         "lastRunAt": last.get("startedAt") if isinstance(last, dict) else None,
@@ -91,81 +172,3 @@ def offline_status(data_dir: Path) -> dict[str, Any]:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def format_status(doc: dict[str, Any], source: str, runs: Sequence[dict[str, Any]] = ()) -> str:
-    """The status for people: what runs now, what comes next, and the last runs (newest first)."""
-    from orchestrator.cli.follow import duration_text
-
-    progress = doc.get("progress") or {}
-    lines = [f"Source:   {source}"]
-    where = f"{progress.get('progress', 0)}%"
-    eta = doc.get("eta") or {}
-    if isinstance(eta, dict) and eta.get("secondsLeft") is not None:
-        where += f", about {duration_text(eta['secondsLeft'])} left"
-    paused = doc.get("paused") or None
-    step = [f"Step:     {text}"] if (text := step_text(progress)) else []
-    if doc.get("stopping"):
-        lines += [f"State:    stopping ({doc['stopping']}), {where}", *step]
-    elif doc.get("running"):
-        lines += [f"State:    running, {where}", *step]
-    elif doc.get("serverUp") is False:
-        lines.append("State:    service not running")
-    elif paused:
-        lines.append("State:    idle")
-    else:
-        lines.append(f"State:    idle, next snapshot in {until_text(doc)} ({doc.get('nextRunAt')})")
-    if isinstance(paused, dict):
-        why = f": {paused['reason']}" if paused.get("reason") else ""
-        lines.append(f"Paused:   since {paused.get('since')}{why} (automatic snapshots off; resume to restart them)")
-    for check in doc.get("checks") or []:
-        if isinstance(check, dict):
-            lines.append(f"Warning:  {check.get('message')}")
-    if doc.get("pendingTriggers"):
-        lines.append(f"Queued:   {doc['pendingTriggers']} trigger(s) waiting")
-    if runs:
-        lines.append("Last runs:")
-        for run in runs:
-            trigger = str(run.get("trigger", "?"))
-            if (run.get("triggerCount") or 1) > 1:
-                trigger += f" + {run['triggerCount'] - 1} more"
-            reason = f" ({run['reason']})" if run.get("reason") else ""
-            error = first_line(str(run.get("error") or ""))
-            took = duration_text(run.get("durationSeconds")) if run.get("finishedAt") else "..."
-            line = f"  {run.get('startedAt')}  {run.get('status', '?'):<9} {took:>8}  {trigger}{reason}"
-            lines.append(line + (f" - {error}" if error else ""))
-        return printed(lines)
-    last = doc.get("lastRun") or {}
-    if last:
-        lines.append(f"Last run: {last.get('status')} at {last.get('startedAt')}, trigger {last.get('trigger')}")
-        if last.get("error"):
-            lines.append(f"Error:    {first_line(str(last['error']))}")
-    else:
-        lines.append(f"Last run: {doc.get('lastRunAt') or 'never'}")
-    return printed(lines)
-
-
-def step_text(progress: dict[str, Any]) -> str:
-    """The current step with what it is doing now and its counts: ``Fetching GitHub PRs — repo 5/15: octo/api
-    (5/15)``; each part only when the job reported it."""
-    text = str(progress.get("step") or "")
-    if progress.get("detail"):
-        text += f" \u2014 {progress['detail']}"
-    done, total = progress.get("done"), progress.get("total")
-    if done is not None:
-        text += f" ({done}/{total})" if total is not None else f" ({done})"
-    return text
-
-
-def printed(lines: list[str]) -> str:
-    """The lines of :func:`format_status`, each printable: every value in them (step, error, reason, check
-    message, run id) comes from the service, and much of it from outsiders."""
-    return "\n".join(printable(line) for line in lines)
-
-
-def until_text(doc: dict[str, Any]) -> str:
-    """``3 s`` under a minute (``secondsUntilNextRun``), else ``12 min`` (whole minutes, rounded up)."""
-    seconds = doc.get("secondsUntilNextRun")
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 <= seconds <= 59:
-        return f"{math.ceil(seconds)} s"
-    return f"{doc.get('minutesUntilNextRun')} min"

@@ -22,7 +22,7 @@ from orchestrator.core.checks import Check, CheckKind, human
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import iso
 from orchestrator.core.printable import printable
-from orchestrator.core.records import RunRecord
+from orchestrator.core.records import DEFAULT_JOB, RunRecord
 from orchestrator.ops.delivery import Backoff, DeliveryError, Outbox
 
 log = logging.getLogger(__name__)
@@ -140,12 +140,17 @@ def _text(raw: bytes | str) -> str:
 
 
 class Mailer:
-    """Mails go out one at a time, in order, through one outbox; returns at once on :meth:`send`."""
+    """One job's mails go out one at a time, in order, through one outbox; returns at once on :meth:`send`."""
 
-    def __init__(self, smtp: SmtpSettings, *, clock: Clock, backoff: Backoff) -> None:
+    def __init__(self, smtp: SmtpSettings, *, clock: Clock, backoff: Backoff, job: str = DEFAULT_JOB) -> None:
         self.smtp = smtp
+        whose = "" if job == DEFAULT_JOB else f"job {job}: "
         self.outbox = Outbox(
-            f"mail via {smtp.host}:{smtp.effective_port}", self._send, Mail.describe, clock=clock, backoff=backoff
+            f"{whose}mail via {smtp.host}:{smtp.effective_port}",
+            self._send,
+            Mail.describe,
+            clock=clock,
+            backoff=backoff,
         )
 
     def start(self) -> None:
@@ -185,16 +190,28 @@ def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
         done.set_exception(error)
 
 
-def compose(event: str, run: RunRecord, checks: Sequence[Check], service_url: str) -> Mail:
-    """The mail for ``event`` (``failure`` or ``long``): what happened, when, why, and where to look."""
+def compose(
+    event: str,
+    run: RunRecord,
+    checks: Sequence[Check],
+    service_url: str,
+    *,
+    job: str = DEFAULT_JOB,
+    api_url: str | None = None,
+) -> Mail:
+    """The mail for ``event`` (``failure`` or ``long``) of a run of ``job``: what happened, when, why, and where
+    to look (``api_url``: where the job's runs are served, default ``/api/snapshot`` of ``service_url``). The
+    subject starts with the job's name in brackets (``[report] run ... failed: ...``; the job ``snapshot``'s
+    mails read as they always did)."""
+    tag, name = one_line(job, 63), printable(job)
     if event == "long":
         long = next((c for c in checks if c.kind is CheckKind.LONG), None)
-        subject = f"[snapshot] run {run.run_id} is running long: {one_line(long.message if long else '')}"
-        headline = f"Snapshot run {run.run_id} is still running, longer than usual."
+        subject = f"[{tag}] run {run.run_id} is running long: {one_line(long.message if long else '')}"
+        headline = f"{_whose(name)} run {run.run_id} is still running, longer than usual."
     else:
         reason = one_line(run.error or run.status.value)
-        subject = f"[snapshot] run {run.run_id} failed: {reason}"
-        headline = f"Snapshot run {run.run_id} ended {run.status.value}: {reason}"
+        subject = f"[{tag}] run {run.run_id} failed: {reason}"
+        headline = f"{_whose(name)} run {run.run_id} ended {run.status.value}: {reason}"
     # The error, step and reasons come from the job and from outsiders: no escape sequence reaches a reader
     # who looks at the mail in a terminal (headers are cleaned by one_line).
     triggers = ", ".join(
@@ -205,6 +222,7 @@ def compose(event: str, run: RunRecord, checks: Sequence[Check], service_url: st
     lines = [
         headline,
         "",
+        f"Job:       {name}",
         f"Outcome:   {run.status.value}",
         "Error:     " + printable(run.error or "-", keep_newlines=True).replace("\n", "\n" + " " * 11),
         f"Last step: {printable(run.step or '-')}",
@@ -216,10 +234,11 @@ def compose(event: str, run: RunRecord, checks: Sequence[Check], service_url: st
     ]
     if checks:
         lines += ["", "Checks:", *(f"  - {printable(check.message)}" for check in checks)]
-    lines += [
-        "",
-        f"Log:       {service_url}/api/snapshot/runs/{run.run_id}/log",
-        f"Run:       {service_url}/api/snapshot/runs/{run.run_id}",
-        f"Page:      {service_url}/",
-    ]
+    runs = f"{api_url or service_url + '/api/snapshot'}/runs/{run.run_id}"
+    lines += ["", f"Log:       {runs}/log", f"Run:       {runs}", f"Page:      {service_url}/"]
     return Mail(run.run_id, subject, "\n".join(lines) + "\n")
+
+
+def _whose(job: str) -> str:
+    """How the headline names the job: as it always did for the job ``snapshot``, else by its name."""
+    return "Snapshot" if job == DEFAULT_JOB else f"Job {job}:"

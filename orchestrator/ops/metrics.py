@@ -4,12 +4,14 @@ Events (runs that ended, how long runs and their steps took, coalesced triggers)
 by a run listener; everything that is a state (running, paused, progress, queue, clients, timestamps) is read
 from the service at scrape time by a custom collector, so no value can go stale and nothing has to be kept in
 sync.
+Every series of a job carries a ``job`` label; the jobs are read at scrape time, so a job a reload adds shows up
+and a removed one's gauges go (its counters stay until the service restarts, as counters do).
 Each service has its own :class:`CollectorRegistry`: tests build many services in one process, and the process
 metrics of the default registry are not what this endpoint is about.
 
-The last success time survives a restart: at start it is taken from the state file's last run, else from the
-newest completed run in the history; unknown (never, or pruned away) it is 0, which an alert on staleness
-rightly treats as "long ago".
+The last success time survives a restart: when a job is first served it is taken from the state file's last run
+of that job, else from its newest completed run in the history; unknown (never, or pruned away) it is 0, which an
+alert on staleness rightly treats as "long ago".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -47,7 +50,7 @@ MAX_HISTORY_SCAN = 20
 
 
 class Watched(Protocol):
-    """What the metrics read at scrape time: the job's status view (orchestrator/unit.py is one)."""
+    """What the metrics read of one job at scrape time: its status view (orchestrator/unit.py is one)."""
 
     @property
     def state(self) -> State: ...
@@ -63,49 +66,62 @@ class Watched(Protocol):
 
 
 class Metrics:
-    """The service's metrics: a :class:`RunListener` for events, a collector for the live state, and the registry
-    that renders both (:meth:`render`)."""
+    """The service's metrics: a :class:`RunListener` for events (every job's runner tells it; each run says its
+    job), a collector for the live state of the jobs ``jobs`` gives at scrape time (a reload adds and removes
+    jobs), and the registry that renders both (:meth:`render`). Every series of a job carries its ``job`` label;
+    those of the service (its streams) carry none."""
 
-    def __init__(self, watched: Watched, history: RunHistory, *, interval_seconds: float) -> None:
+    def __init__(self, jobs: Callable[[], Mapping[str, Watched]], history: RunHistory) -> None:
         self.registry = CollectorRegistry()
-        self._job = watched
-        self._interval_seconds = interval_seconds
+        self._jobs = jobs
+        self._history = history
         self._sse_clients: Callable[[], int] = lambda: 0
         self._log_streams: Callable[[], int] = lambda: 0
-        self._watched: str | None = None
-        """The run this process saw start: only its duration is observed (a recovered run's includes downtime)."""
+        self._watched: dict[str, str] = {}
+        """Each job's run this process saw start: only its duration is observed (a recovered run's includes
+        downtime)."""
+        self.last_success: dict[str, datetime | None] = {}
+        """When each job's last completed run ended, as far as known."""
         self.runs = Counter(
             "snapshot_runs",
-            "Runs that ended, by the source of the trigger that started them and by outcome.",
-            ("source", "outcome"),
+            "Runs that ended, by job, by the source of the trigger that started them and by outcome.",
+            ("job", "source", "outcome"),
             registry=self.registry,
         )
         self.durations = Histogram(
             "snapshot_run_duration_seconds",
-            "How long runs took, from start to end, by outcome.",
-            ("outcome",),
+            "How long runs took, from start to end, by job and outcome.",
+            ("job", "outcome"),
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
         self.step_durations = Histogram(
             "snapshot_step_duration_seconds",
-            f"How long steps took, by step name (the first {MAX_STEP_NAMES} names seen; later ones: {OTHER_STEPS}).",
-            ("step",),
+            f"How long steps took, by job and step name (each job's first {MAX_STEP_NAMES} names seen; later "
+            f"ones: {OTHER_STEPS}).",
+            ("job", "step"),
             buckets=STEP_BUCKETS,
             registry=self.registry,
         )
-        self._step_names: set[str] = set()
+        self._step_names: dict[str, set[str]] = {}
         self.coalesced = Counter(
             "snapshot_triggers_coalesced",
-            "Triggers absorbed into a run beyond the first (they caused no run of their own).",
+            "Triggers absorbed into a run beyond the first (they caused no run of their own), by job.",
+            ("job",),
             registry=self.registry,
         )
-        for outcome in OUTCOMES:  # every series exists from the start: rate() and increase() need a 0
-            self.durations.labels(outcome.value)
-            for source in Source:
-                self.runs.labels(source.value, outcome.value)
-        self.last_success: datetime | None = last_success(watched.state.last_run, history)
         self.registry.register(_LiveCollector(self))
+
+    def job_added(self, name: str, watched: Watched) -> None:
+        """A job is served (at start, or added by a reload): its series exist from now on, at 0 (``rate()`` and
+        ``increase()`` need a 0), and its last success is looked up once (its state, else the history)."""
+        self.coalesced.labels(name)
+        for outcome in OUTCOMES:
+            self.durations.labels(name, outcome.value)
+            for source in Source:
+                self.runs.labels(name, source.value, outcome.value)
+        if self.last_success.get(name) is None:
+            self.last_success[name] = last_success(watched.state.last_run, self._history, job=name)
 
     def count_streams(self, open_streams: Callable[[], int], log_streams: Callable[[], int] = lambda: 0) -> None:
         """Where the numbers of open event streams and log streams come from (they belong to the web app, not
@@ -120,84 +136,117 @@ class Metrics:
     # ------------------------------------------------------------------------------------- RunListener
     def run_started(self, event: RunStarted) -> None:
         run = event.run
-        self._watched = run.run_id
+        self._watched[run.job] = run.run_id
         if run.trigger_count > 1:
-            self.coalesced.inc(run.trigger_count - 1)
+            self.coalesced.labels(run.job).inc(run.trigger_count - 1)
 
     def run_finished(self, event: RunFinished) -> None:
         run = event.run
-        self.runs.labels(run.source.value, run.status.value).inc()
-        if run.run_id == self._watched and run.duration_seconds is not None:
-            self.durations.labels(run.status.value).observe(run.duration_seconds)
-        self._watched = None
+        self.runs.labels(run.job, run.source.value, run.status.value).inc()
+        if self._watched.pop(run.job, None) == run.run_id and run.duration_seconds is not None:
+            self.durations.labels(run.job, run.status.value).observe(run.duration_seconds)
         if run.status is RunStatus.COMPLETED and run.finished_at is not None:
-            self.last_success = run.finished_at
-        self._observe_steps(event.steps, completed=run.status is RunStatus.COMPLETED)
+            self.last_success[run.job] = run.finished_at
+        self._observe_steps(run.job, event.steps, completed=run.status is RunStatus.COMPLETED)
 
-    def _observe_steps(self, steps: tuple[Step, ...], *, completed: bool) -> None:
+    def _observe_steps(self, job: str, steps: tuple[Step, ...], *, completed: bool) -> None:
         # The step a run failed or was cancelled in was cut short: its time says nothing of how long it takes.
         for step in steps if completed else steps[:-1]:
             duration = step.duration_seconds
             if duration is not None:
-                self.step_durations.labels(self._step_label(step.name)).observe(duration)
+                self.step_durations.labels(job, self._step_label(job, step.name)).observe(duration)
 
-    def _step_label(self, name: str) -> str:
-        if name not in self._step_names and len(self._step_names) < MAX_STEP_NAMES:
-            self._step_names.add(name)
-        return name if name in self._step_names else OTHER_STEPS
+    def _step_label(self, job: str, name: str) -> str:
+        names = self._step_names.setdefault(job, set())
+        if name not in names and len(names) < MAX_STEP_NAMES:
+            names.add(name)
+        return name if name in names else OTHER_STEPS
 
     # ----------------------------------------------------------------------------------------- scraping
     def live(self) -> Iterator[Metric]:
-        """The gauges (and the trigger counter the runner keeps), as of now."""
-        job = self._job
+        """The gauges (and the trigger counter the runners keep) of every job served now, and the service's."""
+        families = _JobFamilies()
+        for name, job in self._jobs().items():
+            self._live_job(families, name, job)
+        yield from families.made()
+        yield _gauge("snapshot_sse_clients", "Open event streams (browsers showing the page).", self._sse_clients())
+        yield _gauge("snapshot_log_streams", "Open live log streams (a run's log, followed).", self._log_streams())
+
+    def _live_job(self, families: _JobFamilies, name: str, job: Watched) -> None:
         status = job.status()
         state = job.state
         last = state.last_run
-        yield _gauge("snapshot_running", "1 while a run is going on.", job.running)
-        yield _gauge("snapshot_paused", "1 while the automatic schedule is paused.", bool(status.get("paused")))
+        add = partial(families.gauge, name)
+        add("snapshot_running", "1 while a run is going on.", job.running)
+        add("snapshot_paused", "1 while the automatic schedule is paused.", bool(status.get("paused")))
         progress = status.get("progress") or {}
-        yield _gauge(
+        add(
             "snapshot_progress_percent",
             "Progress of the running run (of the last run while idle), 0-100.",
             _number(progress.get("progress")),
         )
-        yield _gauge("snapshot_pending_triggers", "Triggers waiting for the next run.", state.pending_count)
-        yield _gauge(
-            "snapshot_run_queued", "1 while a run is owed (a follow-up to the running one).", state.pending_count > 0
+        add("snapshot_pending_triggers", "Triggers waiting for the next run.", state.pending_count)
+        add("snapshot_run_queued", "1 while a run is owed (a follow-up to the running one).", state.pending_count > 0)
+        add(
+            "snapshot_interval_seconds",
+            "Time between automatic runs; 0 for a job on a calendar or on triggers only.",
+            _number(status.get("intervalMinutes")) * 60,
         )
-        yield _gauge("snapshot_sse_clients", "Open event streams (browsers showing the page).", self._sse_clients())
-        yield _gauge("snapshot_log_streams", "Open live log streams (a run's log, followed).", self._log_streams())
-        yield _gauge("snapshot_interval_seconds", "Time between automatic runs.", self._interval_seconds)
-        yield _gauge(
+        add(
             "snapshot_next_run_timestamp_seconds",
             "When the next automatic run is due (Unix time); 0 for a job with no automatic runs.",
             due.timestamp() if (due := job.next_run_at()) is not None else 0,
         )
-        yield _gauge(
+        success = self.last_success.get(name)
+        add(
             "snapshot_last_success_timestamp_seconds",
             "When the last completed run ended (Unix time); 0 if none is known.",
-            self.last_success.timestamp() if self.last_success else 0,
+            success.timestamp() if success else 0,
         )
-        yield _gauge(
+        add(
             "snapshot_last_run_end_timestamp_seconds",
             "When the last run ended, whatever its outcome (Unix time); 0 if none did.",
             last.finished_at.timestamp() if last and last.finished_at else 0,
         )
         if last is not None:
             completed = last.status is RunStatus.COMPLETED
-            yield _gauge("snapshot_last_run_success", "1 if the last run that ended completed, else 0.", completed)
+            add("snapshot_last_run_success", "1 if the last run that ended completed, else 0.", completed)
         if state.current is not None:
-            yield _gauge(
+            add(
                 "snapshot_current_run_start_timestamp_seconds",
                 "When the running run started (Unix time); absent while idle.",
                 state.current.started_at.timestamp(),
             )
-        yield _counter(
-            "snapshot_triggers",
-            "Triggers received, by source (each counts once, coalesced or not).",
-            "source",
-            {source.value: job.triggers_received().get(source, 0) for source in Source},
-        )
+        received = job.triggers_received()
+        for source in Source:
+            families.counter(
+                "snapshot_triggers",
+                "Triggers received, by job and source (each counts once, coalesced or not).",
+                (name, source.value),
+                received.get(source, 0),
+            )
+
+
+class _JobFamilies:
+    """The families of one scrape, in the order first met, each with a sample per job."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+
+    def gauge(self, job: str, name: str, documentation: str, value: float | bool) -> None:
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = GaugeMetricFamily(name, documentation, labels=("job",))
+        family.add_metric((job,), float(value))
+
+    def counter(self, name: str, documentation: str, labels: tuple[str, str], value: float) -> None:
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = CounterMetricFamily(name, documentation, labels=("job", "source"))
+        family.add_metric(labels, value)
+
+    def made(self) -> Iterator[Metric]:
+        yield from self._families.values()
 
 
 class _LiveCollector:
@@ -214,23 +263,17 @@ def _gauge(name: str, documentation: str, value: float | bool) -> GaugeMetricFam
     return GaugeMetricFamily(name, documentation, value=float(value))
 
 
-def _counter(name: str, documentation: str, label: str, values: Mapping[str, int]) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, documentation, labels=(label,))
-    for key, value in values.items():
-        family.add_metric((key,), value)
-    return family
-
-
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def last_success(last_run: RunRecord | None, history: RunHistory) -> datetime | None:
-    """When the newest completed run ended: the state's last run if it completed, else the history's newest."""
+def last_success(last_run: RunRecord | None, history: RunHistory, *, job: str | None = None) -> datetime | None:
+    """When the newest completed run (of ``job``; ``None``: of any) ended: the state's last run if it completed,
+    else the history's newest."""
     if last_run is not None and last_run.status is RunStatus.COMPLETED and last_run.finished_at is not None:
         return last_run.finished_at
     try:
-        found = history.newest(1, status=RunStatus.COMPLETED, within=MAX_HISTORY_SCAN * MAX_PAGE)
+        found = history.newest(1, status=RunStatus.COMPLETED, within=MAX_HISTORY_SCAN * MAX_PAGE, job=job)
     except StoreUnavailable as exc:
         # The gauge then says 0 ("none known"), which an alert takes as stale: better than a guess.
         log.error("cannot read the last success from the run history %s: %s", history.location, exc)

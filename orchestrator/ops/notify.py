@@ -4,7 +4,8 @@
 Events: ``start`` (a run started), ``success`` (it completed), ``failure`` (it ended ``error`` or ``cancelled``;
 the record's ``status`` says which) and ``long`` (a running run passed ``--long-factor`` x its usual duration;
 once per run). Webhooks get the events listed in ``--notify-on``; mail goes out for ``failure`` with status
-``error`` and for ``long``.
+``error`` and for ``long``. Each job has its own notifier: its notifications name it, and a job of the jobs file
+may have webhooks and events of its own (``notify-url``, ``notify-on``: :func:`webhooks_for`).
 
 Nothing here blocks the scheduler: a listener call builds the notification and queues it; delivery is in the
 outboxes' own tasks. The recent durations that "usual" is made of are the runs held in memory by
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.config import MailSettings, Settings
+from orchestrator.config import MailSettings, Settings, WebhookSettings
 from orchestrator.core.checks import (
     USUAL_SAMPLE_RUNS,
     Check,
@@ -37,9 +38,10 @@ from orchestrator.core.checks import (
 )
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, iso
-from orchestrator.core.records import RunRecord, State
+from orchestrator.core.records import DEFAULT_JOB, RunRecord, State
 from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.core.schedule import Timing
+from orchestrator.jobsfile import JobConfig
 from orchestrator.ops.delivery import Backoff
 from orchestrator.ops.mail import Mailer, Security, SmtpSettings, compose
 from orchestrator.ops.recent import RecentRuns
@@ -62,8 +64,10 @@ class Event(StrEnum):
 
 
 class Notifier:
-    """The run listener for notifications and checks; ``state`` and ``schedule`` are the runner's, read to know
-    when a run was due; ``publish`` re-sends the status document (a check appeared as time passed)."""
+    """The run listener for notifications and checks of the job ``job``; ``state`` and ``schedule`` are the
+    runner's, read to know when a run was due; ``publish`` re-sends the status document (a check appeared as time
+    passed). ``hooks``: the job's webhooks (default: the service's); ``api``: the path its runs are served
+    under, for the links in mails."""
 
     def __init__(
         self,
@@ -74,10 +78,16 @@ class Notifier:
         state: Callable[[], State],
         schedule: Timing | None,
         publish: Callable[[], None],
+        job: str = DEFAULT_JOB,
+        hooks: WebhookSettings | None = None,
+        api: str = "/api/snapshot",
     ) -> None:
         self.clock = clock
+        self.job = job
         self.service_url = service_url(settings)
-        checks, hooks = settings.notify.checks, settings.notify.webhooks
+        self.api_url = self.service_url + api
+        checks = settings.notify.checks
+        hooks = settings.notify.webhooks if hooks is None else hooks
         self.thresholds = Thresholds(
             late_grace=timedelta(minutes=checks.late_grace_minutes) if checks.late_grace_minutes else None,
             long_factor=checks.long_factor,
@@ -85,9 +95,11 @@ class Notifier:
         )
         self.events = frozenset(Event(name) for name in hooks.events)
         backoff = Backoff(first=settings.notify.backoff_seconds)
-        self.webhooks = Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff) if hooks.urls else None
+        self.webhooks = (
+            Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job) if hooks.urls else None
+        )
         mail = settings.notify.mail
-        self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff) if mail.host else None
+        self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job) if mail.host else None
         self._recent = recent
         self._state = state
         self._schedule = schedule
@@ -200,6 +212,7 @@ class Notifier:
             record.pop("pid", None)
             document = {
                 "event": event.value,
+                "job": self.job,
                 "run": record,
                 "checks": [check.to_json() for check in checks],
                 "service": self.service_url,
@@ -209,7 +222,7 @@ class Notifier:
             self.webhooks.send(event.value, run.run_id, document, delivery_id=delivery_id, sent_at=int(now.timestamp()))
         mail_worthy = event is Event.LONG or (event is Event.FAILURE and run.status is RunStatus.ERROR)
         if self.mailer is not None and mail_worthy:
-            self.mailer.send(compose(event.value, run, checks, self.service_url))
+            self.mailer.send(compose(event.value, run, checks, self.service_url, job=self.job, api_url=self.api_url))
 
     async def _watch(self) -> None:
         """Sleeps until a check can next appear (the running run turns "long", the next run turns overdue);
@@ -261,6 +274,17 @@ def service_url(settings: Settings) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.http.port}"
+
+
+def webhooks_for(settings: Settings, job: JobConfig | None) -> WebhookSettings:
+    """The webhooks of ``job``: its own ``notify-url`` and ``notify-on`` where the jobs file gives them (an
+    empty list: none), else the service's; the secret is the service's."""
+    hooks = settings.notify.webhooks
+    if job is None:
+        return hooks
+    urls = hooks.urls if job.notify_urls is None else job.notify_urls
+    events = hooks.events if job.notify_on is None else job.notify_on
+    return WebhookSettings(urls=urls, events=events, secret=hooks.secret)
 
 
 def smtp_settings(mail: MailSettings) -> SmtpSettings:

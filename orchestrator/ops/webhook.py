@@ -2,7 +2,8 @@
 
 Every URL has its own :class:`~orchestrator.ops.delivery.Outbox` (queue, sender task, retries), so a dead receiver
 delays only itself. A URL is never logged whole: it may carry credentials (``user:pass@``) or a token in its
-path (as chat webhooks do), so log lines name it by its position and origin only (``webhook 1 (https://h/…)``).
+path (as chat webhooks do), so log lines name it by its position and origin only (``webhook 1 (https://h/…)``),
+and the job whose notification it is when that is not the default (``job report: webhook 1 (https://h/…)``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import aiohttp
 
 from orchestrator import __version__
 from orchestrator.core.clock import Clock
+from orchestrator.core.records import DEFAULT_JOB
 from orchestrator.ops.delivery import Backoff, DeliveryError, Outbox
 
 log = logging.getLogger(__name__)
@@ -69,13 +71,18 @@ def redact(url: str) -> str:
 
 
 class Webhooks:
-    def __init__(self, urls: tuple[str, ...], *, secret: str | None, clock: Clock, backoff: Backoff) -> None:
+    """One job's webhooks (``job``: its name, said in log lines unless it is :data:`DEFAULT_JOB`)."""
+
+    def __init__(
+        self, urls: tuple[str, ...], *, secret: str | None, clock: Clock, backoff: Backoff, job: str = DEFAULT_JOB
+    ) -> None:
         self._urls = urls
         self._secret = secret
         self._session: aiohttp.ClientSession | None = None
+        whose = "" if job == DEFAULT_JOB else f"job {job}: "
         self.outboxes = [
             Outbox(
-                f"webhook {n} ({redact(url)})",
+                f"{whose}webhook {n} ({redact(url)})",
                 self._poster(url),
                 Delivery.describe,
                 clock=clock,

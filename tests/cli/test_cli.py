@@ -367,6 +367,7 @@ def test_a_misspelt_variable_is_named_with_what_it_looks_like() -> None:
         "SNAPSHOT_WHATEVER": "1",
         "SNAPSHOT_TOKEN": "x",
         "SNAPSHOT_RUN_ID": "20260101T000000Z-0a0a0a",  # set for a job: a service started from one has it
+        "SNAPSHOT_JOB": "report",  # likewise; not a misspelt SNAPSHOT_JOBS
         "PATH": "/bin",
     }
     assert unknown_variables(environ) == [

@@ -48,7 +48,14 @@ def parse(text: str) -> Samples:
     }
 
 
-def value(samples: Samples, name: str, **labels: str) -> float:
+SERVICE_WIDE = frozenset({"snapshot_sse_clients", "snapshot_log_streams"})
+"""The series of the service; every other one is a job's, with its ``job`` label."""
+
+
+def value(samples: Samples, name: str, job: str = "snapshot", **labels: str) -> float:
+    """The sample of ``name`` with ``labels``; of ``job`` (the default job unless told), if it is a job's."""
+    if name not in SERVICE_WIDE:
+        labels["job"] = job
     return samples[(name, tuple(sorted(labels.items())))]
 
 
@@ -106,7 +113,8 @@ async def test_runs_durations_and_last_success_after_real_runs(tmp_path: Path) -
         assert value(samples, "snapshot_sse_clients") == 1
         assert value(samples, "snapshot_log_streams") == 0  # counted apart from the event streams
         assert value(samples, "snapshot_interval_seconds") == 36000
-        assert ("snapshot_current_run_start_timestamp_seconds", ()) not in samples  # only while running
+        running_since = ("snapshot_current_run_start_timestamp_seconds", (("job", "snapshot"),))
+        assert running_since not in samples  # only while running
     finally:
         service.stop()
 
@@ -153,7 +161,7 @@ def test_token_for_reads_guards_metrics(service_factory: Callable[..., ServicePr
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         assert "Set-Cookie" not in response.headers  # the read cookie is for /api/ only
-        assert parse(response.read().decode())[("snapshot_running", ())] in (0, 1)
+        assert parse(response.read().decode())[("snapshot_running", (("job", "snapshot"),))] in (0, 1)
 
 
 # ------------------------------------------------------------------------------------------------ logic
@@ -234,7 +242,7 @@ async def test_an_interrupted_run_counts_as_an_error_but_adds_no_duration(
 def test_each_service_has_its_own_registry(tmp_path: Path) -> None:
     one = make_orchestrator(tmp_path / "a", FakeClock(T0), ScriptedJob())
     two = make_orchestrator(tmp_path / "b", FakeClock(T0), ScriptedJob())
-    one.metrics.coalesced.inc(3)
+    one.metrics.coalesced.labels("snapshot").inc(3)
     assert value(metrics_of(one), "snapshot_triggers_coalesced_total") == 3
     assert value(metrics_of(two), "snapshot_triggers_coalesced_total") == 0
 
@@ -253,7 +261,7 @@ def test_an_unreadable_history_leaves_the_last_success_unknown(
 
 # ------------------------------------------------------------------------------------------------ steps
 def steps_count(samples: Samples, step: str) -> float:
-    return samples.get(("snapshot_step_duration_seconds_count", (("step", step),)), 0)
+    return samples.get(("snapshot_step_duration_seconds_count", (("job", "snapshot"), ("step", step))), 0)
 
 
 async def test_step_durations_are_observed_as_runs_end(
