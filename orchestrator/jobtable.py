@@ -26,19 +26,16 @@ log = logging.getLogger(__name__)
 
 class JobTable:
     """Every job's unit, by name, in the file's order. ``first``: listeners every job's runner tells first
-<<<<<<< HEAD
     (retention); ``job_for``: a job's own :class:`Job` in place of its subprocess (tests), or ``None``;
-    ``on_end``: told of a background task that ends by itself."""
-=======
-    (retention); ``job``: replaces the default job's subprocess (tests); ``on_end``: told of a background task
-    that ends by itself; ``metrics``: told of every job's runs, and of each job as it is built."""
->>>>>>> cli13
+    ``on_end``: told of a background task that ends by itself; ``metrics``: told of every job's runs, and of
+    each job as it is built."""
 
     def __init__(
         self,
         settings: Settings,
         shared: Shared,
         *,
+        default_job: str,
         first: tuple[RunListener, ...],
         job_for: Callable[[str], Job | None],
         on_end: Callable[[asyncio.Task[None]], None],
@@ -48,6 +45,7 @@ class JobTable:
         self._settings = settings
         self._metrics = metrics
         self._shared = shared
+        self._default_job = default_job
         self._first = first
         self._job_for = job_for
         self._on_end = on_end

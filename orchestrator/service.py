@@ -85,6 +85,7 @@ class Orchestrator:
         self.table = JobTable(
             settings,
             self.shared,
+            default_job=self.default_job,
             first=(self.retention,),
             job_for=job_for or (lambda name: job if name == self.default_job else None),
             on_end=self._crashed,
