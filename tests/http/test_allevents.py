@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.http.app import create_app
+from orchestrator.http.sse import WRITE_BUFFER_CAP
 from orchestrator.service import Orchestrator
 from tests.fakes import Client, ScriptedJob, end_startup
 from tests.http.conftest import JOBS, JOBS_FILE, several_jobs
@@ -176,3 +177,29 @@ async def test_without_a_jobs_file_the_all_jobs_stream_is_the_one_jobs(
     stream = all_events(client, session)
     first = await anext(stream)
     assert first.json()["job"] == "snapshot" and first.id is not None and first.id.startswith("snapshot:")
+
+
+async def test_every_stream_shares_one_follower_per_job(started: Client, session: aiohttp.ClientSession) -> None:
+    streams = [all_events(started, session) for _ in range(3)]
+    for stream in streams:
+        await first_events(stream, len(JOBS))
+    followers = [task for task in asyncio.all_tasks() if task.get_name().startswith("all-jobs stream: ")]
+    assert sorted(task.get_name() for task in followers) == [f"all-jobs stream: {name}" for name in JOBS]
+
+
+async def test_a_hundred_jobs_come_on_one_stream(
+    tmp_path: Path, clock: FakeClock, job: ScriptedJob, session: aiohttp.ClientSession
+) -> None:
+    """A document per job on connect is far more than the write buffer cap: sent at the client's pace, not
+    dropped for it."""
+    names = [f"job-{n:03d}" for n in range(100)]
+    text = "".join(f'[jobs.{name}]\ncommand = "true"\n' for name in names)
+    service, _ = several_jobs(tmp_path, clock, job, text)
+    server = TestServer(create_app(service))
+    await server.start_server()
+    try:
+        events = await first_events(sse_stream(session, str(server.make_url("/api/events"))), len(names))
+        assert [event.json()["job"] for event in events] == names
+        assert sum(len(event.data) for event in events) > WRITE_BUFFER_CAP
+    finally:
+        await server.close()
