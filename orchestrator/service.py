@@ -15,7 +15,7 @@ from orchestrator.core.clock import Clock, SystemClock
 from orchestrator.core.events import Source, Trigger
 from orchestrator.job.protocol import Job
 from orchestrator.jobsfile.model import JobsFile
-from orchestrator.jobsfile.plan import Plan
+from orchestrator.jobsfile.plan import Plan, ReloadRefused
 from orchestrator.jobsfile.spec import specs_of
 from orchestrator.jobtable import JobTable
 from orchestrator.live.hub import Hub
@@ -32,9 +32,7 @@ from orchestrator.unit import JobUnit, Shared
 
 log = logging.getLogger(__name__)
 
-
-class ReloadRefused(Exception):
-    """The jobs file read again cannot be used (``str()`` says why, in one line); the running jobs stay."""
+__all__ = ["Orchestrator", "ReloadRefused"]
 
 
 class Orchestrator:

@@ -15,21 +15,35 @@ from aiohttp import web
 
 from orchestrator import __version__
 from orchestrator.core.events import Source, TriggerNotSaved, clean_reason, iso
-from orchestrator.http import clientaddr, embed, guard, headers, idempotency, logs, pause, sse, steps
+from orchestrator.http import (
+    allevents,
+    clientaddr,
+    embed,
+    guard,
+    headers,
+    idempotency,
+    jobroutes,
+    logs,
+    pause,
+    reload,
+    runs,
+    signals,
+    sse,
+    steps,
+)
 from orchestrator.http.errors import ApiError, json_error
 from orchestrator.http.errors import retry_after as retry_after_header
+from orchestrator.http.jobroutes import add_job_route, job_of
 from orchestrator.http.page import add_page, web_root
 from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from orchestrator.store import MAX_PAGE, HistoryNotOpened, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 RESTORE = web.AppKey("restore", contextlib.ExitStack)
 """What the service's cleanup puts back: the loop's exception handler and signal handlers it replaced."""
 MAX_BODY_BYTES = 16 * 1024
-DEFAULT_PAGE = 50
 TRIGGER_RETRY_SECONDS = 5
 
 
@@ -47,14 +61,17 @@ def create_app(service: Served, *, web_dir: Path | None = None) -> web.Applicati
     guard.install(app, guard.Guard(settings, service.clock, MAX_BODY_BYTES))
     headers.install(app, settings.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
     app.router.add_get("/health", health)
-    app.router.add_get("/api/snapshot/status", status)
-    app.router.add_get("/api/snapshot/progress", progress)
-    app.router.add_post("/api/snapshot/trigger", idempotency.once(trigger))  # Idempotency-Key: idempotency.py
-    app.router.add_post("/api/snapshot/cancel", cancel)
-    app.router.add_get("/api/snapshot/runs", runs)
-    app.router.add_get("/api/snapshot/runs/{runId}", run)
+    # Each job's operations at /api/snapshot/... (the default job) and /api/jobs/{job}/...: jobroutes.py.
+    add_job_route(app, "GET", "/status", status)
+    add_job_route(app, "GET", "/progress", progress)
+    add_job_route(app, "POST", "/trigger", idempotency.once(trigger))  # Idempotency-Key: idempotency.py
+    add_job_route(app, "POST", "/cancel", cancel)
+    runs.add_routes(app)  # each job's runs, and every job's
+    jobroutes.add_routes(app)  # every job's status
     app.router.add_get("/api/openapi.json", openapi)
     sse.add_routes(app, settings, service.clock)
+    allevents.add_routes(app, settings)  # one stream of every job's status
+    reload.add_routes(app)  # read the jobs file again
     logs.add_routes(app)  # a run's log, and its live lines
     steps.add_routes(app)  # a run's steps, and where the time goes over the last runs
     pause.add_routes(app, _reason_from_body)  # pause and resume
@@ -78,7 +95,9 @@ async def _run_service(app: web.Application) -> AsyncIterator[None]:
     with app[RESTORE] as restore:
         _quiet_accept_errors(asyncio.get_running_loop(), restore)
         await service.start()
-        yield
+        with reload.on_hangup(app):  # SIGHUP reads the jobs file again, until the app stops
+            yield
+        await reload.settled(app)
         await service.stop()  # already done by _stop_service, unless shutdown never got that far
 
 
@@ -129,20 +148,7 @@ def _ignore_further_stop_signals(grace: float, restore: contextlib.ExitStack) ->
             log.warning("already stopping: the job gets up to %gs to end; use SIGKILL to force", grace)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        # asyncio has no public getter for a signal's handler: the one aiohttp's run_app installed is read from
-        # the loop's table, to be put back at cleanup.
-        previous: asyncio.Handle | None = getattr(loop, "_signal_handlers", {}).get(sig)
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, not Unix
-            loop.add_signal_handler(sig, already_stopping)
-            restore.callback(_put_back_signal_handler, loop, sig, previous)
-
-
-def _put_back_signal_handler(loop: asyncio.AbstractEventLoop, sig: int, previous: asyncio.Handle | None) -> None:
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        if previous is None or previous.cancelled():
-            loop.remove_signal_handler(sig)
-        else:
-            loop.add_signal_handler(sig, getattr(previous, "_callback"), *previous._args)  # noqa: B009
+        signals.replace_handler(loop, sig, already_stopping, restore)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -158,26 +164,28 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SERVED].view.status())
+    return web.json_response(job_of(request).view.status())
 
 
 async def progress(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SERVED].view.progress().to_json())
+    return web.json_response(job_of(request).view.progress().to_json())
 
 
 async def trigger(request: web.Request) -> web.Response:
+    job = job_of(request)
     reason = await _reason_from_body(request)
-    service = request.app[SERVED]
-    running = service.view.running
+    running = job.view.running
     who = clientaddr.client_of(request).address
-    log.info("HTTP trigger from %s%s", who, f" (reason: {reason})" if reason else "")
+    of = "" if job.name == jobroutes.SNAPSHOT else f" of job {job.name}"
+    log.info("HTTP trigger%s from %s%s", of, who, f" (reason: {reason})" if reason else "")
+    called = job.called.capitalize()
     try:
-        requested = await service.commands.request_run(Source.HTTP, reason)
+        requested = await job.commands.request_run(Source.HTTP, reason)
     except TriggerNotSaved as exc:
         # Not on disk, so not taken: a 202 would promise a run that a crash could lose. Triggers coalesce,
         # so a retry never runs twice.
-        raise _unavailable(f"Snapshot not triggered: {exc}; try again", retry_after=TRIGGER_RETRY_SECONDS) from None
-    message = "Snapshot queued to run when the current one ends" if running else "Snapshot triggered"
+        raise _unavailable(f"{called} not triggered: {exc}; try again", retry_after=TRIGGER_RETRY_SECONDS) from None
+    message = f"{called} queued to run when the current one ends" if running else f"{called} triggered"
     # requestedAt names the run this trigger causes: the first to start at or after it (``trigger --wait``).
     return web.json_response(
         {"success": True, "message": message, "queued": running, "requestedAt": iso(requested.at)}, status=202
@@ -186,60 +194,20 @@ async def trigger(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     """End the running run the way a timeout would (SIGTERM, grace, SIGKILL); it is recorded as cancelled."""
+    job = job_of(request)
     reason = await _reason_from_body(request)
-    service = request.app[SERVED]
-    already = service.view.stopping
-    run_id = service.commands.cancel(reason or "cancelled by request")
+    already = job.view.stopping
+    run_id = job.commands.cancel(reason or "cancelled by request")
     if run_id is None:
-        return json_error(409, "No snapshot is running")
+        return json_error(409, job.not_running)
     if already is not None:
         # Still 202: the caller's wish (the run ends) is being carried out, for the reason given first.
-        message = f"Already stopping snapshot {run_id} ({already})"
+        message = f"Already stopping {job.run_called(run_id)} ({already})"
     else:
-        message = f"Cancelling snapshot {run_id}"
+        message = f"Cancelling {job.run_called(run_id)}"
         who = clientaddr.client_of(request).address
-        log.info("HTTP cancel of run %s from %s%s", run_id, who, f" (reason: {reason})" if reason else "")
+        log.info("HTTP cancel of %s from %s%s", job.run_called(run_id), who, f" (reason: {reason})" if reason else "")
     return web.json_response({"success": True, "message": message, "runId": run_id}, status=202)
-
-
-async def runs(request: web.Request) -> web.Response:
-    """The run history, newest first: ``?limit=`` (1-500, default 50) and ``?cursor=`` (a page's nextCursor)."""
-    history = request.app[SERVED].history
-    raw_limit = request.query.get("limit", str(DEFAULT_PAGE))
-    try:
-        limit = int(raw_limit)
-    except ValueError:
-        raise _bad_request(f"limit must be a whole number from 1 to {MAX_PAGE}, got {raw_limit[:40]!r}") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise _bad_request(f"limit must be a whole number from 1 to {MAX_PAGE}, got {limit}")
-    cursor = request.query.get("cursor") or None
-    try:
-        page = await asyncio.to_thread(history.page, limit=limit, cursor=cursor)
-    except KeyError:
-        # The run the cursor points at is gone (pruned) or never was: not found, like the run itself.
-        raise _not_found(f"cursor {(cursor or '')[:80]!r} is no run in the history") from None
-    except StoreUnavailable as exc:
-        raise _history_unavailable(exc) from None
-    return web.json_response({"runs": [run.document for run in page.runs], "nextCursor": page.next_cursor})
-
-
-async def run(request: web.Request) -> web.Response:
-    """One run of the history by its id."""
-    history = request.app[SERVED].history
-    run_id = request.match_info["runId"]
-    try:
-        stored = await asyncio.to_thread(history.get, run_id)
-    except StoreUnavailable as exc:
-        raise _history_unavailable(exc) from None
-    if stored is None:
-        raise _not_found(f"No run {run_id[:80]!r} in the history")
-    return web.json_response(stored.document)
-
-
-def _history_unavailable(exc: StoreUnavailable) -> ApiError:
-    if isinstance(exc, HistoryNotOpened):
-        return _unavailable(str(exc))
-    return _unavailable(f"the run history cannot be read: {exc}")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -278,10 +246,6 @@ async def _reason_from_body(request: web.Request) -> str:
 
 def _bad_request(message: str) -> ApiError:
     return ApiError(400, message)
-
-
-def _not_found(message: str) -> ApiError:
-    return ApiError(404, message)
 
 
 def _unavailable(message: str, *, retry_after: int | None = None) -> ApiError:

@@ -7,7 +7,8 @@ Two middlewares, outermost first, and one response hook:
    ...) kept.
 2. ``guard``: the ``Host`` check (DNS rebinding: ``foreign_host``), the body cap (by ``Content-Length``,
    before anything is read), CORS preflight answers, refusal of cross-site state-changing requests, the
-   bearer token, and the trigger rate limit.
+   bearer token, and the trigger rate limit (one limit for the triggers of every job, whichever path they take:
+   a flood spread over the jobs is the same flood).
 3. ``cors_headers`` (``on_response_prepare``): CORS headers for allowed origins on ``/api/*``, and the read
    cookie (below). It is a hook, not a middleware, because the event stream's handler sends its headers
    itself, before a middleware could add any.
@@ -72,6 +73,8 @@ log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/"
 TRIGGER_PATH = "/api/snapshot/trigger"
+TRIGGER_ROUTES = frozenset({TRIGGER_PATH, "/api/jobs/{job}/trigger"})
+"""The trigger's routes, as the router names them: the default job's and every job's."""
 METRICS_PATH = "/metrics"
 """Outside ``/api/`` where Prometheus looks for it, but it tells what the status document tells: a read."""
 BADGE_PREFIX = "/badge/"
@@ -224,7 +227,7 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
         refusal = guard.tokens.authenticate(request, cookie_ok=False)
         if refusal is not None:
             return refusal
-        if request.path == TRIGGER_PATH:
+        if is_trigger(request):
             refusal = guard.admit_trigger()
             if refusal is not None:
                 return refusal
@@ -240,6 +243,12 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
         if expires is not None:
             return await _until_expiry(request, handler, guard.clock, expires)
     return await handler(request)
+
+
+def is_trigger(request: web.Request) -> bool:
+    """Whether ``request`` asks a job for a run (by the route it matched, so however its path is spelled)."""
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical in TRIGGER_ROUTES
 
 
 def is_read(path: str) -> bool:

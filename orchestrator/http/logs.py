@@ -1,6 +1,7 @@
 """A run's log over HTTP: ``GET /api/snapshot/runs/{runId}/log`` (plain text, ``Range`` or ``?offset=``) and
 ``GET /api/snapshot/runs/{runId}/log/stream`` (server-sent events: the log so far, then each line as the job
-prints it, then ``end`` with the run's record).
+prints it, then ``end`` with the run's record); each job's runs' at ``/api/jobs/{job}/runs/...`` too (a run of
+another job is not found there: orchestrator/http/jobroutes.py).
 
 The running run's log is read through :class:`~orchestrator.store.runlogs.RunLog` (the file, then what still waits in
 memory); any other run's from its file. Live lines wake the stream's sender in memory: no polling of the file.
@@ -35,6 +36,7 @@ from aiohttp import web
 from orchestrator.http import sse
 from orchestrator.http.clientaddr import client_of
 from orchestrator.http.errors import ApiError
+from orchestrator.http.jobroutes import JobRef, add_job_route, job_of, run_of_job
 from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.store import HistoryNotOpened, StoreUnavailable
@@ -93,16 +95,17 @@ def add_routes(app: web.Application) -> None:
     async def follow_log(request: web.Request) -> web.StreamResponse:
         return await stream_log(request, request.app[SERVED])
 
-    app.router.add_get("/api/snapshot/runs/{runId}/log", get_log)
-    app.router.add_get("/api/snapshot/runs/{runId}/log/stream", follow_log)
+    add_job_route(app, "GET", "/runs/{runId}/log", get_log)
+    add_job_route(app, "GET", "/runs/{runId}/log/stream", follow_log)
 
 
 async def find_log(request: web.Request, service: Served) -> LogView:
-    """The log of the run named in the path, or a refusal: 404 for no such run, for a run without a log and
-    for a log whose file is gone (each says which), 503 when the history cannot be read."""
+    """The log of the run named in the path, or a refusal: 404 for no such run of the path's job, for a run
+    without a log and for a log whose file is gone (each says which), 503 when the history cannot be read."""
+    job = job_of(request)
     run_id = request.match_info["runId"]
     live = service.logs.get(run_id)
-    if live is not None:
+    if live is not None and _live_log_of(job, run_id, live):
         return LogView(run_id, live.path, live)
     try:
         stored = await asyncio.to_thread(service.history.get, run_id)
@@ -110,8 +113,9 @@ async def find_log(request: web.Request, service: Served) -> LogView:
         raise ApiError(503, str(exc)) from None
     except StoreUnavailable as exc:
         raise ApiError(503, f"the run history cannot be read: {exc}") from None
-    if stored is None:
-        raise ApiError(404, f"No run {run_id[:80]!r} in the history")
+    stored = run_of_job(stored, job, run_id)
+    if live is not None:  # the history says whose it is: a run just starting, or just ended
+        return LogView(run_id, live.path, live)
     path = service.logs.path_of(stored.log_path)
     if path is None:
         raise ApiError(404, f"Run {run_id} has no log (it ran before run logs were kept)")
@@ -121,6 +125,15 @@ async def find_log(request: web.Request, service: Served) -> LogView:
         message = f"The log of run {run_id} is gone (removed, or never written: {exc.strerror or exc})"
         raise ApiError(404, message) from None
     return LogView(run_id, path, None, size, stored.document)
+
+
+def _live_log_of(job: JobRef, run_id: str, live: RunLog) -> bool:
+    """Whether a log kept live is ``job``'s as far as memory tells: its ended run's record names the job, or it
+    is the job's running run. ``False`` sends the caller to the history, which knows every run's job."""
+    if live.record is not None:
+        return live.record.job == job.name
+    running = job.view.running_steps()
+    return running is not None and running.run_id == run_id
 
 
 async def serve_log(request: web.Request, service: Served) -> web.StreamResponse:

@@ -1,4 +1,5 @@
-"""Pause and resume of the automatic schedule: ``POST /api/snapshot/pause`` and ``/resume``.
+"""Pause and resume of a job's automatic schedule: ``POST /api/snapshot/pause`` and ``/resume`` (the default
+job), ``POST /api/jobs/{job}/pause`` and ``/resume``.
 
 A pause is part of the persisted state (``State.paused``), so it survives restarts. While paused the interval
 timer starts nothing (see ``JobUnit._due``); manual triggers (HTTP, file, CLI, Run Now) run as always.
@@ -17,7 +18,8 @@ from aiohttp import web
 from orchestrator.core.events import iso
 from orchestrator.core.records import Pause
 from orchestrator.http.clientaddr import client_of
-from orchestrator.http.ports import SERVED, Controls
+from orchestrator.http.jobroutes import add_job_route, job_of
+from orchestrator.http.ports import Controls
 
 log = logging.getLogger(__name__)
 
@@ -57,37 +59,40 @@ def add_routes(app: web.Application, read_reason: ReasonReader) -> None:
     """The two routes; ``read_reason`` parses the optional ``{"reason": "..."}`` body (400 if it is not that)."""
 
     async def pause_route(request: web.Request) -> web.Response:
+        job = job_of(request)
         reason = await read_reason(request)
-        outcome = pause(request.app[SERVED], reason)
+        outcome = pause(job, reason)
         if outcome.changed:
-            log.info("automatic snapshots paused from %s%s", client_of(request).address, _because(reason))
-            message = "Automatic snapshots paused; manual triggers still run"
+            log.info("automatic %s paused from %s%s", job.automatic_runs, client_of(request).address, _because(reason))
+            message = f"Automatic {job.automatic_runs} paused; manual triggers still run"
         else:
             since = iso(outcome.paused.since) if outcome.paused else None
             message = f"Already paused since {since}; that pause stands"
         return _answer(message, outcome)
 
     async def resume_route(request: web.Request) -> web.Response:
+        job = job_of(request)
         reason = await read_reason(request)  # only logged
-        view = request.app[SERVED].view
-        outcome = resume(request.app[SERVED])
+        view = job.view
+        outcome = resume(job)
+        runs = job.automatic_runs
         if outcome.changed:
             due = view.next_run_at()
             at_once = due is not None and due <= view.now() and not view.running
-            log.info("automatic snapshots resumed from %s%s", client_of(request).address, _because(reason))
+            log.info("automatic %s resumed from %s%s", runs, client_of(request).address, _because(reason))
             message = (
-                "Automatic snapshots resumed; one fell due during the pause and starts now"
+                f"Automatic {runs} resumed; one fell due during the pause and starts now"
                 if at_once
-                else f"Automatic snapshots resumed; next at {iso(due)}"
+                else f"Automatic {runs} resumed; next at {iso(due)}"
                 if due is not None
                 else "Resumed; the job has no automatic runs (it runs on triggers)"
             )
         else:
-            message = "Not paused; automatic snapshots are on"
+            message = f"Not paused; automatic {runs} are on"
         return _answer(message, outcome)
 
-    app.router.add_post("/api/snapshot/pause", pause_route)
-    app.router.add_post("/api/snapshot/resume", resume_route)
+    add_job_route(app, "POST", "/pause", pause_route)
+    add_job_route(app, "POST", "/resume", resume_route)
 
 
 def _because(reason: str) -> str:

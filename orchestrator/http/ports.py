@@ -1,10 +1,12 @@
-"""What the HTTP room sees of the rest: a read-only view of the job's status and a command interface, never
-the runner's fields. The service (orchestrator/service.py) hands over a :class:`Served`; its job's unit
-(orchestrator/unit.py) is both the view and the commands."""
+"""What the HTTP room sees of the rest: for each job a read-only view of its status and a command interface,
+never the runner's fields. The service (orchestrator/service.py) hands over a :class:`Served`; each job's unit
+(orchestrator/unit.py) is both the view and the commands (a :class:`JobPort`). A reload answers the
+jobs file's :class:`~orchestrator.jobsfile.plan.Plan`, or raises its ``ReloadRefused`` (both live beside the
+jobs file, below this room, so that it never imports the service above it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -15,6 +17,7 @@ from orchestrator.core.clock import Clock
 from orchestrator.core.events import Source, Trigger
 from orchestrator.core.records import Pause
 from orchestrator.core.stepstats import RunTimeline
+from orchestrator.jobsfile.plan import Plan
 from orchestrator.live.progress import Progress
 from orchestrator.store import RunHistory
 from orchestrator.store.runlogs import RunLogs
@@ -69,6 +72,10 @@ class Commands(Protocol):
         """Pause or (``None``) resume the schedule; ``False`` if the change could not be saved."""
 
 
+class JobPort(StatusView, Commands, Protocol):
+    """One job as the HTTP room sees it: its status view and its commands in one object."""
+
+
 class Controls(Protocol):
     @property
     def view(self) -> StatusView: ...
@@ -102,8 +109,18 @@ class Served(Controls, Protocol):
     def metrics(self) -> MetricsPage: ...
 
     @property
-    def job_name(self) -> str:
-        """The job's name (``snapshot``): its badge is ``/badge/<name>.svg``."""
+    def default_job(self) -> str:
+        """The job of ``/api/snapshot/...`` (``snapshot`` without a jobs file); ``view`` and ``commands`` are its."""
+
+    def job(self, name: str) -> JobPort:
+        """The job called ``name``; ``KeyError`` if the service has none."""
+
+    def jobs(self) -> Mapping[str, JobPort]:
+        """Every job, by name, in the jobs file's order (a reload changes them)."""
+
+    async def reload(self) -> Plan:
+        """Read the jobs file again and apply it: what changed; ``ReloadRefused`` (orchestrator/jobsfile/plan.py)
+        with one line when there is no file or it cannot be used (the running jobs stay)."""
 
     async def start(self) -> None: ...
 

@@ -1,4 +1,6 @@
-"""The event stream: ``GET /api/snapshot/events``, one ``status`` event per change of the status document.
+"""The event stream: ``GET /api/snapshot/events`` (the default job) and ``GET /api/jobs/{job}/events``, one
+``status`` event per change of the job's status document; ``GET /api/events`` (orchestrator/http/allevents.py)
+is every job's in one stream, under the same rules.
 
 Each client has its own sender task waiting on the hub's latest-value slot, so a slow client only ever delays
 itself and the memory it can hold is bounded. The drop rule, explicit:
@@ -42,7 +44,8 @@ from orchestrator.core.clock import Clock
 from orchestrator.http.auth import AUTHENTICATED, BEARER
 from orchestrator.http.clientaddr import client_of, parse_address
 from orchestrator.http.errors import json_error
-from orchestrator.http.ports import SERVED, StatusView
+from orchestrator.http.jobroutes import add_job_route, job_of
+from orchestrator.http.ports import StatusView
 from orchestrator.http.streamlimits import Credential, Refusal, Room, Seat, StreamKind
 from orchestrator.live.hub import HubClosed
 
@@ -86,8 +89,8 @@ ROOM_CLOCK = web.AppKey("stream_room_clock", Clock)
 
 
 def add_routes(app: web.Application, settings: HttpSettings, clock: Clock) -> None:
-    """The event stream's route (its status view is the served service's), and the rooms of both kinds of
-    stream; ``clock`` times the rooms' log spells."""
+    """The event stream's routes (each job's status view), and the rooms of both kinds of stream; ``clock``
+    times the rooms' log spells."""
     limits = {StreamKind.EVENTS: settings.sse_max_clients, StreamKind.LOG: settings.log_stream_max_clients}
     streams: dict[StreamKind, set[Client]] = {kind: set() for kind in StreamKind}
     app[STREAMS] = streams
@@ -99,9 +102,9 @@ def add_routes(app: web.Application, settings: HttpSettings, clock: Clock) -> No
     app[ROOM_CLOCK] = clock
 
     async def events(request: web.Request) -> web.StreamResponse:
-        return await stream_events(request, request.app[SERVED].view, settings)
+        return await stream_events(request, job_of(request).view, settings)
 
-    app.router.add_get("/api/snapshot/events", events)
+    add_job_route(app, "GET", "/events", events)
     app.on_shutdown.append(_close_streams)
 
 

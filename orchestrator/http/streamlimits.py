@@ -50,9 +50,10 @@ class StreamKind(StrEnum):
     """What a stream carries; each kind is counted on its own."""
 
     EVENTS = "event"
-    """``/api/snapshot/events``: the status document, for the page's bar."""
+    """``/api/snapshot/events``, ``/api/jobs/{job}/events``: a job's status document, for the page's bar; and
+    ``/api/events``, every job's in one stream."""
     LOG = "log"
-    """``/api/snapshot/runs/{runId}/log/stream``: a run's log."""
+    """``.../runs/{runId}/log/stream``: a run's log."""
 
 
 class Credential(StrEnum):

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from orchestrator.jobsfile.spec import JobSpec
 
 
+class ReloadRefused(Exception):
+    """The jobs file read again cannot be used, or there is none (``str()`` says why, in one line); the running
+    jobs stay. Here, beside the plan, so that the HTTP room can answer it without importing the service."""
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     added: tuple[str, ...] = ()

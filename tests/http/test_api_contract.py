@@ -2,8 +2,11 @@
 
 Schemathesis (its CLI, every check) generates requests from the document and sends them to a real
 ``python -m orchestrator serve`` process; the run fails on any 5xx and on any answer (status, headers, body)
-that the document does not allow. Two services: an open one, where the fuzzing reaches every handler, and
-one with a token (``--token-for-reads``), where the 401 and 429 answers are checked against the document.
+that the document does not allow. Three services: an open one, where the fuzzing reaches every handler, one
+with a token (``--token-for-reads``), where the 401 and 429 answers are checked against the document, and one
+with a jobs file of three jobs (an interval job, a cron job, one that runs ``after`` the first), whose default
+job is not named ``snapshot``. A job named in a path is mostly one the service has (a Schemathesis dictionary
+of its names), else any name of the right shape (404).
 
 The event stream never ends, so Schemathesis reads one event of it per request (``max-stream-events = 1``,
 set for that operation in a config file) and validates it against the document; ``--request-timeout`` bounds
@@ -52,12 +55,12 @@ from tests.support import (
 SEED = 20260120
 """Fixed, so a failure in CI is the same failure on a laptop."""
 TOKEN = "contract-test-token"
-SCHEMATHESIS_TIMEOUT = 45
-"""Bound on one Schemathesis run (each takes ~5 s here); a hang fails the test instead of the whole job."""
+SCHEMATHESIS_TIMEOUT = 150
+"""Bound on one Schemathesis run (each takes 15-45 s here); a hang fails the test instead of the whole job."""
 
 EVENTS_CONFIG = """
 [[operations]]
-include-path = "/api/snapshot/events"
+include-path-regex = "/events$"
 max-stream-events = 1
 
 # A run's log answers 416 to a range or offset past its end: schema-valid numbers, but the schema cannot say how
@@ -67,22 +70,70 @@ include-path-regex = "/log"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "416"]
 """
 
-OPEN_CONFIG = (
-    EVENTS_CONFIG
-    + """
+
+def jobs_config(*names: str) -> str:
+    """The jobs a path names: mostly one of ``names`` (the service's), else anything of a job name's shape. A
+    cancel names the first always: it answers 409 (nothing runs) to a job the service has, and Schemathesis takes
+    an operation whose other answers are all 404s for one it never reached."""
+    return f"""
+[dictionaries.jobs]
+values = {json.dumps(list(names))}
+
+[parameters]
+"path.job" = {{ dictionary = "jobs", probability = 0.8 }}
+
+[[operations]]
+include-path-regex = "/cancel$"
+parameters = {{ "path.job" = "{names[0]}" }}
+"""
+
+
+STRICT = """
 [warnings]
 # A warning here means part of the API was not reached (e.g. "rate_limited": the fuzzing only saw 429s).
 fail-on = true
 """
+
+OPEN_CONFIG = (
+    jobs_config("snapshot")
+    + EVENTS_CONFIG
+    + """
+# Each job's operations are the default job's handlers, fuzzed here at /api/snapshot/...: a few cases each
+# (the service of several jobs fuzzes them more).
+[[operations]]
+include-path-regex = "^/api/jobs/[{]job[}]/"
+generation.max-examples = 10
+"""
+    + STRICT
 )
 
+JOBS = ("main", "report", "nightly")
+JOBS_FILE = """
+default-job = "main"
+
+[jobs.main]
+command = "true"
+interval = 600
+
+[jobs.nightly]
+command = "true"
+cron = "0 3 * * *"
+timezone = "Europe/Berlin"
+
+[jobs.report]
+command = "true"
+after = ["main"]
+"""
+JOBS_CONFIG = jobs_config(*JOBS) + EVENTS_CONFIG + STRICT
+
 GUARDED_CONFIG = (
-    EVENTS_CONFIG
+    jobs_config("snapshot")
+    + EVENTS_CONFIG
     + f"""
-# Triggers carry the token, so they pass the guard and meet the rate limit (429); every other /api request
-# has none (401).
+# Triggers (the default job's and any job's) carry the token, so they pass the guard and meet the rate limit
+# (429, one limit for all); every other /api request has none (401).
 [[operations]]
-include-path = "/api/snapshot/trigger"
+include-path-regex = "/trigger$"
 headers = {{ Authorization = "Bearer {TOKEN}" }}
 """
 )
@@ -349,6 +400,26 @@ def test_schemathesis_finds_no_contract_violation(open_service: ServiceProcess, 
 
 
 @pytest.mark.process
+def test_a_service_of_several_jobs_keeps_to_the_contract(tmp_path: Path) -> None:
+    """Every job's operations, ``/api/jobs``, every job's runs and events, and a reload (of the same file), on a
+    service with a jobs file: as the document says."""
+    root = tmp_path / "jobs"
+    root.mkdir()
+    (root / "jobs.toml").write_text(JOBS_FILE)
+    service = start_service(root, "--jobs", str(root / "jobs.toml"), "--trigger-limit", "0")
+    try:
+        service.wait_ready()
+        listed = service.get_json("/api/jobs")
+        assert ([doc["job"] for doc in listed["jobs"]], listed["defaultJob"]) == (["main", "nightly", "report"], "main")
+        output = run_schemathesis(service, tmp_path / "st-jobs", JOBS_CONFIG, max_examples=40)
+        assert f"Tested: {len(operations())}" in output, output
+        assert "errored" not in output, output
+        assert service.proc.poll() is None, service.logs()
+    finally:
+        service.stop()
+
+
+@pytest.mark.process
 def test_guarded_service_keeps_to_the_contract(tmp_path: Path) -> None:
     """With a token: reads without it get the documented 401, triggers past the limit the documented 429."""
     service = start_service(
@@ -370,7 +441,7 @@ def test_guarded_service_keeps_to_the_contract(tmp_path: Path) -> None:
         # The answers checked against the document were really the guarded ones (Schemathesis says so in its
         # warnings): 401 for the reads under /api and for cancel, 429 for the triggers.
         assert f"{guarded_operation_count()} operations returned only 401/403 responses" in output, output
-        assert "Rate limited: 1 operation" in output, output
+        assert "Rate limited: 2 operations" in output, output
         auth = {"Authorization": f"Bearer {TOKEN}"}
         assert status_of(service, "GET", "/api/snapshot/status") == 401
         assert status_of(service, "GET", "/api/snapshot/status", auth) == 200
