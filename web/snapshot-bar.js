@@ -1,22 +1,25 @@
 /* <snapshot-bar>: the snapshot service's state in one bar, for any page on any origin.
  *
  *   <script type="module" src="https://snap.example.com/snapshot-bar.js"></script>
- *   <snapshot-bar server="https://snap.example.com" job="snapshot" controls="run cancel pause"></snapshot-bar>
+ *   <snapshot-bar server="https://snap.example.com" job="report" controls="run cancel pause"></snapshot-bar>
  *
  * Attributes: `server` (default: the origin this script came from), `job` (default: the service's default
- * job), `controls` (which of run, cancel, pause it offers; default "run"), `compact` (one line), `theme`
- * ("light" or "dark"; default: the reader's preference). Property `token`: the service's token, set by the
+ * job, read under /api/snapshot; a named job is read under /api/jobs/<job>, and its name is shown), `controls`
+ * (which of run, cancel, pause it offers; default "run"), `compact` (one line), `theme` ("light" or "dark";
+ * default: the reader's preference). Property `token`: the service's token, set by the
  * host page (kept in memory only), else asked for in the bar when the service wants it.
  * It reflects its state in the attribute `state` (offline, idle, running) and tells the host page, with
  * bubbling, composed events: `snapshot-status` (detail: the status document) on every new document,
- * `snapshot-run-started` and `snapshot-run-finished` (detail: {run}: the run's record).
- * Every element of a page that shows one job of one server shares one event stream (lib/stream.js). */
+ * `snapshot-run-started` and `snapshot-run-finished` (detail: {run}: the run's record), and `snapshot-jobs`
+ * (detail: {defaultJob, jobs, several}) when the service's list of jobs is read or changes.
+ * Every element of a page, of any job of one server, shares one event stream (lib/stream.js). */
 
 import { installActions } from "./lib/bar-actions.js";
 import { barContent, BAR_CSS } from "./lib/bar-template.js";
-import { barModel, detailModel, runChanges } from "./lib/bar-view.js";
+import { barModel, barWords, detailModel, runChanges } from "./lib/bar-view.js";
 import { etaSeconds, remainingMs } from "./lib/clock.js";
 import { adoptStyles, define, serverOf, setAttr, setText } from "./lib/dom.js";
+import { DEFAULT_JOB } from "./lib/api.js";
 import { firstLine } from "./lib/format.js";
 import { subscribe } from "./lib/stream.js";
 import { THEME_CSS } from "./lib/theme.js";
@@ -24,7 +27,7 @@ import { tokens } from "./lib/token.js";
 
 const MESSAGE_MS = 8000;
 const IDS = [
-  "snapshot-connection", "snapshot-status", "snapshot-running", "snapshot-progress", "snapshot-fill",
+  "snapshot-connection", "snapshot-job", "snapshot-status", "snapshot-running", "snapshot-progress", "snapshot-fill",
   "snapshot-percent", "snapshot-what", "snapshot-step", "snapshot-detail", "snapshot-eta", "snapshot-queued", "snapshot-paused", "snapshot-checks",
   "snapshot-last", "snapshot-alert", "run-now-message", "token-form", "token-label", "token-input",
   "cancel-confirm", "cancel-yes", "cancel-no", "pause-form", "pause-reason", "pause-yes", "pause-no",
@@ -58,7 +61,9 @@ export class SnapshotBar extends HTMLElement {
   }
 
   get server() { return serverOf(this); }
-  get job() { return this.getAttribute("job") || "snapshot"; }
+  /** The job named by the `job` attribute, or null: the service's default job. */
+  get job() { return this.getAttribute("job") || null; }
+  get words() { return barWords(this.job !== null); }
   get controls() { return new Set((this.getAttribute("controls") ?? "run").split(/[\s,]+/).filter(Boolean)); }
   set token(value) { if (value) tokens.set(this.server, String(value), { persist: false }); }
 
@@ -92,6 +97,7 @@ export class SnapshotBar extends HTMLElement {
     this.unsubscribe = null;
     this.stream = null;
     this.seen = null;
+    this.jobsKey = null;
   }
 
   later(ms, fn) {
@@ -106,6 +112,7 @@ export class SnapshotBar extends HTMLElement {
 
   onStream(kind, stream) {
     this.stream = stream;
+    this.noteJobs(stream.jobs);
     if (kind === "status") {
       const doc = stream.doc;
       const changes = runChanges(this.seen ?? null, doc);
@@ -119,13 +126,23 @@ export class SnapshotBar extends HTMLElement {
       if (changes.started) this.emit("snapshot-run-started", { run: changes.started });
       if (changes.finished) {
         if (changes.finished.status === "error") {
-          this.announce("Snapshot failed" + (changes.finished.error ? ": " + firstLine(changes.finished.error) : ""));
+          const what = this.job === null ? "Snapshot" : "Job " + this.job;
+          this.announce(what + " failed" + (changes.finished.error ? ": " + firstLine(changes.finished.error) : ""));
         }
         this.emit("snapshot-run-finished", { run: changes.finished });
       }
       return;
     }
     this.render();
+  }
+
+  /** Tell the host page of the service's jobs when they change (a jobs file: GET /api/jobs, and a job that
+   * shows up on the stream later): `snapshot-jobs`, detail {defaultJob, jobs (names), several}. */
+  noteJobs(jobs) {
+    const key = jobs.defaultJob + " " + jobs.jobs.join(" ");
+    if (jobs.defaultJob === null || key === this.jobsKey) return;
+    this.jobsKey = key;
+    this.emit("snapshot-jobs", jobs);
   }
 
   // ---------------------------------------------------------------------------------------- rendering
@@ -137,7 +154,8 @@ export class SnapshotBar extends HTMLElement {
     const model = barModel(doc, {
       state: stream?.state ?? "connecting",
       everFailed: stream?.everFailed ?? false,
-      job: this.job,
+      job: this.job ?? DEFAULT_JOB,
+      named: this.job !== null,
       now: stream ? stream.clock.now(mono) : null,
       remaining: open ? remainingMs(doc, stream.arrival, stream.clock, mono) : null,
       etaLeft: open ? etaSeconds(doc, stream.arrival, stream.clock, mono) : null,
@@ -147,12 +165,13 @@ export class SnapshotBar extends HTMLElement {
     ui["snapshot-connection"].dataset.connected = String(model.connected);
     setAttr(ui["snapshot-connection"], "aria-label", model.connected ? "Connected" : "Not connected");
     setAttr(ui["snapshot-connection"], "title", model.connected ? "Live" : "Not connected to the snapshot service");
+    this.renderJob();
     setText(ui["snapshot-status"], model.status);
     setAttr(ui["snapshot-status"], "title", model.statusTitle);
     this.renderProgress(model, model.mode === "running" ? detailModel(doc) : null);
     ui["snapshot-queued"].hidden = !model.queued;
-    ui["snapshot-paused"].hidden = !(model.paused && model.mode === "running");
-    setText(ui["snapshot-paused"], "automatic snapshots paused");
+    ui["snapshot-paused"].hidden = !(model.paused && (model.mode === "running" || model.waiting));
+    setText(ui["snapshot-paused"], model.pausedChip);
     setAttr(ui["snapshot-paused"], "title", model.pausedChipTitle);
     ui["snapshot-checks"].hidden = !model.checks.line;
     setText(ui["snapshot-checks"], model.checks.line);
@@ -160,6 +179,17 @@ export class SnapshotBar extends HTMLElement {
     this.renderLast(model.last);
     this.renderControls(model);
     this.renderTokenForm(stream?.state === "unauthorized");
+  }
+
+  /** The job's name, and the names that say whose bar this is, on the bar of a named job. */
+  renderJob() {
+    const ui = this.ui;
+    const job = this.job;
+    ui["snapshot-job"].hidden = job === null;
+    setText(ui["snapshot-job"], job ?? "");
+    setAttr(ui["snapshot-job"].closest(".bar"), "aria-label", job === null ? "Snapshot status" : "Job " + job);
+    setAttr(ui["snapshot-progress"], "aria-label", job === null ? "Snapshot progress" : "Progress of " + job);
+    setAttr(ui["run-now"], "aria-label", job === null ? null : "Run Now: " + job);
   }
 
   renderProgress(model, detail) {
@@ -191,14 +221,14 @@ export class SnapshotBar extends HTMLElement {
 
   renderLast(last) {
     const node = this.ui["snapshot-last"];
-    const key = JSON.stringify(last);
+    const key = JSON.stringify(last) + " " + this.job;
     if (node.dataset.key === key) return;
     node.dataset.key = key;
     node.dataset.outcome = last.outcome;
     node.textContent = "";
     setAttr(node, "title", last.title);
     if (last.label === null) {
-      if (last.empty) node.append("No snapshot has run yet");
+      if (last.empty) node.append(this.words.none);
       return;
     }
     const outcome = document.createElement("span");

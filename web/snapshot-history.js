@@ -1,11 +1,13 @@
-/* <snapshot-history server="https://snap.example.com" job="snapshot">: the recent runs of one job, newest
- * first, with the running one on top.
+/* <snapshot-history server="https://snap.example.com" job="snapshot">: the recent runs, newest first, with the
+ * running ones on top: of the job named in `job`; without it, of the service's default job, or, on a service
+ * with several jobs, of every job, with a column that names each run's job and a filter by job.
  *
- * It follows the page's shared status stream (lib/stream.js; it opens none of its own) and fetches
- * GET /api/<job>/runs through lib/api.js (the page's token, and its refusal, are shared with the bar) when the
- * stream says a run started or ended, and when the stream connects: never on a timer. Its relative times
- * move every second by the server's clock. A row's button asks the page to show that run's log: the
- * composed event `snapshot-open-log` (detail {run}); the page marks the run shown with `selectedRunId`. */
+ * It follows the page's shared status stream (lib/stream.js; it opens none of its own) and fetches the runs
+ * through lib/api.js (the page's token, and its refusal, are shared with the bar): GET /api/snapshot/runs (or
+ * /api/jobs/<job>/runs), or GET /api/runs?job= for several jobs; when the stream says a run started or ended,
+ * and when the stream connects: never on a timer. Its relative times move every second by the server's clock.
+ * A row's button asks the page to show that run's log: the composed event `snapshot-open-log` (detail {run},
+ * whose `job` names the run's job); the page marks the run shown with `selectedRunId`. */
 
 import { Api, answerMessage } from "./lib/api.js";
 import { adoptStyles, define, h, serverOf, setAttr, setText } from "./lib/dom.js";
@@ -13,12 +15,13 @@ import {
   durationText, firstLine, isObject, localClock, localDateTime, outcomeLabel, parseTime, shortAgo, text, toNumber,
   triggerLabel,
 } from "./lib/format.js";
-import { subscribe } from "./lib/stream.js";
+import {
+  HISTORY_MAX, HISTORY_PAGE, docsOf, filterChoices, historyKey, isRunningNow, keptFilter, runsPath, shownRuns,
+  validRuns,
+} from "./lib/history-view.js";
+import { ALL_JOBS, subscribe } from "./lib/stream.js";
 import { THEME_CSS } from "./lib/theme.js";
 import { HISTORY_CSS, PANEL_CSS } from "./lib/panel-style.js";
-
-const HISTORY_PAGE = 20;
-const HISTORY_MAX = 500; // the API's largest page
 
 function freshState() {
   return {
@@ -35,18 +38,6 @@ function freshState() {
   };
 }
 
-/** What the history reflects: the connection and the runs the stream names. When it changes, refetch. */
-function historyKey(stream) {
-  const doc = stream.doc || {};
-  const last = isObject(doc.lastRun) ? doc.lastRun : {};
-  const current = isObject(doc.currentRun) ? doc.currentRun : {};
-  return [stream.generation, last.runId, last.status, last.finishedAt, current.runId].join("|");
-}
-
-function validRuns(list) {
-  return list.filter((run) => isObject(run) && typeof run.runId === "string");
-}
-
 export class SnapshotHistory extends HTMLElement {
   static get observedAttributes() {
     return ["server", "job"];
@@ -55,11 +46,15 @@ export class SnapshotHistory extends HTMLElement {
   constructor() {
     super();
     this.history = freshState();
-    this.stream = null; // the shared stream, once it has called us
+    this.stream = null; // the shared stream's feed, once it has called us
     this.unsubscribe = null;
     this.ticker = null;
     this.selected = null;
     this.target = null; // "server job" this element shows
+    this.named = false; // the `job` attribute names the one job shown
+    this.several = false; // the runs of several jobs: a job column and a filter
+    this.filter = ""; // the job chosen in the filter ("": every job)
+    this.jobNames = [];
     const root = this.attachShadow({ mode: "open" });
     adoptStyles(root, THEME_CSS, PANEL_CSS, HISTORY_CSS);
     this.ui = {
@@ -69,17 +64,23 @@ export class SnapshotHistory extends HTMLElement {
       more: h("button", { type: "button", class: "panel-button", id: "history-more", "data-testid": "history-more",
         hidden: true, text: "Show more" }),
     };
-    const head = h("tr", {}, ...["Outcome", "Started", "Duration", "Trigger", "Reason / error"]
-      .map((label) => h("th", { scope: "col", text: label })));
+    this.ui.jobHead = h("th", { scope: "col", class: "history-job", text: "Job", hidden: true });
+    const head = h("tr", {}, h("th", { scope: "col", text: "Outcome" }), this.ui.jobHead,
+      ...["Started", "Duration", "Trigger", "Reason / error"].map((label) => h("th", { scope: "col", text: label })));
     this.ui.table = h("table", { class: "history-table", id: "history-table", "data-testid": "history-table",
       hidden: true }, h("thead", {}, head), this.ui.rows);
+    this.ui.title = h("h2", { id: "history-title", text: "Recent snapshots" });
+    this.ui.filter = h("select", { id: "history-job", "data-testid": "history-job", class: "panel-select" });
+    this.ui.filterBox = h("label", { class: "history-filter", id: "history-filter", hidden: true },
+      h("span", { text: "Job" }), this.ui.filter);
     root.append(h("section", { class: "panel", id: "history", "data-testid": "history", part: "panel",
       "aria-labelledby": "history-title" },
-    h("div", { class: "panel-head" }, h("h2", { id: "history-title", text: "Recent snapshots" }), this.ui.note),
+    h("div", { class: "panel-head" }, this.ui.title, this.ui.note, this.ui.filterBox),
     h("div", { class: "history-scroll" }, this.ui.table),
     this.ui.more));
     this.ui.rows.addEventListener("click", (event) => this.onClick(event));
     this.ui.more.addEventListener("click", () => this.loadMore());
+    this.ui.filter.addEventListener("change", () => this.choose(this.ui.filter.value));
   }
 
   /** The run whose log the page shows (its row gets aria-current="true"), or null. */
@@ -104,15 +105,20 @@ export class SnapshotHistory extends HTMLElement {
 
   connectedCallback() {
     const server = serverOf(this);
-    const job = this.getAttribute("job") || "snapshot";
+    const job = this.getAttribute("job") || null;
     if (this.target !== server + " " + job) {
       this.target = server + " " + job;
       this.api = new Api(server, job);
+      this.named = job !== null;
+      this.several = false;
+      this.filter = "";
+      this.jobNames = [];
       this.history = freshState();
       this.stream = null;
+      this.renderJobs();
       this.render();
     }
-    this.unsubscribe = subscribe(server, job, (kind, stream) => this.onStream(kind, stream));
+    this.unsubscribe = subscribe(server, job ?? ALL_JOBS, (kind, stream) => this.onStream(kind, stream));
     // "5 min ago" and a running run's duration move with time alone; nothing is fetched for this.
     this.ticker = setInterval(() => this.tick(), 1000);
   }
@@ -132,11 +138,12 @@ export class SnapshotHistory extends HTMLElement {
 
   onStream(kind, stream) {
     this.stream = stream;
-    if (kind === "state") {
+    if (!this.named) this.noteJobs(stream.jobs);
+    if (kind === "state" || kind === "jobs") {
       this.render(); // the running run shows only while the stream is live; the note may ask for the token
       return;
     }
-    const key = historyKey(stream);
+    const key = historyKey(stream.generation, this.docs());
     if (key !== this.history.key) {
       this.history.key = key;
       if (this.history.loaded) this.render(); // the stream's news at once, the rest when the fetch answers
@@ -145,6 +152,51 @@ export class SnapshotHistory extends HTMLElement {
       this.renderNote();
       this.tick();
     }
+  }
+
+  /** The service's jobs, as the stream says them: several make a job column and a filter, and read the runs of
+   * every job (the page reads them again from there). */
+  noteJobs(jobs) {
+    const several = jobs.several;
+    const names = several ? jobs.jobs : [];
+    if (several === this.several && names.join(" ") === this.jobNames.join(" ")) return;
+    const filter = keptFilter(this.filter, names);
+    const reread = several !== this.several || filter !== this.filter;
+    this.several = several;
+    this.jobNames = names;
+    this.filter = filter;
+    this.renderJobs();
+    if (reread) this.reset();
+  }
+
+  /** Show the runs of `job` ("": every job). */
+  choose(job) {
+    if (job === this.filter) return;
+    this.filter = job;
+    this.reset();
+  }
+
+  /** Forget the rows read and read them again from where they now come. */
+  reset() {
+    this.history = freshState();
+    this.render();
+    if (this.stream === null || this.stream.doc === null) return; // read once the stream says something
+    this.history.key = historyKey(this.stream.generation, this.docs());
+    this.load();
+  }
+
+  docs() {
+    return docsOf(this.stream, { named: this.named, several: this.several, filter: this.filter });
+  }
+
+  renderJobs() {
+    const ui = this.ui;
+    ui.jobHead.hidden = !this.several;
+    ui.filterBox.hidden = !this.several;
+    setText(ui.title, this.several ? "Recent runs" : "Recent snapshots");
+    const choices = filterChoices(this.jobNames);
+    ui.filter.replaceChildren(...choices.map((c) => h("option", { value: c.value, text: c.label })));
+    ui.filter.value = this.filter;
   }
 
   async load() {
@@ -198,7 +250,7 @@ export class SnapshotHistory extends HTMLElement {
       return null;
     };
     try {
-      const response = await this.api.read("runs" + query);
+      const response = await this.api.read(runsPath(this.several, this.filter, query));
       if (response.ok) {
         const body = await response.json();
         if (!isObject(body) || !Array.isArray(body.runs)) return problem("History unavailable: not a page of runs");
@@ -223,17 +275,10 @@ export class SnapshotHistory extends HTMLElement {
     return this.stream !== null && this.stream.state === "open" && this.stream.doc !== null;
   }
 
-  /** The fetched rows, with the running run from the stream on top: the status event that says a run started
+  /** The fetched rows, with the running runs from the stream on top: the status event that says a run started
    * can arrive before the history has it, and the stream's record of it is the freshest anyway. */
   shownRuns() {
-    const doc = this.stream && this.stream.doc;
-    let rows = this.history.rows;
-    const last = doc && isObject(doc.lastRun) ? doc.lastRun : null;
-    if (last !== null) rows = rows.map((run) => (run.runId === last.runId ? last : run));
-    const current = this.live() && isObject(doc.currentRun) && typeof doc.currentRun.runId === "string"
-      ? doc.currentRun : null;
-    if (current === null || !this.history.available) return rows;
-    return [current, ...rows.filter((run) => run.runId !== current.runId)];
+    return shownRuns(this.history.rows, this.docs(), { live: this.live(), available: this.history.available });
   }
 
   render() {
@@ -260,40 +305,45 @@ export class SnapshotHistory extends HTMLElement {
     if (!note && !history.loaded && this.stream && this.stream.state === "unauthorized") {
       note = "Enter the token above to see the history";
     }
-    if (!note && history.loaded && this.shownRuns().length === 0) note = "No snapshot has run yet";
+    if (!note && history.loaded && this.shownRuns().length === 0) {
+      note = this.several ? "No run yet" + (this.filter ? " of " + this.filter : "") : "No snapshot has run yet";
+    }
     setText(this.ui.note, note || "");
   }
 
   outcomeOf(run) {
-    if (run.status === "running") {
-      const doc = this.stream && this.stream.doc;
-      const current = doc && isObject(doc.currentRun) ? doc.currentRun.runId : null;
-      return current === run.runId ? "Running" : "Interrupted";
-    }
+    if (run.status === "running") return isRunningNow(run, this.docs()) ? "Running" : "Interrupted";
     return outcomeLabel(run.status);
   }
 
   row(run) {
     const status = text(run.status);
     const outcome = this.outcomeOf(run);
+    const job = this.several ? text(run.job) : "";
     const open = h("button", { type: "button", class: "history-open outcome", "data-outcome": status, text: outcome,
-      "aria-label": outcome + ": show the log of run " + run.runId, title: "Show this run's log (" + run.runId + ")" });
+      "aria-label": outcome + ": show the log of " + (job ? job + " " : "") + "run " + run.runId,
+      title: "Show this run's log (" + run.runId + ")" });
     const started = parseTime(run.startedAt);
-    const when = started === null ? h("td") : h("td", {}, h("time", { class: "history-ago", datetime: run.startedAt,
-      title: localDateTime(started), "data-at": String(started) }));
+    const when = h("td", { class: "history-when" });
+    if (started !== null) {
+      when.append(h("time", { class: "history-ago", datetime: run.startedAt, title: localDateTime(started),
+        "data-at": String(started) }));
+    }
     const seconds = toNumber(run.durationSeconds);
     const duration = h("td", { class: "history-duration" });
     if (seconds !== null) duration.textContent = durationText(seconds);
     else if (status === "running" && started !== null) duration.dataset.since = String(started); // ticks
-    return h("tr", { "data-run-id": run.runId, "data-outcome": status,
+    return h("tr", { "data-run-id": run.runId, "data-outcome": status, "data-job": job || null,
       "aria-current": this.selected === run.runId ? "true" : null },
-    h("td", {}, open), when, duration, this.triggerCell(run), this.whyCell(run));
+    h("td", {}, open), ...(this.several ? [h("td", { class: "history-job", text: job })] : []), when, duration,
+    this.triggerCell(run), this.whyCell(run));
   }
 
   triggerCell(run) {
     const listed = Array.isArray(run.triggers) ? run.triggers.filter(isObject) : [];
     const count = Math.max(toNumber(run.triggerCount) || 0, Array.isArray(run.triggers) ? run.triggers.length : 0);
-    const cell = h("td", { text: triggerLabel(run.trigger) + (count > 1 ? " + " + (count - 1) + " more" : "") });
+    const cell = h("td", { class: "history-trigger",
+      text: triggerLabel(run.trigger) + (count > 1 ? " + " + (count - 1) + " more" : "") });
     if (Array.isArray(run.triggers) && run.triggers.length) {
       cell.title = listed.map((t) => {
         const at = parseTime(t.at);

@@ -58,7 +58,7 @@ export class SnapshotLog extends HTMLElement {
   }
 
   connectedCallback() {
-    this.api = new Api(serverOf(this), this.getAttribute("job") || "snapshot");
+    this.api = new Api(serverOf(this), this.getAttribute("job") || null);
     this.stopTokens = tokens.subscribe(this.api.server, () => this.onToken());
     // Back on the page with a live log open: carry on from the offset reached.
     if (this.view && !this.view.ended && this.view.source === null) this.recheck(this.view);

@@ -98,7 +98,7 @@ export class SnapshotStepChart extends HTMLElement {
 
   connectedCallback() {
     const server = serverOf(this);
-    const job = this.getAttribute("job") || "snapshot";
+    const job = this.getAttribute("job") || null;
     const runs = Number.parseInt(this.getAttribute("runs") || "", 10);
     const query = Number.isInteger(runs) && runs >= 1 && runs <= 100 ? "steps?runs=" + runs : "steps";
     this.api = new Api(server, job);

@@ -66,7 +66,7 @@ export class SnapshotSteps extends HTMLElement {
 
   connectedCallback() {
     const server = serverOf(this);
-    const job = this.getAttribute("job") || "snapshot";
+    const job = this.getAttribute("job") || null;
     this.api = new Api(server, job);
     this.run = null;
     this.stats = null;

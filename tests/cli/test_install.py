@@ -46,7 +46,7 @@ def test_wheel_carries_the_page_and_serves_it_from_anywhere(tmp_path: Path) -> N
         service.wait_ready()
         with urllib.request.urlopen(service.url + "/", timeout=10) as response:
             assert b"<html" in response.read().lower()
-        with urllib.request.urlopen(service.url + "/lib/stream.js", timeout=10) as response:
+        with urllib.request.urlopen(service.url + "/lib/connection.js", timeout=10) as response:
             assert b"new EventSource" in response.read()
         for element in ("snapshot-bar.js", "snapshot-steps.js", "snapshot-step-chart.js"):
             with urllib.request.urlopen(f"{service.url}/{element}", timeout=10) as response:

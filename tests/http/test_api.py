@@ -130,7 +130,7 @@ async def test_page_is_served(client: Client) -> None:
     response = await client.get("/")
     assert response.status == 200
     assert "text/html" in response.headers["Content-Type"]
-    assert "new EventSource" in (await (await client.get("/lib/stream.js")).text())
+    assert "new EventSource" in (await (await client.get("/lib/connection.js")).text())
     assert "<snapshot-bar" in (await response.text())
     linked = re.findall(r'(?:src|href)="(/[^"]+)"', await response.text())
     assert any(path.endswith(".js") for path in linked), linked

@@ -139,8 +139,8 @@ MEASURE_LAYOUT = """() => {
     const problems = [];
     const scrollWidth = document.documentElement.scrollWidth;
     if (scrollWidth > width) problems.push(`the page scrolls sideways: scrollWidth ${scrollWidth} > ${width}`);
-    const selector = '#snapshot-status, #snapshot-progress, #snapshot-percent, #snapshot-step, #snapshot-detail,'
-        + ' #snapshot-eta,'
+    const selector = '#snapshot-job, #snapshot-status, #snapshot-progress, #snapshot-percent, #snapshot-step,'
+        + ' #snapshot-detail, #snapshot-eta,'
         + ' .chip, #snapshot-checks, #snapshot-last, #run-now-message, label, input, button';
     const pieces = [...document.querySelectorAll('snapshot-bar')]
         .flatMap(bar => [...bar.shadowRoot.querySelectorAll(selector)])

@@ -29,5 +29,5 @@ def test_the_bar_paint_benchmark_runs_at_a_tiny_size() -> None:
     out = done.stdout
     assert "## First paint of `<snapshot-bar>`" in out, out
     assert "| cold |" in out and "| warm |" in out, out
-    assert "| `/api/snapshot/events` | 200 | no |" in out, out
+    assert "| `/api/events` | 200 | no |" in out, out  # the one stream of every job
     assert "| 1 | 1 |" in out and "| 2 | 1 |" in out, out  # one stream for one bar, and for two

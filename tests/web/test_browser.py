@@ -237,6 +237,10 @@ def _status_document(server_time: datetime, next_run: datetime) -> dict[str, Any
     }
 
 
+ONE_JOB = {"jobs": [], "defaultJob": "snapshot"}
+"""What a faked service of one job answers to ``GET /api/jobs``: the page then opens the stream of every job
+(``/api/events``), whose documents (with no ``job``) are the default job's."""
+
 FAKE_EVENT_SOURCE = """
 (() => {
   class FakeEventSource extends EventTarget {
@@ -258,8 +262,8 @@ FAKE_EVENT_SOURCE = """
 
 def _fake_stream_page(open_page: OpenPage, runs: tuple[int, dict[str, Any]] | None = None) -> Watched:
     """The real page's files at a made-up origin, with a fake event stream (``window.__stream.send``) and a
-    run history that answers ``runs`` (status, body; default: 200, no runs); the steps of a run and the step
-    figures are empty; every other path is a 404."""
+    run history that answers ``runs`` (status, body; default: 200, no runs); the service has one job
+    (``ONE_JOB``), the steps of a run and the step figures are empty; every other path is a 404."""
     web = (REPO / "web").resolve()
     runs_status, runs_body = runs or (200, {"runs": [], "nextCursor": None})
 
@@ -268,6 +272,8 @@ def _fake_stream_page(open_page: OpenPage, runs: tuple[int, dict[str, Any]] | No
         file = (web / (path.lstrip("/") or "index.html")).resolve()
         if not path.startswith("/api/") and file.is_relative_to(web) and file.is_file():
             route.fulfill(path=file, content_type="text/javascript" if file.suffix == ".js" else None)
+        elif path == "/api/jobs":  # a service of one job: its stream is the one of every job, faked
+            route.fulfill(json=ONE_JOB)
         elif path == "/api/snapshot/runs":
             route.fulfill(status=runs_status, json=runs_body)
         elif path.endswith("/steps"):

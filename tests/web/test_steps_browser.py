@@ -29,7 +29,7 @@ from playwright.sync_api import Locator, Page, Route, expect
 from tests.support import REPO, ServiceProcess, job_command
 from tests.web.axe import run_axe
 from tests.web.browsing import WIDTHS, Gate, OpenPage, Watched, expect_idle, layout_problems
-from tests.web.test_browser import FAKE_EVENT_SOURCE, history_row
+from tests.web.test_browser import FAKE_EVENT_SOURCE, ONE_JOB, history_row
 
 pytestmark = pytest.mark.browser
 
@@ -280,6 +280,7 @@ def fake_service() -> FakeService:
         start += timedelta(seconds=seconds)
     return FakeService(
         {
+            "/api/jobs": ONE_JOB,
             "/api/snapshot/runs": {"runs": [], "nextCursor": None},
             "/api/snapshot/steps": stats_json(),
             steps_path(LAST_ID): {"runId": LAST_ID, "status": "completed", "steps": last, "truncated": False},

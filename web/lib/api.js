@@ -5,8 +5,15 @@
 
 import { tokens } from "./token.js";
 
-/** The default job: the service's API for it lives under /api/snapshot. */
+/** The default job's name on a service without a jobs file. Whatever the service's default job is called, its
+ * API also lives under /api/snapshot: an element with no `job` attribute uses that, which every version of the
+ * service has; one that names its job uses /api/jobs/<job>. */
 export const DEFAULT_JOB = "snapshot";
+
+/** The base of a job's API: /api/jobs/<job> for a named job, /api/snapshot for the default one (null). */
+export function jobBase(server, job) {
+  return server + (job ? "/api/jobs/" + encodeURIComponent(job) : "/api/snapshot");
+}
 
 /** A fresh Idempotency-Key. crypto.randomUUID exists only on secure origins (https, localhost): a page
  * served over plain http from another host builds a version-4 UUID from crypto.getRandomValues instead. */
@@ -33,16 +40,18 @@ export async function answerMessage(response) {
 }
 
 export class Api {
-  /** `server` is an origin ("https://snap.example.com"), `job` a job's name. */
-  constructor(server, job = DEFAULT_JOB) {
+  /** `server` is an origin ("https://snap.example.com"), `job` a job's name, or null for the service's default
+   * job. */
+  constructor(server, job = null) {
     this.server = server;
-    this.job = job;
-    this.base = server + "/api/" + encodeURIComponent(job);
+    this.job = job || null;
+    this.base = jobBase(server, this.job);
   }
 
-  /** The URL of `path` under the job's API ("status", "runs?limit=20"). */
+  /** The URL of `path` under the job's API ("status", "runs?limit=20"), or of the service's own `path` when it
+   * starts with a slash ("/api/jobs", "/api/runs?job=report"). */
   url(path) {
-    return this.base + "/" + path;
+    return path.startsWith("/") ? this.server + path : this.base + "/" + path;
   }
 
   token() {
@@ -103,7 +112,7 @@ export class Api {
     return { response, body: parsed, unauthorized: false, sent };
   }
 
-  /** The URL to open `path` (under the job's API) as an event stream: with a ticket when the page holds a
+  /** The URL to open `path` (as url() reads it) as an event stream: with a ticket when the page holds a
    * token, plain otherwise. Resolves to null when the token was refused (it is forgotten: ask for another).
    * Rejects when the service is unreachable. */
   async streamUrl(path) {

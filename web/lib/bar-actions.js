@@ -70,7 +70,7 @@ const actions = {
     // A fresh key per request: the same click sent twice (a retried request) starts one run, server-side.
     this.post("trigger", { reason: "web" }, () => this.runNow(), (response, body) => {
       if (!response.ok || !body || body.success === false) {
-        this.showMessage("Could not start a snapshot: " + errorText(response, body), "error");
+        this.showMessage("Could not start a " + this.words.noun + ": " + errorText(response, body), "error");
         return;
       }
       if (body.queued === true) this.showMessage("follow-up queued", "info");

@@ -1,13 +1,14 @@
 /* The bar's markup and its own styles. The markup is static (no data goes into it as HTML: the element fills
  * it with textContent), parsed once and cloned per element. Parts a host page may style with ::part():
- * bar, dot, status, progress, fill, percent, step, detail, eta, chip, checks, last, outcome, error, actions,
- * message, button, run-now, cancel, pause, resume, token-form. */
+ * bar, dot, job (the job's name, on the bar of a named job), status, progress, fill, percent, step, detail, eta,
+ * chip, checks, last, outcome, error, actions, message, button, run-now, cancel, pause, resume, token-form. */
 
 export const BAR_HTML = `
 <div class="bar" part="bar" role="region" aria-label="Snapshot status" data-testid="snapshot-bar">
   <div class="now">
     <span class="dot" part="dot" id="snapshot-connection" data-testid="snapshot-connection" data-connected="false"
           role="img" aria-label="Connecting"></span>
+    <span class="job" part="job" id="snapshot-job" data-testid="snapshot-job" hidden></span>
     <span class="status" part="status" id="snapshot-status" data-testid="snapshot-status" role="status"
           aria-live="polite" aria-atomic="true">Connecting to the snapshot service…</span>
     <span class="run" id="snapshot-running" data-testid="snapshot-running" hidden>
@@ -96,6 +97,9 @@ export const BAR_CSS = `
 }
 .dot[data-connected="true"] { background: var(--_ok); }
 .status { font-weight: 600; min-width: 0; max-width: calc(100% - 18px); overflow-wrap: anywhere; }
+/* A named job's bar: its name in bold, what it does beside it in plain weight. */
+.job { font-weight: 700; min-width: 0; max-width: calc(100% - 18px); overflow-wrap: anywhere; }
+:host([job]) .status { font-weight: 400; }
 .run { display: inline-flex; align-items: center; gap: 8px; flex: none; }
 .track {
   display: block;

@@ -10,6 +10,8 @@ import {
   etaText,
   firstLine,
   isObject,
+  laterText,
+  listText,
   localClock,
   localDateTime,
   outcomeLabel,
@@ -37,13 +39,38 @@ export function offlineText(state, everFailed, job) {
   }
 }
 
+/** What a bar calls its job's runs: the default job's bar speaks of snapshots, as it always has; the bar of a
+ * job named in its `job` attribute (its name beside the words) of runs. */
+export function barWords(named) {
+  return named
+    ? { noun: "run", nouns: "runs", running: "Running...", none: "No run yet" }
+    : { noun: "snapshot", nouns: "snapshots", running: "Snapshot: Running...", none: "No snapshot has run yet" };
+}
+
+/** The jobs whose completed runs also start this one, when the document says them (`after`). */
+export function afterOf(doc) {
+  const after = Array.isArray(doc.after) ? doc.after : isObject(doc.schedule) ? doc.schedule.after : null;
+  return Array.isArray(after) ? after.filter((name) => typeof name === "string" && name) : [];
+}
+
+/** How the document says the job is scheduled: "interval", "cron", "manual", or "" (a service from before
+ * several jobs does not say: an interval). */
+export function scheduleKind(doc) {
+  const kind = isObject(doc.schedule) ? doc.schedule.kind : null;
+  return kind === "interval" || kind === "cron" || kind === "manual" ? kind : "";
+}
+
 /**
  * @param doc the latest status document, or null
- * @param ctx {state, everFailed, job, now (server epoch ms or null), remaining (ms or null), etaLeft (s or null)}
+ * @param ctx {state, everFailed, job (the name an unknown job is called by), named (the bar names its job:
+ *   barWords), now (server epoch ms or null), remaining (ms or null), etaLeft (s or null)}
  */
 export function barModel(doc, ctx) {
   const connected = ctx.state === "open" && doc !== null;
   const mode = !connected ? "offline" : doc.running === true ? "running" : "idle";
+  const words = barWords(ctx.named === true);
+  // A job whose run waits for a free slot (max-parallel) has its triggers pending: no follow-up is queued.
+  const waiting = mode === "idle" && doc.waiting === true;
   const model = {
     mode,
     connected,
@@ -51,9 +78,11 @@ export function barModel(doc, ctx) {
     statusTitle: null,
     progress: null,
     eta: null,
-    queued: connected && doc.queued === true,
+    queued: connected && doc.queued === true && !waiting,
+    waiting,
     paused: connected && isObject(doc.paused),
     pauseKnown: connected && "paused" in doc,
+    pausedChip: "automatic " + words.nouns + " paused",
     pausedChipTitle: null,
     stopping: null,
     checks: connected ? checksText(doc.checks) : { line: "", title: "" },
@@ -64,17 +93,23 @@ export function barModel(doc, ctx) {
     return model;
   }
   if (model.paused) {
-    const paused = pausedTexts(doc.paused);
+    const paused = pausedTexts(doc.paused, words.nouns);
     model.pausedChipTitle = paused.title;
-    if (mode === "idle") {
+    if (mode === "idle" && !waiting) {
       model.status = paused.line;
       model.statusTitle = paused.title;
       return model;
     }
   }
+  if (waiting) {
+    model.status = "Waiting for a slot";
+    model.statusTitle = "A " + words.noun + " is due: it starts when a run of another job ends (the service "
+      + "runs at most max-parallel jobs at once)";
+    return model;
+  }
   if (mode === "running") {
     model.stopping = typeof doc.stopping === "string" ? doc.stopping : null;
-    model.status = model.stopping === null ? "Snapshot: Running..."
+    model.status = model.stopping === null ? words.running
       : "Stopping…" + (model.stopping ? " (" + model.stopping + ")" : "");
     const progress = isObject(doc.progress) ? doc.progress : {};
     const percent = percentOf(progress);
@@ -98,13 +133,45 @@ export function barModel(doc, ctx) {
     }
     return model;
   }
-  model.status = countdownText(ctx.remaining);
-  const due = parseTime(doc.nextRunAt);
-  const every = toNumber(doc.intervalMinutes);
-  let title = due === null ? "" : "Next automatic snapshot at " + localClock(due);
-  if (every !== null) title += (title ? " " : "") + "(every " + plural(every, "minute") + ")";
-  model.statusTitle = title || null;
+  const kind = scheduleKind(doc);
+  if (kind === "manual") {
+    const after = afterOf(doc);
+    model.status = after.length ? "Runs after " + listText(after) : "Runs on triggers";
+    model.statusTitle = "No schedule of its own: runs on Run Now and trigger files"
+      + (after.length ? ", and after each completed run of " + listText(after) : "");
+    return model;
+  }
+  model.status = idleText(doc, kind, words.noun, ctx);
+  model.statusTitle = scheduleTitle(doc, kind, words.noun, ctx.now);
   return model;
+}
+
+/** The idle bar's line: the countdown; for a calendar schedule an hour or more away, the time it comes at
+ * ("Next run at 07:30", "Next run on Mon at 07:30"): a calendar's runs are at a time of day, not at a distance. */
+export function idleText(doc, kind, noun, ctx) {
+  const due = parseTime(doc.nextRunAt);
+  if (kind === "cron" && due !== null && ctx.now !== null && ctx.remaining !== null && ctx.remaining >= 3600000) {
+    const when = laterText(due, ctx.now);
+    if (when) return "Next " + noun + " " + when;
+  }
+  return countdownText(ctx.remaining, noun);
+}
+
+/** The idle bar's title: when the next automatic run is due, and the schedule ("every 30 minutes", "cron
+ * '30 7 * * 1-5' in Europe/Berlin"); null when the document says neither. */
+export function scheduleTitle(doc, kind, noun, now) {
+  const due = parseTime(doc.nextRunAt);
+  // A time more than a day away (a weekly calendar, say) needs its date too.
+  const at = due === null ? "" : now !== null && Math.abs(due - now) >= 86400000 ? localDateTime(due) : localClock(due);
+  let title = due === null ? "" : "Next automatic " + noun + " at " + at;
+  const schedule = isObject(doc.schedule) ? doc.schedule : {};
+  const every = toNumber(doc.intervalMinutes);
+  let how = every !== null ? "every " + plural(every, "minute") : "";
+  if (kind === "cron" && text(schedule.expression)) {
+    how = "cron '" + schedule.expression + "'" + (text(schedule.timezone) ? " in " + schedule.timezone : "");
+  }
+  if (how) title += (title ? " " : "") + "(" + how + ")";
+  return title || null;
 }
 
 /** What the ETA's title says it comes from (the server's `eta.basis`). */

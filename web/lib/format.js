@@ -71,12 +71,19 @@ export function durationText(seconds) {
   return hours + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
 }
 
-/** The idle bar's line, from the milliseconds left until the next automatic run (null: unknown). */
-export function countdownText(ms) {
-  if (ms === null) return "Waiting for the next snapshot";
-  if (ms <= 0) return "Next snapshot starting…";
-  if (ms < 60000) return "Next snapshot in less than a minute";
-  return "Next snapshot in " + plural(Math.floor(ms / 60000), "minute");
+/** The idle bar's line, from the milliseconds left until the next automatic run (null: unknown); `noun` is
+ * what a run is called ("snapshot" on the default job's bar, "run" on a named job's). */
+export function countdownText(ms, noun = "snapshot") {
+  if (ms === null) return "Waiting for the next " + noun;
+  if (ms <= 0) return "Next " + noun + " starting…";
+  if (ms < 60000) return "Next " + noun + " in less than a minute";
+  return "Next " + noun + " in " + plural(Math.floor(ms / 60000), "minute");
+}
+
+/** "a", "a and b", "a, b and c": job names in a sentence. */
+export function listText(names) {
+  if (names.length <= 1) return names.join("");
+  return names.slice(0, -1).join(", ") + " and " + names[names.length - 1];
 }
 
 /** "just now", "5 minutes ago", "3 hours ago", "2 days ago"; "" when `now` is unknown. */
@@ -183,6 +190,20 @@ export function localClock(ms) {
   }
 }
 
+/** When a time to come is, in the reader's own time zone, from `now`: "at 14:05" the same day, "on Tue at
+ * 14:05" within the week, else with its date. */
+export function laterText(at, now) {
+  try {
+    const when = new Date(at);
+    const clock = localClock(at);
+    if (when.toDateString() === new Date(now).toDateString()) return "at " + clock;
+    if (at - now < 6 * 86400000) return "on " + when.toLocaleDateString([], { weekday: "short" }) + " at " + clock;
+    return "on " + when.toLocaleDateString() + " at " + clock;
+  } catch (e) {
+    return "";
+  }
+}
+
 /** The date and time in the reader's own locale and time zone. */
 export function localDateTime(ms) {
   try {
@@ -192,12 +213,12 @@ export function localDateTime(ms) {
   }
 }
 
-/** The line for a paused service, and its tooltip. */
-export function pausedTexts(paused) {
+/** The line for a paused service, and its tooltip; `nouns`: what its runs are called ("runs" for a named job). */
+export function pausedTexts(paused, nouns = "snapshots") {
   const reason = text(paused.reason);
   const since = parseTime(paused.since);
   return {
-    line: "Paused — automatic snapshots off" + (reason ? " (" + reason + ")" : ""),
+    line: "Paused — automatic " + nouns + " off" + (reason ? " (" + reason + ")" : ""),
     title: "Paused" + (since !== null ? " since " + localDateTime(since) : "") + (reason ? ": " + reason : ""),
   };
 }

@@ -58,8 +58,12 @@ tbody tr { cursor: pointer; }
 tbody tr:hover { background: color-mix(in srgb, var(--_fg) 4%, transparent); }
 tbody tr[aria-current="true"] { background: color-mix(in srgb, var(--_accent) 6%, transparent); }
 tbody tr[aria-current="true"] > td:first-child { box-shadow: inset 3px 0 0 var(--_accent); }
-td:nth-child(2), td:nth-child(3) { white-space: nowrap; font-variant-numeric: tabular-nums; }
-td:nth-child(4) { white-space: nowrap; }
+.history-when, .history-duration { white-space: nowrap; font-variant-numeric: tabular-nums; }
+.history-trigger { white-space: nowrap; }
+td.history-job { font-weight: 600; overflow-wrap: anywhere; min-width: 5em; }
+.history-filter { display: inline-flex; align-items: baseline; gap: 6px; margin-left: auto; font-size: 13px;
+  color: var(--_muted); max-width: 100%; }
+.history-filter select { font-size: 13px; max-width: 16em; min-width: 0; }
 .history-why { max-width: 420px; min-width: 12em; overflow-wrap: anywhere; }
 .history-reason { display: block; }
 .history-error { display: block; color: var(--_error); }

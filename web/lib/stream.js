@@ -1,54 +1,53 @@
-/* One status stream per job of a server per page, shared by every element that shows it (several bars, a
- * history list), opened with the first subscriber and closed with the last.
+/* One event stream per service per page, shared by every element of any job of that service (bars,
+ * histories, steps, charts): GET /api/events carries a status document for every job, each naming its `job`,
+ * and the page hands each one to the elements of that job (demux.js). Opened with the first element and
+ * closed with the last; reconnected with backoff, told why it is down (connection.js).
  *
- * The stream's state, for the elements to show:
- * - "connecting": before the first answer;
- * - "open": status documents arrive;
- * - "offline": the service cannot be reached; retried with backoff (backoff.js);
- * - "unauthorized": the service wants a token for reads (none, or a wrong one): retried when one is given;
- * - "refused": the service answers, but not to this page's origin (not in its --allow-origin);
- * - "missing": the service has no such job.
+ * A service from before several jobs has no /api/events: GET /api/jobs, asked first, answers 404, and each job
+ * shown then gets its own stream (/api/snapshot/events for the default job), as such a service expects.
  *
- * EventSource does not say why it failed, so on any error the stream is closed (it is never left to retry
- * by itself: its URL may hold a ticket that is single-use) and the status is asked for once with fetch,
- * whose answer tells which of the states above applies. */
+ * What an element follows is a feed: the documents of one job (or of every job, ALL_JOBS), with the state of
+ * the connection that brings them. A feed has `doc` (the latest document), `arrival` (performance.now() when
+ * it came), `state` (connection.js's states; "missing" for a job the service does not have), `clock` (the
+ * server's, clock.js), `generation` (bumped on each reconnect), `everFailed`, `tokenRefused`, `jobs` (the
+ * service's jobs, demux.js's view()) and, for ALL_JOBS, `docs` (the latest document of each job, by name). */
 
 import { Api } from "./api.js";
-import { Backoff } from "./backoff.js";
-import { ServerClock } from "./clock.js";
-import { isObject } from "./format.js";
-import { tokens } from "./token.js";
+import { Connection } from "./connection.js";
+import { ALL_JOBS, DEFAULT_KEY, JobDirectory, discoveryOutcome, feedKey } from "./demux.js";
 
-const REGISTRY = Symbol.for("snapshot-orchestrator/streams");
-const streams = globalThis[REGISTRY] || (globalThis[REGISTRY] = new Map());
+export { ALL_JOBS } from "./demux.js";
 
-class SharedStream {
-  constructor(server, job) {
-    this.key = server + " " + job;
-    this.api = new Api(server, job);
-    this.clock = new ServerClock();
-    this.backoff = new Backoff();
+const REGISTRY = Symbol.for("snapshot-orchestrator/services");
+const services = globalThis[REGISTRY] || (globalThis[REGISTRY] = new Map());
+
+class Feed {
+  constructor(service, key) {
+    this.service = service;
+    this.key = key;
     this.listeners = new Set();
     this.doc = null; // the latest status document
-    this.arrival = 0; // performance.now() when it arrived
-    this.generation = 0; // bumped on every (re)connect
-    this.state = "connecting";
-    this.everFailed = false;
-    this.tokenRefused = false; // the last 401 was to a token (it was wrong), not to its absence
-    this.source = null;
-    this.timer = null;
-    this.closed = false;
-    this.stopTokens = tokens.subscribe(server, () => this.onToken());
+    this.arrival = 0;
+    this.docs = new Map(); // ALL_JOBS: each job's latest document, by its name ("" for a document without one)
+    this.conn = null; // the connection that brings its documents
   }
 
-  add(listener) {
-    this.listeners.add(listener);
-    if (this.listeners.size === 1) this.connect();
+  get state() {
+    const state = this.conn.state;
+    return state === "open" && this.service.directory.missing(this.key) ? "missing" : state;
   }
 
-  remove(listener) {
-    this.listeners.delete(listener);
-    if (this.listeners.size === 0) this.close();
+  get clock() { return this.conn.clock; }
+  get generation() { return this.conn.generation; }
+  get everFailed() { return this.conn.everFailed; }
+  get tokenRefused() { return this.conn.tokenRefused; }
+  get jobs() { return this.service.directory.view(); }
+
+  take(doc, arrival) {
+    this.doc = doc;
+    this.arrival = arrival;
+    if (this.key === ALL_JOBS) this.docs.set(typeof doc.job === "string" ? doc.job : "", doc);
+    this.emit("status");
   }
 
   emit(kind) {
@@ -60,140 +59,203 @@ class SharedStream {
       }
     }
   }
+}
 
-  setState(state) {
-    if (state !== "open" && state !== "connecting") this.everFailed = true;
-    if (state === this.state) return;
-    this.state = state;
-    this.emit("state");
+/** The feeds of one service, and the connection(s) that bring their documents: one for every job, or, for
+ * a service without it ("legacy"), one per job followed. */
+class Service {
+  constructor(server) {
+    this.server = server;
+    this.feeds = new Map(); // key -> Feed
+    this.directory = new JobDirectory();
+    this.legacy = false;
+    this.shared = null; // the connection of every job
+    this.own = new Map(); // legacy: feed key (never ALL_JOBS) -> its job's connection
+    // The latest document of each job, by its name ("" for none; legacy: by feed key), with its arrival: an
+    // element that comes after the stream opened starts from it (the stream says a job's state only when it
+    // changes).
+    this.latest = new Map();
   }
 
-  async connect() {
-    clearTimeout(this.timer);
-    this.timer = null;
-    this.dropSource();
-    const generation = ++this.generation;
-    let url;
+  feed(key) {
+    let feed = this.feeds.get(key);
+    if (!feed) {
+      feed = new Feed(this, key);
+      this.feeds.set(key, feed);
+      this.attach(feed);
+      this.seed(feed);
+    }
+    return feed;
+  }
+
+  /** Give a new feed what the stream already said of its job(s). */
+  seed(feed) {
+    const from = (name) => this.latest.get(name) ?? null;
+    let entries;
+    if (feed.key === ALL_JOBS) {
+      entries = this.legacy ? [from(DEFAULT_KEY)] : [...this.latest.values()].sort((a, b) => a.arrival - b.arrival);
+    } else if (feed.key === DEFAULT_KEY) {
+      entries = [this.legacy ? from(DEFAULT_KEY) : (from(this.directory.defaultJob) ?? from(""))];
+    } else {
+      entries = [from(feed.key)];
+    }
+    for (const entry of entries) if (entry !== null) feed.take(entry.doc, entry.arrival);
+  }
+
+  attach(feed) {
+    feed.conn = this.legacy ? this.ownConnection(feed.key === ALL_JOBS ? DEFAULT_KEY : feed.key) : this.sharedConnection();
+  }
+
+  sharedConnection() {
+    if (this.shared === null) {
+      const conn = new Connection(new Api(this.server), {
+        path: "/api/events",
+        probe: "/api/jobs",
+        checkFirst: true,
+        judge: (response) => this.judgeJobs(response),
+        unread: () => this.unreadJobs(conn.api),
+        onStatus: (doc, arrival) => this.route(doc, arrival),
+        onState: () => this.tell(null, "state"),
+        onLegacy: () => this.becomeLegacy(),
+      });
+      this.shared = conn;
+      // From the next task: the host page may still be handing its elements a token (`bar.token = ...` right
+      // after they were defined), which the first request should carry rather than be refused without.
+      setTimeout(() => conn.connect(), 0);
+    }
+    return this.shared;
+  }
+
+  /** What GET /api/jobs says; the list of jobs is kept (and told to the feeds when it changed). */
+  async judgeJobs(response) {
+    let body;
     try {
-      url = await this.api.streamUrl("events");
+      body = response.ok ? await response.json() : undefined;
     } catch (e) {
-      if (generation === this.generation) this.probe(generation);
-      return;
+      body = undefined;
     }
-    if (generation !== this.generation || this.closed) return;
-    if (url === null) {
-      this.tokenRefused = true;
-      this.setState("unauthorized");
-      return;
+    const outcome = discoveryOutcome(response.status, body);
+    if (outcome.kind !== "jobs") return outcome.kind;
+    if (this.directory.learn(outcome)) {
+      // Jobs removed by a reload: their last documents are no longer news of the service's jobs.
+      for (const kept of [this.latest, this.feeds.get(ALL_JOBS)?.docs]) {
+        for (const name of kept ? [...kept.keys()] : []) {
+          if (name !== "" && !this.directory.has(name)) kept.delete(name);
+        }
+      }
+      this.tell(null, "jobs");
     }
-    const es = new EventSource(url);
-    this.source = es;
-    es.addEventListener("open", () => {
-      if (this.source !== es) return;
-      this.backoff.reset();
-      this.setState("open");
-    });
-    es.addEventListener("status", (event) => {
-      if (this.source === es) this.onStatus(event.data, generation);
-    });
-    es.addEventListener("error", () => {
-      if (this.source !== es) return;
-      this.dropSource();
-      this.probe(generation);
-    });
+    return "ok";
   }
 
-  onStatus(data, generation) {
-    let parsed;
+  /** GET /api/jobs failed without an answer. From another origin that is also how a service from before
+   * several jobs refuses it when the request carries a token (it answers no preflight for a path it does not
+   * have): if the default job's status can be read, and the jobs still cannot, the service has no such list.
+   * null: the service cannot be read at all (the connection finds out why). */
+  async unreadJobs(api) {
     try {
-      parsed = JSON.parse(data);
+      await api.read("status");
     } catch (e) {
-      return; // a garbled event changes nothing
+      return null;
     }
-    if (!isObject(parsed)) return;
-    this.arrival = performance.now();
-    this.doc = parsed;
-    this.clock.note(parsed.serverTime, this.arrival, generation);
-    this.setState("open");
-    this.emit("status");
-  }
-
-  /** The stream failed: find out why, then show it and retry as that calls for. */
-  async probe(generation) {
-    let state = "offline";
     try {
-      const sent = this.api.token();
-      const response = await this.api.read("status");
-      this.tokenRefused = response.status === 401 && sent !== null;
-      if (response.status === 401) state = "unauthorized";
-      else if (response.status === 404) state = "missing";
-      else if (response.ok) state = "offline"; // up, but the stream broke (a restart): reconnect soon
+      const response = await api.read("/api/jobs");
+      return response.status === 401 ? "unauthorized" : await this.judgeJobs(response);
     } catch (e) {
-      state = (await this.reachable()) ? "refused" : "offline";
-    }
-    if (generation !== this.generation || this.closed) return;
-    if (state === this.state) this.emit("state"); // the same state, but maybe another token refused
-    this.setState(state);
-    if (state !== "unauthorized") this.retryLater();
-  }
-
-  /** Whether the server answers at all, CORS aside: a no-cors request resolves (opaquely) when it does. */
-  async reachable() {
-    if (this.api.server === globalThis.location?.origin) return false;
-    try {
-      await fetch(this.api.server + "/health", { mode: "no-cors", cache: "no-store" });
-      return true;
-    } catch (e) {
-      return false;
+      return "legacy";
     }
   }
 
-  retryLater() {
-    if (this.timer !== null || this.closed) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.connect();
-    }, this.backoff.next());
+  route(doc, arrival) {
+    this.latest.set(typeof doc.job === "string" ? doc.job : "", { doc, arrival });
+    if (this.directory.note(doc.job)) this.tell(null, "jobs");
+    for (const key of this.directory.route(doc)) this.feeds.get(key)?.take(doc, arrival);
   }
 
-  /** A token was given (or forgotten): a stream that waited for one, or could use one, starts again. */
-  onToken() {
-    if (this.closed || this.state === "open") return;
-    if (this.state === "unauthorized" && !this.api.token()) return;
-    this.backoff.reset();
-    this.connect();
+  /** The service has no stream of every job: follow each job on its own stream from now on. */
+  becomeLegacy() {
+    this.legacy = true;
+    if (this.shared !== null) this.shared.close();
+    this.shared = null;
+    const changed = this.directory.forget();
+    this.latest.clear();
+    for (const feed of this.feeds.values()) this.attach(feed);
+    this.tell(null, "state");
+    if (changed) this.tell(null, "jobs");
   }
 
-  dropSource() {
-    if (this.source !== null) {
-      this.source.close();
-      this.source = null;
+  ownConnection(key) {
+    let conn = this.own.get(key);
+    if (!conn) {
+      const api = new Api(this.server, key === DEFAULT_KEY ? null : key);
+      conn = new Connection(api, {
+        path: "events",
+        probe: "status",
+        checkFirst: false,
+        judge: async (response) => (response.status === 404 ? "missing" : response.ok ? "ok" : "offline"),
+        onStatus: (doc, arrival) => {
+          this.latest.set(key, { doc, arrival });
+          this.feeds.get(key)?.take(doc, arrival);
+          if (key === DEFAULT_KEY) this.feeds.get(ALL_JOBS)?.take(doc, arrival);
+        },
+        onState: () => this.tell(conn, "state"),
+        onLegacy: () => {},
+      });
+      this.own.set(key, conn);
+      conn.connect();
     }
+    return conn;
+  }
+
+  /** Tell the feeds of `conn` (null: every feed) of `kind`. "jobs" is "state" to the feed of one job: a named
+   * job may have come or gone, and every feed says the list of jobs (`jobs`). */
+  tell(conn, kind) {
+    for (const feed of [...this.feeds.values()]) {
+      if (conn !== null && feed.conn !== conn) continue;
+      feed.emit(kind === "jobs" && feed.key !== ALL_JOBS ? "state" : kind);
+    }
+  }
+
+  remove(feed, listener) {
+    feed.listeners.delete(listener);
+    if (feed.listeners.size > 0) return;
+    this.feeds.delete(feed.key);
+    if (this.legacy) {
+      const key = feed.key === ALL_JOBS ? DEFAULT_KEY : feed.key;
+      const used = [...this.feeds.values()].some((other) => other.conn === feed.conn);
+      if (!used) {
+        feed.conn.close();
+        this.own.delete(key);
+        this.latest.delete(key);
+      }
+    }
+    if (this.feeds.size === 0) this.close();
   }
 
   close() {
-    this.closed = true;
-    this.generation += 1;
-    clearTimeout(this.timer);
-    this.timer = null;
-    this.dropSource();
-    this.stopTokens();
-    streams.delete(this.key);
+    if (this.shared !== null) this.shared.close();
+    for (const conn of this.own.values()) conn.close();
+    this.shared = null;
+    this.own.clear();
+    services.delete(this.server);
   }
 }
 
-/** Follow the status of `job` on `server`: `listener(kind, stream)` is called with kind "status" for every
- * new document and "state" when the connection's state changes, and once at once if the stream already has
- * something to show. Returns the function that unsubscribes (the last one closes the stream). */
+/** Follow the status of `job` on `server` (null or "": the service's default job; ALL_JOBS: every job):
+ * `listener(kind, feed)` is called with kind "status" for every new document, "state" when the connection's
+ * state changes and, for ALL_JOBS, "jobs" when the list of the service's jobs changed; and once at once if the
+ * feed already has something to show. Returns the function that unsubscribes (the last one of the page closes
+ * the stream). */
 export function subscribe(server, job, listener) {
-  const key = server + " " + job;
-  let stream = streams.get(key);
-  if (!stream) {
-    stream = new SharedStream(server, job);
-    streams.set(key, stream);
+  let service = services.get(server);
+  if (!service) {
+    service = new Service(server);
+    services.set(server, service);
   }
-  stream.add(listener);
-  if (stream.doc !== null) listener("status", stream);
-  else if (stream.state !== "connecting") listener("state", stream);
-  return () => stream.remove(listener);
+  const feed = service.feed(job === ALL_JOBS ? ALL_JOBS : feedKey(job));
+  feed.listeners.add(listener);
+  if (feed.doc !== null) listener("status", feed);
+  else if (feed.state !== "connecting") listener("state", feed);
+  else if (feed.key === ALL_JOBS && service.directory.known) listener("jobs", feed);
+  return () => service.remove(feed, listener);
 }
