@@ -162,6 +162,10 @@ class JobTable:
         unit.hub.close()  # its streams' clients come back to the successor
         log.info("job %s changed: its next run is as the file says now", name)
 
+    def leaving(self, name: str) -> bool:
+        """Whether a reload removed the job (its unit stays until a run of its own has ended)."""
+        return name in self._next and self._next[name] is None
+
     async def settled(self) -> None:
         """Until every job being retired is gone or replaced (for the tests)."""
         while self._retiring:

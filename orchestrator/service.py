@@ -171,11 +171,15 @@ class Orchestrator:
         return self.table.units
 
     def job(self, name: str) -> JobUnit:
-        """The job called ``name``; :class:`KeyError` if there is none."""
+        """The job called ``name``; :class:`KeyError` if there is none, or a reload removed it (a run of its
+        own may still finish: it is recorded, but the job takes nothing more)."""
+        if self.table.leaving(name):
+            raise KeyError(name)
         return self.units[name]
 
     def jobs(self) -> Mapping[str, JobUnit]:
-        return self.units
+        """Every job served, in the file's order (not those a reload removed)."""
+        return {name: unit for name, unit in self.units.items() if not self.table.leaving(name)}
 
     @property
     def unit(self) -> JobUnit:

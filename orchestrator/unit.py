@@ -293,6 +293,7 @@ def _status(unit: JobUnit) -> dict[str, Any]:
         job=spec.name,
         schedule=spec.schedule_json(),
         waiting=unit.runner.waiting,
+        after=spec.after,
     )
     return status_document(inputs, now)
 

@@ -48,6 +48,8 @@ class StatusInputs:
     """How the job is scheduled (``kind``: ``interval``, ``cron`` or ``manual``)."""
     waiting: bool = False
     """Runs are asked for and wait for a slot."""
+    after: tuple[str, ...] = ()
+    """The jobs whose completed runs trigger this one."""
 
 
 def status_document(inputs: StatusInputs, now: datetime) -> dict[str, Any]:
@@ -84,6 +86,7 @@ def status_document(inputs: StatusInputs, now: datetime) -> dict[str, Any]:
         "job": inputs.job,
         "schedule": inputs.schedule or {"kind": "interval", "minutes": _tidy(inputs.interval_minutes or 0)},
         "waiting": inputs.waiting,
+        "after": list(inputs.after),
     }
 
 

@@ -199,8 +199,11 @@ async def test_a_removed_job_s_run_finishes_and_its_history_stays(jobs: Jobs) ->
     removed = THREE.replace('[jobs.report]\ncommand = "true"\nafter = ["snap"]\n', "")
     assert await jobs.reload(removed) == "removed report; 2 unchanged"
     assert "report" in service.units and not report.stopped.is_set(), "its run goes on"
-    await service.job("report").request_run(Source.HTTP, "too late")
-    await finished(service, "report", report, RunStatus.COMPLETED)
+    assert "report" not in service.jobs(), "but the job is served no more"
+    with pytest.raises(KeyError):
+        service.job("report")
+    report.finish()
+    await until(service, lambda: not service.units["report"].running)
     await service.table.settled()
     assert "report" not in service.units
     assert service.history.count(job="report") == 1
