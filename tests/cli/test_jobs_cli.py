@@ -422,3 +422,39 @@ def test_a_jobs_line_says_what_it_does_and_what_is_wrong(doc: dict[str, Any], sh
     assert format_overview([{"job": "report", **doc}], "snapshot", "x").splitlines()[2] == f"  report  {shown}"
     waiting = format_status({"job": "report", "waiting": True, "nextRunAt": None}, "x", job="report")
     assert "State:    waiting for a run slot (as many runs of other jobs go on as max-parallel allows)" in waiting
+
+
+@pytest.mark.process
+def test_the_job_commands_against_a_real_service_of_several_jobs(
+    tmp_path: Path, service_factory: Callable[..., ServiceProcess]
+) -> None:
+    command = json.dumps([PYTHON, "-c", "print('PROGRESS 50 Halfway', flush=True)"])
+    path = tmp_path / "jobs.toml"
+    path.write_text(
+        f'[defaults]\ncommand = {command}\n[jobs.snapshot]\ninterval = 600\n[jobs.report]\ncron = "0 3 * * *"\n'
+    )
+    service = service_factory("--jobs", str(path))
+    url = ("--url", service.url)
+    said = run_cli("trigger", "--job", "report", "--reason", "over http", "--wait", *url, cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    assert run_cli("pause", "--job", "report", "--reason", "release", *url, cwd=tmp_path).returncode == 0
+    status = run_cli("status", *url, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[1] == "Jobs:     2 jobs, the default snapshot", status.stdout
+    assert [line.split()[0] for line in lines[2:4]] == ["snapshot", "report"], status.stdout
+    assert "paused since" in lines[3] and "release" in lines[3] and "paused" not in lines[2]
+    assert lines[4] == "Last runs:" and lines[5].split()[1:3] == ["report", "completed"]
+    assert lines[5].endswith("http (over http)")
+
+    unknown = run_cli("cancel", "--job", "nightly", *url, cwd=tmp_path)
+    assert (unknown.returncode, unknown.stdout, unknown.stderr.count("\n")) == (2, "", 1)
+    assert "nightly" in unknown.stderr
+
+    path.write_text(path.read_text() + "[jobs.extra]\n")
+    reloaded = run_cli("reload", *url, cwd=tmp_path)
+    assert (reloaded.returncode, reloaded.stdout) == (0, "Jobs file read again: added extra; 2 unchanged\n")
+    path.write_text(path.read_text() + "typo = 1\n")
+    refused = run_cli("reload", *url, cwd=tmp_path)
+    assert refused.returncode == 2 and "jobs.extra.typo: unknown key" in refused.stderr
+    assert [job["job"] for job in service.get_json("/api/jobs")["jobs"]] == ["snapshot", "report", "extra"]
