@@ -79,7 +79,7 @@ class JobTable:
         )
         unit.checks = notifier
         unit.recent.watch(notifier.recent_changed)
-        listeners.extend((notifier, self.chains, self._metrics))
+        listeners.extend((notifier, self._metrics))
         self._metrics.job_added(spec.name, unit)
         self.listeners[spec.name] = listeners
         self.units[spec.name] = unit

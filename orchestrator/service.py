@@ -77,6 +77,7 @@ class Orchestrator:
             states=StateFile(settings.store.state_path, default_job=self.default_job),
             slots=Slots(jobs.max_parallel if jobs is not None else None),
             leave_alone=names,
+            on_ending=lambda run: self.table.chains.run_ending(run),  # noqa: PLW0108 (the table comes next)
         )
         # Told of each job as it is built (once its state is read), and reads every job at each scrape.
         self.metrics = Metrics(lambda: self.units, self.history)

@@ -73,6 +73,8 @@ class Shared:
     states: JobStates | None = None
     slots: Slots = field(default_factory=Slots)
     leave_alone: Container[str] = frozenset()
+    on_ending: Callable[[RunRecord], None] = lambda run: None
+    """Told of each job's run that completed, just before its outcome is saved (the chains)."""
 
 
 class JobUnit:
@@ -316,6 +318,7 @@ def _runner(unit: JobUnit, shared: Shared, job: Job | None, listeners: list[RunL
         logs=shared.logs,
         name=spec.name,
         slots=shared.slots,
+        on_ending=shared.on_ending,
     )
 
 

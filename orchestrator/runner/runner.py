@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, Source, Trigger
-from orchestrator.core.records import DEFAULT_JOB, Pause, State
+from orchestrator.core.records import DEFAULT_JOB, Pause, RunRecord, State
 from orchestrator.core.runevents import RunFinished, RunListener
 from orchestrator.core.schedule import Cooldown
 from orchestrator.core.steps import Step
@@ -60,6 +60,7 @@ class Runner:
         logs: RunLogs | None = None,
         name: str = DEFAULT_JOB,
         slots: Slots | None = None,
+        on_ending: Callable[[RunRecord], None] = lambda run: None,
     ) -> None:
         self.name = name
         """The job's name: its runs say it, its job is told it (``SNAPSHOT_JOB``)."""
@@ -85,6 +86,7 @@ class Runner:
             on_change,
             self._steps,
             name,
+            on_ending,
         )
         self._loop = RunLoop(self._parts, job, self._intake.work, slots or Slots())
         self._schedule = schedule

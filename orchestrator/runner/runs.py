@@ -47,6 +47,9 @@ class Parts:
     on_change: Callable[[], None]
     steps: RunSteps
     job_name: str
+    ending: Callable[[RunRecord], None] = lambda run: None
+    """Told of a run that completed just before its outcome is saved (the chains: a follower's trigger is on
+    disk first, so a crash in between reruns the run rather than losing the follower's run)."""
 
 
 class RunLoop:
@@ -231,6 +234,8 @@ class RunLoop:
         )
         steps = p.steps.finish(now, 100 if result.status is RunStatus.COMPLETED else None)
         not_before = p.schedule.cooldown_until(now) if record.is_manual else p.ledger.state.not_before
+        if done.status is RunStatus.COMPLETED:
+            p.ending(done)
         p.ledger.state = replace(p.ledger.state, current=None, last_run=done, not_before=not_before)
         p.ledger.save()
         p.recorder.record(done, steps)

@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source
+from orchestrator.core.records import State
 from orchestrator.jobsfile import load_jobs_file
 from orchestrator.service import Orchestrator, ReloadRefused
 from tests.fakes import WAIT, ScriptedJob, ScriptedRun, make_settings, minutes
@@ -222,3 +223,27 @@ async def test_a_file_that_cannot_be_used_leaves_the_running_jobs_as_they_are(jo
         await service.reload()
     assert dict(service.units) == units and not any(unit.closed for unit in units.values())
     await finished(service, "snap", snap, RunStatus.COMPLETED)
+
+
+async def test_a_followers_trigger_is_saved_before_the_followed_run_s_outcome(
+    jobs: Jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between the two saves finds the followed run interrupted (it runs again), never a completed run
+    whose followers were not asked."""
+    service = await jobs.start(THREE)
+    states = service.shared.states
+    assert states is not None
+    saves: list[tuple[str, bool, int]] = []
+    save = states._save
+
+    def recording(job: str, state: State) -> str:
+        saves.append((job, state.current is None, state.pending_count))
+        return save(job, state)
+
+    monkeypatch.setattr(states, "_save", recording)
+    snap = await jobs.job["snap"].next_start()
+    await finished(service, "snap", snap, RunStatus.COMPLETED)
+    follower = saves.index(("report", True, 1))
+    outcome = saves.index(("snap", True, 0))  # the run saved as ended, nothing pending
+    assert follower < outcome, saves
+    await finished(service, "report", await jobs.job["report"].next_start(), RunStatus.COMPLETED)
