@@ -53,10 +53,7 @@ class Orchestrator:
         load_jobs: Callable[[], JobsFile] | None = None,
         on_fatal: Callable[[], None] = lambda: None,
     ) -> None:
-        self.settings = settings
-        self.failed = False
-        self._on_fatal = on_fatal
-        self._load_jobs = load_jobs
+        self.settings, self.failed, self._on_fatal, self._load_jobs = settings, False, on_fatal, load_jobs
         self.clock = clock or SystemClock()
         specs = specs_of(jobs, settings, since=self.clock.now())
         self.default_job = jobs.default_job if jobs is not None else next(iter(specs))

@@ -71,15 +71,12 @@ class RunLoop:
         while True:
             await self._work.wait()
             self._work.clear()
-            if self._p.ledger.state.pending_count and not self.stopping:
-                async with self._slots.hold(self._first_asked(), self._wait):
-                    # Still wanted after the wait: the service may have begun to stop meanwhile.
-                    if not self.stopping:
+            state = self._p.ledger.state
+            if state.pending_count and not self.stopping:
+                first_asked = min((t.at for t in state.pending), default=self._p.clock.now())
+                async with self._slots.hold(first_asked, self._wait):
+                    if not self.stopping:  # the service may have begun to stop while the run waited
                         await self._run_once()
-
-    def _first_asked(self) -> datetime:
-        pending = self._p.ledger.state.pending
-        return min((t.at for t in pending), default=self._p.clock.now())
 
     def _wait(self, waiting: bool) -> None:
         self.waiting = waiting
