@@ -72,6 +72,13 @@ class Heard:
         self._loop.call_soon_threadsafe(self._news.set)
         return 0
 
+    def look(self, folder: Path) -> None:
+        """What a source does once its watch is armed again: it looks at the folder, since events about it may
+        have come between the old watch and the new."""
+        with contextlib.suppress(OSError):
+            self.paths.update({os.fspath(entry) for entry in folder.iterdir()} - self._ignored)
+        self._news.set()
+
     async def until(self, path: Path) -> None:
         async with asyncio.timeout(WAIT):
             while os.fspath(path) not in self.paths:
@@ -84,6 +91,7 @@ class Watched:
 
     def __init__(self, folder: Path, hub: WatchHub, stack: AsyncExitStack) -> None:
         self.heard = Heard()
+        self.folder = folder
         self.watch = FolderWatch(folder, self.heard, "triggers", hub, full_events=True)
         self.recoveries = 0
         self.recovered = asyncio.Event()
@@ -98,6 +106,7 @@ class Watched:
             self.watch.changed.clear()
             if self.watch.recover():
                 self.recoveries += 1
+                self.heard.look(self.folder)
                 self.recovered.set()
 
     async def until_recovered(self) -> None:
