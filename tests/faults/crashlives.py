@@ -53,7 +53,8 @@ def killed_life(service: ServiceProcess, this: Round, load: Load, rng: random.Ra
     for job, folder in load.folders.items():
         names = [f"file-{job}-{this.number}-{n}" for n in range(rng.randint(0, load.files))]
         this.files[job] = []
-        args = (service.triggers_dir / folder, names, this.files[job], rng, stop)
+        # A generator of its own: the seed's plan (moments, counts, names) does not hang on the threads' pace.
+        args = (service.triggers_dir / folder, names, this.files[job], random.Random(rng.random()), stop)
         workers.append(threading.Thread(target=drop_files, args=args))
     for job, path in load.posts_to.items():
         reasons = [f"http-{job}-{this.number}-{n}" for n in range(rng.randint(0, load.posts))]
