@@ -130,10 +130,15 @@ def watch_everything(root: Path, *, recursive: bool) -> tuple[asyncio.Event, Bas
 
 async def until_consumed(folder: Path, timeout: float = 10) -> None:
     """Wait until no trigger file is left in ``folder``: each is removed once its trigger is saved, which may
-    be a moment after the status counts it."""
+    be a moment after the status counts it. Sub-folders are not trigger files (other jobs' folders)."""
+
+    def left() -> list[str]:
+        with os.scandir(folder) as entries:
+            return [e.name for e in entries if not e.name.startswith(".") and not e.is_dir(follow_symlinks=False)]
+
     changes = FolderChanges(folder)
     try:
-        await changes.until(lambda: not [n for n in os.listdir(folder) if not n.startswith(".")], "empty", timeout)
+        await changes.until(lambda: not left(), "empty", timeout)
     finally:
         changes.close()
 
