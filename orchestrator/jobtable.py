@@ -19,6 +19,7 @@ from orchestrator.ops.chains import Chains
 from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier, webhooks_for
 from orchestrator.runner import RunListener
+from orchestrator.runner.orphans import close_orphans
 from orchestrator.unit import JobUnit, Shared
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,24 @@ class JobTable:
         self.notifiers[spec.name] = notifier
         self._names.add(spec.name)
         return unit
+
+    async def stop_leftovers(self) -> None:
+        """At the service's start: what earlier services left of every job's runs is stopped before any job
+        starts, so that a job's first run never goes beside another job's leftover (max-parallel holds across a
+        crash too), all at once (a crash with many runs going must not cost one kill grace after another). A job
+        the file no longer names has no unit: its run in flight is closed and its processes stopped too."""
+        shared, settings = self._shared, self._settings
+        assert shared.states is not None
+        orphans = close_orphans(
+            shared.states,
+            self.units,
+            clock=shared.clock,
+            history=shared.history,
+            logs=shared.logs,
+            data_dir=settings.store.data_dir,
+            kill_grace=settings.job.kill_grace_seconds,
+        )
+        await asyncio.gather(orphans, *(unit.runner.stop_leftover() for unit in self.units.values()))
 
     async def start(self, unit: JobUnit) -> None:
         folder = unit.spec.triggers_dir

@@ -103,10 +103,7 @@ class Orchestrator:
 
     # ----------------------------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        # What earlier services left of every job's runs is stopped before any job starts: a job's first run
-        # must not go beside another job's leftover (max-parallel holds across a crash too). All at once: a
-        # crash with many runs going must not cost one kill grace after another.
-        await asyncio.gather(*(unit.runner.stop_leftover() for unit in self.units.values()))
+        await self.table.stop_leftovers()
         for unit in self.units.values():
             await self.table.start(unit)
         for name, unit in self.units.items():

@@ -10,9 +10,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
-from tests.support import PYTHON, ServiceProcess
+from tests.support import PYTHON, ServiceProcess, next_status, sse_stream
 
 pytestmark = pytest.mark.process
 
@@ -88,3 +89,40 @@ async def test_sighup_while_runs_go_on_applies_the_file_and_loses_nothing(servic
     assert runs[:3] == ["snap quick startup scheduled", "gone quick file once", "slow wait file go"]
     assert "slow changed file meanwhile" in runs and "extra quick startup scheduled" in runs
     assert [line for line in runs if line.startswith("gone")] == ["gone quick file once"], "none after its removal"
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not: its parent, gone with the first service, cannot reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_a_job_gone_from_the_file_across_a_crash_has_its_run_closed_and_its_process_stopped(
+    service_factory: Any, root: Path
+) -> None:
+    first: ServiceProcess = service_factory("--jobs", "jobs.toml")
+    async with aiohttp.ClientSession() as session:
+        events = sse_stream(session, first.url + "/api/jobs/slow/events")
+        (root / "triggers" / "slow" / "go").touch()
+        # Its job reported: it runs (its process group saved), and waits for a gate that never comes.
+        await next_status(events, lambda doc: doc["progress"]["progress"] == 50)
+    state = json.loads((root / "data" / "orchestrator_state.json").read_text())
+    run = state["jobs"]["slow"]["current"]
+    assert run is not None and alive(run["pid"])
+    first.stop(signal.SIGKILL)
+    assert alive(run["pid"]), "a crash leaves the job running"
+
+    (root / "jobs.toml").write_text(jobs(SNAP, GONE))
+    second: ServiceProcess = service_factory("--jobs", "jobs.toml")
+    await logged(second, "job slow is not in the jobs file, but a run of it was in flight: closing it")
+    # Ready means started: the run was closed and its process group stopped before the service answered.
+    assert not alive(run["pid"]), "stopped before any job starts"
+    state = json.loads((root / "data" / "orchestrator_state.json").read_text())
+    assert state["jobs"]["slow"]["current"] is None and state["jobs"]["slow"]["leftovers"] == []
+    recorded = second.get_json("/api/runs?limit=10")["runs"]
+    slow = [r for r in recorded if r["job"] == "slow"]
+    assert [(r["runId"], r["status"]) for r in slow] == [(run["runId"], "error")]
+    assert second.stop() == 0
