@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from orchestrator.config import NotifySettings, Settings, WebhookSettings
@@ -22,8 +21,8 @@ from orchestrator.jobsfile import JobConfig
 from orchestrator.ops.mail import compose
 from orchestrator.ops.notify import webhooks_for
 from orchestrator.sources.trigger_files import write_trigger_file
+from tests.ops.conftest import Hit, Receiver
 from tests.ops.test_mail import PASSWORD, USER, Mailbox, authenticate, smtp_flags
-from tests.ops.test_notify import Hit, Receiver
 from tests.support import PYTHON, ServiceProcess, free_port, saved_state
 
 SCRIPT = (
@@ -31,28 +30,6 @@ SCRIPT = (
     "print('PROGRESS 40 Copying files', flush=True)\n"
     "if 'fail' in os.environ.get('SNAPSHOT_REASON', ''): print('disk full', file=sys.stderr); sys.exit(4)\n"
 )
-
-
-@pytest.fixture
-async def hooks() -> AsyncIterator[Callable[[], Any]]:
-    """Makes webhook receivers on loopback ports (``Receiver.url``), stopped when the test ends."""
-    runners: list[web.AppRunner] = []
-
-    async def make() -> Receiver:
-        receiver = Receiver()
-        app = web.Application()
-        app.router.add_post("/hook", receiver.handle)
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        runners.append(runner)
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        receiver.url = f"http://127.0.0.1:{port}/hook"
-        return receiver
-
-    yield make
-    for runner in runners:
-        await runner.cleanup()
 
 
 @pytest.fixture
@@ -97,10 +74,10 @@ async def hits_until(receiver: Receiver, predicate: Callable[[dict[str, Any]], b
 async def test_each_jobs_notifications_name_it_and_go_where_its_own_settings_say(
     tmp_path: Path,
     service_factory: Callable[..., ServiceProcess],
-    hooks: Callable[[], Any],
+    receivers: Callable[..., Any],
     smtp: tuple[Mailbox, int],
 ) -> None:
-    shared, own = await hooks(), await hooks()
+    shared, own = await receivers(), await receivers()
     mailbox, port = smtp
     path = jobs_file(tmp_path, shared.url, own.url)
     env = {"SNAPSHOT_SMTP_USER": USER, "SNAPSHOT_SMTP_PASSWORD": PASSWORD}
