@@ -6,6 +6,7 @@ jobs, the state file and the machine's processes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import threading
@@ -102,6 +103,20 @@ async def last_life(
     runs = {job: all_runs(service, api) for job, api in apis.items()}
     assert service.stop() == 0, service.logs()
     return service, runs
+
+
+async def lives_and_breaks(
+    root: Path, args: tuple[str, ...], *, load: Load, moments: tuple[str, ...], seed: int, journal: Path
+) -> tuple[dict[str, list[dict[str, Any]]], str, dict[str, Any]]:
+    """A seed's killed lives and its last one: every job's runs, the summary (printed), and every promise the
+    service broke (``CRASH_DUMP=FILE``: every run and round written there, as JSON, for a look at a failure)."""
+    rounds, orphans = crash_lives(root, args, load=load, moments=moments, seed=seed, journal=journal)
+    service, runs = await last_life(root, args, load, journal, orphans)
+    told = summary(seed, rounds, runs)
+    print(f"\n{told}")
+    if os.environ.get("CRASH_DUMP"):
+        Path(os.environ["CRASH_DUMP"]).write_text(json.dumps({"runs": runs, "rounds": [vars(r) for r in rounds]}))
+    return runs, told, service_breaks(service, runs, rounds, journal, orphans)
 
 
 def idle(doc: dict[str, Any]) -> bool:

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from tests.faults.crashkit import MOMENTS, Load, job_line
-from tests.faults.crashlives import SEEDS, crash_lives, last_life, service_breaks, summary, verdict
+from tests.faults.crashlives import SEEDS, lives_and_breaks, verdict
 from tests.faults.harness import FileChanges
 from tests.support import PYTHON
 
@@ -95,14 +95,9 @@ async def test_kill_9_with_several_jobs_keeps_every_promise_of_each(
     (tmp_path / "jobs.toml").write_text(jobs_file(journal))
     args = ("--jobs", os.fspath(tmp_path / "jobs.toml"), "--keep-runs", "100000")
     reap(tmp_path / "data")
-    rounds, orphans = crash_lives(tmp_path, args, load=LOAD, moments=JOBS_MOMENTS, seed=seed, journal=journal)
-    service, runs = await last_life(tmp_path, args, LOAD, journal, orphans)
-
-    told = summary(seed, rounds, runs)
-    print(f"\n{told}")
-    if os.environ.get("CRASH_DUMP"):  # for a look at a failure: every run and round, as JSON
-        Path(os.environ["CRASH_DUMP"]).write_text(json.dumps({"runs": runs, "rounds": [vars(r) for r in rounds]}))
-    failures = service_breaks(service, runs, rounds, journal, orphans)
+    runs, told, failures = await lives_and_breaks(
+        tmp_path, args, load=LOAD, moments=JOBS_MOMENTS, seed=seed, journal=journal
+    )
     failures |= {promise: found for promise, found in chain_breaks(runs["a"], runs["b"]).items() if found}
     assert not failures, verdict(told, failures)
 

@@ -15,15 +15,13 @@ The same with several jobs: tests/faults/test_crash_jobs.py.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.faults.crashkit import MOMENTS, Load, job_line
-from tests.faults.crashlives import SEEDS, crash_lives, last_life, service_breaks, summary, verdict
+from tests.faults.crashlives import SEEDS, lives_and_breaks, verdict
 
 pytestmark = pytest.mark.process
 
@@ -38,13 +36,5 @@ async def test_kill_9_at_any_instant_keeps_every_promise(
     journal.parent.mkdir()
     args = ("--command", job_line(journal), "--interval", "60", "--keep-runs", "100000", "--kill-grace", "2")
     reap(tmp_path / "data")
-    rounds, orphans = crash_lives(tmp_path, args, load=LOAD, moments=MOMENTS, seed=seed, journal=journal)
-    service, runs = await last_life(tmp_path, args, LOAD, journal, orphans)
-
-    # Every promise is checked, and all that broke is told at once.
-    told = summary(seed, rounds, runs)
-    print(f"\n{told}")
-    if os.environ.get("CRASH_DUMP"):  # for a look at a failure: every run and round, as JSON
-        Path(os.environ["CRASH_DUMP"]).write_text(json.dumps({"runs": runs, "rounds": [vars(r) for r in rounds]}))
-    failures = service_breaks(service, runs, rounds, journal, orphans)
+    _, told, failures = await lives_and_breaks(tmp_path, args, load=LOAD, moments=MOMENTS, seed=seed, journal=journal)
     assert not failures, verdict(told, failures)
