@@ -195,11 +195,6 @@ class Orchestrator:
         """The default job's commands (orchestrator/http/ports.py ``Commands``)."""
         return self.unit
 
-    @property
-    def job_name(self) -> str:
-        """The default job's name (orchestrator/http/ports.py ``Served``)."""
-        return self.default_job
-
     # ------------------------------------------------------------- the default job, by its parts' names
     @property
     def runner(self) -> Runner:
