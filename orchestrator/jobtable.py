@@ -111,6 +111,8 @@ class JobTable:
         if folder != self._settings.job.triggers_dir:
             try:
                 make_job_folder(folder)
+            except NotADirectoryError:
+                pass  # a link or a file in its place: the job's folder source says so, once, and refuses it
             except OSError as exc:
                 log.error("job %s: cannot make its triggers folder %s: %s", unit.spec.name, folder, exc.strerror or exc)
         stack = contextlib.AsyncExitStack()

@@ -247,3 +247,21 @@ async def test_a_followers_trigger_is_saved_before_the_followed_run_s_outcome(
     outcome = saves.index(("snap", True, 0))  # the run saved as ended, nothing pending
     assert follower < outcome, saves
     await finished(service, "report", await jobs.job["report"].next_start(), RunStatus.COMPLETED)
+
+
+async def test_a_symlink_where_a_jobs_folder_belongs_is_not_followed(
+    jobs: Jobs, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "triggers").mkdir()
+    (tmp_path / "triggers" / "report").symlink_to(elsewhere)
+    (elsewhere / "planted").touch()
+    service = await jobs.start(THREE)
+    snap = await jobs.job["snap"].next_start()
+    await finished(service, "snap", snap, RunStatus.ERROR)  # no chain: report runs only on its own triggers
+    assert (tmp_path / "triggers" / "report").is_symlink(), "neither followed nor replaced"
+    assert (elsewhere / "planted").exists(), "a file behind the link is not taken"
+    assert service.job("report").state.pending_count == 0 and not service.job("report").running
+    said = [r.getMessage() for r in caplog.records if "triggers/report" in r.getMessage()]
+    assert len(said) == 1 and "is a symlink; refusing it" in said[0], "one line for the one problem"
