@@ -279,7 +279,9 @@ def finish(procs: list[subprocess.Popen[str]]) -> tuple[int, int]:
 def burst(root: Path, args: argparse.Namespace, how: str, writers: int, env: dict[str, str]) -> Burst:
     seed_state(root / "data")
     sleep = shutil.which("sleep") or "sleep"
-    service = start_service(root, "--command", f"{sleep} 3600", "--interval", "100000", "--log-level", "info", env=env)
+    service = start_service(
+        root, "--command", f"{sleep} 3600", "--interval", "100000", "--log-level", args.log_level, env=env
+    )
     poller = None
     try:
         service.wait_ready()
@@ -320,6 +322,9 @@ def burst(root: Path, args: argparse.Namespace, how: str, writers: int, env: dic
         if poller is not None:
             poller.close()
         service.stop()
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(service.log_path, args.keep_logs / f"{how}-{writers}.log")
     window = [ms for sent, ms in ((s, n / 1e6) for s, n in during) if sent <= done]
     return Burst(
         how=how,
@@ -486,6 +491,8 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=2.0, help="/health of the idle service (default 2)")
     parser.add_argument("--health-gap-ms", type=float, default=2.0, help="pause between /health polls (default 2)")
     parser.add_argument("--settle", type=float, default=0.5, help="wait after the take, then count (default 0.5)")
+    parser.add_argument("--log-level", default="info", help="the service's log level (default info)")
+    parser.add_argument("--keep-logs", type=Path, help="copy each round's service log into this folder")
     parser.add_argument("--code", type=Path, help="the checkout whose package the service runs (PYTHONPATH)")
     args = parser.parse_args()
     args.load_before = load_average()
