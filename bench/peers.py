@@ -215,13 +215,15 @@ def ratio(ours: Tool, peer: Tool, p: float) -> str:
     return f"{percentile(sorted(ours.latencies_ms), p) / percentile(sorted(peer.latencies_ms), p):.2f}"
 
 
-def service_code(code: Path | None) -> str:
-    """Where the service's interpreter, with the service's environment, imports the package from."""
+def service_code(code: Path | None, cwd: Path) -> str:
+    """Where the service's interpreter, with the service's environment and folder, imports the package from."""
     env = {**os.environ}
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
     probe = "import orchestrator, os; print(os.path.dirname(orchestrator.__file__))"
-    return subprocess.run([PYTHON, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [PYTHON, "-c", probe], env=env, cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def tools_needed() -> tuple[str, str, str]:
@@ -269,6 +271,7 @@ def main() -> int:
         try:
             for tool in tools:
                 tool.start()
+            code = service_code(args.code, ours.root)
             for tool in tools:
                 ready(tool, quiet)
             started_before = ours.started_lines()
@@ -310,7 +313,7 @@ def main() -> int:
     print(f"- entr: {sum(en.runs)} runs for {len(en.runs)} touches")
     facts = {
         **machine(),
-        "service code": service_code(args.code),
+        "service code": code,
         "fd limit (soft/hard)": "/".join(map(str, resource.getrlimit(resource.RLIMIT_NOFILE))),
         "load average 1/5/15": f"{load_before} before, {load_average()} after",
         "took": f"{elapsed:.0f} s",

@@ -65,6 +65,8 @@ class RunLoop:
         """Runs are asked for, and wait for a slot (``max-parallel`` runs of other jobs go on)."""
         self.first_run_gate = asyncio.Event()
         self.first_run_gate.set()
+        self._unannounced: RunRecord | None = None
+        """The run begun whose start is not told yet (see :meth:`_announce`)."""
 
     async def serve(self) -> None:
         await self.first_run_gate.wait()
@@ -83,7 +85,7 @@ class RunLoop:
         self._p.on_change()
 
     def _begin(self) -> RunRecord:
-        """The pending triggers become the running run, saved and told of; the job is not spawned yet."""
+        """The pending triggers become the running run, saved; the job is not spawned yet, nor anyone told."""
         p = self._p
         now = p.clock.now()
         pending = p.ledger.state
@@ -105,7 +107,7 @@ class RunLoop:
         p.ledger.save()
         if record.trigger_count > 1:
             log.info("%s: run %s absorbs %d triggers", p.job_name, record.run_id, record.trigger_count)
-        tell(p.listeners, RunStarted(record))
+        self._unannounced = record
         p.steps.begin(record.run_id, STARTING, now)
         p.writer.set(
             Progress(
@@ -118,8 +120,15 @@ class RunLoop:
                 step_started_at=now,
             )
         )
-        p.on_change()
         return record
+
+    def _announce(self) -> None:
+        """Tell the listeners and the watchers that the run started: once its job is spawned, so that none
+        of it delays the spawn (and before the run's end, whatever happens)."""
+        record, self._unannounced = self._unannounced, None
+        if record is not None:
+            tell(self._p.listeners, RunStarted(record))
+            self._p.on_change()
 
     async def _run_once(self) -> None:
         record = self._begin()
@@ -131,8 +140,10 @@ class RunLoop:
         job: asyncio.Task[JobResult] | None = None
         try:
             # Land "running" before the job starts, so it cannot overwrite the job's own first report.
-            await self._p.writer.flush()
+            await self._p.writer.land()
             job = asyncio.create_task(self._job.run(ctx, self.report, self._started), name=f"job-{record.run_id}")
+            # After the task's first step, which spawns the job.
+            asyncio.get_running_loop().call_soon(self._announce)
             job.add_done_callback(lambda _: self._p.supervisor.watch.set())
             stop = await self._p.supervisor.supervise(job)
         except asyncio.CancelledError:
@@ -217,6 +228,7 @@ class RunLoop:
         p.supervisor.saw_progress(p.writer.progress.sign)
 
     def _finish(self, record: RunRecord, result: JobResult) -> None:
+        self._announce()  # a run stopped before its job was spawned started all the same
         p = self._p
         now = p.clock.now()
         error = result.error
