@@ -15,7 +15,7 @@ from pathlib import Path
 from orchestrator.config import ConfigError, Settings
 from orchestrator.core.events import iso, utcnow
 from orchestrator.disk.datadir import make_data_folder
-from orchestrator.jobsfile import JobConfig, JobsFile, JobsFileError, load_jobs_file
+from orchestrator.jobsfile.model import JobConfig, JobsFile, JobsFileError
 from orchestrator.store.lock import AlreadyLocked, InstanceLock
 
 
@@ -42,6 +42,8 @@ def check_command(argv: tuple[str, ...]) -> None:
 def read_jobs_file(path: Path) -> JobsFile:
     """The jobs file, read and checked whole, each job's program and folder too; :class:`JobsFileError` (one
     line) if anything in it cannot work."""
+    from orchestrator.jobsfile.parse import load_jobs_file  # only a service with a jobs file reads one
+
     jobs = load_jobs_file(path)
     for job in jobs.jobs:
         check_job(job, path)
