@@ -39,7 +39,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.jobs_fleet import seed_state
-from bench.jobs_proc import REPO, Service, cpu_seconds, free_port, rss_mib, sample_threads, threads, wakeups
+from bench.jobs_proc import (
+    REPO,
+    Service,
+    ThreadSample,
+    cpu_seconds,
+    free_port,
+    rss_mib,
+    sample_threads,
+    threads,
+    wakeups,
+)
 from bench.jobs_report import by_name, ratio
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
@@ -180,6 +190,10 @@ def starts(tmp: Path, args: argparse.Namespace, template: Path) -> dict[str, lis
     return out
 
 
+def sample(pid: int) -> tuple[float, float, dict[int, ThreadSample]]:
+    return time.perf_counter(), cpu_seconds(pid), sample_threads(pid)
+
+
 def idle(tmp: Path, args: argparse.Namespace, template: Path) -> dict[str, Idle]:
     """The service with history and the bare app at once, over the window."""
     services = {kind: spawn(tmp / f"idle-{kind}", kind, args.code, template) for kind in ("history", "bare")}
@@ -187,9 +201,9 @@ def idle(tmp: Path, args: argparse.Namespace, template: Path) -> dict[str, Idle]
         for service in services.values():
             answered(service)
         time.sleep(args.settle)
-        before = {kind: (time.perf_counter(), cpu_seconds(s.pid), sample_threads(s.pid)) for kind, s in services.items()}
+        before = {kind: sample(s.pid) for kind, s in services.items()}
         time.sleep(args.idle_seconds)
-        after = {kind: (time.perf_counter(), cpu_seconds(s.pid), sample_threads(s.pid)) for kind, s in services.items()}
+        after = {kind: sample(s.pid) for kind, s in services.items()}
         rss = {kind: rss_mib(s.pid) for kind, s in services.items()}
     finally:
         for service in services.values():
@@ -212,33 +226,51 @@ def imported_from(code: Path) -> str:
     """Where ``orchestrator`` comes from in the services' environment (the check that ``--code`` holds)."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     check = [sys.executable, "-c", "import orchestrator; print(orchestrator.__file__)"]
-    return subprocess.run(check, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True).stdout.strip()
+    done = subprocess.run(check, check=False, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    return done.stdout.strip() or done.stderr.strip()
 
 
 # ------------------------------------------------------------------------------------------------- the report
+@dataclass(frozen=True)
+class Results:
+    began: float
+    loads: tuple[tuple[float, ...], ...]
+    """The load average before and after."""
+    found: str
+    """Where the services' ``orchestrator`` came from."""
+    tries: dict[str, list[Start]]
+    idles: dict[str, Idle]
+
+
 def p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
 
 
-def markdown(args: argparse.Namespace, began: float, loads: tuple[tuple[float, ...], ...], found: str,
-             tries: dict[str, list[Start]], idles: dict[str, Idle]) -> str:  # fmt: skip
-    med = {kind: statistics.median(s.health_ms for s in tries[kind]) for kind in KINDS}
+def markdown(args: argparse.Namespace, results: Results) -> str:
+    loads = " before, ".join(" / ".join(f"{v:.2f}" for v in load) for load in results.loads)
+    bytecode = (
+        "cached (`PYTHONPYCACHEPREFIX` of this run, filled by one start of each kind first)"
+        if args.bytecode == "cached"
+        else "`PYTHONDONTWRITEBYTECODE=1`: the checkout's modules compiled at each start"
+    )
     out = [
         "## Start-up and idle: spawn -> `/health` 200, RSS, threads, wakeups (`bench/startup.py`)",
         "",
         "- Command: `python bench/startup.py" + "".join(f" {a}" for a in sys.argv[1:]) + "`",
-        f"- Date: {datetime.fromtimestamp(began, UTC):%Y-%m-%dT%H:%M:%SZ} (took {time.time() - began:.0f} s)",
-        f"- nproc: {os.cpu_count()}; python {platform.python_version()}; load average 1/5/15 min: "
-        + " before, ".join(" / ".join(f"{v:.2f}" for v in load) for load in loads)
-        + " after",
-        f"- The service's code: `{found}`; its history: {args.history} runs with their logs (the last just now)",
-        "- Bytecode: "
-        + (
-            "cached (`PYTHONPYCACHEPREFIX` of this run, filled by one start of each kind first)"
-            if args.bytecode == "cached"
-            else "`PYTHONDONTWRITEBYTECODE=1`: the checkout's modules compiled at each start"
-        ),
+        f"- Date: {datetime.fromtimestamp(results.began, UTC):%Y-%m-%dT%H:%M:%SZ} "
+        f"(took {time.time() - results.began:.0f} s)",
+        f"- nproc: {os.cpu_count()}; python {platform.python_version()}; load average 1/5/15 min: {loads} after",
+        f"- The service's code: `{results.found}`; its history: {args.history} runs with their logs (the last "
+        "just now)",
+        f"- Bytecode: {bytecode}",
         "",
+    ]
+    return "\n".join(out + start_table(args, results.tries) + [""] + idle_table(args, results.idles))
+
+
+def start_table(args: argparse.Namespace, tries: dict[str, list[Start]]) -> list[str]:
+    med = {kind: statistics.median(s.health_ms for s in tries[kind]) for kind in KINDS}
+    out = [
         f"### 1. Spawn -> `/health` 200, ms ({args.rounds} tries each, interleaved)",
         "",
         "| process | median | p90 | min | CPU s at the 200 | threads | RSS MiB |",
@@ -252,14 +284,22 @@ def markdown(args: argparse.Namespace, began: float, loads: tuple[tuple[float, .
             f"| {statistics.median(s.threads for s in tries[kind]):.0f} "
             f"| {statistics.median(s.rss_mib for s in tries[kind]):.1f} |"
         )
+    bare = [s.health_ms for s in tries["bare"]]
+    bare_cpu = statistics.median(s.cpu_s for s in tries["bare"])
+    bare_rss = statistics.median(s.rss_mib for s in tries["bare"])
     for kind in ("fresh", "history"):
-        ms, bare = [s.health_ms for s in tries[kind]], [s.health_ms for s in tries["bare"]]
+        ms = [s.health_ms for s in tries[kind]]
+        cpu = statistics.median(s.cpu_s for s in tries[kind])
+        rss = statistics.median(s.rss_mib for s in tries[kind])
         out.append(
             f"| **{kind} / bare** | **{ratio(med[kind], med['bare'])}** | {ratio(p90(ms), p90(bare))} "
-            f"| {ratio(min(ms), min(bare))} | | | |"
+            f"| {ratio(min(ms), min(bare))} | {ratio(cpu, bare_cpu)} | | {ratio(rss, bare_rss)} |"
         )
-    out += [
-        "",
+    return out
+
+
+def idle_table(args: argparse.Namespace, idles: dict[str, Idle]) -> list[str]:
+    out = [
         f"### 2. Idle: {args.idle_seconds:g} s, both at once, {args.settle:g} s after they answered",
         "",
         "| process | wakeups / min | CPU s / min | RSS MiB | threads |",
@@ -268,17 +308,18 @@ def markdown(args: argparse.Namespace, began: float, loads: tuple[tuple[float, .
     for kind in ("history", "bare"):
         i = idles[kind]
         out.append(
-            f"| {LABELS[kind]} | {i.wakeups_per_minute:.1f} | {i.cpu_s_per_minute:.3f} | {i.rss_mib:.1f} | {i.threads} |"
+            f"| {LABELS[kind]} | {i.wakeups_per_minute:.1f} | {i.cpu_s_per_minute:.3f} | {i.rss_mib:.1f} "
+            f"| {i.threads} |"
         )
     service, bare = idles["history"], idles["bare"]
-    out += [
-        f"| **service / bare** | | | **{ratio(service.rss_mib, bare.rss_mib)}** | {ratio(service.threads, bare.threads)} |",
+    woke = ", ".join(f"`{n}` x{c}: {w:.1f}" for n, c, w in service.by_name if w) or "none"
+    return [
+        *out,
+        f"| **service / bare** | | | **{ratio(service.rss_mib, bare.rss_mib)}** "
+        f"| {ratio(service.threads, bare.threads)} |",
         "",
-        "Threads of the service that woke in the window: "
-        + (", ".join(f"`{n}` x{c}: {w:.1f}" for n, c, w in service.by_name if w) or "none")
-        + ".",
+        f"Threads of the service that woke in the window: {woke}.",
     ]
-    return "\n".join(out)
 
 
 def main() -> int:
@@ -305,7 +346,7 @@ def main() -> int:
         tries = starts(tmp, args, template)
         print("  starts done", file=sys.stderr)
         idles = idle(tmp, args, template)
-    print(markdown(args, began, (load_before, os.getloadavg()), found, tries, idles))
+    print(markdown(args, Results(began, (load_before, os.getloadavg()), found, tries, idles)))
     return 0
 
 
