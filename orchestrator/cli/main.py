@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator.cli.options import settings_from
-from orchestrator.cli.parser import build_parser
+from orchestrator.cli.parser import BUILDERS, build_parser
 from orchestrator.cli.serve import OWN_FILES, cmd_serve
 from orchestrator.config import ConfigError
 from orchestrator.core.printable import printable
@@ -22,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
-    args = build_parser().parse_args(argv)
+    # Only the command given is built (the top-level help, or a name that is no command, needs them all).
+    args = build_parser(argv[0] if argv[0] in BUILDERS else None).parse_args(argv)
     try:
         return _run(args)
     except BrokenPipeError:

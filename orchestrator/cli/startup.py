@@ -104,8 +104,11 @@ def lock_data_folder(data_dir: Path, url: str) -> InstanceLock:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind the listening socket now, so "port in use" is reported before anything runs."""
+    # An ASCII name goes as bytes: as text, Python encodes it with the "idna" codec, whose import (and its
+    # Unicode tables') would be the only use of it in the service.
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise ConfigError(f"--host {host!r} cannot be resolved: {exc.strerror}") from None
     family, kind, proto, _, address = infos[0]
