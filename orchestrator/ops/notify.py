@@ -103,11 +103,7 @@ class Notifier:
             Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job) if hooks.urls else None
         )
         mail = settings.notify.mail
-        self.mailer: Mailer | None = None
-        if mail.host:
-            from orchestrator.ops.mail import Mailer
-
-            self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job)
+        self.mailer = _mailer(mail, clock, backoff, job) if mail.host else None
         self._recent = recent
         self._state = state
         self._schedule = schedule
@@ -189,8 +185,7 @@ class Notifier:
         return [check.to_json() for check in found]
 
     def changes_at(self, now: datetime) -> datetime | None:
-        """The first moment after ``now`` from which the last :meth:`status_checks` may answer otherwise with
-        nothing but time passing: just after the running run turns "long", or the next run turns overdue."""
+        """The first moment after ``now`` from which the last :meth:`status_checks` may differ by time alone."""
         return self._next_check(now, long_after=INSTANT, late_after=INSTANT)
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -261,8 +256,7 @@ class Notifier:
             self._tell(Event.LONG, current, [long])
 
     def _next_check(self, now: datetime, *, long_after: timedelta, late_after: timedelta) -> datetime | None:
-        """When a check can next appear (the running run turns "long", the next run overdue), plus ``long_after``
-        or ``late_after``; ``None``: none can."""
+        """When a check can next appear (the run turning "long", the next one overdue), plus ``*_after``."""
         moments: list[datetime] = []
         current = self._state().current
         if current is not None and current.run_id != self._long_told:
@@ -302,6 +296,12 @@ def webhooks_for(settings: Settings, job: JobConfig | None) -> WebhookSettings:
     urls = hooks.urls if job.notify_urls is None else job.notify_urls
     events = hooks.events if job.notify_on is None else job.notify_on
     return WebhookSettings(urls=urls, events=events, secret=hooks.secret)
+
+
+def _mailer(mail: MailSettings, clock: Clock, backoff: Backoff, job: str) -> Mailer:
+    from orchestrator.ops.mail import Mailer
+
+    return Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job)
 
 
 def smtp_settings(mail: MailSettings) -> SmtpSettings:
