@@ -33,7 +33,7 @@ from typing import TypeVar
 from orchestrator.core.clock import Clock
 from orchestrator.core.outlast import outlast_cancel
 from orchestrator.core.records import RunRecord
-from orchestrator.job.protocol import MARK, Output, Pipe
+from orchestrator.job.protocol import MARK, Pipe
 from orchestrator.store.api import RunLogs as LogStore
 from orchestrator.store.livelog import LineStamps, RunLog
 from orchestrator.store.logfiles import (
@@ -115,13 +115,13 @@ class RunLogs:
         """Where ``run_id``'s log is, relative to the data folder (as the history records it)."""
         return self.files.relative_path(run_id)
 
-    def open(self, run_id: str) -> Output:
+    def open(self, run_id: str) -> LogInput:
         """Start ``run_id``'s log; the returned callable takes each line the job prints."""
         run_log = RunLog(run_id, self.data_dir / self.relative_path(run_id))
         self._logs[run_id] = run_log
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_forever(), name="run-log-writer")
-        return lambda pipe, text: self._write(run_log, pipe, text)
+        return LogInput(self, run_log)
 
     def close(self, run: RunRecord) -> None:
         """The run ended: its last lines are written (on the worker thread, soon) and live readers are told."""
@@ -138,6 +138,7 @@ class RunLogs:
             del self._logs[run.run_id]  # all on disk already: the file is the whole log from now on
         else:
             self._dirty.set()  # written even if empty: a finished run's log exists
+            self._urgent.set()  # at once: a finished run's log is whole on disk as soon as it can be
 
     def get(self, run_id: str) -> RunLog | None:
         """The live (or not yet fully written) log of ``run_id``; ``None`` means: the file is the whole log."""
@@ -171,7 +172,7 @@ class RunLogs:
             log.error("%d bytes of run logs could not be written before the stop: %s", left, self._disk.failing)
 
     # ------------------------------------------------------------------------------------------- writing
-    def _write(self, run_log: RunLog, pipe: Pipe, text: str) -> Awaitable[None] | None:
+    def write(self, run_log: RunLog, pipe: Pipe, text: str) -> Awaitable[None] | None:
         """Take one line; an awaitable back means: read no more output until it is done (the disk lags)."""
         if run_log.cut_lines or run_log.ended:
             run_log.cut_lines += 1
@@ -188,6 +189,27 @@ class RunLogs:
             return None
         self._end_dropping(run_log)
         self._queue(run_log, line)
+        return self._lagging()
+
+    def write_block(self, run_log: RunLog, pipe: Pipe, block: bytes) -> Awaitable[None] | None:
+        """Take a block of whole clean lines: one stamp, one copy, and one wake-up of the live readers for all
+        of them; line by line (as :meth:`write` would) when it would reach a bound."""
+        if run_log.cut_lines or run_log.ended:
+            run_log.cut_lines += block.count(b"\n")
+            return None
+        head = f"{self._stamps.now()} {pipe} ".encode()
+        data = head + block[:-1].replace(b"\n", b"\n" + head) + b"\n"
+        if run_log.size + len(data) > self.max_bytes - MARKER_ROOM or self._pending + len(data) > self.max_pending:
+            lagging = None
+            for text in block.decode().split("\n")[:-1]:
+                lagging = self.write(run_log, pipe, text) or lagging
+            return lagging
+        self._end_dropping(run_log)
+        self._queue(run_log, data)
+        return self._lagging()
+
+    def _lagging(self) -> Awaitable[None] | None:
+        """Whether the job's output must wait for the disk (it lags behind): what to wait for."""
         if self._disk.failing is not None or self._pending < self.max_pending // 4:
             return None
         if self._drained is None or self._drained.done():
@@ -275,6 +297,21 @@ class RunLogs:
     def _let_readers_on(self) -> None:
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
+
+
+class LogInput:
+    """What a run's job writes its lines to (:meth:`RunLogs.open`): one line at a time, or a block of them."""
+
+    __slots__ = ("_log", "_logs")
+
+    def __init__(self, logs: RunLogs, run_log: RunLog) -> None:
+        self._logs, self._log = logs, run_log
+
+    def __call__(self, pipe: Pipe, text: str) -> Awaitable[None] | None:
+        return self._logs.write(self._log, pipe, text)
+
+    def lines(self, pipe: Pipe, block: bytes) -> Awaitable[None] | None:
+        return self._logs.write_block(self._log, pipe, block)
 
 
 class DiskNews:
