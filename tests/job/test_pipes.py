@@ -61,16 +61,19 @@ async def test_a_log_that_takes_one_line_at_a_time_gets_every_line() -> None:
     assert lines == [(Pipe.ERR, "a"), (Pipe.ERR, ""), (Pipe.ERR, "b"), (Pipe.ERR, "c")]
 
 
+class Exits(asyncio.SubprocessProtocol):
+    def __init__(self) -> None:
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        self.exited.set()
+
+
 @pytest.mark.process
 async def test_the_job_s_pipes_are_made_big() -> None:
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.subprocess_exec(
-        asyncio.SubprocessProtocol,
-        sys.executable,
-        "-c",
-        "pass",
-        stdin=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    transport, exits = await loop.subprocess_exec(
+        Exits, sys.executable, "-c", "import sys; sys.stdin.read()", stderr=asyncio.subprocess.DEVNULL
     )
     try:
         end = pipe_end(transport, 1)
@@ -79,6 +82,11 @@ async def test_the_job_s_pipes_are_made_big() -> None:
         assert end.room == PIPE_BYTES == fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ)
         assert pipe_end(transport, 2) == PipeEnd(None), "no such pipe"
     finally:
+        stdin = transport.get_pipe_transport(0)
+        assert stdin is not None
+        stdin.close()  # the job ends
+        async with asyncio.timeout(10):
+            await exits.exited.wait()
         transport.close()
 
 
@@ -86,6 +94,7 @@ async def test_the_job_s_pipes_are_made_big() -> None:
 async def test_a_line_printed_alone_is_logged_while_the_job_runs(tmp_path: Path) -> None:
     fifo = tmp_path / "go"
     os.mkfifo(fifo)
+    go = os.open(fifo, os.O_RDWR)  # never blocks; the job's read ends once this is closed
     script = f"print('first', flush=True); open({str(fifo)!r}).read(); print('last')"
     first = asyncio.Event()
     lines: list[str] = []
@@ -96,9 +105,12 @@ async def test_a_line_printed_alone_is_logged_while_the_job_runs(tmp_path: Path)
 
     ctx = RunContext("20260120T100000Z-00000p", Source.HTTP, "", tmp_path / "progress.json", output)
     job = asyncio.ensure_future(SubprocessJob([sys.executable, "-c", script]).run(ctx, lambda parsed: None))
-    async with asyncio.timeout(10):
-        await first.wait()
-    assert lines == ["first"]
-    await asyncio.to_thread(fifo.write_text, "go")
+    try:
+        async with asyncio.timeout(10):
+            await first.wait()
+        assert lines == ["first"]
+        os.write(go, b"go")
+    finally:
+        os.close(go)
     assert (await job).status is RunStatus.COMPLETED
     assert lines == ["first", "last"]
