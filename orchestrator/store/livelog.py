@@ -67,6 +67,8 @@ class RunLog:
         that must be read from the file (``None`` if none): the caller reads that part off the loop."""
         end = min(self.size, offset + limit)
         from_file = (offset, min(end, self.flushed)) if offset < self.flushed else None
+        if end <= self.flushed:
+            return b"", from_file  # all on disk (a slice up to a negative stop would take a batch in flight)
         # Two slices, whatever the number of lines waiting: every live reader calls this for every event.
         start = max(offset, self.flushed) - self.flushed
         stop = end - self.flushed

@@ -1,6 +1,7 @@
 """A run's log taking a block of lines at once keeps the same log as one line at a time: the same lines with
 their stamp and pipe, cut at the same line with the same marker, the same lines dropped while the disk refuses
-writes; and its live readers are woken once for the block."""
+writes; and its live readers are woken once for the block. A read of the log takes each byte from where it is:
+the file, the batch on its way there, or memory."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
 from orchestrator.job.protocol import Pipe
+from orchestrator.store.livelog import RunLog
 from orchestrator.store.runlogs import RunLogs
 
 T0 = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
@@ -82,3 +84,23 @@ async def test_live_readers_are_woken_once_for_a_block(tmp_path: Path) -> None:
     assert from_file is None
     assert memory == b"10:00:00.000 out a\n10:00:00.000 out b\n10:00:00.000 out c\n"
     await logs.stop()
+
+
+@pytest.mark.parametrize(
+    ("offset", "limit", "memory", "from_file"),
+    [
+        (0, 40, b"", (0, 40)),  # all on disk: nothing of the batch in flight
+        (20, 40, b"", (20, 60)),
+        (60, 40, b"", (60, 100)),
+        (90, 20, b"f" * 10, (90, 100)),
+        (100, 100, b"f" * 50 + b"p" * 10, None),
+        (140, 100, b"f" * 10 + b"p" * 10, None),
+        (155, 3, b"p" * 3, None),
+    ],
+)
+def test_a_read_takes_each_byte_from_where_it_is(
+    offset: int, limit: int, memory: bytes, from_file: tuple[int, int] | None
+) -> None:
+    live = RunLog(RUN_ID, Path("unused.log"))
+    live.flushed, live.in_flight, live.pending = 100, b"f" * 50, bytearray(b"p" * 10)
+    assert live.read(offset, limit) == (memory, from_file)
