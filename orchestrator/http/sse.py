@@ -91,7 +91,7 @@ ROOM_CLOCK = web.AppKey("stream_room_clock", Clock)
 def add_routes(app: web.Application, settings: HttpSettings, clock: Clock) -> None:
     """The event stream's routes (each job's status view), and the rooms of both kinds of stream; ``clock``
     times the rooms' log spells."""
-    limits = {StreamKind.EVENTS: settings.sse_max_clients, StreamKind.LOG: settings.log_stream_max_clients}
+    limits = {StreamKind.EVENTS: settings.max_streams(), StreamKind.LOG: settings.max_log_streams()}
     streams: dict[StreamKind, set[Client]] = {kind: set() for kind in StreamKind}
     app[STREAMS] = streams
     rooms: dict[StreamKind, Room] = {
