@@ -88,7 +88,14 @@ class Stream(EventSourceResponse):
         # Read by aiohttp-sse's wait, stop_streaming and is_connected, which use nothing but done, cancel and await.
         self._ping_task = asyncio.get_running_loop().create_future()  # type: ignore[assignment]
         self.enable_chunked_encoding()
+        self.headers.clear()  # written: a stream would hold them as long as it is open
         return writer
+
+    @property
+    def life(self) -> asyncio.Future[None]:
+        """Done when the stream ends: cancelled by ``stop_streaming``."""
+        assert self._ping_task is not None, "not prepared"
+        return self._ping_task
 
 
 class Listener(Protocol):

@@ -39,133 +39,19 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp_sse import EventSourceResponse
 
 from orchestrator.config import HttpSettings
 from orchestrator.core.clock import Clock
 from orchestrator.http.auth import AUTHENTICATED, BEARER
 from orchestrator.http.clientaddr import client_of, parse_address
 from orchestrator.http.errors import json_error
-from orchestrator.http.fanout import PING, SSE_RETRY_MS, Fanout, Fanouts, Frame, Pinger, Stream
+from orchestrator.http.fanout import SSE_RETRY_MS, Fanout, Fanouts, Pinger, Stream
 from orchestrator.http.jobroutes import add_job_route, job_of
 from orchestrator.http.ports import StatusView
-from orchestrator.http.streamlimits import Credential, Refusal, Room, Seat, StreamKind
+from orchestrator.http.streamclient import WRITE_BUFFER_CAP, Client, ClientNotReading
+from orchestrator.http.streamlimits import Credential, Refusal, Room, StreamKind
 
 log = logging.getLogger(__name__)
-
-WRITE_BUFFER_CAP = 32 * 1024
-"""Bytes a client may leave unsent in the server's write buffer before it is dropped. Half of asyncio's
-default high-water mark (64 KiB): a status event (~1-2 KiB) sent below the cap never reaches the mark, so
-the write never waits for the client and the cap, not the send timeout, decides. The kernel's socket buffer
-comes first, so a reading client on a slow link has that much more headroom."""
-
-
-class ClientNotReading(ConnectionError):
-    """An event stream client left more than the cap unsent: it stopped reading."""
-
-    def __init__(self, peer: str, buffered: int) -> None:
-        super().__init__(f"event stream client {peer} dropped: {buffered} bytes unsent (cap {WRITE_BUFFER_CAP})")
-        self.buffered = buffered
-
-
-class Client:
-    """One open event stream: the response, its connection, who is on the other end; and what the fan-out and
-    the pinger write to it (:meth:`deliver`, :meth:`ping`)."""
-
-    __slots__ = (
-        "_draining",
-        "_missed",
-        "chunked",
-        "peer",
-        "response",
-        "send_timeout",
-        "transport",
-        "version",
-        "writer",
-    )
-
-    def __init__(
-        self,
-        response: EventSourceResponse,
-        transport: asyncio.Transport,
-        peer: str,
-        writer: AbstractStreamWriter,
-        send_timeout: float,
-    ) -> None:
-        self.response = response
-        self.transport = transport
-        self.peer = peer
-        self.writer = writer
-        """The response's writer: its ``drain`` waits for the client to take what was sent (see ``pace``)."""
-        self.chunked = bool(getattr(writer, "chunked", True))
-        self.send_timeout = send_timeout
-        self.version = -1
-        self._draining: asyncio.Task[None] | None = None
-        self._missed: tuple[Frame, int] | None = None
-
-    def buffered(self) -> int:
-        """Bytes written for this client that are still in the server's user-space write buffer."""
-        return 0 if self.transport.is_closing() else self.transport.get_write_buffer_size()
-
-    def deliver(self, frame: Frame, version: int = -1) -> None:
-        """Write ``frame`` (version ``version`` of the job's document) now; keep it for later while the
-        connection takes what was written before; or drop a client that stopped reading."""
-        if self.transport.is_closing():
-            self.end()
-        elif self._draining is not None:
-            self._missed = (frame, version)  # the latest only: each event is a whole state
-        elif (buffered := self.buffered()) > WRITE_BUFFER_CAP:
-            log.info("%s; it stopped reading", ClientNotReading(self.peer, buffered))
-            self.drop()
-        else:
-            self.version = max(self.version, version)
-            self._write(frame)
-
-    def ping(self) -> None:
-        if self.transport.is_closing():
-            self.end()  # the client vanished: found by its ping
-        elif self._draining is None:
-            self._write(PING)
-
-    def end(self) -> None:
-        """End the stream: its handler returns."""
-        self.response.stop_streaming()
-        draining, self._draining = self._draining, None
-        if draining is not None:
-            draining.cancel()
-
-    def drop(self) -> None:
-        self.transport.abort()  # a graceful close would wait for the client to read the buffer
-        self.end()
-
-    def _write(self, frame: Frame) -> None:
-        self.transport.write(frame.chunked if self.chunked else frame.plain)
-        if self.transport.get_write_buffer_size() > self.transport.get_write_buffer_limits()[1]:
-            self._draining = asyncio.create_task(self._drain(), name=f"sse-drain {self.peer}")
-
-    async def _drain(self) -> None:
-        """Wait (at most the send timeout) for the client to take what was written, then send it the latest
-        state it missed meanwhile."""
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                await self.writer.drain()
-        except TimeoutError:
-            log.info(
-                "event stream client %s dropped: an event could not be sent within %g s", self.peer, self.send_timeout
-            )
-            self._draining = None
-            self.drop()
-            return
-        except ConnectionError:
-            self._draining = None
-            self.end()
-            return
-        self._draining = None
-        missed, self._missed = self._missed, None
-        if missed is not None:
-            self.deliver(*missed)
-
 
 STREAMS = web.AppKey("streams", dict[StreamKind, set[Client]])
 PINGER = web.AppKey("stream_pinger", Pinger)
@@ -191,7 +77,8 @@ def add_routes(app: web.Application, settings: HttpSettings, clock: Clock) -> No
     app[FANOUTS] = Fanouts()
 
     async def events(request: web.Request) -> web.StreamResponse:
-        return await stream_events(request, job_of(request).view, settings)
+        fanout = request.app[FANOUTS].of(job_of(request).view)
+        return await serve_stream(request, settings, fanout, StreamKind.EVENTS)
 
     add_job_route(app, "GET", "/events", events)
     app.on_shutdown.append(_close_streams)
@@ -232,21 +119,70 @@ async def serve_stream(
 ) -> web.StreamResponse:
     """A stream of ``kind`` whose events ``sender`` writes (a task of the stream's own), or a job's fan-out
     delivers, under the rules above: it is let in or refused by its kind's room (503 when full, 429 when its
-    client holds enough), is pinged and closed at shutdown, and its client is dropped when it stops reading."""
+    client holds enough), is pinged and closed at shutdown, and its client is dropped when it stops reading.
+
+    One coroutine waits for the whole stream: each frame held while a stream is open is held ten thousand times
+    over by ten thousand streams."""
     room = request.app[ROOMS][kind]
-    client = client_of(request)
-    seat = room.admit(client.key, credential_of(request), request.app[ROOM_CLOCK].now(), network=client.network)
+    address = client_of(request)
+    seat = room.admit(address.key, credential_of(request), request.app[ROOM_CLOCK].now(), network=address.network)
     if isinstance(seat, Refusal):
         return json_error(seat.status, seat.message, {"Retry-After": str(seat.retry_after)})
     try:
-        return await _stream(request, settings, sender, seat)
+        stream = Stream(send_timeout=settings.sse_send_timeout, headers={"Cache-Control": "no-cache"})
+        await stream.prepare(request)
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError
     except ConnectionResetError:
         # The client left before the response head could be written. Nothing can be sent; aiohttp's attempt
         # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
         # (raised from here, it would log a traceback per vanished client).
-        return web.Response(status=503)
-    finally:
         room.release(seat)
+        return web.Response(status=503)
+    client = Client(stream, transport, _peer(transport, address.address), request.writer, settings.sse_send_timeout)
+    task = _open(request.app, kind, client, sender, settings)
+    try:
+        # Until the stream is ended (by its sender, its fan-out, the pinger or a drop), as aiohttp-sse's
+        # ``wait``; cancelled when aiohttp cancels the handler of a lost connection.
+        await stream.life
+    except asyncio.CancelledError:
+        if (current := asyncio.current_task()) is not None and current.cancelling():
+            raise
+    finally:
+        try:
+            await _close(request.app, kind, client, sender, task)
+        finally:
+            room.release(seat)
+    return stream
+
+
+def _open(
+    app: web.Application, kind: StreamKind, client: Client, sender: Sender | Fanout, settings: HttpSettings
+) -> asyncio.Task[None] | None:
+    """Count ``client``'s stream open and start its events: its fan-out's, or its sender task (returned)."""
+    app[STREAMS][kind].add(client)
+    app[PINGER].add(client)
+    if isinstance(sender, Fanout):
+        sender.join(client, client.response.last_event_id)
+        return None
+    return asyncio.create_task(_run_sender(client, settings, sender), name=f"sse-sender {client.peer}")
+
+
+async def _close(
+    app: web.Application, kind: StreamKind, client: Client, sender: Sender | Fanout, task: asyncio.Task[None] | None
+) -> None:
+    log.debug("event stream client %s closed", client.peer)
+    app[STREAMS][kind].discard(client)
+    app[PINGER].discard(client)
+    client.end()
+    if isinstance(sender, Fanout):
+        sender.leave(client)
+    elif task is not None:
+        task.cancel()
+        await asyncio.wait({task})  # not ``await task``: that would swallow a cancel of this handler
+        if not task.cancelled():
+            task.result()  # a bug in the sender surfaces here, once, instead of as an unretrieved task
 
 
 def credential_of(request: web.Request) -> Credential:
@@ -255,43 +191,6 @@ def credential_of(request: web.Request) -> Credential:
     if request.get(BEARER, False):
         return Credential.BEARER
     return Credential.COOKIE if request.get(AUTHENTICATED, False) else Credential.NONE
-
-
-async def _stream(
-    request: web.Request, settings: HttpSettings, send: Sender | Fanout, seat: Seat
-) -> web.StreamResponse:
-    stream = Stream(send_timeout=settings.sse_send_timeout, headers={"Cache-Control": "no-cache"})
-    await stream.prepare(request)
-    transport = request.transport
-    if transport is None:
-        raise ConnectionResetError
-    peer = _peer(transport, client_of(request).address)
-    client = Client(stream, transport, peer, request.writer, settings.sse_send_timeout)
-    streams, pinger = request.app[STREAMS][seat.kind], request.app[PINGER]
-    streams.add(client)
-    pinger.add(client)
-    sender = None
-    try:
-        if isinstance(send, Fanout):
-            send.join(client, stream.last_event_id)
-        else:
-            sender = asyncio.create_task(_run_sender(client, settings, send), name=f"sse-sender {client.peer}")
-        # Returns once the stream is ended (by its sender, its fan-out, the pinger or a drop). Cancelled when
-        # aiohttp cancels the handler of a lost connection.
-        await stream.wait()
-    finally:
-        log.debug("event stream client %s closed", client.peer)
-        streams.discard(client)
-        pinger.discard(client)
-        client.end()
-        if isinstance(send, Fanout):
-            send.leave(client)
-        elif sender is not None:
-            sender.cancel()
-            await asyncio.wait({sender})  # not ``await sender``: that would swallow a cancel of this handler
-            if not sender.cancelled():
-                sender.result()  # a bug in the sender surfaces here, once, instead of as an unretrieved task
-    return stream
 
 
 async def _run_sender(client: Client, settings: HttpSettings, send: Sender) -> None:
