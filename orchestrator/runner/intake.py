@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from orchestrator.core.events import Source, Trigger
+from orchestrator.core.records import RunRecord, State
+from orchestrator.runner.handoff import Go
 from orchestrator.runner.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -18,10 +20,18 @@ log = logging.getLogger(__name__)
 class Intake:
     """The one consumer of the trigger queue: takes triggers into the pending state and wakes the run loop."""
 
-    def __init__(self, queue: asyncio.Queue[Trigger], ledger: Ledger, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        queue: asyncio.Queue[Trigger],
+        ledger: Ledger,
+        on_change: Callable[[], None],
+        offer: Callable[[State], tuple[State, Go] | None] = lambda state: None,
+    ) -> None:
         self._queue = queue
         self._ledger = ledger
         self._on_change = on_change
+        self.offer = offer
+        """The run loop's :meth:`~orchestrator.runner.handoff.Handoff.offer`: a run begun in the batch's save."""
         self.work = asyncio.Event()
         """Set when there may be something to run."""
         self.triggers_received: collections.Counter[Source] = collections.Counter()
@@ -32,9 +42,10 @@ class Intake:
             batch = [await self._queue.get()]
             # Take whatever else is already queued in the same breath: one save, one wake-up.
             batch.extend(self._drain())
-            self.take(batch)
+            began = self.take(batch, begin=True)
             self.work.set()
-            self._on_change()
+            if not began:  # a run begun says so itself, once its job is spawned
+                self._on_change()
 
     def keep_left(self) -> None:
         """At the stop: a trigger accepted by a source in the last instant is on the queue only; it is kept
@@ -51,21 +62,30 @@ class Intake:
             left.append(self._queue.get_nowait())
         return left
 
-    def take(self, batch: Sequence[Trigger]) -> None:
+    def take(self, batch: Sequence[Trigger], *, begin: bool = False) -> bool:
         """Add ``batch`` to the pending triggers and save the state before any sender is told: a trigger
         file is removed, and a 202 sent, only for a trigger that is on disk. Always saved, idle or not: a
         run about to start is no excuse, the crash may come first.
 
+        ``begin``: if the run loop waits idle with a slot free, the pending triggers begin its run in the same
+        save (see :mod:`orchestrator.runner.handoff`); ``True`` if they did.
+
         If the save fails, the triggers whose senders wait for the verdict are refused (they stay with
-        their senders: the file stays in the folder, the request gets a 503) and the others (the timer's)
-        run from memory, as everything does while the disk refuses writes."""
+        their senders: the file stays in the folder, the request gets a 503), nothing begins, and the others
+        (the timer's) run from memory, as everything does while the disk refuses writes."""
         ledger = self._ledger
         before = ledger.state
         for trigger in batch:
             ledger.state = ledger.state.with_trigger(trigger)
+        waiting = any(t.receipt is not None for t in batch)
+        offered = self.offer(ledger.state) if begin else None
+        if offered is not None:
+            taken_only, ledger.state = ledger.state, offered[0]
         saved = ledger.save()
+        if offered is not None and not saved and waiting:
+            ledger.state, offered = taken_only, None
         taken = list(batch)
-        if not saved and any(t.receipt is not None for t in batch):
+        if not saved and waiting:
             taken = [t for t in batch if t.receipt is None]
             ledger.state = before
             for trigger in taken:
@@ -75,10 +95,12 @@ class Intake:
         for trigger in batch:
             if trigger.receipt is not None:
                 trigger.receipt.settle(saved)
-        self._count(taken, follow_up=not before.pending_count)
+        self._count(taken, before.current, follow_up=not before.pending_count)
+        if offered is not None:
+            offered[1]()
+        return offered is not None
 
-    def _count(self, taken: Sequence[Trigger], *, follow_up: bool) -> None:
-        current = self._ledger.state.current
+    def _count(self, taken: Sequence[Trigger], current: RunRecord | None, *, follow_up: bool) -> None:
         for n, trigger in enumerate(taken):
             self.triggers_received[trigger.source] += 1
             if current is not None and n == 0 and follow_up:

@@ -89,6 +89,7 @@ class Runner:
             on_ending,
         )
         self._loop = RunLoop(self._parts, job, self._intake.work, slots or Slots())
+        self._intake.offer = self._loop.handoff.offer
         self._schedule = schedule
         self._recovered: RunFinished | None = None
         """A run the previous service died in, recorded as an error: listeners hear of it once we serve."""

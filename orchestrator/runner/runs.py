@@ -4,11 +4,10 @@ supervision, and its outcome is saved, recorded, told to the listeners and writt
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus
@@ -19,6 +18,7 @@ from orchestrator.core.schedule import Cooldown
 from orchestrator.core.steps import STARTING, Parsed
 from orchestrator.job.protocol import Job, JobResult, RunContext, ignore_output
 from orchestrator.live.progress import Progress
+from orchestrator.runner.handoff import Handoff, begun, next_run
 from orchestrator.runner.ledger import Ledger
 from orchestrator.runner.progresswriter import ProgressWriter
 from orchestrator.runner.recording import HistoryRecorder
@@ -65,47 +65,59 @@ class RunLoop:
         """Runs are asked for, and wait for a slot (``max-parallel`` runs of other jobs go on)."""
         self.first_run_gate = asyncio.Event()
         self.first_run_gate.set()
+        self._unannounced: RunRecord | None = None
+        """The run begun whose start is not told yet (see :meth:`_announce`)."""
+        self.handoff = Handoff(
+            parts.ledger, slots, work, parts.clock, job=parts.job_name, stopping=lambda: self.stopping
+        )
 
     async def serve(self) -> None:
         await self.first_run_gate.wait()
         while True:
-            await self._work.wait()
-            self._work.clear()
+            handed = await self.handoff.wait()
+            if handed is not None:
+                await self._run_handed(handed)
+                continue
             state = self._p.ledger.state
             if state.pending_count and not self.stopping:
                 first_asked = min((t.at for t in state.pending), default=self._p.clock.now())
                 async with self._slots.hold(first_asked, self._wait):
                     if not self.stopping:  # the service may have begun to stop while the run waited
-                        await self._run_once()
+                        await self._run_once(self._begin())
+
+    async def _run_handed(self, run: RunRecord) -> None:
+        """The run the intake began (saved with its triggers), in the slot it took for it."""
+        try:
+            if self.stopping:
+                self.handoff.give_back(run)
+                self._p.on_change()
+            else:
+                await self._run_once(run)
+        finally:
+            self._slots.release()
 
     def _wait(self, waiting: bool) -> None:
         self.waiting = waiting
         self._p.on_change()
 
     def _begin(self) -> RunRecord:
-        """The pending triggers become the running run, saved and told of; the job is not spawned yet."""
+        """The pending triggers become the running run, saved; its job is not spawned yet."""
         p = self._p
-        now = p.clock.now()
-        pending = p.ledger.state
-        record = RunRecord(
-            job=p.job_name,
-            run_id=new_run_id(now),
-            triggers=pending.pending,
-            started_at=now,
-            trigger_count=pending.pending_count,
-            retry_of=pending.retry_of,
-            retried_beyond=pending.retried_beyond,
-        )
-        p.supervisor.begin()
+        run = next_run(p.ledger.state, p.clock.now(), p.job_name)
         # On disk before the job is spawned: a crash from here on leaves the next start a run to find the
         # job of (by the run id in its environment) and to stop before it starts anything.
-        p.ledger.state = replace(
-            p.ledger.state, current=record, pending=(), pending_count=0, retry_of=None, retried_beyond=0
-        )
+        p.ledger.state = begun(p.ledger.state, run)
         p.ledger.save()
+        return run
+
+    def _open(self, record: RunRecord) -> None:
+        """The run, begun and saved, gets its supervision, steps and first progress (nobody is told yet)."""
+        p = self._p
+        p.supervisor.begin()
         if record.trigger_count > 1:
             log.info("%s: run %s absorbs %d triggers", p.job_name, record.run_id, record.trigger_count)
-        tell(p.listeners, RunStarted(record))
+        self._unannounced = record
+        now = record.started_at
         p.steps.begin(record.run_id, STARTING, now)
         p.writer.set(
             Progress(
@@ -118,11 +130,17 @@ class RunLoop:
                 step_started_at=now,
             )
         )
-        p.on_change()
-        return record
 
-    async def _run_once(self) -> None:
-        record = self._begin()
+    def _announce(self) -> None:
+        """Tell the listeners and the watchers that the run started: once its job is spawned, so that none
+        of it delays the spawn (and before the run's end, whatever happens)."""
+        record, self._unannounced = self._unannounced, None
+        if record is not None:
+            tell(self._p.listeners, RunStarted(record))
+            self._p.on_change()
+
+    async def _run_once(self, record: RunRecord) -> None:
+        self._open(record)
         logs = self._p.logs
         output = logs.open(record.run_id) if logs is not None else ignore_output  # the run's log file
         ctx = RunContext(
@@ -131,8 +149,12 @@ class RunLoop:
         job: asyncio.Task[JobResult] | None = None
         try:
             # Land "running" before the job starts, so it cannot overwrite the job's own first report.
-            await self._p.writer.flush()
-            job = asyncio.create_task(self._job.run(ctx, self.report, self._started), name=f"job-{record.run_id}")
+            await self._p.writer.land()
+            job = asyncio.create_task(
+                self._job.run(ctx, functools.partial(take_report, self._p), self._started), name=f"job-{record.run_id}"
+            )
+            # After the task's first step, which spawns the job.
+            asyncio.get_running_loop().call_soon(self._announce)
             job.add_done_callback(lambda _: self._p.supervisor.watch.set())
             stop = await self._p.supervisor.supervise(job)
         except asyncio.CancelledError:
@@ -194,29 +216,8 @@ class RunLoop:
             ledger.save()
             self._p.recorder.record(current)  # after the spawn: it costs the job's start nothing
 
-    def report(self, parsed: Parsed) -> None:
-        """A progress line of the running job: a step, a detail, counts, a percent."""
-        p = self._p
-        if p.ledger.state.current is None:
-            return
-        step = p.steps.report(parsed, p.clock.now())
-        report, progress = parsed.report, p.writer.progress
-        same_step = report.step is None or report.step == progress.step
-        p.writer.set(
-            replace(
-                progress,
-                progress=progress.progress if report.percent is None else report.percent,
-                step=progress.step if report.step is None else report.step,
-                # A new step starts without the last one's detail and counts.
-                detail=report.detail if report.detail is not None or not same_step else progress.detail,
-                done=report.done if report.done is not None or not same_step else progress.done,
-                total=report.total if report.total is not None or not same_step else progress.total,
-                step_started_at=step.started_at if step is not None else progress.step_started_at,
-            )
-        )
-        p.supervisor.saw_progress(p.writer.progress.sign)
-
     def _finish(self, record: RunRecord, result: JobResult) -> None:
+        self._announce()  # a run stopped before its job was spawned started all the same
         p = self._p
         now = p.clock.now()
         error = result.error
@@ -252,6 +253,28 @@ class RunLoop:
         p.on_change()
 
 
+def take_report(p: Parts, parsed: Parsed) -> None:
+    """A progress line of the running job: a step, a detail, counts, a percent."""
+    if p.ledger.state.current is None:
+        return
+    step = p.steps.report(parsed, p.clock.now())
+    report, progress = parsed.report, p.writer.progress
+    same_step = report.step is None or report.step == progress.step
+    p.writer.set(
+        replace(
+            progress,
+            progress=progress.progress if report.percent is None else report.percent,
+            step=progress.step if report.step is None else report.step,
+            # A new step starts without the last one's detail and counts.
+            detail=report.detail if report.detail is not None or not same_step else progress.detail,
+            done=report.done if report.done is not None or not same_step else progress.done,
+            total=report.total if report.total is not None or not same_step else progress.total,
+            step_started_at=step.started_at if step is not None else progress.step_started_at,
+        )
+    )
+    p.supervisor.saw_progress(p.writer.progress.sign)
+
+
 def tell(listeners: Sequence[RunListener], event: RunEvent) -> None:
     """Tell every listener; a listener's bug must not stop runs (nor the other listeners): it is logged with
     its trace."""
@@ -265,8 +288,3 @@ def tell(listeners: Sequence[RunListener], event: RunEvent) -> None:
                 listener.run_finished(event)
         except Exception:
             log.exception("run %s: %s.%s failed", event.run.run_id, type(listener).__name__, name)
-
-
-def new_run_id(now: datetime) -> str:
-    """Sortable and unique enough: ``20260120T100000Z-3fa9c1``."""
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"

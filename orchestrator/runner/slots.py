@@ -63,6 +63,20 @@ class Slots:
         finally:
             self._release()
 
+    @property
+    def free_now(self) -> bool:
+        """Whether :meth:`take` may be called: a slot is free and nobody waits for one."""
+        return not self.waiting and self._free()
+
+    def take(self) -> None:
+        """A free slot at once (see :attr:`free_now`), held until :meth:`release`."""
+        assert self.free_now
+        self._busy += 1
+
+    def release(self) -> None:
+        """Give back a slot :meth:`take` took."""
+        self._release()
+
     def _free(self) -> bool:
         return self._limit is None or self._busy < self._limit
 
