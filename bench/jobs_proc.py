@@ -41,22 +41,33 @@ def free_port() -> int:
 class Service:
     """The service and its output: ``lines`` is every line with its ``perf_counter`` arrival time."""
 
-    def __init__(self, root: Path, *, names_threads: bool = False, hup_shim: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        names_threads: bool = False,
+        hup_shim: bool = False,
+        argv: Sequence[str] | None = None,
+        port: int | None = None,
+        code: Path = REPO,
+    ) -> None:
+        """``argv`` (after the interpreter) replaces ``-m orchestrator serve --jobs ...`` (it then names its own
+        ``port``); ``code`` is the checkout put first on ``PYTHONPATH``."""
         self.svc, self.ctl = root / "svc", root / "ctl"
-        self.port = free_port()
+        self.ctl.mkdir(parents=True, exist_ok=True)
+        self.port = port if port is not None else free_port()
         self.lines: list[tuple[float, str]] = []
         self._arrived = threading.Condition()
-        paths = [str(REPO), *([str(THREAD_NAMES)] if names_threads else [])]
+        paths = [str(code), *([str(THREAD_NAMES)] if names_threads else [])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "BENCH_STOP": str(self.ctl / "stop")}
         entry = [str(HUP_SHIM)] if hup_shim else ["-m", "orchestrator"]
         args = [
             *("serve", "--port", str(self.port), "--jobs", str(self.ctl / "jobs.toml"), "--log-level", "info"),
             *("--data-dir", str(self.svc / "data"), "--triggers-dir", str(self.svc / "triggers")),
         ]
+        command = [sys.executable, *(argv if argv is not None else [*entry, *args])]
         self.spawned = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, *entry, *args], cwd=self.ctl, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
+        self.proc = subprocess.Popen(command, cwd=self.ctl, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         threading.Thread(target=self._read, daemon=True).start()
 
     @property

@@ -4,7 +4,6 @@ variable, a replaced lock link, any host name answered)."""
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Mapping
@@ -62,6 +61,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]
     found = []
     for name in sorted(environ):
         if name.startswith("SNAPSHOT_") and name not in known:
+            import difflib  # a misspelt variable is rare: not imported at each start
+
             close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
             found.append((name, close[0] if close else None))
     return found

@@ -18,8 +18,6 @@ from urllib.parse import quote
 from orchestrator.cli.options import option
 from orchestrator.config import ConfigError
 from orchestrator.core.printable import printable
-from orchestrator.jobsfile import load_jobs_file
-from orchestrator.jobsfile.parse import JOB_NAME
 
 DEFAULT_API = "/api/snapshot"
 """The default job's API: the paths of the service from before it had several jobs, still answered."""
@@ -38,6 +36,8 @@ def job_of(args: argparse.Namespace) -> str | None:
     name: str | None = getattr(args, "job", None)
     if name is None:
         return None
+    from orchestrator.jobsfile.parse import JOB_NAME  # the parser is imported by the client commands only
+
     if not JOB_NAME.fullmatch(name):
         raise ConfigError(
             "--job must be a job's name: 1 to 63 of a-z, 0-9, _ and -, starting with a letter or digit, "
@@ -66,6 +66,8 @@ def trigger_folder(args: argparse.Namespace) -> TriggerFolder:
         return TriggerFolder(folder)
     path = option("--jobs").value(args)
     if path is not None:
+        from orchestrator.jobsfile.parse import load_jobs_file
+
         jobs = load_jobs_file(path)
         names = [each.name for each in jobs.jobs]
         if job not in names:

@@ -9,12 +9,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from orchestrator.cli.check import cmd_check
-from orchestrator.cli.client import cmd_cancel, cmd_pause_resume, cmd_reload, cmd_trigger
 from orchestrator.cli.options import settings_from
-from orchestrator.cli.parser import build_parser
+from orchestrator.cli.parser import BUILDERS, build_parser
 from orchestrator.cli.serve import OWN_FILES, cmd_serve
-from orchestrator.cli.status import cmd_status
 from orchestrator.config import ConfigError
 from orchestrator.core.printable import printable
 
@@ -25,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
-    args = build_parser().parse_args(argv)
+    # Only the command given is built (the top-level help, or a name that is no command, needs them all).
+    args = build_parser(argv[0] if argv[0] in BUILDERS else None).parse_args(argv)
     try:
         return _run(args)
     except BrokenPipeError:
@@ -36,21 +34,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Each command's module is imported when it runs: ``serve`` starts without the client commands' modules (and
+    # theirs: the calendar, the jobs file's parser, the progress display), and a client command without the app's.
     try:
         if args.command_name == "check":
+            from orchestrator.cli.check import cmd_check
+
             return cmd_check(args)
-        if args.command_name == "trigger":
-            return cmd_trigger(args)
+        if args.command_name in ("trigger", "cancel", "pause", "resume", "reload"):
+            from orchestrator.cli import client
+
+            if args.command_name in ("pause", "resume"):
+                return client.cmd_pause_resume(args)
+            run = {"trigger": client.cmd_trigger, "cancel": client.cmd_cancel, "reload": client.cmd_reload}
+            return run[args.command_name](args)
         if args.command_name == "status":
+            from orchestrator.cli.status import cmd_status
+
             return cmd_status(args)
-        if args.command_name == "cancel":
-            return cmd_cancel(args)
-        if args.command_name in ("pause", "resume"):
-            return cmd_pause_resume(args)
-        if args.command_name == "reload":
-            return cmd_reload(args)
         if args.command_name == "runs":
-            # Imported here: it brings the progress display's modules (tqdm), which no other command needs at start.
             from orchestrator.cli.runs import cmd_runs
 
             return cmd_runs(args)

@@ -15,7 +15,7 @@ from pathlib import Path
 from orchestrator.config import ConfigError, Settings
 from orchestrator.core.events import iso, utcnow
 from orchestrator.disk.datadir import make_data_folder
-from orchestrator.jobsfile import JobConfig, JobsFile, JobsFileError, load_jobs_file
+from orchestrator.jobsfile.model import JobConfig, JobsFile, JobsFileError
 from orchestrator.store.lock import AlreadyLocked, InstanceLock
 
 
@@ -42,6 +42,8 @@ def check_command(argv: tuple[str, ...]) -> None:
 def read_jobs_file(path: Path) -> JobsFile:
     """The jobs file, read and checked whole, each job's program and folder too; :class:`JobsFileError` (one
     line) if anything in it cannot work."""
+    from orchestrator.jobsfile.parse import load_jobs_file  # only a service with a jobs file reads one
+
     jobs = load_jobs_file(path)
     for job in jobs.jobs:
         check_job(job, path)
@@ -102,8 +104,11 @@ def lock_data_folder(data_dir: Path, url: str) -> InstanceLock:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind the listening socket now, so "port in use" is reported before anything runs."""
+    # An ASCII name goes as bytes: as text, Python encodes it with the "idna" codec, whose import (and its
+    # Unicode tables') would be the only use of it in the service.
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise ConfigError(f"--host {host!r} cannot be resolved: {exc.strerror}") from None
     family, kind, proto, _, address = infos[0]

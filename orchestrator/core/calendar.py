@@ -19,8 +19,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from cronsim import CronSim, CronSimError
-
 from orchestrator.core.schedule import Cooldown
 
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7))
@@ -40,6 +38,8 @@ class NoOccurrence(ValueError):
 def bad_cron(expression: str) -> str | None:
     """Why ``expression`` is no cron expression we run (``minute 61 is out of range (0-59)``); ``None`` if it is.
     Five fields only: cronsim also reads a sixth (seconds), but its daylight-saving rules are cron's for five."""
+    from cronsim import CronSim, CronSimError  # a service with no calendar job never needs it
+
     fields = expression.split()
     if len(fields) != len(FIELDS):
         names = " ".join(name for name, _, _ in FIELDS)
@@ -105,6 +105,8 @@ class CronSchedule(Cooldown):
 
     def occurrence_after(self, moment: datetime) -> datetime:
         """The expression's first time strictly after ``moment`` in real time, in UTC."""
+        from cronsim import CronSim
+
         after = moment.astimezone(UTC)
         for found in CronSim(self.expression, moment.astimezone(self.zone)):
             # On the fall-back day cron's wall-clock reading may answer the first 02:30 for a moment in the

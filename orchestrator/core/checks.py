@@ -9,7 +9,6 @@ a median of two runs says little, and a first run is never "long".
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from typing import Any
 
 from orchestrator.core.events import RunStatus, Source, iso
 from orchestrator.core.records import RunRecord
+from orchestrator.core.stepstats import median
 
 MIN_SAMPLES = 5
 """Completed runs needed before "long" and "fast" are judged."""
@@ -65,7 +65,7 @@ def usual_duration(durations: Sequence[float], min_samples: int = MIN_SAMPLES) -
     """The median of ``durations`` (seconds), or ``None`` with fewer than ``min_samples`` of them."""
     if len(durations) < max(1, min_samples):
         return None
-    return float(statistics.median(durations))
+    return float(median(durations))
 
 
 def is_scheduled(run: RunRecord) -> bool:

@@ -26,7 +26,6 @@ estimate shows ``secondsLeft`` 0 until the next report or its end.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +34,7 @@ from typing import Any
 
 from orchestrator.core.events import iso, parse_iso
 from orchestrator.core.steps import STARTING, Step
+from orchestrator.core.stepstats import median
 
 MIN_PERCENT = 5.0
 """Percent done below which reported progress says too little about the rate."""
@@ -89,7 +89,7 @@ class StepPlan:
         if not times:
             return None
         names = tuple(name for name in times[0] if name != STARTING)  # in the order the newest run first met them
-        medians = {name: statistics.median(run[name] for run in times if name in run) for name in names}
+        medians = {name: median(run[name] for run in times if name in run) for name in names}
         return cls(names, medians) if names else None
 
     def finish_at(self, steps: Sequence[Step], reported_at: datetime) -> datetime | None:
@@ -144,7 +144,7 @@ def estimate(
             return Eta(started_at + elapsed * (100.0 / min(percent, 100.0)), Basis.PROGRESS)
     usable = [d for d in recent_durations[:ETA_SAMPLE_RUNS] if d > 0]
     if usable:
-        return Eta(started_at + timedelta(seconds=statistics.median(usable)), Basis.HISTORY)
+        return Eta(started_at + timedelta(seconds=median(usable)), Basis.HISTORY)
     return None
 
 

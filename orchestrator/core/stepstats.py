@@ -12,8 +12,7 @@ in it, not how long each visit lasts.
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +27,16 @@ SLOW_MIN_SECONDS = 1.0
 """...if it is also at least this much over it: a step of 0.1 s that took 0.2 s is noise, not news."""
 SLOW_MIN_RUNS = 3
 """Runs that must have the step before it can be called slow: a median of one or two runs is no yardstick."""
+
+
+def median(values: Iterable[float]) -> float:
+    """The middle value (the mean of the two middle ones for an even count), as ``statistics.median`` says it,
+    without importing ``statistics`` (and its ``fractions`` and ``decimal``) into the service."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no median of no values")
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +111,7 @@ def summarize(runs: Sequence[RunTimeline]) -> StepSummary:
     stats = tuple(_stats(name, visits, sum(totals)) for name in names)
     return StepSummary(
         run_ids=tuple(run.run_id for run in used),
-        median_run_seconds=_round(statistics.median(totals)) if totals else None,
+        median_run_seconds=_round(median(totals)) if totals else None,
         steps=stats,
     )
 
@@ -148,24 +157,24 @@ def _ordered(visits: Sequence[dict[str, _Visit]]) -> list[str]:
     others = {name for run in visits for name in run} - set(first)
 
     def median_offset(name: str) -> float:
-        return statistics.median(run[name].offset for run in visits if name in run)
+        return median(run[name].offset for run in visits if name in run)
 
     return first + sorted(others, key=lambda name: (median_offset(name), name))
 
 
 def _stats(name: str, visits: Sequence[dict[str, _Visit]], total_seconds: float) -> StepStats:
     seconds = [run[name].seconds for run in visits if name in run]
-    median = statistics.median(seconds)
+    middle = median(seconds)
     latest = visits[0][name].seconds if name in visits[0] else None
     return StepStats(
         name=name,
         runs=len(seconds),
-        median_seconds=_round(median),
+        median_seconds=_round(middle),
         p90_seconds=_round(percentile(seconds, 0.9)),
         # At most 1: a run's duration and its steps' are measured apart, and may differ by a rounding.
         share=min(1.0, round(sum(seconds) / total_seconds, 4)) if total_seconds > 0 else 0.0,
         latest_seconds=_round(latest) if latest is not None else None,
-        slow=is_slow(latest, median, len(seconds)),
+        slow=is_slow(latest, middle, len(seconds)),
     )
 
 

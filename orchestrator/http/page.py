@@ -29,9 +29,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -64,10 +63,11 @@ CONTENT_TYPES = {
 
 def web_root() -> Path:
     """The page's folder: inside the installed package (wheel), else ``web/`` beside the package (checkout)."""
-    packaged = resources.files("orchestrator") / "web"
-    if isinstance(packaged, Path) and (packaged / "index.html").is_file():
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "web"
+    if (packaged / "index.html").is_file():
         return packaged
-    return Path(__file__).resolve().parents[2] / "web"
+    return package.parent / "web"
 
 
 def add_page(app: web.Application, root: Path) -> None:
@@ -84,8 +84,8 @@ def add_page(app: web.Application, root: Path) -> None:
     for relative in files:
         plain, versioned = "/" + relative, f"/v/{version}/{relative}"
         if ENTRY_MODULE.match(relative):  # at the top only: no folder in the name
-            needs = dependencies(relative, partial(_module_text, root, frozenset(files)))
-            app.router.add_get(plain, _entry_handler(entry_module(version, relative, needs), version))
+            needs = partial(dependencies, relative, partial(_module_text, root, frozenset(files)))
+            app.router.add_get(plain, _entry_handler(partial(entry_module, version, relative), needs, version))
         else:
             app.router.add_get(plain, _file_handler(relative, NO_CACHE))
         app.router.add_get(versioned, _file_handler(relative, IMMUTABLE))
@@ -162,8 +162,10 @@ def _module_text(root: Path, files: frozenset[str], path: str) -> str | None:
         return None
 
 
-def _entry_handler(text: str, version: str) -> Handler:
-    body = text.encode()
+def _entry_handler(text: Callable[[Sequence[str]], str], needs: Callable[[], list[str]], version: str) -> Handler:
+    """The generated module, made at its first request (reading the modules it needs takes longer than the
+    rest of the start), the same for every later one."""
+    made: list[bytes] = []
     etag = f'"{version}"'
     headers = {"Cache-Control": NO_CACHE, "ETag": etag, **CROSS_ORIGIN}
 
@@ -171,6 +173,8 @@ def _entry_handler(text: str, version: str) -> Handler:
         tags = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
         if etag in tags or "*" in tags:
             return web.Response(status=304, headers=headers)
-        return web.Response(body=body, headers={**headers, "Content-Type": CONTENT_TYPES[".js"]})
+        if not made:
+            made.append(text(needs()).encode())
+        return web.Response(body=made[0], headers={**headers, "Content-Type": CONTENT_TYPES[".js"]})
 
     return serve

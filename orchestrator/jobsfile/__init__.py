@@ -8,7 +8,10 @@ keys of ``[defaults]`` apply to every job; a job's own value replaces the defaul
 table: nothing is merged), and a job's own ``interval`` or ``cron`` replaces the default schedule, whichever
 kind that is."""
 
-from orchestrator.jobsfile.keys import JOB_KEYS
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from orchestrator.jobsfile.model import (
     DEFAULT_JOB,
     JobConfig,
@@ -18,7 +21,10 @@ from orchestrator.jobsfile.model import (
     local_zone,
     timing_of,
 )
-from orchestrator.jobsfile.parse import load_jobs_file, parse_jobs
+
+if TYPE_CHECKING:
+    from orchestrator.jobsfile.keys import JOB_KEYS
+    from orchestrator.jobsfile.parse import load_jobs_file, parse_jobs
 
 __all__ = [
     "DEFAULT_JOB",
@@ -32,3 +38,17 @@ __all__ = [
     "parse_jobs",
     "timing_of",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The parser (and its ``tomllib``, its keys' checks) is imported when first asked for: a service without a
+    jobs file never reads one."""
+    if name in ("load_jobs_file", "parse_jobs"):
+        from orchestrator.jobsfile.parse import load_jobs_file, parse_jobs
+
+        return {"load_jobs_file": load_jobs_file, "parse_jobs": parse_jobs}[name]
+    if name == "JOB_KEYS":
+        from orchestrator.jobsfile.keys import JOB_KEYS
+
+        return JOB_KEYS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

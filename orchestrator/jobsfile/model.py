@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
 from orchestrator.config import DEFAULT_COOLDOWN_MINUTES, DEFAULT_KILL_GRACE_SECONDS, ConfigError, RunLimits, Settings
-from orchestrator.core.calendar import CronSchedule
 from orchestrator.core.schedule import Schedule, Timing
+
+if TYPE_CHECKING:  # a calendar job's: imported when one is made
+    from zoneinfo import ZoneInfo
 
 DEFAULT_JOB = "snapshot"
 """The one job of a service without a jobs file."""
@@ -91,6 +93,10 @@ def timing_of(job: JobConfig, *, since: datetime | None = None) -> Timing | None
     """The job's schedule; ``None`` for one that runs on triggers and ``after`` only. ``since``: when its
     calendar began (the service started, the job was added), see :class:`CronSchedule`."""
     if job.cron is not None:
+        from zoneinfo import ZoneInfo
+
+        from orchestrator.core.calendar import CronSchedule
+
         zone = ZoneInfo(job.timezone) if job.timezone else local_zone()
         return CronSchedule(job.cron, zone, job.cooldown, since)
     if job.interval_minutes is not None:
@@ -102,6 +108,8 @@ def local_zone() -> ZoneInfo:
     """The machine's time zone, with its daylight-saving rules (a fixed offset would be wrong half the year):
     ``TZ`` when it names a zone, else what ``/etc/localtime`` is (a link into the tz database, or a copy), else
     UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     for name in (os.environ.get("TZ", "").removeprefix(":"), _linked_zone("/etc/localtime")):
         if name:
             try:

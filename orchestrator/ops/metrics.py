@@ -7,7 +7,9 @@ sync.
 Every series of a job carries a ``job`` label; the jobs are read at scrape time, so a job a reload adds shows up
 and a removed one's gauges go (its counters stay until the service restarts, as counters do).
 Each service has its own :class:`CollectorRegistry`: tests build many services in one process, and the process
-metrics of the default registry are not what this endpoint is about.
+metrics of the default registry are not what this endpoint is about. It and its series are made (and
+``prometheus_client`` imported) when first needed: at the first scrape, or when the first run ends; a service
+that is only started pays for neither.
 
 The last success time survives a restart: when a job is first served it is taken from the state file's last run
 of that job, else from its newest completed run in the history; unknown (never, or pruned away) it is 0, which an
@@ -20,11 +22,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
-
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.core.events import RunStatus, Source
 from orchestrator.core.records import RunRecord, State
@@ -32,9 +30,13 @@ from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.core.steps import Step
 from orchestrator.store.api import MAX_PAGE, RunHistory, StoreUnavailable
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """``text/plain; version=0.0.4; charset=utf-8``: the format every Prometheus version scrapes."""
 OUTCOMES = (RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.CANCELLED)
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200)
@@ -72,7 +74,6 @@ class Metrics:
     those of the service (its streams) carry none."""
 
     def __init__(self, jobs: Callable[[], Mapping[str, Watched]], history: RunHistory) -> None:
-        self.registry = CollectorRegistry()
         self._jobs = jobs
         self._history = history
         self._sse_clients: Callable[[], int] = lambda: 0
@@ -82,44 +83,47 @@ class Metrics:
         downtime)."""
         self.last_success: dict[str, datetime | None] = {}
         """When each job's last completed run ended, as far as known."""
-        self.runs = Counter(
-            "snapshot_runs",
-            "Runs that ended, by job, by the source of the trigger that started them and by outcome.",
-            ("job", "source", "outcome"),
-            registry=self.registry,
-        )
-        self.durations = Histogram(
-            "snapshot_run_duration_seconds",
-            "How long runs took, from start to end, by job and outcome.",
-            ("job", "outcome"),
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
-        self.step_durations = Histogram(
-            "snapshot_step_duration_seconds",
-            f"How long steps took, by job and step name (each job's first {MAX_STEP_NAMES} names seen; later "
-            f"ones: {OTHER_STEPS}).",
-            ("job", "step"),
-            buckets=STEP_BUCKETS,
-            registry=self.registry,
-        )
         self._step_names: dict[str, set[str]] = {}
-        self.coalesced = Counter(
-            "snapshot_triggers_coalesced",
-            "Triggers absorbed into a run beyond the first (they caused no run of their own), by job.",
-            ("job",),
-            registry=self.registry,
-        )
-        self.registry.register(_LiveCollector(self))
+        self._added: list[str] = []
+        """The jobs served so far, in order: each has its series at 0 from when the series are made."""
+        self._series: _Series | None = None
+
+    @property
+    def series(self) -> _Series:
+        """The registry and the series of the events, made at the first call (with every job's at 0)."""
+        if self._series is None:
+            self._series = _Series(self)
+            for name in self._added:
+                self._series.zero(name)
+        return self._series
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.series.registry
+
+    @property
+    def runs(self) -> Counter:
+        return self.series.runs
+
+    @property
+    def durations(self) -> Histogram:
+        return self.series.durations
+
+    @property
+    def step_durations(self) -> Histogram:
+        return self.series.step_durations
+
+    @property
+    def coalesced(self) -> Counter:
+        return self.series.coalesced
 
     def job_added(self, name: str, watched: Watched) -> None:
         """A job is served (at start, or added by a reload): its series exist from now on, at 0 (``rate()`` and
         ``increase()`` need a 0), and its last success is looked up once (its state, else the history)."""
-        self.coalesced.labels(name)
-        for outcome in OUTCOMES:
-            self.durations.labels(name, outcome.value)
-            for source in Source:
-                self.runs.labels(name, source.value, outcome.value)
+        if name not in self._added:
+            self._added.append(name)
+            if self._series is not None:
+                self._series.zero(name)
         if self.last_success.get(name) is None:
             self.last_success[name] = last_success(watched.state.last_run, self._history, job=name)
 
@@ -131,6 +135,8 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text; it costs the same whatever the history holds (nothing here reads it)."""
+        from prometheus_client.exposition import generate_latest
+
         return generate_latest(self.registry)
 
     # ------------------------------------------------------------------------------------- RunListener
@@ -227,6 +233,51 @@ class Metrics:
             )
 
 
+class _Series:
+    """The registry and the series fed by events (the live state is read by a collector at each scrape)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.runs = Counter(
+            "snapshot_runs",
+            "Runs that ended, by job, by the source of the trigger that started them and by outcome.",
+            ("job", "source", "outcome"),
+            registry=self.registry,
+        )
+        self.durations = Histogram(
+            "snapshot_run_duration_seconds",
+            "How long runs took, from start to end, by job and outcome.",
+            ("job", "outcome"),
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.step_durations = Histogram(
+            "snapshot_step_duration_seconds",
+            f"How long steps took, by job and step name (each job's first {MAX_STEP_NAMES} names seen; later "
+            f"ones: {OTHER_STEPS}).",
+            ("job", "step"),
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.coalesced = Counter(
+            "snapshot_triggers_coalesced",
+            "Triggers absorbed into a run beyond the first (they caused no run of their own), by job.",
+            ("job",),
+            registry=self.registry,
+        )
+        self.registry.register(_LiveCollector(metrics))
+
+    def zero(self, name: str) -> None:
+        """Job ``name``'s series, at 0."""
+        self.coalesced.labels(name)
+        for outcome in OUTCOMES:
+            self.durations.labels(name, outcome.value)
+            for source in Source:
+                self.runs.labels(name, source.value, outcome.value)
+
+
 class _JobFamilies:
     """The families of one scrape, in the order first met, each with a sample per job."""
 
@@ -234,12 +285,16 @@ class _JobFamilies:
         self._families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
 
     def gauge(self, job: str, name: str, documentation: str, value: float | bool) -> None:
+        from prometheus_client.core import GaugeMetricFamily  # imported by then: a scrape made the registry
+
         family = self._families.get(name)
         if family is None:
             family = self._families[name] = GaugeMetricFamily(name, documentation, labels=("job",))
         family.add_metric((job,), float(value))
 
     def counter(self, name: str, documentation: str, labels: tuple[str, str], value: float) -> None:
+        from prometheus_client.core import CounterMetricFamily
+
         family = self._families.get(name)
         if family is None:
             family = self._families[name] = CounterMetricFamily(name, documentation, labels=("job", "source"))
@@ -260,6 +315,8 @@ class _LiveCollector:
 
 
 def _gauge(name: str, documentation: str, value: float | bool) -> GaugeMetricFamily:
+    from prometheus_client.core import GaugeMetricFamily
+
     return GaugeMetricFamily(name, documentation, value=float(value))
 
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import MailSettings, Settings, WebhookSettings
 from orchestrator.core.checks import (
@@ -43,9 +43,11 @@ from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.core.schedule import Timing
 from orchestrator.jobsfile import JobConfig
 from orchestrator.ops.delivery import Backoff
-from orchestrator.ops.mail import Mailer, Security, SmtpSettings, compose
 from orchestrator.ops.recent import RecentRuns
 from orchestrator.ops.webhook import Webhooks
+
+if TYPE_CHECKING:  # the mail room (and smtplib) is imported only where mail is set up
+    from orchestrator.ops.mail import Mailer, SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,11 @@ class Notifier:
             Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job) if hooks.urls else None
         )
         mail = settings.notify.mail
-        self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job) if mail.host else None
+        self.mailer: Mailer | None = None
+        if mail.host:
+            from orchestrator.ops.mail import Mailer
+
+            self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job)
         self._recent = recent
         self._state = state
         self._schedule = schedule
@@ -222,6 +228,8 @@ class Notifier:
             self.webhooks.send(event.value, run.run_id, document, delivery_id=delivery_id, sent_at=int(now.timestamp()))
         mail_worthy = event is Event.LONG or (event is Event.FAILURE and run.status is RunStatus.ERROR)
         if self.mailer is not None and mail_worthy:
+            from orchestrator.ops.mail import compose
+
             self.mailer.send(compose(event.value, run, checks, self.service_url, job=self.job, api_url=self.api_url))
 
     async def _watch(self) -> None:
@@ -288,6 +296,8 @@ def webhooks_for(settings: Settings, job: JobConfig | None) -> WebhookSettings:
 
 
 def smtp_settings(mail: MailSettings) -> SmtpSettings:
+    from orchestrator.ops.mail import Security, SmtpSettings
+
     assert mail.host is not None
     return SmtpSettings(
         host=mail.host,

@@ -28,6 +28,10 @@ MAX_TRIGGER_BYTES = 4096
 """Bytes of a trigger file that are read; the reason is cut there."""
 
 
+SAID_NAMES = 3
+"""Files named in the one line that says what is wrong with several; the others are counted."""
+
+
 def is_trigger_name(name: str) -> bool:
     return bool(name) and not name.startswith(".") and not name.endswith(".tmp")
 
@@ -83,6 +87,8 @@ class TriggerFolder:
         self._fd: int | None = None
         """The folder as opened by the last :meth:`scan`; its reads and removals go through it."""
         self._warned: set[tuple[str, int]] = set()
+        self._problems: dict[str, list[str]] = {}
+        """What is wrong with which files, said at the end of the call that found it."""
         self._unremovable: set[tuple[str, int]] = set()
         self._unlistable = Streak()
         self._unreadable = False
@@ -123,15 +129,21 @@ class TriggerFolder:
             log.info("triggers folder %s is a real folder again", self.folder)
         return self._fd
 
-    def scan(self) -> list[os.DirEntry[str]]:
-        """The trigger files present now, oldest first; none if the folder is missing or cannot be listed."""
+    def scan(self, limit: int | None = None) -> list[os.DirEntry[str]] | None:
+        """The trigger files present now, oldest first; none if the folder is missing or cannot be listed.
+        ``None`` if there are more than ``limit`` (the listing stops there)."""
         self._unreadable = False
         try:
             fd = self._open()
             if fd is None:
                 return []
+            entries: list[os.DirEntry[str]] = []
             with os.scandir(fd) as listing:
-                entries = [e for e in listing if is_trigger_name(e.name) and e.name not in self._leave_alone]
+                for entry in listing:
+                    if is_trigger_name(entry.name) and entry.name not in self._leave_alone:
+                        if limit is not None and len(entries) >= limit:
+                            return None
+                        entries.append(entry)
         except FileNotFoundError:
             return []
         except OSError as exc:  # e.g. no permission, or replaced by a file; logged once per streak
@@ -154,7 +166,10 @@ class TriggerFolder:
         fd = self._fd
         if fd is None:
             return []
-        return [item for item in (self._read(fd, entry) for entry in entries) if item is not None]
+        try:
+            return [item for item in (self._read(fd, entry) for entry in entries) if item is not None]
+        finally:
+            self._say_problems()
 
     def remove(self, taken: list[TakenFile]) -> None:
         """Remove files read by :meth:`read` once their triggers are saved. A file changed since it was read
@@ -162,6 +177,12 @@ class TriggerFolder:
         fd = self._fd
         if fd is None:
             return
+        try:
+            self._remove(fd, taken)
+        finally:
+            self._say_problems()
+
+    def _remove(self, fd: int, taken: list[TakenFile]) -> None:
         for item in taken:
             try:
                 now = os.stat(item.name, dir_fd=fd, follow_symlinks=False)
@@ -177,7 +198,7 @@ class TriggerFolder:
 
     def take_all(self) -> list[TakenFile]:
         """Read and remove every trigger file present now, oldest first (no state to save in between)."""
-        taken = self.read(self.scan())
+        taken = self.read(self.scan() or [])
         self.remove(taken)
         return taken
 
@@ -192,8 +213,9 @@ class TriggerFolder:
             return None
         if (entry.name, st.st_ino) in self._unremovable:
             return None
-        if stat.S_ISLNK(st.st_mode):
-            # A symlink counts as a trigger, but what it points to is never opened.
+        if stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size == 0 and st.st_nlink == 1):
+            # A symlink counts as a trigger, but what it points to is never opened. An empty file (``touch``)
+            # has its name for the reason: nothing to open (written since, its change keeps it for later).
             return TakenFile(entry.name, clean_reason(entry.name), st.st_ino, st.st_ctime_ns)
         if not stat.S_ISREG(st.st_mode):
             self._warn_once(entry.name, st.st_ino, "is not a regular file; ignoring it")
@@ -224,10 +246,22 @@ class TriggerFolder:
         return TakenFile(entry.name, reason_from_payload(entry.name, payload), opened.st_ino, opened.st_ctime_ns)
 
     def _warn_once(self, name: str, inode: int, why: str) -> None:
+        """Say, once per file, what is wrong with it: at the end of the call, in one line for all the files
+        with the same problem (a burst of ten thousand unreadable files is one line, not ten thousand)."""
         if (name, inode) not in self._warned:
             self._warned.add((name, inode))
+            self._problems.setdefault(why, []).append(name)
+
+    def _say_problems(self) -> None:
+        problems, self._problems = self._problems, {}
+        for why, names in problems.items():
             # %r: a name may hold a newline, which would forge a log line.
-            log.warning("trigger file %r in %s %s", name, self.folder, why)
+            if len(names) == 1:
+                log.warning("trigger file %r in %s %s", names[0], self.folder, why)
+            else:
+                named = ", ".join(repr(name) for name in names[:SAID_NAMES])
+                more = f" and {len(names) - SAID_NAMES} more" if len(names) > SAID_NAMES else ""
+                log.warning("%d trigger files in %s (%s%s): each %s", len(names), self.folder, named, more, why)
 
 
 def _mtime(entry: os.DirEntry[str]) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -97,6 +98,9 @@ class FolderWatch:
         self._recovery_failed = Streak()
         self._later: set[int] = set()
         """Whole seconds of the loop's clock at which :attr:`changed` is already due to be set."""
+        self._wake_due = False
+        """A call that sets :attr:`changed` is on its way to the loop: events until it runs need no other."""
+        self._calls = threading.Lock()  # guards the two above, shared by the observers' threads and the loop
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -205,24 +209,37 @@ class FolderWatch:
         self._notify(0)
 
     def _notify(self, delay: float) -> None:
+        """Have :attr:`changed` set now, or ``delay`` seconds from now rounded up to a whole second of the loop's
+        clock. Thousands of events wake the loop a handful of times, not once each: an event that comes while a
+        call to set the flag is on its way to the loop is covered by that call, which runs after it."""
         loop = self._loop
         if loop is None:
             return
-        with contextlib.suppress(RuntimeError):  # the loop is closing; nobody is left to tell
+        call: Callable[[], None]
+        with self._calls:
             if delay > 0:
-                loop.call_soon_threadsafe(self._set_later, delay)
+                at = math.ceil(loop.time() + delay)  # the loop's clock may be read from any thread
+                if at in self._later:
+                    return
+                self._later.add(at)
+                call = functools.partial(self._set_later, at)
             else:
-                loop.call_soon_threadsafe(self.changed.set)
+                if self._wake_due:
+                    return
+                self._wake_due = True
+                call = self._wake
+        with contextlib.suppress(RuntimeError):  # the loop is closing; nobody is left to tell
+            loop.call_soon_threadsafe(call)
 
-    def _set_later(self, delay: float) -> None:
-        """Set :attr:`changed` ``delay`` seconds from now, rounded up to a whole second of the loop's clock:
-        a burst of thousands of events asks for a handful of timers, not one each. On the loop."""
-        assert self._loop is not None
-        at = math.ceil(self._loop.time() + delay)
-        if at not in self._later:
-            self._later.add(at)
-            self._loop.call_at(at, self._fire_later, at)
+    def _wake(self) -> None:
+        with self._calls:
+            self._wake_due = False  # before the set: a later event asks for a call of its own
+        self.changed.set()
+
+    def _set_later(self, at: int) -> None:
+        asyncio.get_running_loop().call_at(at, self._fire_later, at)
 
     def _fire_later(self, at: int) -> None:
-        self._later.discard(at)
+        with self._calls:
+            self._later.discard(at)
         self.changed.set()

@@ -28,7 +28,18 @@ from watchdog.events import (
     EVENT_TYPE_DELETED,
     EVENT_TYPE_EVENTS_LOST,
     EVENT_TYPE_MODIFIED,
+    DirAttribEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
     EventsLostEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -41,6 +52,24 @@ except ImportError:  # not Linux: the platform's observer, without full move eve
     InotifyObserver = None  # type: ignore[assignment,misc]
 
 log = logging.getLogger(__name__)
+
+KEPT_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    FileModifiedEvent,  # also what asks inotify for attribute changes: a touch of a file there already
+    FileAttribEvent,
+    DirAttribEvent,
+    FileClosedEvent,
+    FileOpenedEvent,
+    EventsLostEvent,
+]
+"""The events an observer passes on. Left out, so that inotify does not even queue them: a folder's "modified"
+(an echo of a change of one of its entries, which has its own event) and a file closed without a write (each
+read of a file raises one). A burst of ten thousand trigger files, each read by us, would raise 40,000 of them."""
 
 Handler = Callable[[FileSystemEvent], None]
 """Told of an event, on an observer's thread (or, for a replaced observer's hint, on the caller's)."""
@@ -190,7 +219,9 @@ class _SharedWatch:
         observer.name = f"watch-{os.path.basename(self.key.path)}{'-tree' if self.key.recursive else ''}"
         observer.daemon = True
         try:
-            observer.schedule(_Dispatch(self.dispatch), self.key.path, recursive=self.key.recursive)
+            observer.schedule(
+                _Dispatch(self.dispatch), self.key.path, recursive=self.key.recursive, event_filter=KEPT_EVENTS
+            )
             observer.start()
         except BaseException:
             # Scheduling may have opened an inotify instance and its reader: give them back.

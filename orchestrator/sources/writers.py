@@ -102,12 +102,16 @@ class Writers:
             return None
         if event.event_type == EVENT_TYPE_MODIFIED:
             return None  # a writer is mid-way; its close follows
-        if _gone(path):
+        try:
+            info: os.stat_result | None = os.lstat(path)
+        except FileNotFoundError:
             # Gone already: most often a file we just took, whose unlink raises an attrib event (the link
             # count). A look for it would only take whatever else is there, perhaps still half-written.
             self._forget(path)
             return None
-        if event.event_type == EVENT_TYPE_CREATED and _is_new_file(path):
+        except OSError:  # a folder that cannot be looked into is not "gone": its look must fail, and say so
+            info = None
+        if event.event_type == EVENT_TYPE_CREATED and _is_new_file(info):
             self._heard(path, Heard.MADE)
             return UNHEARD_SECONDS  # a writer's "opened" comes first; without one, the file is taken then
         if event.event_type in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED, EVENT_TYPE_CREATED):
@@ -138,25 +142,10 @@ class Writers:
             self._files.pop(os.path.basename(path), None)
 
 
-def _gone(path: str) -> bool:
-    """Known to be gone. A folder that cannot be looked into is not "gone": its look must fail, and say so."""
-    try:
-        os.lstat(path)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _is_new_file(path: str) -> bool:
-    """Whether ``path`` is a regular file that a writer has just created, rather than a hard link to content
+def _is_new_file(info: os.stat_result | None) -> bool:
+    """Whether ``info`` is of a regular file that a writer has just created, rather than a hard link to content
     that exists already (which gives no close event: nobody writes through the new name)."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return False
-    if not stat.S_ISREG(info.st_mode):
+    if info is None or not stat.S_ISREG(info.st_mode):
         return False
     # A link adds a name (st_nlink > 1) and changes only the inode's ctime. A writer sets mtime and ctime
     # together, so ctime past mtime marks a link whose other name is already gone.

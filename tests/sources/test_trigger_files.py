@@ -113,3 +113,34 @@ def test_other_jobs_folders_are_left_alone_without_a_word_and_any_other_folder_i
         f"trigger file 'stray' in {tmp_path} is not a regular file; ignoring it"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup", "report", "stray"]
+
+
+def test_many_files_with_the_same_problem_are_one_line_naming_the_first_and_counting_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(50):
+        os.mkfifo(tmp_path / f"fifo-{n:02d}")
+    (tmp_path / "run-now").write_text("")
+    folder = TriggerFolder(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert [t.name for t in folder.take_all()] == ["run-now"]
+        assert folder.take_all() == [], "and said once: not again at the next look"
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"50 trigger files in {tmp_path} ('fifo-"), line
+    assert line.endswith(" and 47 more): each is not a regular file; ignoring it"), line
+
+
+def test_an_empty_file_is_taken_without_being_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "run-now").write_text("")
+    (tmp_path / "deploy").write_text("deploy 42")
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", recording_open)
+    taken = TriggerFolder(tmp_path).take_all()
+    assert sorted((t.name, t.reason) for t in taken) == [("deploy", "deploy 42"), ("run-now", "run-now")]
+    assert "run-now" not in opened and "deploy" in opened

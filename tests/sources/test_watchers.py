@@ -8,7 +8,8 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -20,7 +21,7 @@ from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.disk.atomic import write_json_atomic
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
-from orchestrator.sources.folder import FolderSource
+from orchestrator.sources.folder import LOOP_FILES, TAKE_BATCH, FolderSource
 from orchestrator.sources.trigger_files import TriggerFolder
 from orchestrator.sources.watchhub import WatchHub
 from tests.faults.harness import FileChanges
@@ -205,6 +206,36 @@ async def test_folder_missing_at_start_is_created(tmp_path: Path, hub: WatchHub)
         assert (await next_trigger(queue)).reason == "go"
 
 
+async def test_a_file_after_an_empty_look_is_taken_on_the_loop_and_a_burst_on_the_worker_thread(
+    folder_source: tuple[FolderSource, asyncio.Queue[Trigger]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, queue = folder_source
+    await source.first_look.wait()
+    await until_waiting(source)  # the first look (on the thread) found the folder empty
+    calls: list[str] = []
+    submit = source._worker.submit
+
+    def counting(fn: Callable[..., T], /, *args: object) -> Future[T]:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return submit(fn, *args)
+
+    monkeypatch.setattr(source._worker, "submit", counting)
+    path = source.watch.folder / "run-now"
+    path.touch()
+    assert (await until_gone(path, queue)).reason == "run-now"
+    assert calls == [], "one file, taken with no trip to a thread"
+
+    count = TAKE_BATCH + LOOP_FILES + 1
+    for n in range(count):
+        (source.watch.folder / f"burst-{n:05d}").touch()
+    reasons = {(await next_trigger(queue)).reason for _ in range(count)}
+    assert reasons == {f"burst-{n:05d}" for n in range(count)}
+    await until_waiting(source)
+    assert list(source.watch.folder.iterdir()) == []
+    assert queue.empty(), "every file once"
+    assert calls, "a burst is read and removed on the worker thread"
+
+
 async def test_folder_deleted_and_recreated_keeps_working(
     folder_source: tuple[FolderSource, asyncio.Queue[Trigger]],
 ) -> None:
@@ -286,8 +317,8 @@ async def test_a_stop_while_a_look_is_on_its_thread_closes_the_folder_only_after
     failures: list[OSError] = []
     scan, close = TriggerFolder.scan, TriggerFolder.close
 
-    def slow_scan(folder: TriggerFolder) -> list[os.DirEntry[str]]:
-        entries = scan(folder)
+    def slow_scan(folder: TriggerFolder, limit: int | None = None) -> list[os.DirEntry[str]] | None:
+        entries = scan(folder, limit)
         inside.set()
         release.wait(WAIT)
         try:

@@ -1,0 +1,38 @@
+"""bench/startup.py runs end to end at a tiny size: one try of each start (a fresh data folder, one with history,
+the bare aiohttp app), a short idle window; both tables are printed with their references and ratios."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.support import PYTHON, REPO
+
+pytestmark = pytest.mark.process
+
+
+@pytest.mark.timeout(120)
+def test_the_startup_benchmark_runs_at_a_tiny_size() -> None:
+    done = subprocess.run(
+        [PYTHON, "bench/startup.py", "--rounds", "1", "--history", "3", "--idle-seconds", "1", "--settle", "0.2"],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for heading in ("### 1. Spawn -> `/health` 200", "### 2. Idle: 1 s"):
+        assert heading in out, out
+    for row in (
+        "| service, fresh data folder (its first run starts) |",
+        "| service, data folder with history |",
+        "| bare aiohttp app (reference) |",
+        "| **fresh / bare** |",
+        "| **history / bare** |",
+        "| **service / bare** |",
+    ):
+        assert row in out, out
+    assert f"The service's code: `{REPO / 'orchestrator' / '__init__.py'}`" in out, out
