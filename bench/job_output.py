@@ -135,8 +135,9 @@ class Service:
         while last_line not in tail(log_file):
             time.sleep(0.001)
         held = time.time()
-        while service.get_json("/api/snapshot/status").get("lastRun", {}).get("runId") != run_id:
+        while (last_run := service.get_json("/api/snapshot/status").get("lastRun") or {}).get("runId") != run_id:
             time.sleep(0.02)
+        assert last_run.get("status") == "completed", last_run
         first, last = job_times(self.times)
         return last - first, held - first
 
