@@ -44,10 +44,10 @@ from orchestrator.core.schedule import Timing
 from orchestrator.jobsfile import JobConfig
 from orchestrator.ops.delivery import Backoff
 from orchestrator.ops.recent import RecentRuns
-from orchestrator.ops.webhook import Webhooks
 
-if TYPE_CHECKING:  # the mail room (and smtplib) is imported only where mail is set up
+if TYPE_CHECKING:  # the mail and webhook rooms (smtplib, hmac) are imported only where they are set up
     from orchestrator.ops.mail import Mailer, SmtpSettings
+    from orchestrator.ops.webhook import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,11 @@ class Notifier:
         )
         self.events = frozenset(Event(name) for name in hooks.events)
         backoff = Backoff(first=settings.notify.backoff_seconds)
-        self.webhooks = (
-            Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job) if hooks.urls else None
-        )
+        self.webhooks: Webhooks | None = None
+        if hooks.urls:
+            from orchestrator.ops.webhook import Webhooks
+
+            self.webhooks = Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job)
         mail = settings.notify.mail
         self.mailer: Mailer | None = None
         if mail.host:
