@@ -97,17 +97,8 @@ class Notifier:
         )
         self.events = frozenset(Event(name) for name in hooks.events)
         backoff = Backoff(first=settings.notify.backoff_seconds)
-        self.webhooks: Webhooks | None = None
-        if hooks.urls:
-            from orchestrator.ops.webhook import Webhooks
-
-            self.webhooks = Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job)
-        mail = settings.notify.mail
-        self.mailer: Mailer | None = None
-        if mail.host:
-            from orchestrator.ops.mail import Mailer
-
-            self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job)
+        self.webhooks = webhooks(hooks, clock, backoff, job) if hooks.urls else None
+        self.mailer = mailer(settings.notify.mail, clock, backoff, job) if settings.notify.mail.host else None
         self._recent = recent
         self._state = state
         self._schedule = schedule
@@ -295,6 +286,18 @@ def webhooks_for(settings: Settings, job: JobConfig | None) -> WebhookSettings:
     urls = hooks.urls if job.notify_urls is None else job.notify_urls
     events = hooks.events if job.notify_on is None else job.notify_on
     return WebhookSettings(urls=urls, events=events, secret=hooks.secret)
+
+
+def webhooks(hooks: WebhookSettings, clock: Clock, backoff: Backoff, job: str) -> Webhooks:
+    from orchestrator.ops.webhook import Webhooks  # imported where a job has webhooks
+
+    return Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job)
+
+
+def mailer(mail: MailSettings, clock: Clock, backoff: Backoff, job: str) -> Mailer:
+    from orchestrator.ops.mail import Mailer  # imported where mail is set up (smtplib, email.generator)
+
+    return Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job)
 
 
 def smtp_settings(mail: MailSettings) -> SmtpSettings:
