@@ -11,7 +11,7 @@ run, their tries interleaved (the order rotates each round), so the machine's lo
               has no run in flight. Ours must run exactly once per touch: the bench fails otherwise.
 ``watchmedo`` ``watchmedo shell-command --patterns '*' --ignore-directories --command JOB FOLDER`` (watchdog's
               own CLI, from the venv): it runs JOB through ``/bin/sh -c`` for every event, so a new file gives
-              several runs (created, modified by the time change, closed); the first is timed, all are counted.
+              several runs (created, attrib: the time change, closed); the first is timed, all are counted.
               Nothing consumes the file: the bench removes it after the try (that removal's own runs, stamped
               after it, are not counted), so each touch creates the file anew, as in ours.
 ``entr``      ``entr -np JOB`` fed the trigger file's path, the file left in place (each touch changes its
@@ -307,8 +307,8 @@ def main() -> int:
         f"**{'exactly one run per touch' if one_each else 'MISMATCH'}**"
     )
     print(
-        f"- watchmedo: {sum(wm.runs)} runs for {len(wm.runs)} touches: one per inotify event it reports (created, "
-        "modified, closed), the first timed; the removal after each try runs it again (not counted)"
+        f"- watchmedo: {sum(wm.runs)} runs for {len(wm.runs)} touches: one per event it reports (created, attrib, "
+        "closed), the first timed; the removal after each try runs it again (not counted)"
     )
     print(f"- entr: {sum(en.runs)} runs for {len(en.runs)} touches")
     facts = {

@@ -49,6 +49,9 @@ class StatusView(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    def status_json(self) -> bytes:
+        """The status document as of now, as JSON (encoded once per change)."""
+
     def latest(self) -> tuple[int, dict[str, Any]]:
         """The latest published status document and its version."""
 
