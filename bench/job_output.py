@@ -7,7 +7,10 @@ The job is the same Python loop every time (one ``PROGRESS`` line every 10,000 l
 service gives a job: ``PYTHONUNBUFFERED=1``, so each line is a write of its own); it notes the wall clock at its
 first line and after its last one. Modes:
 
-``file``     the job's stdout redirected to a file by the shell (the reference);
+``file``     the job's stdout redirected to a file by the shell (the reference), in the same environment;
+``file, buffered``  the same without ``PYTHONUNBUFFERED`` (Python's own 8 KiB buffer): what that setting,
+             which the service gives every job so that its lines and reports come as they are printed, costs
+             the job itself (for information);
 ``runner``   run in this process by the service's own ``SubprocessJob``, its lines going to ``RunLogs`` as the
              runner wires them, progress reports parsed;
 ``service``  a real service process (``python -m orchestrator serve``): ``POST /api/snapshot/trigger``, then
@@ -55,9 +58,9 @@ def job_times(path: Path) -> tuple[float, float]:
     return float(first), float(last)
 
 
-def by_file(script: str, folder: Path) -> tuple[float, float]:
+def by_file(script: str, folder: Path, unbuffered: str = "1") -> tuple[float, float]:
     times = folder / "times"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BENCH_TIMES": os.fspath(times), "BENCH_JOB": script}
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered, "BENCH_TIMES": os.fspath(times), "BENCH_JOB": script}
     out = folder / "out.txt"
     subprocess.run(["sh", "-c", f'exec "{sys.executable}" -c "$BENCH_JOB" > "{out}"'], env=env, check=True)
     first, last = job_times(times)
@@ -135,8 +138,9 @@ class Service:
         while last_line not in tail(log_file):
             time.sleep(0.001)
         held = time.time()
-        while service.get_json("/api/snapshot/status").get("lastRun", {}).get("runId") != run_id:
+        while (last_run := service.get_json("/api/snapshot/status").get("lastRun") or {}).get("runId") != run_id:
             time.sleep(0.02)
+        assert last_run.get("status") == "completed", last_run
         first, last = job_times(self.times)
         return last - first, held - first
 
@@ -158,7 +162,7 @@ def main() -> None:
 
     script = JOB.format(lines=args.lines)
     began = time.monotonic()
-    modes = ["file", "runner"] + ([] if args.no_service else ["service"])
+    modes = ["file", "file, buffered", "runner"] + ([] if args.no_service else ["service"])
     results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
@@ -166,10 +170,12 @@ def main() -> None:
         try:
             for n in range(args.tries):
                 for mode in modes:
-                    folder = root / f"{mode}{n}"
+                    folder = root / f"{mode.replace(', ', '-')}{n}"
                     folder.mkdir()
                     if mode == "file":
                         results[mode].append(by_file(script, folder))
+                    elif mode == "file, buffered":
+                        results[mode].append(by_file(script, folder, unbuffered=""))
                     elif mode == "runner":
                         results[mode].append(asyncio.run(by_runner(script, folder, args.lines)))
                     elif service is not None:

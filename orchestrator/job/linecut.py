@@ -79,6 +79,18 @@ def lines_with(block: bytes, mark: bytes) -> Iterator[str]:
         at = block.find(mark, end)
 
 
+def last_lines(block: bytes, count: int) -> list[str]:
+    """The last ``count`` lines of a clean block that are not blank, as text, in order; found from its end."""
+    found: list[str] = []
+    end = len(block) - 1  # the newline of the last line
+    while end >= 0 and len(found) < count:
+        start = block.rfind(b"\n", 0, end) + 1
+        if block[start:end].strip():
+            found.append(block[start:end].decode())
+        end = start - 1
+    return found[::-1]
+
+
 def _short(block: bytes) -> bool:
     return len(block) <= MAX_LINE_BYTES + 1 or max(map(len, block.split(b"\n"))) <= MAX_LINE_BYTES
 

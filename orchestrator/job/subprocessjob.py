@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator.core.events import RunStatus
 from orchestrator.core.outlast import outlast_cancel
-from orchestrator.job.linecut import lines_of, lines_with
+from orchestrator.job.linecut import last_lines, lines_of, lines_with
 from orchestrator.job.pipes import PipeEnd, pipe_end, read_blocks
 from orchestrator.job.processgroup import JobGroup, escalate
 from orchestrator.job.protocol import (
@@ -162,10 +162,11 @@ class SubprocessJob:
 
     async def _read_stderr(self, ctx: RunContext, stream: asyncio.StreamReader, end: PipeEnd, tail: deque[str]) -> None:
         def seen(block: bytes) -> None:
-            said = [line for line in lines_of(block) if line.strip()]
-            tail.extend(said[-STDERR_TAIL_LINES:])
-            for line in said if log.isEnabledFor(logging.DEBUG) else ():
-                log.debug("run %s ! %s", ctx.run_id, line)
+            tail.extend(last_lines(block, STDERR_TAIL_LINES))
+            if log.isEnabledFor(logging.DEBUG):
+                for line in lines_of(block):
+                    if line.strip():
+                        log.debug("run %s ! %s", ctx.run_id, line)
 
         await read_blocks(stream, end, Pipe.ERR, ctx.output, seen)
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.job.linecut import CUT_MARK, MAX_LINE_BYTES, LineCutter, clean_block, lines_of, lines_with
+from orchestrator.job.linecut import (
+    CUT_MARK,
+    MAX_LINE_BYTES,
+    LineCutter,
+    clean_block,
+    last_lines,
+    lines_of,
+    lines_with,
+)
 
 LONG = b"x" * (MAX_LINE_BYTES + 10)
 CUT = b"x" * MAX_LINE_BYTES + CUT_MARK.encode()
@@ -50,3 +58,17 @@ def test_the_lines_of_a_block_and_those_that_hold_a_word() -> None:
     assert list(lines_of(block)) == ["a", "PROGRESS 5 one", "b", "  PROGRESS 7", "", "PROGRESS 9 end"]
     assert list(lines_with(block, b"PROGRESS")) == ["PROGRESS 5 one", "  PROGRESS 7", "PROGRESS 9 end"]
     assert list(lines_with(b"a\nb\n", b"PROGRESS")) == []
+
+
+@pytest.mark.parametrize(
+    ("block", "count", "last"),
+    [
+        (b"a\nb\n\n  \nc\n", 2, ["b", "c"]),
+        (b"a\nb\n\n  \nc\n", 10, ["a", "b", "c"]),
+        (b"\n\n", 3, []),
+        (b"", 3, []),
+        (b" x \n", 1, [" x "]),
+    ],
+)
+def test_the_last_lines_that_say_something(block: bytes, count: int, last: list[str]) -> None:
+    assert last_lines(block, count) == last
