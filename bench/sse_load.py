@@ -46,7 +46,7 @@ if str(REPO) not in sys.path:
 
 from bench.latency import seed_state  # noqa: E402
 from orchestrator.disk.atomic import write_json_atomic  # noqa: E402
-from orchestrator.http.sse import WRITE_BUFFER_CAP  # noqa: E402
+from orchestrator.http.streamclient import WRITE_BUFFER_CAP  # noqa: E402
 from orchestrator.live.progress import PROGRESS_FILE_NAME  # noqa: E402
 from tests.faults.test_sse_load import REQUEST, SLOW_RCVBUF, Usage, churn, connect_raw, reset, usage  # noqa: E402
 from tests.support import ServiceProcess, start_service  # noqa: E402

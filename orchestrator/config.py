@@ -52,18 +52,49 @@ def sample_job_command() -> tuple[str, ...]:
     return (sys.executable, "-m", "orchestrator.sample_job")
 
 
-def default_max_streams() -> int:
-    """Half the process's file descriptor limit (at most 2000): the rest is for the job's pipes, the files and
-    the page's other requests. Raising the limit (``LimitNOFILE=`` under systemd) raises this too."""
+KEPT_FOR_THE_SERVICE = 64
+"""Descriptors never given to connections (at least): the service holds about 25 when idle (stdio, the lock,
+inotify, the event loop, the listening socket) and a few more during a run (the job's pipes, its log, the
+history with SQLite's ``-wal`` and ``-shm``, a state or progress write, a webhook)."""
+KEPT_SHARE = 8
+"""Of a large limit, an eighth is kept instead, for whatever grows with it (more notification targets)."""
+STREAMS_SHARE = (3, 5)
+"""Of the connections allowed, the share event streams may hold by default: with the log streams (a quarter of
+that) they hold three quarters, and the last quarter stays for the page's other requests."""
+
+
+def descriptor_limit() -> int | None:
+    """The process's soft descriptor limit now (``None``: unlimited)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 2000
-    return max(16, min(2000, soft // 2))
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
-def default_max_log_streams() -> int:
+def connections_allowed(descriptor_limit: int | None) -> int:
+    """The connections a process with ``descriptor_limit`` may hold (``None``: no limit, then no cap): the limit
+    less an eighth of it, at least :data:`KEPT_FOR_THE_SERVICE`, kept for the job's pipes and the service's files."""
+    if descriptor_limit is None:
+        return 0
+    kept = max(KEPT_FOR_THE_SERVICE, descriptor_limit // KEPT_SHARE)
+    return max(1, descriptor_limit - kept)
+
+
+UNLIMITED_STREAMS = 100_000
+"""Event streams allowed by default when the descriptor limit is unlimited."""
+
+
+def default_max_streams(limit: int | None = None) -> int:
+    """Event streams allowed when ``--max-streams`` is not given: three fifths of the connections the descriptor
+    limit allows (``limit``; by default the one in force now), at least 16 (10,500 under a limit of 20,000, 537
+    under 1,024). Raising the limit (``LimitNOFILE=`` under systemd) raises this too."""
+    allowed = connections_allowed(descriptor_limit() if limit is None else limit)
+    if not allowed:
+        return UNLIMITED_STREAMS
+    return max(16, allowed * STREAMS_SHARE[0] // STREAMS_SHARE[1])
+
+
+def max_log_streams(max_streams: int) -> int:
     """A quarter of the event streams allowed (at least 4): a log is watched by a few people, not by every page."""
-    return max(4, default_max_streams() // 4)
+    return max(4, max_streams // 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +118,12 @@ class HttpSettings:
     sse_ping_seconds: float = 15.0
     sse_send_timeout: float = 10.0
     """An event stream client that has not taken an event for this long is dropped."""
-    sse_max_clients: int = field(default_factory=default_max_streams)
-    """Open event streams beyond this get 503: each holds a file descriptor, and the job needs some too."""
-    log_stream_max_clients: int = field(default_factory=default_max_log_streams)
-    """Open log streams beyond this get 503; counted apart from event streams, so neither starves the other."""
+    sse_max_clients: int | None = None
+    """Open event streams beyond this get 503 (``--max-streams``): each holds a file descriptor, and the job needs
+    some too. ``None``: :func:`default_max_streams` of the descriptor limit in force when the app is made."""
+    log_stream_max_clients: int | None = None
+    """Open log streams beyond this get 503; counted apart from event streams, so neither starves the other.
+    ``None``: a quarter of the event streams (:func:`max_log_streams`)."""
     streams_per_client: int = DEFAULT_STREAMS_PER_CLIENT
     """Streams of each kind one client address may hold without the token, then 429; 0 = no cap."""
     connections_per_client: int = DEFAULT_CONNECTIONS_PER_CLIENT
@@ -99,6 +132,16 @@ class HttpSettings:
     descriptor limit); 0 = no cap by address."""
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     """Peers whose ``X-Forwarded-For`` names the client (orchestrator/http/clientaddr.py); anyone else's is ignored."""
+
+    def max_streams(self) -> int:
+        """The event streams allowed: as set, or derived from the descriptor limit in force now."""
+        return self.sse_max_clients if self.sse_max_clients is not None else default_max_streams()
+
+    def max_log_streams(self) -> int:
+        """The log streams allowed: as set, or a quarter of the event streams."""
+        if self.log_stream_max_clients is not None:
+            return self.log_stream_max_clients
+        return max_log_streams(self.max_streams())
 
 
 class RunLimits:

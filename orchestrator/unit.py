@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
@@ -24,10 +24,11 @@ from orchestrator.core.stepstats import RunTimeline
 from orchestrator.job.protocol import Job
 from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.jobsfile.spec import JobSpec
+from orchestrator.live.encoded import Changes, StatusCache, Template, template
 from orchestrator.live.hub import Hub
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
-from orchestrator.live.status import Publisher, StatusInputs, shown_progress, status_document, with_step_start
+from orchestrator.live.status import Checks, NoChecks, Publisher, StatusInputs, shown_progress, with_step_start
 from orchestrator.ops.estimator import FinishEstimator
 from orchestrator.ops.recent import RecentRuns
 from orchestrator.runner import RunListener, Runner
@@ -45,21 +46,6 @@ SAVE_TIMEOUT_SECONDS = 10.0
 """How long a request waits for its trigger to be saved; the runner saves at once, unless it is gone."""
 
 
-class Checks(Protocol):
-    """The missed-run checks the status document shows (orchestrator/ops/notify.py)."""
-
-    def status_checks(
-        self, *, now: datetime, due: datetime | None, paused: bool, current: RunRecord | None, last: RunRecord | None
-    ) -> list[dict[str, Any]]: ...
-
-
-class NoChecks:
-    def status_checks(
-        self, *, now: datetime, due: datetime | None, paused: bool, current: RunRecord | None, last: RunRecord | None
-    ) -> list[dict[str, Any]]:
-        return []
-
-
 @dataclass(frozen=True, slots=True)
 class Shared:
     """What every job's unit shares: the clock, the history and logs, the one hub of folder watches (stopped
@@ -75,6 +61,8 @@ class Shared:
     leave_alone: Container[str] = frozenset()
     on_ending: Callable[[RunRecord], None] = lambda run: None
     """Told of each job's run that completed, just before its outcome is saved (the chains)."""
+    status_changes: Changes = field(default_factory=Changes)
+    """Counts every job's status documents built (``GET /api/jobs`` answers the same text until it moves)."""
 
 
 class JobUnit:
@@ -91,6 +79,7 @@ class JobUnit:
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
         self.hub = Hub()
         self.publisher = Publisher(self.hub, clock)
+        self.encoded = StatusCache(lambda now: _template(self, now), shared.status_changes)  # as JSON, once a change
         self.progress_file = ProgressFile(spec.progress_path)
         states = shared.states or StateFile(spec.state_path, default_job=spec.name)
         self.state_store: StateStore = states.job(spec.name)
@@ -170,9 +159,9 @@ class JobUnit:
         caller say it was accepted. :class:`TriggerNotSaved` if the state could not be written."""
         trigger = Trigger(source, self.clock.now(), reason, receipt=Receipt())
         if self._stopping:
-            # A request that was already in flight when the service began to stop: nothing runs any more,
-            # but the trigger is saved and runs at the next start.
+            # In flight when the service began to stop: nothing runs any more; saved for the next start.
             self.runner.keep_for_next_start(trigger)
+            self.publish()
         else:
             await self.queue.put(trigger)
         return await _saved(trigger, self.state_store)
@@ -206,8 +195,7 @@ class JobUnit:
     @property
     def stopping(self) -> str | None:
         """Why the running run is being stopped, or ``None``."""
-        stop = self.runner.stopping
-        return stop.reason if stop is not None else None
+        return stop.reason if (stop := self.runner.stopping) is not None else None
 
     @property
     def paused(self) -> Pause | None:
@@ -237,8 +225,11 @@ class JobUnit:
         return with_step_start(shown, self.runner.progress.run_id, self.runner.steps())
 
     def status(self) -> dict[str, Any]:
-        """``GET /api/jobs/{job}/status``."""
-        return _status(self)
+        """The status document, built now (and kept, encoded once asked for: ``status_json``)."""
+        return self.encoded.renew(self.clock.now(), self.runner.state).document
+
+    def status_json(self) -> bytes:
+        return self.encoded.at(self.clock.now(), self.runner.state)
 
     def publish(self) -> None:
         self.publisher.publish(self.status())
@@ -276,10 +267,11 @@ class JobUnit:
         self.publish()
 
 
-def _status(unit: JobUnit) -> dict[str, Any]:
-    now, state, spec = unit.clock.now(), unit.runner.state, unit.spec
+def _template(unit: JobUnit, now: datetime) -> Template:
+    """The status document as of ``now``, with what its clock fields count to and until when the rest holds."""
+    state, spec = unit.runner.state, unit.spec
     due, progress, current = unit.next_run_at(), unit.progress(), state.current
-    estimate = unit.estimator.status_field(current, progress, now, unit.runner.steps())
+    eta = unit.estimator.finish(current, progress, now, unit.runner.steps())
     checks = unit.checks.status_checks(
         now=now, due=due, paused=state.paused is not None, current=current, last=state.last_run
     )
@@ -290,14 +282,15 @@ def _status(unit: JobUnit) -> dict[str, Any]:
         spec.interval_minutes if isinstance(unit.timing, Schedule) else None,
         spec.cooldown_minutes,
         unit.stopping,
-        estimate,
+        None if eta is None else eta.to_json(now),
         tuple(checks),
         job=spec.name,
         schedule=spec.schedule_json(),
         waiting=unit.runner.waiting,
         after=spec.after,
     )
-    return status_document(inputs, now)
+    finish_at, due_counts = None if eta is None else eta.finish_at, unit.timing is not None and not state.last_run_at
+    return template(inputs, now, finish_at=finish_at, checks_change=unit.checks.changes_at(now), due_counts=due_counts)
 
 
 def _runner(unit: JobUnit, shared: Shared, job: Job | None, listeners: list[RunListener]) -> Runner:

@@ -165,6 +165,10 @@ OPTIONS: tuple[Option, ...] = (
     Opt("--trigger-limit", "SNAPSHOT_TRIGGER_LIMIT",
         "HTTP triggers accepted per minute, then 429 ({env}, default {default}, 0 = no limit)",
         "http.trigger_limit", count("--trigger-limit")),
+    Opt("--max-streams", "SNAPSHOT_MAX_STREAMS",
+        "open event streams allowed, then 503; log streams: a quarter of that ({env}, default: three fifths of the "
+        "connections the file descriptor limit allows once raised to the hard limit, 10500 under 20000)",
+        "http.sse_max_clients", v.parse_max_streams, metavar="N"),
     Opt("--streams-per-client", "SNAPSHOT_STREAMS_PER_CLIENT",
         "event streams, and apart from them log streams, one client address may hold without the bearer token (as "
         "many again with the read cookie; 4 times that for one IPv6 /56), then 429 ({env}, default {default}, 0 = "

@@ -22,6 +22,8 @@ from orchestrator.http.hostheader import is_ip
 MAX_KEEP_DAYS = 36_500
 MAX_KEEP_RUNS = 1_000_000
 """More is a typo (and past 2**63 SQLite cannot take the number at all: retention failed at every run)."""
+MAX_STREAMS = 1_000_000
+"""More is a typo: no descriptor limit a kernel sets by default holds as many."""
 
 
 def parse_minutes(text: str, name: str, *, allow_zero: bool) -> float:
@@ -56,6 +58,19 @@ def parse_count(text: str, name: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {text!r}") from None
     if value < 0:
         raise ConfigError(f"{name} must be zero or more, got {value}")
+    return value
+
+
+def parse_max_streams(text: str) -> int:
+    """``--max-streams``: a whole number of streams, from 1 to :data:`MAX_STREAMS` (unset: derived at start)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"--max-streams must be a whole number of event streams, got {text!r}") from None
+    if not 1 <= value <= MAX_STREAMS:
+        raise ConfigError(
+            f"--max-streams must be from 1 to {MAX_STREAMS} (unset: derived from the descriptor limit), got {text!r}"
+        )
     return value
 
 

@@ -33,6 +33,7 @@ from aiohttp import web
 from orchestrator.config import HttpSettings
 from orchestrator.http import sse
 from orchestrator.http.ports import SERVED, JobPort, Served
+from orchestrator.http.streamclient import Client
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.live.hub import HubClosed
 
@@ -172,7 +173,7 @@ def jobs_changed(app: web.Application) -> None:
         jobs.follow_new()
 
 
-async def _send_all(client: sse.Client, jobs: AllJobs, settings: HttpSettings) -> None:
+async def _send_all(client: Client, jobs: AllJobs, settings: HttpSettings) -> None:
     """Each job's document, then each change of any job's, until no job is followed any more (the service
     stops) or the client is dropped."""
     stream = jobs.join()

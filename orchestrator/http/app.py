@@ -164,7 +164,12 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(job_of(request).view.status())
+    return json_bytes(job_of(request).view.status_json())
+
+
+def json_bytes(body: bytes) -> web.Response:
+    """An answer of JSON already encoded, with the headers of ``web.json_response``."""
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def progress(request: web.Request) -> web.Response:

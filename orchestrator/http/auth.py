@@ -42,6 +42,11 @@ class Tokens:
         self.clock = clock
         self._guesses = Guesses()
 
+    @property
+    def checked(self) -> bool:
+        """Whether the service has a token: without one nothing is checked, and no request is marked."""
+        return self._token is not None
+
     def _matches(self, given: str) -> bool:
         return self._token is not None and hmac.compare_digest(_digest(given), self._token)
 

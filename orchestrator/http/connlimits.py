@@ -24,7 +24,6 @@ its place back when it is closed (:class:`GatedConnection`). Refusals are logged
 from __future__ import annotations
 
 import logging
-import resource
 import socket
 from collections import Counter
 from collections.abc import Callable
@@ -33,17 +32,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from orchestrator.config import connections_allowed
 from orchestrator.core.spell import Spell
 from orchestrator.http.clientaddr import TrustedProxies, group_key, parse_address
 
 log = logging.getLogger(__name__)
-
-KEPT_FOR_THE_SERVICE = 64
-"""Descriptors never given to connections (at least): the service holds about 25 when idle (stdio, the lock,
-inotify, the event loop, the listening socket) and a few more during a run (the job's pipes, its log, the
-history with SQLite's ``-wal`` and ``-shm``, a state or progress write, a webhook)."""
-KEPT_SHARE = 8
-"""Of a large limit, an eighth is kept instead, for whatever grows with it (more notification targets)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +47,9 @@ class ConnectionLimits:
     """Open connections from one client address; 0: no cap."""
 
 
-def derived_total(descriptor_limit: int | None) -> int:
-    """The connections a process with ``descriptor_limit`` may hold (``None``: no limit, then no cap)."""
-    if descriptor_limit is None:
-        return 0
-    kept = max(KEPT_FOR_THE_SERVICE, descriptor_limit // KEPT_SHARE)
-    return max(1, descriptor_limit - kept)
-
-
-def descriptor_limit() -> int | None:
-    """The process's soft descriptor limit now (``None``: unlimited)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return None if soft == resource.RLIM_INFINITY else soft
+derived_total = connections_allowed
+"""The connections a process with a descriptor limit may hold (orchestrator/config.py, where the stream caps
+are derived from it too)."""
 
 
 def limits_for(per_client: int, total: int) -> ConnectionLimits:

@@ -49,7 +49,7 @@ import logging
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from orchestrator.config import HttpSettings, is_loopback
 from orchestrator.core.clock import Clock
@@ -65,7 +65,7 @@ from orchestrator.http.auth import (
 )
 from orchestrator.http.clientaddr import client_of, reached_over_https
 from orchestrator.http.errors import Handler, json_error, json_errors
-from orchestrator.http.hostheader import is_ip, parse_host
+from orchestrator.http.hostheader import Addressed, is_ip, parse_host
 from orchestrator.http.ratelimit import SlidingWindowLimit
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,8 @@ CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 CORS_EXPOSE = "Retry-After, WWW-Authenticate, Idempotent-Replayed"
 CORS_MAX_AGE_SECONDS = 600
+KNOWN_HOSTS = 64
+"""``Host`` values of ours remembered as parsed (then forgotten all at once, and learnt again)."""
 
 
 class Guard:
@@ -107,8 +109,30 @@ class Guard:
         origin_hosts = filter(None, (urlsplit(origin).hostname for origin in settings.allow_origins))
         self.allowed_hosts = frozenset(settings.allowed_hosts) | frozenset(origin_hosts)
         self._rebinding = Spell()
+        self._ours: dict[str, Addressed] = {}
+        """``Host`` values seen that are names of ours, as parsed: a client sends the same one every time."""
 
     # ----------------------------------------------------------------------------------------- hosts
+    def ours(self, request: web.Request) -> Addressed | web.Response:
+        """What the request's ``Host`` names, if it is one of our names; else the 400 or 403 to answer."""
+        text = request.host
+        known = self._ours.get(text)
+        if known is not None:
+            return known
+        parsed = parse_host(text)
+        if parsed is None:
+            # aiohttp would raise (a port of 99999, non-ASCII) wherever request.url is first asked for: a 500.
+            log.debug("refused %s %s from %s: Host %r", request.method, request.path, client_of(request).address, text)
+            return json_error(400, f"The Host header must be a host name and an optional port, got {text[:100]!r}")
+        request[ADDRESSED] = parsed
+        host = self.foreign_host(request)
+        if host is not None:
+            return json_error(403, f"Host {host} is not a name of this service; see --allowed-host")
+        if len(self._ours) >= KNOWN_HOSTS:
+            self._ours.clear()  # a client making up names of ours (ports, spellings) only costs the parse
+        self._ours[text] = parsed
+        return parsed
+
     def foreign_host(self, request: web.Request) -> str | None:
         """The Host a request names, if the service checks it and it is not one of our names.
 
@@ -198,20 +222,10 @@ def _is_preflight(request: web.Request) -> bool:
 @web.middleware
 async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     guard = request.app[GUARD]
-    if request.get(ADDRESSED) is None:
-        parsed = parse_host(request.host)
-        if parsed is None:
-            # aiohttp would raise (a port of 99999, non-ASCII) wherever request.url is first asked for: a 500.
-            log.debug(
-                "refused %s %s from %s: Host %r", request.method, request.path, client_of(request).address, request.host
-            )
-            return json_error(
-                400, f"The Host header must be a host name and an optional port, got {request.host[:100]!r}"
-            )
-        request[ADDRESSED] = parsed
-    host = guard.foreign_host(request)
-    if host is not None:
-        return json_error(403, f"Host {host} is not a name of this service; see --allowed-host")
+    addressed = guard.ours(request)
+    if isinstance(addressed, web.Response):
+        return addressed
+    request[ADDRESSED] = addressed
     # Chunked bodies have no length; the handler's read() stops them at client_max_size (json_errors → 413).
     if request.content_length is not None and request.content_length > guard.max_body_bytes:
         return json_error(413, f"Request body too large: at most {guard.max_body_bytes} bytes")
@@ -231,7 +245,7 @@ async def guard_requests(request: web.Request, handler: Handler) -> web.StreamRe
             refusal = guard.admit_trigger()
             if refusal is not None:
                 return refusal
-    elif is_read(request.path):
+    elif guard.tokens.checked and is_read(request.path):  # (without a token a read is nobody's business)
         refusal = (
             guard.tokens.authenticate(request, cookie_ok=True)
             if guard.token_for_reads
@@ -305,9 +319,9 @@ async def cors_headers(request: web.Request, response: web.StreamResponse) -> No
 
 def _read_cookie_headers(guard: Guard, request: web.Request, response: web.StreamResponse) -> None:
     # Added as headers: aiohttp has already turned ``response.cookies`` into headers when this hook runs.
-    if LEGACY_TOKEN_COOKIE in request.cookies:  # an earlier page's cookie holds the token itself: drop it
-        response.headers.add("Set-Cookie", _set_cookie(LEGACY_TOKEN_COOKIE, "", max_age=0))
-    if not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
+    if hdrs.COOKIE in request.headers and LEGACY_TOKEN_COOKIE in request.cookies:
+        response.headers.add("Set-Cookie", _set_cookie(LEGACY_TOKEN_COOKIE, "", max_age=0))  # it holds the token
+    if not guard.tokens.checked or not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
         return
     cookie = guard.tokens.read_cookie(request)
     if cookie is None:

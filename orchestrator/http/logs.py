@@ -38,6 +38,7 @@ from orchestrator.http.clientaddr import client_of
 from orchestrator.http.errors import ApiError
 from orchestrator.http.jobroutes import JobRef, add_job_route, job_of, run_of_job
 from orchestrator.http.ports import SERVED, Served
+from orchestrator.http.streamclient import Client
 from orchestrator.http.streamlimits import StreamKind
 from orchestrator.store import HistoryNotOpened, StoreUnavailable
 from orchestrator.store.runlogs import RunLog, log_size, read_range
@@ -252,7 +253,7 @@ async def stream_log(request: web.Request, service: Served) -> web.StreamRespons
     if offset > view.size:
         raise _unsatisfiable(view.size, f"offset {offset} is beyond the end of the log ({view.size} bytes)")
 
-    async def send(client: sse.Client) -> None:
+    async def send(client: Client) -> None:
         sock = client.transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):  # gone already: the first event finds out
@@ -262,7 +263,7 @@ async def stream_log(request: web.Request, service: Served) -> web.StreamRespons
     return await sse.serve_stream(request, service.settings.http, send, StreamKind.LOG)
 
 
-async def _follow(client: sse.Client, view: LogView, offset: int, pace: float) -> None:
+async def _follow(client: Client, view: LogView, offset: int, pace: float) -> None:
     """``log`` events from ``offset`` to the end of the log as it grows, then ``end`` with the run's record;
     at the pace of the client (a backlog of megabytes is sent as fast as it reads, not dropped for it)."""
     while True:

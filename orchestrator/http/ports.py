@@ -49,6 +49,9 @@ class StatusView(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    def status_json(self) -> bytes:
+        """The status document as of now, as JSON (encoded once per change)."""
+
     def latest(self) -> tuple[int, dict[str, Any]]:
         """The latest published status document and its version."""
 
@@ -117,6 +120,9 @@ class Served(Controls, Protocol):
 
     def jobs(self) -> Mapping[str, JobPort]:
         """Every job, by name, in the jobs file's order (a reload changes them)."""
+
+    def jobs_status_json(self) -> bytes:
+        """Every job's status document as of now, as one JSON array in the order of ``jobs``."""
 
     async def reload(self) -> Plan:
         """Read the jobs file again and apply it: what changed; ``ReloadRefused`` (orchestrator/jobsfile/plan.py)

@@ -2,8 +2,11 @@
 ``status`` event per change of the job's status document; ``GET /api/events`` (orchestrator/http/allevents.py)
 is every job's in one stream, under the same rules.
 
-Each client has its own sender task waiting on the hub's latest-value slot, so a slow client only ever delays
-itself and the memory it can hold is bounded. The drop rule, explicit:
+A job's streams share one follower of its hub (orchestrator/http/fanout.py): each change is encoded once and
+the same bytes are written to every stream, one non-blocking write after the other, so a slow client never
+delays another and holds no task while it waits. A client whose connection cannot take an event at once (the
+server's buffer for it above asyncio's high-water mark) gets a task of its own until it has taken it, and is
+written to again after: the latest state it missed meanwhile, then every change. The drop rule, explicit:
 
 - **Buffer cap.** Before each event, a client with more than ``WRITE_BUFFER_CAP`` bytes still waiting in the
   server's write buffer is dropped at once. Those bytes wait in user space only once the kernel's socket
@@ -14,9 +17,10 @@ itself and the memory it can hold is bounded. The drop rule, explicit:
   aiohttp-sse also sets the socket's ``TCP_USER_TIMEOUT`` to the send timeout, so on Linux the kernel aborts
   a connection whose data (or whose closed window) has gone unacknowledged that long. That drop is the
   kernel's: the service only sees the connection lost, and logs it at debug like any client that left.
-- **Gone clients.** The handler waits on the stream's life, not on the hub: it ends when the sender stops,
-  and when aiohttp-sse's ping task ends because a ping could not be written (a client that vanished is
-  found by its next ping even where aiohttp does not cancel handlers of lost connections).
+- **Gone clients.** The handler waits on the stream's life, not on the hub: it ends when the stream is ended
+  (its client dropped or gone, its job's hub closed), and when the app's one ping timer finds its connection
+  closed (a client that vanished is found by its next ping even where aiohttp does not cancel handlers of lost
+  connections).
 
 Each drop the service decides is logged once, at info, with the client's address.
 
@@ -33,56 +37,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp_sse import EventSourceResponse, sse_response
 
 from orchestrator.config import HttpSettings
 from orchestrator.core.clock import Clock
 from orchestrator.http.auth import AUTHENTICATED, BEARER
 from orchestrator.http.clientaddr import client_of, parse_address
 from orchestrator.http.errors import json_error
+from orchestrator.http.fanout import SSE_RETRY_MS, Fanout, Fanouts, Pinger, Stream
 from orchestrator.http.jobroutes import add_job_route, job_of
 from orchestrator.http.ports import StatusView
-from orchestrator.http.streamlimits import Credential, Refusal, Room, Seat, StreamKind
-from orchestrator.live.hub import HubClosed
+from orchestrator.http.streamclient import WRITE_BUFFER_CAP, Client, ClientNotReading
+from orchestrator.http.streamlimits import Credential, Refusal, Room, StreamKind
 
 log = logging.getLogger(__name__)
 
-SSE_RETRY_MS = 2000
-WRITE_BUFFER_CAP = 32 * 1024
-"""Bytes a client may leave unsent in the server's write buffer before it is dropped. Half of asyncio's
-default high-water mark (64 KiB): a status event (~1-2 KiB) sent below the cap never reaches the mark, so
-aiohttp's write never blocks on drain and the cap, not the send timeout, decides. The kernel's socket buffer
-comes first, so a reading client on a slow link has that much more headroom."""
-
-
-class ClientNotReading(ConnectionError):
-    """An event stream client left more than the cap unsent: it stopped reading."""
-
-    def __init__(self, peer: str, buffered: int) -> None:
-        super().__init__(f"event stream client {peer} dropped: {buffered} bytes unsent (cap {WRITE_BUFFER_CAP})")
-        self.buffered = buffered
-
-
-@dataclass(frozen=True, eq=False)
-class Client:
-    """One open event stream: the response, its connection, and who is on the other end."""
-
-    response: EventSourceResponse
-    transport: asyncio.Transport
-    peer: str
-    writer: AbstractStreamWriter
-    """The response's writer: its ``drain`` waits for the client to take what was sent (see ``pace``)."""
-
-    def buffered(self) -> int:
-        """Bytes written for this client that are still in the server's user-space write buffer."""
-        return 0 if self.transport.is_closing() else self.transport.get_write_buffer_size()
-
-
 STREAMS = web.AppKey("streams", dict[StreamKind, set[Client]])
+PINGER = web.AppKey("stream_pinger", Pinger)
+FANOUTS = web.AppKey("stream_fanouts", Fanouts)
 ROOMS = web.AppKey("stream_rooms", dict[StreamKind, Room])
 ROOM_CLOCK = web.AppKey("stream_room_clock", Clock)
 """The clock the rooms' log spells are timed by (the service's: a fake one in tests)."""
@@ -91,7 +64,7 @@ ROOM_CLOCK = web.AppKey("stream_room_clock", Clock)
 def add_routes(app: web.Application, settings: HttpSettings, clock: Clock) -> None:
     """The event stream's routes (each job's status view), and the rooms of both kinds of stream; ``clock``
     times the rooms' log spells."""
-    limits = {StreamKind.EVENTS: settings.sse_max_clients, StreamKind.LOG: settings.log_stream_max_clients}
+    limits = {StreamKind.EVENTS: settings.max_streams(), StreamKind.LOG: settings.max_log_streams()}
     streams: dict[StreamKind, set[Client]] = {kind: set() for kind in StreamKind}
     app[STREAMS] = streams
     rooms: dict[StreamKind, Room] = {
@@ -100,9 +73,12 @@ def add_routes(app: web.Application, settings: HttpSettings, clock: Clock) -> No
     }
     app[ROOMS] = rooms
     app[ROOM_CLOCK] = clock
+    app[PINGER] = Pinger(settings.sse_ping_seconds)
+    app[FANOUTS] = Fanouts()
 
     async def events(request: web.Request) -> web.StreamResponse:
-        return await stream_events(request, job_of(request).view, settings)
+        fanout = request.app[FANOUTS].of(job_of(request).view)
+        return await serve_stream(request, settings, fanout, StreamKind.EVENTS)
 
     add_job_route(app, "GET", "/events", events)
     app.on_shutdown.append(_close_streams)
@@ -122,7 +98,7 @@ async def _close_streams(app: web.Application) -> None:
     # Without this, shutdown waits out its timeout on every open event stream.
     for streams in app[STREAMS].values():
         for client in tuple(streams):
-            client.response.stop_streaming()
+            client.end()
 
 
 async def stream_events(request: web.Request, view: StatusView, settings: HttpSettings) -> web.StreamResponse:
@@ -131,7 +107,7 @@ async def stream_events(request: web.Request, view: StatusView, settings: HttpSe
     Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
     latest version gets nothing until the next change; any other client gets the current state at once.
     """
-    return await serve_stream(request, settings, lambda client: _send_changes(client, view), StreamKind.EVENTS)
+    return await serve_stream(request, settings, request.app[FANOUTS].of(view), StreamKind.EVENTS)
 
 
 Sender = Callable[["Client"], Awaitable[None]]
@@ -139,25 +115,74 @@ Sender = Callable[["Client"], Awaitable[None]]
 
 
 async def serve_stream(
-    request: web.Request, settings: HttpSettings, sender: Sender, kind: StreamKind
+    request: web.Request, settings: HttpSettings, sender: Sender | Fanout, kind: StreamKind
 ) -> web.StreamResponse:
-    """A stream of ``kind`` whose events ``sender`` writes, under the rules above: it is let in or refused by
-    its kind's room (503 when full, 429 when its client holds enough), is closed at shutdown, and its client is
-    dropped when it stops reading."""
+    """A stream of ``kind`` whose events ``sender`` writes (a task of the stream's own), or a job's fan-out
+    delivers, under the rules above: it is let in or refused by its kind's room (503 when full, 429 when its
+    client holds enough), is pinged and closed at shutdown, and its client is dropped when it stops reading.
+
+    One coroutine waits for the whole stream: each frame held while a stream is open is held ten thousand times
+    over by ten thousand streams."""
     room = request.app[ROOMS][kind]
-    client = client_of(request)
-    seat = room.admit(client.key, credential_of(request), request.app[ROOM_CLOCK].now(), network=client.network)
+    address = client_of(request)
+    seat = room.admit(address.key, credential_of(request), request.app[ROOM_CLOCK].now(), network=address.network)
     if isinstance(seat, Refusal):
         return json_error(seat.status, seat.message, {"Retry-After": str(seat.retry_after)})
     try:
-        return await _stream(request, settings, sender, seat)
+        stream = Stream(send_timeout=settings.sse_send_timeout, headers={"Cache-Control": "no-cache"})
+        await stream.prepare(request)
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError
     except ConnectionResetError:
         # The client left before the response head could be written. Nothing can be sent; aiohttp's attempt
         # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
         # (raised from here, it would log a traceback per vanished client).
-        return web.Response(status=503)
-    finally:
         room.release(seat)
+        return web.Response(status=503)
+    client = Client(stream, transport, _peer(transport, address.address), request.writer, settings.sse_send_timeout)
+    task = _open(request.app, kind, client, sender, settings)
+    try:
+        # Until the stream is ended (by its sender, its fan-out, the pinger or a drop), as aiohttp-sse's
+        # ``wait``; cancelled when aiohttp cancels the handler of a lost connection.
+        await stream.life
+    except asyncio.CancelledError:
+        if (current := asyncio.current_task()) is not None and current.cancelling():
+            raise
+    finally:
+        try:
+            await _close(request.app, kind, client, sender, task)
+        finally:
+            room.release(seat)
+    return stream
+
+
+def _open(
+    app: web.Application, kind: StreamKind, client: Client, sender: Sender | Fanout, settings: HttpSettings
+) -> asyncio.Task[None] | None:
+    """Count ``client``'s stream open and start its events: its fan-out's, or its sender task (returned)."""
+    app[STREAMS][kind].add(client)
+    app[PINGER].add(client)
+    if isinstance(sender, Fanout):
+        sender.join(client, client.response.last_event_id)
+        return None
+    return asyncio.create_task(_run_sender(client, settings, sender), name=f"sse-sender {client.peer}")
+
+
+async def _close(
+    app: web.Application, kind: StreamKind, client: Client, sender: Sender | Fanout, task: asyncio.Task[None] | None
+) -> None:
+    log.debug("event stream client %s closed", client.peer)
+    app[STREAMS][kind].discard(client)
+    app[PINGER].discard(client)
+    client.end()
+    if isinstance(sender, Fanout):
+        sender.leave(client)
+    elif task is not None:
+        task.cancel()
+        await asyncio.wait({task})  # not ``await task``: that would swallow a cancel of this handler
+        if not task.cancelled():
+            task.result()  # a bug in the sender surfaces here, once, instead of as an unretrieved task
 
 
 def credential_of(request: web.Request) -> Credential:
@@ -166,47 +191,6 @@ def credential_of(request: web.Request) -> Credential:
     if request.get(BEARER, False):
         return Credential.BEARER
     return Credential.COOKIE if request.get(AUTHENTICATED, False) else Credential.NONE
-
-
-async def _stream(request: web.Request, settings: HttpSettings, send: Sender, seat: Seat) -> web.StreamResponse:
-    async with sse_response(
-        request,
-        ping_interval=settings.sse_ping_seconds,
-        send_timeout=settings.sse_send_timeout,
-        headers={"Cache-Control": "no-cache"},
-    ) as stream:
-        transport = request.transport
-        if transport is None:
-            raise ConnectionResetError
-        client = Client(stream, transport, _peer(transport, client_of(request).address), request.writer)
-        streams = request.app[STREAMS][seat.kind]
-        streams.add(client)
-        sender = asyncio.create_task(_run_sender(client, settings, send), name=f"sse-sender {client.peer}")
-        try:
-            # Returns once the sender stops the stream, or aiohttp-sse's ping task ends (a ping could not be
-            # written: the client is gone). Cancelled when aiohttp cancels the handler of a lost connection.
-            await stream.wait()
-        finally:
-            log.debug("event stream client %s closed", client.peer)
-            streams.discard(client)
-            sender.cancel()
-            await asyncio.wait({sender})  # not ``await sender``: that would swallow a cancel of this handler
-            if not sender.cancelled():
-                sender.result()  # a bug in the sender surfaces here, once, instead of as an unretrieved task
-    return stream
-
-
-async def _send_changes(client: Client, view: StatusView) -> None:
-    """Send the current state, then each newer one, until the hub closes or the client is dropped."""
-    try:
-        version, document = view.latest()
-        if client.response.last_event_id != str(version):
-            await _send(client, version, view.status_event(version, document))
-        while True:
-            version, document = await view.next_after(version)
-            await _send(client, version, view.status_event(version, document))
-    except HubClosed:
-        pass  # shutting down: the stream ends cleanly
 
 
 async def _run_sender(client: Client, settings: HttpSettings, send: Sender) -> None:
@@ -228,10 +212,6 @@ async def _run_sender(client: Client, settings: HttpSettings, send: Sender) -> N
         pass  # the client left; nothing to tell anyone
     finally:
         stream.stop_streaming()
-
-
-async def _send(client: Client, version: int, data: str) -> None:
-    await send_event(client, data, event="status", event_id=str(version))
 
 
 async def send_event(

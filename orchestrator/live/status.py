@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.core import eta
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import RunStatus, iso, parse_iso
-from orchestrator.core.records import DEFAULT_JOB, State
+from orchestrator.core.records import DEFAULT_JOB, RunRecord, State
 from orchestrator.core.schedule import minutes_until
 from orchestrator.core.steps import Step
 from orchestrator.live.hub import Hub
@@ -50,6 +50,28 @@ class StatusInputs:
     """Runs are asked for and wait for a slot."""
     after: tuple[str, ...] = ()
     """The jobs whose completed runs trigger this one."""
+
+
+class Checks(Protocol):
+    """The missed-run checks the status document shows (orchestrator/ops/notify.py)."""
+
+    def status_checks(
+        self, *, now: datetime, due: datetime | None, paused: bool, current: RunRecord | None, last: RunRecord | None
+    ) -> list[dict[str, Any]]: ...
+
+    def changes_at(self, now: datetime) -> datetime | None:
+        """The first moment after ``now`` from which the last ``status_checks`` may answer otherwise with
+        nothing but time passing (``None``: never)."""
+
+
+class NoChecks:
+    def status_checks(
+        self, *, now: datetime, due: datetime | None, paused: bool, current: RunRecord | None, last: RunRecord | None
+    ) -> list[dict[str, Any]]:
+        return []
+
+    def changes_at(self, now: datetime) -> datetime | None:
+        return None
 
 
 def status_document(inputs: StatusInputs, now: datetime) -> dict[str, Any]:

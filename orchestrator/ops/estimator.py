@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.core.eta import ETA_SAMPLE_RUNS, PercentSeen, StepPlan, estimate
+from orchestrator.core.eta import ETA_SAMPLE_RUNS, Eta, PercentSeen, StepPlan, estimate
 from orchestrator.core.events import RunStatus
 from orchestrator.core.records import RunRecord
 from orchestrator.core.steps import Step
@@ -55,6 +55,13 @@ class FinishEstimator:
     ) -> dict[str, Any] | None:
         """The ``eta`` of the status document: ``None`` when nothing runs or nothing can be said. ``steps`` are
         the running run's steps so far, the current one last."""
+        eta = self.finish(run, progress, now, steps)
+        return None if eta is None else eta.to_json(now)
+
+    def finish(
+        self, run: RunRecord | None, progress: Progress, now: datetime, steps: Sequence[Step] = ()
+    ) -> Eta | None:
+        """The estimate behind :meth:`status_field`: when ``run`` ends, as of its last report."""
         if run is None:
             return None
         percent: float | None = None
@@ -62,7 +69,7 @@ class FinishEstimator:
         if progress.status is RunStatus.RUNNING and progress.run_id in (run.run_id, None):
             percent = progress.progress
             percent_at = self._seen.seen(run.run_id, percent, now)
-        eta = estimate(
+        return estimate(
             started_at=run.started_at,
             percent=percent,
             percent_at=percent_at,
@@ -70,4 +77,3 @@ class FinishEstimator:
             steps=steps,
             plan=self.plan,
         )
-        return None if eta is None else eta.to_json(now)

@@ -44,15 +44,17 @@ from orchestrator.core.schedule import Timing
 from orchestrator.jobsfile import JobConfig
 from orchestrator.ops.delivery import Backoff
 from orchestrator.ops.recent import RecentRuns
-from orchestrator.ops.webhook import Webhooks
 
-if TYPE_CHECKING:  # the mail room (and smtplib) is imported only where mail is set up
+if TYPE_CHECKING:  # the mail and webhook rooms (smtplib, hmac) are imported only where they are set up
     from orchestrator.ops.mail import Mailer, SmtpSettings
+    from orchestrator.ops.webhook import Webhooks
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 3.0
 """At a service stop, deliveries in flight get this long (all destinations together), then are cancelled."""
+INSTANT = timedelta(microseconds=1)
+"""The least step of a ``datetime``: "more than X" first holds at X + this."""
 USUAL_LOOKBACK = 100
 """Finished runs looked back over to find the last :data:`~orchestrator.core.checks.USUAL_SAMPLE_RUNS` completed
 ones."""
@@ -97,15 +99,8 @@ class Notifier:
         )
         self.events = frozenset(Event(name) for name in hooks.events)
         backoff = Backoff(first=settings.notify.backoff_seconds)
-        self.webhooks = (
-            Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job) if hooks.urls else None
-        )
-        mail = settings.notify.mail
-        self.mailer: Mailer | None = None
-        if mail.host:
-            from orchestrator.ops.mail import Mailer
-
-            self.mailer = Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job)
+        self.webhooks = _webhooks(hooks, clock, backoff, job) if hooks.urls else None
+        self.mailer = _mailer(settings.notify.mail, clock, backoff, job) if settings.notify.mail.host else None
         self._recent = recent
         self._state = state
         self._schedule = schedule
@@ -186,6 +181,10 @@ class Notifier:
             found += self._final[1]
         return [check.to_json() for check in found]
 
+    def changes_at(self, now: datetime) -> datetime | None:
+        """The first moment after ``now`` from which the last :meth:`status_checks` may differ by time alone."""
+        return self._next_check(now, long_after=INSTANT, late_after=INSTANT)
+
     # ------------------------------------------------------------------------------------------ helpers
     def _after_resume(self, due: datetime) -> datetime:
         """A run that fell due while paused is due at the resume, not before: it is not late for the pause."""
@@ -238,7 +237,8 @@ class Notifier:
         while True:
             self._tell_long()
             self._rearm.clear()
-            if not await self.clock.wait(self._rearm, self._next_wake()):
+            wake = self._next_check(self.clock.now(), long_after=timedelta(0), late_after=timedelta(milliseconds=1))
+            if not await self.clock.wait(self._rearm, wake):
                 self._publish()
 
     def _tell_long(self) -> None:
@@ -252,17 +252,17 @@ class Notifier:
             log.warning("%s", long.message)
             self._tell(Event.LONG, current, [long])
 
-    def _next_wake(self) -> datetime | None:
-        now = self.clock.now()
+    def _next_check(self, now: datetime, *, long_after: timedelta, late_after: timedelta) -> datetime | None:
+        """When a check can next appear (the run turning "long", the next one overdue), plus ``*_after``."""
         moments: list[datetime] = []
         current = self._state().current
         if current is not None and current.run_id != self._long_told:
             at = long_since(current, self._usual(current.run_id), self.thresholds.long_factor)
             if at is not None:
-                moments.append(at)
+                moments.append(at + long_after)
         due, grace = self._due, self.thresholds.late_grace
         if due is not None and grace is not None and not self._paused:
-            moments.append(self._after_resume(due) + grace + timedelta(milliseconds=1))
+            moments.append(self._after_resume(due) + grace + late_after)
         return min((at for at in moments if at > now), default=None)
 
 
@@ -293,6 +293,18 @@ def webhooks_for(settings: Settings, job: JobConfig | None) -> WebhookSettings:
     urls = hooks.urls if job.notify_urls is None else job.notify_urls
     events = hooks.events if job.notify_on is None else job.notify_on
     return WebhookSettings(urls=urls, events=events, secret=hooks.secret)
+
+
+def _webhooks(hooks: WebhookSettings, clock: Clock, backoff: Backoff, job: str) -> Webhooks:
+    from orchestrator.ops.webhook import Webhooks  # imported where a job has webhooks (hmac)
+
+    return Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job)
+
+
+def _mailer(mail: MailSettings, clock: Clock, backoff: Backoff, job: str) -> Mailer:
+    from orchestrator.ops.mail import Mailer  # imported where mail is set up (smtplib, email.generator)
+
+    return Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job)
 
 
 def smtp_settings(mail: MailSettings) -> SmtpSettings:

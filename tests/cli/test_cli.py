@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.message
 import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.cli import serve
 from orchestrator.cli.announce import protections, unknown_variables
 from orchestrator.cli.client import error_message
 from orchestrator.cli.options import OPTIONS, settings_from
@@ -66,6 +68,9 @@ def run_cli(
         (["--streams-per-client", "-1"], {}, "--streams-per-client must be zero or more"),
         ([], {"SNAPSHOT_STREAMS_PER_CLIENT": "many"}, "--streams-per-client must be a whole number"),
         (["--connections-per-client", "-1"], {}, "--connections-per-client must be zero or more"),
+        (["--max-streams", "0"], {}, "--max-streams must be from 1 to 1000000"),
+        ([], {"SNAPSHOT_MAX_STREAMS": "plenty"}, "--max-streams must be a whole number of event streams"),
+        (["--max-streams", "999999"], {}, "--max-streams 999999 is more than the"),
         ([], {"SNAPSHOT_CONNECTIONS_PER_CLIENT": "lots"}, "--connections-per-client must be a whole number"),
         (["--trusted-proxy", "proxy.example"], {}, "--trusted-proxy must be an IP address or network"),
         ([], {"SNAPSHOT_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.5/24"}, "'10.0.0.5/24' (10.0.0.5/24 has host bits set)"),
@@ -128,6 +133,12 @@ def test_stream_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPa
     assert from_flags.http.streams_per_client == 0
     monkeypatch.delenv("SNAPSHOT_TRUSTED_PROXIES")
     monkeypatch.delenv("SNAPSHOT_STREAMS_PER_CLIENT")
+    assert from_flags.http.sse_max_clients is None  # derived at start, from the limit in force then
+    monkeypatch.setenv("SNAPSHOT_MAX_STREAMS", "300")
+    assert settings_from(build_parser().parse_args(["serve"])).http.max_streams() == 300
+    from_flag = settings_from(build_parser().parse_args(["serve", "--max-streams", "12000"])).http
+    assert (from_flag.max_streams(), from_flag.max_log_streams()) == (12000, 3000)
+    monkeypatch.delenv("SNAPSHOT_MAX_STREAMS")
     defaults = settings_from(build_parser().parse_args(["serve"]))
     assert (defaults.http.trusted_proxies, defaults.http.streams_per_client) == ((), 20)
 
@@ -209,7 +220,7 @@ def test_status_from_server_and_from_files_when_down(service_factory: Any, tmp_p
 def test_help_lists_the_options(tmp_path: Path) -> None:
     result = run_cli("serve", "--help", cwd=tmp_path)
     flags = ("--host", "--port", "--interval", "--cooldown", "--command", "--data-dir", "--triggers-dir")
-    for flag in (*flags, "--streams-per-client", "--connections-per-client", "--trusted-proxy"):
+    for flag in (*flags, "--max-streams", "--streams-per-client", "--connections-per-client", "--trusted-proxy"):
         assert flag in result.stdout
 
 
@@ -453,3 +464,37 @@ def test_each_option_is_declared_once_fills_a_real_field_and_is_documented() -> 
 
 def test_the_mail_security_settings_are_the_mailers() -> None:
     assert set(MAIL_SECURITIES) == {security.value for security in Security}
+
+
+@pytest.mark.parametrize(
+    ("limits", "fails", "said"),
+    [
+        ((1024, 20000), False, (logging.INFO, "file descriptor limit raised from 1024 to 20000 (the hard limit)")),
+        (
+            (1024, 20000),
+            True,
+            (logging.WARNING, "file descriptor limit: cannot raise it from 1024 to 20000 (no), it stays"),
+        ),
+        (
+            (4096, 4096),
+            False,
+            (logging.INFO, "file descriptor limit 4096: the hard limit already, it cannot be raised"),
+        ),
+    ],
+)
+def test_the_descriptor_limit_is_raised_to_the_hard_one_and_said_once(
+    monkeypatch: pytest.MonkeyPatch, limits: tuple[int, int], fails: bool, said: tuple[int, str]
+) -> None:
+    asked: list[tuple[int, int]] = []
+
+    def setrlimit(_which: int, wanted: tuple[int, int]) -> None:
+        if fails:
+            raise ValueError("no")
+        asked.append(wanted)
+
+    monkeypatch.setattr(serve.resource, "getrlimit", lambda _which: limits)
+    monkeypatch.setattr(serve.resource, "setrlimit", setrlimit)
+    level, line = serve.raise_fd_limit()
+    assert level == said[0]
+    assert line.startswith("file descriptor limit") and line.endswith(said[1]), line
+    assert asked == ([] if fails or limits[0] == limits[1] else [(limits[1], limits[1])])

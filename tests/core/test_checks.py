@@ -4,6 +4,7 @@ document, the "long" moment found on a fake clock) in an orchestrator with a scr
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -241,3 +242,39 @@ async def test_a_run_that_starts_long_after_it_was_due_is_late_but_not_after_a_p
     assert kinds(second.status()) == [("late", run2.ctx.run_id)]  # the last run's; none for this one
     run3.finish()
     await ended(second, run3)
+
+
+async def test_the_encoded_status_shows_a_check_the_moment_it_appears_as_time_passes(
+    service: Orchestrator, clock: FakeClock, job: ScriptedJob
+) -> None:
+    """The JSON answered to ``GET .../status`` is encoded once per change, yet it is always the document built
+    at that moment: a check that appears with time alone is in it at once, before the service publishes it."""
+    unit = service.unit
+
+    def encoded() -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(unit.status_json())
+        assert document == service.status()
+        return document
+
+    for _ in range(5):  # five ten-minute runs make "usual"
+        started = await job.next_start()
+        clock.advance(minutes(10))
+        started.finish()
+        await ended(service, started)
+        clock.advance(minutes(20))
+    slow = await job.next_start()
+    await settle()
+    assert kinds(encoded()) == []
+    clock.advance(minutes(20))  # exactly 2x the usual: not yet more
+    assert kinds(encoded()) == []
+    clock.advance(timedelta(microseconds=1))
+    assert kinds(encoded()) == [("long", slow.ctx.run_id)]
+    slow.finish()
+    await ended(service, slow)
+    encoded()
+    # Due at 13:00, 30 min after the slow one started (it ended at 12:50); exactly the grace late at 13:05 (no
+    # await from here: the timer's run does not start).
+    clock.advance(minutes(15) - timedelta(microseconds=1))
+    assert ("late", None) not in kinds(encoded())
+    clock.advance(timedelta(microseconds=1))
+    assert ("late", None) in kinds(encoded())

@@ -93,8 +93,8 @@ async def test_a_connection_flood_past_the_descriptor_limit_is_closed_at_the_doo
 @pytest.mark.skipif(shutil.which("prlimit") is None and os.environ.get("CI") != "true", reason="needs prlimit")
 async def test_the_stream_caps_follow_the_descriptor_limit_the_service_raised_itself(tmp_path: Path) -> None:
     """A soft limit of 100 under a hard one of 400 (a shell's 1024 under 4096 is the same): the service raises
-    the soft limit at start, and the event streams it allows are half of what it has then (200), not half of
-    what it started with (50: the settings were made before the limit was raised)."""
+    the soft limit at start, and the event streams it allows are derived from what it has then (201), not from
+    what it started with (21: the settings were made before the limit was raised)."""
     service = start_service(
         tmp_path,
         "--command",
@@ -112,7 +112,7 @@ async def test_the_stream_caps_follow_the_descriptor_limit_the_service_raised_it
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             streams = [sse_stream(session, f"{service.url}/api/snapshot/events") for _ in range(60)]
             for stream in streams:
-                await next_status(stream, lambda d: True)  # the 51st and beyond are let in too (200, not 503)
+                await next_status(stream, lambda d: True)  # the 22nd and beyond are let in too (201, not 503)
             for stream in streams:
                 await stream.aclose()
     finally:

@@ -27,7 +27,8 @@ from aiohttp.test_utils import TestServer
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.http.app import create_app
-from orchestrator.http.sse import WRITE_BUFFER_CAP, Client, clients, open_streams
+from orchestrator.http.sse import clients, open_streams
+from orchestrator.http.streamclient import WRITE_BUFFER_CAP, Client
 from orchestrator.service import Orchestrator
 from tests.fakes import T0, ScriptedJob, Services
 from tests.support import ServiceProcess, SSEEvent, descriptors, sse_stream
@@ -110,7 +111,7 @@ EVENT_PAD = 16 * 1024
 async def test_client_that_stops_reading_is_dropped_at_the_buffer_cap(
     caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
-    caplog.set_level(logging.INFO, logger="orchestrator.http.sse")
+    caplog.set_level(logging.INFO, logger="orchestrator.http")
     # A send timeout far beyond the test's bound: only the buffer cap can drop the client in time.
     async with serving(services, sse_send_timeout=60.0) as (orchestrator, server), aiohttp.ClientSession() as session:
         app, hub, loop = server.app, orchestrator.hub, asyncio.get_running_loop()
@@ -157,7 +158,7 @@ async def test_send_that_cannot_complete_in_time_drops_the_client(
     """Events too big for the cap's headroom make aiohttp wait for the client to drain; the send timeout ends
     that wait and the client is dropped, while the reading client keeps getting every state. (Without the
     timeout the client would stay: the cap is checked only between sends.)"""
-    caplog.set_level(logging.INFO, logger="orchestrator.http.sse")
+    caplog.set_level(logging.INFO, logger="orchestrator.http")
     send_timeout = 0.5
     async with serving(services, sse_send_timeout=send_timeout) as (orchestrator, server):
         app, hub, loop = server.app, orchestrator.hub, asyncio.get_running_loop()

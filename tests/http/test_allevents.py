@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.http.app import create_app
-from orchestrator.http.sse import WRITE_BUFFER_CAP
+from orchestrator.http.streamclient import WRITE_BUFFER_CAP
 from orchestrator.service import Orchestrator
 from tests.fakes import Client, ScriptedJob, end_startup
 from tests.http.conftest import JOBS, JOBS_FILE, several_jobs
@@ -70,9 +70,11 @@ async def test_one_event_per_job_on_connect_then_each_change_of_any_job(
 
 
 async def test_the_all_jobs_stream_counts_as_one_event_stream(started: Client, session: aiohttp.ClientSession) -> None:
-    await first_events(all_events(started, session), len(JOBS))
+    stream = all_events(started, session)  # held: a stream dropped here may close before /health answers
+    await first_events(stream, len(JOBS))
     health = await (await started.get("/health")).json()
     assert health["sseClients"] == 1
+    await stream.aclose()
 
 
 async def test_a_jobs_own_stream_is_that_jobs(started: Client, session: aiohttp.ClientSession) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from orchestrator.cli.values import parse_trusted_proxies
+from orchestrator.config import default_max_streams, max_log_streams
 from orchestrator.http.clientaddr import TrustedProxies
 from orchestrator.http.connlimits import (
     ConnectionGate,
@@ -40,6 +41,17 @@ def gate(total: int, per_client: int, trusted: TrustedProxies | None = None) -> 
 )
 def test_the_total_keeps_room_below_the_descriptor_limit(descriptors: int | None, total: int) -> None:
     assert derived_total(descriptors) == total
+
+
+@pytest.mark.parametrize(
+    ("descriptors", "streams", "log_streams"),
+    [(100, 21, 5), (1024, 537, 134), (20000, 10500, 2625), (65536, 34406, 8601), (524288, 275251, 68812)],
+)
+def test_the_streams_allowed_by_default_leave_a_quarter_of_the_connections_for_other_requests(
+    descriptors: int, streams: int, log_streams: int
+) -> None:
+    assert (default_max_streams(descriptors), max_log_streams(streams)) == (streams, log_streams)
+    assert streams + log_streams <= derived_total(descriptors) * 3 // 4
 
 
 def test_one_address_never_gets_more_than_half_the_total() -> None:
