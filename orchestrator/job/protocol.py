@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from orchestrator.core.events import RunStatus, Source
 from orchestrator.core.records import DEFAULT_JOB
@@ -39,6 +39,19 @@ class Pipe(StrEnum):
 Output = Callable[[Pipe, str], Awaitable[None] | None]
 """Called with (pipe, text) for every line the job prints, progress lines and blank lines included. An awaitable
 back asks the reader to wait for it before it reads on (the log's disk lags: the job waits on its pipe)."""
+
+
+@runtime_checkable
+class BlockOutput(Protocol):
+    """An :data:`Output` that also takes many lines at once (a chatty job's output costs a step per block read
+    from its pipe, not one per line)."""
+
+    def __call__(self, pipe: Pipe, text: str) -> Awaitable[None] | None: ...
+
+    def lines(self, pipe: Pipe, block: bytes) -> Awaitable[None] | None:
+        """Take ``block``: whole lines, each ending in a newline, clean (valid UTF-8, no carriage return at
+        the end, none longer than the line limit). An awaitable back means what it means for one line."""
+        ...
 
 
 def ignore_pid(pid: int) -> None:

@@ -1,5 +1,6 @@
-"""The real job: a subprocess in its own session, its stdout read for ``PROGRESS`` lines and every line handed
-to the run's log, stopped (when cancelled, or when it leaves processes behind) by :func:`escalate`."""
+"""The real job: a subprocess in its own session, its output handed to the run's log a block of whole lines at
+a time (:mod:`orchestrator.job.linecut`) and its stdout's ``PROGRESS`` lines parsed, stopped (when cancelled,
+or when it leaves processes behind) by :func:`escalate`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import logging
 import os
 import signal
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from orchestrator.core.events import RunStatus
 from orchestrator.core.outlast import outlast_cancel
+from orchestrator.job.linecut import last_lines, lines_of, lines_with
+from orchestrator.job.pipes import PipeEnd, pipe_end, read_blocks
 from orchestrator.job.processgroup import JobGroup, escalate
 from orchestrator.job.protocol import (
     MARK,
@@ -28,8 +31,6 @@ from orchestrator.job.protocol import (
 
 log = logging.getLogger(__name__)
 
-MAX_LINE_BYTES = 8192
-CUT_MARK = f" [line cut at {MAX_LINE_BYTES} bytes]"
 STDERR_TAIL_LINES = 10
 DRAIN_AFTER_EXIT_SECONDS = 2.0
 """How long the pipes may stay open after the job's main process exits (a child still writing)."""
@@ -105,7 +106,10 @@ class SubprocessJob:
         started(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        readers = asyncio.gather(self._read_stdout(ctx, proc.stdout, report), self._read_stderr(ctx, proc.stderr, tail))
+        readers = asyncio.gather(
+            self._read_stdout(ctx, proc.stdout, pipe_end(transport, 1), report),
+            self._read_stderr(ctx, proc.stderr, pipe_end(transport, 2), tail),
+        )
         group = JobGroup(ctx.run_id, proc.pid, protocol.exited)
         try:
             code = await self._outlive(group, readers)
@@ -142,50 +146,29 @@ class SubprocessJob:
             await escalate(group, self.kill_grace)
         return code
 
-    async def _read_stdout(self, ctx: RunContext, stream: asyncio.StreamReader, report: Report) -> None:
-        async for line in iter_lines(stream):
-            if (lagging := ctx.output(Pipe.OUT, line)) is not None:
-                await lagging
-            parsed = parse_progress_line(line)
-            if parsed is not None:
-                report(parsed)
-            elif line.strip():
+    async def _read_stdout(self, ctx: RunContext, stream: asyncio.StreamReader, end: PipeEnd, report: Report) -> None:
+        def seen(block: bytes) -> None:
+            # Only the lines that hold the word are looked at: most blocks hold no report at all.
+            for line in lines_with(block, b"PROGRESS"):
+                if (parsed := parse_progress_line(line)) is not None:
+                    report(parsed)
+            if log.isEnabledFor(logging.DEBUG):
                 # At debug only: the run's own log has every line; a chatty job would flood the service log.
-                log.debug("run %s | %s", ctx.run_id, line)
+                for line in lines_of(block):
+                    if line.strip():
+                        log.debug("run %s | %s", ctx.run_id, line)
 
-    async def _read_stderr(self, ctx: RunContext, stream: asyncio.StreamReader, tail: deque[str]) -> None:
-        async for line in iter_lines(stream):
-            if (lagging := ctx.output(Pipe.ERR, line)) is not None:
-                await lagging
-            if line.strip():
-                tail.append(line)
-                log.debug("run %s ! %s", ctx.run_id, line)
+        await read_blocks(stream, end, Pipe.OUT, ctx.output, seen)
 
+    async def _read_stderr(self, ctx: RunContext, stream: asyncio.StreamReader, end: PipeEnd, tail: deque[str]) -> None:
+        def seen(block: bytes) -> None:
+            tail.extend(last_lines(block, STDERR_TAIL_LINES))
+            if log.isEnabledFor(logging.DEBUG):
+                for line in lines_of(block):
+                    if line.strip():
+                        log.debug("run %s ! %s", ctx.run_id, line)
 
-async def iter_lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
-    """Lines of a pipe, decoded leniently. An over-long line is cut: its first :data:`MAX_LINE_BYTES` and a
-    marker, once; the rest up to the next newline is dropped (gigabytes without a newline are one log line)."""
-    buffer = b""
-    dropping = False
-    while chunk := await stream.read(65536):
-        if dropping:
-            newline = chunk.find(b"\n")
-            if newline < 0:
-                continue
-            chunk, dropping = chunk[newline + 1 :], False
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            yield _decode(raw)
-        if len(buffer) > MAX_LINE_BYTES:
-            yield _decode(buffer[:MAX_LINE_BYTES]) + CUT_MARK
-            buffer, dropping = b"", True
-    if buffer:
-        yield _decode(buffer)
-
-
-def _decode(raw: bytes) -> str:
-    return raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace").rstrip("\r")
+        await read_blocks(stream, end, Pipe.ERR, ctx.output, seen)
 
 
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):

@@ -1,10 +1,12 @@
 """One run's log as the live capture holds it: the bytes on disk, a batch on its way there, and what waits in
-memory, read by byte offset as one log (:class:`RunLog`); and the time stamps its lines carry.
+memory, read by byte offset as one log (:class:`RunLog`); the time stamps its lines carry; and what waits in
+memory of every log (:class:`Waiting`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 
 from orchestrator.core.clock import Clock
@@ -65,6 +67,8 @@ class RunLog:
         that must be read from the file (``None`` if none): the caller reads that part off the loop."""
         end = min(self.size, offset + limit)
         from_file = (offset, min(end, self.flushed)) if offset < self.flushed else None
+        if end <= self.flushed:
+            return b"", from_file  # all on disk (a slice up to a negative stop would take a batch in flight)
         # Two slices, whatever the number of lines waiting: every live reader calls this for every event.
         start = max(offset, self.flushed) - self.flushed
         stop = end - self.flushed
@@ -103,3 +107,44 @@ class LineStamps:
         if key != self._key:
             self._key, self._text = key, f"{now:%H:%M:%S}.{now.microsecond // 1000:03d}"
         return self._text
+
+
+class Waiting:
+    """The bytes of every log that wait in memory: their bound, the writer's wake-ups, and the hold on the jobs'
+    output while the disk lags."""
+
+    def __init__(self, limit: int, urgent_bytes: int) -> None:
+        self.limit = limit
+        self.urgent_bytes = urgent_bytes
+        self.bytes = 0
+        self.peak = 0
+        """The most bytes that waited at once (for the benchmark and the tests)."""
+        self.dirty = asyncio.Event()
+        self.urgent = asyncio.Event()
+        """Set when ``urgent_bytes`` wait: the next batch goes at once."""
+        self._drained: asyncio.Future[None] | None = None
+        """Resolved when a batch has been written: the job's output is read on (backpressure)."""
+
+    def fits(self, size: int) -> bool:
+        return self.bytes + size <= self.limit
+
+    def add(self, size: int) -> None:
+        self.bytes += size
+        self.peak = max(self.peak, self.bytes)
+        if self.bytes >= self.urgent_bytes:
+            self.urgent.set()
+        self.dirty.set()
+
+    def hold(self, disk_failing: bool) -> Awaitable[None] | None:
+        """What a job's output waits for before it is read on: a batch written, while the disk works but lags
+        (a quarter of the bound waits); ``None``: read on."""
+        if disk_failing or self.bytes < self.limit // 4:
+            return None
+        if self._drained is None or self._drained.done():
+            self._drained = asyncio.get_running_loop().create_future()
+        return asyncio.shield(self._drained)  # shared: a reader that is cancelled must not cancel it
+
+    def release(self) -> None:
+        """A batch was written (or there was none): the jobs' output is read on."""
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)

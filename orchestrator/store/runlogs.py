@@ -33,9 +33,9 @@ from typing import TypeVar
 from orchestrator.core.clock import Clock
 from orchestrator.core.outlast import outlast_cancel
 from orchestrator.core.records import RunRecord
-from orchestrator.job.protocol import MARK, Output, Pipe
+from orchestrator.job.protocol import MARK, Pipe
 from orchestrator.store.api import RunLogs as LogStore
-from orchestrator.store.livelog import LineStamps, RunLog
+from orchestrator.store.livelog import LineStamps, RunLog, Waiting
 from orchestrator.store.logfiles import (
     LOG_NAME,
     LOGS_DIR_NAME,
@@ -92,36 +92,32 @@ class RunLogs:
         self.folder = self.files.folder
         self._stamps = LineStamps(clock)
         self.max_bytes = max_bytes
-        self.max_pending = max_pending
         self._logs: dict[str, RunLog] = {}
         """Open logs, and ended ones whose last lines are not on disk yet: readers find them here."""
-        self._pending = 0
-        self._dirty = asyncio.Event()
-        self._urgent = asyncio.Event()
-        """Set when :data:`EARLY_FLUSH_BYTES` wait: the next batch goes at once."""
-        self._drained: asyncio.Future[None] | None = None
-        """Resolved when a batch has been written: the job's output is read on (backpressure)."""
+        self._waiting = Waiting(max_pending, EARLY_FLUSH_BYTES)
         self._io = asyncio.Lock()
         """Held while a batch is written or old logs are removed: a removed log is never written again."""
         self._flusher: asyncio.Task[None] | None = None
-        self.writes = 0
-        """Batches written (for the benchmark and the tests)."""
-        self.peak_pending = 0
-        """The most bytes that waited in memory at once (for the benchmark and the tests)."""
+        self.writes = 0  # batches written (for the benchmark and the tests)
         self._disk = DiskNews(self.folder, max_pending)
+
+    @property
+    def peak_pending(self) -> int:
+        """The most bytes that waited in memory at once (for the benchmark and the tests)."""
+        return self._waiting.peak
 
     # ------------------------------------------------------------------------------------- the runner's side
     def relative_path(self, run_id: str) -> str:
         """Where ``run_id``'s log is, relative to the data folder (as the history records it)."""
         return self.files.relative_path(run_id)
 
-    def open(self, run_id: str) -> Output:
+    def open(self, run_id: str) -> LogInput:
         """Start ``run_id``'s log; the returned callable takes each line the job prints."""
         run_log = RunLog(run_id, self.data_dir / self.relative_path(run_id))
         self._logs[run_id] = run_log
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_forever(), name="run-log-writer")
-        return lambda pipe, text: self._write(run_log, pipe, text)
+        return LogInput(self, run_log)
 
     def close(self, run: RunRecord) -> None:
         """The run ended: its last lines are written (on the worker thread, soon) and live readers are told."""
@@ -137,7 +133,8 @@ class RunLogs:
         if run_log.created and not run_log.pending and not run_log.in_flight:
             del self._logs[run.run_id]  # all on disk already: the file is the whole log from now on
         else:
-            self._dirty.set()  # written even if empty: a finished run's log exists
+            self._waiting.dirty.set()  # written even if empty: a finished run's log exists
+            self._waiting.urgent.set()  # at once: a finished run's log is whole on disk as soon as it can be
 
     def get(self, run_id: str) -> RunLog | None:
         """The live (or not yet fully written) log of ``run_id``; ``None`` means: the file is the whole log."""
@@ -154,7 +151,7 @@ class RunLogs:
             for run_id in run_ids:
                 run_log = self._logs.get(run_id)
                 if run_log is not None and run_log.ended:
-                    self._pending -= run_log.pending_bytes
+                    self._waiting.bytes -= run_log.pending_bytes
                     del self._logs[run_id]
             return await asyncio.to_thread(work)
 
@@ -171,28 +168,39 @@ class RunLogs:
             log.error("%d bytes of run logs could not be written before the stop: %s", left, self._disk.failing)
 
     # ------------------------------------------------------------------------------------------- writing
-    def _write(self, run_log: RunLog, pipe: Pipe, text: str) -> Awaitable[None] | None:
+    def write(self, run_log: RunLog, pipe: Pipe, text: str) -> Awaitable[None] | None:
         """Take one line; an awaitable back means: read no more output until it is done (the disk lags)."""
+        return self.write_block(run_log, pipe, f"{text}\n".encode(errors="replace"))
+
+    def write_block(self, run_log: RunLog, pipe: Pipe, block: bytes) -> Awaitable[None] | None:
+        """Take a block of whole lines (each ending in a newline): one stamp, one copy, and one wake-up of the
+        live readers for all of them; line by line when that would reach a bound."""
         if run_log.cut_lines or run_log.ended:
-            run_log.cut_lines += 1
+            run_log.cut_lines += block.count(b"\n")
             return None
-        line = f"{self._stamps.now()} {pipe} {text}\n".encode(errors="replace")
-        if run_log.size + len(line) > self.max_bytes - MARKER_ROOM:
+        head = f"{self._stamps.now()} {pipe} ".encode()
+        data = head + block[:-1].replace(b"\n", b"\n" + head) + b"\n"
+        if run_log.size + len(data) <= self.max_bytes - MARKER_ROOM and self._waiting.fits(len(data)):
+            self._end_dropping(run_log)
+            self._queue(run_log, data)
+        else:
+            for line in block.split(b"\n")[:-1]:
+                self._line(run_log, pipe, head + line + b"\n")
+        return self._waiting.hold(self._disk.failing is not None)
+
+    def _line(self, run_log: RunLog, pipe: Pipe, line: bytes) -> None:
+        if run_log.cut_lines:
+            run_log.cut_lines += 1
+        elif run_log.size + len(line) > self.max_bytes - MARKER_ROOM:
             # The marker names the size the log really has, on the pipe that overflowed, and still fits.
             run_log.cut_lines, run_log.cut_at = 1, run_log.size
             cut = f"log cut at {run_log.size} bytes (limit {self.max_bytes}): this line and later ones are not kept"
             self._queue(run_log, self._marker(cut, pipe))
-            return None
-        if self._pending + len(line) > self.max_pending:
+        elif not self._waiting.fits(len(line)):
             run_log.dropped_lines += 1
-            return None
-        self._end_dropping(run_log)
-        self._queue(run_log, line)
-        if self._disk.failing is not None or self._pending < self.max_pending // 4:
-            return None
-        if self._drained is None or self._drained.done():
-            self._drained = asyncio.get_running_loop().create_future()
-        return asyncio.shield(self._drained)  # shared: a reader that is cancelled must not cancel it
+        else:
+            self._end_dropping(run_log)
+            self._queue(run_log, line)
 
     def _end_dropping(self, run_log: RunLog) -> None:
         if run_log.dropped_lines:
@@ -209,17 +217,13 @@ class RunLogs:
 
     def _queue(self, run_log: RunLog, line: bytes) -> None:
         run_log.add(line)
-        self._pending += len(line)
-        self.peak_pending = max(self.peak_pending, self._pending)
-        if self._pending >= EARLY_FLUSH_BYTES:
-            self._urgent.set()
-        self._dirty.set()
+        self._waiting.add(len(line))
 
     async def _flush_forever(self) -> None:
         loop = asyncio.get_running_loop()
         last = -FLUSH_SECONDS
         while True:
-            await self._dirty.wait()
+            await self._waiting.dirty.wait()
             # A rate limit on writes, not a poll: this sleeps only while lines wait to be written.
             pause = (RETRY_SECONDS if self._disk.failing else FLUSH_SECONDS) - (loop.time() - last)
             if pause > 0 and self._disk.failing:
@@ -227,8 +231,8 @@ class RunLogs:
             elif pause > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(pause):
-                        await self._urgent.wait()  # enough waits for a batch of its own: no need to wait longer
-            self._urgent.clear()
+                        await self._waiting.urgent.wait()  # enough waits for a batch of its own: no need to wait longer
+            self._waiting.urgent.clear()
             last = loop.time()
             await outlast_cancel(asyncio.ensure_future(self.flush()))  # a batch half-recorded would repeat
 
@@ -239,7 +243,7 @@ class RunLogs:
 
     async def _flush_batches(self) -> None:
         """One batch per log that has news, all written in one trip to a worker thread."""
-        self._dirty.clear()
+        self._waiting.dirty.clear()
         batches: list[tuple[RunLog, bytes]] = []
         for run_log in list(self._logs.values()):
             if run_log.ended and run_log.created and not run_log.pending and not run_log.in_flight:
@@ -250,7 +254,7 @@ class RunLogs:
                 run_log.pending.clear()
                 batches.append((run_log, run_log.in_flight))
         if not batches:
-            self._let_readers_on()
+            self._waiting.release()
             return
         stamp = self._stamps.now()
         jobs = [
@@ -263,18 +267,29 @@ class RunLogs:
         for (run_log, data), (written, failure, replaced) in zip(batches, results, strict=True):
             self._disk.replaced(run_log.run_id, replaced)
             run_log.landed(data, written, failure)
-            self._pending -= written
+            self._waiting.bytes -= written
             if failure is not None:
                 error = failure
-                self._dirty.set()
+                self._waiting.dirty.set()
             if run_log.ended and not run_log.pending and failure is None:
                 self._logs.pop(run_log.run_id, None)
         self._disk.batch_done(error)
-        self._let_readers_on()
+        self._waiting.release()
 
-    def _let_readers_on(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+
+class LogInput:
+    """What a run's job writes its lines to (:meth:`RunLogs.open`): one line at a time, or a block of them."""
+
+    __slots__ = ("_log", "_logs")
+
+    def __init__(self, logs: RunLogs, run_log: RunLog) -> None:
+        self._logs, self._log = logs, run_log
+
+    def __call__(self, pipe: Pipe, text: str) -> Awaitable[None] | None:
+        return self._logs.write(self._log, pipe, text)
+
+    def lines(self, pipe: Pipe, block: bytes) -> Awaitable[None] | None:
+        return self._logs.write_block(self._log, pipe, block)
 
 
 class DiskNews:

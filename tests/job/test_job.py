@@ -15,8 +15,9 @@ import pytest
 from orchestrator.core.events import RunStatus, Source
 from orchestrator.core.steps import MAX_DETAIL_CHARS, MAX_NAME_CHARS, Parsed
 from orchestrator.core.steps import StepReport as R
+from orchestrator.job.linecut import CUT_MARK, MAX_LINE_BYTES
 from orchestrator.job.protocol import Pipe, RunContext, parse_progress_line
-from orchestrator.job.subprocessjob import CUT_MARK, MAX_LINE_BYTES, SubprocessJob, describe_exit
+from orchestrator.job.subprocessjob import SubprocessJob, describe_exit
 from tests.support import alive as _alive
 
 PY = sys.executable

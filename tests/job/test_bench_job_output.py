@@ -1,0 +1,30 @@
+"""bench/job_output.py runs end to end at a tiny size: the job writing a file itself, under the runner in
+process, and under a real service, each row printed with its ratio to the first."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.support import PYTHON, REPO
+
+pytestmark = pytest.mark.process
+
+
+@pytest.mark.timeout(120)
+def test_the_job_output_benchmark_runs_at_a_tiny_size() -> None:
+    done = subprocess.run(
+        [PYTHON, "bench/job_output.py", "--lines", "2000", "--tries", "1"],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "| mode | job's own s, median |" in out, out
+    for mode in ("file", "file, buffered", "runner", "service"):
+        assert f"| {mode} |" in out, out
+    assert f"- the service ran: {REPO}" in out, out
