@@ -115,10 +115,12 @@ async def serve_stream(
 
     One coroutine waits for the whole stream: each frame held while a stream is open is held ten thousand times
     over by ten thousand streams."""
+    send = sender or request.app[FANOUTS].of(job_of(request).view)  # first: an unknown job is a 404, not a stream
     room = request.app[ROOMS][kind]
     address = client_of(request)
     seat = room.admit(address.key, credential_of(request), request.app[ROOM_CLOCK].now(), network=address.network)
     if isinstance(seat, Refusal):
+        _unused(send)
         return json_error(seat.status, seat.message, {"Retry-After": str(seat.retry_after)})
     try:
         stream = Stream(send_timeout=settings.sse_send_timeout, headers={"Cache-Control": "no-cache"})
@@ -131,9 +133,9 @@ async def serve_stream(
         # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
         # (raised from here, it would log a traceback per vanished client).
         room.release(seat)
+        _unused(send)
         return web.Response(status=503)
     client = Client(stream, transport, _peer(transport, address.address), request.writer, settings.sse_send_timeout)
-    send = sender or request.app[FANOUTS].of(job_of(request).view)
     task = _open(request.app, kind, client, send, settings)
     try:
         # Until the stream is ended (by its sender, its fan-out, the pinger or a drop), as aiohttp-sse's
@@ -148,6 +150,11 @@ async def serve_stream(
         finally:
             room.release(seat)
     return stream
+
+
+def _unused(send: Sender | Fanout) -> None:
+    if isinstance(send, Fanout) and not send.streams:
+        send.close()  # made for this stream, which never opened: not kept
 
 
 def _open(
