@@ -11,7 +11,8 @@ the same bytes (the service's document, fetched once). The two alternate, ``--ro
 
 ``--code PATH`` runs the service from another checkout (first on its ``PYTHONPATH``; the output says which
 ``orchestrator`` the service imports). Prints a Markdown section for ``bench/RESULTS.md``: per figure, the
-median over the rounds of each side's req/s and latency p50/p99 (wrk's ``--latency``), and the ratio ours/bare.
+median over the rounds of each side's req/s, latency p50/p99 (wrk's ``--latency``) and the server's CPU time per
+request (``/proc``: less swayed by what else the machine runs than req/s), and the ratio ours/bare.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -54,12 +55,26 @@ web.run_app(app, host="127.0.0.1", port=port, print=lambda *a: print("listening"
 
 @dataclass(frozen=True)
 class Wrk:
-    """One wrk run: requests a second, latency percentiles in ms, and the requests wrk counted."""
+    """One wrk run: requests a second, latency percentiles in ms, the requests wrk counted, and the server's
+    CPU time (user + system, all its threads) per request in microseconds."""
 
     rps: float
     p50_ms: float
     p99_ms: float
     requests: int
+    cpu_us: float = 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk_on(pid: int, url: str, seconds: int, connections: int) -> Wrk:
+    """:func:`run_wrk`, with the CPU time the process ``pid`` spent meanwhile."""
+    before = cpu_seconds(pid)
+    found = run_wrk(url, seconds, connections)
+    return replace(found, cpu_us=1e6 * (cpu_seconds(pid) - before) / max(1, found.requests))
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -157,9 +172,9 @@ def measure(title: str, proc: ServiceProcess, path: str, root: Path, args: argpa
         run_wrk(proc.url + path, 1, args.connections)  # warm both up
         run_wrk(bare.url, 1, args.connections)
         for round_ in range(args.rounds):
-            order = [(proc.url + path, figure.ours), (bare.url, figure.bare)]
-            for url, into in order if round_ % 2 == 0 else order[::-1]:
-                into.append(run_wrk(url, args.seconds, args.connections))
+            order = [(proc.proc.pid, proc.url + path, figure.ours), (bare.proc.pid, bare.url, figure.bare)]
+            for pid, url, into in order if round_ % 2 == 0 else order[::-1]:
+                into.append(run_wrk_on(pid, url, args.seconds, args.connections))
     finally:
         bare.stop()
     return figure
@@ -170,8 +185,8 @@ def median(values: list[float]) -> float:
 
 
 def table(figure: Figure) -> str:
-    ours = [median([w.rps for w in figure.ours]), *(median([getattr(w, f) for w in figure.ours]) for f in PCT)]
-    bare = [median([w.rps for w in figure.bare]), *(median([getattr(w, f) for w in figure.bare]) for f in PCT)]
+    ours = [median([getattr(w, f) for w in figure.ours]) for f in FIELDS]
+    bare = [median([getattr(w, f) for w in figure.bare]) for f in FIELDS]
     each = ", ".join(f"{w.rps:,.0f}" for w in figure.ours)
     each_bare = ", ".join(f"{w.rps:,.0f}" for w in figure.bare)
     return "\n".join(
@@ -181,17 +196,19 @@ def table(figure: Figure) -> str:
             f"`GET {figure.path}`, {figure.size:,} bytes; median of {len(figure.ours)} rounds "
             f"(ours: {each}; bare: {each_bare} req/s)",
             "",
-            "| server | req/s | p50 ms | p99 ms |",
-            "|---|---:|---:|---:|",
-            f"| ours | {ours[0]:,.0f} | {ours[1]:.2f} | {ours[2]:.2f} |",
-            f"| bare aiohttp, same bytes (reference) | {bare[0]:,.0f} | {bare[1]:.2f} | {bare[2]:.2f} |",
-            f"| **ours / bare** | **{ours[0] / bare[0]:.2f}x** | {ours[1] / bare[1]:.2f}x | {ours[2] / bare[2]:.2f}x |",
+            "| server | req/s | p50 ms | p99 ms | server CPU µs/request |",
+            "|---|---:|---:|---:|---:|",
+            f"| ours | {ours[0]:,.0f} | {ours[1]:.2f} | {ours[2]:.2f} | {ours[3]:.0f} |",
+            f"| bare aiohttp, same bytes (reference) | {bare[0]:,.0f} | {bare[1]:.2f} | {bare[2]:.2f} "
+            f"| {bare[3]:.0f} |",
+            f"| **ours / bare** | **{ours[0] / bare[0]:.2f}x** | {ours[1] / bare[1]:.2f}x | {ours[2] / bare[2]:.2f}x "
+            f"| {ours[3] / max(bare[3], 0.001):.2f}x |",
             "",
         ]
     )
 
 
-PCT = ("p50_ms", "p99_ms")
+FIELDS = ("rps", "p50_ms", "p99_ms", "cpu_us")
 
 
 def main() -> None:

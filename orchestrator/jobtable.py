@@ -54,6 +54,8 @@ class JobTable:
         """Every job's name ever served: their folders in the triggers folder are not trigger files."""
         self.chains = Chains(self._followers, self._trigger_after)
         self.units: dict[str, JobUnit] = {}
+        self.version = 0
+        """Counts every change of the units or of which are leaving (what the service serves)."""
         self.notifiers: dict[str, Notifier] = {}
         self.listeners: dict[str, list[RunListener]] = {}
         """Each job's run listeners: its runner holds the same list."""
@@ -84,6 +86,7 @@ class JobTable:
         self._metrics.job_added(spec.name, unit)
         self.listeners[spec.name] = listeners
         self.units[spec.name] = unit
+        self.version += 1
         self.notifiers[spec.name] = notifier
         self._names.add(spec.name)
         return unit
@@ -144,6 +147,7 @@ class JobTable:
         run ends (their history stays), changed ones are replaced once their run ends."""
         for name in self._next:  # still being retired: it ends as this file says, whatever the last said
             self._next[name] = wanted.get(name)
+            self.version += 1
         running = {name: unit.spec for name, unit in self.units.items() if name not in self._next}
         change = plan(running, {name: spec for name, spec in wanted.items() if name not in self._next})
         for name in change.removed:
@@ -153,6 +157,7 @@ class JobTable:
         for name in change.added:
             await self.start(self.build(wanted[name]))
         self.units = {name: self.units[name] for name in (*wanted, *self.units) if name in self.units}
+        self.version += 1
         return change
 
     def _retire(self, name: str, successor: JobSpec | None) -> None:
@@ -160,6 +165,7 @@ class JobTable:
         # A trigger from now on is saved for the successor (a removed job's stays in the state file).
         self.units[name].close_intake(end_streams=False)
         self._next[name] = successor
+        self.version += 1
         task = asyncio.create_task(self._replace(self.units[name]), name=f"retire-{name}")
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
@@ -171,11 +177,13 @@ class JobTable:
         if stack is not None:
             await stack.aclose()
         successor = self._next.pop(name, None)
+        self.version += 1
         if self._stopping:
             unit.hub.close()
             return
         if successor is None:
             self.units.pop(name, None)
+            self.version += 1
             unit.hub.close()
             log.info("job %s removed; its history stays", name)
             return

@@ -18,6 +18,7 @@ from orchestrator.jobsfile.model import JobsFile
 from orchestrator.jobsfile.plan import Plan, ReloadRefused
 from orchestrator.jobsfile.spec import specs_of
 from orchestrator.jobtable import JobTable
+from orchestrator.live.encoded import StatusCache, StatusList
 from orchestrator.live.hub import Hub
 from orchestrator.ops.metrics import Metrics
 from orchestrator.ops.notify import Notifier
@@ -100,6 +101,8 @@ class Orchestrator:
         self._stack.push_async_callback(self.table.stop)
         self._stopping = False
         self._reloading = asyncio.Lock()
+        self._served: tuple[int, Mapping[str, JobUnit]] = (-1, {})
+        self._statuses = StatusList(self.shared.status_changes)
 
     # ----------------------------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -178,7 +181,16 @@ class Orchestrator:
 
     def jobs(self) -> Mapping[str, JobUnit]:
         """Every job served, in the file's order (not those a reload removed)."""
-        return {name: unit for name, unit in self.units.items() if not self.table.leaving(name)}
+        version, served = self._served
+        if version != self.table.version:
+            served = {name: unit for name, unit in self.units.items() if not self.table.leaving(name)}
+            self._served = (self.table.version, served)
+        return served
+
+    def jobs_status_json(self) -> bytes:
+        """Every served job's status document as of now, as one JSON array, each encoded once per change."""
+        jobs = self.jobs
+        return self._statuses.at(self.clock.now(), self.table.version, lambda: _status_caches(jobs()))
 
     @property
     def unit(self) -> JobUnit:
@@ -221,3 +233,7 @@ class Orchestrator:
 
     def status(self) -> dict[str, Any]:
         return self.unit.status()
+
+
+def _status_caches(jobs: Mapping[str, JobUnit]) -> list[tuple[StatusCache, object]]:
+    return [(unit.encoded, unit.runner.state) for unit in jobs.values()]

@@ -24,7 +24,7 @@ from orchestrator.core.stepstats import RunTimeline
 from orchestrator.job.protocol import Job
 from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.jobsfile.spec import JobSpec
-from orchestrator.live.encoded import StatusCache, Template, template
+from orchestrator.live.encoded import Changes, StatusCache, Template, template
 from orchestrator.live.hub import Hub
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
@@ -61,6 +61,8 @@ class Shared:
     leave_alone: Container[str] = frozenset()
     on_ending: Callable[[RunRecord], None] = lambda run: None
     """Told of each job's run that completed, just before its outcome is saved (the chains)."""
+    status_changes: Changes = field(default_factory=Changes)
+    """Counts every job's status documents built (``GET /api/jobs`` answers the same text until it moves)."""
 
 
 class JobUnit:
@@ -77,7 +79,7 @@ class JobUnit:
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
         self.hub = Hub()
         self.publisher = Publisher(self.hub, clock)
-        self.encoded = StatusCache(lambda now: _template(self, now))  # the status document as JSON, once a change
+        self.encoded = StatusCache(lambda now: _template(self, now), shared.status_changes)  # as JSON, once a change
         self.progress_file = ProgressFile(spec.progress_path)
         states = shared.states or StateFile(spec.state_path, default_job=spec.name)
         self.state_store: StateStore = states.job(spec.name)
@@ -157,9 +159,9 @@ class JobUnit:
         caller say it was accepted. :class:`TriggerNotSaved` if the state could not be written."""
         trigger = Trigger(source, self.clock.now(), reason, receipt=Receipt())
         if self._stopping:
-            # A request that was already in flight when the service began to stop: nothing runs any more,
-            # but the trigger is saved and runs at the next start.
+            # In flight when the service began to stop: nothing runs any more; saved for the next start.
             self.runner.keep_for_next_start(trigger)
+            self.publish()
         else:
             await self.queue.put(trigger)
         return await _saved(trigger, self.state_store)

@@ -11,6 +11,7 @@ paths, as if it did not exist.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,10 +97,22 @@ def add_job_route(app: web.Application, method: Literal["GET", "POST"], suffix: 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/jobs", jobs)
+    app[LAST_JOBS] = [b"", b""]
 
 
 async def jobs(request: web.Request) -> web.Response:
     """``{"jobs": [status document, ...], "defaultJob": name}``: each document as ``/status`` answers it."""
     served = request.app[SERVED]
-    documents = [unit.status() for unit in served.jobs().values()]
-    return web.json_response({"jobs": documents, "defaultJob": served.default_job})
+    documents = served.jobs_status_json()
+    last = request.app[LAST_JOBS]
+    if last[0] is not documents:  # the same text (within the same millisecond): the same answer
+        last[:] = documents, b"".join((b'{"jobs": ', documents, _tail(served.default_job)))
+    return web.Response(body=last[1], content_type="application/json", charset="utf-8")
+
+
+def _tail(default_job: str) -> bytes:
+    return b', "defaultJob": ' + json.dumps(default_job).encode() + b"}"
+
+
+LAST_JOBS = web.AppKey("last_jobs", list[bytes])
+"""The array ``GET /api/jobs`` last answered and its answer."""

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.core.events import iso
@@ -31,6 +31,7 @@ from orchestrator.core.records import State
 from orchestrator.live.status import StatusInputs, status_document
 
 MINUTES, SECONDS, SECONDS_LEFT, SERVER_TIME = "minutes", "seconds", "secondsLeft", "serverTime"
+NEVER = datetime.max.replace(tzinfo=UTC)
 SAFETY = timedelta(milliseconds=1)
 """How long before a countdown's computed change a filled template is last checked (rounding at the edge)."""
 
@@ -207,15 +208,25 @@ def valid_until(state: State, now: datetime, *, checks_change: datetime | None, 
     return min(moments, default=None)
 
 
+class Changes:
+    """Counts the templates built for any job: what is made of several jobs' templates holds while it stays."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class StatusCache:
     """One job's template, kept until another is built (:meth:`renew`: the job's status changed), the state it was
     built from is no longer the job's (a change nobody said is seen too), or it no longer :meth:`holds`;
-    ``build`` makes one as of a moment."""
+    ``build`` makes one as of a moment; ``changes`` counts every one built."""
 
-    __slots__ = ("_build", "_key", "_template")
+    __slots__ = ("_build", "_changes", "_key", "_template")
 
-    def __init__(self, build: Callable[[datetime], Template]) -> None:
+    def __init__(self, build: Callable[[datetime], Template], changes: Changes | None = None) -> None:
         self._build = build
+        self._changes = changes or Changes()
         self._template: Template | None = None
         self._key: object = None
 
@@ -223,6 +234,7 @@ class StatusCache:
         """A template built at ``now`` for the state ``key`` (something changed), kept."""
         template = self._template = self._build(now)
         self._key = key
+        self._changes.count += 1
         return template
 
     def template(self, now: datetime, key: object) -> Template:
@@ -235,3 +247,56 @@ class StatusCache:
     def at(self, now: datetime, key: object) -> bytes:
         """The document as of ``now``, as JSON."""
         return self.template(now, key).at(now)
+
+
+class StatusList:
+    """Several jobs' status documents as one JSON array (``[doc, doc, ...]``), each as :meth:`StatusCache.at`
+    answers it, with one ``serverTime``: its text is kept while the jobs are the same (``version``), no job's
+    template is built again (``changes``) and every one holds, its countdowns included; then only the moment is
+    put in per request."""
+
+    __slots__ = ("_before", "_changes", "_key", "_last", "_parts", "_since", "_until")
+
+    def __init__(self, changes: Changes) -> None:
+        self._changes = changes
+        self._key: tuple[object, int] | None = None
+        self._since = self._before = self._until = datetime.min
+        self._parts: list[bytes] | None = []
+        self._last: tuple[str, bytes] = ("", b"")
+
+    def at(self, now: datetime, version: object, caches: Callable[[], Iterable[tuple[StatusCache, object]]]) -> bytes:
+        """The array as of ``now``; ``caches``: each job's cache and its state now, in order."""
+        if self._key != (version, self._changes.count) or not self._since <= now < self._before or now > self._until:
+            self._fill(now, version, list(caches()))
+        stamp = iso(now) or ""
+        if self._last[0] == stamp:
+            return self._last[1]
+        if self._parts is None:  # a document that held the text of a mark: each encoded whole
+            self._key = None
+            body = b"[" + b", ".join(cache.at(now, key) for cache, key in caches()) + b"]"
+        else:
+            body = b'"'.join((b"", stamp.encode(), b"")).join(self._parts)
+        self._last = (stamp, body)
+        return body
+
+    def _fill(self, now: datetime, version: object, caches: list[tuple[StatusCache, object]]) -> None:
+        filled = []
+        self._since, self._before, self._until = now, NEVER, NEVER
+        for cache, key in caches:
+            template = cache.template(now, key)
+            each = template.filled(now)
+            filled.append(each)
+            self._since = max(self._since, template.built_at, each.since)
+            self._before = min(self._before, template.valid_until or NEVER)
+            self._until = min(self._until, each.until or NEVER)
+        self._key, self._last = (version, self._changes.count), ("", b"")
+        if any(each.parts is None for each in filled):
+            self._parts = None
+            return
+        parts, text = [], b"["
+        for index, each in enumerate(filled):
+            assert each.parts is not None
+            parts.append(text + (b", " if index else b"") + each.parts[0])
+            text = each.parts[1]
+        parts.append(text + b"]")
+        self._parts = parts

@@ -6,6 +6,7 @@ due time counted from now)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from orchestrator.core.eta import Basis, Eta
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord, State
-from orchestrator.live.encoded import StatusCache, Template, template, valid_until
+from orchestrator.live.encoded import Changes, StatusCache, StatusList, Template, template, valid_until
 from orchestrator.live.progress import Progress
 from orchestrator.live.status import StatusInputs, status_document
 from tests.fakes import T0, minutes
@@ -141,3 +142,40 @@ def test_the_cache_builds_again_on_a_change_a_new_state_or_when_the_document_no_
     cache.renew(T0 + minutes(5), state)
     cache.at(T0 + minutes(5), state)
     assert len(builds) == 4, "a template renewed is used"
+
+
+def test_a_list_of_jobs_answers_each_document_as_of_the_moment_and_follows_every_change() -> None:
+    changes = Changes()
+    states = {"a": State(current=CURRENT), "b": State(last_run=CURRENT, not_before=T0 + minutes(3)), "c": State()}
+    etas = {"a": ETA, "b": None, "c": None}
+    dues = {"a": DUE, "b": T0 + minutes(31), "c": None}
+
+    def builder(name: str) -> Callable[[datetime], Template]:
+        def build(now: datetime) -> Template:
+            given = inputs(dues[name], etas[name], states[name])
+            eta = etas[name]
+            return template(
+                given, now, finish_at=None if eta is None else eta.finish_at, checks_change=None, due_counts=False
+            )
+
+        return build
+
+    caches = {name: StatusCache(builder(name), changes) for name in states}
+    served = ["a", "b", "c"]
+    listed = StatusList(changes)
+
+    def answer(now: datetime) -> bytes:
+        return listed.at(now, tuple(served), lambda: [(caches[name], states[name]) for name in served])
+
+    def each(now: datetime) -> bytes:
+        docs = [expected(inputs(dues[n], etas[n], states[n]), etas[n], now) for n in served]
+        return b"[" + b", ".join(docs) + b"]"
+
+    for offset in [*moments()[::7], minutes(3) - US, minutes(3), minutes(4)]:
+        assert answer(T0 + offset) == each(T0 + offset), offset
+    states["c"] = State(last_run=CURRENT)  # a change nobody said: seen once the list is made again
+    caches["c"].renew(T0 + minutes(4), states["c"])  # ... which a change that is said makes it
+    assert answer(T0 + minutes(4)) == each(T0 + minutes(4))
+    served.remove("b")
+    assert answer(T0 + minutes(5)) == each(T0 + minutes(5)), "another set of jobs"
+    assert answer(T0 + minutes(5)) is answer(T0 + minutes(5)), "the same millisecond: the same bytes"
