@@ -14,7 +14,9 @@ first line and after its last one. Modes:
 ``runner``   run in this process by the service's own ``SubprocessJob``, its lines going to ``RunLogs`` as the
              runner wires them, progress reports parsed;
 ``service``  a real service process (``python -m orchestrator serve``): ``POST /api/snapshot/trigger``, then
-             the run's log file polled until it holds the job's last line, then the run's record until finished.
+             the run's log file polled until it holds the job's last line, then the run's record until finished;
+``service, followed``  the same with one client reading the run's live log stream to its end meanwhile (as the
+             page does).
 
 Columns: the job's own time (its first line to its last: longer than ``file`` when its pipe was full), the time
 from its first line until the log holds its last line (``file``: its own time; ``runner``: the job's result and
@@ -32,7 +34,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,6 +108,17 @@ def tail(path: Path) -> str:
         return ""
 
 
+def follow_log(url: str, last_line: str) -> None:
+    """Read a run's live log stream to its end (as the page does); it must have carried the job's last line."""
+    seen = b""
+    with urllib.request.urlopen(url, timeout=60) as stream:
+        while chunk := stream.read1(65536):
+            seen = seen[-65536:] + chunk
+            if b"event: end" in seen:
+                break
+    assert last_line.encode() in seen and b"event: end" in seen, seen[-300:]
+
+
 class Service:
     """One service process for every try; each try triggers one run."""
 
@@ -123,7 +138,7 @@ class Service:
         self.service = start_service(folder, "--command", job_command(script), "--interval", "100000", env=env)
         self.service.wait_ready()
 
-    def once(self, lines: int) -> tuple[float, float]:
+    def once(self, lines: int, follow: bool = False) -> tuple[float, float]:
         self.times.unlink(missing_ok=True)
         last_line = LAST.format(last=lines - 1)
         service = self.service
@@ -132,6 +147,11 @@ class Service:
         while run_id is None:
             current = service.get_json("/api/snapshot/status").get("currentRun")
             run_id = current and current.get("runId")
+        follower = None
+        if follow:
+            url = f"{service.url}/api/snapshot/runs/{run_id}/log/stream"
+            follower = threading.Thread(target=follow_log, args=(url, last_line), daemon=True)
+            follower.start()
         log_file = service.data_dir / "logs" / f"{run_id}.log"
         while not self.times.exists():
             time.sleep(0.005)
@@ -141,6 +161,9 @@ class Service:
         while (last_run := service.get_json("/api/snapshot/status").get("lastRun") or {}).get("runId") != run_id:
             time.sleep(0.02)
         assert last_run.get("status") == "completed", last_run
+        if follower is not None:
+            follower.join(60)
+            assert not follower.is_alive(), "the log stream ended"
         first, last = job_times(self.times)
         return last - first, held - first
 
@@ -162,7 +185,7 @@ def main() -> None:
 
     script = JOB.format(lines=args.lines)
     began = time.monotonic()
-    modes = ["file", "file, buffered", "runner"] + ([] if args.no_service else ["service"])
+    modes = ["file", "file, buffered", "runner"] + ([] if args.no_service else ["service", "service, followed"])
     results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
@@ -179,7 +202,7 @@ def main() -> None:
                     elif mode == "runner":
                         results[mode].append(asyncio.run(by_runner(script, folder, args.lines)))
                     elif service is not None:
-                        results[mode].append(service.once(args.lines))
+                        results[mode].append(service.once(args.lines, follow=mode == "service, followed"))
         finally:
             if service is not None:
                 service.stop()

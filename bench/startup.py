@@ -11,10 +11,12 @@
    ``/proc/PID/task/*/status``) and CPU time (``/proc/PID/stat``).
 
     python bench/startup.py [--rounds 20] [--history 100] [--idle-seconds 60] [--settle 3] [--code /work/base]
-                            [--bytecode cached|source]
+                            [--bytecode cached|source] [--before /work/base]
 
 Full size takes about two minutes (one of them the idle window). ``--code`` puts another checkout first on the
 processes' ``PYTHONPATH`` (the before figure); the module the service imports is said in the output.
+``--before`` adds that checkout's service (fresh, and with history) to the tries and to the idle window, in turn
+with the rest, and prints the ratios to it (about three minutes at full size).
 ``--bytecode cached`` (the default): every process reads its modules' bytecode from a cache of this run
 (``PYTHONPYCACHEPREFIX``), written by one start of each kind before the tries, as on a machine where Python may
 write its ``__pycache__``; ``source``: ``PYTHONDONTWRITEBYTECODE=1`` and no cache, so each start compiles the
@@ -25,14 +27,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,7 +49,8 @@ from bench.jobs_proc import (
     threads,
     wakeups,
 )
-from bench.jobs_report import by_name, ratio
+from bench.jobs_report import by_name
+from bench.startup_report import Idle, Results, Start, markdown
 from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.core.records import RunRecord
 from orchestrator.core.steps import Step
@@ -69,31 +69,9 @@ app.router.add_get("/health", health)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """
 KINDS = ("fresh", "history", "bare")
-LABELS = {
-    "fresh": "service, fresh data folder (its first run starts)",
-    "history": "service, data folder with history",
-    "bare": "bare aiohttp app (reference)",
-}
+BEFORE = ("fresh-before", "history-before")
+"""With ``--before``: the service of the other checkout, with a fresh data folder and with history."""
 STEPS = ("Preparing", "Fetching repositories", "Building snapshot", "Writing snapshot")
-
-
-@dataclass(frozen=True)
-class Start:
-    """One spawn: ms to the first ``/health`` 200, and the process then."""
-
-    health_ms: float
-    cpu_s: float
-    threads: int
-    rss_mib: float
-
-
-@dataclass(frozen=True)
-class Idle:
-    wakeups_per_minute: float
-    cpu_s_per_minute: float
-    rss_mib: float
-    threads: int
-    by_name: list[tuple[str, int, float]]
 
 
 # ------------------------------------------------------------------------------------------------ the folders
@@ -128,14 +106,23 @@ def seed_history(data_dir: Path, runs: int) -> None:
         path.chmod(0o700 if path.is_dir() else 0o600)
 
 
+def kinds_of(args: argparse.Namespace) -> tuple[str, ...]:
+    return KINDS + (BEFORE if args.before is not None else ())
+
+
+def code_of(kind: str, args: argparse.Namespace) -> Path:
+    return Path(args.before if kind.endswith("-before") else args.code)
+
+
 def spawn(root: Path, kind: str, code: Path, template: Path) -> Service:
-    """A service (``fresh``, ``history``: a copy of ``template``) or the bare app, in a folder of its own."""
+    """A service (``fresh``, ``history``: a copy of ``template``; ``-before``: the same) or the bare app, in a
+    folder of its own."""
     root.mkdir(parents=True)
     port = free_port()
     if kind == "bare":
         return Service(root, argv=["-c", BARE, str(port)], port=port, code=code)
     svc = root / "svc"
-    if kind == "history":
+    if kind.startswith("history"):
         shutil.copytree(template, svc / "data")
         (svc / "triggers").mkdir()
     argv = ["-m", "orchestrator", "serve", "--port", str(port)]
@@ -168,17 +155,18 @@ def bytecode(tmp: Path, how: str) -> None:
 
 
 def starts(tmp: Path, args: argparse.Namespace, template: Path) -> dict[str, list[Start]]:
-    for kind in KINDS:  # not counted: fills the bytecode cache (and the page cache) for every kind
-        service = spawn(tmp / f"warm-{kind}", kind, args.code, template)
+    kinds = kinds_of(args)
+    for kind in kinds:  # not counted: fills the bytecode cache (and the page cache) for every kind
+        service = spawn(tmp / f"warm-{kind}", kind, code_of(kind, args), template)
         try:
             answered(service)
         finally:
             service.stop()
-    out: dict[str, list[Start]] = {kind: [] for kind in KINDS}
+    out: dict[str, list[Start]] = {kind: [] for kind in kinds}
     for round_ in range(args.rounds):
-        order = KINDS[round_ % 3 :] + KINDS[: round_ % 3]
-        for kind in order:
-            service = spawn(tmp / f"start-{round_}-{kind}", kind, args.code, template)
+        turn = round_ % len(kinds)
+        for kind in kinds[turn:] + kinds[:turn]:
+            service = spawn(tmp / f"start-{round_}-{kind}", kind, code_of(kind, args), template)
             try:
                 ms = answered(service)
                 pid = service.pid
@@ -195,8 +183,9 @@ def sample(pid: int) -> tuple[float, float, dict[int, ThreadSample]]:
 
 
 def idle(tmp: Path, args: argparse.Namespace, template: Path) -> dict[str, Idle]:
-    """The service with history and the bare app at once, over the window."""
-    services = {kind: spawn(tmp / f"idle-{kind}", kind, args.code, template) for kind in ("history", "bare")}
+    """The service with history and the bare app (and the service before) at once, over the window."""
+    kinds = ("history", "bare") + (("history-before",) if args.before is not None else ())
+    services = {kind: spawn(tmp / f"idle-{kind}", kind, code_of(kind, args), template) for kind in kinds}
     try:
         for service in services.values():
             answered(service)
@@ -230,98 +219,6 @@ def imported_from(code: Path) -> str:
     return done.stdout.strip() or done.stderr.strip()
 
 
-# ------------------------------------------------------------------------------------------------- the report
-@dataclass(frozen=True)
-class Results:
-    began: float
-    loads: tuple[tuple[float, ...], ...]
-    """The load average before and after."""
-    found: str
-    """Where the services' ``orchestrator`` came from."""
-    tries: dict[str, list[Start]]
-    idles: dict[str, Idle]
-
-
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
-
-
-def markdown(args: argparse.Namespace, results: Results) -> str:
-    loads = " before, ".join(" / ".join(f"{v:.2f}" for v in load) for load in results.loads)
-    bytecode = (
-        "cached (`PYTHONPYCACHEPREFIX` of this run, filled by one start of each kind first)"
-        if args.bytecode == "cached"
-        else "`PYTHONDONTWRITEBYTECODE=1`: the checkout's modules compiled at each start"
-    )
-    out = [
-        "## Start-up and idle: spawn -> `/health` 200, RSS, threads, wakeups (`bench/startup.py`)",
-        "",
-        "- Command: `python bench/startup.py" + "".join(f" {a}" for a in sys.argv[1:]) + "`",
-        f"- Date: {datetime.fromtimestamp(results.began, UTC):%Y-%m-%dT%H:%M:%SZ} "
-        f"(took {time.time() - results.began:.0f} s)",
-        f"- nproc: {os.cpu_count()}; python {platform.python_version()}; load average 1/5/15 min: {loads} after",
-        f"- The service's code: `{results.found}`; its history: {args.history} runs with their logs (the last "
-        "just now)",
-        f"- Bytecode: {bytecode}",
-        "",
-    ]
-    return "\n".join(out + start_table(args, results.tries) + [""] + idle_table(args, results.idles))
-
-
-def start_table(args: argparse.Namespace, tries: dict[str, list[Start]]) -> list[str]:
-    med = {kind: statistics.median(s.health_ms for s in tries[kind]) for kind in KINDS}
-    out = [
-        f"### 1. Spawn -> `/health` 200, ms ({args.rounds} tries each, interleaved)",
-        "",
-        "| process | median | p90 | min | CPU s at the 200 | threads | RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for kind in KINDS:
-        ms = [s.health_ms for s in tries[kind]]
-        out.append(
-            f"| {LABELS[kind]} | {med[kind]:.1f} | {p90(ms):.1f} | {min(ms):.1f} "
-            f"| {statistics.median(s.cpu_s for s in tries[kind]):.2f} "
-            f"| {statistics.median(s.threads for s in tries[kind]):.0f} "
-            f"| {statistics.median(s.rss_mib for s in tries[kind]):.1f} |"
-        )
-    bare = [s.health_ms for s in tries["bare"]]
-    bare_cpu = statistics.median(s.cpu_s for s in tries["bare"])
-    bare_rss = statistics.median(s.rss_mib for s in tries["bare"])
-    for kind in ("fresh", "history"):
-        ms = [s.health_ms for s in tries[kind]]
-        cpu = statistics.median(s.cpu_s for s in tries[kind])
-        rss = statistics.median(s.rss_mib for s in tries[kind])
-        out.append(
-            f"| **{kind} / bare** | **{ratio(med[kind], med['bare'])}** | {ratio(p90(ms), p90(bare))} "
-            f"| {ratio(min(ms), min(bare))} | {ratio(cpu, bare_cpu)} | | {ratio(rss, bare_rss)} |"
-        )
-    return out
-
-
-def idle_table(args: argparse.Namespace, idles: dict[str, Idle]) -> list[str]:
-    out = [
-        f"### 2. Idle: {args.idle_seconds:g} s, both at once, {args.settle:g} s after they answered",
-        "",
-        "| process | wakeups / min | CPU s / min | RSS MiB | threads |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for kind in ("history", "bare"):
-        i = idles[kind]
-        out.append(
-            f"| {LABELS[kind]} | {i.wakeups_per_minute:.1f} | {i.cpu_s_per_minute:.3f} | {i.rss_mib:.1f} "
-            f"| {i.threads} |"
-        )
-    service, bare = idles["history"], idles["bare"]
-    woke = ", ".join(f"`{n}` x{c}: {w:.1f}" for n, c, w in service.by_name if w) or "none"
-    return [
-        *out,
-        f"| **service / bare** | | | **{ratio(service.rss_mib, bare.rss_mib)}** "
-        f"| {ratio(service.threads, bare.threads)} |",
-        "",
-        f"Threads of the service that woke in the window: {woke}.",
-    ]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20, help="tries of each of the three (default 20)")
@@ -329,6 +226,7 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle window (default 60)")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after the first 200 before the window")
     parser.add_argument("--code", type=Path, default=REPO, help="checkout first on PYTHONPATH (default this one)")
+    parser.add_argument("--before", type=Path, help="another checkout, its service started in turn with the rest")
     parser.add_argument(
         "--bytecode", choices=("cached", "source"), default="cached", help="cached (default) or compiled each start"
     )
@@ -336,11 +234,12 @@ def main() -> int:
     if args.rounds < 1 or args.history < 1 or args.idle_seconds <= 0:
         parser.error("--rounds and --history must be 1 or more, --idle-seconds more than 0")
     args.code = args.code.resolve()
+    args.before = args.before.resolve() if args.before is not None else None
     began, load_before = time.time(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as name:
         tmp = Path(name)
         bytecode(tmp, args.bytecode)
-        found = imported_from(args.code)
+        found = [imported_from(code) for code in (args.code, args.before) if code is not None]
         template = tmp / "history-data"
         seed_history(template, args.history)
         tries = starts(tmp, args, template)

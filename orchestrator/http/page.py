@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -99,8 +100,19 @@ def page_files(root: Path) -> Iterator[str]:
         dirs[:] = sorted(d for d in dirs if PAGE_FILE_NAME.match(d))
         for name in sorted(files):
             path = Path(folder, name)
-            if PAGE_FILE_NAME.match(name) and _inside(root, path) is not None:
+            if PAGE_FILE_NAME.match(name) and _found(root, path):
                 yield path.relative_to(root).as_posix()
+
+
+def _found(root: Path, path: Path) -> bool:
+    """A regular file met by the walk (which follows no symlink) is inside ``root``; a symlink is resolved."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    return stat.S_ISLNK(mode) and _inside(root, path) is not None
 
 
 def page_version(root: Path, files: list[str]) -> str:

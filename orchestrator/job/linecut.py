@@ -85,8 +85,8 @@ def last_lines(block: bytes, count: int) -> list[str]:
     end = len(block) - 1  # the newline of the last line
     while end >= 0 and len(found) < count:
         start = block.rfind(b"\n", 0, end) + 1
-        if block[start:end].strip():
-            found.append(block[start:end].decode())
+        if (line := block[start:end].decode()).strip():
+            found.append(line)
         end = start - 1
     return found[::-1]
 

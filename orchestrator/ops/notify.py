@@ -44,10 +44,10 @@ from orchestrator.core.schedule import Timing
 from orchestrator.jobsfile import JobConfig
 from orchestrator.ops.delivery import Backoff
 from orchestrator.ops.recent import RecentRuns
-from orchestrator.ops.webhook import Webhooks
 
-if TYPE_CHECKING:  # the mail room (and smtplib) is imported only where mail is set up
+if TYPE_CHECKING:  # the mail and webhook rooms (smtplib, hmac) are imported only where they are set up
     from orchestrator.ops.mail import Mailer, SmtpSettings
+    from orchestrator.ops.webhook import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,8 @@ class Notifier:
         )
         self.events = frozenset(Event(name) for name in hooks.events)
         backoff = Backoff(first=settings.notify.backoff_seconds)
-        self.webhooks = (
-            Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job) if hooks.urls else None
-        )
-        mail = settings.notify.mail
-        self.mailer = _mailer(mail, clock, backoff, job) if mail.host else None
+        self.webhooks = _webhooks(hooks, clock, backoff, job) if hooks.urls else None
+        self.mailer = _mailer(settings.notify.mail, clock, backoff, job) if settings.notify.mail.host else None
         self._recent = recent
         self._state = state
         self._schedule = schedule
@@ -298,8 +295,14 @@ def webhooks_for(settings: Settings, job: JobConfig | None) -> WebhookSettings:
     return WebhookSettings(urls=urls, events=events, secret=hooks.secret)
 
 
+def _webhooks(hooks: WebhookSettings, clock: Clock, backoff: Backoff, job: str) -> Webhooks:
+    from orchestrator.ops.webhook import Webhooks  # imported where a job has webhooks (hmac)
+
+    return Webhooks(hooks.urls, secret=hooks.secret, clock=clock, backoff=backoff, job=job)
+
+
 def _mailer(mail: MailSettings, clock: Clock, backoff: Backoff, job: str) -> Mailer:
-    from orchestrator.ops.mail import Mailer
+    from orchestrator.ops.mail import Mailer  # imported where mail is set up (smtplib, email.generator)
 
     return Mailer(smtp_settings(mail), clock=clock, backoff=backoff, job=job)
 

@@ -1,5 +1,6 @@
 """bench/startup.py runs end to end at a tiny size: one try of each start (a fresh data folder, one with history,
-the bare aiohttp app), a short idle window; both tables are printed with their references and ratios."""
+the bare aiohttp app, and the same service again as the one "before"), a short idle window; both tables are
+printed with their references and ratios."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ pytestmark = pytest.mark.process
 @pytest.mark.timeout(120)
 def test_the_startup_benchmark_runs_at_a_tiny_size() -> None:
     done = subprocess.run(
-        [PYTHON, "bench/startup.py", "--rounds", "1", "--history", "3", "--idle-seconds", "1", "--settle", "0.2"],
+        [
+            *(PYTHON, "bench/startup.py", "--rounds", "1", "--history", "3", "--idle-seconds", "1"),
+            *("--settle", "0.2", "--before", str(REPO)),
+        ],
         check=False,
         cwd=REPO,
         capture_output=True,
@@ -30,9 +34,10 @@ def test_the_startup_benchmark_runs_at_a_tiny_size() -> None:
         "| service, fresh data folder (its first run starts) |",
         "| service, data folder with history |",
         "| bare aiohttp app (reference) |",
+        "| service before, data folder with history |",
         "| **fresh / bare** |",
         "| **history / bare** |",
-        "| **service / bare** |",
+        "| **history / history-before** |",
     ):
         assert row in out, out
     assert f"The service's code: `{REPO / 'orchestrator' / '__init__.py'}`" in out, out

@@ -25,6 +25,6 @@ def test_the_job_output_benchmark_runs_at_a_tiny_size() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "| mode | job's own s, median |" in out, out
-    for mode in ("file", "file, buffered", "runner", "service"):
+    for mode in ("file", "file, buffered", "runner", "service", "service, followed"):
         assert f"| {mode} |" in out, out
     assert f"- the service ran: {REPO}" in out, out
