@@ -187,10 +187,11 @@ class Orchestrator:
             self._served = (self.table.version, served)
         return served
 
-    def jobs_status_json(self) -> bytes:
-        """Every served job's status document as of now, as one JSON array, each encoded once per change."""
-        jobs = self.jobs
-        return self._statuses.at(self.clock.now(), self.table.version, lambda: _status_caches(jobs()))
+    def jobs_status_json(self, head: bytes = b"[", tail: bytes = b"]") -> bytes:
+        """Every served job's status document as of now, each encoded once per change, between ``head`` and
+        ``tail`` (a JSON array by default)."""
+        jobs, key = self.jobs, (self.table.version, head, tail)
+        return self._statuses.at(self.clock.now(), key, lambda: _status_caches(jobs()), head, tail)
 
     @property
     def unit(self) -> JobUnit:

@@ -61,13 +61,14 @@ def create_app(service: Served, *, web_dir: Path | None = None) -> web.Applicati
     guard.install(app, guard.Guard(settings, service.clock, MAX_BODY_BYTES))
     headers.install(app, settings.frame_ancestors, also=[guard.cors_headers])  # CSP, framing; CORS: guard.py
     app.router.add_get("/health", health)
+    # Every job's status; first, as the router tries the routes under /api/jobs in the order they were added.
+    jobroutes.add_routes(app)
     # Each job's operations at /api/snapshot/... (the default job) and /api/jobs/{job}/...: jobroutes.py.
     add_job_route(app, "GET", "/status", status)
     add_job_route(app, "GET", "/progress", progress)
     add_job_route(app, "POST", "/trigger", idempotency.once(trigger))  # Idempotency-Key: idempotency.py
     add_job_route(app, "POST", "/cancel", cancel)
     runs.add_routes(app)  # each job's runs, and every job's
-    jobroutes.add_routes(app)  # every job's status
     app.router.add_get("/api/openapi.json", openapi)
     sse.add_routes(app, settings, service.clock)
     allevents.add_routes(app, settings)  # one stream of every job's status

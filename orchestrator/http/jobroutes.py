@@ -97,26 +97,21 @@ def add_job_route(app: web.Application, method: Literal["GET", "POST"], suffix: 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/jobs", jobs)
-    app[LAST_JOBS] = [b"", b""]
+    app[JOBS_TAIL] = {}
 
 
 async def jobs(request: web.Request) -> web.Response:
     """``{"jobs": [status document, ...], "defaultJob": name}``: each document as ``/status`` answers it."""
     served = request.app[SERVED]
-    documents = served.jobs_status_json()
-    last = request.app[LAST_JOBS]
-    if last[0] is not documents:  # the same text (within the same millisecond): the same answer
-        last[:] = documents, b"".join((b'{"jobs": ', documents, _tail(served.default_job)))
-    return web.Response(body=last[1], headers=JSON_HEADERS)
+    tails, name = request.app[JOBS_TAIL], served.default_job
+    if (tail := tails.get(name)) is None:
+        tail = tails[name] = b'], "defaultJob": ' + json.dumps(name).encode() + b"}"
+    body = served.jobs_status_json(b'{"jobs": [', tail)
+    return web.Response(body=body, headers=JSON_HEADERS)
 
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 """The ``Content-Type`` of ``web.json_response``."""
 
-
-def _tail(default_job: str) -> bytes:
-    return b', "defaultJob": ' + json.dumps(default_job).encode() + b"}"
-
-
-LAST_JOBS = web.AppKey("last_jobs", list[bytes])
-"""The array ``GET /api/jobs`` last answered and its answer."""
+JOBS_TAIL = web.AppKey("jobs_tail", dict[str, bytes])
+"""The end of ``GET /api/jobs``'s answer, naming the default job."""

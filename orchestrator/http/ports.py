@@ -121,8 +121,9 @@ class Served(Controls, Protocol):
     def jobs(self) -> Mapping[str, JobPort]:
         """Every job, by name, in the jobs file's order (a reload changes them)."""
 
-    def jobs_status_json(self) -> bytes:
-        """Every job's status document as of now, as one JSON array in the order of ``jobs``."""
+    def jobs_status_json(self, head: bytes = b"[", tail: bytes = b"]") -> bytes:
+        """Every job's status document as of now, in the order of ``jobs``, between ``head`` and ``tail`` (a
+        JSON array by default)."""
 
     async def reload(self) -> Plan:
         """Read the jobs file again and apply it: what changed; ``ReloadRefused`` (orchestrator/jobsfile/plan.py)

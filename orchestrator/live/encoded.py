@@ -33,7 +33,9 @@ from orchestrator.live.status import StatusInputs, status_document
 MINUTES, SECONDS, SECONDS_LEFT, SERVER_TIME = "minutes", "seconds", "secondsLeft", "serverTime"
 NEVER = datetime.max.replace(tzinfo=UTC)
 SAFETY = timedelta(milliseconds=1)
-"""How long before a countdown's computed change a filled template is last checked (rounding at the edge)."""
+INSTANT = timedelta(microseconds=1)
+"""How long before a countdown's computed change a filled template is first checked to hold (rounding at the
+edge); then just before it."""
 
 
 def _mark(name: str) -> str:
@@ -90,8 +92,8 @@ class Template:
         return tuple(values)
 
     def countdowns_change(self, now: datetime) -> datetime | None:
-        """A little before the next countdown reads otherwise, from ``now``; ``None``: none ever will (each
-        is at 0, where it stays)."""
+        """About when the next countdown reads otherwise, from ``now`` (computed in floats: checked by
+        :class:`Filled`); ``None``: none ever will (each is at 0, where it stays)."""
         moments: list[datetime] = []
         for to in (self.due, self.finish_at):
             if to is None:
@@ -99,9 +101,9 @@ class Template:
             left = (to - now).total_seconds()
             tenths = max(0.0, round(left, 1))
             if tenths > 0:  # the tenth goes down once fewer than tenths - 0.05 s are left
-                moments.append(now + timedelta(seconds=left - (tenths - 0.05)) - SAFETY)
+                moments.append(now + timedelta(seconds=left - (tenths - 0.05)))
             if to is self.due and (minutes := math.ceil(left / 60)) > 0:  # the minute, at (minutes - 1) * 60 s
-                moments.append(now + timedelta(seconds=left - (minutes - 1) * 60) - SAFETY)
+                moments.append(now + timedelta(seconds=left - (minutes - 1) * 60))
         return min(moments, default=None)
 
     def document_at(self, now: datetime) -> dict[str, Any]:
@@ -147,10 +149,14 @@ class Filled:
         self._template = template
         values = template.countdowns(now)
         self.since = now
-        until = template.countdowns_change(now)
-        if until is not None and (until <= now or template.countdowns(until) != values):
-            until = now  # countdowns only go down: the same at both ends means the same in between
-        self.until = until
+        change = template.countdowns_change(now)
+        self.until = None if change is None else now
+        # Countdowns only go down: the same at both ends of a span means the same all along it. A little before
+        # the change computed (rounding), else just before it, else only this moment.
+        for until in () if change is None else (change - SAFETY, change - INSTANT):
+            if until > now and template.countdowns(until) == values:
+                self.until = until
+                break
         parts = template.parts
         self.parts: tuple[bytes, bytes] | None = None
         if parts:
@@ -279,22 +285,32 @@ class StatusList:
         self._parts: list[bytes] | None = []
         self._last: tuple[datetime | None, bytes] = (None, b"")
 
-    def at(self, now: datetime, version: object, caches: Callable[[], Iterable[tuple[StatusCache, object]]]) -> bytes:
-        """The array as of ``now``; ``caches``: each job's cache and its state now, in order."""
+    def at(
+        self,
+        now: datetime,
+        version: object,
+        caches: Callable[[], Iterable[tuple[StatusCache, object]]],
+        head: bytes = b"[",
+        tail: bytes = b"]",
+    ) -> bytes:
+        """The documents as of ``now`` between ``head`` and ``tail`` (``version`` names both, and the jobs);
+        ``caches``: each job's cache and its state now, in order."""
         if self._key != (version, self._changes.count) or not self._since <= now < self._before or now > self._until:
-            self._fill(now, version, list(caches()))
+            self._fill(now, version, list(caches()), head, tail)
         millisecond = _millisecond(now)
         if self._last[0] == millisecond:
             return self._last[1]
         if self._parts is None:  # a document that held the text of a mark: each encoded whole
             self._key = None
-            body = b"[" + b", ".join(cache.at(now, key) for cache, key in caches()) + b"]"
+            body = head + b", ".join(cache.at(now, key) for cache, key in caches()) + tail
         else:
             body = b'"'.join((b"", (iso(now) or "").encode(), b"")).join(self._parts)
         self._last = (millisecond, body)
         return body
 
-    def _fill(self, now: datetime, version: object, caches: list[tuple[StatusCache, object]]) -> None:
+    def _fill(
+        self, now: datetime, version: object, caches: list[tuple[StatusCache, object]], head: bytes, tail: bytes
+    ) -> None:
         filled = []
         self._since, self._before, self._until = now, NEVER, NEVER
         for cache, key in caches:
@@ -308,10 +324,10 @@ class StatusList:
         if any(each.parts is None for each in filled):
             self._parts = None
             return
-        parts, text = [], b"["
+        parts, text = [], head
         for index, each in enumerate(filled):
             assert each.parts is not None
             parts.append(text + (b", " if index else b"") + each.parts[0])
             text = each.parts[1]
-        parts.append(text + b"]")
+        parts.append(text + tail)
         self._parts = parts

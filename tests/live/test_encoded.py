@@ -179,3 +179,6 @@ def test_a_list_of_jobs_answers_each_document_as_of_the_moment_and_follows_every
     served.remove("b")
     assert answer(T0 + minutes(5)) == each(T0 + minutes(5)), "another set of jobs"
     assert answer(T0 + minutes(5)) is answer(T0 + minutes(5)), "the same millisecond: the same bytes"
+    now = T0 + minutes(6)
+    framed = listed.at(now, "framed", lambda: [(caches[n], states[n]) for n in served], b'{"jobs": [', b"]}")
+    assert framed == b'{"jobs": ' + each(now) + b"}"
