@@ -1,17 +1,22 @@
-"""The service's filesystem watches, shared: one watchdog observer per distinct folder and kind, however many
-watches ask for that folder, and each event handed to the subscribers it concerns.
+"""The service's filesystem watches, shared: one watchdog observer for the whole service, one watch on it per
+distinct folder, however many subscribers ask for that folder, and each event handed to the subscribers it
+concerns.
 
 A job's folder watch (:mod:`orchestrator.sources.watch`) subscribes to the entries of one folder (all of them,
 or only some, by name) and to the folder itself. A hundred jobs whose progress files sit in ``data/`` then
-cost one observer there, not a hundred, and the watches on the folders' parents are shared the same way. A
+cost one watch there, not a hundred, and the watches on the folders' parents are shared the same way. A
 folder given as a *tree* (the triggers folder, where each job but the default one has a sub-folder) is
-watched recursively by one observer that serves the folder and every folder directly in it; watchdog adds a
-watch for each sub-folder as it appears. The number of observers then depends on the folders, not the jobs.
+watched recursively by one watch that serves the folder and every folder directly in it; watchdog adds an
+inotify watch for each sub-folder as it appears. The number of watches then depends on the folders, not the
+jobs, and the threads do not depend on either: the observer's dispatcher, its inotify reader and dispatcher,
+and one emitter per watch.
 
-Each observer keeps its own inotify instance and threads, as each watch had before: a burst in the triggers
-folder, an overflow of its queue, or watchdog's 0.5 s wait to pair a rename out of it, does not reach the
-progress files; and an observer that is replaced (its folder was deleted or replaced) takes its late events
-with it, so none of them can be mistaken for news about the new folder.
+Each watch keeps its own emitter and its own pairing of renames: watchdog's 0.5 s wait to pair a rename out of
+the triggers folder holds back only that folder's events, not the progress files'. An inotify overflow (rare:
+watchdog's reader drains the kernel's queue into its own unbounded one) is told to every watch, whose
+subscribers then look again. A watch that is replaced (its folder was deleted or replaced) takes its late
+events with it: the observer hands an event only to the watch that queued it while that watch is current, so
+none of them can be mistaken for news about the new folder.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +50,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, EventDispatcher, EventQueue, ObservedWatch
 
 try:
     from watchdog.observers.inotify import InotifyObserver
@@ -83,12 +89,11 @@ def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class WatchKey:
-    """What one observer watches: a folder, with its sub-folders or not, with full move events or not (a
-    move from or to an unwatched folder as a move with one side empty, rather than a creation or deletion)."""
+    """What one watch watches: a folder, with its sub-folders or not. Every watch has full move events (a move
+    from or to an unwatched folder is a move with one side empty, rather than a creation or deletion)."""
 
     path: str
     recursive: bool
-    full_events: bool
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -167,19 +172,92 @@ def _folder_of(subs: Sequence[Subscription]) -> _Folder:
     return _Folder(every, {n: tuple(s) for n, s in named.items()}, tuple(subs))
 
 
+class _Observer:
+    """The service's one observer, started with its first watch and stopped with its last. It hands each event
+    only to the watch that queued it, and only while that watch is current: a watch replaced by another on the
+    same folder (which watchdog would take for the same one) leaves its late events behind."""
+
+    def __init__(self) -> None:
+        self._observer: BaseObserver | None = None
+        self._current: dict[ObservedWatch, tuple[ObservedWatch, Handler]] = {}
+        self._lock = threading.Lock()
+        """Makes "schedule, then say which handler is the watch's" one step against the dispatch."""
+
+    @property
+    def running(self) -> bool:
+        return self._observer is not None
+
+    def schedule(self, path: str, *, recursive: bool, handle: Handler) -> ObservedWatch:
+        """Watch ``path`` and tell ``handle`` of its events; ``OSError`` if it cannot be watched."""
+        with self._lock:
+            observer = self._observer
+            if observer is None:
+                observer = InotifyObserver(generate_full_events=True) if InotifyObserver is not None else Observer()
+                observer.name = "watches"
+                observer.daemon = True
+                observer.dispatch_events = self._dispatch  # type: ignore[method-assign]
+                observer.start()
+                self._observer = observer
+            try:
+                watch = observer.schedule(_UNUSED, path, recursive=recursive, event_filter=KEPT_EVENTS)
+            except BaseException:
+                if not self._current:
+                    self._stop()
+                raise
+            self._current[watch] = (watch, handle)
+            return watch
+
+    def unschedule(self, watch: ObservedWatch) -> None:
+        """Stop the watch (its emitter is joined; its queued events are dropped); the last one stops all."""
+        with self._lock:
+            if (current := self._current.get(watch)) is not None and current[0] is watch:
+                del self._current[watch]
+            if self._observer is not None:
+                with contextlib.suppress(KeyError):  # its emitter never started
+                    self._observer.unschedule(watch)
+            if not self._current:
+                self._stop()
+
+    def _stop(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            with contextlib.suppress(RuntimeError):  # never started
+                observer.join(timeout=5)
+
+    # The observer's own loop body, on its thread: one event from the queue to its watch's handler, if current.
+    def _dispatch(self, event_queue: EventQueue) -> None:
+        entry = event_queue.get(block=True)
+        try:
+            if entry is EventDispatcher.stop_event:
+                return
+            event, watch = entry
+            with self._lock:
+                current = self._current.get(watch)
+            if current is not None and current[0] is watch:
+                current[1](event)
+        finally:
+            event_queue.task_done()
+
+
+_UNUSED = FileSystemEventHandler()
+"""What watchdog's ``schedule`` asks for; the events go to each watch's handler by :meth:`_Observer._dispatch`."""
+
+
 class _SharedWatch:
-    """One observer and the subscribers it serves. Subscribers come and go on the event loop's thread; the
+    """One watch and the subscribers it serves. Subscribers come and go on the event loop's thread; the
     observer's thread reads the routes, which are replaced whole on each change (never changed in place)."""
 
-    def __init__(self, key: WatchKey) -> None:
+    def __init__(self, key: WatchKey, observer: _Observer) -> None:
         self.key = key
         self.subscriptions: list[Subscription] = []
         self._routes = Routes()
-        self._observer: BaseObserver | None = None
+        self._observer = observer
+        self._watch: ObservedWatch | None = None
         self._armed: tuple[int, int] | None = None
-        """Device and inode of the folder the observer watches: what the path is checked against."""
+        """Device and inode of the folder the watch watches: what the path is checked against."""
         self._lost = False
-        """The watched folder was deleted: the observer has stopped for good."""
+        """The watched folder was deleted: the watch's emitter has stopped for good."""
 
     def add(self, sub: Subscription) -> None:
         self.subscriptions.append(sub)
@@ -195,8 +273,8 @@ class _SharedWatch:
 
     @property
     def stale(self) -> bool:
-        """Whether the observer no longer watches the folder at the path (gone, replaced, or never armed)."""
-        if self._observer is None or self._lost:
+        """Whether the watch no longer watches the folder at the path (gone, replaced, or never armed)."""
+        if self._watch is None or self._lost:
             return True
         try:
             info = os.stat(self.key.path)
@@ -205,41 +283,22 @@ class _SharedWatch:
         return not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) != self._armed
 
     def arm(self) -> None:
-        """(Re)start the observer on the folder now at the path; ``OSError`` if it cannot be watched."""
+        """(Re)start the watch on the folder now at the path; ``OSError`` if it cannot be watched."""
         self.disarm()
         self._lost = False
         info = os.stat(self.key.path)
         if not stat.S_ISDIR(info.st_mode):
             raise NotADirectoryError(f"not a folder: {self.key.path}")
-        observer = (
-            InotifyObserver(generate_full_events=True)
-            if self.key.full_events and InotifyObserver is not None
-            else Observer()
-        )
-        observer.name = f"watch-{os.path.basename(self.key.path)}{'-tree' if self.key.recursive else ''}"
-        observer.daemon = True
-        try:
-            observer.schedule(
-                _Dispatch(self.dispatch), self.key.path, recursive=self.key.recursive, event_filter=KEPT_EVENTS
-            )
-            observer.start()
-        except BaseException:
-            # Scheduling may have opened an inotify instance and its reader: give them back.
-            observer.stop()
-            with contextlib.suppress(RuntimeError):  # never started
-                observer.join(timeout=5)
-            raise
-        self._observer = observer
+        self._watch = self._observer.schedule(self.key.path, recursive=self.key.recursive, handle=self.dispatch)
         self._armed = (info.st_dev, info.st_ino)
 
     def disarm(self) -> None:
-        """Stop and join the observer (its queued events go with it); must run before the event loop closes."""
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            observer.join(timeout=5)
+        """Stop the watch (its queued events go with it); must run before the event loop closes."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            self._observer.unschedule(watch)
 
-    # Called on the observer's thread (and on the loop's, for a re-armed observer's hint). Anything raised here
+    # Called on the observer's thread (and on the loop's, for a re-armed watch's hint). Anything raised here
     # would kill the observer, so nothing may be.
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory and event.event_type == EVENT_TYPE_DELETED and event_paths(event) == (self.key.path,):
@@ -252,32 +311,31 @@ class _SharedWatch:
 
 
 class WatchHub:
-    """Every folder watch of one service. ``trees``: folders watched recursively, by one observer that serves
-    each folder directly in them too (the triggers folder of a service with several jobs). Started by its
-    first subscriber; :meth:`stop` (after every watch has stopped) stops whatever is left."""
+    """Every folder watch of one service, on one observer. ``trees``: folders watched recursively, by one watch
+    that serves each folder directly in them too (the triggers folder of a service with several jobs). Started
+    by its first subscriber; :meth:`stop` (after every watch has stopped) stops whatever is left."""
 
     def __init__(self, trees: Iterable[Path] = ()) -> None:
         self._trees = frozenset(os.path.normpath(os.fspath(tree)) for tree in trees)
         self._shared: dict[WatchKey, _SharedWatch] = {}
+        self._observer = _Observer()
 
-    def subscribe(
-        self, folder: Path, handle: Handler, *, full_events: bool = False, names: frozenset[str] | None = None
-    ) -> Subscription:
+    def subscribe(self, folder: Path, handle: Handler, *, names: frozenset[str] | None = None) -> Subscription:
         """Tell ``handle`` of events about the entries of ``folder`` (only those in ``names``, if given) and
         about the folder itself. Raises ``OSError`` if the folder cannot be watched (missing, not a folder).
 
-        An observer that no longer watches the folder at its path (it was deleted, moved aside, replaced) is
+        A watch that no longer watches the folder at its path (it was deleted, moved aside, replaced) is
         started anew here, and each of its other subscribers is told that events may have been lost."""
         path = os.path.normpath(os.fspath(folder))
-        key = self._key(path, full_events=full_events)
+        key = self._key(path)
         shared = self._shared.get(key)
         if shared is None:
-            shared = _SharedWatch(key)
+            shared = _SharedWatch(key, self._observer)
             shared.arm()
             self._shared[key] = shared
         elif shared.stale:
             shared.arm()
-            # Whatever happened between the old observer's end and now went unheard: the others look again.
+            # Whatever happened between the old watch's end and now went unheard: the others look again.
             # (Not when the arm fails: each of them hears of its folder's trouble itself, and telling them would
             # have each try the same arm, then tell the others, and so on.)
             shared.dispatch(EventsLostEvent(key.path, is_directory=True))
@@ -286,7 +344,7 @@ class WatchHub:
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        """Stop telling ``sub`` of events; the last subscriber of an observer stops it."""
+        """Stop telling ``sub`` of events; the last subscriber of a watch stops it (the last watch, the observer)."""
         shared = self._shared.get(sub.key)
         if shared is None:
             return
@@ -296,33 +354,30 @@ class WatchHub:
             del self._shared[sub.key]
 
     def stop(self) -> None:
-        """Stop and join every observer left; must run before the event loop closes."""
+        """Stop every watch left, and the observer with the last; must run before the event loop closes."""
         shared, self._shared = list(self._shared.values()), {}
         for watch in shared:
             watch.disarm()
 
     def follows(self, folder: Path) -> bool:
-        """Whether ``folder`` is watched as a part of a tree: the tree's observer follows the folder's deletion
+        """Whether ``folder`` is watched as a part of a tree: the tree's watch follows the folder's deletion
         and re-creation by itself (and may tell of a deletion after the folder is back), where a folder's own
-        observer stops for good once its folder is deleted."""
+        watch stops for good once its folder is deleted."""
         return os.path.dirname(os.path.normpath(os.fspath(folder))) in self._trees
 
     @property
     def observers(self) -> int:
-        """How many observers run (each with its own inotify instance)."""
+        """How many observers run: one while any folder is watched (with one inotify instance), else none."""
+        return int(self._observer.running)
+
+    @property
+    def watches(self) -> int:
+        """How many folders (or trees) are watched, each by an emitter thread of its own."""
         return len(self._shared)
 
-    def _key(self, path: str, *, full_events: bool) -> WatchKey:
+    def _key(self, path: str) -> WatchKey:
         for folder in (path, os.path.dirname(path)):
             if folder in self._trees:
-                # Everything in a tree comes with full events: one observer serves the whole tree.
-                return WatchKey(folder, recursive=True, full_events=True)
-        return WatchKey(path, recursive=False, full_events=full_events)
-
-
-class _Dispatch(FileSystemEventHandler):
-    def __init__(self, handle: Handler) -> None:
-        self._handle = handle
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        self._handle(event)
+                # One watch serves the whole tree.
+                return WatchKey(folder, recursive=True)
+        return WatchKey(path, recursive=False)

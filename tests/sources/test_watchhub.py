@@ -1,4 +1,4 @@
-"""Real inotify, many jobs: every folder watch and progress monitor of one process shares a few observers,
+"""Real inotify, many jobs: every folder watch and progress monitor of one process shares one observer,
 and each still hears only of its own folder or file; plus who is told of what, as a table."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Watched:
     def __init__(self, folder: Path, hub: WatchHub, stack: AsyncExitStack) -> None:
         self.heard = Heard()
         self.folder = folder
-        self.watch = FolderWatch(folder, self.heard, "triggers", hub, full_events=True)
+        self.watch = FolderWatch(folder, self.heard, "triggers", hub)
         self.recoveries = 0
         self.recovered = asyncio.Event()
         self.watch.start()
@@ -138,7 +138,7 @@ async def tree(root: Path, jobs: list[str]) -> AsyncIterator[tuple[Watched, dict
         yield default, watched
 
 
-async def test_many_jobs_share_a_few_observers_and_each_hears_only_its_own(tmp_path: Path) -> None:
+async def test_many_jobs_share_one_observer_and_each_hears_only_its_own(tmp_path: Path) -> None:
     triggers, data = tmp_path / "triggers", tmp_path / "data"
     data.mkdir()
     hub = WatchHub(trees=[triggers])
@@ -162,13 +162,12 @@ async def test_many_jobs_share_a_few_observers_and_each_hears_only_its_own(tmp_p
         for n in range(1, JOBS):
             start_job(f"job-{n:03d}")
         many = tuple(n - b for n, b in zip(in_use(), before, strict=True))
-        print(f"\ninotify instances, threads: 1 job {one}, {JOBS} jobs {many}; observers {hub.observers}")
+        print(f"\ninotify instances, threads: 1 job {one}, {JOBS} jobs {many}; watches {hub.watches}")
         assert many == one, "what the watches cost does not grow with the jobs"
-        # One observer per folder (the triggers tree, data/ and their parent), each with one inotify instance
-        # and a few threads (watchdog 7.1: the observer's, its emitter's, the inotify reader's and dispatcher's).
-        assert hub.observers == 3
-        assert many[0] <= hub.observers
-        assert many[1] <= 4 * hub.observers
+        # One watch per folder (the triggers tree, data/ and their parent), all on one observer with one inotify
+        # instance; threads (watchdog 7.1): the observer's, the inotify reader's and dispatcher's, one emitter each.
+        assert (hub.observers, hub.watches) == (1, 3)
+        assert many == (1, 3 + hub.watches)
 
         for name in watched:
             (triggers / name / "go").touch()
@@ -309,7 +308,7 @@ async def test_each_job_takes_its_own_folders_triggers_and_the_default_leaves_jo
 
 # ------------------------------------------------------------------------------------------- who is told
 def subscriber(folder: str, names: set[str] | None = None) -> Subscription:
-    return Subscription(WatchKey("/t", recursive=True, full_events=True), folder, _names(names), lambda _: None)
+    return Subscription(WatchKey("/t", recursive=True), folder, _names(names), lambda _: None)
 
 
 def _names(names: set[str] | None) -> frozenset[str] | None:
