@@ -25,8 +25,7 @@ import contextlib
 import logging
 import os
 import stat
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,51 +33,14 @@ from watchdog.events import (
     EVENT_TYPE_DELETED,
     EVENT_TYPE_EVENTS_LOST,
     EVENT_TYPE_MODIFIED,
-    DirAttribEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
     EventsLostEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileOpenedEvent,
     FileSystemEvent,
-    FileSystemEventHandler,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, EventDispatcher, EventQueue, ObservedWatch
+from watchdog.observers.api import ObservedWatch
 
-try:
-    from watchdog.observers.inotify import InotifyObserver
-except ImportError:  # not Linux: the platform's observer, without full move events
-    InotifyObserver = None  # type: ignore[assignment,misc]
+from orchestrator.sources.observer import Handler, SharedObserver
 
 log = logging.getLogger(__name__)
-
-KEPT_EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    DirCreatedEvent,
-    FileMovedEvent,
-    DirMovedEvent,
-    FileDeletedEvent,
-    DirDeletedEvent,
-    FileModifiedEvent,  # also what asks inotify for attribute changes: a touch of a file there already
-    FileAttribEvent,
-    DirAttribEvent,
-    FileClosedEvent,
-    FileOpenedEvent,
-    EventsLostEvent,
-]
-"""The events an observer passes on. Left out, so that inotify does not even queue them: a folder's "modified"
-(an echo of a change of one of its entries, which has its own event) and a file closed without a write (each
-read of a file raises one). A burst of ten thousand trigger files, each read by us, would raise 40,000 of them."""
-
-Handler = Callable[[FileSystemEvent], None]
-"""Told of an event, on an observer's thread (or, for a replaced observer's hint, on the caller's)."""
 
 
 def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
@@ -124,7 +86,7 @@ class _Folder:
 
 
 class Routes:
-    """Which subscribers of one observer an event concerns. Pure, and never changed once made: a new one is
+    """Which subscribers of one watch an event concerns. Pure, and never changed once made: a new one is
     made when a subscriber comes or goes, on the loop's thread, while the observer's thread reads the last."""
 
     def __init__(self, subscriptions: Iterable[Subscription] = ()) -> None:
@@ -152,7 +114,7 @@ class Routes:
             # entry. Passed on, it would wake every subscriber of a shared folder on each change.
             return ()
         if event.event_type == EVENT_TYPE_EVENTS_LOST:
-            # Lost events may have been about any folder of this observer: every subscriber looks again.
+            # Lost events may have been about any folder of this watch: every subscriber looks again.
             return [sub for folder in self._folders.values() for sub in folder.everyone]
         targets: list[Subscription] = []
         for path in event_paths(event):
@@ -172,83 +134,11 @@ def _folder_of(subs: Sequence[Subscription]) -> _Folder:
     return _Folder(every, {n: tuple(s) for n, s in named.items()}, tuple(subs))
 
 
-class _Observer:
-    """The service's one observer, started with its first watch and stopped with its last. It hands each event
-    only to the watch that queued it, and only while that watch is current: a watch replaced by another on the
-    same folder (which watchdog would take for the same one) leaves its late events behind."""
-
-    def __init__(self) -> None:
-        self._observer: BaseObserver | None = None
-        self._current: dict[ObservedWatch, tuple[ObservedWatch, Handler]] = {}
-        self._lock = threading.Lock()
-        """Makes "schedule, then say which handler is the watch's" one step against the dispatch."""
-
-    @property
-    def running(self) -> bool:
-        return self._observer is not None
-
-    def schedule(self, path: str, *, recursive: bool, handle: Handler) -> ObservedWatch:
-        """Watch ``path`` and tell ``handle`` of its events; ``OSError`` if it cannot be watched."""
-        with self._lock:
-            observer = self._observer
-            if observer is None:
-                observer = InotifyObserver(generate_full_events=True) if InotifyObserver is not None else Observer()
-                observer.name = "watches"
-                observer.daemon = True
-                observer.dispatch_events = self._dispatch  # type: ignore[method-assign]
-                observer.start()
-                self._observer = observer
-            try:
-                watch = observer.schedule(_UNUSED, path, recursive=recursive, event_filter=KEPT_EVENTS)
-            except BaseException:
-                if not self._current:
-                    self._stop()
-                raise
-            self._current[watch] = (watch, handle)
-            return watch
-
-    def unschedule(self, watch: ObservedWatch) -> None:
-        """Stop the watch (its emitter is joined; its queued events are dropped); the last one stops all."""
-        with self._lock:
-            if (current := self._current.get(watch)) is not None and current[0] is watch:
-                del self._current[watch]
-            if self._observer is not None:
-                with contextlib.suppress(KeyError):  # its emitter never started
-                    self._observer.unschedule(watch)
-            if not self._current:
-                self._stop()
-
-    def _stop(self) -> None:
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            with contextlib.suppress(RuntimeError):  # never started
-                observer.join(timeout=5)
-
-    # The observer's own loop body, on its thread: one event from the queue to its watch's handler, if current.
-    def _dispatch(self, event_queue: EventQueue) -> None:
-        entry = event_queue.get(block=True)
-        try:
-            if entry is EventDispatcher.stop_event:
-                return
-            event, watch = entry
-            with self._lock:
-                current = self._current.get(watch)
-            if current is not None and current[0] is watch:
-                current[1](event)
-        finally:
-            event_queue.task_done()
-
-
-_UNUSED = FileSystemEventHandler()
-"""What watchdog's ``schedule`` asks for; the events go to each watch's handler by :meth:`_Observer._dispatch`."""
-
-
 class _SharedWatch:
     """One watch and the subscribers it serves. Subscribers come and go on the event loop's thread; the
     observer's thread reads the routes, which are replaced whole on each change (never changed in place)."""
 
-    def __init__(self, key: WatchKey, observer: _Observer) -> None:
+    def __init__(self, key: WatchKey, observer: SharedObserver) -> None:
         self.key = key
         self.subscriptions: list[Subscription] = []
         self._routes = Routes()
@@ -318,7 +208,7 @@ class WatchHub:
     def __init__(self, trees: Iterable[Path] = ()) -> None:
         self._trees = frozenset(os.path.normpath(os.fspath(tree)) for tree in trees)
         self._shared: dict[WatchKey, _SharedWatch] = {}
-        self._observer = _Observer()
+        self._observer = SharedObserver()
 
     def subscribe(self, folder: Path, handle: Handler, *, names: frozenset[str] | None = None) -> Subscription:
         """Tell ``handle`` of events about the entries of ``folder`` (only those in ``names``, if given) and
