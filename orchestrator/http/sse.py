@@ -35,6 +35,7 @@ forwarded one); what the request carried, the guard has said: ``guard.BEARER`` f
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -45,9 +46,8 @@ from orchestrator.core.clock import Clock
 from orchestrator.http.auth import AUTHENTICATED, BEARER
 from orchestrator.http.clientaddr import client_of, parse_address
 from orchestrator.http.errors import json_error
-from orchestrator.http.fanout import SSE_RETRY_MS, Fanout, Fanouts, Pinger, Stream
+from orchestrator.http.fanout import SSE_RETRY_MS, Fanout, Fanouts, Frame, Pinger, Stream
 from orchestrator.http.jobroutes import add_job_route, job_of
-from orchestrator.http.ports import StatusView
 from orchestrator.http.streamclient import WRITE_BUFFER_CAP, Client, ClientNotReading
 from orchestrator.http.streamlimits import Credential, Refusal, Room, StreamKind
 
@@ -76,11 +76,8 @@ def add_routes(app: web.Application, settings: HttpSettings, clock: Clock) -> No
     app[PINGER] = Pinger(settings.sse_ping_seconds)
     app[FANOUTS] = Fanouts()
 
-    async def events(request: web.Request) -> web.StreamResponse:
-        fanout = request.app[FANOUTS].of(job_of(request).view)
-        return await serve_stream(request, settings, fanout, StreamKind.EVENTS)
-
-    add_job_route(app, "GET", "/events", events)
+    # The handler itself, not a coroutine that awaits it: each frame a stream holds, ten thousand streams hold.
+    add_job_route(app, "GET", "/events", functools.partial(serve_stream, settings=settings, kind=StreamKind.EVENTS))
     app.on_shutdown.append(_close_streams)
 
 
@@ -101,32 +98,29 @@ async def _close_streams(app: web.Application) -> None:
             client.end()
 
 
-async def stream_events(request: web.Request, view: StatusView, settings: HttpSettings) -> web.StreamResponse:
-    """``text/event-stream`` of ``status`` events: the current state on connect, then every change.
-
-    Each event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the
-    latest version gets nothing until the next change; any other client gets the current state at once.
-    """
-    return await serve_stream(request, settings, request.app[FANOUTS].of(view), StreamKind.EVENTS)
-
-
 Sender = Callable[["Client"], Awaitable[None]]
 """Writes a stream's events (with :func:`send_event`) until it returns; the stream then ends."""
 
 
 async def serve_stream(
-    request: web.Request, settings: HttpSettings, sender: Sender | Fanout, kind: StreamKind
+    request: web.Request, settings: HttpSettings, sender: Sender | None = None, kind: StreamKind = StreamKind.EVENTS
 ) -> web.StreamResponse:
-    """A stream of ``kind`` whose events ``sender`` writes (a task of the stream's own), or a job's fan-out
-    delivers, under the rules above: it is let in or refused by its kind's room (503 when full, 429 when its
-    client holds enough), is pinged and closed at shutdown, and its client is dropped when it stops reading.
+    """A stream of ``kind`` whose events ``sender`` writes (a task of the stream's own), or (``None``) the
+    request's job's status events, delivered by its fan-out: the current state on connect, then every change. Each
+    event carries the whole state, so resuming is simple: a client whose ``Last-Event-ID`` is the latest version
+    gets nothing until the next change; any other client gets the current state at once.
+
+    Under the rules above: it is let in or refused by its kind's room (503 when full, 429 when its client holds
+    enough), is pinged and closed at shutdown, and its client is dropped when it stops reading.
 
     One coroutine waits for the whole stream: each frame held while a stream is open is held ten thousand times
     over by ten thousand streams."""
+    send = sender or request.app[FANOUTS].of(job_of(request).view)  # first: an unknown job is a 404, not a stream
     room = request.app[ROOMS][kind]
     address = client_of(request)
     seat = room.admit(address.key, credential_of(request), request.app[ROOM_CLOCK].now(), network=address.network)
     if isinstance(seat, Refusal):
+        _unused(send)
         return json_error(seat.status, seat.message, {"Retry-After": str(seat.retry_after)})
     try:
         stream = Stream(send_timeout=settings.sse_send_timeout, headers={"Cache-Control": "no-cache"})
@@ -139,9 +133,10 @@ async def serve_stream(
         # to send this placeholder fails the same way, which it takes quietly as a premature disconnection
         # (raised from here, it would log a traceback per vanished client).
         room.release(seat)
+        _unused(send)
         return web.Response(status=503)
     client = Client(stream, transport, _peer(transport, address.address), request.writer, settings.sse_send_timeout)
-    task = _open(request.app, kind, client, sender, settings)
+    task = _open(request.app, kind, client, send, settings)
     try:
         # Until the stream is ended (by its sender, its fan-out, the pinger or a drop), as aiohttp-sse's
         # ``wait``; cancelled when aiohttp cancels the handler of a lost connection.
@@ -151,10 +146,15 @@ async def serve_stream(
             raise
     finally:
         try:
-            await _close(request.app, kind, client, sender, task)
+            await _close(request.app, kind, client, send, task)
         finally:
             room.release(seat)
     return stream
+
+
+def _unused(send: Sender | Fanout) -> None:
+    if isinstance(send, Fanout) and not send.streams:
+        send.close()  # made for this stream, which never opened: not kept
 
 
 def _open(
@@ -215,10 +215,12 @@ async def _run_sender(client: Client, settings: HttpSettings, send: Sender) -> N
 
 
 async def send_event(
-    client: Client, data: str, *, event: str, event_id: str | None = None, pace: float | None = None
+    client: Client, data: str | Frame, *, event: str = "", event_id: str | None = None, pace: float | None = None
 ) -> None:
     """Send one event, unless the client has left (``ConnectionResetError``) or stopped reading
-    (:class:`ClientNotReading`): both end the stream when raised out of a :data:`Sender`.
+    (:class:`ClientNotReading`): both end the stream when raised out of a :data:`Sender`. ``data`` is the event's
+    data, or the whole event framed already (:func:`~orchestrator.http.fanout.frame`: one framing for every
+    stream that sends it).
 
     ``pace``: for a sender with a backlog (a log read from its start), whose events come as fast as the disk
     gives them. A full buffer then means only that the client reads slower than the disk, so it first waits up
@@ -237,7 +239,18 @@ async def send_event(
     buffered = client.buffered()
     if buffered > WRITE_BUFFER_CAP:
         raise ClientNotReading(client.peer, buffered)
-    await client.response.send(data, event=event, id=event_id, retry=SSE_RETRY_MS)
+    if isinstance(data, str):
+        await client.response.send(data, event=event, id=event_id, retry=SSE_RETRY_MS)
+        return
+    try:  # as aiohttp-sse's send writes its bytes
+        async with asyncio.timeout(client.send_timeout):
+            await client.response.write(data.plain)
+    except ConnectionResetError:
+        client.response.stop_streaming()
+        raise
+    except TimeoutError:
+        client.drop()
+        raise
 
 
 def _peer(transport: asyncio.Transport, client: str) -> str:

@@ -70,16 +70,20 @@ class Client:
     def deliver(self, frame: Frame, version: int = -1) -> None:
         """Write ``frame`` (version ``version`` of the job's document) now; keep it for later while the
         connection takes what was written before; or drop a client that stopped reading."""
-        if self.transport.is_closing():
-            self.end()
+        transport = self.transport
+        # The common case first, in as few calls as can be: it runs once per stream for each change.
+        if self._draining is None and not transport.is_closing():
+            buffered = transport.get_write_buffer_size()
+            if buffered <= WRITE_BUFFER_CAP:
+                self.version = max(self.version, version)
+                self._write(frame)
+            else:
+                log.info("%s; it stopped reading", ClientNotReading(self.peer, buffered))
+                self.drop()
         elif self._draining is not None:
             self._missed = (frame, version)  # the latest only: each event is a whole state
-        elif (buffered := self.buffered()) > WRITE_BUFFER_CAP:
-            log.info("%s; it stopped reading", ClientNotReading(self.peer, buffered))
-            self.drop()
         else:
-            self.version = max(self.version, version)
-            self._write(frame)
+            self.end()
 
     def ping(self) -> None:
         if self.transport.is_closing():
@@ -99,8 +103,10 @@ class Client:
         self.end()
 
     def _write(self, frame: Frame) -> None:
-        self.transport.write(frame.chunked if self.chunked else frame.plain)
-        if self.transport.get_write_buffer_size() > self.transport.get_write_buffer_limits()[1]:
+        transport = self.transport
+        transport.write(frame.chunked if self.chunked else frame.plain)
+        # Most writes leave nothing behind: the limits are asked for only when some is.
+        if (left := transport.get_write_buffer_size()) and left > transport.get_write_buffer_limits()[1]:
             self._draining = asyncio.create_task(self._drain(), name=f"sse-drain {self.peer}")
 
     async def _drain(self) -> None:

@@ -60,7 +60,15 @@ class Handoff:
     """The run loop's side: whether it waits idle, and the run the intake began for it meanwhile."""
 
     def __init__(
-        self, ledger: Ledger, slots: Slots, work: asyncio.Event, clock: Clock, *, job: str, stopping: Callable[[], bool]
+        self,
+        ledger: Ledger,
+        slots: Slots,
+        work: asyncio.Event,
+        clock: Clock,
+        *,
+        job: str,
+        stopping: Callable[[], bool],
+        supervise: Callable[[], None] = lambda: None,
     ) -> None:
         self._ledger = ledger
         self._slots = slots
@@ -68,6 +76,8 @@ class Handoff:
         self._clock = clock
         self._job = job
         self._stopping = stopping
+        self._supervise = supervise
+        """Fresh supervision, before the run becomes visible: a cancel from then on is for this run."""
         self._idle = False
         self._ready: RunRecord | None = None
 
@@ -82,6 +92,7 @@ class Handoff:
         run = next_run(state, self._clock.now(), self._job)
 
         def go() -> None:
+            self._supervise()
             self._slots.take()
             self._ready = run
             self._work.set()

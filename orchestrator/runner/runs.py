@@ -68,7 +68,13 @@ class RunLoop:
         self._unannounced: RunRecord | None = None
         """The run begun whose start is not told yet (see :meth:`_announce`)."""
         self.handoff = Handoff(
-            parts.ledger, slots, work, parts.clock, job=parts.job_name, stopping=lambda: self.stopping
+            parts.ledger,
+            slots,
+            work,
+            parts.clock,
+            job=parts.job_name,
+            stopping=lambda: self.stopping,
+            supervise=parts.supervisor.begin,
         )
 
     async def serve(self) -> None:
@@ -104,32 +110,12 @@ class RunLoop:
         """The pending triggers become the running run, saved; its job is not spawned yet."""
         p = self._p
         run = next_run(p.ledger.state, p.clock.now(), p.job_name)
+        p.supervisor.begin()
         # On disk before the job is spawned: a crash from here on leaves the next start a run to find the
         # job of (by the run id in its environment) and to stop before it starts anything.
         p.ledger.state = begun(p.ledger.state, run)
         p.ledger.save()
         return run
-
-    def _open(self, record: RunRecord) -> None:
-        """The run, begun and saved, gets its supervision, steps and first progress (nobody is told yet)."""
-        p = self._p
-        p.supervisor.begin()
-        if record.trigger_count > 1:
-            log.info("%s: run %s absorbs %d triggers", p.job_name, record.run_id, record.trigger_count)
-        self._unannounced = record
-        now = record.started_at
-        p.steps.begin(record.run_id, STARTING, now)
-        p.writer.set(
-            Progress(
-                status=RunStatus.RUNNING,
-                step=STARTING,
-                progress=0,
-                started_at=now,
-                run_id=record.run_id,
-                trigger=record.source.value,
-                step_started_at=now,
-            )
-        )
 
     def _announce(self) -> None:
         """Tell the listeners and the watchers that the run started: once its job is spawned, so that none
@@ -140,7 +126,8 @@ class RunLoop:
             self._p.on_change()
 
     async def _run_once(self, record: RunRecord) -> None:
-        self._open(record)
+        self._unannounced = record
+        open_run(self._p, record)
         logs = self._p.logs
         output = logs.open(record.run_id) if logs is not None else ignore_output  # the run's log file
         ctx = RunContext(
@@ -251,6 +238,25 @@ class RunLoop:
         if p.ledger.state.pending_count:
             self._work.set()
         p.on_change()
+
+
+def open_run(p: Parts, record: RunRecord) -> None:
+    """The run, begun and saved (its supervision too), gets its steps and first progress (nobody is told yet)."""
+    if record.trigger_count > 1:
+        log.info("%s: run %s absorbs %d triggers", p.job_name, record.run_id, record.trigger_count)
+    now = record.started_at
+    p.steps.begin(record.run_id, STARTING, now)
+    p.writer.set(
+        Progress(
+            status=RunStatus.RUNNING,
+            step=STARTING,
+            progress=0,
+            started_at=now,
+            run_id=record.run_id,
+            trigger=record.source.value,
+            step_started_at=now,
+        )
+    )
 
 
 def take_report(p: Parts, parsed: Parsed) -> None:

@@ -14,6 +14,7 @@ import pytest
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import Receipt, Source, Trigger
 from orchestrator.core.records import State
+from orchestrator.core.runevents import RunFinished, RunStarted
 from orchestrator.core.schedule import Schedule
 from orchestrator.live.progress import ProgressFile
 from orchestrator.runner import Runner
@@ -47,6 +48,7 @@ class Bench:
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
         self.job = ScriptedJob()
         self.store = Saves()
+        self.ended = asyncio.Event()
         self.runner = Runner(
             queue=self.queue,
             job=self.job,
@@ -55,7 +57,14 @@ class Bench:
             store=self.store,
             progress_file=ProgressFile(tmp_path / "snapshot_progress.json"),
             slots=slots,
+            listeners=[self],
         )
+
+    def run_started(self, event: RunStarted) -> None:
+        pass
+
+    def run_finished(self, event: RunFinished) -> None:
+        self.ended.set()
 
     def send(self, reason: str) -> Receipt:
         receipt = Receipt()
@@ -132,3 +141,17 @@ async def test_a_run_begun_but_never_spawned_gives_its_triggers_back() -> None:
     last = store.saved[-1]
     assert last.current is None and [t.reason for t in last.pending] == ["run-now"] and last.pending_count == 1
     assert slots.free_now, "its slot is free again"
+
+
+async def test_a_cancel_between_the_save_and_the_spawn_ends_the_run_cancelled(bench: Bench) -> None:
+    receipt = bench.send("run-now")
+    cancelled: list[str | None] = []
+    # Told in the intake's own turn (a future's callbacks run before the loop's next wake-up): the run is
+    # saved as current, its job not spawned yet.
+    receipt._saved.add_done_callback(lambda _: cancelled.append(bench.runner.cancel("changed my mind")))
+    async with asyncio.timeout(10):
+        await bench.ended.wait()
+    last = bench.runner.state.last_run
+    assert last is not None
+    assert cancelled == [last.run_id] and last.status.value == "cancelled", last
+    assert all(run.stopped.is_set() for run in bench.job.runs), "a job spawned at all was stopped"
