@@ -63,7 +63,8 @@ class SharedObserver:
         self._observer: BaseObserver | None = None
         self._current: dict[ObservedWatch, tuple[ObservedWatch, Handler]] = {}
         self._lock = threading.Lock()
-        """Makes "schedule, then say which handler is the watch's" one step against the dispatch."""
+        """Makes "schedule, then say which handler is the watch's" one step against the dispatch. Never held
+        while waiting for the observer's thread, which takes it for each event."""
 
     @property
     def running(self) -> bool:
@@ -71,6 +72,15 @@ class SharedObserver:
 
     def schedule(self, path: str, *, recursive: bool, handle: Handler) -> ObservedWatch:
         """Watch ``path`` and tell ``handle`` of its events; ``OSError`` if it cannot be watched."""
+        try:
+            return self._schedule(path, recursive=recursive, handle=handle)
+        except BaseException:
+            with self._lock:
+                idle = self._idle()
+            _stop(idle)  # nothing left running when the first watch fails
+            raise
+
+    def _schedule(self, path: str, *, recursive: bool, handle: Handler) -> ObservedWatch:
         with self._lock:
             observer = self._observer
             if observer is None:
@@ -80,12 +90,9 @@ class SharedObserver:
                 observer.dispatch_events = self._dispatch  # type: ignore[method-assign]
                 observer.start()
                 self._observer = observer
-            try:
-                watch = observer.schedule(_UNUSED, path, recursive=recursive, event_filter=KEPT_EVENTS)
-            except BaseException:
-                if not self._current:
-                    self._stop()
-                raise
+            # Starts the watch's emitter: its events may reach the dispatch before the line below, which waits
+            # for the lock, so none is dropped.
+            watch = observer.schedule(_UNUSED, path, recursive=recursive, event_filter=KEPT_EVENTS)
             self._current[watch] = (watch, handle)
             return watch
 
@@ -94,18 +101,19 @@ class SharedObserver:
         with self._lock:
             if (current := self._current.get(watch)) is not None and current[0] is watch:
                 del self._current[watch]
-            if self._observer is not None:
-                with contextlib.suppress(KeyError):  # its emitter never started
-                    self._observer.unschedule(watch)
-            if not self._current:
-                self._stop()
-
-    def _stop(self) -> None:
-        observer, self._observer = self._observer, None
+            observer = self._observer
+            idle = self._idle()
         if observer is not None:
-            observer.stop()
-            with contextlib.suppress(RuntimeError):  # never started
-                observer.join(timeout=5)
+            with contextlib.suppress(KeyError):  # its emitter never started
+                observer.unschedule(watch)
+        _stop(idle)
+
+    def _idle(self) -> BaseObserver | None:
+        """With no watch left, the observer, now no longer ours, for :func:`_stop` (outside the lock)."""
+        if self._current:
+            return None
+        observer, self._observer = self._observer, None
+        return observer
 
     # The observer's own loop body, on its thread: one event from the queue to its watch's handler, if current.
     def _dispatch(self, event_queue: EventQueue) -> None:
@@ -124,3 +132,10 @@ class SharedObserver:
 
 _UNUSED = FileSystemEventHandler()
 """What watchdog's ``schedule`` asks for; the events go to each watch's handler by :meth:`SharedObserver._dispatch`."""
+
+
+def _stop(observer: BaseObserver | None) -> None:
+    if observer is not None:
+        observer.stop()
+        with contextlib.suppress(RuntimeError):  # never started
+            observer.join(timeout=5)
