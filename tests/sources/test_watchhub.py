@@ -30,6 +30,7 @@ from orchestrator.disk.atomic import write_json_atomic
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.sources.folder import FolderSource
+from orchestrator.sources.observer import SharedObserver
 from orchestrator.sources.watch import FolderWatch
 from orchestrator.sources.watchhub import Routes, Subscription, WatchHub, WatchKey, event_paths
 
@@ -357,3 +358,34 @@ async def test_a_folder_that_cannot_be_watched_leaves_nothing_running(tmp_path: 
         with pytest.raises(OSError):
             hub.subscribe(missing_or_not_a_folder, lambda _: None)
     assert (hub.observers, in_use()) == (0, before)
+
+
+def test_a_replaced_watch_leaves_its_late_events_behind(tmp_path: Path) -> None:
+    """Watchdog takes a watch scheduled again on the same folder for the same one; the shared observer hands an
+    event only to the watch that queued it, so an event of the old one still queued is not news of the new."""
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "w").mkdir()
+    shared = SharedObserver()
+    heard: list[str] = []
+    news = threading.Event()
+
+    def handle(event: FileSystemEvent) -> None:
+        heard.extend(event_paths(event))
+        if os.fspath(tmp_path / "w" / "news") in event_paths(event):
+            news.set()
+
+    try:
+        shared.schedule(os.fspath(tmp_path / "keep"), recursive=False, handle=lambda _: None)  # keeps it running
+        old = shared.schedule(os.fspath(tmp_path / "w"), recursive=False, handle=handle)
+        shared.unschedule(old)
+        new = shared.schedule(os.fspath(tmp_path / "w"), recursive=False, handle=handle)
+        assert new == old and new is not old
+        assert shared._observer is not None
+        shared._observer.event_queue.put((FileCreatedEvent(os.fspath(tmp_path / "w" / "late")), old))
+        (tmp_path / "w" / "news").touch()
+        assert news.wait(WAIT)
+        assert os.fspath(tmp_path / "w" / "late") not in heard
+    finally:
+        for watch in list(shared._current):
+            shared.unschedule(watch)
+    assert not shared.running
