@@ -18,9 +18,10 @@ from orchestrator.runner.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-OFF_LOOP_BATCH = 64
+OFF_LOOP_BATCH = 2
 """A batch of at least this many triggers (a burst of files) is saved on a worker thread, the loop free
-meanwhile; a smaller one on the loop (a single trigger is saved soonest there)."""
+meanwhile (while the disk takes a burst, one save may take a tenth of a second); a single trigger is saved on
+the loop, soonest."""
 
 
 def _without(state: State, refused: Sequence[Trigger]) -> State:
