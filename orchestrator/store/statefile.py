@@ -18,7 +18,6 @@ pending triggers and its pause again when it comes back.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import threading
@@ -121,10 +120,10 @@ class StateFile:
                 known.pop(job, None)
             return State.from_json(known.get(job, {}), job=job)
 
-    def _save(self, view: JobStateStore, state: State) -> bool:
-        """Write the file with ``view``'s job's ``state`` and every other job's last known one."""
-        seq, document = self._prepare(view.job, state)
-        return self._write(view, seq, document)
+    def _save(self, job: str, state: State) -> str:
+        """Write the file with ``job``'s ``state`` and every other job's last known one; why it failed, or ``""``."""
+        seq, document = self._prepare(job, state)
+        return self._write(seq, document)
 
     def _prepare(self, job: str, state: State) -> tuple[int, dict[str, Any] | str]:
         """The next document to write, with ``job``'s ``state``, and its place in the order of saves; or why it
@@ -142,10 +141,10 @@ class StateFile:
             # A copy of the outer mapping: each job's document is replaced on a change, never changed in place.
             return self._seq, {"version": STATE_FILE_VERSION, "jobs": dict(self._known)}
 
-    def _write(self, view: JobStateStore, seq: int, document: dict[str, Any] | str) -> bool:
+    def _write(self, seq: int, document: dict[str, Any] | str) -> str:
         """Write ``document`` (prepared as save ``seq``) unless a later one is on the file already: every
         document holds all the changes made before it was prepared, so that one stands for this one. Saves
-        are written one at a time, from any thread; ``view.last_error`` says how this one went."""
+        are written one at a time, from any thread. Why it failed, or ``""``."""
         with self._writing:
             if isinstance(document, str):
                 error = document  # not even prepared: a later document does not hold it
@@ -162,8 +161,7 @@ class StateFile:
                 log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, error)
             elif not error and self._saves.recovered():
                 log.info("state saved to %s again", self.path)
-            view.last_error = error
-            return not error
+            return error
 
     def _all(self) -> dict[str, dict[str, Any]]:
         if self._known is None:
@@ -225,11 +223,17 @@ class JobStateStore:
         return self.file._load(self.job)
 
     def save(self, state: State) -> bool:
-        return self.file._save(self, state)
+        self.last_error = self.file._save(self.job, state)
+        return not self.last_error
 
     def prepare(self, state: State) -> Callable[[], bool]:
         seq, document = self.file._prepare(self.job, state)
-        return functools.partial(self.file._write, self, seq, document)
+
+        def write() -> bool:
+            self.last_error = self.file._write(seq, document)
+            return not self.last_error
+
+        return write
 
 
 def _why(exc: Exception) -> str:
