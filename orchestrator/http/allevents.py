@@ -8,7 +8,8 @@ room, is pinged, is closed at shutdown, and its client is dropped when it stops 
 What a client costs: for each job, a reference to the latest document not yet sent to it (a slow client skips
 a job's intermediate states, as on the job's own stream). The jobs' hubs are followed once for the whole app
 (:class:`AllJobs`: one task per job while any all-jobs stream is open), which hands each new document to every
-open stream; a change wakes each stream once, and a quiet service wakes nothing. A stream's events are sent at
+open stream; a change wakes each stream once, and a quiet service wakes nothing. Each job's event is framed once
+and the same bytes are sent on every stream (orchestrator/http/fanout.py). A stream's events are sent at
 its client's pace (a client that takes nothing for the send timeout is dropped): the first events are one
 document per job, on a service of many jobs more than the write buffer cap, which alone would drop a client
 that reads well.
@@ -32,6 +33,7 @@ from aiohttp import web
 
 from orchestrator.config import HttpSettings
 from orchestrator.http import sse
+from orchestrator.http.fanout import SSE_RETRY_MS, Frame, frame
 from orchestrator.http.ports import SERVED, JobPort, Served
 from orchestrator.http.streamclient import Client
 from orchestrator.http.streamlimits import StreamKind
@@ -82,6 +84,8 @@ class AllJobs:
         """The unit followed for each job (a reload may replace a job's unit)."""
         self._ended: set[JobPort] = set()
         """Units whose hub closed with nothing in their place (the service stops): never followed again."""
+        self._framed: dict[str, tuple[str, Frame]] = {}
+        """Each job's last event data and its frame: every stream sends the same bytes."""
 
     @property
     def following(self) -> bool:
@@ -111,7 +115,17 @@ class AllJobs:
             if name not in self._tasks and unit not in self._ended:
                 self._follow(name, unit)
 
+    def framed(self, name: str, unit: JobPort, version: int, document: dict[str, Any]) -> Frame:
+        """The ``status`` event of this version of the job's document, framed once for every stream."""
+        data = unit.status_event(version, document)
+        cached = self._framed.get(name)
+        if cached is None or cached[0] is not data:
+            cached = (data, frame(data, event="status", event_id=f"{name}:{version}", retry=SSE_RETRY_MS))
+            self._framed[name] = cached
+        return cached[1]
+
     def close(self) -> None:
+        self._framed.clear()
         tasks = list(self._tasks.values())
         self._tasks.clear()  # at once: a stream that joins before the tasks end follows every job anew
         self._units.clear()
@@ -180,9 +194,8 @@ async def _send_all(client: Client, jobs: AllJobs, settings: HttpSettings) -> No
     try:
         while True:
             for name, (unit, version, document) in stream.take():
-                data = unit.status_event(version, document)
-                event_id = f"{name}:{version}"
-                await sse.send_event(client, data, event="status", event_id=event_id, pace=settings.sse_send_timeout)
+                framed = jobs.framed(name, unit, version, document)
+                await sse.send_event(client, framed, pace=settings.sse_send_timeout)
             if not jobs.following:
                 return
             await stream.wake.wait()

@@ -33,7 +33,7 @@ from orchestrator.http import (
 )
 from orchestrator.http.errors import ApiError, json_error
 from orchestrator.http.errors import retry_after as retry_after_header
-from orchestrator.http.jobroutes import add_job_route, job_of
+from orchestrator.http.jobroutes import JSON_HEADERS, add_job_route, job_of
 from orchestrator.http.page import add_page, web_root
 from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamlimits import StreamKind
@@ -59,7 +59,7 @@ def create_app(service: Served, *, web_dir: Path | None = None) -> web.Applicati
     settings = service.settings.http
     clientaddr.install(app, clientaddr.TrustedProxies(settings.trusted_proxies))
     guard.install(app, guard.Guard(settings, service.clock, MAX_BODY_BYTES))
-    headers.install(app, settings.frame_ancestors)  # CSP, framing: orchestrator/http/headers.py
+    headers.install(app, settings.frame_ancestors, also=[guard.cors_headers])  # CSP, framing; CORS: guard.py
     app.router.add_get("/health", health)
     # Each job's operations at /api/snapshot/... (the default job) and /api/jobs/{job}/...: jobroutes.py.
     add_job_route(app, "GET", "/status", status)
@@ -169,7 +169,7 @@ async def status(request: web.Request) -> web.Response:
 
 def json_bytes(body: bytes) -> web.Response:
     """An answer of JSON already encoded, with the headers of ``web.json_response``."""
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+    return web.Response(body=body, headers=JSON_HEADERS)
 
 
 async def progress(request: web.Request) -> web.Response:

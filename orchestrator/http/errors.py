@@ -1,8 +1,8 @@
 """The one shape of every error answer: JSON ``{"success": false, "message": ...}`` with its status and headers.
 
 Every refusal goes through :func:`json_error`: the guard and the stream rooms return it; a handler raises
-:class:`ApiError`, and the outermost middleware (:func:`json_errors`) answers it, and the errors aiohttp raises
-itself (404, 405, 413, ...), with it.
+:class:`ApiError`, and the outermost middleware (:func:`json_errors`, or the guard's, which does the same itself)
+answers it, and the errors aiohttp raises itself (404, 405, 413, ...), with it.
 """
 
 from __future__ import annotations
@@ -44,13 +44,19 @@ def retry_after(seconds: int | None) -> dict[str, str]:
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
+    except (ApiError, web.HTTPException) as exc:
+        return error_answer(request, exc)
+
+
+def error_answer(request: web.Request, exc: ApiError | web.HTTPException) -> web.Response:
+    """The JSON answer to ``exc``, raised while ``request`` was answered (a redirect, below 400, is raised
+    again): what :func:`json_errors` does, for a middleware that does it itself (orchestrator/http/guard.py)."""
+    if isinstance(exc, ApiError):
         return exc.response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {name: exc.headers[name] for name in KEPT_HEADERS if name in exc.headers}
-        return json_error(exc.status, _message(request, exc), headers)
+    if exc.status < 400:
+        raise exc
+    headers = {name: exc.headers[name] for name in KEPT_HEADERS if name in exc.headers}
+    return json_error(exc.status, _message(request, exc), headers)
 
 
 def _message(request: web.Request, exc: web.HTTPException) -> str:

@@ -1,17 +1,17 @@
 """The HTTP guard: what every request passes before a route sees it.
 
-Two middlewares, outermost first, and one response hook:
+One middleware (``guard_requests``: the two below, outermost first, in one layer) and one response hook:
 
-1. ``json_errors`` (orchestrator/http/errors.py): every error that the router or a handler raises (404, 405,
-   413, ...) leaves as JSON ``{"success": false, "message": ...}`` with its headers (``Allow``, ``Retry-After``,
-   ...) kept.
-2. ``guard``: the ``Host`` check (DNS rebinding: ``foreign_host``), the body cap (by ``Content-Length``,
+1. what ``json_errors`` does (orchestrator/http/errors.py): every error that the router or a handler raises (404,
+   405, 413, ...) leaves as JSON ``{"success": false, "message": ...}`` with its headers (``Allow``,
+   ``Retry-After``, ...) kept.
+2. the guard: the ``Host`` check (DNS rebinding: ``foreign_host``), the body cap (by ``Content-Length``,
    before anything is read), CORS preflight answers, refusal of cross-site state-changing requests, the
    bearer token, and the trigger rate limit (one limit for the triggers of every job, whichever path they take:
    a flood spread over the jobs is the same flood).
-3. ``cors_headers`` (``on_response_prepare``): CORS headers for allowed origins on ``/api/*``, and the read
-   cookie (below). It is a hook, not a middleware, because the event stream's handler sends its headers
-   itself, before a middleware could add any.
+3. ``cors_headers`` (in ``on_response_prepare``, called by the one hook of orchestrator/http/headers.py): CORS
+   headers for allowed origins on ``/api/*``, and the read cookie (below). It is a hook, not a middleware,
+   because the event stream's handler sends its headers itself, before a middleware could add any.
 
 The headers that tell a browser what it may do with the page (CSP, framing) are ``orchestrator/http/headers.py``.
 
@@ -64,7 +64,7 @@ from orchestrator.http.auth import (
     addressed,
 )
 from orchestrator.http.clientaddr import client_of, reached_over_https
-from orchestrator.http.errors import Handler, json_error, json_errors
+from orchestrator.http.errors import ApiError, Handler, error_answer, json_error
 from orchestrator.http.hostheader import Addressed, is_ip, parse_host
 from orchestrator.http.ratelimit import SlidingWindowLimit
 
@@ -124,7 +124,7 @@ class Guard:
             # aiohttp would raise (a port of 99999, non-ASCII) wherever request.url is first asked for: a 500.
             log.debug("refused %s %s from %s: Host %r", request.method, request.path, client_of(request).address, text)
             return json_error(400, f"The Host header must be a host name and an optional port, got {text[:100]!r}")
-        request[ADDRESSED] = parsed
+        request[ADDRESSED] = parsed  # (what foreign_host reads)
         host = self.foreign_host(request)
         if host is not None:
             return json_error(403, f"Host {host} is not a name of this service; see --allowed-host")
@@ -201,8 +201,7 @@ GUARD = web.AppKey("guard", Guard)
 
 def install(app: web.Application, guard: Guard) -> None:
     app[GUARD] = guard
-    app.middlewares.extend([json_errors, guard_requests])
-    app.on_response_prepare.append(cors_headers)
+    app.middlewares.append(guard_requests)  # cors_headers: called by the answers' one hook (headers.py)
 
 
 def own_origin(request: web.Request) -> str:
@@ -221,12 +220,19 @@ def _is_preflight(request: web.Request) -> bool:
 # ------------------------------------------------------------------------------------------ middlewares
 @web.middleware
 async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The guard, and around it what ``json_errors`` does, in one middleware: one layer less per request."""
+    try:
+        return await _guard(request, handler)
+    except (ApiError, web.HTTPException) as exc:
+        return error_answer(request, exc)
+
+
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     guard = request.app[GUARD]
-    addressed = guard.ours(request)
-    if isinstance(addressed, web.Response):
+    if isinstance(addressed := guard.ours(request), web.Response):
         return addressed
     request[ADDRESSED] = addressed
-    # Chunked bodies have no length; the handler's read() stops them at client_max_size (json_errors → 413).
+    # Chunked bodies have no length; the handler's read() stops them at client_max_size (the JSON 413 of errors.py).
     if request.content_length is not None and request.content_length > guard.max_body_bytes:
         return json_error(413, f"Request body too large: at most {guard.max_body_bytes} bytes")
     if _is_preflight(request) and not isinstance(request.match_info.http_exception, web.HTTPNotFound):
@@ -296,7 +302,7 @@ async def _until_expiry(request: web.Request, handler: Handler, clock: Clock, ex
         expired.cancel()
 
 
-async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
     guard = request.app.get(GUARD)
     if guard is None or not request.path.startswith(API_PREFIX):
         return

@@ -16,12 +16,13 @@ may load and run, and what it may guess or pass on.
 - ``Referrer-Policy: no-referrer``: the page's address (and a run id in it) goes nowhere else.
 
 Set with ``setdefault`` in ``on_response_prepare``: every answer gets them, the event stream's too (its handler
-sends its headers itself), and a handler that sets one of its own keeps it.
+sends its headers itself), and a handler that sets one of its own keeps it. The same hook first calls what else
+adds headers to every answer (``also``: the guard's CORS headers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -54,14 +55,26 @@ def security_headers(frame_ancestors: Sequence[str] = ()) -> dict[str, str]:
     return headers
 
 
-SECURITY_HEADERS = web.AppKey("security_headers", Mapping[str, str])
+SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
+ALSO = web.AppKey("answer_headers", tuple[Callable[[web.Request, web.StreamResponse], None], ...])
+"""What else adds headers to every answer (the guard's CORS headers), before these: one hook does it all (each
+hook costs every request a turn)."""
 
 
-def install(app: web.Application, frame_ancestors: Sequence[str] = ()) -> None:
-    app[SECURITY_HEADERS] = security_headers(frame_ancestors)
+def install(
+    app: web.Application,
+    frame_ancestors: Sequence[str] = (),
+    also: Sequence[Callable[[web.Request, web.StreamResponse], None]] = (),
+) -> None:
+    app[SECURITY_HEADERS] = tuple(security_headers(frame_ancestors).items())
+    app[ALSO] = tuple(also)
     app.on_response_prepare.append(add_security_headers)
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    for name, value in request.app[SECURITY_HEADERS].items():
-        response.headers.setdefault(name, value)
+    app = request.app
+    for add in app[ALSO]:
+        add(request, response)
+    headers = response.headers
+    for name, value in app[SECURITY_HEADERS]:
+        headers.setdefault(name, value)

@@ -107,7 +107,11 @@ async def jobs(request: web.Request) -> web.Response:
     last = request.app[LAST_JOBS]
     if last[0] is not documents:  # the same text (within the same millisecond): the same answer
         last[:] = documents, b"".join((b'{"jobs": ', documents, _tail(served.default_job)))
-    return web.Response(body=last[1], content_type="application/json", charset="utf-8")
+    return web.Response(body=last[1], headers=JSON_HEADERS)
+
+
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+"""The ``Content-Type`` of ``web.json_response``."""
 
 
 def _tail(default_job: str) -> bytes:

@@ -46,7 +46,7 @@ from orchestrator.core.clock import Clock
 from orchestrator.http.auth import AUTHENTICATED, BEARER
 from orchestrator.http.clientaddr import client_of, parse_address
 from orchestrator.http.errors import json_error
-from orchestrator.http.fanout import SSE_RETRY_MS, Fanout, Fanouts, Pinger, Stream
+from orchestrator.http.fanout import SSE_RETRY_MS, Fanout, Fanouts, Frame, Pinger, Stream
 from orchestrator.http.jobroutes import add_job_route, job_of
 from orchestrator.http.streamclient import WRITE_BUFFER_CAP, Client, ClientNotReading
 from orchestrator.http.streamlimits import Credential, Refusal, Room, StreamKind
@@ -215,10 +215,12 @@ async def _run_sender(client: Client, settings: HttpSettings, send: Sender) -> N
 
 
 async def send_event(
-    client: Client, data: str, *, event: str, event_id: str | None = None, pace: float | None = None
+    client: Client, data: str | Frame, *, event: str = "", event_id: str | None = None, pace: float | None = None
 ) -> None:
     """Send one event, unless the client has left (``ConnectionResetError``) or stopped reading
-    (:class:`ClientNotReading`): both end the stream when raised out of a :data:`Sender`.
+    (:class:`ClientNotReading`): both end the stream when raised out of a :data:`Sender`. ``data`` is the event's
+    data, or the whole event framed already (:func:`~orchestrator.http.fanout.frame`: one framing for every
+    stream that sends it).
 
     ``pace``: for a sender with a backlog (a log read from its start), whose events come as fast as the disk
     gives them. A full buffer then means only that the client reads slower than the disk, so it first waits up
@@ -237,7 +239,18 @@ async def send_event(
     buffered = client.buffered()
     if buffered > WRITE_BUFFER_CAP:
         raise ClientNotReading(client.peer, buffered)
-    await client.response.send(data, event=event, id=event_id, retry=SSE_RETRY_MS)
+    if isinstance(data, str):
+        await client.response.send(data, event=event, id=event_id, retry=SSE_RETRY_MS)
+        return
+    try:  # as aiohttp-sse's send writes its bytes
+        async with asyncio.timeout(client.send_timeout):
+            await client.response.write(data.plain)
+    except ConnectionResetError:
+        client.response.stop_streaming()
+        raise
+    except TimeoutError:
+        client.drop()
+        raise
 
 
 def _peer(transport: asyncio.Transport, client: str) -> str:

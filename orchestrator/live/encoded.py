@@ -156,22 +156,27 @@ class Filled:
         if parts:
             text = parts[0] + "".join(value + part for value, part in zip(values, parts[1:-1], strict=True))
             self.parts = (text.encode(), parts[-1].encode())
-        self._last: tuple[str, bytes] = ("", b"")
+        self._last: tuple[datetime | None, bytes] = (None, b"")
 
     def holds(self, now: datetime) -> bool:
         return self.since <= now and (self.until is None or now <= self.until)
 
     def at(self, now: datetime) -> bytes:
-        stamp = iso(now) or ""
+        millisecond = _millisecond(now)
         last = self._last
-        if last[0] == stamp:
+        if last[0] == millisecond:
             return last[1]
         if self.parts is None:
             body = json.dumps(self._template.document_at(now)).encode()
         else:
-            body = b'"'.join((self.parts[0], stamp.encode(), self.parts[1]))
-        self._last = (stamp, body)
+            body = b'"'.join((self.parts[0], (iso(now) or "").encode(), self.parts[1]))
+        self._last = (millisecond, body)
         return body
+
+
+def _millisecond(now: datetime) -> datetime:
+    """``now`` to the millisecond, as ``serverTime`` shows it (cheaper to compare than to format)."""
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
 def _split(text: str, names: list[str]) -> tuple[str, ...]:
@@ -222,18 +227,22 @@ class StatusCache:
     built from is no longer the job's (a change nobody said is seen too), or it no longer :meth:`holds`;
     ``build`` makes one as of a moment; ``changes`` counts every one built."""
 
-    __slots__ = ("_build", "_changes", "_key", "_template")
+    __slots__ = ("_before", "_build", "_changes", "_filled", "_key", "_since", "_template", "_until")
 
     def __init__(self, build: Callable[[datetime], Template], changes: Changes | None = None) -> None:
         self._build = build
         self._changes = changes or Changes()
         self._template: Template | None = None
         self._key: object = None
+        self._filled: Filled | None = None
+        self._since = self._before = self._until = NEVER
+        """When the template and its countdowns as last filled both hold: from ``_since``, before ``_before``,
+        up to ``_until``."""
 
     def renew(self, now: datetime, key: object) -> Template:
         """A template built at ``now`` for the state ``key`` (something changed), kept."""
         template = self._template = self._build(now)
-        self._key = key
+        self._key, self._since = key, NEVER
         self._changes.count += 1
         return template
 
@@ -246,7 +255,13 @@ class StatusCache:
 
     def at(self, now: datetime, key: object) -> bytes:
         """The document as of ``now``, as JSON."""
-        return self.template(now, key).at(now)
+        filled = self._filled
+        if filled is None or key is not self._key or not self._since <= now < self._before or now > self._until:
+            template = self.template(now, key)
+            filled = self._filled = template.filled(now)
+            self._since = max(template.built_at, filled.since)
+            self._before, self._until = template.valid_until or NEVER, filled.until or NEVER
+        return filled.at(now)
 
 
 class StatusList:
@@ -262,21 +277,21 @@ class StatusList:
         self._key: tuple[object, int] | None = None
         self._since = self._before = self._until = datetime.min
         self._parts: list[bytes] | None = []
-        self._last: tuple[str, bytes] = ("", b"")
+        self._last: tuple[datetime | None, bytes] = (None, b"")
 
     def at(self, now: datetime, version: object, caches: Callable[[], Iterable[tuple[StatusCache, object]]]) -> bytes:
         """The array as of ``now``; ``caches``: each job's cache and its state now, in order."""
         if self._key != (version, self._changes.count) or not self._since <= now < self._before or now > self._until:
             self._fill(now, version, list(caches()))
-        stamp = iso(now) or ""
-        if self._last[0] == stamp:
+        millisecond = _millisecond(now)
+        if self._last[0] == millisecond:
             return self._last[1]
         if self._parts is None:  # a document that held the text of a mark: each encoded whole
             self._key = None
             body = b"[" + b", ".join(cache.at(now, key) for cache, key in caches()) + b"]"
         else:
-            body = b'"'.join((b"", stamp.encode(), b"")).join(self._parts)
-        self._last = (stamp, body)
+            body = b'"'.join((b"", (iso(now) or "").encode(), b"")).join(self._parts)
+        self._last = (millisecond, body)
         return body
 
     def _fill(self, now: datetime, version: object, caches: list[tuple[StatusCache, object]]) -> None:
@@ -289,7 +304,7 @@ class StatusList:
             self._since = max(self._since, template.built_at, each.since)
             self._before = min(self._before, template.valid_until or NEVER)
             self._until = min(self._until, each.until or NEVER)
-        self._key, self._last = (version, self._changes.count), ("", b"")
+        self._key, self._last = (version, self._changes.count), (None, b"")
         if any(each.parts is None for each in filled):
             self._parts = None
             return
