@@ -135,6 +135,10 @@ async def serve_stream(
         room.release(seat)
         _unused(send)
         return web.Response(status=503)
+    except BaseException:  # a HEAD refused with 405, a cancel: the seat is given back all the same
+        room.release(seat)
+        _unused(send)
+        raise
     client = Client(stream, transport, _peer(transport, address.address), request.writer, settings.sse_send_timeout)
     task = _open(request.app, kind, client, send, settings)
     try:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class ProgressMonitor:
-    """Watches one progress file. Its folder may hold other jobs' progress files: ``hub`` shares one observer
+    """Watches one progress file. Its folder may hold other jobs' progress files: ``hub`` shares one watch
     of the folder among their monitors, and tells each only of the events about its own file."""
 
     def __init__(self, progress_file: ProgressFile, on_progress: Callable[[Progress], None], hub: WatchHub) -> None:

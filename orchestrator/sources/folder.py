@@ -59,7 +59,7 @@ class FolderSource:
         self._queue = queue
         self._clock = clock
         self._writers = Writers(clock)
-        self.watch = FolderWatch(folder, self._writers.event_delay, "triggers", hub, full_events=True)
+        self.watch = FolderWatch(folder, self._writers.event_delay, "triggers", hub)
         self.waiting = asyncio.Event()
         """Set while the source waits for the next event (no look at the folder going on or due)."""
         self._refused = False

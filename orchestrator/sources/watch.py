@@ -52,16 +52,16 @@ class FolderWatch:
     if given, are the only entries of the folder whose events ``relevant`` is asked about (a progress file in
     a folder shared with other jobs' files).
 
-    The events come from ``hub``, which shares one observer among every watch of a folder (or, for a folder
+    The events come from ``hub``, which shares one watch among every subscriber of a folder (or, for a folder
     in a tree, of the tree). The folder itself may go away under us: deleted (watchdog's emitter then stops
     for good), moved aside (the watch would follow it to its new name), or replaced by another folder or a
     file. The watch also subscribes to the parent's entry of the folder's name; on any such hint, or when
     events were lost, the consumer's next :meth:`recover` re-creates the folder if needed and subscribes again
-    (the hub re-arms an observer whose folder is no longer the one at its path), so ``rm -r triggers && mkdir
+    (the hub re-arms a watch whose folder is no longer the one at its path), so ``rm -r triggers && mkdir
     triggers`` or ``mv triggers old && mkdir triggers`` does not leave us deaf. Events delivered to the
-    subscriptions of before a recovery are ignored: they are about the folder that was. (Another observer
+    subscriptions of before a recovery are ignored: they are about the folder that was. (Another watch
     than the folder's own, so that renames next to the folder cannot delay the folder's own events by
-    watchdog's 0.5 s move pairing; for a folder in a tree, the parent's observer is the tree's.)
+    watchdog's 0.5 s move pairing; for a folder in a tree, the parent's watch is the tree's.)
     """
 
     def __init__(
@@ -71,14 +71,12 @@ class FolderWatch:
         name: str,
         hub: WatchHub,
         *,
-        full_events: bool = False,
         names: frozenset[str] | None = None,
     ) -> None:
         self.folder = folder
         self.name = name
         self._hub = hub
         self._followed = hub.follows(folder)
-        self._full_events = full_events
         self._names = names
         self.changed = asyncio.Event()
         self._relevant = relevant
@@ -100,7 +98,7 @@ class FolderWatch:
         """Whole seconds of the loop's clock at which :attr:`changed` is already due to be set."""
         self._wake_due = False
         """A call that sets :attr:`changed` is on its way to the loop: events until it runs need no other."""
-        self._calls = threading.Lock()  # guards the two above, shared by the observers' threads and the loop
+        self._calls = threading.Lock()  # guards the two above, shared by the observer's thread and the loop
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -113,8 +111,8 @@ class FolderWatch:
         self._subscribe(self.folder.parent, token, self._on_parent_event, names=frozenset({self.folder.name}))
         self.folder.mkdir(exist_ok=True)
         info = os.stat(self.folder)
-        # Full events: a file moved in from another folder is a move (with its name), not a bare "created".
-        self._subscribe(self.folder, token, self._on_event, full_events=self._full_events, names=self._names)
+        # (Every watch has full events: a file moved in from another folder is a move, with its name.)
+        self._subscribe(self.folder, token, self._on_event, names=self._names)
         self._watched = (info.st_dev, info.st_ino)
         log.debug("watching %s for %s", self.folder, self.name)
 
@@ -124,14 +122,13 @@ class FolderWatch:
         token: object,
         handle: Callable[[object, FileSystemEvent], None],
         *,
-        full_events: bool = False,
         names: frozenset[str] | None = None,
     ) -> None:
-        sub = self._hub.subscribe(folder, lambda event: handle(token, event), full_events=full_events, names=names)
+        sub = self._hub.subscribe(folder, lambda event: handle(token, event), names=names)
         self._subscriptions.append(sub)
 
     def stop(self) -> None:
-        """Stop hearing of the folder (the hub stops an observer nobody else needs, before the loop closes)."""
+        """Stop hearing of the folder (the hub stops a watch nobody else needs, before the loop closes)."""
         with self._lock:
             self._current = None
         subscriptions, self._subscriptions = self._subscriptions, []
@@ -172,7 +169,7 @@ class FolderWatch:
             return True
         return not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) != self._watched
 
-    # Called on an observer's thread. Anything raised here would kill the observer, so nothing may be.
+    # Called on the observer's thread. Anything raised here would kill the observer, so nothing may be.
     def _on_event(self, token: object, event: FileSystemEvent) -> None:
         try:
             if event.event_type == EVENT_TYPE_EVENTS_LOST:
@@ -182,7 +179,7 @@ class FolderWatch:
                 and event.is_directory
                 and event_paths(event) == (os.fspath(self.folder),)
             ):
-                # Its own observer has stopped for good: re-arm, whatever is at the path now. A tree's observer
+                # Its own watch has stopped for good: re-arm, whatever is at the path now. A tree's watch
                 # goes on, and its queue may still hold the deletion of a folder that was re-created since: the
                 # folder at the path is checked first (as for a hint from the parent).
                 self._hint(token, lost=not self._followed, moved=self._followed)

@@ -1,17 +1,22 @@
-"""The service's filesystem watches, shared: one watchdog observer per distinct folder and kind, however many
-watches ask for that folder, and each event handed to the subscribers it concerns.
+"""The service's filesystem watches, shared: one watchdog observer for the whole service, one watch on it per
+distinct folder, however many subscribers ask for that folder, and each event handed to the subscribers it
+concerns.
 
 A job's folder watch (:mod:`orchestrator.sources.watch`) subscribes to the entries of one folder (all of them,
 or only some, by name) and to the folder itself. A hundred jobs whose progress files sit in ``data/`` then
-cost one observer there, not a hundred, and the watches on the folders' parents are shared the same way. A
+cost one watch there, not a hundred, and the watches on the folders' parents are shared the same way. A
 folder given as a *tree* (the triggers folder, where each job but the default one has a sub-folder) is
-watched recursively by one observer that serves the folder and every folder directly in it; watchdog adds a
-watch for each sub-folder as it appears. The number of observers then depends on the folders, not the jobs.
+watched recursively by one watch that serves the folder and every folder directly in it; watchdog adds an
+inotify watch for each sub-folder as it appears. The number of watches then depends on the folders, not the
+jobs, and the threads do not depend on either: the observer's dispatcher, its inotify reader and dispatcher,
+and one emitter per watch.
 
-Each observer keeps its own inotify instance and threads, as each watch had before: a burst in the triggers
-folder, an overflow of its queue, or watchdog's 0.5 s wait to pair a rename out of it, does not reach the
-progress files; and an observer that is replaced (its folder was deleted or replaced) takes its late events
-with it, so none of them can be mistaken for news about the new folder.
+Each watch keeps its own emitter and its own pairing of renames: watchdog's 0.5 s wait to pair a rename out of
+the triggers folder holds back only that folder's events, not the progress files'. An inotify overflow (rare:
+watchdog's reader drains the kernel's queue into its own unbounded one) is told to every watch, whose
+subscribers then look again. A watch that is replaced (its folder was deleted or replaced) takes its late
+events with it: the observer hands an event only to the watch that queued it while that watch is current, so
+none of them can be mistaken for news about the new folder.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,51 +33,14 @@ from watchdog.events import (
     EVENT_TYPE_DELETED,
     EVENT_TYPE_EVENTS_LOST,
     EVENT_TYPE_MODIFIED,
-    DirAttribEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
     EventsLostEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileOpenedEvent,
     FileSystemEvent,
-    FileSystemEventHandler,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import ObservedWatch
 
-try:
-    from watchdog.observers.inotify import InotifyObserver
-except ImportError:  # not Linux: the platform's observer, without full move events
-    InotifyObserver = None  # type: ignore[assignment,misc]
+from orchestrator.sources.observer import Handler, SharedObserver
 
 log = logging.getLogger(__name__)
-
-KEPT_EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    DirCreatedEvent,
-    FileMovedEvent,
-    DirMovedEvent,
-    FileDeletedEvent,
-    DirDeletedEvent,
-    FileModifiedEvent,  # also what asks inotify for attribute changes: a touch of a file there already
-    FileAttribEvent,
-    DirAttribEvent,
-    FileClosedEvent,
-    FileOpenedEvent,
-    EventsLostEvent,
-]
-"""The events an observer passes on. Left out, so that inotify does not even queue them: a folder's "modified"
-(an echo of a change of one of its entries, which has its own event) and a file closed without a write (each
-read of a file raises one). A burst of ten thousand trigger files, each read by us, would raise 40,000 of them."""
-
-Handler = Callable[[FileSystemEvent], None]
-"""Told of an event, on an observer's thread (or, for a replaced observer's hint, on the caller's)."""
 
 
 def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
@@ -83,12 +51,11 @@ def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class WatchKey:
-    """What one observer watches: a folder, with its sub-folders or not, with full move events or not (a
-    move from or to an unwatched folder as a move with one side empty, rather than a creation or deletion)."""
+    """What one watch watches: a folder, with its sub-folders or not. Every watch has full move events (a move
+    from or to an unwatched folder is a move with one side empty, rather than a creation or deletion)."""
 
     path: str
     recursive: bool
-    full_events: bool
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -119,7 +86,7 @@ class _Folder:
 
 
 class Routes:
-    """Which subscribers of one observer an event concerns. Pure, and never changed once made: a new one is
+    """Which subscribers of one watch an event concerns. Pure, and never changed once made: a new one is
     made when a subscriber comes or goes, on the loop's thread, while the observer's thread reads the last."""
 
     def __init__(self, subscriptions: Iterable[Subscription] = ()) -> None:
@@ -147,7 +114,7 @@ class Routes:
             # entry. Passed on, it would wake every subscriber of a shared folder on each change.
             return ()
         if event.event_type == EVENT_TYPE_EVENTS_LOST:
-            # Lost events may have been about any folder of this observer: every subscriber looks again.
+            # Lost events may have been about any folder of this watch: every subscriber looks again.
             return [sub for folder in self._folders.values() for sub in folder.everyone]
         targets: list[Subscription] = []
         for path in event_paths(event):
@@ -168,18 +135,19 @@ def _folder_of(subs: Sequence[Subscription]) -> _Folder:
 
 
 class _SharedWatch:
-    """One observer and the subscribers it serves. Subscribers come and go on the event loop's thread; the
+    """One watch and the subscribers it serves. Subscribers come and go on the event loop's thread; the
     observer's thread reads the routes, which are replaced whole on each change (never changed in place)."""
 
-    def __init__(self, key: WatchKey) -> None:
+    def __init__(self, key: WatchKey, observer: SharedObserver) -> None:
         self.key = key
         self.subscriptions: list[Subscription] = []
         self._routes = Routes()
-        self._observer: BaseObserver | None = None
+        self._observer = observer
+        self._watch: ObservedWatch | None = None
         self._armed: tuple[int, int] | None = None
-        """Device and inode of the folder the observer watches: what the path is checked against."""
+        """Device and inode of the folder the watch watches: what the path is checked against."""
         self._lost = False
-        """The watched folder was deleted: the observer has stopped for good."""
+        """The watched folder was deleted: the watch's emitter has stopped for good."""
 
     def add(self, sub: Subscription) -> None:
         self.subscriptions.append(sub)
@@ -195,8 +163,8 @@ class _SharedWatch:
 
     @property
     def stale(self) -> bool:
-        """Whether the observer no longer watches the folder at the path (gone, replaced, or never armed)."""
-        if self._observer is None or self._lost:
+        """Whether the watch no longer watches the folder at the path (gone, replaced, or never armed)."""
+        if self._watch is None or self._lost:
             return True
         try:
             info = os.stat(self.key.path)
@@ -205,41 +173,22 @@ class _SharedWatch:
         return not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) != self._armed
 
     def arm(self) -> None:
-        """(Re)start the observer on the folder now at the path; ``OSError`` if it cannot be watched."""
+        """(Re)start the watch on the folder now at the path; ``OSError`` if it cannot be watched."""
         self.disarm()
         self._lost = False
         info = os.stat(self.key.path)
         if not stat.S_ISDIR(info.st_mode):
             raise NotADirectoryError(f"not a folder: {self.key.path}")
-        observer = (
-            InotifyObserver(generate_full_events=True)
-            if self.key.full_events and InotifyObserver is not None
-            else Observer()
-        )
-        observer.name = f"watch-{os.path.basename(self.key.path)}{'-tree' if self.key.recursive else ''}"
-        observer.daemon = True
-        try:
-            observer.schedule(
-                _Dispatch(self.dispatch), self.key.path, recursive=self.key.recursive, event_filter=KEPT_EVENTS
-            )
-            observer.start()
-        except BaseException:
-            # Scheduling may have opened an inotify instance and its reader: give them back.
-            observer.stop()
-            with contextlib.suppress(RuntimeError):  # never started
-                observer.join(timeout=5)
-            raise
-        self._observer = observer
+        self._watch = self._observer.schedule(self.key.path, recursive=self.key.recursive, handle=self.dispatch)
         self._armed = (info.st_dev, info.st_ino)
 
     def disarm(self) -> None:
-        """Stop and join the observer (its queued events go with it); must run before the event loop closes."""
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            observer.join(timeout=5)
+        """Stop the watch (its queued events go with it); must run before the event loop closes."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            self._observer.unschedule(watch)
 
-    # Called on the observer's thread (and on the loop's, for a re-armed observer's hint). Anything raised here
+    # Called on the observer's thread (and on the loop's, for a re-armed watch's hint). Anything raised here
     # would kill the observer, so nothing may be.
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory and event.event_type == EVENT_TYPE_DELETED and event_paths(event) == (self.key.path,):
@@ -252,32 +201,31 @@ class _SharedWatch:
 
 
 class WatchHub:
-    """Every folder watch of one service. ``trees``: folders watched recursively, by one observer that serves
-    each folder directly in them too (the triggers folder of a service with several jobs). Started by its
-    first subscriber; :meth:`stop` (after every watch has stopped) stops whatever is left."""
+    """Every folder watch of one service, on one observer. ``trees``: folders watched recursively, by one watch
+    that serves each folder directly in them too (the triggers folder of a service with several jobs). Started
+    by its first subscriber; :meth:`stop` (after every watch has stopped) stops whatever is left."""
 
     def __init__(self, trees: Iterable[Path] = ()) -> None:
         self._trees = frozenset(os.path.normpath(os.fspath(tree)) for tree in trees)
         self._shared: dict[WatchKey, _SharedWatch] = {}
+        self._observer = SharedObserver()
 
-    def subscribe(
-        self, folder: Path, handle: Handler, *, full_events: bool = False, names: frozenset[str] | None = None
-    ) -> Subscription:
+    def subscribe(self, folder: Path, handle: Handler, *, names: frozenset[str] | None = None) -> Subscription:
         """Tell ``handle`` of events about the entries of ``folder`` (only those in ``names``, if given) and
         about the folder itself. Raises ``OSError`` if the folder cannot be watched (missing, not a folder).
 
-        An observer that no longer watches the folder at its path (it was deleted, moved aside, replaced) is
+        A watch that no longer watches the folder at its path (it was deleted, moved aside, replaced) is
         started anew here, and each of its other subscribers is told that events may have been lost."""
         path = os.path.normpath(os.fspath(folder))
-        key = self._key(path, full_events=full_events)
+        key = self._key(path)
         shared = self._shared.get(key)
         if shared is None:
-            shared = _SharedWatch(key)
+            shared = _SharedWatch(key, self._observer)
             shared.arm()
             self._shared[key] = shared
         elif shared.stale:
             shared.arm()
-            # Whatever happened between the old observer's end and now went unheard: the others look again.
+            # Whatever happened between the old watch's end and now went unheard: the others look again.
             # (Not when the arm fails: each of them hears of its folder's trouble itself, and telling them would
             # have each try the same arm, then tell the others, and so on.)
             shared.dispatch(EventsLostEvent(key.path, is_directory=True))
@@ -286,7 +234,7 @@ class WatchHub:
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        """Stop telling ``sub`` of events; the last subscriber of an observer stops it."""
+        """Stop telling ``sub`` of events; the last subscriber of a watch stops it (the last watch, the observer)."""
         shared = self._shared.get(sub.key)
         if shared is None:
             return
@@ -296,33 +244,30 @@ class WatchHub:
             del self._shared[sub.key]
 
     def stop(self) -> None:
-        """Stop and join every observer left; must run before the event loop closes."""
+        """Stop every watch left, and the observer with the last; must run before the event loop closes."""
         shared, self._shared = list(self._shared.values()), {}
         for watch in shared:
             watch.disarm()
 
     def follows(self, folder: Path) -> bool:
-        """Whether ``folder`` is watched as a part of a tree: the tree's observer follows the folder's deletion
+        """Whether ``folder`` is watched as a part of a tree: the tree's watch follows the folder's deletion
         and re-creation by itself (and may tell of a deletion after the folder is back), where a folder's own
-        observer stops for good once its folder is deleted."""
+        watch stops for good once its folder is deleted."""
         return os.path.dirname(os.path.normpath(os.fspath(folder))) in self._trees
 
     @property
     def observers(self) -> int:
-        """How many observers run (each with its own inotify instance)."""
+        """How many observers run: one while any folder is watched (with one inotify instance), else none."""
+        return int(self._observer.running)
+
+    @property
+    def watches(self) -> int:
+        """How many folders (or trees) are watched, each by an emitter thread of its own."""
         return len(self._shared)
 
-    def _key(self, path: str, *, full_events: bool) -> WatchKey:
+    def _key(self, path: str) -> WatchKey:
         for folder in (path, os.path.dirname(path)):
             if folder in self._trees:
-                # Everything in a tree comes with full events: one observer serves the whole tree.
-                return WatchKey(folder, recursive=True, full_events=True)
-        return WatchKey(path, recursive=False, full_events=full_events)
-
-
-class _Dispatch(FileSystemEventHandler):
-    def __init__(self, handle: Handler) -> None:
-        self._handle = handle
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        self._handle(event)
+                # One watch serves the whole tree.
+                return WatchKey(folder, recursive=True)
+        return WatchKey(path, recursive=False)

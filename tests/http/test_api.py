@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus, Source
+from orchestrator.http import sse
 from orchestrator.http.app import create_app
 from orchestrator.service import Orchestrator
 from tests.fakes import Client, ScriptedJob, assert_idle, end_startup, ended, minutes, published, settle
@@ -335,3 +336,11 @@ async def test_cleanup_puts_back_the_loops_exception_and_signal_handlers(unstart
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.set_exception_handler(None)
+
+
+async def test_a_head_of_the_event_stream_is_refused_and_holds_no_seat(idle: Client) -> None:
+    for _ in range(3):
+        response = await idle.head("/api/snapshot/events")
+        assert response.status == 405
+    assert idle.app is not None
+    assert sse.open_streams(idle.app) == 0

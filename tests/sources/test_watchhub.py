@@ -1,4 +1,4 @@
-"""Real inotify, many jobs: every folder watch and progress monitor of one process shares a few observers,
+"""Real inotify, many jobs: every folder watch and progress monitor of one process shares one observer,
 and each still hears only of its own folder or file; plus who is told of what, as a table."""
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from orchestrator.disk.atomic import write_json_atomic
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.sources.folder import FolderSource
+from orchestrator.sources.observer import SharedObserver
 from orchestrator.sources.watch import FolderWatch
 from orchestrator.sources.watchhub import Routes, Subscription, WatchHub, WatchKey, event_paths
 
@@ -92,7 +93,7 @@ class Watched:
     def __init__(self, folder: Path, hub: WatchHub, stack: AsyncExitStack) -> None:
         self.heard = Heard()
         self.folder = folder
-        self.watch = FolderWatch(folder, self.heard, "triggers", hub, full_events=True)
+        self.watch = FolderWatch(folder, self.heard, "triggers", hub)
         self.recoveries = 0
         self.recovered = asyncio.Event()
         self.watch.start()
@@ -138,7 +139,7 @@ async def tree(root: Path, jobs: list[str]) -> AsyncIterator[tuple[Watched, dict
         yield default, watched
 
 
-async def test_many_jobs_share_a_few_observers_and_each_hears_only_its_own(tmp_path: Path) -> None:
+async def test_many_jobs_share_one_observer_and_each_hears_only_its_own(tmp_path: Path) -> None:
     triggers, data = tmp_path / "triggers", tmp_path / "data"
     data.mkdir()
     hub = WatchHub(trees=[triggers])
@@ -162,13 +163,12 @@ async def test_many_jobs_share_a_few_observers_and_each_hears_only_its_own(tmp_p
         for n in range(1, JOBS):
             start_job(f"job-{n:03d}")
         many = tuple(n - b for n, b in zip(in_use(), before, strict=True))
-        print(f"\ninotify instances, threads: 1 job {one}, {JOBS} jobs {many}; observers {hub.observers}")
+        print(f"\ninotify instances, threads: 1 job {one}, {JOBS} jobs {many}; watches {hub.watches}")
         assert many == one, "what the watches cost does not grow with the jobs"
-        # One observer per folder (the triggers tree, data/ and their parent), each with one inotify instance
-        # and a few threads (watchdog 7.1: the observer's, its emitter's, the inotify reader's and dispatcher's).
-        assert hub.observers == 3
-        assert many[0] <= hub.observers
-        assert many[1] <= 4 * hub.observers
+        # One watch per folder (the triggers tree, data/ and their parent), all on one observer with one inotify
+        # instance; threads (watchdog 7.1): the observer's, the inotify reader's and dispatcher's, one emitter each.
+        assert (hub.observers, hub.watches) == (1, 3)
+        assert many == (1, 3 + hub.watches)
 
         for name in watched:
             (triggers / name / "go").touch()
@@ -309,7 +309,7 @@ async def test_each_job_takes_its_own_folders_triggers_and_the_default_leaves_jo
 
 # ------------------------------------------------------------------------------------------- who is told
 def subscriber(folder: str, names: set[str] | None = None) -> Subscription:
-    return Subscription(WatchKey("/t", recursive=True, full_events=True), folder, _names(names), lambda _: None)
+    return Subscription(WatchKey("/t", recursive=True), folder, _names(names), lambda _: None)
 
 
 def _names(names: set[str] | None) -> frozenset[str] | None:
@@ -358,3 +358,34 @@ async def test_a_folder_that_cannot_be_watched_leaves_nothing_running(tmp_path: 
         with pytest.raises(OSError):
             hub.subscribe(missing_or_not_a_folder, lambda _: None)
     assert (hub.observers, in_use()) == (0, before)
+
+
+def test_a_replaced_watch_leaves_its_late_events_behind(tmp_path: Path) -> None:
+    """Watchdog takes a watch scheduled again on the same folder for the same one; the shared observer hands an
+    event only to the watch that queued it, so an event of the old one still queued is not news of the new."""
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "w").mkdir()
+    shared = SharedObserver()
+    heard: list[str] = []
+    news = threading.Event()
+
+    def handle(event: FileSystemEvent) -> None:
+        heard.extend(event_paths(event))
+        if os.fspath(tmp_path / "w" / "news") in event_paths(event):
+            news.set()
+
+    try:
+        shared.schedule(os.fspath(tmp_path / "keep"), recursive=False, handle=lambda _: None)  # keeps it running
+        old = shared.schedule(os.fspath(tmp_path / "w"), recursive=False, handle=handle)
+        shared.unschedule(old)
+        new = shared.schedule(os.fspath(tmp_path / "w"), recursive=False, handle=handle)
+        assert new == old and new is not old
+        assert shared._observer is not None
+        shared._observer.event_queue.put((FileCreatedEvent(os.fspath(tmp_path / "w" / "late")), old))
+        (tmp_path / "w" / "news").touch()
+        assert news.wait(WAIT)
+        assert os.fspath(tmp_path / "w" / "late") not in heard
+    finally:
+        for watch in list(shared._current):
+            shared.unschedule(watch)
+    assert not shared.running
