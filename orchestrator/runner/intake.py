@@ -8,13 +8,27 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from orchestrator.core.events import Source, Trigger
+from orchestrator.core.outlast import outlast_cancel
 from orchestrator.core.records import RunRecord, State
 from orchestrator.runner.handoff import Go
 from orchestrator.runner.ledger import Ledger
 
 log = logging.getLogger(__name__)
+
+OFF_LOOP_BATCH = 2
+"""A batch of at least this many triggers (a burst of files) is saved on a worker thread, the loop free
+meanwhile (while the disk takes a burst, one save may take a tenth of a second); a single trigger is saved on
+the loop, soonest."""
+
+
+def _without(state: State, refused: Sequence[Trigger]) -> State:
+    """``state`` without ``refused``'s triggers among its pending ones (they stay with their senders)."""
+    receipts = {id(t.receipt) for t in refused}
+    pending = tuple(t for t in state.pending if id(t.receipt) not in receipts)
+    return replace(state, pending=pending, pending_count=max(0, state.pending_count - len(refused)))
 
 
 class Intake:
@@ -42,7 +56,11 @@ class Intake:
             batch = [await self._queue.get()]
             # Take whatever else is already queued in the same breath: one save, one wake-up.
             batch.extend(self._drain())
-            began = self.take(batch, begin=True)
+            if len(batch) >= OFF_LOOP_BATCH and self.offer(self._with(self._ledger.state, batch)) is None:
+                # A burst: its save (tens of milliseconds while the disk takes the burst) off the loop.
+                began = await outlast_cancel(asyncio.ensure_future(self.take_off_loop(batch)))
+            else:
+                began = self.take(batch, begin=True)
             self.work.set()
             if not began:  # a run begun says so itself, once its job is spawned
                 self._on_change()
@@ -99,6 +117,40 @@ class Intake:
         if offered is not None:
             offered[1]()
         return offered is not None
+
+    async def take_off_loop(self, batch: Sequence[Trigger]) -> bool:
+        """:meth:`take`, the save written on a worker thread; no run is begun in it (the run loop begins its
+        own). A save made meanwhile on the loop holds the batch too (the state only grows): if this one is
+        refused and that one stored, the batch is on disk. ``False``: nothing began."""
+        ledger = self._ledger
+        before = ledger.state
+        ledger.state = taken = self._with(before, batch)
+        saved = await ledger.save_off_loop()
+        waiting = [t for t in batch if t.receipt is not None]
+        if not saved and waiting:
+            if ledger.state is taken:  # nothing changed meanwhile: as :meth:`take` does
+                ledger.state = self._with(before, [t for t in batch if t.receipt is None])
+                if ledger.state.pending_count > before.pending_count:
+                    ledger.save()
+            else:
+                saved = ledger.save()  # the state moved on, holding the batch: a newer save may go through
+                if not saved:
+                    ledger.state = _without(ledger.state, waiting)
+        for trigger in waiting:
+            assert trigger.receipt is not None
+            trigger.receipt.settle(saved)
+        self._count(
+            batch if saved else [t for t in batch if t.receipt is None],
+            before.current,
+            follow_up=not before.pending_count,
+        )
+        return False
+
+    @staticmethod
+    def _with(state: State, triggers: Sequence[Trigger]) -> State:
+        for trigger in triggers:
+            state = state.with_trigger(trigger)
+        return state
 
     def _count(self, taken: Sequence[Trigger], current: RunRecord | None, *, follow_up: bool) -> None:
         for n, trigger in enumerate(taken):

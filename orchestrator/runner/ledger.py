@@ -3,6 +3,8 @@ changes the same :class:`State`, and every change is saved by the same writer.""
 
 from __future__ import annotations
 
+import asyncio
+
 from orchestrator.core.records import State
 from orchestrator.store.api import StateStore
 
@@ -21,3 +23,9 @@ class Ledger:
 
     def save(self) -> bool:
         return self._store.save(self.state)
+
+    async def save_off_loop(self) -> bool:
+        """:meth:`save` with the writing on a worker thread: the state is taken now, and a save made meanwhile
+        (on the loop, of a newer state) is written after it, never before (the store keeps that order).
+        ``True`` once it, or a later save, is stored."""
+        return await asyncio.to_thread(self._store.prepare(self.state))

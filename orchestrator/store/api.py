@@ -8,7 +8,7 @@ of the back end. An implementation is proven by the contract suite in ``tests/st
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -154,6 +154,11 @@ class StateStore(Protocol):
 
     def save(self, state: State) -> bool:
         """``True`` if ``state`` is stored."""
+
+    def prepare(self, state: State) -> Callable[[], bool]:
+        """:meth:`save` in two halves: ``state`` taken now, in the order of saves, and the returned call, which
+        may be made on another thread, stores it (``True`` if stored). Saves are stored in the order they were
+        taken: a later one is never overwritten by this one (it holds every change this one holds)."""
 
 
 class JobStates(Protocol):

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,10 @@ class StateFile:
     """Every job's state in one file; :meth:`job` is one job's view of it.
 
     One per file in a process: it holds each job's state as last read or saved, and writes them all on each
-    save (the process is the file's one writer, so what it holds is never older than the file). Calls are
-    serialized by a lock; the runner makes them on the event loop, and they are short (one small file)."""
+    save (the process is the file's one writer, so what it holds is never older than the file). A save is
+    prepared (the document copied, numbered) and then written, both at once by :meth:`JobStateStore.save`, or
+    the writing left to a worker thread by :meth:`JobStateStore.prepare`; writes are made one at a time, and a
+    document is never written after a later one (that one holds its changes already)."""
 
     def __init__(self, path: Path, *, default_job: str = DEFAULT_JOB) -> None:
         self.path = path
@@ -81,6 +83,13 @@ class StateFile:
         hundred jobs loading at start read and parse it once, not once each."""
         self._saves = Streak()
         self._lock = threading.Lock()
+        """Held to read or change what is known (short: never across a write)."""
+        self._seq = 0
+        """The last save prepared (each save's document is numbered in the order the saves were asked for)."""
+        self._writing = threading.Lock()
+        """Held across a write of the file."""
+        self._written = 0
+        """The last save whose document is on the file (or a later one's, which holds it)."""
 
     def job(self, name: str) -> JobStateStore:
         """``name``'s state (the same view each time it is asked for)."""
@@ -112,22 +121,47 @@ class StateFile:
             return State.from_json(known.get(job, {}), job=job)
 
     def _save(self, job: str, state: State) -> str:
-        """Write the file with ``job``'s ``state`` and every other job's last known one; why it failed, or ``""``.
-        A file never read is read first, and never written over if it cannot be (it may hold other jobs' states;
-        only a load, which stands for a start, sets a damaged file aside)."""
+        """Write the file with ``job``'s ``state`` and every other job's last known one; why it failed, or ``""``."""
+        seq, document = self._prepare(job, state)
+        return self._write(seq, document)
+
+    def _prepare(self, job: str, state: State) -> tuple[int, dict[str, Any] | str]:
+        """The next document to write, with ``job``'s ``state``, and its place in the order of saves; or why it
+        cannot be written. A file never read is read first, and never written over if it cannot be (it may hold
+        other jobs' states; only a load, which stands for a start, sets a damaged file aside). Short: the
+        writing is :meth:`_write`'s, which may run on another thread."""
         with self._lock:
+            self._seq += 1
             try:
                 if self._known is None:
                     self._known = self._parse()
-                self._known[job] = state.to_json()
-                write_json_atomic(self.path, {"version": STATE_FILE_VERSION, "jobs": self._known})
-            except (InvalidDocument, OSError, ValueError) as exc:
-                if self._saves.failed():
-                    log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, exc)
-                return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        if self._saves.recovered():
-            log.info("state saved to %s again", self.path)
-        return ""
+            except (InvalidDocument, OSError) as exc:
+                return self._seq, _why(exc)
+            self._known[job] = state.to_json()
+            # A copy of the outer mapping: each job's document is replaced on a change, never changed in place.
+            return self._seq, {"version": STATE_FILE_VERSION, "jobs": dict(self._known)}
+
+    def _write(self, seq: int, document: dict[str, Any] | str) -> str:
+        """Write ``document`` (prepared as save ``seq``) unless a later one is on the file already: every
+        document holds all the changes made before it was prepared, so that one stands for this one. Saves
+        are written one at a time, from any thread. Why it failed, or ``""``."""
+        with self._writing:
+            if isinstance(document, str):
+                error = document  # not even prepared: a later document does not hold it
+            elif self._written >= seq:
+                error = ""
+            else:
+                try:
+                    write_json_atomic(self.path, document)
+                except (OSError, ValueError) as exc:
+                    error = _why(exc)
+                else:
+                    error, self._written = "", seq
+            if error and self._saves.failed():
+                log.error("cannot save state to %s: %s (keeping it in memory; will retry)", self.path, error)
+            elif not error and self._saves.recovered():
+                log.info("state saved to %s again", self.path)
+            return error
 
     def _all(self) -> dict[str, dict[str, Any]]:
         if self._known is None:
@@ -191,3 +225,16 @@ class JobStateStore:
     def save(self, state: State) -> bool:
         self.last_error = self.file._save(self.job, state)
         return not self.last_error
+
+    def prepare(self, state: State) -> Callable[[], bool]:
+        seq, document = self.file._prepare(self.job, state)
+
+        def write() -> bool:
+            self.last_error = self.file._write(seq, document)
+            return not self.last_error
+
+        return write
+
+
+def _why(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -5,7 +5,8 @@ never spawned (the service stops first) gives its triggers back as pending."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class Saves:
             return False
         self.saved.append(state)
         return True
+
+    def prepare(self, state: State) -> Callable[[], bool]:
+        return functools.partial(self.save, state)
 
 
 class Bench:
