@@ -90,12 +90,12 @@ class JobUnit:
         self.recent.watch(self.publish)
         listeners.append(self.recent)
         self.estimator = FinishEstimator(self.recent)
+        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file, shared.watches)
         self.runner = _runner(self, shared, job, listeners)
         self.runner.recover()  # loads the state and closes a run the last service died in, before any reader
         self.timer = IntervalTimer(self.queue, clock, self._due)
         self.folder = FolderSource(spec.triggers_dir, self.queue, clock, shared.watches, leave_alone=shared.leave_alone)
         self.runner.hold_first_run(self.folder.first_look)
-        self.monitor = ProgressMonitor(self.progress_file, self._on_progress_file, shared.watches)
         self.checks: Checks = NoChecks()
         self._was_running = False
         self._stopping = False
@@ -295,7 +295,7 @@ def _template(unit: JobUnit, now: datetime) -> Template:
 
 def _runner(unit: JobUnit, shared: Shared, job: Job | None, listeners: list[RunListener]) -> Runner:
     spec = unit.spec
-    return Runner(
+    runner = Runner(
         queue=unit.queue,
         job=job or SubprocessJob(spec.command, kill_grace=spec.kill_grace_seconds, cwd=spec.cwd, extra_env=spec.env),
         clock=shared.clock,
@@ -313,6 +313,8 @@ def _runner(unit: JobUnit, shared: Shared, job: Job | None, listeners: list[RunL
         slots=shared.slots,
         on_ending=shared.on_ending,
     )
+    runner.tell_landed(unit.monitor.landed)
+    return runner
 
 
 async def _saved(trigger: Trigger, store: StateStore) -> Trigger:

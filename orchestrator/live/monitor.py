@@ -50,6 +50,12 @@ class ProgressMonitor:
         """Read the file once, synchronously (at start-up, before the first client connects)."""
         self._read()
 
+    def landed(self, progress: Progress) -> None:
+        """The service itself just put ``progress`` in the file: it is the file's now, before its events come
+        (until then the view would show what the file held before, behind what the runner reports next). Not
+        published: whoever wrote it publishes when it is ready to."""
+        self.latest = progress
+
     async def serve(self) -> None:
         while True:
             await self.watch.changed.wait()

@@ -28,6 +28,8 @@ class ProgressWriter:
         self._dirty = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._writes = Streak()
+        self.landed: Callable[[Progress], None] = lambda progress: None
+        """Told of what :meth:`land` put in the file: the watchers hear of it later, through the file's events."""
 
     @property
     def on_disk(self) -> bool:
@@ -70,12 +72,14 @@ class ProgressWriter:
         if not self._dirty.is_set():
             return
         self._dirty.clear()
+        progress = self.progress
         try:
-            self.file.write(self.progress)
+            self.file.write(progress)
         except OSError as exc:
             self._failed(exc)
         else:
             self._writes.recovered()
+            self.landed(progress)
 
     def _failed(self, exc: OSError) -> None:
         if self._writes.failed():

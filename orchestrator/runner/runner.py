@@ -218,6 +218,10 @@ class Runner:
         """Whether the last progress write landed; if not, the file is behind and memory is the truth."""
         return self._writer.on_disk
 
+    def tell_landed(self, landed: Callable[[Progress], None]) -> None:
+        """``landed`` is told of each "running" the runner puts in the progress file just before a spawn."""
+        self._writer.landed = landed
+
     @property
     def progress(self) -> Progress:
         """What the runner itself last reported (the web sees the file, which the job may also write)."""

@@ -114,6 +114,10 @@ async def test_bad_trigger_bodies_get_400_and_start_nothing(
 
 async def test_progress_and_health(client: Client, job: ScriptedJob, service: Orchestrator) -> None:
     run = await job.next_start()
+    # The runner's own "running" counts as the file's from the moment it is written, before its events come:
+    # else a report read from memory meanwhile is shown, then the older file, and the bar would go back.
+    latest = service.unit.monitor.latest
+    assert latest is not None and latest.run_id == run.ctx.run_id, latest
     run.report(45, "Fetching GitHub PRs... (5/15 repos)")
     # The report travels the real path: runner -> progress file -> inotify -> monitor -> hub.
     await published(service, lambda d: d["progress"]["progress"] == 45)
