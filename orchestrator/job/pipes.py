@@ -102,9 +102,13 @@ def _parts(block: bytes) -> Iterator[bytes]:
 
 def _one_by_one(output: Output) -> Callable[[Pipe, bytes], Awaitable[None] | None]:
     def take(pipe: Pipe, block: bytes) -> Awaitable[None] | None:
-        lagging = None
-        for line in lines_of(block):
-            lagging = output(pipe, line) or lagging
-        return lagging
+        lagging = [wait for line in lines_of(block) if (wait := output(pipe, line)) is not None]
+        return _in_turn(lagging) if lagging else None
 
     return take
+
+
+async def _in_turn(waits: list[Awaitable[None]]) -> None:
+    """Every wait a line's output asked for, in order: none is left unawaited."""
+    for wait in waits:
+        await wait

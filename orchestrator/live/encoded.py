@@ -276,11 +276,14 @@ class StatusList:
     template is built again (``changes``) and every one holds, its countdowns included; then only the moment is
     put in per request."""
 
-    __slots__ = ("_before", "_changes", "_key", "_last", "_parts", "_since", "_until")
+    __slots__ = ("_before", "_changes", "_key", "_keys", "_last", "_parts", "_since", "_until")
 
     def __init__(self, changes: Changes) -> None:
         self._changes = changes
         self._key: tuple[object, int] | None = None
+        self._keys: tuple[object, ...] = ()
+        """Each job's state when the text was made: a state changed without a new template (a trigger taken,
+        a pid saved) makes that job's document, and so the text, another."""
         self._since = self._before = self._until = datetime.min
         self._parts: list[bytes] | None = []
         self._last: tuple[datetime | None, bytes] = (None, b"")
@@ -295,14 +298,21 @@ class StatusList:
     ) -> bytes:
         """The documents as of ``now`` between ``head`` and ``tail`` (``version`` names both, and the jobs);
         ``caches``: each job's cache and its state now, in order."""
-        if self._key != (version, self._changes.count) or not self._since <= now < self._before or now > self._until:
-            self._fill(now, version, list(caches()), head, tail)
+        pairs = list(caches())
+        if (
+            self._key != (version, self._changes.count)
+            or not self._since <= now < self._before
+            or now > self._until
+            or len(pairs) != len(self._keys)
+            or any(key is not kept for (_, key), kept in zip(pairs, self._keys, strict=True))
+        ):
+            self._fill(now, version, pairs, head, tail)
         millisecond = _millisecond(now)
         if self._last[0] == millisecond:
             return self._last[1]
         if self._parts is None:  # a document that held the text of a mark: each encoded whole
             self._key = None
-            body = head + b", ".join(cache.at(now, key) for cache, key in caches()) + tail
+            body = head + b", ".join(cache.at(now, key) for cache, key in pairs) + tail
         else:
             body = b'"'.join((b"", (iso(now) or "").encode(), b"")).join(self._parts)
         self._last = (millisecond, body)
@@ -321,6 +331,7 @@ class StatusList:
             self._before = min(self._before, template.valid_until or NEVER)
             self._until = min(self._until, each.until or NEVER)
         self._key, self._last = (version, self._changes.count), (None, b"")
+        self._keys = tuple(key for _, key in caches)
         if any(each.parts is None for each in filled):
             self._parts = None
             return

@@ -48,6 +48,10 @@ class Intake:
         """The run loop's :meth:`~orchestrator.runner.handoff.Handoff.offer`: a run begun in the batch's save."""
         self.work = asyncio.Event()
         """Set when there may be something to run."""
+        self.decided = asyncio.Event()
+        self.decided.set()
+        """Clear while a batch's save is on a worker thread: the run loop begins no run meanwhile, else a run
+        could take triggers whose save is then refused (their files stay and would be taken again)."""
         self.triggers_received: collections.Counter[Source] = collections.Counter()
         """Every trigger taken, by source (for the metrics): each passes :meth:`take` exactly once."""
 
@@ -125,7 +129,11 @@ class Intake:
         ledger = self._ledger
         before = ledger.state
         ledger.state = taken = self._with(before, batch)
-        saved = await ledger.save_off_loop()
+        self.decided.clear()
+        try:
+            saved = await ledger.save_off_loop()
+        finally:
+            self.decided.set()
         waiting = [t for t in batch if t.receipt is not None]
         if not saved and waiting:
             if ledger.state is taken:  # nothing changed meanwhile: as :meth:`take` does

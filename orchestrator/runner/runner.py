@@ -88,7 +88,7 @@ class Runner:
             name,
             on_ending,
         )
-        self._loop = RunLoop(self._parts, job, self._intake.work, slots or Slots())
+        self._loop = RunLoop(self._parts, job, self._intake.work, slots or Slots(), self._intake.decided)
         self._intake.offer = self._loop.handoff.offer
         self._schedule = schedule
         self._recovered: RunFinished | None = None

@@ -55,10 +55,14 @@ class Parts:
 class RunLoop:
     """Runs one run at a time while there are pending triggers and the service is not stopping."""
 
-    def __init__(self, parts: Parts, job: Job, work: asyncio.Event, slots: Slots) -> None:
+    def __init__(
+        self, parts: Parts, job: Job, work: asyncio.Event, slots: Slots, decided: asyncio.Event | None = None
+    ) -> None:
         self._p = parts
         self._job = job
         self._work = work
+        self._decided = decided or _always_set()
+        """Set unless the intake waits to hear whether a batch is on disk (no run begins from it until then)."""
         self._slots = slots
         self.stopping = False
         self.waiting = False
@@ -88,7 +92,10 @@ class RunLoop:
             if state.pending_count and not self.stopping:
                 first_asked = min((t.at for t in state.pending), default=self._p.clock.now())
                 async with self._slots.hold(first_asked, self._wait):
-                    if not self.stopping:  # the service may have begun to stop while the run waited
+                    while not self._decided.is_set():  # no await between the last look and the begin
+                        await self._decided.wait()
+                    # The service may have begun to stop while the run waited; a refused batch may be gone.
+                    if not self.stopping and self._p.ledger.state.pending_count:
                         await self._run_once(self._begin())
 
     async def _run_handed(self, run: RunRecord) -> None:
@@ -279,6 +286,12 @@ def take_report(p: Parts, parsed: Parsed) -> None:
         )
     )
     p.supervisor.saw_progress(p.writer.progress.sign)
+
+
+def _always_set() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
 
 
 def tell(listeners: Sequence[RunListener], event: RunEvent) -> None:

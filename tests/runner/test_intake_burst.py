@@ -131,3 +131,16 @@ async def test_unwaited_triggers_of_a_refused_burst_stay_pending(rig: Rig) -> No
     rig.store.gate.set()
     assert not await asyncio.wait_for(receipt.saved(), WAIT)
     assert rig.ledger.state.pending_count == 1 and rig.store.saved[-1].pending_count == 1
+
+
+async def test_no_run_may_begin_while_a_batch_is_undecided(rig: Rig) -> None:
+    """The run loop waits on ``decided`` before it begins a run: a run begun from a batch whose save is then
+    refused would run triggers whose files stay, to be taken (and run) again."""
+    assert rig.intake.decided.is_set()
+    receipt = rig.send(OFF_LOOP_BATCH)
+    await rig.writing()
+    assert not rig.intake.decided.is_set(), "a run could begin from a batch not yet on disk"
+    rig.store.refuse_thread = True
+    rig.store.gate.set()
+    assert not await asyncio.wait_for(receipt.saved(), WAIT)
+    assert rig.intake.decided.is_set() and rig.ledger.state.pending_count == 0
