@@ -25,6 +25,16 @@ PYTHON = sys.executable
 REPO = Path(__file__).resolve().parent.parent
 
 
+def run_bench(script: str, *args: str, timeout: float = 100) -> str:
+    """Run ``bench/<script>`` with ``args`` (a tiny size) to its end; what it printed. It must succeed: a bench
+    that cannot run fails its smoke test, whatever it measured."""
+    done = subprocess.run(
+        [PYTHON, f"bench/{script}", *args], check=False, cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` is a live process; a zombie (dead, not yet reaped) counts as gone."""
     try:

@@ -4,30 +4,20 @@ printed with their references and ratios."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import REPO, run_bench
 
 pytestmark = pytest.mark.process
 
 
 @pytest.mark.timeout(120)
 def test_the_startup_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [
-            *(PYTHON, "bench/startup.py", "--rounds", "1", "--history", "3", "--idle-seconds", "1"),
-            *("--settle", "0.2", "--before", str(REPO)),
-        ],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    out = run_bench(
+        *("startup.py", "--rounds", "1", "--history", "3", "--idle-seconds", "1"),
+        *("--settle", "0.2", "--before", str(REPO)),
         timeout=100,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
     for heading in ("### 1. Spawn -> `/health` 200", "### 2. Idle: 1 s"):
         assert heading in out, out
     for row in (

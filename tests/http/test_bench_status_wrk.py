@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import run_bench
 
 pytestmark = pytest.mark.process
 
@@ -20,16 +19,9 @@ NO_WRK = shutil.which("wrk") is None and os.environ.get("CI") != "true"  # .ci/r
 @pytest.mark.skipif(NO_WRK, reason="wrk is not installed")
 @pytest.mark.timeout(120)
 def test_the_status_wrk_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [PYTHON, "bench/status_wrk.py", "--seconds", "1", "--rounds", "1", "--jobs", "3", "--connections", "4"],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=100,
+    out = run_bench(
+        "status_wrk.py", "--seconds", "1", "--rounds", "1", "--jobs", "3", "--connections", "4", timeout=100
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
     for heading in ("### 1. One job's status", "### 2. Every job's status, 3 jobs"):
         assert heading in out, out
     assert out.count("| bare aiohttp, same bytes (reference) |") == 2, out

@@ -3,27 +3,16 @@ process, and under a real service, each row printed with its ratio to the first.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import REPO, run_bench
 
 pytestmark = pytest.mark.process
 
 
 @pytest.mark.timeout(120)
 def test_the_job_output_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [PYTHON, "bench/job_output.py", "--lines", "2000", "--tries", "1"],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = run_bench("job_output.py", "--lines", "2000", "--tries", "1", timeout=100)
     assert "| mode | job's own s, median |" in out, out
     for mode in ("file", "file, buffered", "runner", "service", "service, followed"):
         assert f"| {mode} |" in out, out

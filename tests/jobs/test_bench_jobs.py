@@ -3,30 +3,31 @@ idle window, two jobs running under the status probes; every section is printed 
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import run_bench
 
 pytestmark = pytest.mark.process
 
 
 @pytest.mark.timeout(180)
 def test_the_jobs_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [
-            *(PYTHON, "bench/jobs.py", "--jobs", "3", "--rounds", "1", "--idle-seconds", "2", "--settle", "0.5"),
-            *("--running", "2", "--probes", "3"),
-        ],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    out = run_bench(
+        "jobs.py",
+        "--jobs",
+        "3",
+        "--rounds",
+        "1",
+        "--idle-seconds",
+        "2",
+        "--settle",
+        "0.5",
+        "--running",
+        "2",
+        "--probes",
+        "3",
         timeout=160,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
     for heading in ("### 1. Start", "### 2. Reload with 3 jobs", "### 3. Idle", "### 4. Status of every job"):
         assert heading in out, out
     assert "| **3 jobs / 1 job** |" in out, out

@@ -4,26 +4,15 @@ otherwise)."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import run_bench
 
 pytestmark = pytest.mark.process
 
 
 def test_the_eta_steps_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [PYTHON, "bench/eta_steps.py", "--duration", "60", "--trials", "1", "--earlier", "2", "--long-at", "5"],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=50,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = run_bench("eta_steps.py", "--duration", "60", "--trials", "1", "--earlier", "2", "--long-at", "5", timeout=50)
     assert "## ETA from steps (`bench/eta_steps.py`)" in out, out
     rows = [line for line in out.splitlines() if line.startswith("| 5 of 15 |")]
     assert [row.split(" | ")[1] for row in rows] == ["25%", "50%", "75%"], out

@@ -3,27 +3,16 @@ ours ran exactly once per touch."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import run_bench
 
 pytestmark = pytest.mark.process
 
 
 @pytest.mark.timeout(120)
 def test_the_peers_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [PYTHON, "bench/peers.py", "--tries", "2", "--warmup", "1", "--quiet-ms", "50"],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = run_bench("peers.py", "--tries", "2", "--warmup", "1", "--quiet-ms", "50", timeout=100)
     for heading in ("### touch -> the job's first instruction", "### ratios (ours / peer)", "### run counts"):
         assert heading in out, out
     for row in ("| ours | 2 |", "| watchmedo | 2 |", "| entr | 2 |", "| ours / watchmedo |", "| ours / entr |"):

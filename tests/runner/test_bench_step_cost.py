@@ -3,27 +3,16 @@ reference, with every figure printed."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import run_bench
 
 pytestmark = pytest.mark.process
 
 
 @pytest.mark.timeout(120)
 def test_the_step_cost_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [PYTHON, "bench/step_cost.py", "--rate", "500", "--seconds", "0.4", "--tries", "1"],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = run_bench("step_cost.py", "--rate", "500", "--seconds", "0.4", "--tries", "1", timeout=100)
     assert "| plain | 1 |" in out and "| progress | 1 |" in out, out
     assert "extra CPU per detail over a plain line" in out, out
     progress_row = next(line for line in out.splitlines() if line.startswith("| progress | 1 |"))

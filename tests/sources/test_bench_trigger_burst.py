@@ -3,27 +3,16 @@ reference (the floor of a plain loop, the idle service's /health), every file co
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import run_bench
 
 pytestmark = pytest.mark.process
 
 
 @pytest.mark.timeout(180)
 def test_the_trigger_burst_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [PYTHON, "bench/trigger_burst.py", "--files", "60", "--writers", "1", "2", "--idle-seconds", "0.2"],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=160,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = run_bench("trigger_burst.py", "--files", "60", "--writers", "1", "2", "--idle-seconds", "0.2", timeout=160)
     assert "### 60 trigger files dropped at once" in out, out
     for how in ("create", "rename"):
         for who in ("1 writer", "2 writers"):

@@ -3,11 +3,9 @@ stream (the script exits 1 otherwise)."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import PYTHON, REPO
+from tests.support import run_bench
 from tests.web.browsing import CHROMIUM, unavailable
 
 pytestmark = [pytest.mark.browser, pytest.mark.process]
@@ -17,16 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.process]
 def test_the_bar_paint_benchmark_runs_at_a_tiny_size() -> None:
     if not CHROMIUM.exists():
         unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    done = subprocess.run(
-        [PYTHON, "bench/bar_paint.py", "--rounds", "1", "--warmup", "0", "--bars", "1,2"],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=200,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = run_bench("bar_paint.py", "--rounds", "1", "--warmup", "0", "--bars", "1,2", timeout=200)
     assert "## First paint of `<snapshot-bar>`" in out, out
     assert "| cold |" in out and "| warm |" in out, out
     assert "| `/api/events` | 200 | no |" in out, out  # the one stream of every job
