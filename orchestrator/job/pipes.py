@@ -1,10 +1,10 @@
-"""Reading a job's pipe: a block of whole lines at a time (:mod:`orchestrator.job.linecut`), lazily.
+"""Reading a job's pipe: a block of whole lines at a time (:mod:`orchestrator.job.linecut`).
 
-A reader that takes every write as it comes costs the job a wake-up of the service per write: a job printing a
-line per write spends a third of its time on them. So the pipe is made big (:data:`PIPE_BYTES`) and, after a
-small read, left alone for :data:`LULL_SECONDS`: the job's writes land in the pipe meanwhile, without waking
-anyone, and the next read takes them all. A big read (half what one read takes, or half the pipe) is followed
-by the next at once: a job printing faster than that is never held up by a full pipe because of the lull.
+The pipe is made big (:data:`PIPE_BYTES`) so that a job printing faster than the service reads is not held up
+by a full pipe, and each read takes all that waits (up to :data:`READ_BYTES`), cut into whole lines with bytes
+operations. Each pipe is read as soon as it has something: what the job printed on its two pipes is logged in
+the order it was read, as near the order it was printed as two pipes allow (waiting on one pipe to let it
+fill would log the other's later lines before its earlier ones).
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ READ_BYTES = 256 * 1024
 """At most this much is taken from a pipe at once."""
 BLOCK_BYTES = 64 * 1024
 """At most this much (whole lines) is handed to the log at once: between two, it may ask to wait."""
-LULL_SECONDS = 0.005
-"""How long a pipe of :data:`PIPE_BYTES` is left to fill after a small read: what a line may wait before it is
-read (a smaller pipe is left alone for less, in proportion)."""
 DEFAULT_PIPE_BYTES = 65536
 
 
@@ -66,9 +63,6 @@ async def read_blocks(
 ) -> None:
     """Hand a pipe's output to ``output`` a block of whole lines at a time as it is read (one line at a time if
     ``output`` takes only that), then to ``seen``; wait whenever ``output`` asks to."""
-    transport = end.transport
-    lull = LULL_SECONDS * min(1.0, end.room / PIPE_BYTES)
-    small = min(end.room, READ_BYTES) // 2
     cutter = LineCutter()
     take = output.lines if isinstance(output, BlockOutput) else _one_by_one(output)
     while True:
@@ -80,12 +74,6 @@ async def read_blocks(
             seen(part)
         if not chunk:
             return
-        if transport is not None and len(chunk) < small:
-            transport.pause_reading()
-            try:
-                await asyncio.sleep(lull)
-            finally:
-                transport.resume_reading()
 
 
 def _parts(block: bytes) -> Iterator[bytes]:
