@@ -56,7 +56,6 @@ def pipe_end(process: asyncio.SubprocessTransport, fd: int) -> PipeEnd:
 
 async def read_blocks(
     stream: asyncio.StreamReader,
-    end: PipeEnd,
     pipe: Pipe,
     output: Output,
     seen: Callable[[bytes], None],

@@ -16,7 +16,7 @@ from pathlib import Path
 from orchestrator.core.events import RunStatus
 from orchestrator.core.outlast import outlast_cancel
 from orchestrator.job.linecut import last_lines, lines_of, lines_with
-from orchestrator.job.pipes import PipeEnd, pipe_end, read_blocks
+from orchestrator.job.pipes import pipe_end, read_blocks
 from orchestrator.job.processgroup import JobGroup, escalate
 from orchestrator.job.protocol import (
     MARK,
@@ -106,10 +106,9 @@ class SubprocessJob:
         started(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        readers = asyncio.gather(
-            self._read_stdout(ctx, proc.stdout, pipe_end(transport, 1), report),
-            self._read_stderr(ctx, proc.stderr, pipe_end(transport, 2), tail),
-        )
+        for fd in (1, 2):  # both pipes made big before anything is read
+            pipe_end(transport, fd)
+        readers = asyncio.gather(self._read_stdout(ctx, proc.stdout, report), self._read_stderr(ctx, proc.stderr, tail))
         group = JobGroup(ctx.run_id, proc.pid, protocol.exited)
         try:
             code = await self._outlive(group, readers)
@@ -146,7 +145,7 @@ class SubprocessJob:
             await escalate(group, self.kill_grace)
         return code
 
-    async def _read_stdout(self, ctx: RunContext, stream: asyncio.StreamReader, end: PipeEnd, report: Report) -> None:
+    async def _read_stdout(self, ctx: RunContext, stream: asyncio.StreamReader, report: Report) -> None:
         def seen(block: bytes) -> None:
             # Only the lines that hold the word are looked at: most blocks hold no report at all.
             for line in lines_with(block, b"PROGRESS"):
@@ -158,9 +157,9 @@ class SubprocessJob:
                     if line.strip():
                         log.debug("run %s | %s", ctx.run_id, line)
 
-        await read_blocks(stream, end, Pipe.OUT, ctx.output, seen)
+        await read_blocks(stream, Pipe.OUT, ctx.output, seen)
 
-    async def _read_stderr(self, ctx: RunContext, stream: asyncio.StreamReader, end: PipeEnd, tail: deque[str]) -> None:
+    async def _read_stderr(self, ctx: RunContext, stream: asyncio.StreamReader, tail: deque[str]) -> None:
         def seen(block: bytes) -> None:
             tail.extend(last_lines(block, STDERR_TAIL_LINES))
             if log.isEnabledFor(logging.DEBUG):
@@ -168,7 +167,7 @@ class SubprocessJob:
                     if line.strip():
                         log.debug("run %s ! %s", ctx.run_id, line)
 
-        await read_blocks(stream, end, Pipe.ERR, ctx.output, seen)
+        await read_blocks(stream, Pipe.ERR, ctx.output, seen)
 
 
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):

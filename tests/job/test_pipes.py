@@ -44,7 +44,7 @@ def fed(data: bytes) -> asyncio.StreamReader:
 async def test_blocks_of_whole_lines_with_the_reader_held_back_between_two() -> None:
     data = b"".join(b"line %06d of the job\n" % i for i in range(20_000))
     log, seen = Blocks(), []
-    reading = asyncio.ensure_future(read_blocks(fed(data), PipeEnd(None), Pipe.OUT, log, seen.append))
+    reading = asyncio.ensure_future(read_blocks(fed(data), Pipe.OUT, log, seen.append))
     for _ in range(5):
         await asyncio.sleep(0)
     assert len(log.blocks) == 1 and seen == [], "held back: nothing more taken, not even looked at"
@@ -57,7 +57,7 @@ async def test_blocks_of_whole_lines_with_the_reader_held_back_between_two() -> 
 async def test_a_log_that_takes_one_line_at_a_time_gets_every_line() -> None:
     lines: list[tuple[Pipe, str]] = []
     output = lambda pipe, text: lines.append((pipe, text))  # noqa: E731
-    await read_blocks(fed(b"a\n\nb\r\nc"), PipeEnd(None), Pipe.ERR, output, lambda block: None)
+    await read_blocks(fed(b"a\n\nb\r\nc"), Pipe.ERR, output, lambda block: None)
     assert lines == [(Pipe.ERR, "a"), (Pipe.ERR, ""), (Pipe.ERR, "b"), (Pipe.ERR, "c")]
 
 
