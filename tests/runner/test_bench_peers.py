@@ -3,13 +3,19 @@ ours ran exactly once per touch."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from tests.support import run_bench
 
 pytestmark = pytest.mark.process
 
+NO_ENTR = shutil.which("entr") is None and os.environ.get("CI") != "true"  # .ci/run installs it
 
+
+@pytest.mark.skipif(NO_ENTR, reason="entr is not installed")
 @pytest.mark.timeout(120)
 def test_the_peers_benchmark_runs_at_a_tiny_size() -> None:
     out = run_bench("peers.py", "--tries", "2", "--warmup", "1", "--quiet-ms", "50", timeout=100)
