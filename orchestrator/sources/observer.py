@@ -27,10 +27,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, EventDispatcher, EventQueue, ObservedWatch
 
-try:
-    from watchdog.observers.inotify import InotifyObserver
-except ImportError:  # not Linux: the platform's observer, without full move events
-    InotifyObserver = None  # type: ignore[assignment,misc]
+from orchestrator.sources.inotifyfast import new_inotify_observer
 
 KEPT_EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
@@ -84,7 +81,7 @@ class SharedObserver:
         with self._lock:
             observer = self._observer
             if observer is None:
-                observer = InotifyObserver(generate_full_events=True) if InotifyObserver is not None else Observer()
+                observer = new_inotify_observer() or Observer()
                 observer.name = "watches"
                 observer.daemon = True
                 observer.dispatch_events = self._dispatch  # type: ignore[method-assign]
