@@ -102,6 +102,11 @@ class Writers:
             return None
         if event.event_type == EVENT_TYPE_MODIFIED:
             return None  # a writer is mid-way; its close follows
+        if event.event_type in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED):
+            # Written, or renamed into place whole: no need to look at it first (a burst of renames would cost a
+            # stat each, here). Gone already, its deletion comes next and forgets it.
+            self._heard(path, Heard.WHOLE)
+            return 0
         try:
             info: os.stat_result | None = os.lstat(path)
         except FileNotFoundError:
@@ -114,8 +119,8 @@ class Writers:
         if event.event_type == EVENT_TYPE_CREATED and _is_new_file(info):
             self._heard(path, Heard.MADE)
             return UNHEARD_SECONDS  # a writer's "opened" comes first; without one, the file is taken then
-        if event.event_type in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED, EVENT_TYPE_CREATED):
-            self._heard(path, Heard.WHOLE)  # written, renamed into place whole, or a link to written content
+        if event.event_type == EVENT_TYPE_CREATED:
+            self._heard(path, Heard.WHOLE)  # a link to written content
         return 0
 
     def _opened(self, path: str) -> float | None:
