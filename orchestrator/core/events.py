@@ -46,9 +46,10 @@ def clean_reason(text: str) -> str:
     """A reason fit for logs, the job's environment and JSON: one line of printable text, at most
     :data:`MAX_REASON_CHARS`. Control characters (a NUL would make the job impossible to start) become
     spaces and lone surrogates (from undecodable bytes) become U+FFFD."""
-    text = text.encode("utf-8", errors="replace").decode("utf-8")
-    printable = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(printable.split())[:MAX_REASON_CHARS]
+    if not text.isprintable():  # (a lone surrogate is not printable either: printable text is kept as it is)
+        text = text.encode("utf-8", errors="replace").decode("utf-8")
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(text.split())[:MAX_REASON_CHARS]
 
 
 def utcnow() -> datetime:
