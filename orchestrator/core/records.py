@@ -6,6 +6,7 @@ form; :mod:`orchestrator.store` keeps it."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -257,6 +258,14 @@ class State:
     def with_trigger(self, trigger: Trigger) -> State:
         pending = self.pending if len(self.pending) >= MAX_RECORDED_TRIGGERS else (*self.pending, trigger)
         return replace(self, pending=pending, pending_count=self.pending_count + 1)
+
+    def with_triggers(self, triggers: Sequence[Trigger]) -> State:
+        """:meth:`with_trigger` for each of ``triggers`` in turn, in one step (a burst's batch is thousands)."""
+        if not triggers:
+            return self
+        room = max(0, MAX_RECORDED_TRIGGERS - len(self.pending))
+        pending = (*self.pending, *triggers[:room]) if room else self.pending
+        return replace(self, pending=pending, pending_count=self.pending_count + len(triggers))
 
     @property
     def last_run_at(self) -> datetime | None:

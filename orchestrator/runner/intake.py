@@ -156,9 +156,7 @@ class Intake:
 
     @staticmethod
     def _with(state: State, triggers: Sequence[Trigger]) -> State:
-        for trigger in triggers:
-            state = state.with_trigger(trigger)
-        return state
+        return state.with_triggers(triggers)
 
     def _count(self, taken: Sequence[Trigger], current: RunRecord | None, *, follow_up: bool) -> None:
         for n, trigger in enumerate(taken):

@@ -47,3 +47,15 @@ def test_a_states_runs_that_name_no_job_are_its_jobs() -> None:
     assert state.last_run == a_run("report")
     assert state.current == a_run("report")
     assert State.from_json(old) == State(last_run=a_run(), current=a_run()), "the default job's by default"
+
+
+def test_a_batch_of_triggers_is_the_same_state_as_each_added_in_turn() -> None:
+    for before, count in [(0, 0), (0, 3), (97, 5), (100, 4), (0, 250)]:
+        state = State()
+        for n in range(before):
+            state = state.with_trigger(Trigger(Source.HTTP, T0, f"early {n}"))
+        batch = [Trigger(Source.FILE, T0, f"file {n}") for n in range(count)]
+        one_by_one = state
+        for trigger in batch:
+            one_by_one = one_by_one.with_trigger(trigger)
+        assert state.with_triggers(batch) == one_by_one, (before, count)
