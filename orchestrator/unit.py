@@ -14,13 +14,12 @@ import logging
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, RunStatus, Source, Trigger, TriggerNotSaved
 from orchestrator.core.records import Pause, RunRecord, State
 from orchestrator.core.schedule import Schedule
-from orchestrator.core.stepstats import RunTimeline
 from orchestrator.job.protocol import Job
 from orchestrator.job.subprocessjob import SubprocessJob
 from orchestrator.jobsfile.spec import JobSpec
@@ -39,6 +38,9 @@ from orchestrator.sources.watchhub import WatchHub
 from orchestrator.store import JobStates, RunHistory, StateStore
 from orchestrator.store.runlogs import RunLogs
 from orchestrator.store.statefile import StateFile
+
+if TYPE_CHECKING:  # the step figures: imported when a page asks for them
+    from orchestrator.core.stepstats import RunTimeline
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +219,7 @@ class JobUnit:
         return self.timing.next_run_at(last_run_at=state.last_run_at, not_before=state.not_before, now=self.clock.now())
 
     def running_steps(self) -> RunTimeline | None:
-        current = self.runner.state.current
-        return RunTimeline(current.run_id, current.started_at, None, self.runner.steps()) if current else None
+        return _running_timeline(self.runner)
 
     def progress(self) -> Progress:
         shown = shown_progress(self.runner.progress, self.monitor.latest, ours_on_disk=self.runner.progress_on_disk)
@@ -338,3 +339,10 @@ async def _end(task: asyncio.Task[None]) -> None:
         pass
     except Exception:
         log.exception("background task %s failed", task.get_name())
+
+
+def _running_timeline(runner: Runner) -> RunTimeline | None:
+    from orchestrator.core.stepstats import RunTimeline  # the step figures: imported when a page asks for them
+
+    current = runner.state.current
+    return RunTimeline(current.run_id, current.started_at, None, runner.steps()) if current else None

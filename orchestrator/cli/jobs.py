@@ -23,14 +23,6 @@ DEFAULT_API = "/api/snapshot"
 """The default job's API: the paths of the service from before it had several jobs, still answered."""
 
 
-def add_job_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--job",
-        metavar="NAME",
-        help="the job (of the service's jobs file) to act on; default: the service's default job",
-    )
-
-
 def job_of(args: argparse.Namespace) -> str | None:
     """``--job``, checked as the jobs file checks a job's name; ``None`` when not given (the default job)."""
     name: str | None = getattr(args, "job", None)

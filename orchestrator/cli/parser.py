@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
 from orchestrator import __version__
-from orchestrator.cli.jobs import add_job_argument
 from orchestrator.cli.options import OPTIONS, Option
 
 COMMANDS = "{serve,check,trigger,status,cancel,pause,resume,runs,reload}"
@@ -151,3 +150,13 @@ def add_option(target: argparse._ActionsContainer, option: Option, command: str)
         target.add_argument(option.flag, action="append", help=help_text)
     else:
         target.add_argument(option.flag, help=help_text, metavar=option.metavar)
+
+
+def add_job_argument(parser: argparse.ArgumentParser) -> None:
+    """``--job NAME`` of a client command (orchestrator/cli/jobs.py: what it means), here so that ``serve``
+    does not import the client commands' module."""
+    parser.add_argument(
+        "--job",
+        metavar="NAME",
+        help="the job (of the service's jobs file) to act on; default: the service's default job",
+    )

@@ -16,8 +16,8 @@ from enum import StrEnum
 from typing import Any
 
 from orchestrator.core.events import RunStatus, Source, iso
+from orchestrator.core.median import median
 from orchestrator.core.records import RunRecord
-from orchestrator.core.stepstats import median
 
 MIN_SAMPLES = 5
 """Completed runs needed before "long" and "fast" are judged."""

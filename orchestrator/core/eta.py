@@ -33,8 +33,8 @@ from enum import StrEnum
 from typing import Any
 
 from orchestrator.core.events import iso, parse_iso
+from orchestrator.core.median import median
 from orchestrator.core.steps import STARTING, Step
-from orchestrator.core.stepstats import median
 
 MIN_PERCENT = 5.0
 """Percent done below which reported progress says too little about the rate."""

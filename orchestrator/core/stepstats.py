@@ -12,11 +12,12 @@ in it, not how long each visit lasts.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from orchestrator.core.median import median
 from orchestrator.core.steps import Step
 
 DEFAULT_RUNS = 20
@@ -27,16 +28,6 @@ SLOW_MIN_SECONDS = 1.0
 """...if it is also at least this much over it: a step of 0.1 s that took 0.2 s is noise, not news."""
 SLOW_MIN_RUNS = 3
 """Runs that must have the step before it can be called slow: a median of one or two runs is no yardstick."""
-
-
-def median(values: Iterable[float]) -> float:
-    """The middle value (the mean of the two middle ones for an even count), as ``statistics.median`` says it,
-    without importing ``statistics`` (and its ``fractions`` and ``decimal``) into the service."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("no median of no values")
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import signal
@@ -15,23 +16,8 @@ from aiohttp import web
 
 from orchestrator import __version__
 from orchestrator.core.events import Source, TriggerNotSaved, clean_reason, iso
-from orchestrator.http import (
-    allevents,
-    clientaddr,
-    embed,
-    guard,
-    headers,
-    idempotency,
-    jobroutes,
-    logs,
-    pause,
-    reload,
-    runs,
-    signals,
-    sse,
-    steps,
-)
-from orchestrator.http.errors import ApiError, json_error
+from orchestrator.http import allevents, clientaddr, guard, headers, idempotency, jobroutes, reload, signals, sse
+from orchestrator.http.errors import ApiError, Handler, json_error
 from orchestrator.http.errors import retry_after as retry_after_header
 from orchestrator.http.jobroutes import JSON_HEADERS, add_job_route, job_of
 from orchestrator.http.page import add_page, web_root
@@ -68,15 +54,25 @@ def create_app(service: Served, *, web_dir: Path | None = None) -> web.Applicati
     add_job_route(app, "GET", "/progress", progress)
     add_job_route(app, "POST", "/trigger", idempotency.once(trigger))  # Idempotency-Key: idempotency.py
     add_job_route(app, "POST", "/cancel", cancel)
-    runs.add_routes(app)  # each job's runs, and every job's
+    # Each job's runs, and every job's (runs.py).
+    add_job_route(app, "GET", "/runs", _later("runs", "job_runs"))
+    add_job_route(app, "GET", "/runs/{runId}", _later("runs", "run"))
+    app.router.add_get("/api/runs", _later("runs", "all_runs"))
     app.router.add_get("/api/openapi.json", openapi)
     sse.add_routes(app, settings, service.clock)
     allevents.add_routes(app, settings)  # one stream of every job's status
     reload.add_routes(app)  # read the jobs file again
-    logs.add_routes(app)  # a run's log, and its live lines
-    steps.add_routes(app)  # a run's steps, and where the time goes over the last runs
-    pause.add_routes(app, _reason_from_body)  # pause and resume
-    embed.add_routes(app)  # stream tickets for other origins, the status badge
+    # A run's log and its live lines (logs.py); a run's steps and where the time goes over the last runs
+    # (steps.py); pause and resume (pause.py).
+    add_job_route(app, "GET", "/runs/{runId}/log", _later("logs", "get_log"))
+    add_job_route(app, "GET", "/runs/{runId}/log/stream", _later("logs", "follow_log"))
+    add_job_route(app, "GET", "/runs/{runId}/steps", _later("steps", "run_steps"))
+    add_job_route(app, "GET", "/steps", _later("steps", "step_stats"))
+    add_job_route(app, "POST", "/pause", _later("pause", "pause_route", _reason_from_body))
+    add_job_route(app, "POST", "/resume", _later("pause", "resume_route", _reason_from_body))
+    # Stream tickets for other origins, the status badge (embed.py).
+    app.router.add_post("/api/stream-ticket", _later("embed", "stream_ticket"))
+    app.router.add_get("/badge/{job}.svg", _later("embed", "badge"))
     idempotency.install(app, service.clock)  # double-click safety for the trigger
     # Prometheus text: a read like the status document (guard.py: the same token rule).
     app.router.add_get(guard.METRICS_PATH, metrics)
@@ -87,6 +83,19 @@ def create_app(service: Served, *, web_dir: Path | None = None) -> web.Applicati
     app.cleanup_ctx.append(_run_service)
     app.on_shutdown.insert(0, _stop_service)
     return app
+
+
+def _later(module: str, name: str, *args: Any) -> Handler:
+    """The handler ``name`` of ``orchestrator.http.<module>`` (given ``args`` after the request), imported at the
+    first request that needs it: what a page asks for now and then (the runs, a run's log and steps, a pause,
+    the badge) costs the start and the idle service nothing."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        found = getattr(importlib.import_module(f"orchestrator.http.{module}"), name)
+        response: web.StreamResponse = await found(request, *args)
+        return response
+
+    return handler
 
 
 async def _run_service(app: web.Application) -> AsyncIterator[None]:

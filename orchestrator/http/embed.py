@@ -21,11 +21,6 @@ BADGE_POLICY = "default-src 'none'; frame-ancestors 'none'"
 """The badge draws with attributes only: no style, script, font or image of its own to allow."""
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/stream-ticket", stream_ticket)
-    app.router.add_get("/badge/{job}.svg", badge)
-
-
 async def stream_ticket(request: web.Request) -> web.Response:
     """``{"ticket", "expiresAt", "expiresInSeconds"}``; all ``null`` on a service without a token (its reads
     need none)."""

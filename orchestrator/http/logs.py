@@ -36,7 +36,7 @@ from aiohttp import web
 from orchestrator.http import sse
 from orchestrator.http.clientaddr import client_of
 from orchestrator.http.errors import ApiError
-from orchestrator.http.jobroutes import JobRef, add_job_route, job_of, run_of_job
+from orchestrator.http.jobroutes import JobRef, job_of, run_of_job
 from orchestrator.http.ports import SERVED, Served
 from orchestrator.http.streamclient import Client
 from orchestrator.http.streamlimits import StreamKind
@@ -89,15 +89,14 @@ class LogView:
         return on_disk + memory
 
 
-def add_routes(app: web.Application) -> None:
-    async def get_log(request: web.Request) -> web.StreamResponse:
-        return await serve_log(request, request.app[SERVED])
+async def get_log(request: web.Request) -> web.StreamResponse:
+    """``GET .../runs/{runId}/log``."""
+    return await serve_log(request, request.app[SERVED])
 
-    async def follow_log(request: web.Request) -> web.StreamResponse:
-        return await stream_log(request, request.app[SERVED])
 
-    add_job_route(app, "GET", "/runs/{runId}/log", get_log)
-    add_job_route(app, "GET", "/runs/{runId}/log/stream", follow_log)
+async def follow_log(request: web.Request) -> web.StreamResponse:
+    """``GET .../runs/{runId}/log/stream``."""
+    return await stream_log(request, request.app[SERVED])
 
 
 async def find_log(request: web.Request, service: Served) -> LogView:

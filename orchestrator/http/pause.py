@@ -18,7 +18,7 @@ from aiohttp import web
 from orchestrator.core.events import iso
 from orchestrator.core.records import Pause
 from orchestrator.http.clientaddr import client_of
-from orchestrator.http.jobroutes import add_job_route, job_of
+from orchestrator.http.jobroutes import job_of
 from orchestrator.http.ports import Controls
 
 log = logging.getLogger(__name__)
@@ -55,44 +55,41 @@ def resume(service: Controls) -> Outcome:
 ReasonReader = Callable[[web.Request], Awaitable[str]]
 
 
-def add_routes(app: web.Application, read_reason: ReasonReader) -> None:
-    """The two routes; ``read_reason`` parses the optional ``{"reason": "..."}`` body (400 if it is not that)."""
+async def pause_route(request: web.Request, read_reason: ReasonReader) -> web.Response:
+    """``POST .../pause``; ``read_reason`` parses the optional ``{"reason": "..."}`` body (400 if it is not that)."""
+    job = job_of(request)
+    reason = await read_reason(request)
+    outcome = pause(job, reason)
+    if outcome.changed:
+        log.info("automatic %s paused from %s%s", job.automatic_runs, client_of(request).address, _because(reason))
+        message = f"Automatic {job.automatic_runs} paused; manual triggers still run"
+    else:
+        since = iso(outcome.paused.since) if outcome.paused else None
+        message = f"Already paused since {since}; that pause stands"
+    return _answer(message, outcome)
 
-    async def pause_route(request: web.Request) -> web.Response:
-        job = job_of(request)
-        reason = await read_reason(request)
-        outcome = pause(job, reason)
-        if outcome.changed:
-            log.info("automatic %s paused from %s%s", job.automatic_runs, client_of(request).address, _because(reason))
-            message = f"Automatic {job.automatic_runs} paused; manual triggers still run"
-        else:
-            since = iso(outcome.paused.since) if outcome.paused else None
-            message = f"Already paused since {since}; that pause stands"
-        return _answer(message, outcome)
 
-    async def resume_route(request: web.Request) -> web.Response:
-        job = job_of(request)
-        reason = await read_reason(request)  # only logged
-        view = job.view
-        outcome = resume(job)
-        runs = job.automatic_runs
-        if outcome.changed:
-            due = view.next_run_at()
-            at_once = due is not None and due <= view.now() and not view.running
-            log.info("automatic %s resumed from %s%s", runs, client_of(request).address, _because(reason))
-            message = (
-                f"Automatic {runs} resumed; one fell due during the pause and starts now"
-                if at_once
-                else f"Automatic {runs} resumed; next at {iso(due)}"
-                if due is not None
-                else "Resumed; the job has no automatic runs (it runs on triggers)"
-            )
-        else:
-            message = f"Not paused; automatic {runs} are on"
-        return _answer(message, outcome)
-
-    add_job_route(app, "POST", "/pause", pause_route)
-    add_job_route(app, "POST", "/resume", resume_route)
+async def resume_route(request: web.Request, read_reason: ReasonReader) -> web.Response:
+    """``POST .../resume``; the reason is only logged."""
+    job = job_of(request)
+    reason = await read_reason(request)  # only logged
+    view = job.view
+    outcome = resume(job)
+    runs = job.automatic_runs
+    if outcome.changed:
+        due = view.next_run_at()
+        at_once = due is not None and due <= view.now() and not view.running
+        log.info("automatic %s resumed from %s%s", runs, client_of(request).address, _because(reason))
+        message = (
+            f"Automatic {runs} resumed; one fell due during the pause and starts now"
+            if at_once
+            else f"Automatic {runs} resumed; next at {iso(due)}"
+            if due is not None
+            else "Resumed; the job has no automatic runs (it runs on triggers)"
+        )
+    else:
+        message = f"Not paused; automatic {runs} are on"
+    return _answer(message, outcome)
 
 
 def _because(reason: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -16,11 +16,13 @@ from orchestrator.config import Settings
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Source, Trigger
 from orchestrator.core.records import Pause
-from orchestrator.core.stepstats import RunTimeline
 from orchestrator.jobsfile.plan import Plan
 from orchestrator.live.progress import Progress
 from orchestrator.store import RunHistory
 from orchestrator.store.runlogs import RunLogs
+
+if TYPE_CHECKING:  # the step figures: imported when a page asks for them
+    from orchestrator.core.stepstats import RunTimeline
 
 
 class StatusView(Protocol):

@@ -13,17 +13,11 @@ import asyncio
 from aiohttp import web
 
 from orchestrator.http.errors import ApiError
-from orchestrator.http.jobroutes import add_job_route, job_named, job_of, run_of_job
+from orchestrator.http.jobroutes import job_named, job_of, run_of_job
 from orchestrator.http.ports import SERVED
 from orchestrator.store import MAX_PAGE, HistoryNotOpened, StoreUnavailable
 
 DEFAULT_PAGE = 50
-
-
-def add_routes(app: web.Application) -> None:
-    add_job_route(app, "GET", "/runs", job_runs)
-    add_job_route(app, "GET", "/runs/{runId}", run)
-    app.router.add_get("/api/runs", all_runs)
 
 
 async def job_runs(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from orchestrator.core.events import parse_iso
 from orchestrator.core.steps import MAX_STEPS, MORE_STEPS, Step, steps_to_json
 from orchestrator.core.stepstats import DEFAULT_RUNS, MAX_RUNS, RunTimeline, summarize
 from orchestrator.http.errors import ApiError
-from orchestrator.http.jobroutes import JobRef, add_job_route, job_of, run_of_job
+from orchestrator.http.jobroutes import JobRef, job_of, run_of_job
 from orchestrator.http.ports import SERVED
 from orchestrator.http.runs import history_unavailable
 from orchestrator.store import RunHistory, StoreUnavailable
@@ -26,11 +26,6 @@ from orchestrator.store import RunHistory, StoreUnavailable
 RUNS = re.compile(r"^[0-9]{1,9}$")
 """ASCII digits (``int`` also takes " 5", "+5" and other scripts' digits, which the document does not), few
 enough for ``int`` to read (it refuses a number of more than 4300 digits)."""
-
-
-def add_routes(app: web.Application) -> None:
-    add_job_route(app, "GET", "/runs/{runId}/steps", run_steps)
-    add_job_route(app, "GET", "/steps", step_stats)
 
 
 async def run_steps(request: web.Request) -> web.Response:
