@@ -66,7 +66,7 @@ class SqliteHistory:
     def _open(self) -> None:
         _guard(self.path, self._removed)
         try:
-            schema.connect(self.path, check=True).close()
+            db = schema.connect(self.path, check=True)
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(self.path.name + ".corrupt")
             log.error("run history %s cannot be read (%s); set aside as %s, starting a new one", self.path, exc, aside)
@@ -74,9 +74,14 @@ class SqliteHistory:
             for suffix in ("-wal", "-shm"):
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
             _guard(self.path, self._removed)
-            schema.connect(self.path).close()
-        with self._db() as db:
-            adopted = schema.adopt(db, self.default_job)
+            db = schema.connect(self.path)
+        # On the connection just checked: each connection opens and, as the last one, removes the -wal and
+        # -shm files again, which costs more than the statements of a call.
+        try:
+            with db:
+                adopted = schema.adopt(db, self.default_job)
+        finally:
+            db.close()
         if adopted:
             log.info(
                 "run history %s: %d run(s) recorded before there were several jobs are runs of the default job, %r",
