@@ -4,6 +4,7 @@ removed once the runner has saved it; what happens next is the runner's business
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -12,7 +13,7 @@ import os
 from collections.abc import Callable, Container
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.events import Receipt, Source, Trigger
@@ -30,6 +31,17 @@ T = TypeVar("T")
 
 Looked = tuple[list[os.DirEntry[str]], list[str]]
 """A look's files to take now, and the names (with why) left for later."""
+
+
+_Removal = concurrent.futures.Future[None]
+
+
+class _Handed(NamedTuple):
+    """A burst's batch handed over to the runner, its files not removed yet."""
+
+    taken: list[TakenFile]
+    receipt: Receipt
+    now: datetime
 
 
 class FolderSource:
@@ -157,32 +169,46 @@ class FolderSource:
         return True
 
     async def _take_burst(self, entries: list[os.DirEntry[str]], taken_log: TakenLog) -> bool:
-        """Take ``entries`` batch by batch on the worker thread: the next batch is read while the loop hands
-        the last one over; each batch's files are removed once its triggers are saved. ``False`` if they
-        could not be saved (the files stay, and so do their triggers)."""
+        """Take ``entries`` batch by batch on the worker thread, each handed over once read, not once the one
+        before is saved (the runner saves what is queued in one go); each batch's files are removed once saved.
+        ``False`` if some were refused: their files stay, and no batch is handed over after that."""
         batches = [entries[start : start + TAKE_BATCH] for start in range(0, len(entries), TAKE_BATCH)]
-        removals: list[concurrent.futures.Future[None]] = []
+        handed: collections.deque[_Handed] = collections.deque()
+        removals: list[_Removal] = []
         reading = self._read_ahead(batches[0]) if batches else None
         try:
             for n in range(len(batches)):
                 assert reading is not None
                 taken, triggers, receipt, now = await reading
                 reading = self._read_ahead(batches[n + 1]) if n + 1 < len(batches) else None
-                if not taken:
-                    continue
-                if not await self._hand_over(triggers, receipt, taken):
-                    # Not saved (the data folder refuses writes): the files stay, and so do their triggers.
-                    self._refused = True
-                    return False
-                # Not awaited here: the removals go on, in order, while the next batch is handed over.
-                removals.append(self._worker.submit(self._folder.remove, taken))
-                self._taken(taken, now, taken_log)
+                if taken:
+                    for trigger in triggers:
+                        self._queue.put_nowait(trigger)
+                    handed.append(_Handed(taken, receipt, now))
+                while handed and handed[0].receipt.settled:  # saved by now: removed now, not after the last
+                    self._refused |= not await self._removed_once_saved(handed.popleft(), removals, taken_log)
+                if self._refused:
+                    break
+            while handed:
+                self._refused |= not await self._removed_once_saved(handed.popleft(), removals, taken_log)
         finally:
             if reading is not None:
                 reading.cancel()  # only reads: nothing is lost if it never runs
+            # Stopping: the runner (stopping after us) saves what is queued; the files of what is saved go now.
+            for left in handed:
+                if left.receipt.settled and await left.receipt.saved():
+                    removals.append(self._worker.submit(self._folder.remove, left.taken))
             if removals:
                 # Shielded from a cancel: the triggers are saved, and a file left behind would run them twice.
                 await outlast_cancel(asyncio.gather(*(asyncio.wrap_future(each) for each in removals)))
+        return not self._refused
+
+    async def _removed_once_saved(self, handed: _Handed, removals: list[_Removal], taken_log: TakenLog) -> bool:
+        """Once ``handed`` is saved, queue its files' removal (not awaited); ``False``: refused, they stay."""
+        if not await handed.receipt.saved():
+            return False
+        removals.append(self._worker.submit(self._folder.remove, handed.taken))
+        self._taken(handed.taken, handed.now, taken_log)
         return True
 
     def _read_ahead(

@@ -21,7 +21,9 @@ from orchestrator.core.events import RunStatus, Source, Trigger
 from orchestrator.disk.atomic import write_json_atomic
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
+from orchestrator.sources import folder as folder_module
 from orchestrator.sources.folder import LOOP_FILES, TAKE_BATCH, FolderSource
+from orchestrator.sources.takenlog import TakenLog
 from orchestrator.sources.trigger_files import TriggerFolder
 from orchestrator.sources.watchhub import WatchHub
 from tests.faults.harness import FileChanges
@@ -347,3 +349,48 @@ async def test_a_stop_while_a_look_is_on_its_thread_closes_the_folder_only_after
     release.set()
     assert await asyncio.to_thread(closed.wait, WAIT)
     assert failures == []
+
+
+async def test_a_refused_batch_of_a_burst_keeps_its_files_and_every_file_is_saved_once(
+    tmp_path: Path, hub: WatchHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst's batches are handed over without waiting for each other's save: a refused one keeps its files,
+    every other's go once saved, and the next look takes what is left, so each file is saved exactly once."""
+    monkeypatch.setattr(folder_module, "TAKE_BATCH", 4)
+    folder = tmp_path / "triggers"
+    folder.mkdir()
+    names = {f"f{n:02d}" for n in range(12)}
+    for name in names:
+        (folder / name).touch()
+    queue: asyncio.Queue[Trigger] = asyncio.Queue()
+    source = FolderSource(folder, queue, SystemClock(), hub)
+    receipts: list[object] = []
+    saved: list[str] = []
+
+    async def save_all_but_the_second_batch() -> None:
+        while True:
+            trigger = await queue.get()
+            assert trigger.receipt is not None
+            if trigger.receipt not in receipts:
+                receipts.append(trigger.receipt)
+            ok = receipts.index(trigger.receipt) != 1
+            saved.extend([trigger.reason] if ok else [])
+            trigger.receipt.settle(ok)
+
+    saver = asyncio.create_task(save_all_but_the_second_batch())
+    try:
+        entries = await asyncio.to_thread(source._folder.scan)
+        assert entries is not None
+        assert not await source._take_burst(entries, TakenLog())
+        left = {path.name for path in folder.iterdir()}
+        assert len(left) == 4, "the refused batch's files stay"
+        assert set(saved) == names - left, "the others' go once saved"
+        source._refused = False  # as the next look does
+        entries = await asyncio.to_thread(source._folder.scan)
+        assert entries is not None
+        assert await source._take_burst(entries, TakenLog())
+        assert sorted(saved) == sorted(names), "each file saved exactly once"
+        assert list(folder.iterdir()) == []
+    finally:
+        saver.cancel()
+        source.stop()
