@@ -44,8 +44,9 @@ def create_app(service: Served, *, web_dir: Path | None = None) -> web.Applicati
     app[RESTORE] = contextlib.ExitStack()
     settings = service.settings.http
     clientaddr.install(app, clientaddr.TrustedProxies(settings.trusted_proxies))
-    guard.install(app, guard.Guard(settings, service.clock, MAX_BODY_BYTES))
-    headers.install(app, settings.frame_ancestors, also=[guard.cors_headers])  # CSP, framing; CORS: guard.py
+    the_guard = guard.Guard(settings, service.clock, MAX_BODY_BYTES)
+    guard.install(app, the_guard)
+    headers.install(app, settings.frame_ancestors, also=[the_guard.answer_headers])  # CSP, framing; CORS: guard.py
     app.router.add_get("/health", health)
     # Every job's status; first, as the router tries the routes under /api/jobs in the order they were added.
     jobroutes.add_routes(app)

@@ -12,10 +12,10 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from orchestrator.core.clock import Clock
-from orchestrator.http.clientaddr import client_of
+from orchestrator.http.clientaddr import client_of, reached_over_https
 from orchestrator.http.errors import json_error
 from orchestrator.http.guesses import Guesses, too_many_guesses
 from orchestrator.http.hostheader import Addressed, parse_host
@@ -27,6 +27,8 @@ READ_COOKIE_PREFIX = "snapshot_read_"
 LEGACY_TOKEN_COOKIE = "snapshot_token"
 """Where earlier pages put the token itself; never accepted, and expired wherever a browser still sends it."""
 REALM = 'Bearer realm="snapshot-orchestrator"'
+COOKIE_PATH = "/api/"
+"""Where the read cookie is sent: the API (the guard's ``API_PREFIX``), not the page's files."""
 TICKET_PARAM = "ticket"
 """The query parameter of a read opened with a stream ticket (orchestrator/http/tickets.py)."""
 
@@ -125,7 +127,7 @@ class Tokens:
         """``None`` if the request may go on, else the 401 to send.
 
         ``cookie_ok`` (reads under --token-for-reads): the read cookie is accepted, and a valid bearer header
-        earns the response a fresh one (see ``cors_headers``)."""
+        earns the response a fresh one (see ``Guard.answer_headers``)."""
         if self._token is None:
             return None
         client = client_of(request).key  # behind a --trusted-proxy, the forwarded client; an IPv6 /64
@@ -188,6 +190,25 @@ class Tokens:
             request[AUTHENTICATED] = True
         return None
 
+    def cookie_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """The read cookie's ``Set-Cookie`` on an answer to a read a bearer header let in, and the legacy cookie
+        expired wherever a browser still sends it; called as an answer under ``/api/`` is sent."""
+        # Added as headers: aiohttp has already turned ``response.cookies`` into headers when this hook runs.
+        if hdrs.COOKIE in request.headers and LEGACY_TOKEN_COOKIE in request.cookies:
+            response.headers.add("Set-Cookie", _set_cookie(LEGACY_TOKEN_COOKIE, "", max_age=0))  # it holds the token
+        if self._token is None or not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
+            return
+        cookie = self.read_cookie(request)
+        if cookie is None:
+            return
+        # HttpOnly: the page never reads it, so no script on it can either. When it has expired, the page, which
+        # keeps the token, gets a new one with one bearer request as soon as the stream is refused.
+        name, value, max_age = cookie
+        # Secure when the browser came over HTTPS, also through a TLS-terminating --trusted-proxy: an attacker
+        # who can inject a plain http:// request to this host then never gets the cookie sent in clear.
+        secure = reached_over_https(request)
+        response.headers.add("Set-Cookie", _set_cookie(name, value, max_age=max_age, secure=secure))
+
     def _unauthorized(self, message: str, *, invalid: bool = False) -> web.Response:
         challenge = REALM + (', error="invalid_token"' if invalid else "")
         return json_error(401, message, {"WWW-Authenticate": challenge})
@@ -231,6 +252,16 @@ def _cookie_values(request: web.Request, name: str) -> list[str]:
             if eq and key == name:
                 values.append(value.strip().strip('"'))
     return values[:8]  # a handful is all a browser sends; a header of thousands is not ours to check
+
+
+def _set_cookie(name: str, value: str, *, max_age: int | None = None, secure: bool = False) -> str:
+    """A ``Set-Cookie`` value; names and values here are fixed words, digits and dots: nothing needs quoting."""
+    attributes = [f"{name}={value}", f"Path={COOKIE_PATH}", "HttpOnly", "SameSite=Strict"]
+    if max_age is not None:
+        attributes.append(f"Max-Age={max_age}")
+    if secure:
+        attributes.append("Secure")
+    return "; ".join(attributes)
 
 
 def _digest(token: str) -> bytes:

@@ -1,6 +1,7 @@
 """The HTTP guard: what every request passes before a route sees it.
 
-One middleware (``guard_requests``: the two below, outermost first, in one layer) and one response hook:
+One middleware (``guard_requests``: the two below, outermost first, in one layer and one coroutine) and one
+response hook:
 
 1. what ``json_errors`` does (orchestrator/http/errors.py): every error that the router or a handler raises (404,
    405, 413, ...) leaves as JSON ``{"success": false, "message": ...}`` with its headers (``Allow``,
@@ -9,7 +10,7 @@ One middleware (``guard_requests``: the two below, outermost first, in one layer
    before anything is read), CORS preflight answers, refusal of cross-site state-changing requests, the
    bearer token, and the trigger rate limit (one limit for the triggers of every job, whichever path they take:
    a flood spread over the jobs is the same flood).
-3. ``cors_headers`` (in ``on_response_prepare``, called by the one hook of orchestrator/http/headers.py): CORS
+3. ``Guard.answer_headers`` (in ``on_response_prepare``, called by the one hook of orchestrator/http/headers.py): CORS
    headers for allowed origins on ``/api/*``, and the read cookie (below). It is a hook, not a middleware,
    because the event stream's handler sends its headers itself, before a middleware could add any.
 
@@ -57,13 +58,11 @@ from orchestrator.core.spell import Spell
 from orchestrator.core.streak import Streak
 from orchestrator.http.auth import (
     ADDRESSED,
-    ISSUE_READ_COOKIE,
-    LEGACY_TOKEN_COOKIE,
     READ_COOKIE_EXPIRES,
     Tokens,
     addressed,
 )
-from orchestrator.http.clientaddr import client_of, reached_over_https
+from orchestrator.http.clientaddr import client_of
 from orchestrator.http.errors import ApiError, Handler, error_answer, json_error
 from orchestrator.http.hostheader import Addressed, is_ip, parse_host
 from orchestrator.http.ratelimit import SlidingWindowLimit
@@ -111,14 +110,47 @@ class Guard:
         self._rebinding = Spell()
         self._ours: dict[str, Addressed] = {}
         """``Host`` values seen that are names of ours, as parsed: a client sends the same one every time."""
+        self._answers_vary = bool(self.allow_origins) or self.tokens.checked
+        """Whether an answer may get CORS headers or a read cookie (else only the legacy cookie's removal)."""
+
+    # ---------------------------------------------------------------------------------------- requests
+    def refusal(self, request: web.Request) -> web.StreamResponse | None:
+        """The answer to a request the guard stops (or a preflight's), else ``None``: the handler may run."""
+        addressed = self._ours.get(request.host)  # (a client sends the same Host every time)
+        if addressed is None:
+            parsed = self.ours(request)
+            if isinstance(parsed, web.Response):
+                return parsed
+            addressed = parsed
+        request[ADDRESSED] = addressed
+        # Chunked bodies have no length; the handler's read() stops them at client_max_size (errors.py's 413).
+        length = request.content_length
+        if length is not None and length > self.max_body_bytes:
+            return json_error(413, f"Request body too large: at most {self.max_body_bytes} bytes")
+        method, unmatched = request.method, request.match_info.http_exception
+        if method == "OPTIONS" and _is_preflight(request) and not isinstance(unmatched, web.HTTPNotFound):
+            return self.preflight(request, request.headers["Origin"])
+        if unmatched is not None:
+            return None  # 404 / 405: nothing runs, the router's answer is raised
+        if method not in SAFE_METHODS:
+            why = self.cross_site(request)
+            if why is not None:
+                log.debug("refused %s %s from %s: %s", method, request.path, client_of(request).address, why)
+                return json_error(403, f"Cross-site request refused: {why} (see --allow-origin)")
+            refusal = self.tokens.authenticate(request, cookie_ok=False)
+            if refusal is None and is_trigger(request):
+                refusal = self.admit_trigger()
+            return refusal
+        if self.tokens.checked and is_read(request.path):  # (without a token a read is nobody's business)
+            if self.token_for_reads:
+                return self.tokens.authenticate(request, cookie_ok=True)
+            return self.tokens.recognise(request)
+        return None
 
     # ----------------------------------------------------------------------------------------- hosts
     def ours(self, request: web.Request) -> Addressed | web.Response:
         """What the request's ``Host`` names, if it is one of our names; else the 400 or 403 to answer."""
         text = request.host
-        known = self._ours.get(text)
-        if known is not None:
-            return known
         parsed = parse_host(text)
         if parsed is None:
             # aiohttp would raise (a port of 99999, non-ASCII) wherever request.url is first asked for: a 500.
@@ -171,7 +203,7 @@ class Guard:
     def preflight(self, request: web.Request, origin: str) -> web.StreamResponse:
         if not self.origin_allowed(request, origin):
             return json_error(403, f"Origin {origin} may not call this API (see --allow-origin)")
-        # cors_headers adds Access-Control-Allow-Origin, -Credentials and Vary to this response as it is sent.
+        # answer_headers adds Access-Control-Allow-Origin, -Credentials and Vary to this response as it is sent.
         return web.Response(
             status=204,
             headers={
@@ -195,13 +227,36 @@ class Guard:
             {"Retry-After": str(admission.retry_after)},
         )
 
+    # ---------------------------------------------------------------------------------------- answers
+    def answer_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """CORS headers for allowed origins on ``/api/*``, and the read cookie: called as every answer is sent
+        (orchestrator/http/headers.py). Without a token and allowed origins, only a request with a cookie can
+        need any (the legacy cookie's removal): every other answer is left as it is at once."""
+        if (not self._answers_vary and hdrs.COOKIE not in request.headers) or not request.path.startswith(API_PREFIX):
+            return
+        self.tokens.cookie_headers(request, response)
+        if not self.allow_origins:
+            return
+        vary = response.headers.get("Vary")
+        if vary is None:
+            response.headers["Vary"] = "Origin"
+        elif "origin" not in vary.lower():
+            response.headers["Vary"] = f"{vary}, Origin"
+        origin = request.headers.get("Origin", "")
+        if origin.lower() not in self.allow_origins:
+            return
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
+        if self.token_for_reads:  # the page's cookie is then a credential the other origin's reads may carry
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+
 
 GUARD = web.AppKey("guard", Guard)
 
 
 def install(app: web.Application, guard: Guard) -> None:
     app[GUARD] = guard
-    app.middlewares.append(guard_requests)  # cors_headers: called by the answers' one hook (headers.py)
+    app.middlewares.append(guard_requests)  # answer_headers: called by the answers' one hook (headers.py)
 
 
 def own_origin(request: web.Request) -> str:
@@ -220,49 +275,20 @@ def _is_preflight(request: web.Request) -> bool:
 # ------------------------------------------------------------------------------------------ middlewares
 @web.middleware
 async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The guard, and around it what ``json_errors`` does, in one middleware: one layer less per request."""
-    try:
-        return await _guard(request, handler)
-    except (ApiError, web.HTTPException) as exc:
-        return error_answer(request, exc)
-
-
-async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The guard, and around it what ``json_errors`` does, in one middleware and one coroutine: each layer costs
+    every request a turn."""
     guard = request.app[GUARD]
-    if isinstance(addressed := guard.ours(request), web.Response):
-        return addressed
-    request[ADDRESSED] = addressed
-    # Chunked bodies have no length; the handler's read() stops them at client_max_size (the JSON 413 of errors.py).
-    if request.content_length is not None and request.content_length > guard.max_body_bytes:
-        return json_error(413, f"Request body too large: at most {guard.max_body_bytes} bytes")
-    if _is_preflight(request) and not isinstance(request.match_info.http_exception, web.HTTPNotFound):
-        return guard.preflight(request, request.headers["Origin"])
-    if request.match_info.http_exception is not None:
-        return await handler(request)  # 404 / 405: nothing runs
-    if request.method not in SAFE_METHODS:
-        why = guard.cross_site(request)
-        if why is not None:
-            log.debug("refused %s %s from %s: %s", request.method, request.path, client_of(request).address, why)
-            return json_error(403, f"Cross-site request refused: {why} (see --allow-origin)")
-        refusal = guard.tokens.authenticate(request, cookie_ok=False)
+    try:
+        refusal = guard.refusal(request)
         if refusal is not None:
             return refusal
-        if is_trigger(request):
-            refusal = guard.admit_trigger()
-            if refusal is not None:
-                return refusal
-    elif guard.tokens.checked and is_read(request.path):  # (without a token a read is nobody's business)
-        refusal = (
-            guard.tokens.authenticate(request, cookie_ok=True)
-            if guard.token_for_reads
-            else guard.tokens.recognise(request)
-        )
-        if refusal is not None:
-            return refusal
-        expires = request.get(READ_COOKIE_EXPIRES)
+        # Set only on a read the read cookie or a stream ticket let in (Tokens.authenticate, recognise).
+        expires = request.get(READ_COOKIE_EXPIRES) if guard.tokens.checked else None
         if expires is not None:
             return await _until_expiry(request, handler, guard.clock, expires)
-    return await handler(request)
+        return await handler(request)
+    except (ApiError, web.HTTPException) as exc:
+        return error_answer(request, exc)
 
 
 def is_trigger(request: web.Request) -> bool:
@@ -300,51 +326,3 @@ async def _until_expiry(request: web.Request, handler: Handler, clock: Clock, ex
         return await handler(request)
     finally:
         expired.cancel()
-
-
-def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    guard = request.app.get(GUARD)
-    if guard is None or not request.path.startswith(API_PREFIX):
-        return
-    _read_cookie_headers(guard, request, response)
-    if not guard.allow_origins:
-        return
-    vary = response.headers.get("Vary")
-    if vary is None:
-        response.headers["Vary"] = "Origin"
-    elif "origin" not in vary.lower():
-        response.headers["Vary"] = f"{vary}, Origin"
-    origin = request.headers.get("Origin", "")
-    if origin.lower() not in guard.allow_origins:
-        return
-    response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
-    if guard.token_for_reads:  # the page's cookie is then a credential the other origin's reads may carry
-        response.headers["Access-Control-Allow-Credentials"] = "true"
-
-
-def _read_cookie_headers(guard: Guard, request: web.Request, response: web.StreamResponse) -> None:
-    # Added as headers: aiohttp has already turned ``response.cookies`` into headers when this hook runs.
-    if hdrs.COOKIE in request.headers and LEGACY_TOKEN_COOKIE in request.cookies:
-        response.headers.add("Set-Cookie", _set_cookie(LEGACY_TOKEN_COOKIE, "", max_age=0))  # it holds the token
-    if not guard.tokens.checked or not request.get(ISSUE_READ_COOKIE) or response.status >= 400:
-        return
-    cookie = guard.tokens.read_cookie(request)
-    if cookie is None:
-        return
-    # HttpOnly: the page never reads it, so no script on it can either. When it has expired, the page, which
-    # keeps the token, gets a new one with one bearer request as soon as the stream is refused.
-    name, value, max_age = cookie
-    # Secure when the browser came over HTTPS, also through a TLS-terminating --trusted-proxy: an attacker who
-    # can inject a plain http:// request to this host then never gets the cookie sent in clear.
-    response.headers.add("Set-Cookie", _set_cookie(name, value, max_age=max_age, secure=reached_over_https(request)))
-
-
-def _set_cookie(name: str, value: str, *, max_age: int | None = None, secure: bool = False) -> str:
-    """A ``Set-Cookie`` value; names and values here are fixed words, digits and dots: nothing needs quoting."""
-    attributes = [f"{name}={value}", f"Path={API_PREFIX}", "HttpOnly", "SameSite=Strict"]
-    if max_age is not None:
-        attributes.append(f"Max-Age={max_age}")
-    if secure:
-        attributes.append("Secure")
-    return "; ".join(attributes)

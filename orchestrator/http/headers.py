@@ -55,10 +55,26 @@ def security_headers(frame_ancestors: Sequence[str] = ()) -> dict[str, str]:
     return headers
 
 
-SECURITY_HEADERS = web.AppKey("security_headers", tuple[tuple[str, str], ...])
-ALSO = web.AppKey("answer_headers", tuple[Callable[[web.Request, web.StreamResponse], None], ...])
-"""What else adds headers to every answer (the guard's CORS headers), before these: one hook does it all (each
-hook costs every request a turn)."""
+class AnswerHeaders:
+    """The one hook: what else adds headers to every answer (``also``: the guard's CORS headers), then these.
+    Everything it needs is at hand: each hook, and each lookup in it, costs every request a turn."""
+
+    __slots__ = ("also", "headers")
+
+    def __init__(
+        self,
+        frame_ancestors: Sequence[str] = (),
+        also: Sequence[Callable[[web.Request, web.StreamResponse], None]] = (),
+    ) -> None:
+        self.headers = tuple(security_headers(frame_ancestors).items())
+        self.also = tuple(also)
+
+    async def add(self, request: web.Request, response: web.StreamResponse) -> None:
+        for add in self.also:
+            add(request, response)
+        headers = response.headers
+        for name, value in self.headers:
+            headers.setdefault(name, value)
 
 
 def install(
@@ -66,15 +82,4 @@ def install(
     frame_ancestors: Sequence[str] = (),
     also: Sequence[Callable[[web.Request, web.StreamResponse], None]] = (),
 ) -> None:
-    app[SECURITY_HEADERS] = tuple(security_headers(frame_ancestors).items())
-    app[ALSO] = tuple(also)
-    app.on_response_prepare.append(add_security_headers)
-
-
-async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    app = request.app
-    for add in app[ALSO]:
-        add(request, response)
-    headers = response.headers
-    for name, value in app[SECURITY_HEADERS]:
-        headers.setdefault(name, value)
+    app.on_response_prepare.append(AnswerHeaders(frame_ancestors, also).add)

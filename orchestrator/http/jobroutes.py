@@ -65,16 +65,25 @@ class JobRef:
 def job_of(request: web.Request) -> JobRef:
     """The job the request's path names: ``/api/jobs/{job}/...`` that job, any other path the default job; a
     404 if the service has no job of that name."""
-    name = request.match_info.get("job")
-    return job_named(request, name if name is not None else request.app[SERVED].default_job)
+    app, name = request.app, request.match_info.get("job")
+    return _job(app, name if name is not None else app[SERVED].default_job)
 
 
 def job_named(request: web.Request, name: str) -> JobRef:
     """The job called ``name``; a 404 naming it if the service has none."""
+    return _job(request.app, name)
+
+
+def _job(app: web.Application, name: str) -> JobRef:
     try:
-        return JobRef(name, request.app[SERVED].job(name))
+        unit = app[SERVED].job(name)
     except KeyError:
         raise ApiError(404, f"no job named {name[:80]!r}") from None
+    refs = app[JOB_REFS]
+    ref = refs.get(name)
+    if ref is None or ref.unit is not unit:  # (a reload may replace a job's unit)
+        ref = refs[name] = JobRef(name, unit)
+    return ref
 
 
 def run_of_job(stored: StoredRun | None, job: JobRef, run_id: str) -> StoredRun:
@@ -98,6 +107,7 @@ def add_job_route(app: web.Application, method: Literal["GET", "POST"], suffix: 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/jobs", jobs)
     app[JOBS_TAIL] = {}
+    app[JOB_REFS] = {}
 
 
 async def jobs(request: web.Request) -> web.Response:
@@ -113,5 +123,7 @@ async def jobs(request: web.Request) -> web.Response:
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 """The ``Content-Type`` of ``web.json_response``."""
 
+JOB_REFS = web.AppKey("job_refs", dict[str, JobRef])
+"""Each job as requests find it, made once per unit (only of jobs the service has)."""
 JOBS_TAIL = web.AppKey("jobs_tail", dict[str, bytes])
 """The end of ``GET /api/jobs``'s answer, naming the default job."""

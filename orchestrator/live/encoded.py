@@ -32,7 +32,7 @@ from orchestrator.live.status import StatusInputs, status_document
 
 MINUTES, SECONDS, SECONDS_LEFT, SERVER_TIME = "minutes", "seconds", "secondsLeft", "serverTime"
 NEVER = datetime.max.replace(tzinfo=UTC)
-SAFETY = timedelta(milliseconds=1)
+SAFETY = MILLISECOND = timedelta(milliseconds=1)
 INSTANT = timedelta(microseconds=1)
 """How long before a countdown's computed change a filled template is first checked to hold (rounding at the
 edge); then just before it."""
@@ -162,22 +162,26 @@ class Filled:
         if parts:
             text = parts[0] + "".join(value + part for value, part in zip(values, parts[1:-1], strict=True))
             self.parts = (text.encode(), parts[-1].encode())
-        self._last: tuple[datetime | None, bytes] = (None, b"")
+        self._last = NO_ANSWER
 
     def holds(self, now: datetime) -> bool:
         return self.since <= now and (self.until is None or now <= self.until)
 
     def at(self, now: datetime) -> bytes:
-        millisecond = _millisecond(now)
         last = self._last
-        if last[0] == millisecond:
-            return last[1]
+        if last[0] <= now < last[1]:
+            return last[2]
+        millisecond = _millisecond(now)
         if self.parts is None:
             body = json.dumps(self._template.document_at(now)).encode()
         else:
             body = b'"'.join((self.parts[0], (iso(now) or "").encode(), self.parts[1]))
-        self._last = (millisecond, body)
+        self._last = (millisecond, millisecond + MILLISECOND, body)
         return body
+
+
+NO_ANSWER: tuple[datetime, datetime, bytes] = (NEVER, NEVER, b"")
+"""None kept. An answer is kept with the start and end of its millisecond: two comparisons, not a ``replace``."""
 
 
 def _millisecond(now: datetime) -> datetime:
@@ -286,7 +290,7 @@ class StatusList:
         a pid saved) makes that job's document, and so the text, another."""
         self._since = self._before = self._until = datetime.min
         self._parts: list[bytes] | None = []
-        self._last: tuple[datetime | None, bytes] = (None, b"")
+        self._last = NO_ANSWER
 
     def at(
         self,
@@ -307,15 +311,16 @@ class StatusList:
             or any(key is not kept for (_, key), kept in zip(pairs, self._keys, strict=True))
         ):
             self._fill(now, version, pairs, head, tail)
+        last = self._last
+        if last[0] <= now < last[1]:
+            return last[2]
         millisecond = _millisecond(now)
-        if self._last[0] == millisecond:
-            return self._last[1]
         if self._parts is None:  # a document that held the text of a mark: each encoded whole
             self._key = None
             body = head + b", ".join(cache.at(now, key) for cache, key in pairs) + tail
         else:
             body = b'"'.join((b"", (iso(now) or "").encode(), b"")).join(self._parts)
-        self._last = (millisecond, body)
+        self._last = (millisecond, millisecond + MILLISECOND, body)
         return body
 
     def _fill(
@@ -330,7 +335,7 @@ class StatusList:
             self._since = max(self._since, template.built_at, each.since)
             self._before = min(self._before, template.valid_until or NEVER)
             self._until = min(self._until, each.until or NEVER)
-        self._key, self._last = (version, self._changes.count), (None, b"")
+        self._key, self._last = (version, self._changes.count), NO_ANSWER
         self._keys = tuple(key for _, key in caches)
         if any(each.parts is None for each in filled):
             self._parts = None
