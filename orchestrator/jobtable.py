@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from orchestrator.config import Settings
 from orchestrator.core.events import Source, Trigger
 from orchestrator.disk.datadir import make_job_folder
+from orchestrator.job.childwatch import ChildWatch
 from orchestrator.job.protocol import Job
 from orchestrator.jobsfile.plan import Plan, plan
 from orchestrator.jobsfile.spec import JobSpec
@@ -62,6 +63,8 @@ class JobTable:
         self._stacks: dict[str, contextlib.AsyncExitStack] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._next: dict[str, JobSpec | None] = {}
+        self._children = ChildWatch()
+        """How the jobs' exits are heard: from the start to once every runner has ended its job."""
         """Jobs being retired (a run of theirs goes on), and what replaces each once it ends (``None``: nothing)."""
         self._stopping = False
 
@@ -96,6 +99,7 @@ class JobTable:
         starts, so that a job's first run never goes beside another job's leftover (max-parallel holds across a
         crash too), all at once (a crash with many runs going must not cost one kill grace after another). A job
         the file no longer names has no unit: its run in flight is closed and its processes stopped too."""
+        self._children.start()
         shared, settings = self._shared, self._settings
         assert shared.states is not None
         orphans = close_orphans(
@@ -140,6 +144,7 @@ class JobTable:
         await asyncio.gather(*self._retiring, return_exceptions=True)
         stacks, self._stacks = list(self._stacks.values()), {}
         await asyncio.gather(*(stack.aclose() for stack in stacks))
+        self._children.close()
 
     # -------------------------------------------------------------------------------------------- reload
     async def apply(self, wanted: Mapping[str, JobSpec]) -> Plan:

@@ -61,7 +61,7 @@ def write_json_atomic(path: Path, document: dict[str, Any], *, durable: bool = T
     data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
     folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        temp = _temp_folder_fd(folder, path.parent)
+        temp = temp_folder_fd(folder, path.parent)
         try:
             fd, name = _create_temp(temp, path.name)
             try:
@@ -87,7 +87,7 @@ _replaced_links: set[tuple[str, str]] = set()
 """Temp folders found as symlinks (folder, target): each said once, however often it is planted again."""
 
 
-def _temp_folder_fd(folder: int, where: Path) -> int:
+def temp_folder_fd(folder: int, where: Path) -> int:
     """The ``.tmp`` sub-folder of ``folder`` (see :func:`temp_folder`), else (if it cannot be made) a copy
     of ``folder``'s own descriptor."""
     try:

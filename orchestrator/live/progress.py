@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any
 from orchestrator.core.events import RunStatus, iso, parse_iso
 from orchestrator.core.steps import Parsed, StepReport, from_fields
 from orchestrator.disk.atomic import InvalidDocument, read_json_object, write_json_atomic
+from orchestrator.disk.staged import StagedFile
 
 PROGRESS_FILE_NAME = "snapshot_progress.json"
 
@@ -118,11 +120,24 @@ class ProgressFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._staged = StagedFile(path)
 
-    def write(self, progress: Progress) -> None:
+    def write(self, progress: Progress, *, staged: bool = False) -> None:
+        """``staged``: through the temp file :meth:`stage` made, if there is one (one caller at a time)."""
         # Not fsynced: it is a live view rewritten many times a run, and the state file is the record; an
         # fsync here would only delay each run's start. Still atomic: readers never see half a document.
-        write_json_atomic(self.path, progress.to_json(), durable=False)
+        document = progress.to_json()
+        if not (staged and self._staged.replace(document)):
+            write_json_atomic(self.path, document, durable=False)
+
+    def stage(self) -> None:
+        """Make the temp file of the next ``write(staged=True)`` now, ahead of it (if it cannot be made, that
+        write makes its own)."""
+        with contextlib.suppress(OSError):
+            self._staged.stage()
+
+    def unstage(self) -> None:
+        self._staged.discard()
 
     def read(self) -> Progress:
         """The current document; raises ``FileNotFoundError`` or :class:`InvalidDocument`."""

@@ -114,12 +114,14 @@ class Intake:
                 ledger.state = ledger.state.with_trigger(trigger)
             if taken:
                 ledger.save()
-        for trigger in batch:
-            if trigger.receipt is not None:
-                trigger.receipt.settle(saved)
         self._count(taken, before.current, follow_up=not before.pending_count)
         if offered is not None:
             offered[1]()
+        # After the run is handed over: the run loop's turn (which spawns the job) then comes before the senders'
+        # (a file's removal and its log line, a 202), whose news can wait a turn and the job's start cannot.
+        for trigger in batch:
+            if trigger.receipt is not None:
+                trigger.receipt.settle(saved)
         return offered is not None
 
     async def take_off_loop(self, batch: Sequence[Trigger]) -> bool:

@@ -42,9 +42,13 @@ class ProgressWriter:
         self._dirty.set()
 
     async def write_forever(self) -> None:
-        while True:
-            await self._dirty.wait()
-            await self.flush()
+        self.stage()  # the first run's "running", ready
+        try:
+            while True:
+                await self._dirty.wait()
+                await self.flush()
+        finally:
+            self.file.unstage()
 
     async def flush(self) -> None:
         # One write at a time: two writes in flight in two threads could land in the wrong order.
@@ -74,12 +78,17 @@ class ProgressWriter:
         self._dirty.clear()
         progress = self.progress
         try:
-            self.file.write(progress)
+            self.file.write(progress, staged=True)
         except OSError as exc:
             self._failed(exc)
         else:
             self._writes.recovered()
             self.landed(progress)
+
+    def stage(self) -> None:
+        """Ready the next :meth:`land`'s temp file now (after a spawn, or at start), so that the land before the
+        next spawn costs a write and a rename."""
+        self.file.stage()
 
     def _failed(self, exc: OSError) -> None:
         if self._writes.failed():

@@ -131,6 +131,7 @@ class RunLoop:
         if record is not None:
             tell(self._p.listeners, RunStarted(record))
             self._p.on_change()
+            self._p.writer.stage()  # the next run's "running", ready
 
     async def _run_once(self, record: RunRecord) -> None:
         self._unannounced = record

@@ -171,12 +171,12 @@ class GatedWrites:
         progress_file = orchestrator.unit.progress_file
         real_write = progress_file.write
 
-        def write(progress: Progress) -> None:
+        def write(progress: Progress, *, staged: bool = False) -> None:
             if self._hold_next.is_set():
                 self._hold_next.clear()
                 self.waiting.set()
                 assert self.gate.wait(10), "the test never opened the gate"
-            real_write(progress)
+            real_write(progress, staged=staged)
 
         progress_file.write = write  # type: ignore[method-assign]
 
