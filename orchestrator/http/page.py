@@ -37,7 +37,6 @@ from pathlib import Path
 from aiohttp import web
 
 from orchestrator.http.errors import Handler
-from orchestrator.http.modulegraph import dependencies
 
 WEB_DIR = web.AppKey("web_dir", Path)
 PAGE_VERSION = web.AppKey("page_version", str)
@@ -85,7 +84,7 @@ def add_page(app: web.Application, root: Path) -> None:
     for relative in files:
         plain, versioned = "/" + relative, f"/v/{version}/{relative}"
         if ENTRY_MODULE.match(relative):  # at the top only: no folder in the name
-            needs = partial(dependencies, relative, partial(_module_text, root, frozenset(files)))
+            needs = partial(_dependencies, relative, partial(_module_text, root, frozenset(files)))
             app.router.add_get(plain, _entry_handler(partial(entry_module, version, relative), needs, version))
         else:
             app.router.add_get(plain, _file_handler(relative, NO_CACHE))
@@ -163,6 +162,12 @@ def _file_handler(relative: str, cache: str) -> Handler:
         return web.FileResponse(real, headers=headers)
 
     return serve
+
+
+def _dependencies(entry: str, read: Callable[[str], str | None]) -> list[str]:
+    from orchestrator.http.modulegraph import dependencies  # at the entry's first request, not at every start
+
+    return dependencies(entry, read)
 
 
 def _module_text(root: Path, files: frozenset[str], path: str) -> str | None:

@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.config import Settings
-from orchestrator.core.calendar import CronSchedule
 from orchestrator.core.records import DEFAULT_JOB
 from orchestrator.core.schedule import OnDemand, Schedule, Timing
 from orchestrator.jobsfile.model import JobConfig, JobsFile, job_from_settings, timing_of
+
+if TYPE_CHECKING:  # a calendar job's: imported when one is made (orchestrator/jobsfile/model.py)
+    from orchestrator.core.calendar import CronSchedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +99,11 @@ class JobSpec:
     def schedule_json(self) -> dict[str, object]:
         """How the job is scheduled, for the status document: ``interval`` (``minutes``), ``cron``
         (``expression``, ``timezone``) or ``manual``."""
-        timing = self.schedule
-        if isinstance(timing, CronSchedule):
-            return {"kind": "cron", "expression": timing.expression, "timezone": str(timing.zone)}
-        if isinstance(timing, Schedule):
-            return {"kind": "interval", "minutes": self.interval_minutes}
-        return {"kind": "manual"}
+        if self.manual:
+            return {"kind": "manual"}
+        if self.calendar is not None:
+            return {"kind": "cron", "expression": self.calendar.expression, "timezone": str(self.calendar.zone)}
+        return {"kind": "interval", "minutes": self.interval_minutes}
 
     def schedule_words(self) -> str:
         """The schedule in words, for the log: ``every 30 min (...)``, ``at 30 7 * * 1-5 (Europe/Berlin)``."""
@@ -114,6 +116,10 @@ class JobSpec:
 
 
 def _calendar(timing: Timing | None) -> CronSchedule | None:
+    if timing is None or isinstance(timing, Schedule):  # a service without a calendar job never imports one
+        return None
+    from orchestrator.core.calendar import CronSchedule
+
     return timing if isinstance(timing, CronSchedule) else None
 
 
