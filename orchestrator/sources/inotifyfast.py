@@ -1,5 +1,6 @@
 """watchdog's inotify observer, with each event's cost kept flat in a burst: a rename into a watched folder looks
-for the rename's other half among the events not yet handed on by a lookup, not a scan of all of them."""
+for the rename's other half among the events not yet handed on by a lookup, not a scan of all of them; and the
+deletion of a trigger file we remove ourselves is dropped as soon as it is read (``trigger_files.OwnRemovals``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from dataclasses import dataclass, field
 from watchdog.events import FileSystemEvent
 from watchdog.observers.api import BaseObserver
 
+from orchestrator.sources.trigger_files import OWN_REMOVALS
+
 try:
     from watchdog.observers.inotify import InotifyObserver
 except ImportError:  # not Linux: the platform's observer, without full move events
     InotifyObserver = None  # type: ignore[assignment,misc]
 try:
     from watchdog.observers.inotify import InotifyFullEmitter, InotifyWatchGroup
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
     from watchdog.observers.inotify_move_event_grouper import (
         GroupedInotifyEvent,
         InotifyMoveEventGrouper,
@@ -72,7 +76,17 @@ if InotifyMoveEventGrouper is not None:
 
     @dataclass
     class _WatchGroup(InotifyWatchGroup):
+        """watchdog's watch group, with :class:`_Grouper`; it drops the deletions of our own removals at once."""
+
         _move_event_grouper: InotifyMoveEventGrouper = field(default_factory=_Grouper, init=False)
+
+        def on_event(self, event: InotifyEvent) -> None:
+            if event.mask == InotifyConstants.IN_DELETE and OWN_REMOVALS:  # a file's (not a folder's) deletion
+                with self._lock:
+                    path = self._build_event_source_path(event) if self.is_active else None
+                if path is not None and OWN_REMOVALS.claim(path):
+                    return
+            super().on_event(event)
 
     class _Emitter(InotifyFullEmitter):
         """watchdog's full emitter, with :class:`_Grouper`, and a filter that asks once per type of event."""

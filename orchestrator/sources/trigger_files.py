@@ -32,6 +32,43 @@ SAID_NAMES = 3
 """Files named in the one line that says what is wrong with several; the others are counted."""
 
 
+class OwnRemovals:
+    """The paths of the trigger files this process is removing, each told just before its unlink: the watch
+    drops the deletion each one raises as soon as it is read, before watchdog's queues and threads (a burst's
+    removals would cost as much there as its arrivals). Nobody needs that news: the folder's look is ours,
+    and what was heard of the file before is too old to matter by then (``Writers.leave``)."""
+
+    def __init__(self) -> None:
+        self._paths: set[bytes] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._paths)
+
+    def expect(self, path: bytes) -> None:
+        if len(self._paths) >= MAX_OWN_REMOVALS:  # deletions never heard (a folder nobody watches): told again
+            self._paths.clear()
+        self._paths.add(path)
+
+    def unexpect(self, path: bytes) -> None:
+        """The unlink failed: no deletion of ours comes."""
+        self._paths.discard(path)
+
+    def claim(self, path: bytes) -> bool:
+        """Whether a deletion of ``path`` just read is one of ours (it is then forgotten)."""
+        try:
+            self._paths.remove(path)
+        except KeyError:
+            return False
+        return True
+
+
+OWN_REMOVALS = OwnRemovals()
+"""The process's one (the watches are the process's one observer's)."""
+
+MAX_OWN_REMOVALS = 100_000
+"""Removals awaited at most; beyond that the oldest are forgotten and their deletions told as anyone's."""
+
+
 def is_trigger_name(name: str) -> bool:
     return bool(name) and not name.startswith(".") and not name.endswith(".tmp")
 
@@ -183,12 +220,13 @@ class TriggerFolder:
             self._say_problems()
 
     def _remove(self, fd: int, taken: list[TakenFile]) -> None:
+        folder = os.fsencode(os.path.normpath(self.folder)) + b"/"  # as the watch names its files
         for item in taken:
             try:
                 now = os.stat(item.name, dir_fd=fd, follow_symlinks=False)
                 if (now.st_ino, now.st_ctime_ns) != (item.inode, item.changed_ns):
                     continue
-                os.unlink(item.name, dir_fd=fd)
+                _unlink_own(item.name, fd, folder + os.fsencode(item.name))
             except FileNotFoundError:
                 pass  # taken by someone else, or the writer renamed it away
             except OSError as exc:
@@ -262,6 +300,16 @@ class TriggerFolder:
                 named = ", ".join(repr(name) for name in names[:SAID_NAMES])
                 more = f" and {len(names) - SAID_NAMES} more" if len(names) > SAID_NAMES else ""
                 log.warning("%d trigger files in %s (%s%s): each %s", len(names), self.folder, named, more, why)
+
+
+def _unlink_own(name: str, dir_fd: int, path: bytes) -> None:
+    """Unlink ``name``, told to :data:`OWN_REMOVALS` as ``path`` first (and taken back if it fails)."""
+    OWN_REMOVALS.expect(path)
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        OWN_REMOVALS.unexpect(path)
+        raise
 
 
 def _mtime(entry: os.DirEntry[str]) -> float:

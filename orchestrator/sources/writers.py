@@ -28,7 +28,7 @@ name was removed at once): the folder is looked at this long after the creation 
 
 
 MAX_TRACKED_FILES = 10_000
-"""Files tracked before the ones heard of more than :data:`UNCLOSED_SECONDS` ago are dropped."""
+"""Files tracked before those whose news no longer matters are dropped (then again at twice what is left)."""
 UNHEARD_SECONDS = 0.25
 JUST_CREATED = "just created"
 """A file this new that no event has been heard for yet is left for the next look (which its events bring)."""
@@ -62,6 +62,7 @@ class Writers:
         self._clock = clock
         self._files: dict[str, tuple[Heard, float]] = {}
         """name -> (what was heard, when on the monotonic clock)."""
+        self._drop_at = MAX_TRACKED_FILES
         self._lock = threading.Lock()
 
     def leave(self, entry: os.DirEntry[str]) -> str | None:
@@ -71,9 +72,12 @@ class Writers:
         if heard is not None:
             what, at = heard
             since = self._clock.monotonic() - at
-            if what is Heard.MADE:
-                return JUST_CREATED if since < UNHEARD_SECONDS else None
-            return "being written" if what is Heard.WRITING and since < UNCLOSED_SECONDS else None
+            if what is Heard.WRITING:
+                return "being written" if since < UNCLOSED_SECONDS else None
+            if since < UNHEARD_SECONDS:
+                return JUST_CREATED if what is Heard.MADE else None
+            # Older news says no more than the file's own age does, and may be of a file gone since: the
+            # deletions of the files we take are not heard (see TriggerFolder.remove), so nothing forgets them.
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError:
@@ -104,7 +108,7 @@ class Writers:
             return None  # a writer is mid-way; its close follows
         if event.event_type in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED):
             # Written, or renamed into place whole: no need to look at it first (a burst of renames would cost a
-            # stat each, here). Gone already, its deletion comes next and forgets it.
+            # stat each, here). Were it gone already, this news of it is too old to matter soon (see leave).
             self._heard(path, Heard.WHOLE)
             return 0
         try:
@@ -138,13 +142,18 @@ class Writers:
     def _heard(self, path: str, what: Heard) -> None:
         now = self._clock.monotonic()
         with self._lock:
-            if len(self._files) >= MAX_TRACKED_FILES:  # deletes lost (an inotify overflow): forget the old
-                self._files = {n: h for n, h in self._files.items() if now - h[1] < UNCLOSED_SECONDS}
+            if len(self._files) >= self._drop_at:  # the files taken since, or lost to an inotify overflow
+                self._files = {n: h for n, h in self._files.items() if now - h[1] < _MATTERS_FOR[h[0]]}
+                self._drop_at = max(MAX_TRACKED_FILES, 2 * len(self._files))
             self._files[os.path.basename(path)] = (what, now)
 
     def _forget(self, path: str) -> None:
         with self._lock:
             self._files.pop(os.path.basename(path), None)
+
+
+_MATTERS_FOR = {Heard.MADE: UNHEARD_SECONDS, Heard.WRITING: UNCLOSED_SECONDS, Heard.WHOLE: UNHEARD_SECONDS}
+"""How long each news of a file says more than its age (see :meth:`Writers.leave`)."""
 
 
 def _is_new_file(info: os.stat_result | None) -> bool:

@@ -7,10 +7,11 @@ import os
 import queue
 from pathlib import Path
 
-from watchdog.events import FileMovedEvent, FileSystemEvent
+from watchdog.events import FileDeletedEvent, FileMovedEvent, FileSystemEvent
 
 from orchestrator.sources import inotifyfast
 from orchestrator.sources.observer import SharedObserver
+from orchestrator.sources.trigger_files import OWN_REMOVALS, TriggerFolder
 
 WAIT = 5.0
 
@@ -45,3 +46,26 @@ def test_renames_in_within_and_out_are_told_as_moves_in_order(tmp_path: Path) ->
     finally:
         shared.unschedule(watch)
     assert not shared.running
+
+
+def test_the_deletion_of_a_trigger_file_we_take_is_not_told_and_anyone_elses_is(tmp_path: Path) -> None:
+    (watched := tmp_path / "w").mkdir()
+    shared = SharedObserver()
+    heard: queue.SimpleQueue[FileSystemEvent] = queue.SimpleQueue()
+    watch = shared.schedule(os.fspath(watched), recursive=False, handle=heard.put)
+    try:
+        (watched / "ours").touch()
+        folder = TriggerFolder(watched)
+        assert [taken.name for taken in folder.take_all()] == ["ours"]
+        folder.close()
+        (watched / "theirs").touch()
+        os.unlink(watched / "theirs")  # after ours: once its deletion is told, ours would have been
+        deleted = []
+        while os.fspath(watched / "theirs") not in deleted:
+            event = heard.get(timeout=WAIT)
+            if isinstance(event, FileDeletedEvent):
+                deleted.append(event.src_path)
+        assert os.fspath(watched / "ours") not in deleted
+        assert not OWN_REMOVALS, "every removal of ours claimed"
+    finally:
+        shared.unschedule(watch)

@@ -8,7 +8,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from watchdog.events import FileClosedEvent, FileCreatedEvent, FileOpenedEvent
+from watchdog.events import FileClosedEvent, FileCreatedEvent, FileMovedEvent, FileOpenedEvent
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.sources.writers import JUST_CREATED, UNCLOSED_SECONDS, UNHEARD_SECONDS, Writers
@@ -54,3 +54,18 @@ def test_a_writer_that_never_closes_is_waited_for_at_most_a_minute(tmp_path: Pat
     writers.event_delay(FileOpenedEvent(os.fspath(path)))
     clock.advance(timedelta(seconds=UNCLOSED_SECONDS))
     assert writers.leave(entry(path)) is None
+
+
+def test_news_of_a_whole_file_says_no_more_than_its_age_once_it_is_old(tmp_path: Path) -> None:
+    """The deletion of a file we take is not heard: a file made anew under its name, its own events not heard
+    yet, is as new as it is, whatever was heard of the one before."""
+    path = tmp_path / "go"
+    clock = FakeClock(datetime.now(UTC) - timedelta(seconds=0.1))  # a file written now is 0.1 s in its future
+    writers = Writers(clock)
+    path.write_text("")
+    assert writers.event_delay(FileMovedEvent("", os.fspath(path))) == 0
+    assert writers.leave(entry(path)) is None, "renamed into place whole: taken at once"
+    clock.advance(timedelta(seconds=UNHEARD_SECONDS))
+    path.unlink()
+    path.write_text("half a reason")  # its writer's events are on their way
+    assert writers.leave(entry(path)) == JUST_CREATED
