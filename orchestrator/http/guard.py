@@ -110,10 +110,27 @@ class Guard:
         self._rebinding = Spell()
         self._ours: dict[str, Addressed] = {}
         """``Host`` values seen that are names of ours, as parsed: a client sends the same one every time."""
-        self._answers_vary = bool(self.allow_origins) or self.tokens.checked
+        self.checks_tokens = self.tokens.checked
+        self._answers_vary = bool(self.allow_origins) or self.checks_tokens
         """Whether an answer may get CORS headers or a read cookie (else only the legacy cookie's removal)."""
 
     # ---------------------------------------------------------------------------------------- requests
+    @web.middleware
+    async def guard_requests(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The guard, and around it what ``json_errors`` does: the app's one middleware, one coroutine (each
+        layer costs every request a turn), bound to its guard (no lookup in the app per request)."""
+        try:
+            refusal = self.refusal(request)
+            if refusal is not None:
+                return refusal
+            # Set only on a read the read cookie or a stream ticket let in (Tokens.authenticate, recognise).
+            expires = request.get(READ_COOKIE_EXPIRES) if self.checks_tokens else None
+            if expires is not None:
+                return await _until_expiry(request, handler, self.clock, expires)
+            return await handler(request)
+        except (ApiError, web.HTTPException) as exc:
+            return error_answer(request, exc)
+
     def refusal(self, request: web.Request) -> web.StreamResponse | None:
         """The answer to a request the guard stops (or a preflight's), else ``None``: the handler may run."""
         addressed = self._ours.get(request.host)  # (a client sends the same Host every time)
@@ -141,7 +158,7 @@ class Guard:
             if refusal is None and is_trigger(request):
                 refusal = self.admit_trigger()
             return refusal
-        if self.tokens.checked and is_read(request.path):  # (without a token a read is nobody's business)
+        if self.checks_tokens and is_read(request.path):  # (without a token a read is nobody's business)
             if self.token_for_reads:
                 return self.tokens.authenticate(request, cookie_ok=True)
             return self.tokens.recognise(request)
@@ -256,7 +273,7 @@ GUARD = web.AppKey("guard", Guard)
 
 def install(app: web.Application, guard: Guard) -> None:
     app[GUARD] = guard
-    app.middlewares.append(guard_requests)  # answer_headers: called by the answers' one hook (headers.py)
+    app.middlewares.append(guard.guard_requests)  # answer_headers: called by the answers' one hook (headers.py)
 
 
 def own_origin(request: web.Request) -> str:
@@ -273,24 +290,6 @@ def _is_preflight(request: web.Request) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ middlewares
-@web.middleware
-async def guard_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The guard, and around it what ``json_errors`` does, in one middleware and one coroutine: each layer costs
-    every request a turn."""
-    guard = request.app[GUARD]
-    try:
-        refusal = guard.refusal(request)
-        if refusal is not None:
-            return refusal
-        # Set only on a read the read cookie or a stream ticket let in (Tokens.authenticate, recognise).
-        expires = request.get(READ_COOKIE_EXPIRES) if guard.tokens.checked else None
-        if expires is not None:
-            return await _until_expiry(request, handler, guard.clock, expires)
-        return await handler(request)
-    except (ApiError, web.HTTPException) as exc:
-        return error_answer(request, exc)
-
-
 def is_trigger(request: web.Request) -> bool:
     """Whether ``request`` asks a job for a run (by the route it matched, so however its path is spelled)."""
     resource = request.match_info.route.resource
