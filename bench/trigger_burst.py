@@ -46,6 +46,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # ``tests.support`` lives in the checkout, not in the installed package
 
+from orchestrator.store.journal import JOURNAL_FILE_NAME  # noqa: E402
+from orchestrator.store.statefile import read_state_file  # noqa: E402
 from tests.support import PYTHON, ServiceProcess, start_service  # noqa: E402
 
 STATE_FILE = "orchestrator_state.json"
@@ -210,22 +212,28 @@ def seed_state(data_dir: Path) -> None:
 
 
 class StateWatch:
-    """The state file as the service last wrote it, read again only when it changed."""
+    """The state file (with its journal) as the service last wrote it, read again only when either changed."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._seen: tuple[int, int, int] | None = None
+        self._seen: tuple[tuple[int, int, int], ...] | None = None
         self.job: dict[str, Any] = {}
 
     def poll(self) -> dict[str, Any]:
-        with contextlib.suppress(FileNotFoundError):
-            info = os.stat(self._path)
-            seen = (info.st_ino, info.st_size, info.st_mtime_ns)
-            if seen != self._seen:
-                document = json.loads(self._path.read_text())
-                self.job = document["jobs"]["snapshot"] if "jobs" in document else document
+        seen = tuple(_identity(path) for path in (self._path, self._path.with_name(JOURNAL_FILE_NAME)))
+        if seen != self._seen:
+            with contextlib.suppress(OSError, ValueError):
+                self.job = read_state_file(self._path, "snapshot")[0].get("snapshot", {})
                 self._seen = seen
         return self.job
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def wait_until(what: str, check: Any, service: ServiceProcess, timeout: float = WAIT_SECONDS) -> None:

@@ -145,6 +145,8 @@ class JobTable:
         stacks, self._stacks = list(self._stacks.values()), {}
         await asyncio.gather(*(stack.aclose() for stack in stacks))
         self._children.close()
+        if self._shared.states is not None:
+            self._shared.states.close()  # the whole state in its file again, for whoever reads it next
 
     # -------------------------------------------------------------------------------------------- reload
     async def apply(self, wanted: Mapping[str, JobSpec]) -> Plan:

@@ -50,11 +50,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def saved_states(data_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every job's state as the state file in ``data_dir`` holds it, with its journal's records replayed."""
+    from orchestrator.store.statefile import STATE_FILE_NAME, read_state_file
+
+    return read_state_file(data_dir / STATE_FILE_NAME, "snapshot")[0]
+
+
 def saved_state(data_dir: Path, job: str = "snapshot") -> dict[str, Any]:
-    """``job``'s state as the state file in ``data_dir`` holds it (the file holds every job's)."""
-    document = json.loads((data_dir / "orchestrator_state.json").read_text())
-    assert document["version"] == 2, document
-    state: dict[str, Any] = document["jobs"][job]
+    """``job``'s state as the state file in ``data_dir`` holds it (the file holds every job's), with its journal's
+    records replayed."""
+    from orchestrator.store.statefile import STATE_FILE_NAME, read_state_file
+
+    if (data_dir / STATE_FILE_NAME).exists():
+        document = json.loads((data_dir / STATE_FILE_NAME).read_text())
+        assert document["version"] == 2, document
+    state: dict[str, Any] = read_state_file(data_dir / STATE_FILE_NAME, job)[0][job]
     return state
 
 

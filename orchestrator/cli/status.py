@@ -24,7 +24,7 @@ from orchestrator.cli.statusview import format_overview, format_status
 from orchestrator.core.events import iso, utcnow
 from orchestrator.core.records import DEFAULT_JOB
 from orchestrator.store.history import HISTORY_FILE_NAME, read_recent
-from orchestrator.store.statefile import MAX_STATE_FILE_BYTES, STATE_FILE_NAME, jobs_in
+from orchestrator.store.statefile import STATE_FILE_NAME, read_state_file
 
 __all__ = ["cmd_status", "format_status", "offline_status", "recent_runs"]
 
@@ -134,13 +134,12 @@ def from_files(args: argparse.Namespace, job: str | None, source: str) -> int:
 def read_states(data_dir: Path) -> dict[str, dict[str, Any]]:
     """Each job's state document in the state file, by job, in the file's order (a state file of the version
     before several jobs is the job ``snapshot``'s); none if it cannot be read."""
-    from orchestrator.disk.atomic import InvalidDocument, read_json_object
+    from orchestrator.disk.atomic import InvalidDocument
 
     try:
-        document = read_json_object(data_dir / STATE_FILE_NAME, MAX_STATE_FILE_BYTES)
+        return read_state_file(data_dir / STATE_FILE_NAME, DEFAULT_JOB)[0]
     except (OSError, InvalidDocument):
         return {}
-    return jobs_in(document, DEFAULT_JOB) or {}
 
 
 def offline_status(

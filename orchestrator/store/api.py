@@ -171,6 +171,9 @@ class JobStates(Protocol):
     def jobs(self) -> frozenset[str]:
         """The jobs a state is kept for, configured or not."""
 
+    def close(self) -> None:
+        """At a clean stop, once no job saves any more: anything kept aside for speed (a journal) is folded in."""
+
 
 class RunLogs(Protocol):
     """The run log files: one append-only log per run, named by the history's ``log_path``. Reads and writes

@@ -13,6 +13,12 @@ Each job sees the file through its own :class:`JobStateStore` (the :class:`~orch
 the runner uses). A save writes that job's new state together with every other job's last known one (as last
 read or saved), the states of jobs no longer configured included: a job removed from the jobs file finds its
 pending triggers and its pause again when it comes back.
+
+A save is most often one record appended to the journal beside the file (:mod:`orchestrator.store.journal`:
+the states that changed, one ``fdatasync``); the file is written whole at the first save after a start that
+found records in the journal, once the journal is big, after a save failed, and at a clean stop, and then says
+up to which record it holds (``"journal"``). What the state is, is the file with the journal's records after
+that one replayed on it (:func:`read_state_file`, for every reader).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 from orchestrator.core.records import DEFAULT_JOB, State
 from orchestrator.core.streak import Streak
 from orchestrator.disk.atomic import InvalidDocument, read_json_object, write_json_atomic
+from orchestrator.store.journal import COMPACT_BYTES, JOURNAL_FILE_NAME, Journal, Record
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,35 @@ def _one_jobs(document: Mapping[str, Any], job: str) -> dict[str, Any]:
     return state
 
 
+def read_state_file(path: Path, default_job: str) -> tuple[dict[str, dict[str, Any]], int, int]:
+    """Each job's state document (see :func:`jobs_in`) in the state file at ``path`` with its journal's records
+    replayed; the last record's number, and the journal's size (-1: no file, or one of an older version: to be
+    written whole). No file: none. ``OSError`` or
+    :class:`~orchestrator.disk.atomic.InvalidDocument` if the file cannot be used (the journal's bad tail is
+    not: reading stops there)."""
+    try:
+        document = read_json_object(path, MAX_STATE_FILE_BYTES)
+    except FileNotFoundError:
+        document = {}
+    jobs = jobs_in(document, default_job)
+    if jobs is None:
+        raise InvalidDocument(path, "its 'jobs' is not an object")
+    if "jobs" in document and len(jobs) < len(document["jobs"]):
+        damaged = sorted(set(document["jobs"]) - set(jobs))
+        log.warning("state file %s: the state of %s is damaged; starting it afresh", path, damaged)
+    after = document.get("journal", 0)
+    records, last, size = Journal(path.with_name(JOURNAL_FILE_NAME)).read(
+        after if isinstance(after, int) else 0, MAX_STATE_FILE_BYTES
+    )
+    for record in records:
+        for name, state in record.jobs.items():
+            if state is None:
+                jobs.pop(name, None)
+            else:
+                jobs[name] = state
+    return jobs, last, size if "journal" in document else -1
+
+
 class StateFile:
     """Every job's state in one file; :meth:`job` is one job's view of it.
 
@@ -78,7 +114,7 @@ class StateFile:
         self._known: dict[str, dict[str, Any]] | None = None
         """Each job's state document as last read or saved; ``None`` until the file is first read."""
         self._views: dict[str, JobStateStore] = {}
-        self._parsed: tuple[tuple[int, int, int, int], dict[str, dict[str, Any]]] | None = None
+        self._parsed: tuple[object, dict[str, dict[str, Any]]] | None = None
         """The file's jobs as last parsed, with the file's identity then (device, inode, size, mtime): a
         hundred jobs loading at start read and parse it once, not once each."""
         self._saves = Streak()
@@ -90,6 +126,16 @@ class StateFile:
         """Held across a write of the file."""
         self._written = 0
         """The last save whose document is on the file (or a later one's, which holds it)."""
+        self._journal = Journal(path.with_name(JOURNAL_FILE_NAME))
+        self._on_disk: dict[str, dict[str, Any]] | None = None
+        """Each job's state as the file and its journal hold it (``None``: not known: the next save writes the
+        file whole). Guarded by ``_writing``, as the three below."""
+        self._record = 0
+        """The last journal record's number (the file holds the records up to its own ``journal``)."""
+        self._journal_bytes = 0
+        self._whole_next = False
+        """The next save writes the file whole (the journal holds records from before this start, is big, or
+        a save failed: what the journal holds is not known)."""
 
     def job(self, name: str) -> JobStateStore:
         """``name``'s state (the same view each time it is asked for)."""
@@ -152,9 +198,10 @@ class StateFile:
                 error = ""
             else:
                 try:
-                    write_json_atomic(self.path, document)
+                    self._store(document["jobs"])
                 except (OSError, ValueError) as exc:
                     error = _why(exc)
+                    self._whole_next = True
                 else:
                     error, self._written = "", seq
             if error and self._saves.failed():
@@ -162,6 +209,40 @@ class StateFile:
             elif not error and self._saves.recovered():
                 log.info("state saved to %s again", self.path)
             return error
+
+    def _store(self, jobs: dict[str, dict[str, Any]]) -> None:
+        """Put ``jobs`` on disk: the states that changed as one journal record, or the file whole. Called with
+        ``_writing`` held."""
+        on_disk = self._on_disk
+        if on_disk is None or self._whole_next or self._journal_bytes >= COMPACT_BYTES:
+            self._compact(jobs)
+            return
+        # A job's state document is replaced on each change, never changed in place: identity says what changed.
+        changed: dict[str, dict[str, Any] | None] = {n: s for n, s in jobs.items() if on_disk.get(n) is not s}
+        changed.update({name: None for name in on_disk.keys() - jobs.keys()})
+        if not changed:
+            return
+        self._record += 1  # never taken back: a record that failed may be on disk, numbered so
+        self._journal_bytes = self._journal.append(Record(self._record, changed))
+        self._on_disk = dict(jobs)
+
+    def _compact(self, jobs: dict[str, dict[str, Any]]) -> None:
+        """Write the file whole, holding every record so far, then empty the journal."""
+        self._on_disk = None
+        write_json_atomic(self.path, {"version": STATE_FILE_VERSION, "jobs": jobs, "journal": self._record})
+        self._on_disk, self._whole_next = dict(jobs), False
+        with contextlib.suppress(OSError):  # its records are skipped from now on anyway
+            self._journal.clear()
+            self._journal_bytes = 0
+
+    def close(self) -> None:
+        """At a clean stop: the journal's records go into the file, which then holds the whole state alone."""
+        with self._lock:
+            known = dict(self._known) if self._known is not None else None
+        with self._writing:
+            if known is not None and self._journal_bytes:
+                with contextlib.suppress(OSError, ValueError):  # the journal keeps them; the next start reads it
+                    self._compact(known)
 
     def _all(self) -> dict[str, dict[str, Any]]:
         if self._known is None:
@@ -175,33 +256,38 @@ class StateFile:
             return self._parse()
         except (InvalidDocument, OSError) as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt")
-            with contextlib.suppress(OSError):
-                os.replace(self.path, aside)
+            for path in (self.path, self._journal.path):  # the journal's records are about that file
+                with contextlib.suppress(OSError):
+                    os.replace(path, path.with_name(f"{path.name}.corrupt"))
+            with self._writing:
+                self._on_disk = None  # written whole at the next save
             log.warning("state file %s is unusable (%s); moved it to %s and starting fresh", self.path, exc, aside)
             return {}
 
     def _parse(self) -> dict[str, dict[str, Any]]:
-        """Every job's state document in the file (none if there is no file); raises ``OSError`` or
-        :class:`~orchestrator.disk.atomic.InvalidDocument` if it cannot be read."""
-        try:
-            info = os.stat(self.path)
-        except FileNotFoundError:
-            return {}
-        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        """Every job's state document in the file and its journal (none if there is no file); raises ``OSError``
+        or :class:`~orchestrator.disk.atomic.InvalidDocument` if the file cannot be read."""
+        identity = (_identity(self.path), _identity(self._journal.path))
         if self._parsed is not None and self._parsed[0] == identity:
             return dict(self._parsed[1])
-        try:
-            document = read_json_object(self.path, MAX_STATE_FILE_BYTES)
-        except FileNotFoundError:
-            return {}
-        jobs = jobs_in(document, self.default_job)
-        if jobs is None:
-            raise InvalidDocument(self.path, "its 'jobs' is not an object")
-        if "jobs" in document and len(jobs) < len(document["jobs"]):
-            damaged = sorted(set(document["jobs"]) - set(jobs))
-            log.warning("state file %s: the state of %s is damaged; starting it afresh", self.path, damaged)
+        with self._writing:  # what is on disk, with no save half-way
+            jobs, last, size = read_state_file(self.path, self.default_job)
+            self._record = max(self._record, last)
+            self._on_disk, self._journal_bytes = dict(jobs), max(size, 0)
+            # Written whole at the first save: records from before this start (a crash), no file yet, or one of
+            # an older version.
+            self._whole_next = self._whole_next or size != 0
         self._parsed = (identity, jobs)
         return dict(jobs)
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    """Device, inode, size and change time (zeros for no file): what says a file was not changed since."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0, 0, 0)
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 class JobStateStore:

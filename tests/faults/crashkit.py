@@ -11,7 +11,6 @@ its job's lock taken journals ``overlap JOB RUN`` (two runs of one job at once),
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
@@ -26,6 +25,8 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from orchestrator.store.journal import JOURNAL_FILE_NAME
+from orchestrator.store.statefile import STATE_FILE_NAME, read_state_file
 from tests.support import ServiceProcess, job_command
 
 JOB = r"""
@@ -141,9 +142,10 @@ class Killer:
         name = os.path.basename(os.fsdecode(event.dest_path or event.src_path))
         kind = event.event_type
         if self.moment == "state-saved":
-            # Renamed into place from the data folder's .tmp sub-folder: a move, or a creation as seen here.
-            hits = int(name == "orchestrator_state.json" and kind in ("moved", "created"))
-        elif self.moment == "a-saved" and name == "orchestrator_state.json" and kind in ("moved", "created"):
+            # Renamed into place from the data folder's .tmp sub-folder (a move, or a creation as seen here), or
+            # a record appended to its journal.
+            hits = int(_state_saved(name, kind))
+        elif self.moment == "a-saved" and _state_saved(name, kind):
             completed = completed_runs_of_a(self._service.data_dir)
             hits, self._completed_a = len(completed - self._completed_a), self._completed_a | completed
         elif self.moment == "history-write":
@@ -183,10 +185,16 @@ class Killer:
         self._observer.join(timeout=5)
 
 
+def _state_saved(name: str, kind: str) -> bool:
+    if name == STATE_FILE_NAME:
+        return kind in ("moved", "created")
+    return name == JOURNAL_FILE_NAME and kind in ("modified", "created")
+
+
 def completed_runs_of_a(data_dir: Path) -> set[str]:
-    """The last run of job ``a`` in the state file, if it completed (as a set: none or one)."""
+    """The last run of job ``a`` in the state file (and its journal), if it completed (as a set: none or one)."""
     try:
-        last = json.loads((data_dir / "orchestrator_state.json").read_text())["jobs"]["a"]["lastRun"]
+        last = read_state_file(data_dir / STATE_FILE_NAME, "snapshot")[0]["a"]["lastRun"]
     except (OSError, ValueError, KeyError, TypeError):
         return set()
     return {last["runId"]} if isinstance(last, dict) and last.get("status") == "completed" else set()

@@ -21,6 +21,7 @@ from orchestrator.core.events import Source, iso
 from orchestrator.core.records import Pause, State
 from orchestrator.http import pause
 from orchestrator.service import Orchestrator
+from orchestrator.store.journal import JOURNAL_FILE_NAME
 from orchestrator.store.statefile import StateFile
 from tests.fakes import T0, ScriptedJob, Services, assert_idle, ended, minutes, settle
 from tests.support import PYTHON, ServiceProcess, saved_state, start_service
@@ -138,8 +139,10 @@ async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
     service: Orchestrator, clock: FakeClock, job: ScriptedJob, caplog: pytest.LogCaptureFixture
 ) -> None:
     state_path = service.settings.store.state_path
-    state_path.unlink()
-    state_path.mkdir()  # the atomic rename onto it fails, as on a full or read-only disk
+    journal = state_path.with_name(JOURNAL_FILE_NAME)
+    for path in (state_path, journal):  # the atomic rename onto it, or the append, fails, as on a full disk
+        path.unlink(missing_ok=True)
+        path.mkdir()
     outcome = pause.pause(service, "disk trouble")
     assert outcome.changed and not outcome.saved
     assert "cannot save state" in caplog.text
@@ -148,6 +151,7 @@ async def test_a_pause_that_cannot_be_saved_still_holds_and_says_so(
     assert_idle(service)
     assert job.started.empty(), "the pause holds in memory"
     state_path.rmdir()
+    journal.rmdir()
     assert pause.resume(service).saved
     assert saved_state(state_path.parent)["paused"] is None
     assert (await job.next_start()).ctx.source is Source.TIMER

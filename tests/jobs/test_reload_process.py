@@ -5,7 +5,6 @@ and a broken file leaves everything as it was."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support import PYTHON, ServiceProcess, next_status, sse_stream
+from tests.support import PYTHON, ServiceProcess, next_status, saved_states, sse_stream
 
 pytestmark = pytest.mark.process
 
@@ -60,7 +59,7 @@ def root(tmp_path: Path) -> Path:
 
 async def test_sighup_while_runs_go_on_applies_the_file_and_loses_nothing(service_factory: Any, root: Path) -> None:
     service: ServiceProcess = service_factory("--jobs", "jobs.toml", "--log-level", "info")
-    await logged(service, "snap: run")  # the interval job's first run
+    await logged(service, "snap: run", 2)  # the interval job's first run: started, completed (its line written)
     (root / "triggers" / "gone" / "once").touch()
     await logged(service, "gone: run", 2)  # started, completed
     (root / "triggers" / "slow" / "go").touch()
@@ -82,7 +81,7 @@ async def test_sighup_while_runs_go_on_applies_the_file_and_loses_nothing(servic
     (root / "work" / "gate-slow").touch()
     await logged(service, "job slow changed")
     await logged(service, "slow: run", 4)  # started, ended; the successor's started, ended
-    state = json.loads((root / "data" / "orchestrator_state.json").read_text())
+    state = {"jobs": saved_states(root / "data")}
     assert sorted(state["jobs"]) == ["extra", "gone", "slow", "snap"], "a removed job's state stays"
     assert service.stop() == 0
     runs = lines(root)
@@ -109,7 +108,7 @@ async def test_a_job_gone_from_the_file_across_a_crash_has_its_run_closed_and_it
         (root / "triggers" / "slow" / "go").touch()
         # Its job reported: it runs (its process group saved), and waits for a gate that never comes.
         await next_status(events, lambda doc: doc["progress"]["progress"] == 50)
-    state = json.loads((root / "data" / "orchestrator_state.json").read_text())
+    state = {"jobs": saved_states(root / "data")}
     run = state["jobs"]["slow"]["current"]
     assert run is not None and alive(run["pid"])
     first.stop(signal.SIGKILL)
@@ -120,7 +119,7 @@ async def test_a_job_gone_from_the_file_across_a_crash_has_its_run_closed_and_it
     await logged(second, "job slow is not in the jobs file, but a run of it was in flight: closing it")
     # Ready means started: the run was closed and its process group stopped before the service answered.
     assert not alive(run["pid"]), "stopped before any job starts"
-    state = json.loads((root / "data" / "orchestrator_state.json").read_text())
+    state = {"jobs": saved_states(root / "data")}
     assert state["jobs"]["slow"]["current"] is None and state["jobs"]["slow"]["leftovers"] == []
     recorded = second.get_json("/api/runs?limit=10")["runs"]
     slow = [r for r in recorded if r["job"] == "slow"]

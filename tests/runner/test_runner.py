@@ -358,10 +358,14 @@ async def test_a_run_the_last_service_died_in_is_told_as_finished_at_the_next_st
     finally:
         landed.close()
     # The service "dies": its files still say the run is current. A new service recovers it.
-    state_file = tmp_path / "data" / "orchestrator_state.json"
-    state, progress = state_file.read_text(), progress_file.read_text()
+    state_files = [tmp_path / "data" / name for name in ("orchestrator_state.json", "orchestrator_state.journal")]
+    states, progress = [path.read_bytes() if path.exists() else None for path in state_files], progress_file.read_text()
     await first.stop()
-    state_file.write_text(state)
+    for path, content in zip(state_files, states, strict=True):
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(content)
     progress_file.write_text(progress)
     second = services.build(job=ScriptedJob())
     heard = Recorder()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.store import HISTORY_FILE_NAME, Stores, open_stores
+from orchestrator.store.journal import JOURNAL_FILE_NAME
 from orchestrator.store.statefile import STATE_FILE_NAME
 
 
@@ -34,6 +35,7 @@ def embedded(data: Path) -> Backend:
     data.mkdir()
     history_file = data / HISTORY_FILE_NAME
     state_file = data / STATE_FILE_NAME
+    journal = data / JOURNAL_FILE_NAME
 
     def break_history() -> None:
         # A folder where the database was: every open of it fails, as on a file system gone read-only or away.
@@ -45,12 +47,14 @@ def embedded(data: Path) -> Backend:
         shutil.rmtree(history_file)
 
     def break_state() -> None:
-        state_file.unlink(missing_ok=True)
-        state_file.mkdir()
-        (state_file / "keep").write_text("a folder the state cannot replace")
+        for path in (state_file, journal):  # a save goes to either
+            path.unlink(missing_ok=True)
+            path.mkdir()
+            (path / "keep").write_text("a folder the state cannot replace")
 
     def mend_state() -> None:
         shutil.rmtree(state_file)
+        shutil.rmtree(journal)
 
     return Backend(
         name="embedded",

@@ -4,7 +4,6 @@ later one, a write that finds a later one on the file is stored already, and a r
 from __future__ import annotations
 
 import errno
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,8 @@ import pytest
 from orchestrator.core.events import Source, Trigger
 from orchestrator.core.records import State
 from orchestrator.store import statefile
-from orchestrator.store.statefile import STATE_FILE_NAME, StateFile
+from orchestrator.store.journal import Journal, Record
+from orchestrator.store.statefile import STATE_FILE_NAME, StateFile, read_state_file
 from tests.fakes import T0
 
 WAIT = 10.0
@@ -29,8 +29,8 @@ def pending(count: int) -> State:
 
 
 def on_file(path: Path) -> dict[str, int]:
-    document = json.loads(path.read_text())
-    return {job: doc["pendingCount"] for job, doc in document["jobs"].items()}
+    """Each job's pending count as the file and its journal hold it."""
+    return {job: doc["pendingCount"] for job, doc in read_state_file(path, "snapshot")[0].items()}
 
 
 # Each step: ("prepare", name, job, pending) takes a save for later; ("write", name) writes it; ("save", job,
@@ -85,12 +85,17 @@ def test_a_refused_write_says_so_until_a_later_save_is_stored(tmp_path: Path, mo
     def full(path: Path, document: dict[str, Any], *, durable: bool = True) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    def journal_full(journal: Journal, record: Record) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(statefile, "write_json_atomic", full)
+    monkeypatch.setattr(Journal, "append", journal_full)
     refused = view.prepare(pending(1))
     assert not refused() and view.last_error == "No space left on device"
     assert not (tmp_path / STATE_FILE_NAME).exists()
     older = view.prepare(pending(2))
     monkeypatch.setattr(statefile, "write_json_atomic", real)
+    monkeypatch.undo()
     assert view.save(pending(3)) and view.last_error == ""
     assert older(), "a later document on the file holds it"
     assert on_file(file.path) == {"snapshot": 3}
@@ -113,7 +118,20 @@ def test_a_save_on_the_loop_waits_for_a_write_in_flight_and_lands_after_it(
         real(path, document, durable=durable)
         order.append(count)
 
+    real_append = Journal.append
+
+    def slow_append(journal: Journal, record: Record) -> int:
+        state = record.jobs["snapshot"]
+        assert state is not None
+        if state["pendingCount"] == 1:
+            inside.set()
+            assert release.wait(WAIT)
+        size = real_append(journal, record)
+        order.append(state["pendingCount"])
+        return size
+
     monkeypatch.setattr(statefile, "write_json_atomic", slow)
+    monkeypatch.setattr(Journal, "append", slow_append)
     in_flight = view.prepare(pending(1))
     thread = threading.Thread(target=in_flight)
     thread.start()

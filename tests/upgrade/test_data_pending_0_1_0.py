@@ -18,7 +18,7 @@ import requests
 
 from orchestrator.core.events import Source
 from orchestrator.store.history import HISTORY_FILE_NAME, read_recent
-from tests.support import PYTHON, ServiceProcess, job_command, next_status, saved_state, sse_stream
+from tests.support import PYTHON, ServiceProcess, job_command, next_status, saved_state, saved_states, sse_stream
 
 pytestmark = pytest.mark.process
 
@@ -152,7 +152,7 @@ async def test_with_a_jobs_file_the_other_jobs_start_afresh_and_follow_the_upgra
     assert by_job["adhoc"] == []
     assert len(runs) == 5
 
-    states = json.loads((service.data_dir / "orchestrator_state.json").read_text())["jobs"]
+    states = saved_states(service.data_dir)
     assert states["snapshot"]["paused"] == PAUSED
     assert states["report"]["paused"] is None and states["report"]["lastRun"]["runId"] == started[1]
     assert states.get("adhoc", {}).get("paused") is None, "no pause but the default job's"
