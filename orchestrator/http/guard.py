@@ -10,8 +10,8 @@ response hook:
    before anything is read), CORS preflight answers, refusal of cross-site state-changing requests, the
    bearer token, and the trigger rate limit (one limit for the triggers of every job, whichever path they take:
    a flood spread over the jobs is the same flood).
-3. ``Guard.answer_headers`` (in ``on_response_prepare``, called by the one hook of orchestrator/http/headers.py): CORS
-   headers for allowed origins on ``/api/*``, and the read cookie (below). It is a hook, not a middleware,
+3. ``Guard.answer_headers`` (in ``on_response_prepare``, called by the one hook of orchestrator/http/headers.py):
+   CORS headers for allowed origins on ``/api/*``, and the read cookie (below). It is a hook, not a middleware,
    because the event stream's handler sends its headers itself, before a middleware could add any.
 
 The headers that tell a browser what it may do with the page (CSP, framing) are ``orchestrator/http/headers.py``.
@@ -289,7 +289,7 @@ def _is_preflight(request: web.Request) -> bool:
     )
 
 
-# ------------------------------------------------------------------------------------------ middlewares
+# ------------------------------------------------------------------------------------- what it asks
 def is_trigger(request: web.Request) -> bool:
     """Whether ``request`` asks a job for a run (by the route it matched, so however its path is spelled)."""
     resource = request.match_info.route.resource
