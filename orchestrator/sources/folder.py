@@ -185,7 +185,7 @@ class FolderSource:
                     for trigger in triggers:
                         self._queue.put_nowait(trigger)
                     handed.append(_Handed(taken, receipt, now))
-                while handed and handed[0].receipt.settled:  # saved by now: removed now, not after the last
+                while handed and (handed[0].receipt.settled or len(handed) > UNSAVED_BATCHES):  # saved: removed now
                     self._refused |= not await self._removed_once_saved(handed.popleft(), removals, taken_log)
                 if self._refused:
                     break
@@ -276,6 +276,10 @@ def _triggers(taken: list[TakenFile], now: datetime, receipt: Receipt) -> list[T
 TAKE_BATCH = 1024
 """Trigger files taken per trip to the worker thread (a few milliseconds of work there, and about as much on
 the loop to hand them over): what a burst shows the runner at a time, in one save, and what a stop waits for."""
+
+UNSAVED_BATCHES = 2
+"""Batches of a burst handed over and not yet saved, at most (the next is read meanwhile): each of the runner's
+turns on the event loop takes no more than this many batches."""
 
 LOOP_FILES = 8
 """Files a look takes right on the event loop, when the last look left the folder empty."""
