@@ -5,6 +5,7 @@ thread of its own), and each event goes to the handler of the watch that queued 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Callable
 
@@ -47,6 +48,11 @@ KEPT_EVENTS: list[type[FileSystemEvent]] = [
 (an echo of a change of one of its entries, which has its own event) and a file closed without a write (each
 read of a file raises one). A burst of ten thousand trigger files, each read by us, would raise 40,000 of them."""
 
+GIL_SWITCH_SECONDS = 0.001
+"""How long a thread keeps the GIL once another asks for it (Python's default: 5 ms), set for the process when
+the observer starts: its threads and the triggers folders' hold the GIL in turns through a burst of files, and
+the event loop, waiting its turn behind each, kept an HTTP request waiting tens of milliseconds at the default."""
+
 Handler = Callable[[FileSystemEvent], None]
 """Told of an event, on an observer's thread (or, for a replaced observer's hint, on the caller's)."""
 
@@ -82,6 +88,7 @@ class SharedObserver:
             observer = self._observer
             if observer is None:
                 observer = new_inotify_observer() or Observer()
+                sys.setswitchinterval(GIL_SWITCH_SECONDS)
                 observer.name = "watches"
                 observer.daemon = True
                 observer.dispatch_events = self._dispatch  # type: ignore[method-assign]
