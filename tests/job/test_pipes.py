@@ -94,7 +94,6 @@ async def test_the_job_s_pipes_are_made_big() -> None:
 async def test_a_line_printed_alone_is_logged_while_the_job_runs(tmp_path: Path) -> None:
     fifo = tmp_path / "go"
     os.mkfifo(fifo)
-    go = os.open(fifo, os.O_RDWR)  # never blocks; the job's read ends once this is closed
     script = f"print('first', flush=True); open({str(fifo)!r}).read(); print('last')"
     first = asyncio.Event()
     lines: list[str] = []
@@ -103,14 +102,25 @@ async def test_a_line_printed_alone_is_logged_while_the_job_runs(tmp_path: Path)
         lines.append(text)
         first.set()
 
+    def release() -> None:
+        """Let the job go on: opening the FIFO to write waits until the job has it open to read (a write made
+        before that, into a FIFO nobody reads, would be thrown away with it and the job would wait for ever)."""
+        go = os.open(fifo, os.O_WRONLY)
+        try:
+            os.write(go, b"go")
+        finally:
+            os.close(go)
+
     ctx = RunContext("20260120T100000Z-00000p", Source.HTTP, "", tmp_path / "progress.json", output)
     job = asyncio.ensure_future(SubprocessJob([sys.executable, "-c", script]).run(ctx, lambda parsed: None))
+    async with asyncio.timeout(10):
+        await first.wait()
+    assert lines == ["first"]
     try:
         async with asyncio.timeout(10):
-            await first.wait()
-        assert lines == ["first"]
-        os.write(go, b"go")
-    finally:
-        os.close(go)
+            await asyncio.to_thread(release)
+    except TimeoutError:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # frees the thread stuck in its open
+        raise
     assert (await job).status is RunStatus.COMPLETED
     assert lines == ["first", "last"]
