@@ -13,13 +13,16 @@ numbered at or below the state file's ``journal`` are in the state file already 
 the journal did not land) and are skipped.
 
 The file is opened for each append and closed after it (a file kept open for writing would keep its file
-system from being remounted read-only), without following a symlink, owner-only."""
+system from being remounted read-only), without following a symlink, owner-only. Anything else at its name (a
+symlink, a file with other hard links, a FIFO) is not the journal: a reader sees no records in it, and a writer
+removes the name (never what it leads to, one log line) and makes the journal anew."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import json
+import logging
 import os
 import stat
 import zlib
@@ -29,6 +32,8 @@ from typing import Any
 
 from orchestrator.disk.atomic import InvalidDocument
 from orchestrator.disk.datadir import open_file
+
+log = logging.getLogger(__name__)
 
 JOURNAL_FILE_NAME = "orchestrator_state.journal"
 BLOCK = 4096
@@ -104,19 +109,19 @@ class Journal:
 
     def read(self, after: int, limit: int) -> tuple[list[Record], int, int]:
         """Its records after ``after`` (see :func:`decode`), the last one's number, and the file's size (0: no
-        file). ``InvalidDocument`` if it is not a regular file or bigger than ``limit``."""
+        file, or something that is not the journal at its name). ``InvalidDocument`` if it is bigger than
+        ``limit``."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return [], after, 0
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise InvalidDocument(self.path, "is a symlink (not followed)") from None
+                return [], after, 0  # a symlink: not ours (the next save replaces it)
             raise
         with os.fdopen(fd, "rb") as src:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise InvalidDocument(self.path, "is not a regular file")
+            if _foreign(os.fstat(fd)):
+                return [], after, 0
             data = src.read(limit + 1)
         if len(data) > limit:
             raise InvalidDocument(self.path, f"larger than {limit} bytes")
@@ -129,15 +134,9 @@ class Journal:
         data = encode(record)
         folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            fd, made = self._open(folder)
             try:
-                fd, made = open_file(self.path.name, os.O_WRONLY, dir_fd=folder), False
-            except FileNotFoundError:
-                fd, made = open_file(self.path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder), True
-            try:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise InvalidDocument(self.path, "is not a regular file")
-                size = info.st_size
+                size = os.fstat(fd).st_size
                 try:
                     written = 0
                     while written < len(data):
@@ -160,13 +159,41 @@ class Journal:
         numbered at or below the state file's ``journal``, and skipped."""
         folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = open_file(self.path.name, os.O_WRONLY, dir_fd=folder)
-        except FileNotFoundError:
-            return
+            if not self._replace_foreign(folder):
+                with contextlib.suppress(FileNotFoundError):
+                    fd = open_file(self.path.name, os.O_WRONLY, dir_fd=folder)
+                    try:
+                        os.ftruncate(fd, 0)
+                    finally:
+                        os.close(fd)
         finally:
             os.close(folder)
+
+    def _open(self, folder: int) -> tuple[int, bool]:
+        """The journal open for writing in ``folder``, and whether it was made now (anything else at its name
+        removed first)."""
+        self._replace_foreign(folder)
         try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)
+            return open_file(self.path.name, os.O_WRONLY, dir_fd=folder), False
+        except FileNotFoundError:
+            return open_file(self.path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=folder), True
+
+    def _replace_foreign(self, folder: int) -> bool:
+        """Remove what is at the journal's name if it is not the journal (the name only: a symlink's target or
+        a hard link's other names are left as they are); whether something was removed."""
+        try:
+            info = os.stat(self.path.name, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if not _foreign(info):
+            return False
+        what = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a file of its own"
+        os.unlink(self.path.name, dir_fd=folder)  # a folder there raises: saves fail, said by the state file
+        log.warning("state journal %s was %s; removed it (what it led to is untouched) and began anew", self.path, what)
+        return True
+
+
+def _foreign(info: os.stat_result) -> bool:
+    """Not the journal: anything but a regular file with no other name (a hard link would have a truncate or an
+    append land in a file somewhere else)."""
+    return not stat.S_ISREG(info.st_mode) or info.st_nlink != 1

@@ -28,6 +28,7 @@ from orchestrator.core.events import iso
 from orchestrator.disk.atomic import TEMP_FOLDER_NAME
 from orchestrator.live.progress import PROGRESS_FILE_NAME
 from orchestrator.store.history import HISTORY_FILE_NAME
+from orchestrator.store.journal import JOURNAL_FILE_NAME
 from orchestrator.store.lock import LOCK_FILE_NAME
 from orchestrator.store.runlogs import LOGS_DIR_NAME
 from orchestrator.store.schema import SCHEMA
@@ -342,6 +343,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 PLANTS: dict[str, Callable[[Path, Path], None]] = {
     LOCK_FILE_NAME: lambda data, victim: plant_file(data, LOCK_FILE_NAME, victim),
+    JOURNAL_FILE_NAME: lambda data, victim: plant_file(data, JOURNAL_FILE_NAME, victim),
     LOGS_DIR_NAME: lambda data, victim: plant_folder(data, LOGS_DIR_NAME, victim),
     TEMP_FOLDER_NAME: lambda data, victim: plant_folder(data, TEMP_FOLDER_NAME, victim),
     "runs.sqlite3-wal": lambda data, victim: plant_file(data, "runs.sqlite3-wal", victim),

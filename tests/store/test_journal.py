@@ -5,8 +5,13 @@ then, and at a clean stop."""
 from __future__ import annotations
 
 import json
+import os
+import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from orchestrator.core.events import Source, Trigger
 from orchestrator.core.records import Pause, State
@@ -143,3 +148,30 @@ def test_a_version_2_file_of_before_the_journal_loads_and_is_written_whole_at_th
     assert states.job("snapshot").save(pending(4))
     assert json.loads(path.read_text())["jobs"]["snapshot"]["pendingCount"] == 3, "then journaled"
     assert counts(path) == {"snapshot": 4, "report": 1}
+
+
+@pytest.mark.parametrize("plant", [os.symlink, os.link], ids=["symlink", "hard link"])
+def test_a_link_at_the_journal_s_name_is_never_read_nor_written_through(
+    tmp_path: Path, plant: Callable[[Path, Path], None]
+) -> None:
+    """A symlink or a hard link there is not the journal: its content is no record, and the next save removes
+    the name and writes a journal of its own, the file the link led to untouched."""
+    path = tmp_path / STATE_FILE_NAME
+    first = StateFile(path)
+    assert first.job("snapshot").save(pending(1))  # the file, written whole
+    assert first.job("snapshot").save(pending(2))  # a record
+    journal = tmp_path / JOURNAL_FILE_NAME
+    victim = tmp_path / "victim"
+    before = journal.read_bytes()  # a record that would read as the journal's, were it followed
+    victim.write_bytes(before)
+    journal.unlink()
+    plant(victim, journal)
+
+    states = StateFile(path)
+    assert states.job("snapshot").load().pending_count == 1, "the link's record is not the state's"
+    assert states.job("snapshot").save(pending(3))
+    assert states.job("snapshot").save(pending(4))
+    assert victim.read_bytes() == before, "nothing truncated or appended there"
+    info = os.lstat(journal)
+    assert stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+    assert counts(path) == {"snapshot": 4}
