@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from orchestrator.config import JobSettings, Settings, StoreSettings
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.events import RunStatus
+from orchestrator.core.records import State
 from orchestrator.core.steps import Parsed, StepReport
 from orchestrator.job.protocol import JobResult, Report, RunContext, Started
 from orchestrator.jobsfile import parse_jobs
@@ -222,3 +224,46 @@ class Services:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+class MemoryStates:
+    """One job's state in memory (a :class:`~orchestrator.store.api.StateStore`), every stored save in
+    ``saved``. ``refuse`` fails saves as a full disk would. The second half of a save split by :meth:`prepare`
+    (the call a burst makes on a worker thread) sets ``writing``, waits for ``gate`` (open unless ``gated``),
+    fails also when ``refuse_thread``, and keeps its state in ``on_thread`` too."""
+
+    def __init__(self, *, gated: bool = False, wait: float = 10.0) -> None:
+        self.saved: list[State] = []
+        self.on_thread: list[State] = []
+        self.refuse = False
+        self.refuse_thread = False
+        self.last_error = ""
+        self.writing = threading.Event()
+        self.gate = threading.Event()
+        if not gated:
+            self.gate.set()
+        self._wait = wait
+
+    def load(self) -> State:
+        return State()
+
+    def save(self, state: State) -> bool:
+        if self.refuse:
+            self.last_error = "refused"
+            return False
+        self.saved.append(state)
+        return True
+
+    def prepare(self, state: State) -> Callable[[], bool]:
+        def write() -> bool:
+            self.writing.set()
+            assert self.gate.wait(self._wait)
+            if self.refuse_thread:
+                self.last_error = "refused"
+                return False
+            if not self.save(state):
+                return False
+            self.on_thread.append(state)
+            return True
+
+        return write

@@ -5,8 +5,7 @@ never spawned (the service stops first) gives its triggers back as pending."""
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,36 +21,14 @@ from orchestrator.runner import Runner
 from orchestrator.runner.handoff import Handoff
 from orchestrator.runner.ledger import Ledger
 from orchestrator.runner.slots import Slots
-from tests.fakes import T0, ScriptedJob, settle
-
-
-class Saves:
-    """A job's state in memory, every save kept; ``refuse`` makes saves fail as a full disk would."""
-
-    def __init__(self) -> None:
-        self.saved: list[State] = []
-        self.refuse = False
-        self.last_error = ""
-
-    def load(self) -> State:
-        return State()
-
-    def save(self, state: State) -> bool:
-        if self.refuse:
-            self.last_error = "refused"
-            return False
-        self.saved.append(state)
-        return True
-
-    def prepare(self, state: State) -> Callable[[], bool]:
-        return functools.partial(self.save, state)
+from tests.fakes import T0, MemoryStates, ScriptedJob, settle
 
 
 class Bench:
     def __init__(self, tmp_path: Path, slots: Slots) -> None:
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
         self.job = ScriptedJob()
-        self.store = Saves()
+        self.store = MemoryStates()
         self.ended = asyncio.Event()
         self.runner = Runner(
             queue=self.queue,
@@ -129,7 +106,7 @@ async def test_a_busy_slot_leaves_the_trigger_pending_until_the_slot_is_free(ben
 
 
 async def test_a_run_begun_but_never_spawned_gives_its_triggers_back() -> None:
-    store, slots, work = Saves(), Slots(1), asyncio.Event()
+    store, slots, work = MemoryStates(), Slots(1), asyncio.Event()
     ledger = Ledger(store)
     handoff = Handoff(ledger, slots, work, FakeClock(T0), job="snapshot", stopping=lambda: False)
     waiting = asyncio.create_task(handoff.wait())

@@ -4,61 +4,23 @@ save leaves them with their senders, and a small batch is still saved on the loo
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
 
 from orchestrator.core.events import Receipt, Source, Trigger
-from orchestrator.core.records import State
 from orchestrator.runner.intake import OFF_LOOP_BATCH, Intake
 from orchestrator.runner.ledger import Ledger
-from tests.fakes import T0
+from tests.fakes import T0, MemoryStates
 
 WAIT = 10.0
-
-
-class GatedStore:
-    """Saves kept in memory. A save on the loop goes through unless ``refuse``; a save on a worker thread waits
-    for ``gate`` and then goes through unless ``refuse_thread``."""
-
-    def __init__(self) -> None:
-        self.saved: list[State] = []
-        self.on_thread: list[State] = []
-        self.refuse = False
-        self.refuse_thread = False
-        self.last_error = ""
-        self.writing = threading.Event()
-        self.gate = threading.Event()
-
-    def load(self) -> State:
-        return State()
-
-    def save(self, state: State) -> bool:
-        if self.refuse:
-            self.last_error = "refused"
-            return False
-        self.saved.append(state)
-        return True
-
-    def prepare(self, state: State) -> Callable[[], bool]:
-        def write() -> bool:
-            self.writing.set()
-            assert self.gate.wait(WAIT)
-            if self.refuse_thread:
-                return False
-            self.on_thread.append(state)
-            self.saved.append(state)
-            return True
-
-        return write
 
 
 class Rig:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Trigger] = asyncio.Queue()
-        self.store = GatedStore()
+        self.store = MemoryStates(gated=True, wait=WAIT)
         self.ledger = Ledger(self.store)
         self.intake = Intake(self.queue, self.ledger, lambda: None)
 
