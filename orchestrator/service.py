@@ -71,8 +71,7 @@ class Orchestrator:
             clock=self.clock,
             history=self.history,
             logs=self.logs,
-            # With a jobs file the triggers folder is watched as one tree: one observer for every job's folder.
-            watches=WatchHub(trees=[settings.job.triggers_dir] if jobs is not None else []),
+            watches=WatchHub(),
             states=StateFile(settings.store.state_path, default_job=self.default_job),
             slots=Slots(jobs.max_parallel if jobs is not None else None),
             leave_alone=names,
@@ -99,6 +98,7 @@ class Orchestrator:
         # Before those, after everything the start adds: the watches are stopped by then, and this stops what a
         # failed start left subscribed.
         self._stack.callback(self.shared.watches.stop)
+        self._stack.callback(self.shared.trigger_watches.stop)
         self._stack.push_async_callback(self.table.stop)
         self._stopping = False
         self._reloading = asyncio.Lock()

@@ -1,9 +1,8 @@
 """One job and everything that belongs to it, built from one :class:`JobSpec`: its queue, interval timer and
 trigger folder (the producers), its runner (the one consumer), its progress file and the monitor on it, the
-hub its status is published on, its recent runs and the estimate of when its run ends.
-
-The service (orchestrator/service.py) builds one and starts it in its exit stack; the HTTP room sees it only
-as a read-only status view and a command interface (orchestrator/http/ports.py).
+hub its status is published on, its recent runs and the estimate of when its run ends. The service
+(orchestrator/service.py) builds one and starts it in its exit stack; the HTTP room sees it only as a read-only
+status view and a command interface (orchestrator/http/ports.py).
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from orchestrator.ops.recent import RecentRuns
 from orchestrator.runner import RunListener, Runner
 from orchestrator.runner.slots import Slots
 from orchestrator.sources.folder import FolderSource
+from orchestrator.sources.loopobserver import LoopObserver
 from orchestrator.sources.timer import IntervalTimer
 from orchestrator.sources.watchhub import WatchHub
 from orchestrator.store import JobStates, RunHistory, StateStore
@@ -50,19 +50,21 @@ SAVE_TIMEOUT_SECONDS = 10.0
 
 @dataclass(frozen=True, slots=True)
 class Shared:
-    """What every job's unit shares: the clock, the history and logs, the one hub of folder watches (stopped
-    after the units), the state file of every job, the run slots (``max-parallel``), and the names in the
-    triggers folder that are other jobs' folders (a live set: a reload changes it)."""
+    """What every job's unit shares: the clock, the history and logs, the hubs of folder watches (stopped after
+    the units), the state file of every job, the run slots (``max-parallel``), and the names in the triggers
+    folder that are other jobs' folders (a live set: a reload changes it)."""
 
     clock: Clock
     history: RunHistory
     logs: RunLogs
-    watches: WatchHub
+    watches: WatchHub  # the progress files' (watchdog's observer)
     states: JobStates | None = None
     slots: Slots = field(default_factory=Slots)
     leave_alone: Container[str] = frozenset()
     on_ending: Callable[[RunRecord], None] = lambda run: None
     """Told of each job's run that completed, just before its outcome is saved (the chains)."""
+    trigger_watches: WatchHub = field(default_factory=lambda: WatchHub(observer=LoopObserver()))
+    """The triggers folders' watches, read on the event loop (a touch is heard in the loop's next turn)."""
     status_changes: Changes = field(default_factory=Changes)
     """Counts every job's status documents built (``GET /api/jobs`` answers the same text until it moves)."""
 
@@ -70,7 +72,7 @@ class Shared:
 class JobUnit:
     """One job's parts, wired to each other; its status view and its commands (``request_run``, ``cancel``,
     ``set_pause``). ``listeners``: the runner's run listeners (the recent runs are added here, the caller may add
-    more); ``watches``: the service's one hub of folder watches, shared by every unit, stopped after them."""
+    more)."""
 
     def __init__(self, spec: JobSpec, shared: Shared, *, job: Job | None = None, listeners: list[RunListener]) -> None:
         self.spec = spec
@@ -96,7 +98,8 @@ class JobUnit:
         self.runner = _runner(self, shared, job, listeners)
         self.runner.recover()  # loads the state and closes a run the last service died in, before any reader
         self.timer = IntervalTimer(self.queue, clock, self._due)
-        self.folder = FolderSource(spec.triggers_dir, self.queue, clock, shared.watches, leave_alone=shared.leave_alone)
+        folders, leave_alone = shared.trigger_watches, shared.leave_alone
+        self.folder = FolderSource(spec.triggers_dir, self.queue, clock, folders, leave_alone=leave_alone)
         self.runner.hold_first_run(self.folder.first_look)
         self.checks: Checks = NoChecks()
         self._was_running = False
@@ -334,9 +337,8 @@ async def _saved(trigger: Trigger, store: StateStore) -> Trigger:
 async def _end(task: asyncio.Task[None]) -> None:
     task.cancel()
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     except Exception:
         log.exception("background task %s failed", task.get_name())
 

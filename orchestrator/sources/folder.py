@@ -47,12 +47,13 @@ class _Handed(NamedTuple):
 class FolderSource:
     """Turns files in the triggers folder into ``file`` triggers, consuming each file.
 
-    A look after one that left the folder empty is made right on the event loop, as long as the folder holds
-    no more than :data:`LOOP_FILES` files: that is ``touch triggers/run-now``, and a trip to a worker thread
-    would only add to its latency. Any other look lists and reads the folder on a worker thread,
-    :data:`TAKE_BATCH` files at a time: each batch's triggers are handed over (one save of the state for the
-    whole batch) while the next batch is read, and its files removed once they are saved. A burst of tens of
-    thousands of files then costs the event loop (HTTP, event streams, the job's output) a few short turns.
+    A look after one that left the folder empty (or with a few files still being written) is made right on the
+    event loop, as long as the folder holds no more than :data:`LOOP_FILES` files: that is ``touch
+    triggers/run-now``, and a trip to a worker thread would only add to its latency. Any other look lists and
+    reads the folder on a worker thread, :data:`TAKE_BATCH` files at a time: each batch's triggers are handed
+    over (one save of the state for the whole batch) while the next batch is read, and its files removed once
+    they are saved. A burst of tens of thousands of files then costs the event loop (HTTP, event streams, the
+    job's output) a few short turns.
 
     ``leave_alone``: names of entries that are never this folder's triggers, nor warned about: the folders of
     other jobs, when this is the default job's folder and theirs are in it (checked at each look, so a set that
@@ -67,9 +68,7 @@ class FolderSource:
         *,
         leave_alone: Container[str] = frozenset(),
     ) -> None:
-        self._folder = TriggerFolder(folder, leave_alone=leave_alone)
-        self._queue = queue
-        self._clock = clock
+        self._folder, self._queue, self._clock = TriggerFolder(folder, leave_alone=leave_alone), queue, clock
         self._writers = Writers(clock)
         self.watch = FolderWatch(folder, self._writers.event_delay, "triggers", hub)
         self.waiting = asyncio.Event()
@@ -77,7 +76,7 @@ class FolderSource:
         self._refused = False
         """The last look's triggers could not be saved: their files stay, and are looked at again soon."""
         self._emptied = False
-        """The last look left the folder empty: the next is most likely about one file, and made on the loop."""
+        """The last look left no more than a few files (being written): the next is made on the loop."""
         self.first_look = asyncio.Event()
         """Set once the folder was first looked at (and what it held handed over), or that look failed."""
         self._worker = Lane()
@@ -151,7 +150,8 @@ class FolderSource:
             asyncio.get_running_loop().call_later(UNHEARD_SECONDS, self.watch.changed.set)
         self._refused = False
         took = await (self._take_here(entries, taken_log) if here else self._take_burst(entries, taken_log))
-        self._emptied = took and not left and not self._folder.retry_soon
+        # A file left for its writer's close (a ``touch`` seen before its close) leaves the next look on the loop.
+        self._emptied = took and len(left) <= LOOP_FILES and not self._folder.retry_soon
         return len(entries)
 
     async def _take_here(self, entries: list[os.DirEntry[str]], taken_log: TakenLog) -> bool:

@@ -69,6 +69,9 @@ class SharedObserver:
         """Makes "schedule, then say which handler is the watch's" one step against the dispatch. Never held
         while waiting for the observer's thread, which takes it for each event."""
 
+    on_loop = False
+    """Handlers are called on the observer's thread."""
+
     @property
     def running(self) -> bool:
         return self._observer is not None
@@ -100,8 +103,9 @@ class SharedObserver:
             self._current[watch] = (watch, handle)
             return watch
 
-    def unschedule(self, watch: ObservedWatch) -> None:
+    def unschedule(self, watch: object) -> None:
         """Stop the watch (its emitter is joined; its queued events are dropped); the last one stops all."""
+        assert isinstance(watch, ObservedWatch)
         with self._lock:
             if (current := self._current.get(watch)) is not None and current[0] is watch:
                 del self._current[watch]

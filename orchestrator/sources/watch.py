@@ -76,7 +76,7 @@ class FolderWatch:
         self.folder = folder
         self.name = name
         self._hub = hub
-        self._followed = hub.follows(folder)
+        self._followed, self._on_loop = hub.follows(folder), hub.on_loop
         self._names = names
         self.changed = asyncio.Event()
         self._relevant = relevant
@@ -169,7 +169,8 @@ class FolderWatch:
             return True
         return not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) != self._watched
 
-    # Called on the observer's thread. Anything raised here would kill the observer, so nothing may be.
+    # Called on the observer's thread (or the loop's, for a hub read there). Anything raised here would kill the
+    # observer, so nothing may be.
     def _on_event(self, token: object, event: FileSystemEvent) -> None:
         try:
             if event.event_type == EVENT_TYPE_EVENTS_LOST:
@@ -225,6 +226,9 @@ class FolderWatch:
                     return
                 self._wake_due = True
                 call = self._wake
+        if self._on_loop:
+            call()  # told on the loop's own thread, in the turn that read the event
+            return
         with contextlib.suppress(RuntimeError):  # the loop is closing; nobody is left to tell
             loop.call_soon_threadsafe(call)
 

@@ -28,6 +28,7 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from watchdog.events import (
     EVENT_TYPE_DELETED,
@@ -36,11 +37,29 @@ from watchdog.events import (
     EventsLostEvent,
     FileSystemEvent,
 )
-from watchdog.observers.api import ObservedWatch
 
 from orchestrator.sources.observer import Handler, SharedObserver
 
 log = logging.getLogger(__name__)
+
+
+class Observing(Protocol):
+    """What watches the folders: watchdog's observer on its threads (:class:`SharedObserver`), or one inotify
+    instance read on the event loop (:class:`~orchestrator.sources.loopobserver.LoopObserver`)."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def on_loop(self) -> bool:
+        """Whether handlers are called on the event loop's thread (else on a thread of the observer's)."""
+        ...
+
+    def schedule(self, path: str, *, recursive: bool, handle: Handler) -> object:
+        """Watch ``path``, telling ``handle``; ``OSError`` if it cannot be watched."""
+        ...
+
+    def unschedule(self, watch: object) -> None: ...
 
 
 def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
@@ -138,12 +157,12 @@ class _SharedWatch:
     """One watch and the subscribers it serves. Subscribers come and go on the event loop's thread; the
     observer's thread reads the routes, which are replaced whole on each change (never changed in place)."""
 
-    def __init__(self, key: WatchKey, observer: SharedObserver) -> None:
+    def __init__(self, key: WatchKey, observer: Observing) -> None:
         self.key = key
         self.subscriptions: list[Subscription] = []
         self._routes = Routes()
         self._observer = observer
-        self._watch: ObservedWatch | None = None
+        self._watch: object | None = None
         self._armed: tuple[int, int] | None = None
         """Device and inode of the folder the watch watches: what the path is checked against."""
         self._lost = False
@@ -205,10 +224,15 @@ class WatchHub:
     that serves each folder directly in them too (the triggers folder of a service with several jobs). Started
     by its first subscriber; :meth:`stop` (after every watch has stopped) stops whatever is left."""
 
-    def __init__(self, trees: Iterable[Path] = ()) -> None:
+    def __init__(self, trees: Iterable[Path] = (), *, observer: Observing | None = None) -> None:
         self._trees = frozenset(os.path.normpath(os.fspath(tree)) for tree in trees)
         self._shared: dict[WatchKey, _SharedWatch] = {}
-        self._observer = SharedObserver()
+        self._observer = observer or SharedObserver()
+
+    @property
+    def on_loop(self) -> bool:
+        """Whether subscribers are told on the event loop's thread (else on an observer's thread)."""
+        return self._observer.on_loop
 
     def subscribe(self, folder: Path, handle: Handler, *, names: frozenset[str] | None = None) -> Subscription:
         """Tell ``handle`` of events about the entries of ``folder`` (only those in ``names``, if given) and

@@ -23,6 +23,7 @@ from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.sources import folder as folder_module
 from orchestrator.sources.folder import LOOP_FILES, TAKE_BATCH, FolderSource
+from orchestrator.sources.loopobserver import LoopObserver
 from orchestrator.sources.takenlog import TakenLog
 from orchestrator.sources.trigger_files import TriggerFolder
 from orchestrator.sources.watchhub import WatchHub
@@ -52,9 +53,11 @@ async def serving(watcher: Watcher) -> AsyncIterator[None]:
         watcher.stop()
 
 
-@pytest.fixture
-def hub() -> Iterator[WatchHub]:
-    hub = WatchHub()
+@pytest.fixture(params=["watchdog", "loop"])
+def hub(request: pytest.FixtureRequest) -> Iterator[WatchHub]:
+    """Both ways of watching a folder: watchdog's observer (the progress files), and one read on the loop (the
+    triggers folders)."""
+    hub = WatchHub(observer=LoopObserver()) if request.param == "loop" else WatchHub()
     yield hub
     hub.stop()
 
