@@ -28,7 +28,10 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, EventDispatcher, EventQueue, ObservedWatch
 
-from orchestrator.sources.inotifyfast import new_inotify_observer
+try:
+    from watchdog.observers.inotify import InotifyObserver
+except ImportError:  # not Linux: the platform's observer, without full move events
+    InotifyObserver = None  # type: ignore[assignment,misc]
 
 KEPT_EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
@@ -90,7 +93,8 @@ class SharedObserver:
         with self._lock:
             observer = self._observer
             if observer is None:
-                observer = new_inotify_observer() or Observer()
+                # Full move events: a file moved in from an unwatched folder is a move, with its name.
+                observer = InotifyObserver(generate_full_events=True) if InotifyObserver is not None else Observer()
                 sys.setswitchinterval(GIL_SWITCH_SECONDS)
                 observer.name = "watches"
                 observer.daemon = True

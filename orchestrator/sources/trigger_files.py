@@ -33,9 +33,9 @@ SAID_NAMES = 3
 
 
 class OwnRemovals:
-    """The paths of the trigger files this process is removing, each told just before its unlink: the watch
-    drops the deletion each one raises as soon as it is read, before watchdog's queues and threads (a burst's
-    removals would cost as much there as its arrivals). Nobody needs that news: the folder's look is ours,
+    """The paths of the trigger files this process is removing, each told just before its unlink: the triggers
+    folders' watch (:mod:`~orchestrator.sources.loopobserver`) drops the deletion each one raises as soon as it
+    is read (a burst's removals would cost as much as its arrivals). Nobody needs that news: the folder's look is ours,
     and what was heard of the file before is too old to matter by then (``Writers.leave``)."""
 
     def __init__(self) -> None:
@@ -63,7 +63,7 @@ class OwnRemovals:
 
 
 OWN_REMOVALS = OwnRemovals()
-"""The process's one (the watches are the process's one observer's)."""
+"""The process's one (the triggers folders' watches are one inotify instance's)."""
 
 MAX_OWN_REMOVALS = 100_000
 """Removals awaited at most; beyond that the oldest are forgotten and their deletions told as anyone's."""

@@ -1,19 +1,18 @@
-"""The service's filesystem watches, shared: one watchdog observer for the whole service, one watch on it per
-distinct folder, however many subscribers ask for that folder, and each event handed to the subscribers it
-concerns.
+"""The service's filesystem watches, shared: one observer per hub, one watch on it per distinct folder, however
+many subscribers ask for that folder, and each event handed to the subscribers it concerns. The progress files'
+hub runs on watchdog's observer (:class:`SharedObserver`); the triggers folders' on one inotify instance read on
+the event loop (:class:`~orchestrator.sources.loopobserver.LoopObserver`, never recursive).
 
 A job's folder watch (:mod:`orchestrator.sources.watch`) subscribes to the entries of one folder (all of them,
 or only some, by name) and to the folder itself. A hundred jobs whose progress files sit in ``data/`` then
 cost one watch there, not a hundred, and the watches on the folders' parents are shared the same way. A
-folder given as a *tree* (the triggers folder, where each job but the default one has a sub-folder) is
-watched recursively by one watch that serves the folder and every folder directly in it; watchdog adds an
-inotify watch for each sub-folder as it appears. The number of watches then depends on the folders, not the
-jobs, and the threads do not depend on either: the observer's dispatcher, its inotify reader and dispatcher,
-and one emitter per watch.
+folder given as a *tree* is watched recursively by one watch that serves the folder and every folder directly
+in it; watchdog adds an inotify watch for each sub-folder as it appears. On watchdog's observer the threads
+depend on neither the folders nor the jobs: the observer's dispatcher, its inotify reader and dispatcher, and
+one emitter per watch.
 
-Each watch keeps its own emitter and its own pairing of renames: watchdog's 0.5 s wait to pair a rename out of
-the triggers folder holds back only that folder's events, not the progress files'. An inotify overflow (rare:
-watchdog's reader drains the kernel's queue into its own unbounded one) is told to every watch, whose
+Each watchdog watch keeps its own emitter and its own pairing of renames: watchdog's 0.5 s wait to pair a rename
+out of one folder holds back only that folder's events. An inotify overflow is told to every watch, whose
 subscribers then look again. A watch that is replaced (its folder was deleted or replaced) takes its late
 events with it: the observer hands an event only to the watch that queued it while that watch is current, so
 none of them can be mistaken for news about the new folder.
