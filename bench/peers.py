@@ -1,4 +1,5 @@
-"""``touch triggers/run-now`` -> the job's first instruction: ours against ``watchmedo shell-command`` and ``entr``.
+"""``touch triggers/run-now`` -> the job's first instruction: ours against ``watchmedo shell-command``, ``entr``
+and a watchdog handler that syncs one write first.
 
 The same touch (create the file, set its times through the descriptor: what ``touch`` does) in a folder each
 tool watches, and the same job, ``bash -c 'echo $EPOCHREALTIME >> OUT'``: its first instruction stamps the
@@ -19,6 +20,10 @@ run, their tries interleaved (the order rotates each round), so the machine's lo
               folder instead (``echo FOLDER | entr -dnp JOB``) is slower and not a service: a new file runs JOB
               ~550 ms later, then entr exits with status 2 and must be started again in a loop (measured by
               hand, 2026-12-07: 552 ms); so the folder mode is not what is timed here.
+``watchdog+fsync`` ``bench/durable_peer.py``: watchdog's observer (as watchmedo runs it) whose handler, on the
+              file's creation, appends a line to a journal, ``fdatasync``s it and runs the job without a shell:
+              the least a tool does that keeps "a trigger is on disk before its job runs". Not a product: the
+              reference for what that one promise costs. The bench removes the file after the try.
 
 Each try's runs are the lines stamped between its touch and the next try (for watchmedo: the removal); the
 first of them is the latency. The service's "started pid" log lines count its runs a second way.
@@ -53,6 +58,7 @@ from bench.latency import load_average, machine, percentile, seed_state, touch  
 from tests.support import PYTHON, ServiceProcess, saved_state, start_service  # noqa: E402
 
 JOB = "echo $EPOCHREALTIME >> {out}"
+DURABLE_PEER = Path(__file__).resolve().parent / "durable_peer.py"
 WAIT_SECONDS = 10.0
 """Longest wait for a try's first run; a miss aborts the bench."""
 POLL_SECONDS = 0.0005
@@ -237,6 +243,34 @@ def tools_needed() -> tuple[str, str, str]:
     return bash, watchmedo, entr
 
 
+def contenders(root: Path, code: Path | None) -> tuple[Ours, Peer, Peer, Peer]:
+    """Ours, watchmedo, entr and the durable watchdog handler, each in a folder of its own under ``root``."""
+    bash, watchmedo, entr = tools_needed()
+    ours = Ours(root / "ours", bash, code)
+    wm_out = root / "watchmedo" / "runs.out"
+    wm_job = f"{bash} -c {shlex.quote(JOB.format(out=shlex.quote(str(wm_out))))}"
+    wm = Peer(
+        "watchmedo",
+        root / "watchmedo",
+        [watchmedo, "shell-command", "--patterns", "*", "--ignore-directories", "--command", wm_job],
+        keep_file=False,
+    )
+    wm.argv.append(str(wm.trigger.parent))
+    en_out = root / "entr" / "runs.out"
+    en = Peer(
+        "entr",
+        root / "entr",
+        [entr, "-np", bash, "-c", JOB.format(out=shlex.quote(str(en_out)))],
+        stdin=f"{root / 'entr' / 'triggers' / 'run-now'}\n".encode(),
+        keep_file=True,
+    )
+    du_root = root / "durable"
+    du_job = [bash, "-c", JOB.format(out=shlex.quote(str(du_root / "runs.out")))]
+    du_argv = [PYTHON, str(DURABLE_PEER), str(du_root / "triggers"), str(du_root / "journal"), *du_job]
+    du = Peer("watchdog+fsync", du_root, du_argv, keep_file=False)
+    return ours, wm, en, du
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tries", type=int, default=100, help="timed touches per tool (default 100)")
@@ -244,30 +278,13 @@ def main() -> int:
     parser.add_argument("--quiet-ms", type=float, default=100.0, help="wait after a try's first run (default 100)")
     parser.add_argument("--code", type=Path, help="run the service from the package in this folder")
     args = parser.parse_args()
-    bash, watchmedo, entr = tools_needed()
+    tools_needed()  # before anything starts: a missing tool is said at once
     quiet = args.quiet_ms / 1000
     load_before, t_start = load_average(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         root = Path(tmp)
-        ours = Ours(root / "ours", bash, args.code)
-        wm_out = root / "watchmedo" / "runs.out"
-        wm_job = f"{bash} -c {shlex.quote(JOB.format(out=shlex.quote(str(wm_out))))}"
-        wm = Peer(
-            "watchmedo",
-            root / "watchmedo",
-            [watchmedo, "shell-command", "--patterns", "*", "--ignore-directories", "--command", wm_job],
-            keep_file=False,
-        )
-        wm.argv.append(str(wm.trigger.parent))
-        en_out = root / "entr" / "runs.out"
-        en = Peer(
-            "entr",
-            root / "entr",
-            [entr, "-np", bash, "-c", JOB.format(out=shlex.quote(str(en_out)))],
-            stdin=f"{root / 'entr' / 'triggers' / 'run-now'}\n".encode(),
-            keep_file=True,
-        )
-        tools: list[Tool] = [ours, wm, en]
+        ours, wm, en, du = contenders(root, args.code)
+        tools: list[Tool] = [ours, wm, en, du]
         try:
             for tool in tools:
                 tool.start()
@@ -276,7 +293,7 @@ def main() -> int:
                 ready(tool, quiet)
             started_before = ours.started_lines()
             for n in range(args.warmup + args.tries):
-                for tool in tools[n % 3 :] + tools[: n % 3]:
+                for tool in tools[n % len(tools) :] + tools[: n % len(tools)]:
                     ms, runs = one_try(tool, quiet)
                     if n >= args.warmup:
                         tool.latencies_ms.append(ms)
@@ -297,7 +314,7 @@ def main() -> int:
     print(
         table(
             ["", "median", "p90"],
-            [[f"ours / {p.name}", ratio(ours, p, 50), ratio(ours, p, 90)] for p in (wm, en)],
+            [[f"ours / {p.name}", ratio(ours, p, 50), ratio(ours, p, 90)] for p in (wm, en, du)],
         )
     )
     print("\n### run counts\n")
@@ -311,6 +328,7 @@ def main() -> int:
         "closed), the first timed; the removal after each try runs it again (not counted)"
     )
     print(f"- entr: {sum(en.runs)} runs for {len(en.runs)} touches")
+    print(f"- watchdog+fsync: {sum(du.runs)} runs for {len(du.runs)} touches (on the file's creation only)")
     facts = {
         **machine(),
         "service code": code,

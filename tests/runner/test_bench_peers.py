@@ -1,5 +1,5 @@
-"""bench/peers.py runs end to end at a tiny size: ours, watchmedo and entr each touched, the ratios printed, and
-ours ran exactly once per touch."""
+"""bench/peers.py runs end to end at a tiny size: ours, watchmedo, entr and a syncing watchdog handler each
+touched, the ratios printed, and ours ran exactly once per touch."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def test_the_peers_benchmark_runs_at_a_tiny_size() -> None:
     out = run_bench("peers.py", "--tries", "2", "--warmup", "1", "--quiet-ms", "50", timeout=100)
     for heading in ("### touch -> the job's first instruction", "### ratios (ours / peer)", "### run counts"):
         assert heading in out, out
-    for row in ("| ours | 2 |", "| watchmedo | 2 |", "| entr | 2 |", "| ours / watchmedo |", "| ours / entr |"):
+    rows = ("| ours | 2 |", "| watchmedo | 2 |", "| entr | 2 |", "| watchdog+fsync | 2 |", "| ours / watchmedo |")
+    for row in (*rows, "| ours / entr |", "| ours / watchdog+fsync |"):
         assert row in out, out
     assert "**exactly one run per touch**" in out, out
