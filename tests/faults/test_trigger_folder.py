@@ -237,11 +237,14 @@ async def test_the_folder_replaced_by_a_file_does_not_stop_the_service(
     folder = service.triggers_dir
     mark = follower.mark()
     shutil.rmtree(folder)
-    try:
-        folder.write_text("not a folder")
-    except IsADirectoryError:  # the service re-created the folder first; put the file in its place again
-        folder.rmdir()
-        folder.write_text("not a folder")
+    for _ in range(100):  # the service re-creates the folder as soon as it hears it go: until the file wins
+        try:
+            folder.write_text("not a folder")
+            break
+        except IsADirectoryError:
+            folder.rmdir()
+    else:
+        raise AssertionError("the folder came back 100 times before a file could take its place")
     await follower.until_count(f"cannot watch triggers folder {folder}", at_least=1, since=mark)
     # Other triggers still work, and runs still end (each end looks at the folder again: no crash there).
     for n in range(2):

@@ -260,10 +260,9 @@ async def test_a_recursive_watch_is_refused_and_the_instance_is_not_inherited(
     assert not observer.running, "a failed first watch leaves nothing open"
     watch = observer.schedule(os.fspath(tmp_path), recursive=False, handle=Told())
     try:
-        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
-        inotify = [fd for fd in fds if _is_inotify(fd)]
-        assert inotify, "the instance is open"
-        assert all(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC for fd in inotify), "a job never gets it"
+        fd = observer._fd
+        assert fd is not None and _is_inotify(fd), "the instance is open"
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC, "a job never gets it"
     finally:
         observer.unschedule(watch)
 
