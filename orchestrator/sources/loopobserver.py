@@ -1,10 +1,14 @@
-"""Folder watches read on the event loop's own thread: one inotify instance whose descriptor the loop polls with
-its other sockets, each event turned into watchdog's event and handed to its watch's handler right there.
+"""Folder watches whose events are handed on on the event loop's own thread: one inotify instance, drained by one
+reader thread as fast as the kernel fills it, each batch turned into watchdog's events and handed to the watches'
+handlers in one turn of the loop.
 
-The triggers folders are watched this way. A ``touch`` there is then heard in the loop's next turn, not after
-watchdog's inotify reader, its dispatcher, the watch's emitter and the observer's dispatcher have each taken
-their turn on a thread (and the GIL), and its trigger is taken in the same turn. A burst's events are read a
-buffer at a time, each buffer one short turn of the loop. The progress files keep watchdog's observer.
+The triggers folders are watched this way. A ``touch`` there is then heard after one hop, from the reader to
+the loop, not after watchdog's inotify reader, its dispatcher, the watch's emitter and the observer's
+dispatcher have each taken their turn on a thread (and the GIL), and its trigger is taken in the loop's next
+turn. A burst's events are handed on two buffers a turn, each a few milliseconds of the loop. Drained by a
+thread, not read by the loop itself: the kernel queues 16,384 events at most, and a loop busy for a moment in
+a burst of files would otherwise lose events (then what was heard of a file being written). The progress files
+keep watchdog's observer.
 
 What it gives up against watchdog's inotify observer, on purpose: watches are never recursive (each job's
 folder is a watch of its own; the folders' parents are watches too), and renames are not paired: a rename out
@@ -16,12 +20,15 @@ is both, one after the other. That is all a folder watch needs (it looks at the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import errno
 import logging
 import os
+import select
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from watchdog.events import (
@@ -64,7 +71,10 @@ MASK = (
 of our own reads raises one), the watched folder's own deletion, and nothing of a file once it is unlinked."""
 
 READ_BYTES = 64 * 1024
-"""Read per turn of the loop: about 1,500 events of short names, a few milliseconds of the loop's time."""
+"""Read at a time: about 1,500 events of short names."""
+
+BUFFERS_PER_TURN = 2
+"""Buffers handed on in one turn of the loop (a few milliseconds of its time in a burst); the rest in the next."""
 
 _HEADER = struct.Struct("iIII")
 
@@ -79,8 +89,9 @@ class LoopWatch:
 
 
 class LoopObserver:
-    """Watches folders (not recursively) with one inotify instance, read on the running event loop's thread,
-    opened with the first watch and closed with the last. Schedule and unschedule on that thread too.
+    """Watches folders (not recursively) with one inotify instance whose events are handed on on the running
+    event loop's thread, opened with the first watch and closed with the last (its reader thread with it).
+    Schedule and unschedule on the loop's thread too.
 
     Several watches of one folder (the same inode) share the kernel's watch; each is told of its events, by the
     path it was scheduled with. Events queued for a watch unscheduled since are dropped, as are a removed
@@ -91,7 +102,7 @@ class LoopObserver:
 
     def __init__(self) -> None:
         self._fd: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain: _Drain | None = None
         self._watches: dict[int, list[LoopWatch]] = {}
 
     @property
@@ -101,7 +112,7 @@ class LoopObserver:
     def schedule(self, path: str, *, recursive: bool, handle: Handler) -> LoopWatch:
         """Watch the folder at ``path`` and tell ``handle`` of its events; ``OSError`` if it cannot be watched."""
         if recursive:
-            raise ValueError("a watch read on the loop is never recursive")
+            raise ValueError("a watch handed on on the loop is never recursive")
         fd = self._open()
         try:
             wd = inotify_add_watch(fd, os.fsencode(path), MASK)
@@ -125,9 +136,8 @@ class LoopObserver:
             if not watches:
                 del self._watches[watch.wd]
                 if self._fd is not None:
-                    inotify_rm_watch(
-                        self._fd, WatchDescriptor(watch.wd)
-                    )  # fails (ignored) once the kernel removed it itself
+                    # Fails (ignored) when the kernel removed it itself: its folder was deleted.
+                    inotify_rm_watch(self._fd, WatchDescriptor(watch.wd))
         self._close_if_idle()
 
     def _open(self) -> int:
@@ -140,29 +150,39 @@ class LoopObserver:
             raise OSError(code, _why(code))
         os.set_inheritable(fd, False)  # (close-on-exec: a job never gets it)
         os.set_blocking(fd, False)
-        loop.add_reader(fd, self._read)
-        self._fd, self._loop = fd, loop
+        try:
+            reader = _Drain(fd, loop, self._deliver)
+            reader.start()
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self._drain = fd, reader
         return fd
 
     def _close_if_idle(self) -> None:
-        if self._watches or self._fd is None:
+        if self._watches or self._fd is None or self._drain is None:
             return
-        fd, loop, self._fd, self._loop = self._fd, self._loop, None, None
-        if loop is not None and not loop.is_closed():
-            loop.remove_reader(fd)
+        fd, reader, self._fd, self._drain = self._fd, self._drain, None, None
+        reader.stop()  # joined before the close: its read never meets a descriptor reused since
         os.close(fd)
 
-    def _read(self) -> None:
-        """One buffer of events, each handed to its watches; the loop calls again while more wait."""
-        if self._fd is None:
-            return
-        try:
-            buffer = os.read(self._fd, READ_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
+    def _deliver(self) -> None:
+        """A few buffers the reader drained, each event handed to its watches; a turn of its own for the rest."""
+        reader = self._drain
+        if reader is None:
+            return  # closed since the call was queued
+        buffers, more = reader.take(BUFFERS_PER_TURN)
+        for buffer in buffers:
+            self.dispatch(buffer)
+        if more:
+            asyncio.get_running_loop().call_soon(self._deliver)
+
+    def dispatch(self, buffer: bytes) -> None:
+        """Hand each ``struct inotify_event`` of ``buffer`` to its watches (on the loop's thread)."""
         for wd, mask, name in _parse(buffer):
             if mask & In.IN_Q_OVERFLOW:
-                # Dropped by the kernel (the loop fell far behind): every watch looks again.
+                # The kernel dropped events (its queue filled faster than the reader drained it): every watch
+                # looks again.
                 for each in [watch for watches in self._watches.values() for watch in watches]:
                     _tell(each, EventsLostEvent(each.path, is_directory=True))
             elif mask & In.IN_IGNORED:
@@ -171,6 +191,61 @@ class LoopObserver:
                 for watch in tuple(watches):
                     if (event := _event(watch.path, mask, name)) is not None:
                         _tell(watch, event)
+
+
+class _Drain(threading.Thread):
+    """Reads the inotify descriptor as soon as the kernel has events, into memory, and asks the loop once per
+    batch to hand them on. The kernel's queue (``fs.inotify.max_queued_events``, 16,384 events by default: a
+    burst of 4,000 ``touch``es) then never fills while the loop is busy elsewhere; this one is unbounded, as
+    watchdog's own reader's is."""
+
+    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop, deliver: Callable[[], None]) -> None:
+        super().__init__(name="triggers-inotify", daemon=True)
+        self._fd, self._loop, self._deliver = fd, loop, deliver
+        self._wake_r, self._wake_w = os.pipe()
+        self._buffers: collections.deque[bytes] = collections.deque()
+        self._lock = threading.Lock()
+        self._due = False
+        """A call to deliver is on its way to the loop (or the loop is still delivering): no other is asked for."""
+
+    def run(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while True:
+            ready = poller.poll()
+            if any(fd == self._wake_r for fd, _ in ready):
+                return
+            try:
+                buffer = os.read(self._fd, READ_BYTES)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                log.exception("cannot read the triggers folders' inotify instance; they are looked at after runs")
+                return
+            with self._lock:
+                self._buffers.append(buffer)
+                if self._due:
+                    continue
+                self._due = True
+            try:
+                self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: nobody is left to tell
+                return
+
+    def take(self, limit: int) -> tuple[list[bytes], bool]:
+        """Up to ``limit`` buffers, oldest first, and whether more are left (then the caller delivers again)."""
+        with self._lock:
+            buffers = [self._buffers.popleft() for _ in range(min(limit, len(self._buffers)))]
+            more = bool(self._buffers)
+            self._due = more
+        return buffers, more
+
+    def stop(self) -> None:
+        os.write(self._wake_w, b"!")
+        self.join()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 def _parse(buffer: bytes) -> Iterator[tuple[int, int, bytes]]:

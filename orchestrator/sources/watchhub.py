@@ -12,8 +12,9 @@ depend on neither the folders nor the jobs: the observer's dispatcher, its inoti
 one emitter per watch.
 
 Each watchdog watch keeps its own emitter and its own pairing of renames: watchdog's 0.5 s wait to pair a rename
-out of one folder holds back only that folder's events. An inotify overflow is told to every watch, whose
-subscribers then look again. A watch that is replaced (its folder was deleted or replaced) takes its late
+out of one folder holds back only that folder's events. An inotify overflow (rare: both observers drain the
+kernel's queue into their own unbounded one on a thread) is told to every watch, whose subscribers then look
+again. A watch that is replaced (its folder was deleted or replaced) takes its late
 events with it: the observer hands an event only to the watch that queued it while that watch is current, so
 none of them can be mistaken for news about the new folder.
 """
