@@ -52,16 +52,16 @@ class FolderWatch:
     if given, are the only entries of the folder whose events ``relevant`` is asked about (a progress file in
     a folder shared with other jobs' files).
 
-    The events come from ``hub``, which shares one watch among every subscriber of a folder (or, for a folder
-    in a tree, of the tree). The folder itself may go away under us: deleted (watchdog's emitter then stops
-    for good), moved aside (the watch would follow it to its new name), or replaced by another folder or a
-    file. The watch also subscribes to the parent's entry of the folder's name; on any such hint, or when
-    events were lost, the consumer's next :meth:`recover` re-creates the folder if needed and subscribes again
-    (the hub re-arms a watch whose folder is no longer the one at its path), so ``rm -r triggers && mkdir
-    triggers`` or ``mv triggers old && mkdir triggers`` does not leave us deaf. Events delivered to the
-    subscriptions of before a recovery are ignored: they are about the folder that was. (Another watch
-    than the folder's own, so that renames next to the folder cannot delay the folder's own events by
-    watchdog's 0.5 s move pairing; for a folder in a tree, the parent's watch is the tree's.)
+    The events come from ``hub``, which shares one watch among every subscriber of a folder. The folder itself
+    may go away under us: deleted (its watch then stops for good), moved aside (the watch would follow it to
+    its new name), or replaced by another folder or a file. The watch also subscribes to the parent's entry of
+    the folder's name; on any such hint, or when events were lost, the consumer's next :meth:`recover`
+    re-creates the folder if needed and subscribes again (the hub re-arms a watch whose folder is no longer the
+    one at its path), so ``rm -r triggers && mkdir triggers`` or ``mv triggers old && mkdir triggers`` does not
+    leave us deaf. Events delivered to the subscriptions of before a recovery are ignored: they are about the
+    folder that was. (Another watch than the folder's own, so that renames next to the folder cannot delay the
+    folder's own events by
+    watchdog's 0.5 s move pairing.)
     """
 
     def __init__(
@@ -76,7 +76,7 @@ class FolderWatch:
         self.folder = folder
         self.name = name
         self._hub = hub
-        self._followed, self._on_loop = hub.follows(folder), hub.on_loop
+        self._on_loop = hub.on_loop
         self._names = names
         self.changed = asyncio.Event()
         self._relevant = relevant
@@ -180,10 +180,7 @@ class FolderWatch:
                 and event.is_directory
                 and event_paths(event) == (os.fspath(self.folder),)
             ):
-                # Its own watch has stopped for good: re-arm, whatever is at the path now. A tree's watch
-                # goes on, and its queue may still hold the deletion of a folder that was re-created since: the
-                # folder at the path is checked first (as for a hint from the parent).
-                self._hint(token, lost=not self._followed, moved=self._followed)
+                self._hint(token, lost=True)  # its watch has stopped for good: re-arm, whatever is at the path now
             elif (delay := self._relevant(event)) is not None:
                 self._notify(delay)
         except Exception:

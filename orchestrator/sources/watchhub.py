@@ -5,11 +5,10 @@ the event loop (:class:`~orchestrator.sources.loopobserver.LoopObserver`, never 
 
 A job's folder watch (:mod:`orchestrator.sources.watch`) subscribes to the entries of one folder (all of them,
 or only some, by name) and to the folder itself. A hundred jobs whose progress files sit in ``data/`` then
-cost one watch there, not a hundred, and the watches on the folders' parents are shared the same way. A
-folder given as a *tree* is watched recursively by one watch that serves the folder and every folder directly
-in it; watchdog adds an inotify watch for each sub-folder as it appears. On watchdog's observer the threads
-depend on neither the folders nor the jobs: the observer's dispatcher, its inotify reader and dispatcher, and
-one emitter per watch.
+cost one watch there, not a hundred, and the watches on the folders' parents are shared the same way (the
+triggers folder is the parent of every other job's triggers folder). On watchdog's observer the threads depend
+on neither the folders nor the jobs: the observer's dispatcher, its inotify reader and dispatcher, and one
+emitter per watch.
 
 Each watchdog watch keeps its own emitter and its own pairing of renames: watchdog's 0.5 s wait to pair a rename
 out of one folder holds back only that folder's events. An inotify overflow (rare: both observers drain the
@@ -70,11 +69,10 @@ def event_paths(event: FileSystemEvent) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class WatchKey:
-    """What one watch watches: a folder, with its sub-folders or not. Every watch has full move events (a move
-    from or to an unwatched folder is a move with one side empty, rather than a creation or deletion)."""
+    """What one watch watches: a folder (not its sub-folders). Every watch has full move events (a move from or
+    to an unwatched folder is a move with one side empty, rather than a creation or deletion)."""
 
     path: str
-    recursive: bool
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -198,7 +196,7 @@ class _SharedWatch:
         info = os.stat(self.key.path)
         if not stat.S_ISDIR(info.st_mode):
             raise NotADirectoryError(f"not a folder: {self.key.path}")
-        self._watch = self._observer.schedule(self.key.path, recursive=self.key.recursive, handle=self.dispatch)
+        self._watch = self._observer.schedule(self.key.path, recursive=False, handle=self.dispatch)
         self._armed = (info.st_dev, info.st_ino)
 
     def disarm(self) -> None:
@@ -220,12 +218,10 @@ class _SharedWatch:
 
 
 class WatchHub:
-    """Every folder watch of one service, on one observer. ``trees``: folders watched recursively, by one watch
-    that serves each folder directly in them too (the triggers folder of a service with several jobs). Started
-    by its first subscriber; :meth:`stop` (after every watch has stopped) stops whatever is left."""
+    """Folder watches of one service, on one observer (watchdog's unless another is given). Started by its first
+    subscriber; :meth:`stop` (after every watch has stopped) stops whatever is left."""
 
-    def __init__(self, trees: Iterable[Path] = (), *, observer: Observing | None = None) -> None:
-        self._trees = frozenset(os.path.normpath(os.fspath(tree)) for tree in trees)
+    def __init__(self, *, observer: Observing | None = None) -> None:
         self._shared: dict[WatchKey, _SharedWatch] = {}
         self._observer = observer or SharedObserver()
 
@@ -241,7 +237,7 @@ class WatchHub:
         A watch that no longer watches the folder at its path (it was deleted, moved aside, replaced) is
         started anew here, and each of its other subscribers is told that events may have been lost."""
         path = os.path.normpath(os.fspath(folder))
-        key = self._key(path)
+        key = WatchKey(path)
         shared = self._shared.get(key)
         if shared is None:
             shared = _SharedWatch(key, self._observer)
@@ -273,12 +269,6 @@ class WatchHub:
         for watch in shared:
             watch.disarm()
 
-    def follows(self, folder: Path) -> bool:
-        """Whether ``folder`` is watched as a part of a tree: the tree's watch follows the folder's deletion
-        and re-creation by itself (and may tell of a deletion after the folder is back), where a folder's own
-        watch stops for good once its folder is deleted."""
-        return os.path.dirname(os.path.normpath(os.fspath(folder))) in self._trees
-
     @property
     def observers(self) -> int:
         """How many observers run: one while any folder is watched (with one inotify instance), else none."""
@@ -286,12 +276,5 @@ class WatchHub:
 
     @property
     def watches(self) -> int:
-        """How many folders (or trees) are watched, each by an emitter thread of its own."""
+        """How many folders are watched (on watchdog's observer, each by an emitter thread of its own)."""
         return len(self._shared)
-
-    def _key(self, path: str) -> WatchKey:
-        for folder in (path, os.path.dirname(path)):
-            if folder in self._trees:
-                # One watch serves the whole tree.
-                return WatchKey(folder, recursive=True)
-        return WatchKey(path, recursive=False)

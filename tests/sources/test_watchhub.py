@@ -1,4 +1,4 @@
-"""Real inotify, many jobs: every folder watch and progress monitor of one process shares one observer,
+"""Real inotify, many jobs: the triggers folders' watches share one observer, the progress monitors another,
 and each still hears only of its own folder or file; plus who is told of what, as a table."""
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from orchestrator.disk.atomic import write_json_atomic
 from orchestrator.live.monitor import ProgressMonitor
 from orchestrator.live.progress import Progress, ProgressFile
 from orchestrator.sources.folder import FolderSource
+from orchestrator.sources.loopobserver import LoopObserver
 from orchestrator.sources.observer import SharedObserver
 from orchestrator.sources.watch import FolderWatch
 from orchestrator.sources.watchhub import Routes, Subscription, WatchHub, WatchKey, event_paths
@@ -124,15 +125,15 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
 
 @asynccontextmanager
 async def tree(root: Path, jobs: list[str]) -> AsyncIterator[tuple[Watched, dict[str, Watched]]]:
-    """The default job's watch on ``root`` and one per job on ``root/NAME``, sharing one hub."""
-    hub = WatchHub(trees=[root])
+    """The default job's watch on ``root`` and one per job on ``root/NAME``, sharing one hub (the service's
+    triggers folders' hub)."""
+    hub = WatchHub(observer=LoopObserver())
     async with AsyncExitStack() as stack:
         stack.callback(hub.stop)
         default = Watched(root, hub, stack)
         watched = {name: Watched(root / name, hub, stack) for name in jobs}
         for name, job in watched.items():
-            # Heard once: watchdog has added its watch on the job's folder. (Deleted and re-created before that,
-            # the folder would be added twice over, and watchdog warns; which these tests turn into an error.)
+            # Heard once: the job's folder is watched.
             (root / name / "ready").touch()
             await job.heard.until(root / name / "ready")
             job.heard.ignore(root / name / "ready")
@@ -142,10 +143,11 @@ async def tree(root: Path, jobs: list[str]) -> AsyncIterator[tuple[Watched, dict
 async def test_many_jobs_share_one_observer_and_each_hears_only_its_own(tmp_path: Path) -> None:
     triggers, data = tmp_path / "triggers", tmp_path / "data"
     data.mkdir()
-    hub = WatchHub(trees=[triggers])
+    hub, progress_hub = WatchHub(observer=LoopObserver()), WatchHub()  # as the service has them
     before = in_use()
     async with AsyncExitStack() as stack:
         stack.callback(hub.stop)
+        stack.callback(progress_hub.stop)
         default = Watched(triggers, hub, stack)
         watched: dict[str, Watched] = {}
         progress: dict[str, asyncio.Queue[Progress]] = {}
@@ -153,7 +155,9 @@ async def test_many_jobs_share_one_observer_and_each_hears_only_its_own(tmp_path
         def start_job(name: str) -> None:
             watched[name] = Watched(triggers / name, hub, stack)
             progress[name] = asyncio.Queue()
-            monitor = ProgressMonitor(ProgressFile(data / f"{name}_progress.json"), progress[name].put_nowait, hub)
+            monitor = ProgressMonitor(
+                ProgressFile(data / f"{name}_progress.json"), progress[name].put_nowait, progress_hub
+            )
             monitor.start()
             stack.callback(monitor.stop)
             stack.push_async_callback(_cancelled, asyncio.create_task(monitor.serve()))
@@ -164,11 +168,14 @@ async def test_many_jobs_share_one_observer_and_each_hears_only_its_own(tmp_path
             start_job(f"job-{n:03d}")
         many = tuple(n - b for n, b in zip(in_use(), before, strict=True))
         print(f"\ninotify instances, threads: 1 job {one}, {JOBS} jobs {many}; watches {hub.watches}")
-        assert many == one, "what the watches cost does not grow with the jobs"
-        # One watch per folder (the triggers tree, data/ and their parent), all on one observer with one inotify
-        # instance; threads (watchdog 7.1): the observer's, the inotify reader's and dispatcher's, one emitter each.
-        assert (hub.observers, hub.watches) == (1, 3)
-        assert many == (1, 3 + hub.watches)
+        assert many == one, "the instances and threads do not grow with the jobs"
+        # The triggers folders: one watch each and one on their parent, one inotify instance and its reader
+        # thread. The progress files: one watch on data/ and one on its parent, on watchdog's observer with one
+        # inotify instance; its threads (watchdog 7.1): the observer's, the inotify reader's and dispatcher's,
+        # one emitter per watch.
+        assert (hub.observers, hub.watches) == (1, 1 + JOBS + 1)
+        assert (progress_hub.observers, progress_hub.watches) == (1, 2)
+        assert many == (2, 1 + 3 + progress_hub.watches)
 
         for name in watched:
             (triggers / name / "go").touch()
@@ -214,7 +221,7 @@ async def test_a_job_folder_deleted_or_moved_and_recreated_is_watched_again(
     tmp_path: Path, replace: Callable[[Path], None], told: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``told``: whether the watch must say so. Not when the folder is deleted and made again at once: the new
-    one may get the old one's inode, and the tree's observer watches it anyway."""
+    one may be made before the deletion is heard, and get the old one's inode."""
     root = tmp_path / "triggers"
     async with tree(root, ["one", "two"]) as (default, jobs):
         for n in range(2):  # twice: the fresh watch must notice the next time too
@@ -240,7 +247,7 @@ async def test_the_triggers_folder_moved_aside_and_recreated_has_every_job_folde
 ) -> None:
     root = tmp_path / "triggers"
     async with tree(root, ["one", "two"]) as (default, jobs):
-        mv_then_mkdir(root)  # only the parent sees this: the tree's observer follows the folder to its new name
+        mv_then_mkdir(root)  # only the parent sees this: the folder's own watch follows it to its new name
         for watched in (default, *jobs.values()):
             await watched.until_recovered()  # the job folders are told when the tree is watched anew
         for name, job in jobs.items():
@@ -285,7 +292,7 @@ async def test_each_job_takes_its_own_folders_triggers_and_the_default_leaves_jo
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = tmp_path / "triggers"
-    hub = WatchHub(trees=[root])
+    hub = WatchHub(observer=LoopObserver())
     try:
         async with (
             source(root, hub, leave_alone=frozenset({"report", "backup"})) as default,
@@ -309,7 +316,7 @@ async def test_each_job_takes_its_own_folders_triggers_and_the_default_leaves_jo
 
 # ------------------------------------------------------------------------------------------- who is told
 def subscriber(folder: str, names: set[str] | None = None) -> Subscription:
-    return Subscription(WatchKey("/t", recursive=True), folder, _names(names), lambda _: None)
+    return Subscription(WatchKey("/t"), folder, _names(names), lambda _: None)
 
 
 def _names(names: set[str] | None) -> frozenset[str] | None:
