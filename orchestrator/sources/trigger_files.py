@@ -9,6 +9,7 @@ not rename: watchdog delays every later event by 0.5 s after a file is renamed o
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -147,21 +148,16 @@ class TriggerFolder:
         folder, or refused). Fresh each look: the path may name another folder by now."""
         self.close()
         try:
-            info = os.stat(self.folder, follow_symlinks=False)
+            # O_NOFOLLOW | O_DIRECTORY: a symlink or a file at the path fails the open (ENOTDIR) rather than
+            # be followed or read; what it is, is looked at only then, for the warning.
+            self._fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
-        if not stat.S_ISDIR(info.st_mode):
-            if self._refused.failed():
-                what = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a folder"
-                log.warning(
-                    "triggers folder %s is %s; refusing it (nothing in it is read or removed) until a real folder "
-                    "is there",
-                    self.folder,
-                    what,
-                )
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise
+            _refuse(self.folder, self._refused)
             return None
-        # O_NOFOLLOW: swapped for a symlink since the stat, the open fails (ELOOP) rather than follow it.
-        self._fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         if self._refused.recovered():
             log.info("triggers folder %s is a real folder again", self.folder)
         return self._fd
@@ -195,7 +191,7 @@ class TriggerFolder:
         present = {(e.name, e.inode()) for e in entries}
         self._warned &= present
         self._unremovable &= present
-        return sorted(entries, key=_mtime)
+        return sorted(entries, key=_mtime) if len(entries) > 1 else entries  # (one: no stat to sort it)
 
     def read(self, entries: list[os.DirEntry[str]]) -> list[TakenFile]:
         """Read these entries (from :meth:`scan`) without removing them; what is gone, not a trigger, or
@@ -310,6 +306,21 @@ def _unlink_own(name: str, dir_fd: int, path: bytes) -> None:
     except OSError:
         OWN_REMOVALS.unexpect(path)
         raise
+
+
+def _refuse(folder: Path, refused: Streak) -> None:
+    """Say (once per streak) what stands at the triggers folder's path instead of a folder."""
+    try:
+        info = os.stat(folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if refused.failed():
+        what = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a folder"
+        log.warning(
+            "triggers folder %s is %s; refusing it (nothing in it is read or removed) until a real folder is there",
+            folder,
+            what,
+        )
 
 
 def _mtime(entry: os.DirEntry[str]) -> float:

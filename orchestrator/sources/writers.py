@@ -8,6 +8,7 @@ import threading
 from enum import Enum
 
 from watchdog.events import (
+    EVENT_TYPE_ATTRIB,
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
     EVENT_TYPE_DELETED,
@@ -104,8 +105,8 @@ class Writers:
         path = os.fsdecode(event.dest_path if event.event_type == EVENT_TYPE_MOVED else event.src_path)
         if not is_trigger_name(os.path.basename(path)):
             return None
-        if event.event_type == EVENT_TYPE_MODIFIED:
-            return None  # a writer is mid-way; its close follows
+        if event.event_type == EVENT_TYPE_MODIFIED or (event.event_type == EVENT_TYPE_ATTRIB and self._writing(path)):
+            return None  # a writer is mid-way (``touch`` sets the times before its close); its close follows
         if event.event_type in (EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED):
             # Written, or renamed into place whole: no need to look at it first (a burst of renames would cost a
             # stat each, here). Were it gone already, this news of it is too old to matter soon (see leave).
@@ -138,6 +139,12 @@ class Writers:
                 return None
             self._files[name] = (Heard.WRITING, heard[1])
         return UNCLOSED_SECONDS  # its writer may still be writing: wait for the close
+
+    def _writing(self, path: str) -> bool:
+        """Whether a writer is heard writing ``path``: its close brings the look (or the deadline its open set)."""
+        with self._lock:
+            heard = self._files.get(os.path.basename(path))
+        return heard is not None and heard[0] is Heard.WRITING and self._clock.monotonic() - heard[1] < UNCLOSED_SECONDS
 
     def _heard(self, path: str, what: Heard) -> None:
         now = self._clock.monotonic()

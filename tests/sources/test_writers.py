@@ -8,7 +8,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from watchdog.events import FileClosedEvent, FileCreatedEvent, FileMovedEvent, FileOpenedEvent
+from watchdog.events import FileAttribEvent, FileClosedEvent, FileCreatedEvent, FileMovedEvent, FileOpenedEvent
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.sources.writers import JUST_CREATED, UNCLOSED_SECONDS, UNHEARD_SECONDS, Writers
@@ -34,6 +34,22 @@ def test_a_file_its_maker_opened_is_left_until_its_close(tmp_path: Path) -> None
     assert writers.leave(entry(path)) == "being written"
     assert writers.event_delay(FileClosedEvent(os.fspath(path))) == 0
     assert writers.leave(entry(path)) is None
+
+
+def test_a_touch_sets_the_times_of_a_file_being_written_and_only_its_close_asks_for_a_look(tmp_path: Path) -> None:
+    writers, clock, path = made(tmp_path)
+    assert writers.event_delay(FileCreatedEvent(os.fspath(path))) == UNHEARD_SECONDS
+    assert writers.event_delay(FileOpenedEvent(os.fspath(path))) == UNCLOSED_SECONDS
+    assert writers.event_delay(FileAttribEvent(os.fspath(path))) is None, "a look now would leave it"
+    assert writers.event_delay(FileClosedEvent(os.fspath(path))) == 0
+    assert writers.event_delay(FileAttribEvent(os.fspath(path))) == 0, "its times set again once it is whole"
+    clock.advance(timedelta(seconds=UNCLOSED_SECONDS))
+    other = tmp_path / "other"
+    other.write_text("")
+    writers.event_delay(FileCreatedEvent(os.fspath(other)))
+    writers.event_delay(FileOpenedEvent(os.fspath(other)))
+    clock.advance(timedelta(seconds=UNCLOSED_SECONDS))
+    assert writers.event_delay(FileAttribEvent(os.fspath(other))) == 0, "a writer never closing is waited for no more"
 
 
 def test_a_file_nobody_was_heard_opening_is_taken_soon(tmp_path: Path) -> None:
