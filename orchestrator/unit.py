@@ -64,7 +64,7 @@ class Shared:
     on_ending: Callable[[RunRecord], None] = lambda run: None
     """Told of each job's run that completed, just before its outcome is saved (the chains)."""
     trigger_watches: WatchHub = field(default_factory=lambda: WatchHub(observer=LoopObserver()))
-    """The triggers folders' watches, read on the event loop (a touch is heard in the loop's next turn)."""
+    """The triggers folders' watches, handed on on the event loop (a touch is heard after one hop)."""
     status_changes: Changes = field(default_factory=Changes)
     """Counts every job's status documents built (``GET /api/jobs`` answers the same text until it moves)."""
 

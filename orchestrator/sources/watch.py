@@ -60,8 +60,7 @@ class FolderWatch:
     one at its path), so ``rm -r triggers && mkdir triggers`` or ``mv triggers old && mkdir triggers`` does not
     leave us deaf. Events delivered to the subscriptions of before a recovery are ignored: they are about the
     folder that was. (Another watch than the folder's own, so that renames next to the folder cannot delay the
-    folder's own events by
-    watchdog's 0.5 s move pairing.)
+    folder's own events by watchdog's 0.5 s move pairing.)
     """
 
     def __init__(
@@ -169,8 +168,8 @@ class FolderWatch:
             return True
         return not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) != self._watched
 
-    # Called on the observer's thread (or the loop's, for a hub read there). Anything raised here would kill the
-    # observer, so nothing may be.
+    # Called on the observer's thread (or the loop's, for a hub that hands events on there). Anything raised
+    # here would kill the observer, so nothing may be.
     def _on_event(self, token: object, event: FileSystemEvent) -> None:
         try:
             if event.event_type == EVENT_TYPE_EVENTS_LOST:

@@ -1,7 +1,7 @@
 """The service's filesystem watches, shared: one observer per hub, one watch on it per distinct folder, however
 many subscribers ask for that folder, and each event handed to the subscribers it concerns. The progress files'
-hub runs on watchdog's observer (:class:`SharedObserver`); the triggers folders' on one inotify instance read on
-the event loop (:class:`~orchestrator.sources.loopobserver.LoopObserver`, never recursive).
+hub runs on watchdog's observer (:class:`SharedObserver`); the triggers folders' on one inotify instance whose
+events are handed on on the event loop (:class:`~orchestrator.sources.loopobserver.LoopObserver`, never recursive).
 
 A job's folder watch (:mod:`orchestrator.sources.watch`) subscribes to the entries of one folder (all of them,
 or only some, by name) and to the folder itself. A hundred jobs whose progress files sit in ``data/`` then
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 class Observing(Protocol):
     """What watches the folders: watchdog's observer on its threads (:class:`SharedObserver`), or one inotify
-    instance read on the event loop (:class:`~orchestrator.sources.loopobserver.LoopObserver`)."""
+    instance whose events are handed on on the event loop
+    (:class:`~orchestrator.sources.loopobserver.LoopObserver`)."""
 
     @property
     def running(self) -> bool: ...
