@@ -1,9 +1,9 @@
 """``touch triggers/run-now`` -> the job's first instruction: ours against ``watchmedo shell-command``, ``entr``
-and a watchdog handler that syncs one write first.
+a watchdog handler that syncs one write first, and the least an asyncio service of our shape does.
 
 The same touch (create the file, set its times through the descriptor: what ``touch`` does) in a folder each
 tool watches, and the same job, ``bash -c 'echo $EPOCHREALTIME >> OUT'``: its first instruction stamps the
-wall clock, read against ``time.time_ns()`` taken just before the touch. The three tools run side by side in one
+wall clock, read against ``time.time_ns()`` taken just before the touch. The tools run side by side in one
 run, their tries interleaved (the order rotates each round), so the machine's load falls on all alike.
 
 ``ours``      the real service (``python -m orchestrator serve``, started as bench/latency.py starts it, a
@@ -24,6 +24,11 @@ run, their tries interleaved (the order rotates each round), so the machine's lo
               file's creation, appends a line to a journal, ``fdatasync``s it and runs the job without a shell:
               the least a tool does that keeps "a trigger is on disk before its job runs". Not a product: the
               reference for what that one promise costs. The bench removes the file after the try.
+``asyncio+fsync`` ``bench/asyncio_peer.py``: the floor of the service's shape: an asyncio loop reading the
+              folder's inotify descriptor itself, one queue, one consumer that reads the file, appends and
+              ``fdatasync``s a journal line, removes the file and runs the job as the service does
+              (``create_subprocess_exec``, output on pipes, a session of its own). It takes the file on its
+              close, as ours does (the file's content is the trigger's reason), and removes it.
 
 Each try's runs are the lines stamped between its touch and the next try (for watchmedo: the removal); the
 first of them is the latency. The service's "started pid" log lines count its runs a second way.
@@ -59,6 +64,7 @@ from tests.support import PYTHON, ServiceProcess, saved_state, start_service  # 
 
 JOB = "echo $EPOCHREALTIME >> {out}"
 DURABLE_PEER = Path(__file__).resolve().parent / "durable_peer.py"
+ASYNCIO_PEER = Path(__file__).resolve().parent / "asyncio_peer.py"
 WAIT_SECONDS = 10.0
 """Longest wait for a try's first run; a miss aborts the bench."""
 POLL_SECONDS = 0.0005
@@ -140,11 +146,15 @@ class Ours(Tool):
 
 
 class Peer(Tool):
-    def __init__(self, name: str, root: Path, argv: list[str], *, stdin: bytes = b"", keep_file: bool) -> None:
+    def __init__(
+        self, name: str, root: Path, argv: list[str], *, stdin: bytes = b"", keep_file: bool, takes_file: bool = False
+    ) -> None:
         super().__init__(name, root / "triggers" / "run-now", root / "runs.out")
         self.argv = argv
         self.stdin = stdin
         self.keep_file = keep_file
+        self.takes_file = takes_file
+        """Whether the tool removes the file itself (as ours does): a try waits for that."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.trigger.parent.mkdir(parents=True)
         if keep_file:
@@ -158,10 +168,14 @@ class Peer(Tool):
         self.proc.stdin.write(self.stdin)
         self.proc.stdin.close()
 
+    def settle(self) -> None:
+        if self.takes_file:
+            wait_for(lambda: not self.trigger.exists(), f"{self.name} to take the file")
+
     def reset(self, quiet: float) -> int:
         until = time.time_ns()
         if not self.keep_file:
-            self.trigger.unlink()
+            self.trigger.unlink(missing_ok=self.takes_file)
             time.sleep(quiet)  # the removal's own runs (watchmedo) land before the next touch
         return until
 
@@ -243,8 +257,9 @@ def tools_needed() -> tuple[str, str, str]:
     return bash, watchmedo, entr
 
 
-def contenders(root: Path, code: Path | None) -> tuple[Ours, Peer, Peer, Peer]:
-    """Ours, watchmedo, entr and the durable watchdog handler, each in a folder of its own under ``root``."""
+def contenders(root: Path, code: Path | None) -> tuple[Ours, Peer, Peer, Peer, Peer]:
+    """Ours, watchmedo, entr, the durable watchdog handler and the asyncio floor, each in a folder of its own
+    under ``root``."""
     bash, watchmedo, entr = tools_needed()
     ours = Ours(root / "ours", bash, code)
     wm_out = root / "watchmedo" / "runs.out"
@@ -268,7 +283,11 @@ def contenders(root: Path, code: Path | None) -> tuple[Ours, Peer, Peer, Peer]:
     du_job = [bash, "-c", JOB.format(out=shlex.quote(str(du_root / "runs.out")))]
     du_argv = [PYTHON, str(DURABLE_PEER), str(du_root / "triggers"), str(du_root / "journal"), *du_job]
     du = Peer("watchdog+fsync", du_root, du_argv, keep_file=False)
-    return ours, wm, en, du
+    as_root = root / "asyncio"
+    as_job = [bash, "-c", JOB.format(out=shlex.quote(str(as_root / "runs.out")))]
+    as_argv = [PYTHON, str(ASYNCIO_PEER), str(as_root / "triggers"), str(as_root / "journal"), *as_job]
+    floor = Peer("asyncio+fsync", as_root, as_argv, keep_file=False, takes_file=True)
+    return ours, wm, en, du, floor
 
 
 def main() -> int:
@@ -283,8 +302,8 @@ def main() -> int:
     load_before, t_start = load_average(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         root = Path(tmp)
-        ours, wm, en, du = contenders(root, args.code)
-        tools: list[Tool] = [ours, wm, en, du]
+        ours, wm, en, du, floor = contenders(root, args.code)
+        tools: list[Tool] = [ours, wm, en, du, floor]
         try:
             for tool in tools:
                 tool.start()
@@ -314,7 +333,7 @@ def main() -> int:
     print(
         table(
             ["", "median", "p90"],
-            [[f"ours / {p.name}", ratio(ours, p, 50), ratio(ours, p, 90)] for p in (wm, en, du)],
+            [[f"ours / {p.name}", ratio(ours, p, 50), ratio(ours, p, 90)] for p in (wm, en, du, floor)],
         )
     )
     print("\n### run counts\n")
@@ -329,6 +348,11 @@ def main() -> int:
     )
     print(f"- entr: {sum(en.runs)} runs for {len(en.runs)} touches")
     print(f"- watchdog+fsync: {sum(du.runs)} runs for {len(du.runs)} touches (on the file's creation only)")
+    print(f"- asyncio+fsync: {sum(floor.runs)} runs for {len(floor.runs)} touches (on the file's close)")
+    print(
+        "- reference floor: asyncio+fsync / watchmedo "
+        f"{percentile(sorted(floor.latencies_ms), 50) / percentile(sorted(wm.latencies_ms), 50):.2f} (median)"
+    )
     facts = {
         **machine(),
         "service code": code,

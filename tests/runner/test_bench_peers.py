@@ -1,5 +1,5 @@
-"""bench/peers.py runs end to end at a tiny size: ours, watchmedo, entr and a syncing watchdog handler each
-touched, the ratios printed, and ours ran exactly once per touch."""
+"""bench/peers.py runs end to end at a tiny size: ours, watchmedo, entr, a syncing watchdog handler and the
+asyncio floor each touched, the ratios printed, and ours (and the floor) ran exactly once per touch."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def test_the_peers_benchmark_runs_at_a_tiny_size() -> None:
     out = run_bench("peers.py", "--tries", "2", "--warmup", "1", "--quiet-ms", "50", timeout=100)
     for heading in ("### touch -> the job's first instruction", "### ratios (ours / peer)", "### run counts"):
         assert heading in out, out
-    rows = ("| ours | 2 |", "| watchmedo | 2 |", "| entr | 2 |", "| watchdog+fsync | 2 |", "| ours / watchmedo |")
-    for row in (*rows, "| ours / entr |", "| ours / watchdog+fsync |"):
+    tools = ("ours", "watchmedo", "entr", "watchdog+fsync", "asyncio+fsync")
+    rows = [f"| {tool} | 2 |" for tool in tools] + [f"| ours / {peer} |" for peer in tools[1:]]
+    for row in rows:
         assert row in out, out
     assert "**exactly one run per touch**" in out, out
+    assert "- asyncio+fsync: 2 runs for 2 touches (on the file's close)" in out, out

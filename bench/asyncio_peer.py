@@ -1,0 +1,96 @@
+"""The least the service's shape does between a touch and its job, as one small program: a reference for
+``bench/peers.py``. An asyncio loop reads the folder's inotify descriptor itself (no thread), puts the name of
+each file written and closed (or renamed in) on one ``asyncio.Queue``; one consumer reads the file, appends a
+line to JOURNAL and ``fdatasync``s it (the trigger is on disk), removes the file, and runs the job as
+``asyncio.create_subprocess_exec`` does it for the service (its output on pipes, a session of its own), one run
+at a time. No history, no state file, no progress file, no HTTP: what is left is the floor of the shape.
+
+    python bench/asyncio_peer.py FOLDER JOURNAL JOB [ARG...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import os
+import signal
+import struct
+import sys
+
+IN_CLOSE_WRITE = 0x00000008
+IN_MOVED_TO = 0x00000080
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+EVENT = struct.Struct("iIII")
+
+
+def inotify(folder: str) -> int:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
+    if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(folder), IN_CLOSE_WRITE | IN_MOVED_TO) < 0:
+        raise OSError(ctypes.get_errno(), "inotify")
+    return fd
+
+
+def names(buffer: bytes) -> list[str]:
+    found, at = [], 0
+    while at < len(buffer):
+        _wd, _mask, _cookie, length = EVENT.unpack_from(buffer, at)
+        at += EVENT.size
+        found.append(os.fsdecode(buffer[at : at + length].rstrip(b"\0")))
+        at += length
+    return found
+
+
+async def consume(queue: asyncio.Queue[str], folder: str, journal: int, job: list[str]) -> None:
+    while True:
+        name = await queue.get()
+        path = os.path.join(folder, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue
+        try:
+            reason = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        os.write(journal, os.fsencode(name) + b" " + reason.replace(b"\n", b" ") + b"\n")
+        os.fdatasync(journal)
+        os.unlink(path)
+        proc = await asyncio.create_subprocess_exec(
+            *job,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        await proc.communicate()
+
+
+async def main() -> int:
+    folder, journal_path, *job = sys.argv[1:]
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    fd = inotify(folder)
+    journal = os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def readable() -> None:
+        try:
+            buffer = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        for name in names(buffer):
+            queue.put_nowait(name)
+
+    loop.add_reader(fd, readable)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    consumer = asyncio.create_task(consume(queue, folder, journal, job))
+    await stop.wait()
+    consumer.cancel()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
