@@ -6,7 +6,8 @@
    bare aiohttp app (``python -c``, one ``/health`` route, ``web.run_app``) spawned the same way. ``/health`` is
    asked on a new connection every 2 ms from the spawn until one answers 200. ``--rounds`` tries of each, the three
    interleaved (the order turns each round); medians, p90 and the ratios.
-2. **Idle**: the service with history and the bare app at once, ``--settle`` seconds after both answered; over
+2. **Idle**: the service with history, the bare app and the floor of the shape (the bare app with a watchdog
+   observer and the same history opened and read: ``FLOOR``) at once, ``--settle`` seconds after both answered; over
    ``--idle-seconds``: RSS (``VmRSS``), threads, wakeups (voluntary + involuntary context switches of every thread,
    ``/proc/PID/task/*/status``) and CPU time (``/proc/PID/stat``).
 
@@ -68,6 +69,31 @@ app = web.Application()
 app.router.add_get("/health", health)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """
+FLOOR = """\
+import sqlite3, sys
+from aiohttp import web
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+
+data = sys.argv[2]
+observer = Observer()
+observer.schedule(FileSystemEventHandler(), data)
+observer.start()
+with sqlite3.connect(f"{data}/runs.sqlite3") as db:
+    db.execute("PRAGMA integrity_check").fetchall()
+    recent = db.execute("SELECT * FROM runs ORDER BY rowid DESC LIMIT 100").fetchall()
+db.close()
+
+async def health(request):
+    return web.json_response({"status": "ok"})
+
+app = web.Application()
+app.router.add_get("/health", health)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+"""
+"""The floor of the service's shape at idle: the bare app, plus a watchdog observer on a folder (as the service
+watches its data folder) and the same history opened, checked and its last 100 runs read (then closed): what
+an idle service costs before any code of its own."""
 KINDS = ("fresh", "history", "bare")
 BEFORE = ("fresh-before", "history-before")
 """With ``--before``: the service of the other checkout, with a fresh data folder and with history."""
@@ -121,6 +147,9 @@ def spawn(root: Path, kind: str, code: Path, template: Path) -> Service:
     port = free_port()
     if kind == "bare":
         return Service(root, argv=["-c", BARE, str(port)], port=port, code=code)
+    if kind == "floor":
+        shutil.copytree(template, root / "data")
+        return Service(root, argv=["-c", FLOOR, str(port), str(root / "data")], port=port, code=code)
     svc = root / "svc"
     if kind.startswith("history"):
         shutil.copytree(template, svc / "data")
@@ -184,7 +213,7 @@ def sample(pid: int) -> tuple[float, float, dict[int, ThreadSample]]:
 
 def idle(tmp: Path, args: argparse.Namespace, template: Path) -> dict[str, Idle]:
     """The service with history and the bare app (and the service before) at once, over the window."""
-    kinds = ("history", "bare") + (("history-before",) if args.before is not None else ())
+    kinds = ("history", "bare", "floor") + (("history-before",) if args.before is not None else ())
     services = {kind: spawn(tmp / f"idle-{kind}", kind, code_of(kind, args), template) for kind in kinds}
     try:
         for service in services.values():

@@ -18,12 +18,15 @@ LABELS = {
     "fresh": "service, fresh data folder (its first run starts)",
     "history": "service, data folder with history",
     "bare": "bare aiohttp app (reference)",
+    "floor": "bare app + watchdog observer + the history read (the shape's floor)",
     "fresh-before": "service before, fresh data folder",
     "history-before": "service before, data folder with history",
 }
 RATIOS = (
     ("fresh", "bare"),
     ("history", "bare"),
+    ("floor", "bare"),
+    ("history", "floor"),
     ("fresh-before", "bare"),
     ("history-before", "bare"),
     ("fresh", "fresh-before"),

@@ -1,6 +1,8 @@
 """The status document under load: ``wrk -t1 -c32`` against the real service (``python -m orchestrator serve``,
 default settings) and, in the same run, against a bare aiohttp app in its own process whose one handler returns
-the same bytes (the service's document, fetched once). The two alternate, ``--rounds`` times each.
+the same bytes (the service's document, fetched once), and the same bare app behind the service's own guard
+middleware and answer-headers hook (what the protections cost by themselves). They take turns, ``--rounds``
+times each.
 
 1. ``GET /api/snapshot/status``: the service with its one job (``snapshot``, the bundled sample job, which ran
    just before: nothing runs, nothing is due for an hour).
@@ -48,9 +50,19 @@ async def handler(request):
     return web.Response(body=body, content_type="application/json")
 app = web.Application()
 app.router.add_get(sys.argv[3], handler)
+if sys.argv[4:] == ["guarded"]:  # the service's own guard and answer headers, as create_app installs them
+    from orchestrator.config import HttpSettings
+    from orchestrator.core.clock import SystemClock
+    from orchestrator.http import guard, headers
+    the_guard = guard.Guard(HttpSettings(), SystemClock(), 16 * 1024)
+    guard.install(app, the_guard)
+    headers.install(app, (), also=[the_guard.answer_headers])
 web.run_app(app, host="127.0.0.1", port=port, print=lambda *a: print("listening", flush=True))
 """
-"""The reference: one route, one handler answering fixed bytes, aiohttp's defaults (``run_app``)."""
+"""The reference: one route, one handler answering fixed bytes, aiohttp's defaults (``run_app``). With
+``guarded``: the same, behind the service's guard middleware and answer-headers hook with default settings (the
+``Host`` check, the body cap, CSP and the other headers): what those protections cost on their own, so the
+ceiling of ours / bare while the service keeps them."""
 
 
 @dataclass(frozen=True)
@@ -110,13 +122,13 @@ def fetch(url: str) -> bytes:
 class Bare:
     """The bare aiohttp app serving ``body`` at ``path``, in its own process."""
 
-    def __init__(self, root: Path, path: str, body: bytes) -> None:
+    def __init__(self, root: Path, path: str, body: bytes, *, guarded: bool = False, code: Path | None = None) -> None:
         self.port = free_port()
         body_file = root / f"bare-{self.port}.json"
         body_file.write_bytes(body)
-        self.proc = subprocess.Popen(
-            [PYTHON, "-c", BARE_APP, str(self.port), str(body_file), path], stdout=subprocess.PIPE, text=True
-        )
+        argv = [PYTHON, "-c", BARE_APP, str(self.port), str(body_file), path, *(["guarded"] if guarded else [])]
+        env = {**os.environ, **({"PYTHONPATH": str(code)} if code is not None else {})}
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None
         if "listening" not in self.proc.stdout.readline():
             raise RuntimeError("the bare app did not start")
@@ -161,22 +173,30 @@ class Figure:
     path: str
     ours: list[Wrk]
     bare: list[Wrk]
+    guarded: list[Wrk]
     size: int
 
 
 def measure(title: str, proc: ServiceProcess, path: str, root: Path, args: argparse.Namespace) -> Figure:
     body = fetch(proc.url + path)
     bare = Bare(root, path, body)
-    figure = Figure(title, path, [], [], len(body))
+    guarded = Bare(root, path, body, guarded=True, code=args.code)
+    figure = Figure(title, path, [], [], [], len(body))
     try:
-        run_wrk(proc.url + path, 1, args.connections)  # warm both up
-        run_wrk(bare.url, 1, args.connections)
+        order = [
+            (proc.proc.pid, proc.url + path, figure.ours),
+            (bare.proc.pid, bare.url, figure.bare),
+            (guarded.proc.pid, guarded.url, figure.guarded),
+        ]
+        for _, url, _ in order:  # warm each up
+            run_wrk(url, 1, args.connections)
         for round_ in range(args.rounds):
-            order = [(proc.proc.pid, proc.url + path, figure.ours), (bare.proc.pid, bare.url, figure.bare)]
-            for pid, url, into in order if round_ % 2 == 0 else order[::-1]:
+            turn = round_ % len(order)
+            for pid, url, into in order[turn:] + order[:turn]:
                 into.append(run_wrk_on(pid, url, args.seconds, args.connections))
     finally:
         bare.stop()
+        guarded.stop()
     return figure
 
 
@@ -187,22 +207,28 @@ def median(values: list[float]) -> float:
 def table(figure: Figure) -> str:
     ours = [median([getattr(w, f) for w in figure.ours]) for f in FIELDS]
     bare = [median([getattr(w, f) for w in figure.bare]) for f in FIELDS]
+    guarded = [median([getattr(w, f) for w in figure.guarded]) for f in FIELDS]
     each = ", ".join(f"{w.rps:,.0f}" for w in figure.ours)
     each_bare = ", ".join(f"{w.rps:,.0f}" for w in figure.bare)
+    each_guarded = ", ".join(f"{w.rps:,.0f}" for w in figure.guarded)
     return "\n".join(
         [
             f"### {figure.title}",
             "",
             f"`GET {figure.path}`, {figure.size:,} bytes; median of {len(figure.ours)} rounds "
-            f"(ours: {each}; bare: {each_bare} req/s)",
+            f"(ours: {each}; bare: {each_bare}; bare + guard: {each_guarded} req/s)",
             "",
             "| server | req/s | p50 ms | p99 ms | server CPU µs/request |",
             "|---|---:|---:|---:|---:|",
             f"| ours | {ours[0]:,.0f} | {ours[1]:.2f} | {ours[2]:.2f} | {ours[3]:.0f} |",
             f"| bare aiohttp, same bytes (reference) | {bare[0]:,.0f} | {bare[1]:.2f} | {bare[2]:.2f} "
             f"| {bare[3]:.0f} |",
+            f"| bare aiohttp + the service's guard and headers | {guarded[0]:,.0f} | {guarded[1]:.2f} "
+            f"| {guarded[2]:.2f} | {guarded[3]:.0f} |",
             f"| **ours / bare** | **{ours[0] / bare[0]:.2f}x** | {ours[1] / bare[1]:.2f}x | {ours[2] / bare[2]:.2f}x "
             f"| {ours[3] / max(bare[3], 0.001):.2f}x |",
+            f"| bare + guard / bare (the protections alone) | {guarded[0] / bare[0]:.2f}x "
+            f"| {guarded[1] / bare[1]:.2f}x | {guarded[2] / bare[2]:.2f}x | {guarded[3] / max(bare[3], 0.001):.2f}x |",
             "",
         ]
     )

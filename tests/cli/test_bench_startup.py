@@ -1,6 +1,6 @@
 """bench/startup.py runs end to end at a tiny size: one try of each start (a fresh data folder, one with history,
-the bare aiohttp app, and the same service again as the one "before"), a short idle window; both tables are
-printed with their references and ratios."""
+the bare aiohttp app, and the same service again as the one "before"), a short idle window with the shape's
+floor beside them; both tables are printed with their references and ratios."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def test_the_startup_benchmark_runs_at_a_tiny_size() -> None:
         "| **fresh / bare** |",
         "| **history / bare** |",
         "| **history / history-before** |",
+        "| bare app + watchdog observer + the history read (the shape's floor) |",
+        "| **floor / bare** |",
+        "| **history / floor** |",
     ):
         assert row in out, out
     assert f"The service's code: `{REPO / 'orchestrator' / '__init__.py'}`" in out, out

@@ -26,4 +26,6 @@ def test_the_status_wrk_benchmark_runs_at_a_tiny_size() -> None:
         assert heading in out, out
     assert out.count("| bare aiohttp, same bytes (reference) |") == 2, out
     assert out.count("| **ours / bare** |") == 2, out
+    assert out.count("| bare aiohttp + the service's guard and headers |") == 2, out
+    assert out.count("| bare + guard / bare (the protections alone) |") == 2, out
     assert "`GET /api/snapshot/status`" in out and "`GET /api/jobs`" in out, out
