@@ -80,8 +80,8 @@ observer = Observer()
 observer.schedule(FileSystemEventHandler(), data)
 observer.start()
 with sqlite3.connect(f"{data}/runs.sqlite3") as db:
-    db.execute("PRAGMA integrity_check").fetchall()
-    recent = db.execute("SELECT * FROM runs ORDER BY rowid DESC LIMIT 100").fetchall()
+    db.execute("PRAGMA quick_check").fetchone()  # as orchestrator/store/schema.py checks it
+    recent = db.execute("SELECT record FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 100").fetchall()
 db.close()
 
 async def health(request):

@@ -20,6 +20,7 @@ request (``/proc``: less swayed by what else the machine runs than req/s), and t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -130,11 +131,15 @@ class Bare:
         env = {**os.environ, **({"PYTHONPATH": str(code)} if code is not None else {})}
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None
-        if "listening" not in self.proc.stdout.readline():
-            raise RuntimeError("the bare app did not start")
         self.url = f"http://127.0.0.1:{self.port}{path}"
-        if fetch(self.url) != body:
-            raise RuntimeError("the bare app does not answer the service's bytes")
+        try:
+            if "listening" not in self.proc.stdout.readline():
+                raise RuntimeError("the bare app did not start")
+            if fetch(self.url) != body:
+                raise RuntimeError("the bare app does not answer the service's bytes")
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -179,10 +184,12 @@ class Figure:
 
 def measure(title: str, proc: ServiceProcess, path: str, root: Path, args: argparse.Namespace) -> Figure:
     body = fetch(proc.url + path)
-    bare = Bare(root, path, body)
-    guarded = Bare(root, path, body, guarded=True, code=args.code)
     figure = Figure(title, path, [], [], [], len(body))
-    try:
+    with contextlib.ExitStack() as started:
+        bare = Bare(root, path, body)
+        started.callback(bare.stop)
+        guarded = Bare(root, path, body, guarded=True, code=args.code)
+        started.callback(guarded.stop)
         order = [
             (proc.proc.pid, proc.url + path, figure.ours),
             (bare.proc.pid, bare.url, figure.bare),
@@ -194,9 +201,6 @@ def measure(title: str, proc: ServiceProcess, path: str, root: Path, args: argpa
             turn = round_ % len(order)
             for pid, url, into in order[turn:] + order[:turn]:
                 into.append(run_wrk_on(pid, url, args.seconds, args.connections))
-    finally:
-        bare.stop()
-        guarded.stop()
     return figure
 
 
