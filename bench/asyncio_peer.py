@@ -17,28 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import os
 import signal
 import struct
 import sys
 
+from watchdog.observers.inotify_c import InotifyConstants as In
+from watchdog.observers.inotify_c import inotify_add_watch, inotify_init
+
 from orchestrator.sources.loopobserver import MASK
 
-IN_CLOSE_WRITE = 0x00000008
-IN_MOVED_TO = 0x00000080
-IN_Q_OVERFLOW = 0x00004000
-IN_ISDIR = 0x40000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
 EVENT = struct.Struct("iIII")
 
 
 def inotify(folder: str) -> int:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
-    if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(folder), MASK) < 0:
+    """An inotify instance watching ``folder`` for the service's events, opened as the service opens its own."""
+    fd = inotify_init()
+    if fd == -1 or inotify_add_watch(fd, os.fsencode(folder), MASK) == -1:
         raise OSError(ctypes.get_errno(), "inotify")
+    os.set_inheritable(fd, False)
+    os.set_blocking(fd, False)
     return fd
 
 
@@ -51,9 +49,9 @@ def names(buffer: bytes, folder: str) -> list[str]:
         at += EVENT.size
         name = os.fsdecode(buffer[at : at + length].rstrip(b"\0"))
         at += length
-        if mask & IN_Q_OVERFLOW:
+        if mask & In.IN_Q_OVERFLOW:
             found.extend(sorted(os.listdir(folder)))
-        elif name and mask & (IN_CLOSE_WRITE | IN_MOVED_TO) and not mask & IN_ISDIR:
+        elif name and mask & (In.IN_CLOSE_WRITE | In.IN_MOVED_TO) and not mask & In.IN_ISDIR:
             found.append(name)
     return found
 
